@@ -1,0 +1,155 @@
+// Package bus names the JetStream stream, subjects and consumers that carry
+// referral events between agencies.
+//
+// Subjects are refbus.<from>.<to>.<event>, where <event> is the event type
+// without its org.refbus. prefix and version (referral.requested, receipt).
+// Each agency reads refbus.*.<agency>.> through its own durable consumer.
+package bus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Stream is the name of the stream that keeps every referral event.
+const Stream = "REFERRALS"
+
+// ReceiptType is the event type of the delivery receipt a receiver sends
+// back for every event it applied or rejected.
+const ReceiptType = "org.refbus.receipt.v1"
+
+const (
+	subjectRoot = "refbus"
+	typePrefix  = "org.refbus."
+	sourceRoot  = "/agencies/"
+)
+
+// Agencies are the agencies of the network, in a stable order.
+var Agencies = []string{"health", "education", "social", "ngo"}
+
+// KnownAgency reports whether name is one of Agencies.
+func KnownAgency(name string) bool {
+	for _, a := range Agencies {
+		if a == name {
+			return true
+		}
+	}
+	return false
+}
+
+// Source is the CloudEvents source of an agency.
+func Source(agency string) string { return sourceRoot + agency }
+
+// AgencyOf returns the agency named by a CloudEvents source.
+func AgencyOf(source string) (string, bool) {
+	a, ok := strings.CutPrefix(source, sourceRoot)
+	return a, ok && KnownAgency(a)
+}
+
+// Subject is the NATS subject of an event of eventType from one agency to
+// another.
+func Subject(from, to, eventType string) string {
+	return subjectRoot + "." + from + "." + to + "." + eventName(eventType)
+}
+
+// eventName turns org.refbus.referral.requested.v1 into referral.requested.
+func eventName(eventType string) string {
+	n := strings.TrimPrefix(eventType, typePrefix)
+	if i := strings.LastIndex(n, ".v"); i > 0 {
+		n = n[:i]
+	}
+	return n
+}
+
+// ParseSubject splits a subject into its sending and receiving agency.
+func ParseSubject(subject string) (from, to string, err error) {
+	parts := strings.SplitN(subject, ".", 4)
+	if len(parts) < 4 || parts[0] != subjectRoot {
+		return "", "", fmt.Errorf("subject %q is not refbus.<from>.<to>.<event>", subject)
+	}
+	return parts[1], parts[2], nil
+}
+
+// StreamConfig sets what differs between deployments.
+type StreamConfig struct {
+	// MaxAge is the legal retention period; 0 keeps events for 10 years.
+	MaxAge time.Duration
+	// Replicas is 1 on one machine and 3 on a cluster; 0 means 1.
+	Replicas int
+	// Duplicates is JetStream's dedupe window; 0 means one hour.
+	Duplicates time.Duration
+}
+
+// EnsureStream creates or updates the REFERRALS stream.
+func EnsureStream(ctx context.Context, js jetstream.JetStream, c StreamConfig) (jetstream.Stream, error) {
+	if c.MaxAge == 0 {
+		c.MaxAge = 10 * 365 * 24 * time.Hour
+	}
+	if c.Replicas == 0 {
+		c.Replicas = 1
+	}
+	if c.Duplicates == 0 {
+		c.Duplicates = time.Hour
+	}
+	s, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:        Stream,
+		Description: "referral events between agencies",
+		Subjects:    []string{subjectRoot + ".>"},
+		Storage:     jetstream.FileStorage,
+		Retention:   jetstream.LimitsPolicy,
+		MaxAge:      c.MaxAge,
+		Replicas:    c.Replicas,
+		Duplicates:  c.Duplicates,
+		DenyDelete:  true,
+		DenyPurge:   true,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("ensure stream %s: %w", Stream, err)
+	}
+	return s, nil
+}
+
+// ConsumerConfig sets the redelivery policy of an agency's consumer.
+type ConsumerConfig struct {
+	// BackOff are the waits before each redelivery of an unacknowledged
+	// event; the last one repeats. nil uses 1s, 5s, 30s, 2m, 10m.
+	BackOff []time.Duration
+	// MaxDeliver bounds deliveries before an event goes to the dead
+	// letters; 0 means 20.
+	MaxDeliver int
+}
+
+// DefaultBackOff is the redelivery schedule of a consumer.
+var DefaultBackOff = []time.Duration{time.Second, 5 * time.Second, 30 * time.Second, 2 * time.Minute, 10 * time.Minute}
+
+// EnsureConsumer creates or updates the durable consumer of agency.
+func EnsureConsumer(ctx context.Context, js jetstream.JetStream, agency string, c ConsumerConfig) (jetstream.Consumer, error) {
+	if c.BackOff == nil {
+		c.BackOff = DefaultBackOff
+	}
+	if c.MaxDeliver == 0 {
+		c.MaxDeliver = 20
+	}
+	if c.MaxDeliver <= len(c.BackOff) {
+		return nil, errors.New("ensure consumer: MaxDeliver must exceed the number of back-off steps")
+	}
+	cons, err := js.CreateOrUpdateConsumer(ctx, Stream, jetstream.ConsumerConfig{
+		Durable:       agency,
+		Description:   "events addressed to " + agency,
+		FilterSubject: subjectRoot + ".*." + agency + ".>",
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+		MaxDeliver:    c.MaxDeliver,
+		BackOff:       c.BackOff,
+		MaxAckPending: 20000,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("ensure consumer %s: %w", agency, err)
+	}
+	return cons, nil
+}

@@ -1,0 +1,371 @@
+package event
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"maps"
+	"net/url"
+	"path"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	ce "github.com/cloudevents/sdk-go/v2/event"
+	"github.com/google/uuid"
+	"github.com/santhosh-tekuri/jsonschema/v6"
+	"github.com/santhosh-tekuri/jsonschema/v6/kind"
+)
+
+// typeKeyword is the schema keyword naming the event type a schema describes.
+const typeKeyword = "x-cloudevents-type"
+
+// Limits on the size of a schema rejection message: it is shown to an
+// operator and stored with the rejected event, so it must stay readable.
+const (
+	maxIssues   = 10
+	maxIssueLen = 300
+)
+
+// Registry holds the compiled JSON Schemas of event data, one per event type.
+// It is immutable once built and safe for concurrent use.
+type Registry struct {
+	schemas map[string]*typeSchema
+	types   []string
+}
+
+type typeSchema struct {
+	id     string
+	schema *jsonschema.Schema
+}
+
+type schemaFile struct {
+	path      string
+	id        string
+	eventType string
+}
+
+// NewRegistry compiles every *.json file in fsys, walked recursively. Each
+// file must have an absolute "$id". A file with a top-level
+// "x-cloudevents-type" string describes the data of that event type; files
+// without it (shared $defs, say) are still added so that $ref between
+// schemas resolves. References are resolved only among these files: nothing
+// is fetched from the network or the local disk.
+func NewRegistry(fsys fs.FS) (*Registry, error) {
+	c := jsonschema.NewCompiler()
+	c.DefaultDraft(jsonschema.Draft2020)
+	// An empty loader makes an unresolvable $ref a compile error instead of
+	// a file or network read at startup.
+	c.UseLoader(jsonschema.SchemeURLLoader{})
+
+	var files []schemaFile
+	err := fs.WalkDir(fsys, ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() || path.Ext(p) != ".json" {
+			return nil
+		}
+		f, err := addSchemaResource(c, fsys, p)
+		if err != nil {
+			return fmt.Errorf("schema %s: %w", p, err)
+		}
+		files = append(files, f)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("load schemas: %w", err)
+	}
+
+	r := &Registry{schemas: make(map[string]*typeSchema)}
+	byType := make(map[string]string)
+	for _, f := range files {
+		if f.eventType == "" {
+			continue
+		}
+		if prev, dup := byType[f.eventType]; dup {
+			return nil, fmt.Errorf("load schemas: event type %q is described by both %s and %s", f.eventType, prev, f.path)
+		}
+		byType[f.eventType] = f.path
+		sch, err := c.Compile(f.id)
+		if err != nil {
+			return nil, fmt.Errorf("compile schema %s: %w", f.path, err)
+		}
+		r.schemas[f.eventType] = &typeSchema{id: f.id, schema: sch}
+		r.types = append(r.types, f.eventType)
+	}
+	sort.Strings(r.types)
+	return r, nil
+}
+
+func addSchemaResource(c *jsonschema.Compiler, fsys fs.FS, p string) (schemaFile, error) {
+	f := schemaFile{path: p}
+	b, err := fs.ReadFile(fsys, p)
+	if err != nil {
+		return f, err
+	}
+	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(b))
+	if err != nil {
+		return f, fmt.Errorf("parse: %w", err)
+	}
+	obj, ok := doc.(map[string]any)
+	if !ok {
+		return f, errors.New("not a JSON object")
+	}
+	id, _ := obj["$id"].(string)
+	u, err := url.Parse(id)
+	if id == "" || err != nil || !u.IsAbs() {
+		return f, errors.New(`"$id" must be an absolute URI`)
+	}
+	// A trailing empty fragment is allowed by the spec but would make the
+	// dataschema comparison fail for an otherwise identical URI.
+	f.id = strings.TrimSuffix(id, "#")
+	if v, ok := obj[typeKeyword]; ok {
+		t, ok := v.(string)
+		if !ok || strings.TrimSpace(t) == "" {
+			return f, fmt.Errorf("%q must be a non-empty string", typeKeyword)
+		}
+		f.eventType = t
+	}
+	if err := c.AddResource(f.id, doc); err != nil {
+		return f, err
+	}
+	return f, nil
+}
+
+// Types returns the event types known to the registry, sorted.
+func (r *Registry) Types() []string {
+	return slices.Clone(r.types)
+}
+
+// SchemaID returns the $id of the schema for eventType.
+func (r *Registry) SchemaID(eventType string) (string, bool) {
+	s, ok := r.schemas[eventType]
+	if !ok {
+		return "", false
+	}
+	return s.id, true
+}
+
+// New builds an event of eventType from source with a UUIDv7 id (time
+// ordered, which keeps the JetStream dedupe window and logs readable), the
+// current UTC time, JSON data and dataschema set to the type's $id. The event
+// is validated before it is returned; errors wrap ErrUnknownType or
+// ErrInvalid.
+func (r *Registry) New(source, eventType, subject string, data any) (*ce.Event, error) {
+	s, ok := r.schemas[eventType]
+	if !ok {
+		return nil, fmt.Errorf("%w: %q", ErrUnknownType, eventType)
+	}
+	id, err := uuid.NewV7()
+	if err != nil {
+		return nil, fmt.Errorf("new event id: %w", err)
+	}
+	b, err := json.Marshal(data)
+	if err != nil {
+		return nil, fmt.Errorf("%w: encode data: %w", ErrInvalid, err)
+	}
+
+	e := ce.New()
+	e.SetID(id.String())
+	e.SetSource(source)
+	e.SetType(eventType)
+	e.SetSubject(subject)
+	e.SetTime(time.Now().UTC())
+	e.SetDataContentType(ce.ApplicationJSON)
+	e.SetDataSchema(s.id)
+	e.DataEncoded = b
+	if err := r.Validate(&e); err != nil {
+		return nil, err
+	}
+	return &e, nil
+}
+
+// Validate checks the envelope and the data of e. The envelope must pass the
+// CloudEvents SDK validation, be spec version 1.0, have id, source and type,
+// a datacontenttype of application/json (or none), a dataschema (if any)
+// equal to the registry's $id for the type, and a sequence (if any) of 10
+// digits. The data must match the type's schema.
+//
+// Errors wrap ErrInvalid, or ErrUnknownType when the type has no schema.
+// Their message is meant for a person: it is the rejection reason an
+// operator sees.
+func (r *Registry) Validate(e *ce.Event) error {
+	if e == nil || e.Context == nil {
+		return fmt.Errorf("%w: event has no context", ErrInvalid)
+	}
+	if issues := envelopeIssues(e); len(issues) > 0 {
+		return fmt.Errorf("%w: %s", ErrInvalid, strings.Join(issues, "; "))
+	}
+	s, ok := r.schemas[e.Type()]
+	if !ok {
+		return fmt.Errorf("%w: %q", ErrUnknownType, e.Type())
+	}
+	if ds := e.DataSchema(); ds != "" && ds != s.id {
+		return fmt.Errorf("%w: dataschema %q does not match %s, the schema of %s", ErrInvalid, ds, s.id, e.Type())
+	}
+	return s.validate(e.Data())
+}
+
+// envelopeIssues lists what is wrong with the attributes of e, all at once
+// so that a sender can fix everything in one go.
+func envelopeIssues(e *ce.Event) []string {
+	var issues []string
+	if e.SpecVersion() != ce.CloudEventsVersionV1 {
+		issues = append(issues, fmt.Sprintf("specversion %q is not supported, want %s", e.SpecVersion(), ce.CloudEventsVersionV1))
+	}
+	if strings.TrimSpace(e.ID()) == "" {
+		issues = append(issues, "missing id")
+	}
+	if strings.TrimSpace(e.Source()) == "" {
+		issues = append(issues, "missing source")
+	}
+	if strings.TrimSpace(e.Type()) == "" {
+		issues = append(issues, "missing type")
+	}
+	if err := e.Validate(); err != nil {
+		var fields ce.ValidationError
+		if errors.As(err, &fields) {
+			for _, name := range slices.Sorted(maps.Keys(fields)) {
+				switch name {
+				case "id", "source", "type":
+					// Already reported above, in clearer words.
+					continue
+				}
+				issues = append(issues, name+": "+fields[name].Error())
+			}
+		} else {
+			issues = append(issues, err.Error())
+		}
+	}
+	if ct := e.DataContentType(); ct != "" && e.DataMediaType() != ce.ApplicationJSON {
+		issues = append(issues, fmt.Sprintf("datacontenttype %q is not supported, want %s", ct, ce.ApplicationJSON))
+	}
+	if v, ok := extension(e, ExtSequence); ok {
+		if s, _ := v.(string); !validSequence(s) {
+			issues = append(issues, fmt.Sprintf("sequence %v is not 10 digits from 0000000001", quoteValue(v)))
+		}
+	}
+	for _, name := range []string{ExtCaseID, ExtTraceparent} {
+		if v, ok := extension(e, name); ok {
+			if s, _ := v.(string); s == "" {
+				issues = append(issues, fmt.Sprintf("%s %v is not a non-empty string", name, quoteValue(v)))
+			}
+		}
+	}
+	return issues
+}
+
+func (s *typeSchema) validate(data []byte) error {
+	var doc any
+	if len(data) > 0 {
+		var err error
+		// UnmarshalJSON keeps numbers as json.Number, so integer and
+		// multipleOf checks are exact.
+		doc, err = jsonschema.UnmarshalJSON(bytes.NewReader(data))
+		if err != nil {
+			return fmt.Errorf("%w: data is not JSON: %v", ErrInvalid, err)
+		}
+	}
+	err := s.schema.Validate(doc)
+	if err == nil {
+		return nil
+	}
+	if len(data) == 0 {
+		return fmt.Errorf("%w: data is missing, schema %s requires it", ErrInvalid, s.id)
+	}
+	var verr *jsonschema.ValidationError
+	if !errors.As(err, &verr) {
+		return fmt.Errorf("%w: data does not match schema %s: %w", ErrInvalid, s.id, err)
+	}
+	return fmt.Errorf("%w: data does not match schema %s: %s", ErrInvalid, s.id, summarize(verr))
+}
+
+// summarize flattens a schema validation error into "at <location>:
+// <message>" parts. Only leaves are kept: the intermediate nodes ($ref,
+// allOf, ...) just say "validation failed" and would drown the useful parts.
+func summarize(verr *jsonschema.ValidationError) string {
+	var parts []string
+	total := 0
+	add := func(loc []string, msg string) {
+		total++
+		if len(parts) < maxIssues {
+			parts = append(parts, truncate("at "+pointer(loc)+": "+msg, maxIssueLen))
+		}
+	}
+	var walk func(*jsonschema.ValidationError)
+	walk = func(v *jsonschema.ValidationError) {
+		if len(v.Causes) > 0 {
+			for _, c := range v.Causes {
+				walk(c)
+			}
+			return
+		}
+		// Point at the offending property itself: "at /note: missing
+		// property" names the field where "at (root): missing property
+		// 'note'" makes the reader look for it.
+		switch k := v.ErrorKind.(type) {
+		case *kind.Required:
+			for _, p := range k.Missing {
+				add(append(slices.Clip(v.InstanceLocation), p), "missing property")
+			}
+			return
+		case *kind.AdditionalProperties:
+			for _, p := range k.Properties {
+				add(append(slices.Clip(v.InstanceLocation), p), "property not allowed")
+			}
+			return
+		}
+		add(v.InstanceLocation, kindMessage(v.ErrorKind))
+	}
+	walk(verr)
+	if total > len(parts) {
+		parts = append(parts, fmt.Sprintf("and %d more", total-len(parts)))
+	}
+	return strings.Join(parts, "; ")
+}
+
+// kindMessage renders one error kind in English. The library only renders
+// kinds through a golang.org/x/text printer, which is not a dependency of
+// this module, so a cause-free error is rendered and its location prefix,
+// which is fixed for an empty location, is cut off.
+func kindMessage(k jsonschema.ErrorKind) string {
+	msg := (&jsonschema.ValidationError{ErrorKind: k}).Error()
+	return strings.TrimPrefix(msg, "at '': ")
+}
+
+// pointer renders an instance location as a JSON Pointer (RFC 6901).
+func pointer(loc []string) string {
+	if len(loc) == 0 {
+		return "(root)"
+	}
+	var sb strings.Builder
+	for _, tok := range loc {
+		sb.WriteByte('/')
+		tok = strings.ReplaceAll(tok, "~", "~0")
+		sb.WriteString(strings.ReplaceAll(tok, "/", "~1"))
+	}
+	return sb.String()
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	// Back up to a rune boundary so the message stays valid UTF-8.
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
+}
+
+func quoteValue(v any) string {
+	if s, ok := v.(string); ok {
+		return fmt.Sprintf("%q", s)
+	}
+	return fmt.Sprint(v)
+}

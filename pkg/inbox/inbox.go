@@ -1,0 +1,403 @@
+// Package inbox receives events exactly once: each event is recorded in the
+// inbox table in the same Postgres transaction as its effect, and
+// acknowledged on JetStream only after that transaction commits. A repeat is
+// acknowledged and ignored; a bad event is stored as rejected with its
+// reason; every applied or rejected event sends a receipt back to its sender.
+package inbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"time"
+
+	ce "github.com/cloudevents/sdk-go/v2/event"
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/refbus/refbus/pkg/bus"
+	"github.com/refbus/refbus/pkg/event"
+	"github.com/refbus/refbus/pkg/internal/busdb"
+	"github.com/refbus/refbus/pkg/outbox"
+)
+
+// Handler applies events to an agency's own records.
+type Handler interface {
+	// Apply applies evs, none seen before, in tx and returns one result
+	// per event: nil when applied, an error made by Reject when the event
+	// is refused for good, or one made by Later when it cannot apply yet.
+	// It must make no writes for a refused or deferred event. A non-nil
+	// second result aborts the whole batch, which is then retried event
+	// by event.
+	Apply(ctx context.Context, tx pgx.Tx, evs []*ce.Event) ([]error, error)
+}
+
+// RejectError is an event refused for good, with a reason a person can act
+// on.
+type RejectError struct{ Reason string }
+
+func (e *RejectError) Error() string { return e.Reason }
+
+// Reject refuses an event with a reason.
+func Reject(format string, args ...any) error {
+	return &RejectError{Reason: fmt.Sprintf(format, args...)}
+}
+
+// LaterError is an event that cannot apply yet, such as one that arrived
+// before an earlier event of the same referral.
+type LaterError struct{ Err error }
+
+func (e *LaterError) Error() string { return "not yet: " + e.Err.Error() }
+func (e *LaterError) Unwrap() error { return e.Err }
+
+// Later defers an event: it is redelivered with back-off.
+func Later(err error) error { return &LaterError{Err: err} }
+
+// ErrFault wraps the error of a Fault hook.
+var ErrFault = errors.New("fault injected")
+
+// Options tunes a Consumer; zero values take the defaults.
+type Options struct {
+	// MaxBatch bounds the events applied in one transaction (default 256).
+	MaxBatch int
+	// Fault, if set, is called at named points ("after_commit"); an error
+	// stops the consumer there, without acknowledging, as a crash would.
+	Fault  func(stage string) error
+	Logger *slog.Logger
+}
+
+// Consumer applies the events addressed to one agency.
+type Consumer struct {
+	self     string
+	pool     *pgxpool.Pool
+	cons     jetstream.Consumer
+	registry *event.Registry
+	out      *outbox.Outbox
+	h        Handler
+	o        Options
+	log      *slog.Logger
+}
+
+// NewConsumer returns the consumer of agency self, reading cons.
+func NewConsumer(self string, pool *pgxpool.Pool, cons jetstream.Consumer, registry *event.Registry, out *outbox.Outbox, h Handler, o Options) *Consumer {
+	if o.MaxBatch == 0 {
+		o.MaxBatch = 256
+	}
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Consumer{self: self, pool: pool, cons: cons, registry: registry, out: out, h: h, o: o, log: log}
+}
+
+// Run consumes until ctx ends. It returns nil then, or an error wrapping
+// ErrFault when a Fault hook stopped it.
+func (c *Consumer) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	msgs := make(chan jetstream.Msg, 2*c.o.MaxBatch)
+	cc, err := c.cons.Consume(func(m jetstream.Msg) {
+		select {
+		case msgs <- m:
+		case <-ctx.Done():
+		}
+	},
+		jetstream.PullMaxMessages(2*c.o.MaxBatch),
+		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+			c.log.Debug("consume", "err", err)
+		}))
+	if err != nil {
+		return fmt.Errorf("consume: %w", err)
+	}
+	defer cc.Stop()
+	batch := make([]jetstream.Msg, 0, c.o.MaxBatch)
+	for {
+		batch = batch[:0]
+		select {
+		case <-ctx.Done():
+			return nil
+		case m := <-msgs:
+			batch = append(batch, m)
+		}
+	fill:
+		for len(batch) < c.o.MaxBatch {
+			select {
+			case m := <-msgs:
+				batch = append(batch, m)
+			default:
+				break fill
+			}
+		}
+		if err := c.process(ctx, batch); err != nil {
+			return err
+		}
+	}
+}
+
+// delivery is one message and what became of it.
+type delivery struct {
+	msg    jetstream.Msg
+	seq    uint64
+	tries  uint64
+	ev     *ce.Event
+	source string
+	id     string
+	// outcome: "" fresh, "applied", "rejected", "duplicate", "later".
+	outcome string
+	reason  string
+}
+
+func (c *Consumer) process(ctx context.Context, msgs []jetstream.Msg) error {
+	ds := make([]*delivery, len(msgs))
+	for i, m := range msgs {
+		ds[i] = c.check(m)
+	}
+	err := c.apply(ctx, ds)
+	if errors.Is(err, ErrFault) {
+		return err
+	}
+	if err != nil && len(ds) > 1 {
+		// One bad event must not hold back the rest: retry one by one.
+		c.log.Warn("batch failed, applying one by one", "err", err, "events", len(ds))
+		for _, m := range msgs {
+			if err := c.process(ctx, []jetstream.Msg{m}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil // shutting down; JetStream redelivers
+		}
+		c.log.Warn("event failed, will retry", "err", err, "stream_seq", ds[0].seq)
+		ds[0].outcome = "later"
+	}
+	for _, d := range ds {
+		switch d.outcome {
+		case "applied", "duplicate":
+			_ = d.msg.Ack()
+		case "rejected":
+			c.log.Warn("event rejected", "stream_seq", d.seq, "event_id", d.id, "source", d.source, "reason", d.reason)
+			_ = d.msg.TermWithReason(truncate(d.reason, 200))
+		default:
+			_ = d.msg.NakWithDelay(backoff(d.tries))
+		}
+	}
+	return nil
+}
+
+// check decodes and validates a message before any database work.
+func (c *Consumer) check(m jetstream.Msg) *delivery {
+	d := &delivery{msg: m}
+	if md, err := m.Metadata(); err == nil {
+		d.seq, d.tries = md.Sequence.Stream, md.NumDelivered
+	}
+	ev, err := event.Decode(m.Headers(), m.Data())
+	if err != nil {
+		d.source, d.id = "", "stream:"+strconv.FormatUint(d.seq, 10)
+		d.outcome, d.reason = "rejected", err.Error()
+		return d
+	}
+	d.ev, d.source, d.id = ev, ev.Source(), ev.ID()
+	from, to, err := bus.ParseSubject(m.Subject())
+	switch {
+	case err != nil:
+		d.outcome, d.reason = "rejected", err.Error()
+	case to != c.self:
+		d.outcome, d.reason = "rejected", fmt.Sprintf("event is addressed to %s, not to %s", to, c.self)
+	case ev.Source() != bus.Source(from):
+		d.outcome, d.reason = "rejected", fmt.Sprintf("event source %q does not match its sender %s", ev.Source(), from)
+	default:
+		if err := c.registry.Validate(ev); err != nil {
+			d.outcome, d.reason = "rejected", err.Error()
+		}
+	}
+	return d
+}
+
+// apply runs one transaction for the batch and records each outcome.
+func (c *Consumer) apply(ctx context.Context, ds []*delivery) error {
+	tx, err := c.pool.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	q := busdb.New(tx)
+
+	if err := c.markSeen(ctx, q, ds); err != nil {
+		return err
+	}
+	var fresh []*delivery
+	var evs []*ce.Event
+	for _, d := range ds {
+		if d.outcome == "" {
+			fresh = append(fresh, d)
+			evs = append(evs, d.ev)
+		}
+	}
+	if len(evs) > 0 {
+		results, err := c.h.Apply(ctx, tx, evs)
+		if err != nil {
+			return fmt.Errorf("apply: %w", err)
+		}
+		for i, d := range fresh {
+			var rej *RejectError
+			switch {
+			case results[i] == nil:
+				d.outcome = "applied"
+			case errors.As(results[i], &rej):
+				d.outcome, d.reason = "rejected", rej.Reason
+			default:
+				d.outcome, d.reason = "later", results[i].Error()
+			}
+		}
+	}
+	if err := c.record(ctx, q, tx, ds); err != nil {
+		return err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	if c.o.Fault != nil {
+		if err := c.o.Fault("after_commit"); err != nil {
+			return fmt.Errorf("%w at after_commit: %v", ErrFault, err)
+		}
+	}
+	c.out.Wake()
+	return nil
+}
+
+// markSeen marks the deliveries already in the inbox, or repeated within the
+// batch, as duplicates.
+func (c *Consumer) markSeen(ctx context.Context, q *busdb.Queries, ds []*delivery) error {
+	p := busdb.InboxSeenParams{}
+	for _, d := range ds {
+		p.Sources = append(p.Sources, d.source)
+		p.EventIds = append(p.EventIds, d.id)
+	}
+	rows, err := q.InboxSeen(ctx, p)
+	if err != nil {
+		return fmt.Errorf("read inbox: %w", err)
+	}
+	seen := make(map[[2]string]bool, len(rows)+len(ds))
+	for _, r := range rows {
+		seen[[2]string{r.Source, r.EventID}] = true
+	}
+	for _, d := range ds {
+		k := [2]string{d.source, d.id}
+		if seen[k] {
+			d.outcome = "duplicate"
+		}
+		seen[k] = true
+	}
+	return nil
+}
+
+// record inserts the inbox rows and the receipts of applied and rejected
+// deliveries, and queues again the receipts of duplicates: a sender that
+// sends an event twice may have missed its receipt.
+func (c *Consumer) record(ctx context.Context, q *busdb.Queries, tx pgx.Tx, ds []*delivery) error {
+	var p busdb.InboxInsertParams
+	var receipts []outbox.Message
+	var resend []uuid.UUID
+	for _, d := range ds {
+		switch d.outcome {
+		case "applied", "rejected":
+		case "duplicate":
+			if d.ev != nil && d.ev.Type() != bus.ReceiptType {
+				resend = append(resend, receiptID(d.source, d.id))
+			}
+			continue
+		default:
+			continue
+		}
+		typ, subject := "", d.msg.Subject()
+		var payload []byte
+		if d.ev != nil {
+			typ = d.ev.Type()
+		}
+		if d.outcome == "rejected" {
+			payload = d.msg.Data()
+		}
+		p.Sources = append(p.Sources, d.source)
+		p.EventIds = append(p.EventIds, d.id)
+		p.EventTypes = append(p.EventTypes, typ)
+		p.Subjects = append(p.Subjects, subject)
+		p.StreamSeqs = append(p.StreamSeqs, int64(d.seq))
+		p.Outcomes = append(p.Outcomes, d.outcome)
+		p.Reasons = append(p.Reasons, d.reason)
+		p.Payloads = append(p.Payloads, payload)
+		if m, ok := c.receipt(d); ok {
+			receipts = append(receipts, m)
+		}
+	}
+	if len(p.Sources) > 0 {
+		if err := q.InboxInsert(ctx, p); err != nil {
+			return fmt.Errorf("insert inbox: %w", err)
+		}
+	}
+	if err := c.out.Enqueue(ctx, tx, receipts...); err != nil {
+		return fmt.Errorf("enqueue receipts: %w", err)
+	}
+	return outbox.Resend(ctx, tx, resend)
+}
+
+// ReceiptData is the data of a receipt event.
+type ReceiptData struct {
+	EventID   string `json:"event_id"`
+	EventType string `json:"event_type"`
+	Outcome   string `json:"outcome"`
+	Reason    string `json:"reason,omitempty"`
+	StreamSeq uint64 `json:"stream_seq"`
+}
+
+// receiptNamespace makes receipt ids a function of the event they answer,
+// so a receipt sent again is the same event.
+var receiptNamespace = uuid.MustParse("6f1d3c1e-8f0b-4f43-9b4e-2a51f7d0c0aa")
+
+func receiptID(source, id string) uuid.UUID {
+	return uuid.NewSHA1(receiptNamespace, []byte(source+"#"+id))
+}
+
+// receipt builds the receipt of a delivery, if its sender is an agency and
+// it is not itself a receipt.
+func (c *Consumer) receipt(d *delivery) (outbox.Message, bool) {
+	if d.ev == nil || d.ev.Type() == bus.ReceiptType {
+		return outbox.Message{}, false
+	}
+	to, ok := bus.AgencyOf(d.source)
+	if !ok || to == c.self {
+		return outbox.Message{}, false
+	}
+	r, err := c.registry.New(bus.Source(c.self), bus.ReceiptType, d.ev.Subject(), ReceiptData{
+		EventID: d.id, EventType: d.ev.Type(), Outcome: d.outcome, Reason: truncate(d.reason, 1000), StreamSeq: d.seq,
+	})
+	if err != nil {
+		c.log.Error("build receipt", "err", err, "event_id", d.id)
+		return outbox.Message{}, false
+	}
+	r.SetID(receiptID(d.source, d.id).String())
+	for _, ext := range []string{event.ExtCaseID, event.ExtTraceparent} {
+		if v, ok := d.ev.Extensions()[ext]; ok {
+			r.SetExtension(ext, v)
+		}
+	}
+	return outbox.Message{To: to, Event: r}, true
+}
+
+func backoff(tries uint64) time.Duration {
+	d := time.Second << min(tries, 6)
+	return min(d, time.Minute)
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}

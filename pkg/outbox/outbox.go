@@ -1,0 +1,185 @@
+// Package outbox sends events without losing them: an event is written in
+// the same Postgres transaction as the change that caused it, and a relay
+// publishes it to JetStream afterwards, as often as it takes.
+//
+// The tables are created by the agency store's migrations (sql/agency).
+package outbox
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	ce "github.com/cloudevents/sdk-go/v2/event"
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/refbus/refbus/pkg/bus"
+	"github.com/refbus/refbus/pkg/event"
+	"github.com/refbus/refbus/pkg/internal/busdb"
+)
+
+// Message is an event and the agency it is addressed to.
+type Message struct {
+	To    string
+	Event *ce.Event
+}
+
+// Outbox enqueues the events of one agency.
+type Outbox struct {
+	self     string
+	registry *event.Registry
+	pool     *pgxpool.Pool
+	log      *slog.Logger
+
+	notifyOnce sync.Once
+	notify     chan struct{}
+	closeOnce  sync.Once
+	done       chan struct{}
+}
+
+// New returns the outbox of agency self. pool is used only by Wake.
+func New(pool *pgxpool.Pool, self string, registry *event.Registry, log *slog.Logger) *Outbox {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Outbox{self: self, registry: registry, pool: pool, log: log, notify: make(chan struct{}, 1), done: make(chan struct{})}
+}
+
+// Enqueue validates msgs and writes them in tx. They are published once tx
+// commits; call Wake after the commit so that happens at once. An invalid
+// event is the caller's bug: Enqueue returns an error wrapping
+// event.ErrInvalid or event.ErrUnknownType and writes nothing.
+func (o *Outbox) Enqueue(ctx context.Context, tx pgx.Tx, msgs ...Message) error {
+	if len(msgs) == 0 {
+		return nil
+	}
+	p := busdb.OutboxInsertParams{
+		EventIds:      make([]uuid.UUID, len(msgs)),
+		EventTypes:    make([]string, len(msgs)),
+		Subjects:      make([]string, len(msgs)),
+		MsgIds:        make([]string, len(msgs)),
+		Traceparents:  make([]string, len(msgs)),
+		Payloads:      make([][]byte, len(msgs)),
+		WantsReceipts: make([]bool, len(msgs)),
+	}
+	for i, m := range msgs {
+		e := m.Event
+		if err := o.registry.Validate(e); err != nil {
+			return fmt.Errorf("enqueue %s: %w", e.Type(), err)
+		}
+		id, err := uuid.Parse(e.ID())
+		if err != nil {
+			return fmt.Errorf("enqueue %s: event id %q is not a UUID: %w", e.Type(), e.ID(), err)
+		}
+		payload, err := event.Encode(e)
+		if err != nil {
+			return fmt.Errorf("enqueue %s: %w", e.Type(), err)
+		}
+		tp, _ := e.Extensions()[event.ExtTraceparent].(string)
+		p.EventIds[i] = id
+		p.EventTypes[i] = e.Type()
+		p.Subjects[i] = bus.Subject(o.self, m.To, e.Type())
+		p.MsgIds[i] = event.MsgID(e)
+		p.Traceparents[i] = tp
+		p.Payloads[i] = payload
+		p.WantsReceipts[i] = e.Type() != bus.ReceiptType
+	}
+	if err := busdb.New(tx).OutboxInsert(ctx, p); err != nil {
+		return fmt.Errorf("enqueue: insert outbox: %w", err)
+	}
+	return nil
+}
+
+// Wake tells the relay, wherever it runs, that events were committed. It
+// never blocks: wakes are coalesced into one NOTIFY at a time, sent outside
+// the writers' transactions because a NOTIFY inside them would serialise
+// every commit of the database behind one lock.
+func (o *Outbox) Wake() {
+	o.notifyOnce.Do(func() { go o.notifier() })
+	select {
+	case o.notify <- struct{}{}:
+	default:
+	}
+}
+
+func (o *Outbox) notifier() {
+	q := busdb.New(o.pool)
+	for {
+		select {
+		case <-o.done:
+			return
+		case <-o.notify:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if err := q.OutboxNotify(ctx); err != nil {
+			// The relay also polls, so a lost wake only delays.
+			o.log.Debug("notify relay", "err", err)
+		}
+		cancel()
+	}
+}
+
+// Close stops the goroutine behind Wake. Call it before closing the pool.
+func (o *Outbox) Close() {
+	o.closeOnce.Do(func() { close(o.done) })
+}
+
+// Receipt is what a receiver said about one event this agency sent.
+type Receipt struct {
+	EventID uuid.UUID
+	// Outcome is "applied" or "rejected".
+	Outcome string
+	Reason  string
+	// From is the agency that sent the receipt; a receipt from any agency
+	// but the event's addressee is ignored.
+	From string
+}
+
+// Receipted is a sent event whose first receipt was just recorded.
+type Receipted struct {
+	EventID   uuid.UUID
+	EventType string
+	// To is the agency the event was addressed to.
+	To string
+}
+
+// MarkReceipted records receipts in tx and returns the events they were the
+// first receipt for; repeated receipts and receipts for unknown events are
+// left out.
+func MarkReceipted(ctx context.Context, tx pgx.Tx, rs []Receipt) ([]Receipted, error) {
+	p := busdb.OutboxMarkReceiptedParams{
+		EventIds: make([]uuid.UUID, len(rs)),
+		Outcomes: make([]string, len(rs)),
+		Reasons:  make([]string, len(rs)),
+		Froms:    make([]string, len(rs)),
+	}
+	for i, r := range rs {
+		p.EventIds[i], p.Outcomes[i], p.Reasons[i], p.Froms[i] = r.EventID, r.Outcome, r.Reason, r.From
+	}
+	rows, err := busdb.New(tx).OutboxMarkReceipted(ctx, p)
+	if err != nil {
+		return nil, fmt.Errorf("mark receipted: %w", err)
+	}
+	out := make([]Receipted, len(rows))
+	for i, r := range rows {
+		_, to, _ := bus.ParseSubject(r.Subject)
+		out[i] = Receipted{EventID: r.EventID, EventType: r.EventType, To: to}
+	}
+	return out, nil
+}
+
+// Resend queues already published events again, in tx; the relay publishes
+// them with their original message id.
+func Resend(ctx context.Context, tx pgx.Tx, eventIDs []uuid.UUID) error {
+	if len(eventIDs) == 0 {
+		return nil
+	}
+	if err := busdb.New(tx).OutboxResend(ctx, eventIDs); err != nil {
+		return fmt.Errorf("resend: %w", err)
+	}
+	return nil
+}

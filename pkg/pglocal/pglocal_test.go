@@ -1,0 +1,146 @@
+package pglocal_test
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/refbus/refbus/pkg/pglocal"
+)
+
+// tempDir returns a directory the postgres user can enter even when the test
+// runs as root (t.TempDir is 0700).
+func tempDir(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "pglocal-test-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
+}
+
+func start(t *testing.T, dir string) *pglocal.Cluster {
+	t.Helper()
+	c, err := pglocal.Start(t.Context(), pglocal.Options{
+		Dir:      dir,
+		Settings: map[string]string{"fsync": "off"},
+		Logger:   slog.New(slog.NewTextHandler(t.Output(), nil)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Registered after tempDir's cleanup, so it runs before the directory
+	// is removed. Stop is a no-op for clusters the test already stopped.
+	t.Cleanup(func() {
+		if err := c.Stop(context.Background()); err != nil {
+			t.Error(err)
+		}
+	})
+	return c
+}
+
+func queryNote(t *testing.T, c *pglocal.Cluster) string {
+	t.Helper()
+	conn, err := pgx.Connect(t.Context(), c.URL("app"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	var note string
+	if err := conn.QueryRow(t.Context(), "SELECT note FROM notes").Scan(&note); err != nil {
+		t.Fatal(err)
+	}
+	return note
+}
+
+func TestDataSurvivesStopAndRestart(t *testing.T) {
+	ctx := t.Context()
+	dir := filepath.Join(tempDir(t), "data")
+
+	c := start(t, dir)
+	if err := c.CreateDatabase(ctx, "app", ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.CreateDatabase(ctx, "app", ""); err != nil {
+		t.Fatalf("second CreateDatabase should be a no-op: %v", err)
+	}
+	conn, err := pgx.Connect(ctx, c.URL("app"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = conn.Exec(ctx, "CREATE TABLE notes (note text); INSERT INTO notes VALUES ('kept')")
+	conn.Close(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Stop(ctx); err != nil {
+		t.Fatalf("Stop of a stopped cluster: %v", err)
+	}
+
+	c = start(t, dir)
+	if got := queryNote(t, c); got != "kept" {
+		t.Fatalf("after new Start: note = %q, want %q", got, "kept")
+	}
+
+	port := c.Port()
+	if err := c.Restart(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if c.Port() != port {
+		t.Fatalf("Restart moved the port from %d to %d", port, c.Port())
+	}
+	if got := queryNote(t, c); got != "kept" {
+		t.Fatalf("after Restart: note = %q, want %q", got, "kept")
+	}
+
+	if err := c.DropDatabase(ctx, "app"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.DropDatabase(ctx, "app"); err != nil {
+		t.Fatalf("DropDatabase of a missing database: %v", err)
+	}
+	if conn, err := pgx.Connect(ctx, c.URL("app")); err == nil {
+		conn.Close(ctx)
+		t.Fatal("connected to a dropped database")
+	}
+}
+
+// TestStartTakesOverLeftoverServer simulates a dev stack that was killed
+// without stopping its server: the next Start must still succeed.
+func TestStartTakesOverLeftoverServer(t *testing.T) {
+	dir := filepath.Join(tempDir(t), "data")
+	leftover := start(t, dir)
+
+	c := start(t, dir)
+	conn, err := pgx.Connect(t.Context(), c.URL("postgres"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn.Close(t.Context())
+
+	if leftover.Port() != c.Port() {
+		if conn, err := pgx.Connect(t.Context(), leftover.URL("postgres")); err == nil {
+			conn.Close(t.Context())
+			t.Fatal("the leftover server still accepts connections")
+		}
+	}
+}
+
+func TestStartWithoutBinaries(t *testing.T) {
+	_, err := pglocal.Start(t.Context(), pglocal.Options{Dir: t.TempDir(), BinDir: t.TempDir()})
+	if err == nil || !errors.Is(err, pglocal.ErrNoBinaries) {
+		t.Fatalf("err = %v, want ErrNoBinaries", err)
+	}
+}

@@ -1,0 +1,171 @@
+package agency
+
+import (
+	"context"
+	"errors"
+	"net/http"
+
+	"github.com/danielgtaylor/huma/v2"
+	"github.com/danielgtaylor/huma/v2/adapters/humago"
+	"github.com/google/uuid"
+)
+
+// newAPI builds the HTTP API. huma validates requests against the
+// operations' schemas, answers RFC 9457 problems, and serves the OpenAPI
+// document at /openapi.json.
+func (s *Service) newAPI() http.Handler {
+	mux := http.NewServeMux()
+	cfg := huma.DefaultConfig("refbus "+s.self, "1.0.0")
+	cfg.Info.Description = "The referral API of the " + s.self + " agency."
+	api := humago.New(mux, cfg)
+
+	huma.Register(api, huma.Operation{
+		OperationID:   "create-referral",
+		Method:        http.MethodPost,
+		Path:          "/api/v1/referrals",
+		Summary:       "Refer a case to another agency",
+		DefaultStatus: http.StatusCreated,
+		MaxBodyBytes:  1 << 20,
+	}, s.postReferral)
+	huma.Register(api, huma.Operation{
+		OperationID: "get-referral",
+		Method:      http.MethodGet,
+		Path:        "/api/v1/referrals/{id}",
+		Summary:     "A referral this agency sent or received",
+	}, s.getReferral)
+	huma.Register(api, huma.Operation{
+		OperationID: "list-sent",
+		Method:      http.MethodGet,
+		Path:        "/api/v1/referrals",
+		Summary:     "Referrals this agency sent, newest first, with their live status",
+	}, s.listSent)
+	huma.Register(api, huma.Operation{
+		OperationID: "list-inbox",
+		Method:      http.MethodGet,
+		Path:        "/api/v1/inbox",
+		Summary:     "Referrals this agency received, newest first",
+	}, s.listInbox)
+	huma.Register(api, huma.Operation{
+		OperationID: "list-rejections",
+		Method:      http.MethodGet,
+		Path:        "/api/v1/rejections",
+		Summary:     "Events this agency refused, with the reason, newest first",
+	}, s.listRejections)
+	huma.Register(api, huma.Operation{
+		OperationID: "health",
+		Method:      http.MethodGet,
+		Path:        "/healthz",
+		Summary:     "Liveness: the store answers",
+	}, s.health)
+	return mux
+}
+
+type postReferralInput struct {
+	Body struct {
+		ToAgency string    `json:"to_agency" enum:"health,education,social,ngo" doc:"The agency asked to help."`
+		Service  string    `json:"service" minLength:"1" maxLength:"100" doc:"The service asked for."`
+		Note     string    `json:"note" maxLength:"4000" doc:"What the receiving caseworker needs to know."`
+		CaseID   uuid.UUID `json:"case_id,omitempty" required:"false" doc:"The case this referral belongs to; omit to start a new case."`
+	}
+}
+
+type referralOutput struct {
+	Body Referral
+}
+
+type referralsOutput struct {
+	Body struct {
+		Referrals []Referral `json:"referrals"`
+	}
+}
+
+type idInput struct {
+	ID uuid.UUID `path:"id" doc:"The referral id."`
+}
+
+type listInput struct {
+	Limit int `query:"limit" minimum:"1" maximum:"1000" default:"100"`
+}
+
+func (s *Service) postReferral(ctx context.Context, in *postReferralInput) (*referralOutput, error) {
+	r, err := s.CreateReferral(ctx, NewReferral{ToAgency: in.Body.ToAgency, Service: in.Body.Service, Note: in.Body.Note, CaseID: in.Body.CaseID})
+	if err != nil {
+		return nil, s.problem(err)
+	}
+	return &referralOutput{Body: r}, nil
+}
+
+func (s *Service) getReferral(ctx context.Context, in *idInput) (*referralOutput, error) {
+	r, err := s.Referral(ctx, in.ID)
+	if err != nil {
+		return nil, s.problem(err)
+	}
+	return &referralOutput{Body: r}, nil
+}
+
+func (s *Service) listSent(ctx context.Context, in *listInput) (*referralsOutput, error) {
+	rs, err := s.Sent(ctx, in.Limit)
+	if err != nil {
+		return nil, s.problem(err)
+	}
+	out := &referralsOutput{}
+	out.Body.Referrals = rs
+	return out, nil
+}
+
+func (s *Service) listInbox(ctx context.Context, in *listInput) (*referralsOutput, error) {
+	rs, err := s.Inbox(ctx, in.Limit)
+	if err != nil {
+		return nil, s.problem(err)
+	}
+	out := &referralsOutput{}
+	out.Body.Referrals = rs
+	return out, nil
+}
+
+type rejectionsOutput struct {
+	Body struct {
+		Rejections []Rejection `json:"rejections"`
+	}
+}
+
+func (s *Service) listRejections(ctx context.Context, in *listInput) (*rejectionsOutput, error) {
+	rs, err := s.Rejections(ctx, in.Limit)
+	if err != nil {
+		return nil, s.problem(err)
+	}
+	out := &rejectionsOutput{}
+	out.Body.Rejections = rs
+	return out, nil
+}
+
+type healthOutput struct {
+	Body struct {
+		Agency string `json:"agency"`
+		Status string `json:"status"`
+	}
+}
+
+func (s *Service) health(ctx context.Context, _ *struct{}) (*healthOutput, error) {
+	if err := s.pool.Ping(ctx); err != nil {
+		return nil, s.problem(err)
+	}
+	out := &healthOutput{}
+	out.Body.Agency, out.Body.Status = s.self, "ok"
+	return out, nil
+}
+
+// problem is the one place that turns errors into RFC 9457 problems. Only
+// the messages of known errors reach the client; anything else is logged
+// and answered with a generic 500.
+func (s *Service) problem(err error) error {
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return huma.Error404NotFound(err.Error())
+	case errors.Is(err, ErrInvalid):
+		return huma.Error422UnprocessableEntity(err.Error())
+	default:
+		s.log.Error("request failed", "err", err)
+		return huma.Error500InternalServerError("internal error: the request was not applied; try again, and tell the operators if it persists")
+	}
+}

@@ -1,0 +1,124 @@
+package agency
+
+import (
+	"context"
+	"fmt"
+
+	ce "github.com/cloudevents/sdk-go/v2/event"
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/refbus/refbus/pkg/bus"
+	"github.com/refbus/refbus/pkg/event"
+	"github.com/refbus/refbus/pkg/inbox"
+	"github.com/refbus/refbus/pkg/outbox"
+	"github.com/refbus/refbus/services/internal/db"
+)
+
+// Apply applies events from other agencies to this agency's store; the
+// inbox consumer calls it with a batch in one transaction. Rows are written
+// set-wise, one statement per kind of change, whatever the batch size.
+func (s *Service) Apply(ctx context.Context, tx pgx.Tx, evs []*ce.Event) ([]error, error) {
+	results := make([]error, len(evs))
+	var recv db.ReferralReceiveParams
+	var receipts []outbox.Receipt
+	subjectOf := map[uuid.UUID]string{}
+	for i, e := range evs {
+		switch e.Type() {
+		case TypeRequested:
+			results[i] = s.checkRequested(e, &recv)
+		case bus.ReceiptType:
+			var d inbox.ReceiptData
+			if err := event.Data(e, &d); err != nil {
+				results[i] = inbox.Reject("%v", err)
+				continue
+			}
+			id, err := uuid.Parse(d.EventID)
+			if err != nil {
+				results[i] = inbox.Reject("receipt for event %q, which this agency never sent", d.EventID)
+				continue
+			}
+			receipts = append(receipts, outbox.Receipt{EventID: id, Outcome: d.Outcome, Reason: d.Reason, From: mustAgency(e.Source())})
+			subjectOf[id] = e.Subject()
+		default:
+			results[i] = inbox.Reject("%s does not handle events of type %s", s.self, e.Type())
+		}
+	}
+	q := db.New(tx)
+	if len(recv.Ids) > 0 {
+		if err := q.ReferralReceive(ctx, recv); err != nil {
+			return nil, fmt.Errorf("receive referrals: %w", err)
+		}
+	}
+	if len(receipts) > 0 {
+		done, err := outbox.MarkReceipted(ctx, tx, receipts)
+		if err != nil {
+			return nil, err
+		}
+		var received, undelivered []uuid.UUID
+		var reasons []string
+		byID := map[uuid.UUID]outbox.Receipt{}
+		for _, r := range receipts {
+			byID[r.EventID] = r
+		}
+		for _, d := range done {
+			if d.EventType != TypeRequested {
+				continue
+			}
+			ref, err := uuid.Parse(subjectOf[d.EventID])
+			if err != nil {
+				continue
+			}
+			if r := byID[d.EventID]; r.Outcome == "applied" {
+				received = append(received, ref)
+			} else {
+				undelivered = append(undelivered, ref)
+				reasons = append(reasons, r.Reason)
+			}
+		}
+		if len(received) > 0 {
+			if err := q.ReferralMarkReceived(ctx, received); err != nil {
+				return nil, fmt.Errorf("mark received: %w", err)
+			}
+		}
+		if len(undelivered) > 0 {
+			if err := q.ReferralMarkUndelivered(ctx, db.ReferralMarkUndeliveredParams{Ids: undelivered, Reasons: reasons}); err != nil {
+				return nil, fmt.Errorf("mark undelivered: %w", err)
+			}
+		}
+	}
+	return results, nil
+}
+
+// checkRequested adds a requested referral to recv, or says why it is
+// refused.
+func (s *Service) checkRequested(e *ce.Event, recv *db.ReferralReceiveParams) error {
+	var d requestedData
+	if err := event.Data(e, &d); err != nil {
+		return inbox.Reject("%v", err)
+	}
+	if d.ToAgency != s.self {
+		return inbox.Reject("referral is for %s, not for %s", d.ToAgency, s.self)
+	}
+	id, err := uuid.Parse(e.Subject())
+	if err != nil {
+		return inbox.Reject("event subject %q is not a referral id (a UUID)", e.Subject())
+	}
+	caseID, err := uuid.Parse(event.CaseID(e))
+	if err != nil {
+		return inbox.Reject("caseid extension %q is not a case id (a UUID)", event.CaseID(e))
+	}
+	recv.Ids = append(recv.Ids, id)
+	recv.CaseIds = append(recv.CaseIds, caseID)
+	recv.FromAgencies = append(recv.FromAgencies, mustAgency(e.Source()))
+	recv.ToAgencies = append(recv.ToAgencies, s.self)
+	recv.Services = append(recv.Services, d.Service)
+	recv.Notes = append(recv.Notes, d.Note)
+	return nil
+}
+
+// mustAgency names the agency of a source the inbox already checked.
+func mustAgency(source string) string {
+	a, _ := bus.AgencyOf(source)
+	return a
+}

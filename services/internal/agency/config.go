@@ -1,0 +1,76 @@
+package agency
+
+import (
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/refbus/refbus/pkg/bus"
+	"github.com/refbus/refbus/pkg/inbox"
+	"github.com/refbus/refbus/pkg/outbox"
+)
+
+// Config is everything an agency service needs to run.
+type Config struct {
+	// Agency is which agency this service is: health, education, social
+	// or ngo.
+	Agency string
+	// HTTPAddr is where the API listens; empty serves no HTTP (tests use
+	// Handler directly).
+	HTTPAddr string
+	// DatabaseURL is the agency's own Postgres database.
+	DatabaseURL string
+	// NATSURL and NATSCreds reach the NATS cluster; NATSCreds is a
+	// credentials file, empty on the embedded default.
+	NATSURL   string
+	NATSCreds string
+	// MaxConns bounds the Postgres pool (default 16).
+	MaxConns int32
+
+	Stream   bus.StreamConfig
+	Consumer bus.ConsumerConfig
+	Relay    outbox.RelayOptions
+	Inbox    inbox.Options
+}
+
+// DefaultPort is the HTTP port of each agency on the embedded default.
+var DefaultPort = map[string]int{"health": 8081, "education": 8082, "social": 8083, "ngo": 8084}
+
+// ConfigFromEnv reads the settings of agency from the environment:
+// REFBUS_HTTP_ADDR, DATABASE_URL, NATS_URL, NATS_CREDS.
+func ConfigFromEnv(agency string) Config {
+	c := Config{
+		Agency:      agency,
+		HTTPAddr:    os.Getenv("REFBUS_HTTP_ADDR"),
+		DatabaseURL: os.Getenv("DATABASE_URL"),
+		NATSURL:     os.Getenv("NATS_URL"),
+		NATSCreds:   os.Getenv("NATS_CREDS"),
+	}
+	if c.HTTPAddr == "" {
+		c.HTTPAddr = fmt.Sprintf("127.0.0.1:%d", DefaultPort[agency])
+	}
+	if c.NATSURL == "" {
+		c.NATSURL = "nats://127.0.0.1:4222"
+	}
+	return c
+}
+
+func (c *Config) check() error {
+	if !bus.KnownAgency(c.Agency) {
+		return fmt.Errorf("agency %q is not one of %v", c.Agency, bus.Agencies)
+	}
+	if c.DatabaseURL == "" {
+		return fmt.Errorf("%s: DATABASE_URL is required", c.Agency)
+	}
+	if c.NATSURL == "" {
+		return fmt.Errorf("%s: NATS_URL is required", c.Agency)
+	}
+	if c.MaxConns == 0 {
+		c.MaxConns = 16
+	}
+	return nil
+}
+
+// shutdownGrace bounds how long the HTTP server waits for requests in
+// flight when the service stops.
+const shutdownGrace = 5 * time.Second

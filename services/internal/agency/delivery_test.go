@@ -1,0 +1,399 @@
+package agency_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	ce "github.com/cloudevents/sdk-go/v2/event"
+	"github.com/google/uuid"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/refbus/refbus/pkg/bus"
+	"github.com/refbus/refbus/pkg/event"
+	"github.com/refbus/refbus/pkg/inbox"
+	"github.com/refbus/refbus/pkg/outbox"
+	"github.com/refbus/refbus/schemas"
+	"github.com/refbus/refbus/services/internal/agency"
+)
+
+func mustUUID(t *testing.T, s string) uuid.UUID {
+	t.Helper()
+	id, err := uuid.Parse(s)
+	if err != nil {
+		t.Fatalf("not a uuid: %q", s)
+	}
+	return id
+}
+
+func decode[T any](t *testing.T, body string) T {
+	t.Helper()
+	var v T
+	if err := json.Unmarshal([]byte(body), &v); err != nil {
+		t.Fatalf("decode %q: %v", body, err)
+	}
+	return v
+}
+
+func counts(t *testing.T, n *network, a string) map[string]int64 {
+	t.Helper()
+	c, err := n.svc(a).svc.Counts(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+const (
+	requested = "org.refbus.referral.requested.v1"
+	receipt   = bus.ReceiptType
+)
+
+// A referral crosses from health to ngo over HTTP and the bus, and the
+// receipt comes back.
+func TestReferralCrossesAndReceiptReturns(t *testing.T) {
+	t.Parallel()
+	n := newNetwork(t, "health", "ngo")
+
+	status, body, _ := n.do("health", "POST", "/api/v1/referrals", `{"to_agency":"ngo","service":"shelter","note":"mother and two children need a safe place"}`)
+	if status != 201 {
+		t.Fatalf("create: %d %s", status, body)
+	}
+	created := decode[agency.Referral](t, body)
+	if created.Status != "requested" || created.CaseID == uuid.Nil || created.FromAgency != "health" {
+		t.Fatalf("created: %+v", created)
+	}
+
+	eventually(t, 5*time.Second, func() error {
+		_, body, _ := n.do("ngo", "GET", "/api/v1/inbox", "")
+		in := decode[struct{ Referrals []agency.Referral }](t, body)
+		if len(in.Referrals) != 1 {
+			return fmt.Errorf("ngo inbox has %d referrals", len(in.Referrals))
+		}
+		got := in.Referrals[0]
+		if got.ID != created.ID || got.CaseID != created.CaseID || got.Status != "received" || got.Note != created.Note || got.Service != "shelter" {
+			return fmt.Errorf("ngo inbox shows %+v", got)
+		}
+		return nil
+	})
+	eventually(t, 5*time.Second, func() error {
+		_, body, _ := n.do("health", "GET", "/api/v1/referrals/"+created.ID.String(), "")
+		if r := decode[agency.Referral](t, body); r.Status != "received" {
+			return fmt.Errorf("health sees %q", r.Status)
+		}
+		return nil
+	})
+	if c := counts(t, n, "health"); c["receipted "+requested] != 1 || c["inbox "+receipt+" applied"] != 1 {
+		t.Fatalf("health counts: %v", c)
+	}
+}
+
+// The relay stops after the referral's commit and before (or after) its
+// publish; after a restart the referral still arrives, once.
+func TestRelayCrashLosesNothing(t *testing.T) {
+	t.Parallel()
+	for _, stage := range []string{"before_publish", "before_mark"} {
+		t.Run(stage, func(t *testing.T) {
+			t.Parallel()
+			n := newNetwork(t, "ngo")
+			n.urls["health"] = n.newDB()
+			crashing := n.start("health", func(c *agency.Config) {
+				c.Relay.Fault = func(s string) error {
+					if s == stage {
+						return errors.New("relay killed")
+					}
+					return nil
+				}
+			})
+			r, err := crashing.svc.CreateReferral(context.Background(), agency.NewReferral{ToAgency: "ngo", Service: "psychological_help", Note: "n"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case err := <-crashing.done:
+				if !errors.Is(err, outbox.ErrFault) {
+					t.Fatalf("relay stopped with %v, want the fault", err)
+				}
+				crashing.done <- err // let stop() see it
+			case <-time.After(10 * time.Second):
+				t.Fatal("relay did not crash")
+			}
+			_ = crashing.stop()
+
+			n.start("health", nil)
+			eventually(t, 10*time.Second, wantStatus(n, "health", r.ID.String(), "received"))
+			eventually(t, 5*time.Second, wantStatus(n, "ngo", r.ID.String(), "received"))
+			if c := counts(t, n, "ngo"); c["inbox "+requested+" applied"] != 1 || c["outbox "+receipt] != 1 {
+				t.Fatalf("ngo counts: %v", c)
+			}
+		})
+	}
+}
+
+// The same event published twice, with the same message id and with a new
+// one past JetStream's dedupe, is applied once.
+func TestDuplicateEventAppliedOnce(t *testing.T) {
+	t.Parallel()
+	n := newNetwork(t, "ngo")
+	js := n.jetstream()
+	ev := n.requestedEvent(t, "health", "ngo", map[string]any{"to_agency": "ngo", "service": "legal_help", "note": "twice"})
+
+	msg, err := event.NewMsg(bus.Subject("health", "ngo", requested), ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := js.PublishMsg(ctx, msg); err != nil {
+		t.Fatal(err)
+	}
+	ack, err := js.PublishMsg(ctx, msg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !ack.Duplicate {
+		t.Fatal("JetStream did not flag the second publish as a duplicate")
+	}
+	msg.Header.Set(nats.MsgIdHdr, "past-the-window")
+	if _, err := js.PublishMsg(ctx, msg); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, wantStatus(n, "ngo", ev.Subject(), "received"))
+	// Wait until ngo has acknowledged both copies before counting.
+	eventually(t, 5*time.Second, n.consumerIdle("ngo"))
+	if c := counts(t, n, "ngo"); c["inbox "+requested+" applied"] != 1 || c["outbox "+receipt] != 1 {
+		t.Fatalf("ngo counts: %v", c)
+	}
+}
+
+// The consumer dies after its commit and before its ack; the redelivered
+// event is applied once.
+func TestConsumerCrashAfterCommitAppliesOnce(t *testing.T) {
+	t.Parallel()
+	n := newNetwork(t, "health")
+	n.urls["ngo"] = n.newDB()
+	var crashed atomic.Bool
+	crashing := n.start("ngo", func(c *agency.Config) {
+		c.Inbox.Fault = func(stage string) error {
+			if stage == "after_commit" && crashed.CompareAndSwap(false, true) {
+				return errors.New("consumer killed")
+			}
+			return nil
+		}
+	})
+	r, err := n.svc("health").svc.CreateReferral(context.Background(), agency.NewReferral{ToAgency: "ngo", Service: "shelter", Note: "n"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-crashing.done:
+		if !errors.Is(err, inbox.ErrFault) {
+			t.Fatalf("consumer stopped with %v, want the fault", err)
+		}
+		crashing.done <- err
+	case <-time.After(10 * time.Second):
+		t.Fatal("consumer did not crash")
+	}
+	// The effect committed before the crash: the referral is there, unacked.
+	if _, err := n.referralStatusDirect(t, "ngo", r.ID); err != nil {
+		t.Fatalf("committed referral missing after crash: %v", err)
+	}
+	_ = crashing.stop()
+
+	n.start("ngo", nil)
+	eventually(t, 10*time.Second, wantStatus(n, "health", r.ID.String(), "received"))
+	eventually(t, 10*time.Second, n.consumerIdle("ngo"))
+	if c := counts(t, n, "ngo"); c["inbox "+requested+" applied"] != 1 || c["outbox "+receipt] != 1 {
+		t.Fatalf("ngo counts: %v", c)
+	}
+	if info := n.consumerInfo("ngo"); info.Delivered.Consumer < 2 {
+		t.Fatalf("the event was delivered %d times; the test did not exercise a redelivery", info.Delivered.Consumer)
+	}
+}
+
+// An event whose data breaks its schema, and a message that is not an event
+// at all, are stored as rejected with the reason; the next good event flows.
+func TestPoisonEventsRejectedAndFlowContinues(t *testing.T) {
+	t.Parallel()
+	n := newNetwork(t, "ngo", "health")
+	js := n.jetstream()
+	ctx := context.Background()
+
+	bad := n.requestedEvent(t, "health", "ngo", map[string]any{"to_agency": "ngo", "service": "shelter", "note": "ok"})
+	// Break the data after it was built, as a buggy sender would.
+	if err := bad.SetData("application/json", map[string]any{"to_agency": "ngo", "note": 42}); err != nil {
+		t.Fatal(err)
+	}
+	msg, err := event.NewMsg(bus.Subject("health", "ngo", requested), bad)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.PublishMsg(ctx, msg); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.Publish(ctx, bus.Subject("health", "ngo", requested), []byte("not json at all")); err != nil {
+		t.Fatal(err)
+	}
+	good, err := n.svc("health").svc.CreateReferral(ctx, agency.NewReferral{ToAgency: "ngo", Service: "shelter", Note: "good"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, wantStatus(n, "health", good.ID.String(), "received"))
+
+	var rej []agency.Rejection
+	eventually(t, 5*time.Second, func() error {
+		rej, err = n.svc("ngo").svc.Rejections(ctx, 10)
+		if err != nil {
+			return err
+		}
+		if len(rej) != 2 {
+			return fmt.Errorf("%d rejections", len(rej))
+		}
+		return nil
+	})
+	reasons := rej[0].Reason + " | " + rej[1].Reason
+	for _, want := range []string{"service", "note", "not JSON"} {
+		if !strings.Contains(reasons, want) {
+			t.Errorf("rejection reasons %q do not mention %q", reasons, want)
+		}
+	}
+	// The sender learns why its event was refused.
+	eventually(t, 5*time.Second, func() error {
+		r, err := n.referralStatusDirect(t, "ngo", mustUUID(t, bad.Subject()))
+		if err == nil {
+			return fmt.Errorf("the rejected referral was applied: %+v", r)
+		}
+		c := counts(t, n, "health")
+		if c["inbox "+receipt+" applied"] != 2 {
+			return fmt.Errorf("health got %d receipts, want 2 (the good one and the rejection)", c["inbox "+receipt+" applied"])
+		}
+		return nil
+	})
+	// Redeliveries of the rejected messages are not attempted: they were
+	// terminated.
+	eventually(t, 5*time.Second, n.consumerIdle("ngo"))
+	if info := n.consumerInfo("ngo"); info.Delivered.Consumer != 3 {
+		t.Fatalf("ngo consumer delivered %d messages, want 3 (no redelivery of terminated ones)", info.Delivered.Consumer)
+	}
+}
+
+// 1,000 referrals sent at once from three agencies all arrive exactly once.
+func TestThousandReferralsFromThreeAgencies(t *testing.T) {
+	t.Parallel()
+	n := newNetwork(t, "health", "education", "social", "ngo")
+	senders := []string{"health", "education", "social"}
+	const total = 1000
+	ids := make([]uuid.UUID, total)
+	var wg sync.WaitGroup
+	errs := make(chan error, total)
+	sem := make(chan struct{}, 32)
+	for i := range total {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			from := senders[i%3]
+			to := bus.Agencies[(i/3)%4]
+			if to == from {
+				to = "ngo"
+			}
+			r, err := n.svc(from).svc.CreateReferral(context.Background(), agency.NewReferral{ToAgency: to, Service: "s", Note: fmt.Sprint(i)})
+			if err != nil {
+				errs <- err
+				return
+			}
+			ids[i] = r.ID
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	eventually(t, 60*time.Second, func() error {
+		for i, id := range ids {
+			if err := wantStatus(n, senders[i%3], id.String(), "received")(); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	var applied, receipts, sent int64
+	for _, a := range bus.Agencies {
+		eventually(t, 10*time.Second, n.consumerIdle(a))
+		c := counts(t, n, a)
+		applied += c["inbox "+requested+" applied"]
+		receipts += c["receipted "+requested]
+		sent += c["outbox "+requested]
+		if c["inbox "+requested+" rejected"] != 0 || c["inbox "+receipt+" rejected"] != 0 {
+			t.Fatalf("%s rejected events: %v", a, c)
+		}
+	}
+	if applied != total || receipts != total || sent != total {
+		t.Fatalf("sent %d, applied %d, receipted %d; want %d each", sent, applied, receipts, total)
+	}
+}
+
+// Helpers that reach past the services, as an outside agency system would.
+
+func (n *network) newDB() string { return newDB(n.t) }
+
+func (n *network) jetstream() jetstream.JetStream {
+	n.t.Helper()
+	js, err := jetstream.New(n.nats.Connect())
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	return js
+}
+
+func (n *network) requestedEvent(t *testing.T, from, to string, data map[string]any) *ce.Event {
+	t.Helper()
+	reg, err := schemas.Registry()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev, err := reg.New(bus.Source(from), requested, uuid.Must(uuid.NewV7()).String(), data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev.SetExtension(event.ExtCaseID, uuid.Must(uuid.NewV7()).String())
+	event.SetSequence(ev, 1)
+	return ev
+}
+
+func (n *network) consumerInfo(a string) *jetstream.ConsumerInfo {
+	n.t.Helper()
+	c, err := n.jetstream().Consumer(context.Background(), bus.Stream, a)
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	info, err := c.Info(context.Background())
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	return info
+}
+
+// consumerIdle holds once agency a's consumer has nothing pending or
+// unacknowledged.
+func (n *network) consumerIdle(a string) func() error {
+	return func() error {
+		info := n.consumerInfo(a)
+		if info.NumPending != 0 || info.NumAckPending != 0 {
+			return fmt.Errorf("%s consumer: %d pending, %d unacknowledged", a, info.NumPending, info.NumAckPending)
+		}
+		return nil
+	}
+}
+
+func (n *network) referralStatusDirect(t *testing.T, a string, id uuid.UUID) (agency.Referral, error) {
+	return n.svc(a).svc.Referral(context.Background(), id)
+}

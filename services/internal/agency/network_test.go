@@ -1,0 +1,158 @@
+package agency_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/refbus/refbus/pkg/bus"
+	"github.com/refbus/refbus/pkg/natstest"
+	"github.com/refbus/refbus/pkg/pgtest"
+	"github.com/refbus/refbus/services/internal/agency"
+	"github.com/refbus/refbus/sql/agency/migrations"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+// network is a set of agency services on one embedded NATS server, each
+// with its own fresh database.
+type network struct {
+	t    *testing.T
+	nats *natstest.Server
+	urls map[string]string
+	mu   sync.Mutex
+	svcs map[string]*running
+}
+
+type running struct {
+	svc    *agency.Service
+	http   *httptest.Server
+	cancel context.CancelFunc
+	done   chan error
+}
+
+// fastConsumer redelivers quickly so fault tests finish in seconds.
+var fastConsumer = bus.ConsumerConfig{BackOff: []time.Duration{500 * time.Millisecond}, MaxDeliver: 50}
+
+func newNetwork(t *testing.T, agencies ...string) *network {
+	t.Helper()
+	n := &network{t: t, nats: natstest.New(t), urls: map[string]string{}, svcs: map[string]*running{}}
+	for _, a := range agencies {
+		n.urls[a] = newDB(t)
+		n.start(a, nil)
+	}
+	return n
+}
+
+func testLogger(t *testing.T) *slog.Logger {
+	if testing.Verbose() {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+// start runs agency a; tune, if set, changes its config first.
+func (n *network) start(a string, tune func(*agency.Config)) *running {
+	n.t.Helper()
+	cfg := agency.Config{Agency: a, DatabaseURL: n.urls[a], NATSURL: n.nats.ClientURL(), Consumer: fastConsumer}
+	cfg.Relay.ReceiptTimeout = 10 * time.Second
+	if tune != nil {
+		tune(&cfg)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	svc, err := agency.New(ctx, cfg, testLogger(n.t).With("test", n.t.Name()))
+	if err != nil {
+		cancel()
+		n.t.Fatalf("start %s: %v", a, err)
+	}
+	r := &running{svc: svc, http: httptest.NewServer(svc.Handler()), cancel: cancel, done: make(chan error, 1)}
+	go func() { r.done <- svc.Run(ctx) }()
+	n.mu.Lock()
+	n.svcs[a] = r
+	n.mu.Unlock()
+	n.t.Cleanup(func() { r.stop() })
+	return r
+}
+
+// stop cancels the service and waits for it; safe to call twice.
+func (r *running) stop() error {
+	r.cancel()
+	err, ok := <-r.done
+	if ok {
+		close(r.done)
+		r.http.Close()
+		r.svc.Close()
+	}
+	return err
+}
+
+func (n *network) svc(a string) *running {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.svcs[a]
+}
+
+// do sends an HTTP request to agency a and returns the status and body.
+func (n *network) do(a, method, path, body string) (int, string, http.Header) {
+	n.t.Helper()
+	req, err := http.NewRequest(method, n.svc(a).http.URL+path, strings.NewReader(body))
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		n.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return res.StatusCode, string(b), res.Header
+}
+
+// eventually polls cond until it returns nil or the deadline passes.
+func eventually(t *testing.T, within time.Duration, cond func() error) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		err := cond()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not within %s: %v", within, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// referralStatus reads a referral as agency a sees it.
+func (n *network) referralStatus(a string, id string) (agency.Referral, error) {
+	r, err := n.svc(a).svc.Referral(context.Background(), mustUUID(n.t, id))
+	return r, err
+}
+
+func wantStatus(n *network, a, id, status string) func() error {
+	return func() error {
+		r, err := n.referralStatus(a, id)
+		if err != nil {
+			return err
+		}
+		if r.Status != status {
+			return fmt.Errorf("%s sees referral %s as %q, want %q", a, id, r.Status, status)
+		}
+		return nil
+	}
+}
+
+
+func newDB(t *testing.T) string { return pgtest.New(t, "agency", migrations.Up) }

@@ -1,0 +1,155 @@
+// Package agency is one agency's service: its HTTP API, its store, and the
+// outbox relay and inbox consumer that connect it to the other agencies.
+package agency
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/refbus/refbus/pkg/bus"
+	"github.com/refbus/refbus/pkg/event"
+	"github.com/refbus/refbus/pkg/inbox"
+	"github.com/refbus/refbus/pkg/outbox"
+	"github.com/refbus/refbus/schemas"
+	"github.com/refbus/refbus/services/internal/db"
+	"github.com/refbus/refbus/sql/agency/migrations"
+)
+
+// Service is a running agency.
+type Service struct {
+	cfg      Config
+	self     string
+	log      *slog.Logger
+	pool     *pgxpool.Pool
+	nc       *nats.Conn
+	registry *event.Registry
+	out      *outbox.Outbox
+	relay    *outbox.Relay
+	consumer *inbox.Consumer
+	api      http.Handler
+}
+
+// New migrates the agency's store, connects to NATS, makes sure the stream
+// and the agency's consumer exist, and returns a service ready to Run.
+func New(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) {
+	if err := cfg.check(); err != nil {
+		return nil, err
+	}
+	log = log.With("agency", cfg.Agency)
+	if err := migrations.Up(ctx, cfg.DatabaseURL); err != nil {
+		return nil, fmt.Errorf("%s: %w", cfg.Agency, err)
+	}
+	pcfg, err := pgxpool.ParseConfig(cfg.DatabaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("%s: parse DATABASE_URL: %w", cfg.Agency, err)
+	}
+	pcfg.MaxConns = cfg.MaxConns
+	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
+	if err != nil {
+		return nil, fmt.Errorf("%s: connect to postgres: %w", cfg.Agency, err)
+	}
+	s := &Service{cfg: cfg, self: cfg.Agency, log: log, pool: pool}
+	if err := s.connect(ctx); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Service) connect(ctx context.Context) error {
+	var err error
+	if s.registry, err = schemas.Registry(); err != nil {
+		return fmt.Errorf("load schemas: %w", err)
+	}
+	opts := []nats.Option{nats.Name("refbus-" + s.self), nats.MaxReconnects(-1)}
+	if s.cfg.NATSCreds != "" {
+		opts = append(opts, nats.UserCredentials(s.cfg.NATSCreds))
+	}
+	if s.nc, err = nats.Connect(s.cfg.NATSURL, opts...); err != nil {
+		return fmt.Errorf("%s: connect to nats at %s: %w", s.self, s.cfg.NATSURL, err)
+	}
+	js, err := jetstream.New(s.nc, jetstream.WithPublishAsyncMaxPending(4096))
+	if err != nil {
+		s.nc.Close()
+		return fmt.Errorf("%s: jetstream: %w", s.self, err)
+	}
+	if _, err := bus.EnsureStream(ctx, js, s.cfg.Stream); err != nil {
+		s.nc.Close()
+		return fmt.Errorf("%s: %w", s.self, err)
+	}
+	cons, err := bus.EnsureConsumer(ctx, js, s.self, s.cfg.Consumer)
+	if err != nil {
+		s.nc.Close()
+		return fmt.Errorf("%s: %w", s.self, err)
+	}
+	relayOpts := s.cfg.Relay
+	relayOpts.Logger = s.log
+	inboxOpts := s.cfg.Inbox
+	inboxOpts.Logger = s.log
+	s.out = outbox.New(s.pool, s.self, s.registry, s.log)
+	s.relay = outbox.NewRelay(s.pool, js, relayOpts)
+	s.consumer = inbox.NewConsumer(s.self, s.pool, cons, s.registry, s.out, s, inboxOpts)
+	s.api = s.newAPI()
+	return nil
+}
+
+// Agency is the agency this service stands for.
+func (s *Service) Agency() string { return s.self }
+
+// Handler is the service's HTTP API.
+func (s *Service) Handler() http.Handler { return s.api }
+
+// Run relays, consumes and serves HTTP until ctx ends or a part fails.
+func (s *Service) Run(ctx context.Context) error {
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return s.relay.Run(ctx) })
+	g.Go(func() error { return s.consumer.Run(ctx) })
+	if s.cfg.HTTPAddr != "" {
+		ln, err := net.Listen("tcp", s.cfg.HTTPAddr)
+		if err != nil {
+			return fmt.Errorf("%s: listen on %s: %w", s.self, s.cfg.HTTPAddr, err)
+		}
+		srv := &http.Server{Handler: s.api, ReadHeaderTimeout: shutdownGrace}
+		g.Go(func() error {
+			if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+				return fmt.Errorf("%s: serve http: %w", s.self, err)
+			}
+			return nil
+		})
+		g.Go(func() error {
+			<-ctx.Done()
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownGrace)
+			defer cancel()
+			return srv.Shutdown(sctx)
+		})
+	}
+	return g.Wait()
+}
+
+// Close releases the connections. Call it after Run returns.
+func (s *Service) Close() {
+	s.out.Close()
+	s.nc.Close()
+	s.pool.Close()
+}
+
+// inTx runs fn in a transaction and wakes the relay after it commits, so
+// the events fn enqueued go out at once.
+func (s *Service) inTx(ctx context.Context, fn func(q *db.Queries, tx pgx.Tx) error) error {
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error { return fn(db.New(tx), tx) })
+	if err != nil {
+		return err
+	}
+	s.out.Wake()
+	return nil
+}

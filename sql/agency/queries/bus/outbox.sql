@@ -1,0 +1,55 @@
+-- name: OutboxInsert :exec
+INSERT INTO outbox (event_id, event_type, subject, msg_id, traceparent, payload, wants_receipt)
+SELECT * FROM (SELECT
+    unnest(sqlc.arg(event_ids)::uuid[]) AS event_ids, unnest(sqlc.arg(event_types)::text[]) AS event_types,
+    unnest(sqlc.arg(subjects)::text[]) AS subjects, unnest(sqlc.arg(msg_ids)::text[]) AS msg_ids,
+    unnest(sqlc.arg(traceparents)::text[]) AS traceparents, unnest(sqlc.arg(payloads)::bytea[]) AS payloads,
+    unnest(sqlc.arg(wants_receipts)::boolean[]) AS wants_receipts) AS u;
+
+-- name: OutboxPending :many
+-- Unpublished events of committed transactions older than any running one,
+-- in transaction order.
+SELECT seq, subject, msg_id, traceparent, payload, republished
+FROM outbox
+WHERE published_at IS NULL
+  AND txid < pg_snapshot_xmin(pg_current_snapshot())
+ORDER BY txid, seq
+LIMIT $1;
+
+-- name: OutboxMarkPublished :exec
+UPDATE outbox
+SET published_at = now(), stream_seq = u.stream_seq
+FROM (SELECT unnest(sqlc.arg(seqs)::bigint[]) AS seq, unnest(sqlc.arg(stream_seqs)::bigint[]) AS stream_seq) AS u
+WHERE outbox.seq = u.seq;
+
+-- name: OutboxResendUnreceipted :execrows
+-- Queues again the events whose receipt did not come back in time.
+UPDATE outbox
+SET published_at = NULL, republished = republished + 1
+WHERE wants_receipt AND receipted_at IS NULL AND published_at < $1;
+
+-- name: OutboxResend :exec
+-- Queues again events that were already published (a receipt asked for twice).
+UPDATE outbox
+SET published_at = NULL
+WHERE event_id = ANY(sqlc.arg(event_ids)::uuid[]) AND published_at IS NOT NULL;
+
+-- name: OutboxMarkReceipted :many
+-- Records receipts; a receipt counts only from the agency the event was
+-- addressed to (the third token of its subject).
+UPDATE outbox
+SET receipted_at = now(), receipt_outcome = u.outcome, receipt_reason = u.reason
+FROM (SELECT unnest(sqlc.arg(event_ids)::uuid[]) AS event_id, unnest(sqlc.arg(outcomes)::text[]) AS outcome,
+             unnest(sqlc.arg(reasons)::text[]) AS reason, unnest(sqlc.arg(froms)::text[]) AS from_agency) AS u
+WHERE outbox.event_id = u.event_id AND outbox.receipted_at IS NULL
+  AND split_part(outbox.subject, '.', 3) = u.from_agency
+RETURNING outbox.event_id, outbox.event_type, outbox.subject;
+
+-- name: OutboxNotify :exec
+SELECT pg_notify('refbus_outbox', '');
+
+-- name: OutboxListen :exec
+LISTEN refbus_outbox;
+
+-- name: RelayTryLock :one
+SELECT pg_try_advisory_lock(sqlc.arg(key)::bigint);
