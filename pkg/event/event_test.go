@@ -11,6 +11,7 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"testing/fstest"
 	"time"
@@ -532,6 +533,7 @@ func TestValidateEnvelope(t *testing.T) {
 			e.Context.(*ce.EventContextV1).ID = ""
 			e.Context.(*ce.EventContextV1).Source = ce.New().Context.(*ce.EventContextV1).Source
 		}, "missing id; missing source"},
+		{"unparsable source", func(e *ce.Event) { e.SetSource("%zz") }, `source: parse "%zz": invalid URL escape`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -651,4 +653,34 @@ func BenchmarkEncodeDecodeValidate(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// Consumers validate from many goroutines with one shared registry.
+func TestValidateConcurrent(t *testing.T) {
+	r := newRegistry(t)
+	msg, err := NewMsg("s", newEvent(t, r))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := newEvent(t, r)
+	bad.DataEncoded = []byte(`{"to_agency":"mars"}`)
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			for range 50 {
+				e, err := Decode(msg.Header, msg.Data)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if err := r.Validate(e); err != nil {
+					t.Error(err)
+				}
+				if err := r.Validate(bad); !errors.Is(err, ErrInvalid) {
+					t.Errorf("Validate bad = %v", err)
+				}
+			}
+		})
+	}
+	wg.Wait()
 }

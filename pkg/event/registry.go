@@ -218,28 +218,32 @@ func envelopeIssues(e *ce.Event) []string {
 	if e.SpecVersion() != ce.CloudEventsVersionV1 {
 		issues = append(issues, fmt.Sprintf("specversion %q is not supported, want %s", e.SpecVersion(), ce.CloudEventsVersionV1))
 	}
-	if strings.TrimSpace(e.ID()) == "" {
-		issues = append(issues, "missing id")
-	}
-	if strings.TrimSpace(e.Source()) == "" {
-		issues = append(issues, "missing source")
-	}
-	if strings.TrimSpace(e.Type()) == "" {
-		issues = append(issues, "missing type")
+	// The SDK words a missing attribute as "id: MUST be a non-empty
+	// string"; "missing id" reads better, so those entries are replaced.
+	missing := map[string]bool{
+		"id":     strings.TrimSpace(e.ID()) == "",
+		"source": strings.TrimSpace(e.Source()) == "",
+		"type":   strings.TrimSpace(e.Type()) == "",
 	}
 	if err := e.Validate(); err != nil {
 		var fields ce.ValidationError
 		if errors.As(err, &fields) {
 			for _, name := range slices.Sorted(maps.Keys(fields)) {
-				switch name {
-				case "id", "source", "type":
-					// Already reported above, in clearer words.
+				// A setter error (an unparsable source, say) says more
+				// than "missing", so it is kept.
+				if missing[name] && e.FieldErrors[name] == nil {
 					continue
 				}
+				missing[name] = false
 				issues = append(issues, name+": "+fields[name].Error())
 			}
 		} else {
 			issues = append(issues, err.Error())
+		}
+	}
+	for _, name := range []string{"id", "source", "type"} {
+		if missing[name] {
+			issues = append(issues, "missing "+name)
 		}
 	}
 	if ct := e.DataContentType(); ct != "" && e.DataMediaType() != ce.ApplicationJSON {

@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -136,6 +138,35 @@ func TestStartTakesOverLeftoverServer(t *testing.T) {
 			t.Fatal("the leftover server still accepts connections")
 		}
 	}
+}
+
+// TestStartAfterServerWasKilled covers a server that died without cleaning
+// up (OOM killer, kill -9): its postmaster.pid is left behind.
+func TestStartAfterServerWasKilled(t *testing.T) {
+	dir := filepath.Join(tempDir(t), "data")
+	start(t, dir)
+	pidFile, err := os.ReadFile(filepath.Join(dir, "postmaster.pid"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, err := strconv.Atoi(strings.SplitN(string(pidFile), "\n", 2)[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := os.FindProcess(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Kill(); err != nil {
+		t.Fatal(err)
+	}
+
+	c := start(t, dir)
+	conn, err := pgx.Connect(t.Context(), c.URL("postgres"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn.Close(t.Context())
 }
 
 func TestStartWithoutBinaries(t *testing.T) {

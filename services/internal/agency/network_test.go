@@ -154,5 +154,4 @@ func wantStatus(n *network, a, id, status string) func() error {
 	}
 }
 
-
 func newDB(t *testing.T) string { return pgtest.New(t, "agency", migrations.Up) }

@@ -8,9 +8,9 @@ import (
 	"embed"
 	"fmt"
 
+	_ "github.com/jackc/pgx/v5/stdlib" // registers the pgx driver for database/sql
 	"github.com/pressly/goose/v3"
 	"github.com/pressly/goose/v3/lock"
-	_ "github.com/jackc/pgx/v5/stdlib" // registers the pgx driver for database/sql
 )
 
 //go:embed *.sql

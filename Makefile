@@ -1,0 +1,47 @@
+# refbus: `make help` lists the targets.
+SHELL := /bin/bash
+GO    ?= go
+PKGS  := ./... ./pkg/...
+SQLC  := $(GO) run github.com/sqlc-dev/sqlc/cmd/sqlc@v1.31.1
+BIN   := bin
+
+.PHONY: help run test generate verify bench lint postgres build
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+build: ## build the agency service and the dev stack into bin/
+	$(GO) build -o $(BIN)/ ./services/agency ./services/devstack
+
+run: postgres build ## run everything on this machine: NATS, Postgres, the four agencies, demo data
+	exec $(BIN)/devstack
+
+test: postgres ## run every test (real Postgres, real NATS)
+	$(GO) test -count=1 -timeout 15m $(PKGS)
+
+generate: ## regenerate the sqlc code from sql/
+	cd sql && $(SQLC) generate
+
+verify: ## fail if generated code is stale, code is unformatted, or vet complains
+	cd sql && $(SQLC) diff
+	@test -z "$$(gofmt -l pkg services sql schemas)" || { echo "gofmt would change:"; gofmt -l pkg services sql schemas; exit 1; }
+	$(GO) vet $(PKGS)
+
+bench: postgres ## measure the pipeline against raw JetStream (N=20000 by default)
+	$(GO) run ./services/bench -n $${N:-20000}
+
+lint: verify ## alias of verify
+
+# postgres makes sure the PostgreSQL server binaries are here: installed
+# with apt on Debian, otherwise it says what to install.
+postgres:
+	@if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 || [ -n "$$PG_BIN" ]; then exit 0; fi; \
+	if command -v apt-get >/dev/null 2>&1; then \
+		echo "Installing the PostgreSQL server binaries with apt-get"; \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq postgresql >/dev/null; \
+	else \
+		echo "refbus needs the PostgreSQL 15+ server binaries (initdb, pg_ctl, postgres)."; \
+		echo "Install them with your package manager (e.g. 'brew install postgresql@15', 'dnf install postgresql-server'),"; \
+		echo "or set PG_BIN to the directory that holds them."; exit 1; \
+	fi

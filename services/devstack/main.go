@@ -1,0 +1,180 @@
+// Command devstack runs the whole of refbus on one machine, for `make run`:
+// an embedded NATS server with JetStream, a private PostgreSQL cluster made
+// from the local binaries, the four agency services, and demo referrals.
+// Data lives under ./.data, so a second run finds it again.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/refbus/refbus/pkg/bus"
+	"github.com/refbus/refbus/pkg/natslocal"
+	"github.com/refbus/refbus/pkg/pglocal"
+	"github.com/refbus/refbus/services/internal/agency"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	if err := run(ctx, log, os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "refbus:", err)
+		os.Exit(1)
+	}
+}
+
+type config struct {
+	dataDir  string
+	natsPort int
+	pgPort   int
+	addrs    map[string]*string
+	demo     bool
+}
+
+func parseFlags(args []string) (config, error) {
+	fs := flag.NewFlagSet("devstack", flag.ContinueOnError)
+	c := config{addrs: map[string]*string{}}
+	fs.StringVar(&c.dataDir, "data", envOr("REFBUS_DATA", ".data"), "directory for the NATS store and the Postgres cluster (env REFBUS_DATA)")
+	fs.IntVar(&c.natsPort, "nats-port", envInt("REFBUS_NATS_PORT", 4222), "NATS port on 127.0.0.1 (env REFBUS_NATS_PORT)")
+	fs.IntVar(&c.pgPort, "pg-port", envInt("REFBUS_PG_PORT", 5433), "Postgres port on 127.0.0.1 (env REFBUS_PG_PORT)")
+	fs.BoolVar(&c.demo, "demo", true, "load the demo referrals on the first run")
+	for _, a := range bus.Agencies {
+		env := "REFBUS_" + upper(a) + "_ADDR"
+		c.addrs[a] = fs.String(a, envOr(env, fmt.Sprintf("127.0.0.1:%d", agency.DefaultPort[a])), fmt.Sprintf("HTTP address of the %s agency (env %s)", a, env))
+	}
+	return c, fs.Parse(args)
+}
+
+func run(ctx context.Context, log *slog.Logger, args []string) error {
+	c, err := parseFlags(args)
+	if err != nil {
+		return err
+	}
+	dataDir, err := filepath.Abs(c.dataDir)
+	if err != nil {
+		return err
+	}
+	// The Postgres server runs as the postgres user when this runs as
+	// root, and must be able to reach its data directory.
+	if err := os.MkdirAll(dataDir, 0o755); err != nil {
+		return err
+	}
+	if err := os.Chmod(dataDir, 0o755); err != nil {
+		return err
+	}
+	fmt.Printf("refbus: starting NATS (store %s) and Postgres (data %s)\n", filepath.Join(dataDir, "nats"), filepath.Join(dataDir, "pg"))
+	ns, err := natslocal.Start(natslocal.Options{StoreDir: filepath.Join(dataDir, "nats"), Port: c.natsPort})
+	if err != nil {
+		return err
+	}
+	defer ns.Shutdown()
+	pg, err := pglocal.Start(ctx, pglocal.Options{Dir: filepath.Join(dataDir, "pg"), Port: c.pgPort, Logger: log})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := pg.Stop(sctx); err != nil {
+			fmt.Fprintln(os.Stderr, "refbus: stop postgres:", err)
+		}
+	}()
+
+	svcs := map[string]*agency.Service{}
+	for _, a := range bus.Agencies {
+		if err := pg.CreateDatabase(ctx, a, ""); err != nil {
+			return err
+		}
+		svc, err := agency.New(ctx, agency.Config{Agency: a, HTTPAddr: *c.addrs[a], DatabaseURL: pg.URL(a), NATSURL: ns.ClientURL()}, log)
+		if err != nil {
+			return err
+		}
+		defer svc.Close()
+		svcs[a] = svc
+	}
+
+	g, gctx := errgroup.WithContext(ctx)
+	for _, a := range bus.Agencies {
+		g.Go(func() error { return svcs[a].Run(gctx) })
+	}
+	if c.demo {
+		if err := loadDemo(gctx, svcs); err != nil {
+			return fmt.Errorf("demo data: %w", err)
+		}
+	}
+	fmt.Println()
+	fmt.Println("refbus is running. The agencies' APIs:")
+	for _, a := range bus.Agencies {
+		fmt.Printf("  %-10s http://%s/api/v1/inbox   (OpenAPI: http://%s/docs)\n", a, *c.addrs[a], *c.addrs[a])
+	}
+	fmt.Printf("  NATS       %s\n  Postgres   %s (databases health, education, social, ngo)\n", ns.ClientURL(), pg.URL("health"))
+	fmt.Println("Press Ctrl-C to stop.")
+	err = g.Wait()
+	fmt.Println("refbus: stopping")
+	if err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	return nil
+}
+
+// loadDemo sends the first referrals of the chains of help, once: when
+// health has sent nothing yet.
+func loadDemo(ctx context.Context, svcs map[string]*agency.Service) error {
+	sent, err := svcs["health"].Sent(ctx, 1)
+	if err != nil || len(sent) > 0 {
+		return err
+	}
+	demo := []struct {
+		from string
+		in   agency.NewReferral
+	}{
+		{"health", agency.NewReferral{ToAgency: "education", Service: "early_intervention_assessment", Note: "2-year check: speech and social delay, family agrees to an assessment."}},
+		{"health", agency.NewReferral{ToAgency: "ngo", Service: "mothers_home", Note: "Maternity ward: mother at risk of abandoning her newborn, needs temporary housing."}},
+		{"education", agency.NewReferral{ToAgency: "social", Service: "family_support", Note: "School noticed signs of violence at home; the mother asks for help."}},
+		{"social", agency.NewReferral{ToAgency: "ngo", Service: "psychological_help", Note: "Family about to lose its housing; parents under severe strain."}},
+		{"social", agency.NewReferral{ToAgency: "health", Service: "child_health_check", Note: "Youngest child (1 year) has missed patronage visits."}},
+	}
+	for _, d := range demo {
+		if _, err := svcs[d.from].CreateReferral(ctx, d.in); err != nil {
+			return err
+		}
+	}
+	fmt.Printf("refbus: loaded %d demo referrals\n", len(demo))
+	return nil
+}
+
+func envOr(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return def
+}
+
+func envInt(key string, def int) int {
+	var n int
+	if _, err := fmt.Sscan(os.Getenv(key), &n); err == nil {
+		return n
+	}
+	return def
+}
+
+func upper(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if 'a' <= c && c <= 'z' {
+			b[i] = c - 32
+		}
+	}
+	return string(b)
+}
