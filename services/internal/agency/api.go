@@ -64,8 +64,8 @@ type postReferralInput struct {
 	Body struct {
 		ToAgency string    `json:"to_agency" enum:"health,education,social,ngo" doc:"The agency asked to help."`
 		Service  string    `json:"service" minLength:"1" maxLength:"100" doc:"The service asked for."`
-		Note     string    `json:"note" maxLength:"4000" doc:"What the receiving caseworker needs to know."`
-		CaseID   uuid.UUID `json:"case_id,omitempty" required:"false" doc:"The case this referral belongs to; omit to start a new case."`
+		Note     string    `json:"note" minLength:"1" maxLength:"4000" doc:"What the receiving caseworker needs to know."`
+		CaseID   uuid.UUID `json:"case_id,omitempty" required:"false" format:"uuid" doc:"The case this referral belongs to; omit to start a new case."`
 	}
 }
 
