@@ -152,10 +152,10 @@ func (r *Registry) SchemaID(eventType string) (string, bool) {
 }
 
 // New builds an event of eventType from source with a UUIDv7 id (time
-// ordered, which keeps the JetStream dedupe window and logs readable), the
-// current UTC time, JSON data and dataschema set to the type's $id. The event
-// is validated before it is returned; errors wrap ErrUnknownType or
-// ErrInvalid.
+// ordered, so ids sort by creation in logs and stores), the current UTC time,
+// data encoded as JSON and dataschema set to the type's $id. The event is
+// validated before it is returned; errors wrap ErrUnknownType or ErrInvalid.
+// Extensions such as caseid and sequence are set by the caller afterwards.
 func (r *Registry) New(source, eventType, subject string, data any) (*ce.Event, error) {
 	s, ok := r.schemas[eventType]
 	if !ok {
