@@ -4,10 +4,13 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strings"
 
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/danielgtaylor/huma/v2/adapters/humago"
 	"github.com/google/uuid"
+
+	"github.com/refbus/refbus/pkg/referral"
 )
 
 // newAPI builds the HTTP API. huma validates requests against the
@@ -45,6 +48,24 @@ func (s *Service) newAPI() http.Handler {
 		Path:        "/api/v1/inbox",
 		Summary:     "Referrals this agency received, newest first",
 	}, s.listInbox)
+	for _, mv := range referral.Moves() {
+		if mv == referral.Receive {
+			continue // the bus makes that move, not a caseworker
+		}
+		huma.Register(api, huma.Operation{
+			OperationID: string(mv) + "-referral",
+			Method:      http.MethodPost,
+			Path:        "/api/v1/referrals/{id}/" + string(mv),
+			Summary:     moveSummary[mv],
+			Description: "Answers 409 with the moves allowed now if the referral's status does not allow this one, and 403 if this agency is not the party that makes it.",
+		}, s.moveHandler(mv))
+	}
+	huma.Register(api, huma.Operation{
+		OperationID: "get-case",
+		Method:      http.MethodGet,
+		Path:        "/api/v1/cases/{id}",
+		Summary:     "A case as this agency sees it: its referrals in and out, and their timeline",
+	}, s.getCase)
 	huma.Register(api, huma.Operation{
 		OperationID: "list-rejections",
 		Method:      http.MethodGet,
@@ -139,6 +160,61 @@ func (s *Service) listRejections(ctx context.Context, in *listInput) (*rejection
 	return out, nil
 }
 
+var moveSummary = map[referral.Move]string{
+	referral.Accept:   "Accept a received referral (receiver)",
+	referral.Decline:  "Decline a received referral, with reason_code and reason (receiver)",
+	referral.Start:    "Start providing the service (receiver)",
+	referral.Hold:     "Put the work on hold, with a reason (receiver)",
+	referral.Resume:   "Resume work on hold (receiver)",
+	referral.Complete: "Complete the referral, with its outcome (receiver)",
+	referral.Fail:     "End the referral as failed, with a reason (receiver)",
+	referral.Cancel:   "Cancel the referral, with a reason (sender)",
+	referral.Forward:  "Pass the referral on to another agency in the same case, with to_agency and service (receiver)",
+}
+
+type moveInput struct {
+	ID   uuid.UUID `path:"id" doc:"The referral id."`
+	Body *moveBody
+}
+
+// moveBody is optional: accept, start and resume need nothing.
+type moveBody struct {
+	ReasonCode string `json:"reason_code,omitempty" required:"false" enum:"no_capacity,not_eligible,out_of_area,duplicate,family_refused,other" doc:"Why it is declined."`
+	Reason     string `json:"reason,omitempty" required:"false" maxLength:"4000" doc:"Why it is declined, held, failed or cancelled."`
+	Outcome    string `json:"outcome,omitempty" required:"false" maxLength:"4000" doc:"What came of it (complete)."`
+	Note       string `json:"note,omitempty" required:"false" maxLength:"4000"`
+	ToAgency   string `json:"to_agency,omitempty" required:"false" enum:"health,education,social,ngo" doc:"Where to forward it (forward)."`
+	Service    string `json:"service,omitempty" required:"false" maxLength:"100" doc:"The service asked of the new agency (forward)."`
+}
+
+func (s *Service) moveHandler(mv referral.Move) func(context.Context, *moveInput) (*referralOutput, error) {
+	return func(ctx context.Context, in *moveInput) (*referralOutput, error) {
+		if in.Body == nil {
+			in.Body = &moveBody{}
+		}
+		r, err := s.Move(ctx, in.ID, mv, MoveInput{
+			ReasonCode: in.Body.ReasonCode, Reason: in.Body.Reason, Outcome: in.Body.Outcome, Note: in.Body.Note,
+			ToAgency: in.Body.ToAgency, Service: in.Body.Service,
+		})
+		if err != nil {
+			return nil, s.problem(err)
+		}
+		return &referralOutput{Body: r}, nil
+	}
+}
+
+type caseOutput struct {
+	Body Case
+}
+
+func (s *Service) getCase(ctx context.Context, in *idInput) (*caseOutput, error) {
+	c, err := s.Case(ctx, in.ID)
+	if err != nil {
+		return nil, s.problem(err)
+	}
+	return &caseOutput{Body: c}, nil
+}
+
 type healthOutput struct {
 	Body struct {
 		Agency string `json:"agency"`
@@ -159,11 +235,19 @@ func (s *Service) health(ctx context.Context, _ *struct{}) (*healthOutput, error
 // the messages of known errors reach the client; anything else is logged
 // and answered with a generic 500.
 func (s *Service) problem(err error) error {
+	// The sentinel names the kind; the person reads the rest.
+	detail := func(sentinel error) string {
+		return strings.TrimPrefix(err.Error(), sentinel.Error()+": ")
+	}
 	switch {
 	case errors.Is(err, ErrNotFound):
-		return huma.Error404NotFound(err.Error())
+		return huma.Error404NotFound(detail(ErrNotFound))
 	case errors.Is(err, ErrInvalid):
-		return huma.Error422UnprocessableEntity(err.Error())
+		return huma.Error422UnprocessableEntity(detail(ErrInvalid))
+	case errors.Is(err, ErrConflict):
+		return huma.Error409Conflict(detail(ErrConflict))
+	case errors.Is(err, ErrForbidden):
+		return huma.Error403Forbidden(detail(ErrForbidden))
 	default:
 		s.log.Error("request failed", "err", err)
 		return huma.Error500InternalServerError("internal error: the request was not applied; try again, and tell the operators if it persists")

@@ -22,6 +22,7 @@ func (s *Service) Apply(ctx context.Context, tx pgx.Tx, evs []*ce.Event) ([]erro
 	results := make([]error, len(evs))
 	var recv db.ReferralReceiveParams
 	var receipts []outbox.Receipt
+	var moves []int
 	subjectOf := map[uuid.UUID]string{}
 	for i, e := range evs {
 		switch e.Type() {
@@ -41,6 +42,10 @@ func (s *Service) Apply(ctx context.Context, tx pgx.Tx, evs []*ce.Event) ([]erro
 			receipts = append(receipts, outbox.Receipt{EventID: id, Outcome: d.Outcome, Reason: d.Reason, From: mustAgency(e.Source())})
 			subjectOf[id] = e.Subject()
 		default:
+			if _, ok := moveOfType[e.Type()]; ok {
+				moves = append(moves, i)
+				continue
+			}
 			results[i] = inbox.Reject("%s does not handle events of type %s", s.self, e.Type())
 		}
 	}
@@ -48,6 +53,13 @@ func (s *Service) Apply(ctx context.Context, tx pgx.Tx, evs []*ce.Event) ([]erro
 	if len(recv.Ids) > 0 {
 		if err := q.ReferralReceive(ctx, recv); err != nil {
 			return nil, fmt.Errorf("receive referrals: %w", err)
+		}
+	}
+	// Moves apply after the batch's new referrals exist, in stream order.
+	for _, i := range moves {
+		var err error
+		if results[i], err = s.applyMove(ctx, q, evs[i], moveOfType[evs[i].Type()]); err != nil {
+			return nil, err
 		}
 	}
 	if len(receipts) > 0 {
@@ -114,6 +126,13 @@ func (s *Service) checkRequested(e *ce.Event, recv *db.ReferralReceiveParams) er
 	recv.ToAgencies = append(recv.ToAgencies, s.self)
 	recv.Services = append(recv.Services, d.Service)
 	recv.Notes = append(recv.Notes, d.Note)
+	parent := uuid.Nil
+	if d.ParentID != nil {
+		parent = *d.ParentID
+	}
+	recv.ParentIds = append(recv.ParentIds, parent)
+	tp, _ := e.Extensions()[event.ExtTraceparent].(string)
+	recv.Traceparents = append(recv.Traceparents, tp)
 	return nil
 }
 

@@ -15,6 +15,7 @@ import (
 	"github.com/refbus/refbus/pkg/bus"
 	"github.com/refbus/refbus/pkg/event"
 	"github.com/refbus/refbus/pkg/outbox"
+	"github.com/refbus/refbus/pkg/referral"
 	"github.com/refbus/refbus/services/internal/db"
 )
 
@@ -33,22 +34,30 @@ var (
 
 // Referral is one agency's view of a referral.
 type Referral struct {
-	ID            uuid.UUID `json:"id"`
-	CaseID        uuid.UUID `json:"case_id"`
-	FromAgency    string    `json:"from_agency"`
-	ToAgency      string    `json:"to_agency"`
-	Service       string    `json:"service"`
-	Note          string    `json:"note"`
-	Status        string    `json:"status" doc:"requested until the receiving agency's receipt comes back, then received"`
-	DeliveryError string    `json:"delivery_error,omitempty" doc:"why the receiving agency refused the referral at the bus, if it did"`
-	CreatedAt     time.Time `json:"created_at"`
-	UpdatedAt     time.Time `json:"updated_at"`
+	ID              uuid.UUID  `json:"id"`
+	CaseID          uuid.UUID  `json:"case_id"`
+	FromAgency      string     `json:"from_agency"`
+	ToAgency        string     `json:"to_agency"`
+	Service         string     `json:"service"`
+	Note            string     `json:"note"`
+	Status          string     `json:"status" doc:"requested until the receiving agency's receipt comes back, then received, accepted, declined, in_progress, on_hold, completed, failed, cancelled or forwarded"`
+	ReasonCode      string     `json:"reason_code,omitempty" doc:"why it was declined"`
+	Reason          string     `json:"reason,omitempty" doc:"why it was declined, held, failed or cancelled"`
+	Outcome         string     `json:"outcome,omitempty" doc:"what came of it, once completed"`
+	ParentID        *uuid.UUID `json:"parent_id,omitempty" doc:"the referral this one was forwarded from"`
+	ForwardedTo     *uuid.UUID `json:"forwarded_to,omitempty" doc:"the referral that carries the work on, once forwarded"`
+	ForwardedAgency string     `json:"forwarded_agency,omitempty" doc:"the agency it was forwarded to"`
+	DeliveryError   string     `json:"delivery_error,omitempty" doc:"why the receiving agency refused the referral at the bus, if it did"`
+	CreatedAt       time.Time  `json:"created_at"`
+	UpdatedAt       time.Time  `json:"updated_at"`
 }
 
 func referralFromDB(r db.Referral) Referral {
 	return Referral{
 		ID: r.ID, CaseID: r.CaseID, FromAgency: r.FromAgency, ToAgency: r.ToAgency,
 		Service: r.Service, Note: r.Note, Status: r.Status, DeliveryError: r.DeliveryError,
+		ReasonCode: r.ReasonCode, Reason: r.Reason, Outcome: r.Outcome, ParentID: r.ParentID,
+		ForwardedTo: r.ForwardedTo, ForwardedAgency: r.ForwardedAgency,
 		CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt,
 	}
 }
@@ -64,9 +73,10 @@ type NewReferral struct {
 
 // requestedData is the data of a referral.requested event.
 type requestedData struct {
-	ToAgency string `json:"to_agency"`
-	Service  string `json:"service"`
-	Note     string `json:"note"`
+	ToAgency string     `json:"to_agency"`
+	Service  string     `json:"service"`
+	Note     string     `json:"note"`
+	ParentID *uuid.UUID `json:"parent_id,omitempty"`
 }
 
 // CreateReferral records a referral and queues its event in one
@@ -78,32 +88,49 @@ func (s *Service) CreateReferral(ctx context.Context, in NewReferral) (Referral,
 	if !bus.KnownAgency(in.ToAgency) {
 		return Referral{}, fmt.Errorf("%w: to_agency %q is not an agency of the network: use one of %s", ErrInvalid, in.ToAgency, strings.Join(s.others(), ", "))
 	}
-	id, caseID := uuid.Must(uuid.NewV7()), in.CaseID
-	if caseID == uuid.Nil {
-		caseID = uuid.Must(uuid.NewV7())
+	id := uuid.Must(uuid.NewV7())
+	if in.CaseID == uuid.Nil {
+		in.CaseID = uuid.Must(uuid.NewV7())
 	}
-	ev, err := s.registry.New(bus.Source(s.self), TypeRequested, id.String(), requestedData{ToAgency: in.ToAgency, Service: in.Service, Note: in.Note})
-	if err != nil {
-		if errors.Is(err, event.ErrInvalid) {
-			return Referral{}, fmt.Errorf("%w: %v", ErrInvalid, err)
+	err := s.inTx(ctx, func(q *db.Queries, tx pgx.Tx) error {
+		m, err := s.insertReferral(ctx, q, id, in, nil, newTraceparent())
+		if err != nil {
+			return err
 		}
-		return Referral{}, fmt.Errorf("create referral: %w", err)
-	}
-	ev.SetExtension(event.ExtCaseID, caseID.String())
-	ev.SetExtension(event.ExtTraceparent, newTraceparent())
-	event.SetSequence(ev, 1)
-	err = s.inTx(ctx, func(q *db.Queries, tx pgx.Tx) error {
-		if err := q.ReferralInsert(ctx, db.ReferralInsertParams{
-			ID: id, CaseID: caseID, FromAgency: s.self, ToAgency: in.ToAgency, Service: in.Service, Note: in.Note,
-		}); err != nil {
-			return fmt.Errorf("insert referral: %w", err)
-		}
-		return s.out.Enqueue(ctx, tx, outbox.Message{To: in.ToAgency, Event: ev})
+		return s.out.Enqueue(ctx, tx, m)
 	})
+	if errors.Is(err, ErrInvalid) {
+		return Referral{}, err
+	}
 	if err != nil {
 		return Referral{}, fmt.Errorf("create referral: %w", err)
 	}
 	return s.Referral(ctx, id)
+}
+
+// insertReferral writes a new outgoing referral and returns its requested
+// event, for the caller to enqueue in the same transaction.
+func (s *Service) insertReferral(ctx context.Context, q *db.Queries, id uuid.UUID, in NewReferral, parent *uuid.UUID, traceparent string) (outbox.Message, error) {
+	ev, err := s.registry.New(bus.Source(s.self), TypeRequested, id.String(), requestedData{ToAgency: in.ToAgency, Service: in.Service, Note: in.Note, ParentID: parent})
+	if err != nil {
+		if errors.Is(err, event.ErrInvalid) {
+			return outbox.Message{}, fmt.Errorf("%w: %v", ErrInvalid, err)
+		}
+		return outbox.Message{}, err
+	}
+	ev.SetExtension(event.ExtCaseID, in.CaseID.String())
+	ev.SetExtension(event.ExtTraceparent, traceparent)
+	event.SetSequence(ev, 1)
+	if err := q.ReferralInsert(ctx, db.ReferralInsertParams{
+		ID: id, CaseID: in.CaseID, FromAgency: s.self, ToAgency: in.ToAgency, Service: in.Service, Note: in.Note,
+		ParentID: parent, Traceparent: traceparent,
+	}); err != nil {
+		return outbox.Message{}, fmt.Errorf("insert referral: %w", err)
+	}
+	if err := q.HistoryInsert(ctx, db.HistoryInsertParams{ReferralID: id, CaseID: in.CaseID, Agency: s.self, Move: "request", Status: string(referral.Requested)}); err != nil {
+		return outbox.Message{}, fmt.Errorf("record history: %w", err)
+	}
+	return outbox.Message{To: in.ToAgency, Event: ev}, nil
 }
 
 // Referral returns one referral this agency sent or received. Returns

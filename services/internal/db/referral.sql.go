@@ -11,6 +11,71 @@ import (
 	"github.com/google/uuid"
 )
 
+const historyByCase = `-- name: HistoryByCase :many
+SELECT id, referral_id, case_id, agency, move, status, reason_code, reason, outcome, at FROM referral_history WHERE case_id = $1 ORDER BY id
+`
+
+func (q *Queries) HistoryByCase(ctx context.Context, caseID uuid.UUID) ([]ReferralHistory, error) {
+	rows, err := q.db.Query(ctx, historyByCase, caseID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []ReferralHistory
+	for rows.Next() {
+		var i ReferralHistory
+		if err := rows.Scan(
+			&i.ID,
+			&i.ReferralID,
+			&i.CaseID,
+			&i.Agency,
+			&i.Move,
+			&i.Status,
+			&i.ReasonCode,
+			&i.Reason,
+			&i.Outcome,
+			&i.At,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const historyInsert = `-- name: HistoryInsert :exec
+INSERT INTO referral_history (referral_id, case_id, agency, move, status, reason_code, reason, outcome)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+`
+
+type HistoryInsertParams struct {
+	ReferralID uuid.UUID
+	CaseID     uuid.UUID
+	Agency     string
+	Move       string
+	Status     string
+	ReasonCode string
+	Reason     string
+	Outcome    string
+}
+
+func (q *Queries) HistoryInsert(ctx context.Context, arg HistoryInsertParams) error {
+	_, err := q.db.Exec(ctx, historyInsert,
+		arg.ReferralID,
+		arg.CaseID,
+		arg.Agency,
+		arg.Move,
+		arg.Status,
+		arg.ReasonCode,
+		arg.Reason,
+		arg.Outcome,
+	)
+	return err
+}
+
 const referralCountByStatus = `-- name: ReferralCountByStatus :many
 SELECT status, count(*) AS n FROM referral
 WHERE from_agency = $1
@@ -43,7 +108,7 @@ func (q *Queries) ReferralCountByStatus(ctx context.Context, agency string) ([]R
 }
 
 const referralGet = `-- name: ReferralGet :one
-SELECT id, case_id, from_agency, to_agency, service, note, status, delivery_error, seq_out, seq_in, created_at, updated_at FROM referral WHERE id = $1
+SELECT id, case_id, from_agency, to_agency, service, note, status, delivery_error, seq_out, seq_in, created_at, updated_at, parent_id, reason_code, reason, outcome, forwarded_to, forwarded_agency, traceparent FROM referral WHERE id = $1
 `
 
 func (q *Queries) ReferralGet(ctx context.Context, id uuid.UUID) (Referral, error) {
@@ -62,22 +127,62 @@ func (q *Queries) ReferralGet(ctx context.Context, id uuid.UUID) (Referral, erro
 		&i.SeqIn,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.ParentID,
+		&i.ReasonCode,
+		&i.Reason,
+		&i.Outcome,
+		&i.ForwardedTo,
+		&i.ForwardedAgency,
+		&i.Traceparent,
+	)
+	return i, err
+}
+
+const referralGetForUpdate = `-- name: ReferralGetForUpdate :one
+SELECT id, case_id, from_agency, to_agency, service, note, status, delivery_error, seq_out, seq_in, created_at, updated_at, parent_id, reason_code, reason, outcome, forwarded_to, forwarded_agency, traceparent FROM referral WHERE id = $1 FOR UPDATE
+`
+
+func (q *Queries) ReferralGetForUpdate(ctx context.Context, id uuid.UUID) (Referral, error) {
+	row := q.db.QueryRow(ctx, referralGetForUpdate, id)
+	var i Referral
+	err := row.Scan(
+		&i.ID,
+		&i.CaseID,
+		&i.FromAgency,
+		&i.ToAgency,
+		&i.Service,
+		&i.Note,
+		&i.Status,
+		&i.DeliveryError,
+		&i.SeqOut,
+		&i.SeqIn,
+		&i.CreatedAt,
+		&i.UpdatedAt,
+		&i.ParentID,
+		&i.ReasonCode,
+		&i.Reason,
+		&i.Outcome,
+		&i.ForwardedTo,
+		&i.ForwardedAgency,
+		&i.Traceparent,
 	)
 	return i, err
 }
 
 const referralInsert = `-- name: ReferralInsert :exec
-INSERT INTO referral (id, case_id, from_agency, to_agency, service, note, status, seq_out)
-VALUES ($1, $2, $3, $4, $5, $6, 'requested', 1)
+INSERT INTO referral (id, case_id, from_agency, to_agency, service, note, status, seq_out, parent_id, traceparent)
+VALUES ($1, $2, $3, $4, $5, $6, 'requested', 1, $7, $8)
 `
 
 type ReferralInsertParams struct {
-	ID         uuid.UUID
-	CaseID     uuid.UUID
-	FromAgency string
-	ToAgency   string
-	Service    string
-	Note       string
+	ID          uuid.UUID
+	CaseID      uuid.UUID
+	FromAgency  string
+	ToAgency    string
+	Service     string
+	Note        string
+	ParentID    *uuid.UUID
+	Traceparent string
 }
 
 func (q *Queries) ReferralInsert(ctx context.Context, arg ReferralInsertParams) error {
@@ -88,12 +193,58 @@ func (q *Queries) ReferralInsert(ctx context.Context, arg ReferralInsertParams) 
 		arg.ToAgency,
 		arg.Service,
 		arg.Note,
+		arg.ParentID,
+		arg.Traceparent,
 	)
 	return err
 }
 
+const referralListByCase = `-- name: ReferralListByCase :many
+SELECT id, case_id, from_agency, to_agency, service, note, status, delivery_error, seq_out, seq_in, created_at, updated_at, parent_id, reason_code, reason, outcome, forwarded_to, forwarded_agency, traceparent FROM referral WHERE case_id = $1 ORDER BY created_at, id
+`
+
+func (q *Queries) ReferralListByCase(ctx context.Context, caseID uuid.UUID) ([]Referral, error) {
+	rows, err := q.db.Query(ctx, referralListByCase, caseID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []Referral
+	for rows.Next() {
+		var i Referral
+		if err := rows.Scan(
+			&i.ID,
+			&i.CaseID,
+			&i.FromAgency,
+			&i.ToAgency,
+			&i.Service,
+			&i.Note,
+			&i.Status,
+			&i.DeliveryError,
+			&i.SeqOut,
+			&i.SeqIn,
+			&i.CreatedAt,
+			&i.UpdatedAt,
+			&i.ParentID,
+			&i.ReasonCode,
+			&i.Reason,
+			&i.Outcome,
+			&i.ForwardedTo,
+			&i.ForwardedAgency,
+			&i.Traceparent,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const referralListIncoming = `-- name: ReferralListIncoming :many
-SELECT id, case_id, from_agency, to_agency, service, note, status, delivery_error, seq_out, seq_in, created_at, updated_at FROM referral
+SELECT id, case_id, from_agency, to_agency, service, note, status, delivery_error, seq_out, seq_in, created_at, updated_at, parent_id, reason_code, reason, outcome, forwarded_to, forwarded_agency, traceparent FROM referral
 WHERE to_agency = $1
 ORDER BY created_at DESC, id DESC
 LIMIT $2
@@ -126,6 +277,13 @@ func (q *Queries) ReferralListIncoming(ctx context.Context, arg ReferralListInco
 			&i.SeqIn,
 			&i.CreatedAt,
 			&i.UpdatedAt,
+			&i.ParentID,
+			&i.ReasonCode,
+			&i.Reason,
+			&i.Outcome,
+			&i.ForwardedTo,
+			&i.ForwardedAgency,
+			&i.Traceparent,
 		); err != nil {
 			return nil, err
 		}
@@ -138,7 +296,7 @@ func (q *Queries) ReferralListIncoming(ctx context.Context, arg ReferralListInco
 }
 
 const referralListOutgoing = `-- name: ReferralListOutgoing :many
-SELECT id, case_id, from_agency, to_agency, service, note, status, delivery_error, seq_out, seq_in, created_at, updated_at FROM referral
+SELECT id, case_id, from_agency, to_agency, service, note, status, delivery_error, seq_out, seq_in, created_at, updated_at, parent_id, reason_code, reason, outcome, forwarded_to, forwarded_agency, traceparent FROM referral
 WHERE from_agency = $1
 ORDER BY created_at DESC, id DESC
 LIMIT $2
@@ -171,6 +329,13 @@ func (q *Queries) ReferralListOutgoing(ctx context.Context, arg ReferralListOutg
 			&i.SeqIn,
 			&i.CreatedAt,
 			&i.UpdatedAt,
+			&i.ParentID,
+			&i.ReasonCode,
+			&i.Reason,
+			&i.Outcome,
+			&i.ForwardedTo,
+			&i.ForwardedAgency,
+			&i.Traceparent,
 		); err != nil {
 			return nil, err
 		}
@@ -183,11 +348,17 @@ func (q *Queries) ReferralListOutgoing(ctx context.Context, arg ReferralListOutg
 }
 
 const referralMarkReceived = `-- name: ReferralMarkReceived :exec
-UPDATE referral
-SET status = 'received', updated_at = now()
-WHERE id = ANY($1::uuid[]) AND status = 'requested'
+WITH upd AS (
+    UPDATE referral
+    SET status = 'received', updated_at = now()
+    WHERE id = ANY($1::uuid[]) AND status = 'requested'
+    RETURNING referral.id, referral.case_id, referral.to_agency
+)
+INSERT INTO referral_history (referral_id, case_id, agency, move, status)
+SELECT upd.id, upd.case_id, upd.to_agency, 'receive', 'received' FROM upd
 `
 
+// The receipt of a referral came back: it was received.
 func (q *Queries) ReferralMarkReceived(ctx context.Context, ids []uuid.UUID) error {
 	_, err := q.db.Exec(ctx, referralMarkReceived, ids)
 	return err
@@ -210,11 +381,56 @@ func (q *Queries) ReferralMarkUndelivered(ctx context.Context, arg ReferralMarkU
 	return err
 }
 
+const referralMove = `-- name: ReferralMove :exec
+UPDATE referral
+SET status = $2, seq_out = $3, seq_in = $4, reason_code = $5, reason = $6, outcome = $7,
+    forwarded_to = $8, forwarded_agency = $9, updated_at = now()
+WHERE id = $1
+`
+
+type ReferralMoveParams struct {
+	ID              uuid.UUID
+	Status          string
+	SeqOut          int32
+	SeqIn           int32
+	ReasonCode      string
+	Reason          string
+	Outcome         string
+	ForwardedTo     *uuid.UUID
+	ForwardedAgency string
+}
+
+func (q *Queries) ReferralMove(ctx context.Context, arg ReferralMoveParams) error {
+	_, err := q.db.Exec(ctx, referralMove,
+		arg.ID,
+		arg.Status,
+		arg.SeqOut,
+		arg.SeqIn,
+		arg.ReasonCode,
+		arg.Reason,
+		arg.Outcome,
+		arg.ForwardedTo,
+		arg.ForwardedAgency,
+	)
+	return err
+}
+
 const referralReceive = `-- name: ReferralReceive :exec
-INSERT INTO referral (id, case_id, from_agency, to_agency, service, note, status, seq_in)
-SELECT u.id, u.case_id, u.from_agency, u.to_agency, u.service, u.note, 'received', 1
-FROM (SELECT unnest($1::uuid[]) AS id, unnest($2::uuid[]) AS case_id, unnest($3::text[]) AS from_agency, unnest($4::text[]) AS to_agency, unnest($5::text[]) AS service, unnest($6::text[]) AS note) AS u
-ON CONFLICT (id) DO NOTHING
+WITH ins AS (
+    INSERT INTO referral (id, case_id, from_agency, to_agency, service, note, status, seq_in, parent_id, traceparent)
+    SELECT u.id, u.case_id, u.from_agency, u.to_agency, u.service, u.note, 'received', 1,
+           NULLIF(u.parent_id, '00000000-0000-0000-0000-000000000000'), u.traceparent
+    FROM (SELECT unnest($1::uuid[]) AS id, unnest($2::uuid[]) AS case_id,
+                 unnest($3::text[]) AS from_agency, unnest($4::text[]) AS to_agency,
+                 unnest($5::text[]) AS service, unnest($6::text[]) AS note,
+                 unnest($7::uuid[]) AS parent_id, unnest($8::text[]) AS traceparent) AS u
+    ON CONFLICT (id) DO NOTHING
+    RETURNING referral.id, referral.case_id, referral.from_agency, referral.to_agency
+)
+INSERT INTO referral_history (referral_id, case_id, agency, move, status)
+SELECT ins.id, ins.case_id, ins.from_agency, 'request', 'requested' FROM ins
+UNION ALL
+SELECT ins.id, ins.case_id, ins.to_agency, 'receive', 'received' FROM ins
 `
 
 type ReferralReceiveParams struct {
@@ -224,10 +440,12 @@ type ReferralReceiveParams struct {
 	ToAgencies   []string
 	Services     []string
 	Notes        []string
+	ParentIds    []uuid.UUID
+	Traceparents []string
 }
 
-// Records referrals that arrived from other agencies; a referral seen before
-// is left as it is.
+// Records referrals that arrived from other agencies, and their first
+// history line; a referral seen before is left as it is.
 func (q *Queries) ReferralReceive(ctx context.Context, arg ReferralReceiveParams) error {
 	_, err := q.db.Exec(ctx, referralReceive,
 		arg.Ids,
@@ -236,6 +454,8 @@ func (q *Queries) ReferralReceive(ctx context.Context, arg ReferralReceiveParams
 		arg.ToAgencies,
 		arg.Services,
 		arg.Notes,
+		arg.ParentIds,
+		arg.Traceparents,
 	)
 	return err
 }

@@ -1,19 +1,36 @@
 -- name: ReferralInsert :exec
-INSERT INTO referral (id, case_id, from_agency, to_agency, service, note, status, seq_out)
-VALUES ($1, $2, $3, $4, $5, $6, 'requested', 1);
+INSERT INTO referral (id, case_id, from_agency, to_agency, service, note, status, seq_out, parent_id, traceparent)
+VALUES ($1, $2, $3, $4, $5, $6, 'requested', 1, $7, $8);
 
 -- name: ReferralReceive :exec
--- Records referrals that arrived from other agencies; a referral seen before
--- is left as it is.
-INSERT INTO referral (id, case_id, from_agency, to_agency, service, note, status, seq_in)
-SELECT u.id, u.case_id, u.from_agency, u.to_agency, u.service, u.note, 'received', 1
-FROM (SELECT unnest(sqlc.arg(ids)::uuid[]) AS id, unnest(sqlc.arg(case_ids)::uuid[]) AS case_id, unnest(sqlc.arg(from_agencies)::text[]) AS from_agency, unnest(sqlc.arg(to_agencies)::text[]) AS to_agency, unnest(sqlc.arg(services)::text[]) AS service, unnest(sqlc.arg(notes)::text[]) AS note) AS u
-ON CONFLICT (id) DO NOTHING;
+-- Records referrals that arrived from other agencies, and their first
+-- history line; a referral seen before is left as it is.
+WITH ins AS (
+    INSERT INTO referral (id, case_id, from_agency, to_agency, service, note, status, seq_in, parent_id, traceparent)
+    SELECT u.id, u.case_id, u.from_agency, u.to_agency, u.service, u.note, 'received', 1,
+           NULLIF(u.parent_id, '00000000-0000-0000-0000-000000000000'), u.traceparent
+    FROM (SELECT unnest(sqlc.arg(ids)::uuid[]) AS id, unnest(sqlc.arg(case_ids)::uuid[]) AS case_id,
+                 unnest(sqlc.arg(from_agencies)::text[]) AS from_agency, unnest(sqlc.arg(to_agencies)::text[]) AS to_agency,
+                 unnest(sqlc.arg(services)::text[]) AS service, unnest(sqlc.arg(notes)::text[]) AS note,
+                 unnest(sqlc.arg(parent_ids)::uuid[]) AS parent_id, unnest(sqlc.arg(traceparents)::text[]) AS traceparent) AS u
+    ON CONFLICT (id) DO NOTHING
+    RETURNING referral.id, referral.case_id, referral.from_agency, referral.to_agency
+)
+INSERT INTO referral_history (referral_id, case_id, agency, move, status)
+SELECT ins.id, ins.case_id, ins.from_agency, 'request', 'requested' FROM ins
+UNION ALL
+SELECT ins.id, ins.case_id, ins.to_agency, 'receive', 'received' FROM ins;
 
 -- name: ReferralMarkReceived :exec
-UPDATE referral
-SET status = 'received', updated_at = now()
-WHERE id = ANY(sqlc.arg(ids)::uuid[]) AND status = 'requested';
+-- The receipt of a referral came back: it was received.
+WITH upd AS (
+    UPDATE referral
+    SET status = 'received', updated_at = now()
+    WHERE id = ANY(sqlc.arg(ids)::uuid[]) AND status = 'requested'
+    RETURNING referral.id, referral.case_id, referral.to_agency
+)
+INSERT INTO referral_history (referral_id, case_id, agency, move, status)
+SELECT upd.id, upd.case_id, upd.to_agency, 'receive', 'received' FROM upd;
 
 -- name: ReferralMarkUndelivered :exec
 UPDATE referral
@@ -40,3 +57,22 @@ LIMIT sqlc.arg(max_rows);
 SELECT status, count(*) AS n FROM referral
 WHERE from_agency = sqlc.arg(agency)
 GROUP BY status;
+
+-- name: ReferralGetForUpdate :one
+SELECT * FROM referral WHERE id = $1 FOR UPDATE;
+
+-- name: ReferralMove :exec
+UPDATE referral
+SET status = $2, seq_out = $3, seq_in = $4, reason_code = $5, reason = $6, outcome = $7,
+    forwarded_to = $8, forwarded_agency = $9, updated_at = now()
+WHERE id = $1;
+
+-- name: ReferralListByCase :many
+SELECT * FROM referral WHERE case_id = $1 ORDER BY created_at, id;
+
+-- name: HistoryInsert :exec
+INSERT INTO referral_history (referral_id, case_id, agency, move, status, reason_code, reason, outcome)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8);
+
+-- name: HistoryByCase :many
+SELECT * FROM referral_history WHERE case_id = $1 ORDER BY id;

@@ -1,0 +1,222 @@
+package agency_test
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/refbus/refbus/services/internal/agency"
+)
+
+// refer posts a referral and returns it.
+func (n *network) refer(from, to, service, caseID string) agency.Referral {
+	n.t.Helper()
+	body := fmt.Sprintf(`{"to_agency":%q,"service":%q,"note":"scenario"`, to, service)
+	if caseID != "" {
+		body += fmt.Sprintf(`,"case_id":%q`, caseID)
+	}
+	status, res, _ := n.do(from, "POST", "/api/v1/referrals", body+"}")
+	if status != 201 {
+		n.t.Fatalf("%s refers to %s: %d %s", from, to, status, res)
+	}
+	return decode[agency.Referral](n.t, res)
+}
+
+// move makes a move over HTTP and fails the test unless it answers 200.
+func (n *network) move(a string, id uuid.UUID, mv, body string) agency.Referral {
+	n.t.Helper()
+	status, res, _ := n.do(a, "POST", "/api/v1/referrals/"+id.String()+"/"+mv, body)
+	if status != 200 {
+		n.t.Fatalf("%s %s %s: %d %s", a, mv, id, status, res)
+	}
+	return decode[agency.Referral](n.t, res)
+}
+
+// both waits until both parties of a referral see it in status.
+func (n *network) both(r agency.Referral, status string) {
+	n.t.Helper()
+	eventually(n.t, 10*time.Second, wantStatus(n, r.FromAgency, r.ID.String(), status))
+	eventually(n.t, 10*time.Second, wantStatus(n, r.ToAgency, r.ID.String(), status))
+}
+
+func (n *network) caseOf(a string, id uuid.UUID) agency.Case {
+	n.t.Helper()
+	status, res, _ := n.do(a, "GET", "/api/v1/cases/"+id.String(), "")
+	if status != 200 {
+		n.t.Fatalf("%s case %s: %d %s", a, id, status, res)
+	}
+	return decode[agency.Case](n.t, res)
+}
+
+// Chain of help 1, early intervention: health refers the child to
+// education, which assesses and refers the family on to social; health
+// sees every status of its referral, and the case stays one case.
+func TestScenarioEarlyIntervention(t *testing.T) {
+	t.Parallel()
+	n := newNetwork(t, "health", "education", "social")
+	r1 := n.refer("health", "education", "early_intervention_assessment", "")
+	n.both(r1, "received")
+	for _, step := range []struct{ move, body, status string }{
+		{"accept", ``, "accepted"},
+		{"start", ``, "in_progress"},
+	} {
+		n.move("education", r1.ID, step.move, step.body)
+		n.both(r1, step.status)
+	}
+	r2 := n.refer("education", "social", "disability_support", r1.CaseID.String())
+	n.both(r2, "received")
+	n.move("social", r2.ID, "accept", ``)
+	n.move("social", r2.ID, "start", ``)
+	n.move("social", r2.ID, "complete", `{"outcome":"disability benefit granted; social rehabilitation plan agreed"}`)
+	n.both(r2, "completed")
+	n.move("education", r1.ID, "complete", `{"outcome":"assessed; individual learning plan opened"}`)
+	n.both(r1, "completed")
+
+	hc := n.caseOf("health", r1.CaseID)
+	if len(hc.Referrals) != 1 || hc.Referrals[0].Outcome != "assessed; individual learning plan opened" {
+		t.Fatalf("health's view of the case: %+v", hc.Referrals)
+	}
+	var moves []string
+	for _, s := range hc.Timeline {
+		moves = append(moves, s.Agency+":"+s.Move+"="+s.Status)
+	}
+	want := "health:request=requested education:receive=received education:accept=accepted education:start=in_progress education:complete=completed"
+	if got := strings.Join(moves, " "); got != want {
+		t.Fatalf("health's timeline:\n got %s\nwant %s", got, want)
+	}
+	ec := n.caseOf("education", r1.CaseID)
+	if len(ec.Referrals) != 2 {
+		t.Fatalf("education sees %d referrals in the case, want 2 (in and out)", len(ec.Referrals))
+	}
+	// social never sees health's referral: only its own.
+	if sc := n.caseOf("social", r1.CaseID); len(sc.Referrals) != 1 || sc.Referrals[0].ID != r2.ID {
+		t.Fatalf("social's view of the case: %+v", sc.Referrals)
+	}
+}
+
+// Chain of help 3, domestic violence: the school refers to social; social
+// refers to the shelter, which declines for want of a bed; social's
+// referral from the school is forwarded, and the sender sees where to.
+func TestScenarioDomesticViolenceDeclineAndForward(t *testing.T) {
+	t.Parallel()
+	n := newNetwork(t, "education", "social", "ngo")
+	r1 := n.refer("education", "social", "family_support", "")
+	n.both(r1, "received")
+	n.move("social", r1.ID, "accept", ``)
+	n.both(r1, "accepted")
+
+	fwd := n.move("social", r1.ID, "forward", `{"to_agency":"ngo","service":"crisis_shelter","reason":"mother and children need a safe place"}`)
+	if fwd.Status != "forwarded" || fwd.ForwardedTo == nil || fwd.ForwardedAgency != "ngo" {
+		t.Fatalf("after forward: %+v", fwd)
+	}
+	n.both(r1, "forwarded")
+	eventually(t, 10*time.Second, func() error {
+		r, err := n.referralStatus("education", r1.ID.String())
+		if err != nil || r.ForwardedTo == nil || *r.ForwardedTo != *fwd.ForwardedTo || r.ForwardedAgency != "ngo" {
+			return fmt.Errorf("education does not see the forward: %+v %v", r, err)
+		}
+		return nil
+	})
+	r2, err := n.referralStatus("ngo", fwd.ForwardedTo.String())
+	for deadline := time.Now().Add(10 * time.Second); err != nil && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+		r2, err = n.referralStatus("ngo", fwd.ForwardedTo.String())
+	}
+	if err != nil || r2.ParentID == nil || *r2.ParentID != r1.ID || r2.CaseID != r1.CaseID {
+		t.Fatalf("ngo's forwarded referral: %+v %v", r2, err)
+	}
+	n.move("ngo", r2.ID, "decline", `{"reason_code":"no_capacity","reason":"no free bed tonight"}`)
+	n.both(r2, "declined")
+	got, _ := n.referralStatus("social", r2.ID.String())
+	if got.ReasonCode != "no_capacity" || got.Reason != "no free bed tonight" {
+		t.Fatalf("social sees the decline as %+v", got)
+	}
+}
+
+// Chain of help 4, family in crisis: one referral is declined as not
+// eligible, the other accepted and completed with an outcome.
+func TestScenarioFamilyInCrisis(t *testing.T) {
+	t.Parallel()
+	n := newNetwork(t, "social", "ngo", "health")
+	toNGO := n.refer("social", "ngo", "psychological_help", "")
+	toHealth := n.refer("social", "health", "child_health_check", toNGO.CaseID.String())
+	n.both(toNGO, "received")
+	n.both(toHealth, "received")
+	n.move("ngo", toNGO.ID, "decline", `{"reason_code":"not_eligible","reason":"family lives outside our area of service"}`)
+	n.move("health", toHealth.ID, "accept", ``)
+	n.move("health", toHealth.ID, "start", ``)
+	n.move("health", toHealth.ID, "hold", `{"reason":"child in hospital"}`)
+	n.move("health", toHealth.ID, "resume", ``)
+	n.move("health", toHealth.ID, "complete", `{"outcome":"check done; nutrition support arranged"}`)
+	n.both(toNGO, "declined")
+	n.both(toHealth, "completed")
+	c := n.caseOf("social", toNGO.CaseID)
+	if len(c.Referrals) != 2 {
+		t.Fatalf("social's case has %d referrals, want 2", len(c.Referrals))
+	}
+}
+
+// Chain of help 2, crisis pregnancy: the maternity clinic refers to the
+// NGO, which refers on to social and back to health; the sender cancels
+// one, which the receiver sees.
+func TestScenarioCrisisPregnancy(t *testing.T) {
+	t.Parallel()
+	n := newNetwork(t, "health", "ngo", "social")
+	r1 := n.refer("health", "ngo", "mothers_home", "")
+	n.both(r1, "received")
+	n.move("ngo", r1.ID, "accept", ``)
+	n.move("ngo", r1.ID, "start", ``)
+	toSocial := n.refer("ngo", "social", "benefits_and_housing", r1.CaseID.String())
+	back := n.refer("ngo", "health", "medical_accompaniment", r1.CaseID.String())
+	n.both(toSocial, "received")
+	n.both(back, "received")
+	n.move("social", toSocial.ID, "accept", ``)
+	n.move("ngo", back.ID, "cancel", `{"reason":"mother moved to another city"}`)
+	n.both(toSocial, "accepted")
+	n.both(back, "cancelled")
+	n.both(r1, "in_progress")
+	// health holds both sides of the case: its referral out and one in.
+	if c := n.caseOf("health", r1.CaseID); len(c.Referrals) != 2 {
+		t.Fatalf("health's case has %d referrals, want 2", len(c.Referrals))
+	}
+}
+
+// Illegal moves, missing input, the wrong party and unknown referrals get
+// problems that say what to do, and change nothing.
+func TestLifecycleRefusals(t *testing.T) {
+	t.Parallel()
+	n := newNetwork(t, "health", "ngo")
+	r := n.refer("health", "ngo", "shelter", "")
+	n.both(r, "received")
+	for _, c := range []struct {
+		agency, move, body string
+		status             int
+		detail             string
+	}{
+		{"ngo", "complete", `{"outcome":"x"}`, 409, "allowed now"},
+		{"ngo", "decline", `{"reason":"no bed"}`, 422, "reason code"},
+		{"ngo", "decline", `{"reason_code":"no_capacity"}`, 422, "reason"},
+		{"health", "accept", ``, 403, "receiver"},
+		{"ngo", "cancel", `{"reason":"x"}`, 403, "sender"},
+		{"health", "cancel", ``, 422, "reason"},
+		{"ngo", "forward", `{"service":"x"}`, 422, "agency"},
+	} {
+		status, body, h := n.do(c.agency, "POST", "/api/v1/referrals/"+r.ID.String()+"/"+c.move, c.body)
+		if status != c.status || h.Get("Content-Type") != "application/problem+json" || !strings.Contains(strings.ToLower(body), c.detail) {
+			t.Errorf("%s %s %s: %d %s, want %d mentioning %q", c.agency, c.move, c.body, status, body, c.status, c.detail)
+		}
+	}
+	if status, body, _ := n.do("ngo", "POST", "/api/v1/referrals/"+uuid.NewString()+"/accept", ""); status != 404 {
+		t.Errorf("unknown referral: %d %s", status, body)
+	}
+	n.both(r, "received")
+	n.move("health", r.ID, "cancel", `{"reason":"family found help elsewhere"}`)
+	n.both(r, "cancelled")
+	status, body, _ := n.do("ngo", "POST", "/api/v1/referrals/"+r.ID.String()+"/accept", "")
+	if status != 409 || !strings.Contains(body, "cancelled") {
+		t.Errorf("accept after cancel: %d %s", status, body)
+	}
+}
