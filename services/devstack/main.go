@@ -128,32 +128,6 @@ func run(ctx context.Context, log *slog.Logger, args []string) error {
 	return nil
 }
 
-// loadDemo sends the first referrals of the chains of help, once: when
-// health has sent nothing yet.
-func loadDemo(ctx context.Context, svcs map[string]*agency.Service) error {
-	sent, err := svcs["health"].Sent(ctx, 1)
-	if err != nil || len(sent) > 0 {
-		return err
-	}
-	demo := []struct {
-		from string
-		in   agency.NewReferral
-	}{
-		{"health", agency.NewReferral{ToAgency: "education", Service: "early_intervention_assessment", Note: "2-year check: speech and social delay, family agrees to an assessment."}},
-		{"health", agency.NewReferral{ToAgency: "ngo", Service: "mothers_home", Note: "Maternity ward: mother at risk of abandoning her newborn, needs temporary housing."}},
-		{"education", agency.NewReferral{ToAgency: "social", Service: "family_support", Note: "School noticed signs of violence at home; the mother asks for help."}},
-		{"social", agency.NewReferral{ToAgency: "ngo", Service: "psychological_help", Note: "Family about to lose its housing; parents under severe strain."}},
-		{"social", agency.NewReferral{ToAgency: "health", Service: "child_health_check", Note: "Youngest child (1 year) has missed patronage visits."}},
-	}
-	for _, d := range demo {
-		if _, err := svcs[d.from].CreateReferral(ctx, d.in); err != nil {
-			return err
-		}
-	}
-	fmt.Printf("refbus: loaded %d demo referrals\n", len(demo))
-	return nil
-}
-
 func envOr(key, def string) string {
 	if v := os.Getenv(key); v != "" {
 		return v

@@ -1,0 +1,130 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/refbus/refbus/pkg/referral"
+	"github.com/refbus/refbus/services/internal/agency"
+)
+
+// demo walks the four chains of help of DOMAIN.md part of the way, so a new
+// user finds referrals in every state to click through.
+type demo struct {
+	svcs map[string]*agency.Service
+}
+
+// loadDemo runs once: when health has sent nothing yet.
+func loadDemo(ctx context.Context, svcs map[string]*agency.Service) error {
+	sent, err := svcs["health"].Sent(ctx, 1)
+	if err != nil || len(sent) > 0 {
+		return err
+	}
+	d := demo{svcs: svcs}
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+
+	// 1. Early intervention: health -> education (in progress) -> social.
+	r1, err := d.refer(ctx, "health", "education", "early_intervention_assessment", "2-year check: speech and social delay; the family agrees to an assessment.", uuid.Nil)
+	if err != nil {
+		return err
+	}
+	if err := d.moves(ctx, "education", r1, referral.Accept, referral.Start); err != nil {
+		return err
+	}
+	if _, err := d.refer(ctx, "education", "social", "disability_support", "Assessment done: the family needs disability support and social rehabilitation.", r1.CaseID); err != nil {
+		return err
+	}
+
+	// 2. Crisis pregnancy: health -> ngo (accepted), ngo -> social and back to health.
+	r2, err := d.refer(ctx, "health", "ngo", "mothers_home", "Maternity ward: the mother is at risk of abandoning her newborn and needs temporary housing.", uuid.Nil)
+	if err != nil {
+		return err
+	}
+	if err := d.moves(ctx, "ngo", r2, referral.Accept, referral.Start); err != nil {
+		return err
+	}
+	for _, to := range []string{"social", "health"} {
+		service := map[string]string{"social": "benefits_and_housing", "health": "medical_accompaniment"}[to]
+		if _, err := d.refer(ctx, "ngo", to, service, "Mother's Home: the mother needs support after her stay.", r2.CaseID); err != nil {
+			return err
+		}
+	}
+
+	// 3. Domestic violence: education -> social, forwarded to the shelter,
+	// which has no free bed.
+	r3, err := d.refer(ctx, "education", "social", "family_support", "The school noticed signs of violence at home; the mother asks for help.", uuid.Nil)
+	if err != nil {
+		return err
+	}
+	if err := d.moves(ctx, "social", r3, referral.Accept); err != nil {
+		return err
+	}
+	f, err := d.svcs["social"].Move(ctx, r3.ID, referral.Forward, agency.MoveInput{ToAgency: "ngo", Service: "crisis_shelter", Note: "Mother and two children need a safe place tonight."})
+	if err != nil {
+		return err
+	}
+	if err := d.received(ctx, "ngo", *f.ForwardedTo); err != nil {
+		return err
+	}
+	if _, err := d.svcs["ngo"].Move(ctx, *f.ForwardedTo, referral.Decline, agency.MoveInput{ReasonCode: "no_capacity", Reason: "No free bed tonight."}); err != nil {
+		return err
+	}
+
+	// 4. Family in crisis: social -> ngo (declined), social -> health (completed).
+	r4a, err := d.refer(ctx, "social", "ngo", "psychological_help", "The family is about to lose its housing; the parents are under severe strain.", uuid.Nil)
+	if err != nil {
+		return err
+	}
+	r4b, err := d.refer(ctx, "social", "health", "child_health_check", "The youngest child (1 year) has missed patronage visits.", r4a.CaseID)
+	if err != nil {
+		return err
+	}
+	if _, err := d.svcs["ngo"].Move(ctx, r4a.ID, referral.Decline, agency.MoveInput{ReasonCode: "not_eligible", Reason: "The family lives outside our area of service."}); err != nil {
+		return err
+	}
+	if err := d.moves(ctx, "health", r4b, referral.Accept, referral.Start); err != nil {
+		return err
+	}
+	if _, err := d.svcs["health"].Move(ctx, r4b.ID, referral.Complete, agency.MoveInput{Outcome: "Check done; nutrition support arranged."}); err != nil {
+		return err
+	}
+	fmt.Println("refbus: loaded the demo: four chains of help, twelve referrals")
+	return nil
+}
+
+// refer sends a referral and waits until the receiver has it.
+func (d demo) refer(ctx context.Context, from, to, service, note string, caseID uuid.UUID) (agency.Referral, error) {
+	r, err := d.svcs[from].CreateReferral(ctx, agency.NewReferral{ToAgency: to, Service: service, Note: note, CaseID: caseID})
+	if err != nil {
+		return r, err
+	}
+	return r, d.received(ctx, to, r.ID)
+}
+
+// received waits until agency a has referral id.
+func (d demo) received(ctx context.Context, a string, id uuid.UUID) error {
+	for {
+		if _, err := d.svcs[a].Referral(ctx, id); err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("referral %s did not reach %s: %w", id, a, ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// moves makes moves that need no input, as agency a.
+func (d demo) moves(ctx context.Context, a string, r agency.Referral, mvs ...referral.Move) error {
+	for _, mv := range mvs {
+		if _, err := d.svcs[a].Move(ctx, r.ID, mv, agency.MoveInput{}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
