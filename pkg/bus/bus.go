@@ -153,3 +153,26 @@ func EnsureConsumer(ctx context.Context, js jetstream.JetStream, agency string, 
 	}
 	return cons, nil
 }
+
+// CaseIndex is the KV bucket that maps a person's keyed pseudonym to the
+// open case of that person, so a referral about the same child joins the
+// same case whichever agency starts it. It holds no national ids.
+const CaseIndex = "refbus_cases"
+
+// EnsureCaseIndex creates or opens the case index.
+func EnsureCaseIndex(ctx context.Context, js jetstream.JetStream, replicas int) (jetstream.KeyValue, error) {
+	if replicas == 0 {
+		replicas = 1
+	}
+	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      CaseIndex,
+		Description: "person key -> open case id",
+		Storage:     jetstream.FileStorage,
+		Replicas:    replicas,
+		History:     5,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("ensure case index: %w", err)
+	}
+	return kv, nil
+}

@@ -6,6 +6,8 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -13,6 +15,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -91,12 +94,16 @@ func run(ctx context.Context, log *slog.Logger, args []string) error {
 		}
 	}()
 
+	key, err := networkKey(filepath.Join(dataDir, "network.key"))
+	if err != nil {
+		return err
+	}
 	svcs := map[string]*agency.Service{}
 	for _, a := range bus.Agencies {
 		if err := pg.CreateDatabase(ctx, a, ""); err != nil {
 			return err
 		}
-		svc, err := agency.New(ctx, agency.Config{Agency: a, HTTPAddr: *c.addrs[a], DatabaseURL: pg.URL(a), NATSURL: ns.ClientURL()}, log)
+		svc, err := agency.New(ctx, agency.Config{Agency: a, HTTPAddr: *c.addrs[a], DatabaseURL: pg.URL(a), NATSURL: ns.ClientURL(), NetworkKey: key}, log)
 		if err != nil {
 			return err
 		}
@@ -126,6 +133,22 @@ func run(ctx context.Context, log *slog.Logger, args []string) error {
 		return err
 	}
 	return nil
+}
+
+// networkKey reads the network key the agencies share to pseudonymise
+// national ids, making one on the first run.
+func networkKey(path string) ([]byte, error) {
+	if b, err := os.ReadFile(path); err == nil {
+		return hex.DecodeString(strings.TrimSpace(string(b)))
+	}
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(path, []byte(hex.EncodeToString(key)+"\n"), 0o600); err != nil {
+		return nil, fmt.Errorf("write network key: %w", err)
+	}
+	return key, nil
 }
 
 func envOr(key, def string) string {

@@ -86,7 +86,8 @@ type postReferralInput struct {
 		ToAgency string    `json:"to_agency" enum:"health,education,social,ngo" doc:"The agency asked to help."`
 		Service  string    `json:"service" minLength:"1" maxLength:"100" doc:"The service asked for."`
 		Note     string    `json:"note" minLength:"1" maxLength:"4000" doc:"What the receiving caseworker needs to know."`
-		CaseID   uuid.UUID `json:"case_id,omitempty" required:"false" format:"uuid" doc:"The case this referral belongs to; omit to start a new case."`
+		CaseID   uuid.UUID `json:"case_id,omitempty" required:"false" format:"uuid" doc:"The case this referral belongs to; omit to join the person's open case or start a new one."`
+		PersonID string    `json:"person_id,omitempty" required:"false" maxLength:"20" doc:"The Kazakh IIN (12 digits) or Kyrgyz PIN (14 digits) of the person referred. Only its keyed pseudonym is stored and sent, so agencies match the person without the id leaving this agency."`
 	}
 }
 
@@ -109,7 +110,7 @@ type listInput struct {
 }
 
 func (s *Service) postReferral(ctx context.Context, in *postReferralInput) (*referralOutput, error) {
-	r, err := s.CreateReferral(ctx, NewReferral{ToAgency: in.Body.ToAgency, Service: in.Body.Service, Note: in.Body.Note, CaseID: in.Body.CaseID})
+	r, err := s.CreateReferral(ctx, NewReferral{ToAgency: in.Body.ToAgency, Service: in.Body.Service, Note: in.Body.Note, CaseID: in.Body.CaseID, PersonID: in.Body.PersonID})
 	if err != nil {
 		return nil, s.problem(err)
 	}

@@ -131,6 +131,7 @@ func (s *Service) checkRequested(e *ce.Event, recv *db.ReferralReceiveParams) er
 		parent = *d.ParentID
 	}
 	recv.ParentIds = append(recv.ParentIds, parent)
+	recv.PersonKeys = append(recv.PersonKeys, d.PersonKey)
 	tp, _ := e.Extensions()[event.ExtTraceparent].(string)
 	recv.Traceparents = append(recv.Traceparents, tp)
 	return nil

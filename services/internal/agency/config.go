@@ -1,6 +1,7 @@
 package agency
 
 import (
+	"encoding/hex"
 	"fmt"
 	"os"
 	"time"
@@ -26,6 +27,10 @@ type Config struct {
 	NATSCreds string
 	// MaxConns bounds the Postgres pool (default 16).
 	MaxConns int32
+	// NetworkKey is the secret all agencies share to turn national ids
+	// into matching pseudonyms (at least 32 bytes). Without it the service
+	// refuses person ids.
+	NetworkKey []byte `json:"-"`
 
 	Stream   bus.StreamConfig
 	Consumer bus.ConsumerConfig
@@ -37,7 +42,8 @@ type Config struct {
 var DefaultPort = map[string]int{"health": 8081, "education": 8082, "social": 8083, "ngo": 8084}
 
 // ConfigFromEnv reads the settings of agency from the environment:
-// REFBUS_HTTP_ADDR, DATABASE_URL, NATS_URL, NATS_CREDS.
+// REFBUS_HTTP_ADDR, DATABASE_URL, NATS_URL, NATS_CREDS, REFBUS_NETWORK_KEY
+// (hex).
 func ConfigFromEnv(agency string) Config {
 	c := Config{
 		Agency:      agency,
@@ -45,6 +51,9 @@ func ConfigFromEnv(agency string) Config {
 		DatabaseURL: os.Getenv("DATABASE_URL"),
 		NATSURL:     os.Getenv("NATS_URL"),
 		NATSCreds:   os.Getenv("NATS_CREDS"),
+	}
+	if k, err := hex.DecodeString(os.Getenv("REFBUS_NETWORK_KEY")); err == nil {
+		c.NetworkKey = k
 	}
 	if c.HTTPAddr == "" {
 		c.HTTPAddr = fmt.Sprintf("127.0.0.1:%d", DefaultPort[agency])

@@ -14,6 +14,7 @@ import (
 	"github.com/refbus/refbus/pkg/event"
 	"github.com/refbus/refbus/pkg/inbox"
 	"github.com/refbus/refbus/pkg/outbox"
+	"github.com/refbus/refbus/pkg/person"
 	"github.com/refbus/refbus/pkg/referral"
 	"github.com/refbus/refbus/services/internal/db"
 )
@@ -98,7 +99,7 @@ func (s *Service) Move(ctx context.Context, id uuid.UUID, mv referral.Move, in M
 			newID := uuid.Must(uuid.NewV7())
 			d.NewReferralID, d.ToAgency, d.Service = &newID, in.ToAgency, in.Service
 			forward = &NewReferral{ToAgency: in.ToAgency, Service: in.Service, Note: in.Note, CaseID: r.CaseID}
-			m, err := s.insertReferral(ctx, q, newID, *forward, &r.ID, r.Traceparent)
+			m, err := s.insertReferral(ctx, q, newID, *forward, &r.ID, r.Traceparent, person.Key(r.PersonKey))
 			if err != nil {
 				return err
 			}

@@ -64,6 +64,7 @@ func (n *network) start(a string, tune func(*agency.Config)) *running {
 	n.t.Helper()
 	cfg := agency.Config{Agency: a, DatabaseURL: n.urls[a], NATSURL: n.nats.ClientURL(), Consumer: fastConsumer}
 	cfg.Relay.ReceiptTimeout = 10 * time.Second
+	cfg.NetworkKey = []byte("test network key, 32 bytes or more, shared by all")
 	if tune != nil {
 		tune(&cfg)
 	}

@@ -12,9 +12,12 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/refbus/refbus/pkg/bus"
 	"github.com/refbus/refbus/pkg/event"
+
 	"github.com/refbus/refbus/pkg/outbox"
+	"github.com/refbus/refbus/pkg/person"
 	"github.com/refbus/refbus/pkg/referral"
 	"github.com/refbus/refbus/services/internal/db"
 )
@@ -67,16 +70,22 @@ type NewReferral struct {
 	ToAgency string
 	Service  string
 	Note     string
-	// CaseID joins an existing case; zero starts a new one.
+	// CaseID joins an existing case; zero joins the open case of the
+	// person, if any, or starts a new one.
 	CaseID uuid.UUID
+	// PersonID is the Kazakh IIN or Kyrgyz PIN of the person referred,
+	// optional. It never leaves this call: only its keyed pseudonym is
+	// stored and sent.
+	PersonID string
 }
 
 // requestedData is the data of a referral.requested event.
 type requestedData struct {
-	ToAgency string     `json:"to_agency"`
-	Service  string     `json:"service"`
-	Note     string     `json:"note"`
-	ParentID *uuid.UUID `json:"parent_id,omitempty"`
+	ToAgency  string     `json:"to_agency"`
+	Service   string     `json:"service"`
+	Note      string     `json:"note"`
+	ParentID  *uuid.UUID `json:"parent_id,omitempty"`
+	PersonKey string     `json:"person_key,omitempty"`
 }
 
 // CreateReferral records a referral and queues its event in one
@@ -88,12 +97,26 @@ func (s *Service) CreateReferral(ctx context.Context, in NewReferral) (Referral,
 	if !bus.KnownAgency(in.ToAgency) {
 		return Referral{}, fmt.Errorf("%w: to_agency %q is not an agency of the network: use one of %s", ErrInvalid, in.ToAgency, strings.Join(s.others(), ", "))
 	}
+	var key person.Key
+	if in.PersonID != "" {
+		if s.keyer == nil {
+			return Referral{}, fmt.Errorf("%w: person_id given, but this agency has no network key configured (REFBUS_NETWORK_KEY): ask its operators", ErrInvalid)
+		}
+		pid, err := person.ParseAny(in.PersonID)
+		if err != nil {
+			return Referral{}, fmt.Errorf("%w: person_id: %v", ErrInvalid, err)
+		}
+		key = s.keyer.Key(pid)
+	}
 	id := uuid.Must(uuid.NewV7())
 	if in.CaseID == uuid.Nil {
-		in.CaseID = uuid.Must(uuid.NewV7())
+		var err error
+		if in.CaseID, err = s.caseOfPerson(ctx, key); err != nil {
+			return Referral{}, fmt.Errorf("create referral: %w", err)
+		}
 	}
 	err := s.inTx(ctx, func(q *db.Queries, tx pgx.Tx) error {
-		m, err := s.insertReferral(ctx, q, id, in, nil, newTraceparent())
+		m, err := s.insertReferral(ctx, q, id, in, nil, newTraceparent(), key)
 		if err != nil {
 			return err
 		}
@@ -110,8 +133,8 @@ func (s *Service) CreateReferral(ctx context.Context, in NewReferral) (Referral,
 
 // insertReferral writes a new outgoing referral and returns its requested
 // event, for the caller to enqueue in the same transaction.
-func (s *Service) insertReferral(ctx context.Context, q *db.Queries, id uuid.UUID, in NewReferral, parent *uuid.UUID, traceparent string) (outbox.Message, error) {
-	ev, err := s.registry.New(bus.Source(s.self), TypeRequested, id.String(), requestedData{ToAgency: in.ToAgency, Service: in.Service, Note: in.Note, ParentID: parent})
+func (s *Service) insertReferral(ctx context.Context, q *db.Queries, id uuid.UUID, in NewReferral, parent *uuid.UUID, traceparent string, key person.Key) (outbox.Message, error) {
+	ev, err := s.registry.New(bus.Source(s.self), TypeRequested, id.String(), requestedData{ToAgency: in.ToAgency, Service: in.Service, Note: in.Note, ParentID: parent, PersonKey: string(key)})
 	if err != nil {
 		if errors.Is(err, event.ErrInvalid) {
 			return outbox.Message{}, fmt.Errorf("%w: %v", ErrInvalid, err)
@@ -123,7 +146,7 @@ func (s *Service) insertReferral(ctx context.Context, q *db.Queries, id uuid.UUI
 	event.SetSequence(ev, 1)
 	if err := q.ReferralInsert(ctx, db.ReferralInsertParams{
 		ID: id, CaseID: in.CaseID, FromAgency: s.self, ToAgency: in.ToAgency, Service: in.Service, Note: in.Note,
-		ParentID: parent, Traceparent: traceparent,
+		ParentID: parent, Traceparent: traceparent, PersonKey: string(key),
 	}); err != nil {
 		return outbox.Message{}, fmt.Errorf("insert referral: %w", err)
 	}
@@ -131,6 +154,39 @@ func (s *Service) insertReferral(ctx context.Context, q *db.Queries, id uuid.UUI
 		return outbox.Message{}, fmt.Errorf("record history: %w", err)
 	}
 	return outbox.Message{To: in.ToAgency, Event: ev}, nil
+}
+
+// caseOfPerson finds the open case of the person with key: first among
+// this agency's own referrals, then in the network's case index. Without
+// one, it starts a new case and records it in the index.
+func (s *Service) caseOfPerson(ctx context.Context, key person.Key) (uuid.UUID, error) {
+	if key == "" {
+		return uuid.Must(uuid.NewV7()), nil
+	}
+	id, err := db.New(s.pool).ReferralOpenCaseOfPerson(ctx, string(key))
+	if err == nil {
+		return id, nil
+	}
+	if !errors.Is(err, pgx.ErrNoRows) {
+		return uuid.Nil, fmt.Errorf("find case of person: %w", err)
+	}
+	for range 3 {
+		e, err := s.cases.Get(ctx, string(key))
+		if err == nil {
+			return uuid.Parse(string(e.Value()))
+		}
+		if !errors.Is(err, jetstream.ErrKeyNotFound) {
+			return uuid.Nil, fmt.Errorf("read case index: %w", err)
+		}
+		id := uuid.Must(uuid.NewV7())
+		if _, err := s.cases.Create(ctx, string(key), []byte(id.String())); err == nil {
+			return id, nil
+		} else if !errors.Is(err, jetstream.ErrKeyExists) {
+			return uuid.Nil, fmt.Errorf("write case index: %w", err)
+		}
+		// Another agency started the case at the same moment: read it.
+	}
+	return uuid.Nil, errors.New("case index: no stable answer after 3 tries")
 }
 
 // Referral returns one referral this agency sent or received. Returns

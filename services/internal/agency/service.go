@@ -20,6 +20,7 @@ import (
 	"github.com/refbus/refbus/pkg/event"
 	"github.com/refbus/refbus/pkg/inbox"
 	"github.com/refbus/refbus/pkg/outbox"
+	"github.com/refbus/refbus/pkg/person"
 	"github.com/refbus/refbus/schemas"
 	"github.com/refbus/refbus/services/internal/db"
 	"github.com/refbus/refbus/sql/agency/migrations"
@@ -37,6 +38,8 @@ type Service struct {
 	relay    *outbox.Relay
 	consumer *inbox.Consumer
 	api      http.Handler
+	keyer    *person.Keyer // nil without a network key
+	cases    jetstream.KeyValue
 }
 
 // New migrates the agency's store, connects to NATS, makes sure the stream
@@ -91,6 +94,16 @@ func (s *Service) connect(ctx context.Context) error {
 	if err != nil {
 		s.nc.Close()
 		return fmt.Errorf("%s: %w", s.self, err)
+	}
+	if s.cases, err = bus.EnsureCaseIndex(ctx, js, s.cfg.Stream.Replicas); err != nil {
+		s.nc.Close()
+		return fmt.Errorf("%s: %w", s.self, err)
+	}
+	if s.cfg.NetworkKey != nil {
+		if s.keyer, err = person.NewKeyer(s.cfg.NetworkKey); err != nil {
+			s.nc.Close()
+			return fmt.Errorf("%s: network key: %w", s.self, err)
+		}
 	}
 	relayOpts := s.cfg.Relay
 	relayOpts.Logger = s.log

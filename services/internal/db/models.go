@@ -70,6 +70,7 @@ type Referral struct {
 	ForwardedTo     *uuid.UUID
 	ForwardedAgency string
 	Traceparent     string
+	PersonKey       string
 }
 
 type ReferralHistory struct {

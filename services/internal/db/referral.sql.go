@@ -108,7 +108,7 @@ func (q *Queries) ReferralCountByStatus(ctx context.Context, agency string) ([]R
 }
 
 const referralGet = `-- name: ReferralGet :one
-SELECT id, case_id, from_agency, to_agency, service, note, status, delivery_error, seq_out, seq_in, created_at, updated_at, parent_id, reason_code, reason, outcome, forwarded_to, forwarded_agency, traceparent FROM referral WHERE id = $1
+SELECT id, case_id, from_agency, to_agency, service, note, status, delivery_error, seq_out, seq_in, created_at, updated_at, parent_id, reason_code, reason, outcome, forwarded_to, forwarded_agency, traceparent, person_key FROM referral WHERE id = $1
 `
 
 func (q *Queries) ReferralGet(ctx context.Context, id uuid.UUID) (Referral, error) {
@@ -134,12 +134,13 @@ func (q *Queries) ReferralGet(ctx context.Context, id uuid.UUID) (Referral, erro
 		&i.ForwardedTo,
 		&i.ForwardedAgency,
 		&i.Traceparent,
+		&i.PersonKey,
 	)
 	return i, err
 }
 
 const referralGetForUpdate = `-- name: ReferralGetForUpdate :one
-SELECT id, case_id, from_agency, to_agency, service, note, status, delivery_error, seq_out, seq_in, created_at, updated_at, parent_id, reason_code, reason, outcome, forwarded_to, forwarded_agency, traceparent FROM referral WHERE id = $1 FOR UPDATE
+SELECT id, case_id, from_agency, to_agency, service, note, status, delivery_error, seq_out, seq_in, created_at, updated_at, parent_id, reason_code, reason, outcome, forwarded_to, forwarded_agency, traceparent, person_key FROM referral WHERE id = $1 FOR UPDATE
 `
 
 func (q *Queries) ReferralGetForUpdate(ctx context.Context, id uuid.UUID) (Referral, error) {
@@ -165,13 +166,14 @@ func (q *Queries) ReferralGetForUpdate(ctx context.Context, id uuid.UUID) (Refer
 		&i.ForwardedTo,
 		&i.ForwardedAgency,
 		&i.Traceparent,
+		&i.PersonKey,
 	)
 	return i, err
 }
 
 const referralInsert = `-- name: ReferralInsert :exec
-INSERT INTO referral (id, case_id, from_agency, to_agency, service, note, status, seq_out, parent_id, traceparent)
-VALUES ($1, $2, $3, $4, $5, $6, 'requested', 1, $7, $8)
+INSERT INTO referral (id, case_id, from_agency, to_agency, service, note, status, seq_out, parent_id, traceparent, person_key)
+VALUES ($1, $2, $3, $4, $5, $6, 'requested', 1, $7, $8, $9)
 `
 
 type ReferralInsertParams struct {
@@ -183,6 +185,7 @@ type ReferralInsertParams struct {
 	Note        string
 	ParentID    *uuid.UUID
 	Traceparent string
+	PersonKey   string
 }
 
 func (q *Queries) ReferralInsert(ctx context.Context, arg ReferralInsertParams) error {
@@ -195,12 +198,13 @@ func (q *Queries) ReferralInsert(ctx context.Context, arg ReferralInsertParams) 
 		arg.Note,
 		arg.ParentID,
 		arg.Traceparent,
+		arg.PersonKey,
 	)
 	return err
 }
 
 const referralListByCase = `-- name: ReferralListByCase :many
-SELECT id, case_id, from_agency, to_agency, service, note, status, delivery_error, seq_out, seq_in, created_at, updated_at, parent_id, reason_code, reason, outcome, forwarded_to, forwarded_agency, traceparent FROM referral WHERE case_id = $1 ORDER BY created_at, id
+SELECT id, case_id, from_agency, to_agency, service, note, status, delivery_error, seq_out, seq_in, created_at, updated_at, parent_id, reason_code, reason, outcome, forwarded_to, forwarded_agency, traceparent, person_key FROM referral WHERE case_id = $1 ORDER BY created_at, id
 `
 
 func (q *Queries) ReferralListByCase(ctx context.Context, caseID uuid.UUID) ([]Referral, error) {
@@ -232,6 +236,7 @@ func (q *Queries) ReferralListByCase(ctx context.Context, caseID uuid.UUID) ([]R
 			&i.ForwardedTo,
 			&i.ForwardedAgency,
 			&i.Traceparent,
+			&i.PersonKey,
 		); err != nil {
 			return nil, err
 		}
@@ -244,7 +249,7 @@ func (q *Queries) ReferralListByCase(ctx context.Context, caseID uuid.UUID) ([]R
 }
 
 const referralListIncoming = `-- name: ReferralListIncoming :many
-SELECT id, case_id, from_agency, to_agency, service, note, status, delivery_error, seq_out, seq_in, created_at, updated_at, parent_id, reason_code, reason, outcome, forwarded_to, forwarded_agency, traceparent FROM referral
+SELECT id, case_id, from_agency, to_agency, service, note, status, delivery_error, seq_out, seq_in, created_at, updated_at, parent_id, reason_code, reason, outcome, forwarded_to, forwarded_agency, traceparent, person_key FROM referral
 WHERE to_agency = $1
 ORDER BY created_at DESC, id DESC
 LIMIT $2
@@ -284,6 +289,7 @@ func (q *Queries) ReferralListIncoming(ctx context.Context, arg ReferralListInco
 			&i.ForwardedTo,
 			&i.ForwardedAgency,
 			&i.Traceparent,
+			&i.PersonKey,
 		); err != nil {
 			return nil, err
 		}
@@ -296,7 +302,7 @@ func (q *Queries) ReferralListIncoming(ctx context.Context, arg ReferralListInco
 }
 
 const referralListOutgoing = `-- name: ReferralListOutgoing :many
-SELECT id, case_id, from_agency, to_agency, service, note, status, delivery_error, seq_out, seq_in, created_at, updated_at, parent_id, reason_code, reason, outcome, forwarded_to, forwarded_agency, traceparent FROM referral
+SELECT id, case_id, from_agency, to_agency, service, note, status, delivery_error, seq_out, seq_in, created_at, updated_at, parent_id, reason_code, reason, outcome, forwarded_to, forwarded_agency, traceparent, person_key FROM referral
 WHERE from_agency = $1
 ORDER BY created_at DESC, id DESC
 LIMIT $2
@@ -336,6 +342,7 @@ func (q *Queries) ReferralListOutgoing(ctx context.Context, arg ReferralListOutg
 			&i.ForwardedTo,
 			&i.ForwardedAgency,
 			&i.Traceparent,
+			&i.PersonKey,
 		); err != nil {
 			return nil, err
 		}
@@ -415,15 +422,32 @@ func (q *Queries) ReferralMove(ctx context.Context, arg ReferralMoveParams) erro
 	return err
 }
 
+const referralOpenCaseOfPerson = `-- name: ReferralOpenCaseOfPerson :one
+SELECT case_id FROM referral
+WHERE person_key = $1 AND person_key <> ''
+  AND status NOT IN ('declined', 'completed', 'failed', 'cancelled', 'forwarded')
+ORDER BY created_at DESC
+LIMIT 1
+`
+
+// The case of the newest referral about a person that has not ended.
+func (q *Queries) ReferralOpenCaseOfPerson(ctx context.Context, personKey string) (uuid.UUID, error) {
+	row := q.db.QueryRow(ctx, referralOpenCaseOfPerson, personKey)
+	var case_id uuid.UUID
+	err := row.Scan(&case_id)
+	return case_id, err
+}
+
 const referralReceive = `-- name: ReferralReceive :exec
 WITH ins AS (
-    INSERT INTO referral (id, case_id, from_agency, to_agency, service, note, status, seq_in, parent_id, traceparent)
+    INSERT INTO referral (id, case_id, from_agency, to_agency, service, note, status, seq_in, parent_id, traceparent, person_key)
     SELECT u.id, u.case_id, u.from_agency, u.to_agency, u.service, u.note, 'received', 1,
-           NULLIF(u.parent_id, '00000000-0000-0000-0000-000000000000'), u.traceparent
+           NULLIF(u.parent_id, '00000000-0000-0000-0000-000000000000'), u.traceparent, u.person_key
     FROM (SELECT unnest($1::uuid[]) AS id, unnest($2::uuid[]) AS case_id,
                  unnest($3::text[]) AS from_agency, unnest($4::text[]) AS to_agency,
                  unnest($5::text[]) AS service, unnest($6::text[]) AS note,
-                 unnest($7::uuid[]) AS parent_id, unnest($8::text[]) AS traceparent) AS u
+                 unnest($7::uuid[]) AS parent_id, unnest($8::text[]) AS traceparent,
+                 unnest($9::text[]) AS person_key) AS u
     ON CONFLICT (id) DO NOTHING
     RETURNING referral.id, referral.case_id, referral.from_agency, referral.to_agency
 )
@@ -442,6 +466,7 @@ type ReferralReceiveParams struct {
 	Notes        []string
 	ParentIds    []uuid.UUID
 	Traceparents []string
+	PersonKeys   []string
 }
 
 // Records referrals that arrived from other agencies, and their first
@@ -456,6 +481,7 @@ func (q *Queries) ReferralReceive(ctx context.Context, arg ReferralReceiveParams
 		arg.Notes,
 		arg.ParentIds,
 		arg.Traceparents,
+		arg.PersonKeys,
 	)
 	return err
 }

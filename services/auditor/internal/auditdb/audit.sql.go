@@ -13,25 +13,117 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 )
 
-const auditOutbox = `-- name: AuditOutbox :many
-SELECT event_id, event_type, subject, msg_id, stream_seq, published_at, receipted_at, receipt_outcome
-FROM outbox ORDER BY seq
+const auditClock = `-- name: AuditClock :one
+SELECT now()::timestamptz AS now
 `
 
+// The database's time, so that "stuck" is judged by the clock that wrote
+// published_at, not by the auditor's. refbus-audit runs every query here
+// in a READ ONLY transaction: it writes nothing.
+func (q *Queries) AuditClock(ctx context.Context) (time.Time, error) {
+	row := q.db.QueryRow(ctx, auditClock)
+	var now time.Time
+	err := row.Scan(&now)
+	return now, err
+}
+
+const auditInbox = `-- name: AuditInbox :many
+SELECT source, event_id, event_type, subject, stream_seq, outcome, received_at
+FROM inbox
+WHERE event_type = $1
+  AND (source, event_id) > ($2::text, $3::text)
+ORDER BY source, event_id
+LIMIT $4
+`
+
+type AuditInboxParams struct {
+	EventType    string
+	AfterSource  string
+	AfterEventID string
+	MaxRows      int32
+}
+
+type AuditInboxRow struct {
+	Source     string
+	EventID    string
+	EventType  string
+	Subject    string
+	StreamSeq  int64
+	Outcome    string
+	ReceivedAt time.Time
+}
+
+// Every event of one type this agency received, applied or rejected, a page
+// at a time in key order (after the source and event id of the previous
+// page, empty strings for the first).
+func (q *Queries) AuditInbox(ctx context.Context, arg AuditInboxParams) ([]AuditInboxRow, error) {
+	rows, err := q.db.Query(ctx, auditInbox,
+		arg.EventType,
+		arg.AfterSource,
+		arg.AfterEventID,
+		arg.MaxRows,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []AuditInboxRow
+	for rows.Next() {
+		var i AuditInboxRow
+		if err := rows.Scan(
+			&i.Source,
+			&i.EventID,
+			&i.EventType,
+			&i.Subject,
+			&i.StreamSeq,
+			&i.Outcome,
+			&i.ReceivedAt,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const auditOutbox = `-- name: AuditOutbox :many
+SELECT seq, event_id, event_type, subject, msg_id, payload, created_at, stream_seq, published_at,
+       republished, receipted_at, receipt_outcome, receipt_reason
+FROM outbox
+WHERE event_type = $1 AND seq > $2
+ORDER BY seq
+LIMIT $3
+`
+
+type AuditOutboxParams struct {
+	EventType string
+	AfterSeq  int64
+	MaxRows   int32
+}
+
 type AuditOutboxRow struct {
+	Seq            int64
 	EventID        uuid.UUID
 	EventType      string
 	Subject        string
 	MsgID          string
+	Payload        []byte
+	CreatedAt      time.Time
 	StreamSeq      pgtype.Int8
 	PublishedAt    *time.Time
+	Republished    int32
 	ReceiptedAt    *time.Time
 	ReceiptOutcome pgtype.Text
+	ReceiptReason  pgtype.Text
 }
 
-// Every event this agency sent, in order.
-func (q *Queries) AuditOutbox(ctx context.Context) ([]AuditOutboxRow, error) {
-	rows, err := q.db.Query(ctx, auditOutbox)
+// Every event of one type this agency sent, in order, a page at a time
+// (after_seq is the last seq of the previous page, 0 for the first).
+func (q *Queries) AuditOutbox(ctx context.Context, arg AuditOutboxParams) ([]AuditOutboxRow, error) {
+	rows, err := q.db.Query(ctx, auditOutbox, arg.EventType, arg.AfterSeq, arg.MaxRows)
 	if err != nil {
 		return nil, err
 	}
@@ -40,14 +132,19 @@ func (q *Queries) AuditOutbox(ctx context.Context) ([]AuditOutboxRow, error) {
 	for rows.Next() {
 		var i AuditOutboxRow
 		if err := rows.Scan(
+			&i.Seq,
 			&i.EventID,
 			&i.EventType,
 			&i.Subject,
 			&i.MsgID,
+			&i.Payload,
+			&i.CreatedAt,
 			&i.StreamSeq,
 			&i.PublishedAt,
+			&i.Republished,
 			&i.ReceiptedAt,
 			&i.ReceiptOutcome,
+			&i.ReceiptReason,
 		); err != nil {
 			return nil, err
 		}

@@ -1,4 +1,26 @@
+-- name: AuditClock :one
+-- The database's time, so that "stuck" is judged by the clock that wrote
+-- published_at, not by the auditor's. refbus-audit runs every query here
+-- in a READ ONLY transaction: it writes nothing.
+SELECT now()::timestamptz AS now;
+
 -- name: AuditOutbox :many
--- Every event this agency sent, in order.
-SELECT event_id, event_type, subject, msg_id, stream_seq, published_at, receipted_at, receipt_outcome
-FROM outbox ORDER BY seq;
+-- Every event of one type this agency sent, in order, a page at a time
+-- (after_seq is the last seq of the previous page, 0 for the first).
+SELECT seq, event_id, event_type, subject, msg_id, payload, created_at, stream_seq, published_at,
+       republished, receipted_at, receipt_outcome, receipt_reason
+FROM outbox
+WHERE event_type = sqlc.arg(event_type) AND seq > sqlc.arg(after_seq)
+ORDER BY seq
+LIMIT sqlc.arg(max_rows);
+
+-- name: AuditInbox :many
+-- Every event of one type this agency received, applied or rejected, a page
+-- at a time in key order (after the source and event id of the previous
+-- page, empty strings for the first).
+SELECT source, event_id, event_type, subject, stream_seq, outcome, received_at
+FROM inbox
+WHERE event_type = sqlc.arg(event_type)
+  AND (source, event_id) > (sqlc.arg(after_source)::text, sqlc.arg(after_event_id)::text)
+ORDER BY source, event_id
+LIMIT sqlc.arg(max_rows);

@@ -1,18 +1,19 @@
 -- name: ReferralInsert :exec
-INSERT INTO referral (id, case_id, from_agency, to_agency, service, note, status, seq_out, parent_id, traceparent)
-VALUES ($1, $2, $3, $4, $5, $6, 'requested', 1, $7, $8);
+INSERT INTO referral (id, case_id, from_agency, to_agency, service, note, status, seq_out, parent_id, traceparent, person_key)
+VALUES ($1, $2, $3, $4, $5, $6, 'requested', 1, $7, $8, $9);
 
 -- name: ReferralReceive :exec
 -- Records referrals that arrived from other agencies, and their first
 -- history line; a referral seen before is left as it is.
 WITH ins AS (
-    INSERT INTO referral (id, case_id, from_agency, to_agency, service, note, status, seq_in, parent_id, traceparent)
+    INSERT INTO referral (id, case_id, from_agency, to_agency, service, note, status, seq_in, parent_id, traceparent, person_key)
     SELECT u.id, u.case_id, u.from_agency, u.to_agency, u.service, u.note, 'received', 1,
-           NULLIF(u.parent_id, '00000000-0000-0000-0000-000000000000'), u.traceparent
+           NULLIF(u.parent_id, '00000000-0000-0000-0000-000000000000'), u.traceparent, u.person_key
     FROM (SELECT unnest(sqlc.arg(ids)::uuid[]) AS id, unnest(sqlc.arg(case_ids)::uuid[]) AS case_id,
                  unnest(sqlc.arg(from_agencies)::text[]) AS from_agency, unnest(sqlc.arg(to_agencies)::text[]) AS to_agency,
                  unnest(sqlc.arg(services)::text[]) AS service, unnest(sqlc.arg(notes)::text[]) AS note,
-                 unnest(sqlc.arg(parent_ids)::uuid[]) AS parent_id, unnest(sqlc.arg(traceparents)::text[]) AS traceparent) AS u
+                 unnest(sqlc.arg(parent_ids)::uuid[]) AS parent_id, unnest(sqlc.arg(traceparents)::text[]) AS traceparent,
+                 unnest(sqlc.arg(person_keys)::text[]) AS person_key) AS u
     ON CONFLICT (id) DO NOTHING
     RETURNING referral.id, referral.case_id, referral.from_agency, referral.to_agency
 )
@@ -76,3 +77,11 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8);
 
 -- name: HistoryByCase :many
 SELECT * FROM referral_history WHERE case_id = $1 ORDER BY id;
+
+-- name: ReferralOpenCaseOfPerson :one
+-- The case of the newest referral about a person that has not ended.
+SELECT case_id FROM referral
+WHERE person_key = $1 AND person_key <> ''
+  AND status NOT IN ('declined', 'completed', 'failed', 'cancelled', 'forwarded')
+ORDER BY created_at DESC
+LIMIT 1;

@@ -1,0 +1,193 @@
+// Package stream reads the REFERRALS stream for an auditor: through ordered
+// consumers only, from a stream sequence or a time, without ever
+// acknowledging or publishing anything.
+//
+// Messages are handed over raw; their CloudEvents attributes are scanned
+// lazily (Msg.Attrs) because a replay to a table needs only a few of them and
+// a full CloudEvents decode would cost more than reading the stream itself.
+package stream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/refbus/refbus/pkg/bus"
+)
+
+// Range bounds a read; every bound is inclusive. Zero fields are open: the
+// read starts at the first message of the stream and ends at the last one
+// there when it began. Since and Until are compared with the time JetStream
+// stored a message, not with the event's own time attribute, which its
+// sender chose.
+type Range struct {
+	FromSeq uint64
+	ToSeq   uint64
+	Since   time.Time
+	Until   time.Time
+}
+
+// Open reports whether the range starts at the beginning of the stream, so
+// that every event of a referral before its first selected one is seen too.
+func (r Range) Open() bool { return r.FromSeq <= 1 && r.Since.IsZero() }
+
+// Check returns an error a person can act on if the range is contradictory.
+func (r Range) Check() error {
+	switch {
+	case r.FromSeq > 0 && !r.Since.IsZero():
+		return errors.New("give either --from-seq or --since, not both")
+	case r.ToSeq > 0 && !r.Until.IsZero():
+		return errors.New("give either --to-seq or --until, not both")
+	case r.ToSeq > 0 && r.FromSeq > r.ToSeq:
+		return fmt.Errorf("--from-seq %d is after --to-seq %d", r.FromSeq, r.ToSeq)
+	case !r.Until.IsZero() && !r.Since.IsZero() && r.Until.Before(r.Since):
+		return fmt.Errorf("--since %s is after --until %s", r.Since.Format(time.RFC3339), r.Until.Format(time.RFC3339))
+	}
+	return nil
+}
+
+// Msg is one message of the stream.
+type Msg struct {
+	// Seq is the message's stream sequence.
+	Seq uint64
+	// Stored is when JetStream stored it.
+	Stored time.Time
+	// Subject is the NATS subject, refbus.<from>.<to>.<event>.
+	Subject string
+	Header  nats.Header
+	// Data is the message body: the whole CloudEvent in structured mode,
+	// only its data in binary mode.
+	Data []byte
+
+	attrs   Attrs
+	scanned bool
+}
+
+// Attrs returns the CloudEvents attributes of m, scanned on first use.
+func (m *Msg) Attrs() *Attrs {
+	if !m.scanned {
+		m.attrs = scan(m.Header, m.Data)
+		m.scanned = true
+	}
+	return &m.attrs
+}
+
+// Route returns the sending and receiving agency named by the subject, or
+// empty strings if the subject is not refbus.<from>.<to>.<event>.
+func (m *Msg) Route() (from, to string) {
+	from, to, err := bus.ParseSubject(m.Subject)
+	if err != nil {
+		return "", ""
+	}
+	return from, to
+}
+
+// Progress is told about every message read; it must be cheap and safe to
+// call from the reading goroutine. left is how many matching messages the
+// server still holds after this one.
+type Progress interface {
+	Step(seq, left uint64)
+}
+
+// Options say what to read.
+type Options struct {
+	Range Range
+	// Subjects are filters on the server side; none reads every subject.
+	Subjects []string
+	// Progress, if set, is told about every message.
+	Progress Progress
+	// Buffer bounds the messages the client holds ahead of fn
+	// (default 4096).
+	Buffer int
+}
+
+// ErrNoStream reports that the server has no REFERRALS stream.
+var ErrNoStream = errors.New("no " + bus.Stream + " stream on this server")
+
+// Read calls fn with every message in o.Range on o.Subjects, in stream order,
+// until the range ends, the messages there when Read began run out, fn
+// returns an error (which Read returns), or ctx ends. Messages stored after
+// Read began are left out, so a read of a busy stream ends.
+func Read(ctx context.Context, js jetstream.JetStream, o Options, fn func(*Msg) error) error {
+	if err := o.Range.Check(); err != nil {
+		return err
+	}
+	s, err := js.Stream(ctx, bus.Stream)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return ErrNoStream
+	}
+	if err != nil {
+		return fmt.Errorf("read stream %s: %w", bus.Stream, err)
+	}
+	last := s.CachedInfo().State.LastSeq
+	if o.Range.ToSeq > 0 && o.Range.ToSeq < last {
+		last = o.Range.ToSeq
+	}
+	if last == 0 || o.Range.FromSeq > last {
+		return nil
+	}
+	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: o.Subjects, ReplayPolicy: jetstream.ReplayInstantPolicy}
+	switch {
+	case o.Range.FromSeq > 0:
+		cfg.DeliverPolicy = jetstream.DeliverByStartSequencePolicy
+		cfg.OptStartSeq = o.Range.FromSeq
+	case !o.Range.Since.IsZero():
+		since := o.Range.Since
+		cfg.DeliverPolicy = jetstream.DeliverByStartTimePolicy
+		cfg.OptStartTime = &since
+	}
+	cons, err := s.OrderedConsumer(ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("create ordered consumer: %w", err)
+	}
+	buf := o.Buffer
+	if buf == 0 {
+		buf = 4096
+	}
+	it, err := cons.Messages(jetstream.PullMaxMessages(buf))
+	if err != nil {
+		return fmt.Errorf("read stream %s: %w", bus.Stream, err)
+	}
+	defer it.Stop()
+	info, err := cons.Info(ctx)
+	if err != nil {
+		return fmt.Errorf("read stream %s: %w", bus.Stream, err)
+	}
+	if info.NumPending == 0 {
+		return nil
+	}
+	// Next blocks without a context; stopping the iterator unblocks it.
+	stop := context.AfterFunc(ctx, it.Stop)
+	defer stop()
+	for {
+		jm, err := it.Next()
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return fmt.Errorf("read stream %s: %w", bus.Stream, err)
+		}
+		md, err := jm.Metadata()
+		if err != nil {
+			return fmt.Errorf("read stream %s: %w", bus.Stream, err)
+		}
+		seq := md.Sequence.Stream
+		if seq > last || (!o.Range.Until.IsZero() && md.Timestamp.After(o.Range.Until)) {
+			return nil
+		}
+		if o.Progress != nil {
+			o.Progress.Step(seq, md.NumPending)
+		}
+		m := &Msg{Seq: seq, Stored: md.Timestamp, Subject: jm.Subject(), Header: jm.Headers(), Data: jm.Data()}
+		if err := fn(m); err != nil {
+			return err
+		}
+		if md.NumPending == 0 || seq == last {
+			return nil
+		}
+	}
+}

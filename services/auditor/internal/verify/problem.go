@@ -1,0 +1,150 @@
+// Package verify checks from the REFERRALS stream alone that its history is
+// whole and untouched: every message is a valid CloudEvent sent by the
+// agency its subject names, no event was changed or replayed, no event of a
+// referral is missing or out of order, and every referral moved only as the
+// referral state machine allows.
+package verify
+
+import (
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"strings"
+)
+
+// Kind names a class of problem; it is the second field of a problem line.
+type Kind string
+
+// The kinds of problem, roughly in the order they are checked.
+const (
+	// Malformed: the message does not decode as a CloudEvent.
+	Malformed Kind = "malformed"
+	// BadSubject: the subject is not refbus.<from>.<to>.<event> of known
+	// agencies.
+	BadSubject Kind = "bad subject"
+	// Forged: the event's source is not the sender its subject names.
+	Forged Kind = "forged source"
+	// Misaddressed: the subject does not match the event's type, or the
+	// data names another receiver than the subject.
+	Misaddressed Kind = "misaddressed"
+	// UnknownType: no JSON Schema describes the event's type.
+	UnknownType Kind = "unknown type"
+	// Invalid: the envelope or the data does not match the schema.
+	Invalid Kind = "invalid"
+	// Altered: an event (source and id) is stored again with other bytes.
+	Altered Kind = "altered"
+	// Replayed: an event is stored again with the same bytes, but not as
+	// the relay republishes (see Verifier).
+	Replayed Kind = "replayed"
+	// MissingSequence: a referral event has no sequence extension.
+	MissingSequence Kind = "missing sequence"
+	// Gap: sequence numbers of a referral from one sender are missing: an
+	// event was removed or never stored.
+	Gap Kind = "sequence gap"
+	// Reordered: a sequence number arrived after a higher one.
+	Reordered Kind = "reordered"
+	// ReusedSequence: two different events carry the same sequence number.
+	ReusedSequence Kind = "sequence reused"
+	// Reopened: a referral is requested a second time.
+	Reopened Kind = "reopened"
+	// UnknownReferral: an event about a referral that was never requested.
+	UnknownReferral Kind = "unknown referral"
+	// UnknownEvent: a receipt for an event that is not in the stream
+	// before it.
+	UnknownEvent Kind = "unknown event"
+	// NotParty: an event from an agency that is neither the referral's
+	// sender nor its receiver, or a move its party may not make.
+	NotParty Kind = "not a party"
+	// IllegalMove: a move the referral's state does not allow.
+	IllegalMove Kind = "illegal move"
+	// MissingInput: a move without the reason, outcome or target it needs.
+	MissingInput Kind = "missing input"
+)
+
+// Problem is one thing wrong with the stream.
+type Problem struct {
+	// Seq is the stream sequence of the message the problem was found at.
+	Seq    uint64
+	Kind   Kind
+	Detail string
+}
+
+// String renders the problem on one line: "seq 42: altered: ...".
+func (p Problem) String() string {
+	return fmt.Sprintf("seq %d: %s: %s", p.Seq, p.Kind, oneLine(p.Detail))
+}
+
+// oneLine keeps a detail quoted from an event on its line.
+func oneLine(s string) string {
+	if !strings.ContainsAny(s, "\r\n") {
+		return s
+	}
+	return strings.NewReplacer("\r", `\r`, "\n", `\n`).Replace(s)
+}
+
+// Summary counts what a verification saw.
+type Summary struct {
+	// Events is the number of messages checked; FirstSeq and LastSeq
+	// bound them.
+	Events            int
+	FirstSeq, LastSeq uint64
+	// Decoded events read as CloudEvents; Republished of them were
+	// copies the relay published again.
+	Decoded, Republished int
+	// Referrals opened in the range, and how many ended up in each state.
+	Referrals int
+	States    map[string]int
+	// Undelivered referrals were refused by their receiver on delivery.
+	Undelivered int
+	// Problems counts the problems by kind.
+	Problems map[Kind]int
+}
+
+// Total is the number of problems found.
+func (s Summary) Total() int {
+	n := 0
+	for _, k := range s.Problems {
+		n += k
+	}
+	return n
+}
+
+// WriteTo writes the summary for a person, a few lines.
+func (s Summary) WriteTo(w io.Writer) (int64, error) {
+	var b strings.Builder
+	if s.Events == 0 {
+		b.WriteString("verified 0 events: nothing in the range\n")
+	} else {
+		fmt.Fprintf(&b, "verified %d events, seq %d to %d: ", s.Events, s.FirstSeq, s.LastSeq)
+		switch n := s.Total(); n {
+		case 0:
+			b.WriteString("no problems\n")
+		case 1:
+			b.WriteString("1 problem\n")
+		default:
+			fmt.Fprintf(&b, "%d problems\n", n)
+		}
+	}
+	fmt.Fprintf(&b, "  events: %d CloudEvents, %d republished copies\n", s.Decoded, s.Republished)
+	fmt.Fprintf(&b, "  referrals: %d requested", s.Referrals)
+	for _, st := range slices.Sorted(maps.Keys(s.States)) {
+		fmt.Fprintf(&b, ", %d %s", s.States[st], strings.ReplaceAll(st, "_", " "))
+	}
+	if s.Undelivered > 0 {
+		fmt.Fprintf(&b, " (%d of them refused on delivery)", s.Undelivered)
+	}
+	b.WriteString("\n")
+	if len(s.Problems) > 0 {
+		b.WriteString("  problems:")
+		for i, k := range slices.Sorted(maps.Keys(s.Problems)) {
+			if i > 0 {
+				b.WriteString(",")
+			}
+			fmt.Fprintf(&b, " %s %d", k, s.Problems[k])
+		}
+		b.WriteString("\n")
+	}
+	n, err := io.WriteString(w, b.String())
+	return int64(n), err
+}

@@ -1,0 +1,86 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"slices"
+	"time"
+
+	"github.com/refbus/refbus/services/internal/agency"
+	"github.com/refbus/refbus/services/internal/db"
+)
+
+// percentiles summarise a set of durations.
+type percentiles struct{ p50, p90, p99, max time.Duration }
+
+// percentilesOf uses the nearest-rank method; ds is sorted in place.
+func percentilesOf(ds []time.Duration) percentiles {
+	if len(ds) == 0 {
+		return percentiles{}
+	}
+	slices.Sort(ds)
+	at := func(p float64) time.Duration {
+		i := int(math.Ceil(p*float64(len(ds)))) - 1
+		return ds[max(i, 0)]
+	}
+	return percentiles{p50: at(0.50), p90: at(0.90), p99: at(0.99), max: ds[len(ds)-1]}
+}
+
+// sentEventIDs returns the ids of every referral event the agencies have
+// sent so far, to leave them out of the next latency report.
+func (st *stack) sentEventIDs(ctx context.Context) (map[string]bool, error) {
+	ids := map[string]bool{}
+	for a, pool := range st.pools {
+		rows, err := db.New(pool).OutboxCreatedTimes(ctx, agency.TypeRequested)
+		if err != nil {
+			return nil, fmt.Errorf("read outbox of %s: %w", a, err)
+		}
+		for _, r := range rows {
+			ids[r.EventID.String()] = true
+		}
+	}
+	return ids, nil
+}
+
+// busLatencies joins, by event id across the four databases, when each
+// referral event was inserted in its sender's outbox and when it was inserted
+// in its receiver's inbox. Both are clock_timestamp() of the same Postgres
+// server, so no clocks need agreeing. Events in earlier are left out; an
+// event not in any inbox yet is an error.
+func (st *stack) busLatencies(ctx context.Context, earlier map[string]bool) ([]time.Duration, error) {
+	received := map[string]time.Time{}
+	for a, pool := range st.pools {
+		rows, err := db.New(pool).InboxReceivedTimes(ctx, agency.TypeRequested)
+		if err != nil {
+			return nil, fmt.Errorf("read inbox of %s: %w", a, err)
+		}
+		for _, r := range rows {
+			received[r.EventID] = r.ReceivedAt
+		}
+	}
+	var lat []time.Duration
+	missing := 0
+	for a, pool := range st.pools {
+		rows, err := db.New(pool).OutboxCreatedTimes(ctx, agency.TypeRequested)
+		if err != nil {
+			return nil, fmt.Errorf("read outbox of %s: %w", a, err)
+		}
+		for _, r := range rows {
+			id := r.EventID.String()
+			if earlier[id] {
+				continue
+			}
+			at, ok := received[id]
+			if !ok {
+				missing++
+				continue
+			}
+			lat = append(lat, at.Sub(r.CreatedAt))
+		}
+	}
+	if missing > 0 {
+		return nil, fmt.Errorf("latency report: %d referral events sent are in no receiver's inbox", missing)
+	}
+	return lat, nil
+}

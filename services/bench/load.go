@@ -1,0 +1,261 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/refbus/refbus/pkg/bus"
+	"github.com/refbus/refbus/services/internal/agency"
+	"github.com/refbus/refbus/services/internal/db"
+)
+
+// pair is one direction of referral traffic.
+type pair struct{ from, to string }
+
+// pairs are every agency sending to each of the other three: referral i
+// goes along pairs[i%len(pairs)], so the load is spread evenly.
+var pairs = func() []pair {
+	var ps []pair
+	for _, from := range bus.Agencies {
+		for _, to := range bus.Agencies {
+			if from != to {
+				ps = append(ps, pair{from, to})
+			}
+		}
+	}
+	return ps
+}()
+
+// benchNote is the note of every bench referral: the length of a real one,
+// and no personal data.
+const benchNote = "Bench referral: family of four, two children under five; " +
+	"the mother asks for an assessment and for help with housing before winter. " +
+	"Caseworker available on weekdays."
+
+func (st *stack) create(ctx context.Context, i int) error {
+	p := pairs[i%len(pairs)]
+	_, err := st.svcs[p.from].CreateReferral(ctx, agency.NewReferral{ToAgency: p.to, Service: "family_support", Note: benchNote})
+	if err != nil {
+		return fmt.Errorf("referral %d from %s to %s: %w", i, p.from, p.to, err)
+	}
+	return nil
+}
+
+// closedRun is what closedLoop measured.
+type closedRun struct {
+	create time.Duration // until the last CreateReferral returned
+	e2e    time.Duration // until the last referral was received at its sender
+}
+
+// closedLoop creates n referrals as fast as concurrent creators can, then
+// waits until all of them are received at their senders.
+func (st *stack) closedLoop(ctx context.Context, n, concurrent int, timeout time.Duration) (closedRun, error) {
+	var r closedRun
+	before, err := st.received(ctx)
+	if err != nil {
+		return r, err
+	}
+	cctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var next, created atomic.Int64
+	g, gctx := errgroup.WithContext(cctx)
+	start := time.Now()
+	for range min(concurrent, n) {
+		g.Go(func() error {
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= n {
+					return nil
+				}
+				if err := st.create(gctx, i); err != nil {
+					return err
+				}
+				created.Add(1)
+			}
+		})
+	}
+	if err := g.Wait(); err != nil {
+		if errors.Is(cctx.Err(), context.DeadlineExceeded) {
+			return r, fmt.Errorf("gave up after %v: only %d of %d referrals created", timeout, created.Load(), n)
+		}
+		return r, fmt.Errorf("%d of %d referrals created, then: %w", created.Load(), n, err)
+	}
+	r.create = time.Since(start)
+	done, err := st.waitReceived(ctx, before.received+int64(n), n, timeout)
+	if err != nil {
+		return r, err
+	}
+	r.e2e = done.Sub(start)
+	return r, nil
+}
+
+// openRun is what openLoop measured.
+type openRun struct {
+	n     int
+	bus   percentiles // sender's outbox insert -> receiver's inbox insert
+	call  percentiles // scheduled time -> CreateReferral returned
+	drain time.Duration
+}
+
+// openWorkers bounds the creators of the open loop; far more than the
+// offered load needs, so a slow call does not delay the ones after it.
+const openWorkers = 256
+
+// openLoop offers rate referrals per second for d, on a fixed schedule
+// whatever the calls take, waits until all are received at their senders,
+// and reports the latency of each one.
+func (st *stack) openLoop(ctx context.Context, rate int, d time.Duration, timeout time.Duration) (openRun, error) {
+	r := openRun{n: int(float64(rate) * d.Seconds())}
+	if r.n < 1 {
+		return r, errors.New("-rate times -duration is less than one referral")
+	}
+	before, err := st.received(ctx)
+	if err != nil {
+		return r, err
+	}
+	earlier, err := st.sentEventIDs(ctx)
+	if err != nil {
+		return r, err
+	}
+
+	cctx, cancel := context.WithTimeout(ctx, d+timeout)
+	defer cancel()
+	type job struct {
+		i   int
+		due time.Time
+	}
+	jobs := make(chan job, r.n)
+	calls := make([]time.Duration, r.n)
+	var failed atomic.Int64
+	var firstErr error
+	var errOnce sync.Once
+	var workers sync.WaitGroup
+	for range openWorkers {
+		workers.Go(func() {
+			for j := range jobs {
+				if err := st.create(cctx, j.i); err != nil {
+					failed.Add(1)
+					errOnce.Do(func() { firstErr = err })
+					continue
+				}
+				calls[j.i] = time.Since(j.due)
+			}
+		})
+	}
+	// Each referral has its time on the schedule; a tick sends every one
+	// that is due, so the schedule does not drift when ticks come late.
+	interval := time.Second / time.Duration(rate)
+	start := time.Now()
+	tick := time.NewTicker(min(interval, time.Millisecond))
+	next := 0
+schedule:
+	for next < r.n {
+		select {
+		case <-cctx.Done():
+			break schedule
+		case now := <-tick.C:
+			for ; next < r.n; next++ {
+				due := start.Add(time.Duration(next) * interval)
+				if due.After(now) {
+					break
+				}
+				jobs <- job{i: next, due: due}
+			}
+		}
+	}
+	tick.Stop()
+	close(jobs)
+	workers.Wait()
+	if err := cctx.Err(); err != nil {
+		return r, fmt.Errorf("offering load: %d of %d referrals issued, then: %w", next, r.n, err)
+	}
+	if n := failed.Load(); n > 0 {
+		return r, fmt.Errorf("%d of %d referrals failed to be created, the first: %w", n, r.n, firstErr)
+	}
+	created := time.Now()
+	done, err := st.waitReceived(ctx, before.received+int64(r.n), r.n, timeout)
+	if err != nil {
+		return r, err
+	}
+	r.drain = done.Sub(created)
+	r.call = percentilesOf(calls)
+
+	lat, err := st.busLatencies(ctx, earlier)
+	if err != nil {
+		return r, err
+	}
+	if len(lat) != r.n {
+		return r, fmt.Errorf("latency report: found %d referral events sent during the run, want %d", len(lat), r.n)
+	}
+	r.bus = percentilesOf(lat)
+	return r, nil
+}
+
+// counts are the referrals sent by all agencies, by status at the sender.
+type counts struct{ received, other int64 }
+
+// received counts the referrals all agencies sent, by whether they are
+// received.
+func (st *stack) received(ctx context.Context) (counts, error) {
+	var mu sync.Mutex
+	var c counts
+	g, gctx := errgroup.WithContext(ctx)
+	for a, pool := range st.pools {
+		g.Go(func() error {
+			rows, err := db.New(pool).ReferralCountByStatus(gctx, a)
+			if err != nil {
+				return fmt.Errorf("count referrals sent by %s: %w", a, err)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			for _, r := range rows {
+				if r.Status == "received" {
+					c.received += r.N
+				} else {
+					c.other += r.N
+				}
+			}
+			return nil
+		})
+	}
+	return c, g.Wait()
+}
+
+// waitReceived polls until want referrals in all are received at their
+// senders, and returns when it saw that; n is how many the current run
+// sent, for the message when it gives up after timeout.
+func (st *stack) waitReceived(ctx context.Context, want int64, n int, timeout time.Duration) (time.Time, error) {
+	deadline := time.Now().Add(timeout)
+	for {
+		c, err := st.received(ctx)
+		if err != nil {
+			return time.Time{}, err
+		}
+		now := time.Now()
+		missing := want - c.received
+		if missing <= 0 {
+			return now, nil
+		}
+		if now.After(deadline) {
+			return time.Time{}, fmt.Errorf("gave up after %v: %d of the %d referrals of this run are still not received at their senders (%d not received in all)",
+				timeout, missing, n, c.other)
+		}
+		// Poll often near the end, where the timing is decided, and
+		// seldom before, so that counting does not load the databases.
+		wait := 100 * time.Millisecond
+		if missing < 1000 {
+			wait = 5 * time.Millisecond
+		}
+		select {
+		case <-ctx.Done():
+			return time.Time{}, fmt.Errorf("waiting for %d referrals to be received: %w", missing, context.Cause(ctx))
+		case <-time.After(wait):
+		}
+	}
+}

@@ -1,0 +1,226 @@
+// Command bench measures the real referral pipeline (outbox -> relay ->
+// JetStream -> inbox -> receipt -> sender's inbox) on a private Postgres with
+// its real durability settings and an embedded NATS server, and measures raw
+// JetStream async publishing on the same server in the same run, so the
+// ratio between the two holds on a noisy machine.
+//
+// Its last line is the one `make bench` keeps:
+//
+//	bench: e2e_per_s=… p50_ms=… p99_ms=… raw_js_per_s=… ratio=…
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"runtime"
+	"strings"
+	"syscall"
+	"time"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	res, err := run(ctx, log, os.Args[1:])
+	if errors.Is(err, flag.ErrHelp) {
+		return
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			fmt.Fprintln(os.Stderr, "bench: interrupted:", err)
+		} else {
+			fmt.Fprintln(os.Stderr, "bench: FAILED:", err)
+		}
+		os.Exit(1)
+	}
+	// Printed only after everything is stopped and removed, so this is the
+	// last line whatever cleanup has to say.
+	fmt.Printf("bench: e2e_per_s=%.0f p50_ms=%.1f p99_ms=%.1f raw_js_per_s=%.0f ratio=%.3f\n",
+		res.e2ePerSec, ms(res.p50), ms(res.p99), res.rawPerSec, res.e2ePerSec/res.rawPerSec)
+}
+
+// config is the bench's flags.
+type config struct {
+	n          int
+	concurrent int
+	rate       int
+	duration   time.Duration
+	warmup     int
+	rawN       int
+	rawRounds  int
+	timeout    time.Duration
+	cpuProfile string
+	keep       bool
+	pgSettings settingsFlag
+}
+
+// settingsFlag collects repeated -pgset name=value flags.
+type settingsFlag map[string]string
+
+func (f settingsFlag) String() string { return fmt.Sprint(map[string]string(f)) }
+
+func (f settingsFlag) Set(v string) error {
+	name, value, ok := strings.Cut(v, "=")
+	if !ok || name == "" {
+		return fmt.Errorf("want name=value, got %q", v)
+	}
+	f[name] = value
+	return nil
+}
+
+func parseFlags(args []string) (config, error) {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	c := config{pgSettings: settingsFlag{}}
+	fs.IntVar(&c.n, "n", 20000, "referrals in the throughput run")
+	fs.IntVar(&c.concurrent, "c", 32, "concurrent creators in the throughput run")
+	fs.IntVar(&c.rate, "rate", 1000, "offered load of the latency run, referrals per second")
+	fs.DurationVar(&c.duration, "duration", 5*time.Second, "length of the latency run")
+	fs.IntVar(&c.warmup, "warmup", 500, "referrals sent and received before measuring (0: none)")
+	fs.IntVar(&c.rawN, "raw-n", 100000, "messages per round of the raw JetStream baseline")
+	fs.IntVar(&c.rawRounds, "raw-rounds", 3, "rounds of the raw JetStream baseline; the median counts")
+	fs.DurationVar(&c.timeout, "timeout", 5*time.Minute, "longest wait for any one phase")
+	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of the throughput run (this process: services, NATS, bench) to `file`")
+	fs.Var(c.pgSettings, "pgset", "extra Postgres `name=value` setting, for experiments (repeatable; the defaults are the real durability settings)")
+	fs.BoolVar(&c.keep, "keep", false, "keep the temporary directory (Postgres data, NATS store, logs) for inspection")
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	switch {
+	case fs.NArg() > 0:
+		return c, fmt.Errorf("unexpected arguments %q", fs.Args())
+	case c.n < 1 || c.concurrent < 1 || c.rate < 1 || c.duration <= 0 || c.warmup < 0 || c.rawN < 1 || c.rawRounds < 1 || c.timeout <= 0:
+		return c, errors.New("-n, -c, -rate, -duration, -raw-n, -raw-rounds and -timeout must be positive, -warmup not negative")
+	}
+	return c, nil
+}
+
+// result is what the last line reports.
+type result struct {
+	e2ePerSec float64
+	p50, p99  time.Duration
+	rawPerSec float64
+}
+
+func run(ctx context.Context, log *slog.Logger, args []string) (res result, err error) {
+	c, err := parseFlags(args)
+	if err != nil {
+		return res, err
+	}
+	fmt.Printf("bench: %d cores, load average %s; starting Postgres (fsync on) and NATS in a temporary directory\n", runtime.NumCPU(), loadAverage())
+	if len(c.pgSettings) > 0 {
+		fmt.Printf("bench: Postgres settings changed for this run: %v\n", c.pgSettings)
+	}
+	st, err := startStack(ctx, log, c.keep, c.pgSettings)
+	if err != nil {
+		return res, err
+	}
+	defer func() {
+		if cerr := st.close(context.WithoutCancel(ctx)); cerr != nil {
+			err = errors.Join(err, fmt.Errorf("clean up: %w", cerr))
+		}
+	}()
+	// A service that stops on its own ends the bench with its error
+	// instead of leaving the waits below to time out.
+	ctx = st.ctx
+
+	payload, err := referralPayload()
+	if err != nil {
+		return res, err
+	}
+	raw, err := rawBaseline(ctx, st.nats.ClientURL(), payload, c.rawN, c.rawRounds, c.timeout)
+	if err != nil {
+		return res, st.cause(err)
+	}
+	res.rawPerSec = raw.median
+	fmt.Printf("raw JetStream:  %s msgs/s median of %d rounds of %d (%v), %d-byte events with Nats-Msg-Id, file storage, default sync\n",
+		count(raw.median), c.rawRounds, c.rawN, roundsString(raw.rounds), len(payload.Data))
+
+	if c.warmup > 0 {
+		w, err := st.closedLoop(ctx, c.warmup, c.concurrent, c.timeout)
+		if err != nil {
+			return res, st.cause(fmt.Errorf("warm-up: %w", err))
+		}
+		fmt.Printf("warm-up:        %d referrals received end to end in %v\n", c.warmup, w.e2e.Round(time.Millisecond))
+	}
+
+	lat, err := st.openLoop(ctx, c.rate, c.duration, c.timeout)
+	if err != nil {
+		return res, st.cause(fmt.Errorf("latency run: %w", err))
+	}
+	res.p50, res.p99 = lat.bus.p50, lat.bus.p99
+	fmt.Printf("latency run:    %d referrals offered at %d/s over %v, all received\n", lat.n, c.rate, c.duration)
+	fmt.Printf("  bus latency (sender's outbox insert -> receiver's inbox insert): p50 %.1f ms  p90 %.1f ms  p99 %.1f ms  max %.1f ms\n",
+		ms(lat.bus.p50), ms(lat.bus.p90), ms(lat.bus.p99), ms(lat.bus.max))
+	fmt.Printf("  create call (scheduled time -> CreateReferral returned):          p50 %.1f ms  p90 %.1f ms  p99 %.1f ms  max %.1f ms\n",
+		ms(lat.call.p50), ms(lat.call.p90), ms(lat.call.p99), ms(lat.call.max))
+	fmt.Printf("  drain: the last receipt was back at its sender %v after the last create returned\n", lat.drain.Round(time.Millisecond))
+
+	stopProfile, err := startCPUProfile(c.cpuProfile)
+	if err != nil {
+		return res, err
+	}
+	thr, err := st.closedLoop(ctx, c.n, c.concurrent, c.timeout)
+	if perr := stopProfile(); perr != nil && err == nil {
+		err = perr
+	}
+	if err != nil {
+		return res, st.cause(fmt.Errorf("throughput run: %w", err))
+	}
+	res.e2ePerSec = float64(c.n) / thr.e2e.Seconds()
+	fmt.Printf("throughput run: %d referrals by %d concurrent creators\n", c.n, c.concurrent)
+	fmt.Printf("  created (referral row + outbox row committed): %s/s in %v\n",
+		count(float64(c.n)/thr.create.Seconds()), thr.create.Round(time.Millisecond))
+	fmt.Printf("  received end to end (receipt back, status received at the sender): %s/s in %v\n",
+		count(res.e2ePerSec), thr.e2e.Round(time.Millisecond))
+	if c.cpuProfile != "" {
+		fmt.Printf("  CPU profile of the throughput run: %s (go tool pprof -top %s)\n", c.cpuProfile, c.cpuProfile)
+	}
+
+	fmt.Printf("ratio e2e/raw:  %.3f (load average now %s: other work on this host skews both figures, the ratio less)\n",
+		res.e2ePerSec/res.rawPerSec, loadAverage())
+	fmt.Printf("targets:        e2e >= 5000/s: %s; p99 <= 50 ms (at %d/s; the target is at 1000/s): %s\n",
+		verdict(res.e2ePerSec >= 5000), c.rate, verdict(res.p99 <= 50*time.Millisecond))
+	return res, nil
+}
+
+func verdict(ok bool) string {
+	if ok {
+		return "met"
+	}
+	return "MISSED"
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// count prints a rate without false precision.
+func count(v float64) string { return fmt.Sprintf("%.0f", v) }
+
+func roundsString(rs []float64) string {
+	s := ""
+	for i, r := range rs {
+		if i > 0 {
+			s += ", "
+		}
+		s += count(r)
+	}
+	return s
+}
+
+// loadAverage is the host's 1-minute load average, or "unknown"; it tells
+// the reader of a slow run whether the bench had the machine to itself.
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	if f := strings.Fields(string(b)); len(f) > 0 {
+		return f[0]
+	}
+	return "unknown"
+}
