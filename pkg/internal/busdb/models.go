@@ -51,16 +51,37 @@ type Outbox struct {
 }
 
 type Referral struct {
-	ID            uuid.UUID
-	CaseID        uuid.UUID
-	FromAgency    string
-	ToAgency      string
-	Service       string
-	Note          string
-	Status        string
-	DeliveryError string
-	SeqOut        int32
-	SeqIn         int32
-	CreatedAt     time.Time
-	UpdatedAt     time.Time
+	ID              uuid.UUID
+	CaseID          uuid.UUID
+	FromAgency      string
+	ToAgency        string
+	Service         string
+	Note            string
+	Status          string
+	DeliveryError   string
+	SeqOut          int32
+	SeqIn           int32
+	CreatedAt       time.Time
+	UpdatedAt       time.Time
+	ParentID        *uuid.UUID
+	ReasonCode      string
+	Reason          string
+	Outcome         string
+	ForwardedTo     *uuid.UUID
+	ForwardedAgency string
+	Traceparent     string
+	PersonKey       string
+}
+
+type ReferralHistory struct {
+	ID         int64
+	ReferralID uuid.UUID
+	CaseID     uuid.UUID
+	Agency     string
+	Move       string
+	Status     string
+	ReasonCode string
+	Reason     string
+	Outcome    string
+	At         time.Time
 }
