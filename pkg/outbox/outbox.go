@@ -15,6 +15,7 @@ import (
 	ce "github.com/cloudevents/sdk-go/v2/event"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/refbus/refbus/pkg/bus"
@@ -49,11 +50,19 @@ func New(pool *pgxpool.Pool, self string, registry *event.Registry, log *slog.Lo
 	return &Outbox{self: self, registry: registry, pool: pool, log: log, notify: make(chan struct{}, 1), done: make(chan struct{})}
 }
 
+// DB is where Enqueue writes: a pgx.Tx, or a pgbatch.Batch that commits with
+// the caller's other writes in one round trip.
+type DB interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
 // Enqueue validates msgs and writes them in tx. They are published once tx
 // commits; call Wake after the commit so that happens at once. An invalid
 // event is the caller's bug: Enqueue returns an error wrapping
 // event.ErrInvalid or event.ErrUnknownType and writes nothing.
-func (o *Outbox) Enqueue(ctx context.Context, tx pgx.Tx, msgs ...Message) error {
+func (o *Outbox) Enqueue(ctx context.Context, tx DB, msgs ...Message) error {
 	if len(msgs) == 0 {
 		return nil
 	}

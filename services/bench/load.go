@@ -159,7 +159,9 @@ schedule:
 		select {
 		case <-cctx.Done():
 			break schedule
-		case now := <-tick.C:
+		case <-tick.C:
+			// A tick may have waited in the channel: ask the clock.
+			now := time.Now()
 			for ; next < r.n; next++ {
 				due := start.Add(time.Duration(next) * interval)
 				if due.After(now) {
@@ -229,9 +231,12 @@ func (st *stack) received(ctx context.Context) (counts, error) {
 
 // waitReceived polls until want referrals in all are received at their
 // senders, and returns when it saw that; n is how many the current run
-// sent, for the message when it gives up after timeout.
+// sent, for the message when it gives up: after timeout, or sooner when
+// not one more referral was received for st.stall.
 func (st *stack) waitReceived(ctx context.Context, want int64, n int, timeout time.Duration) (time.Time, error) {
 	deadline := time.Now().Add(timeout)
+	var last int64 = -1
+	var lastProgress time.Time
 	for {
 		c, err := st.received(ctx)
 		if err != nil {
@@ -242,9 +247,16 @@ func (st *stack) waitReceived(ctx context.Context, want int64, n int, timeout ti
 		if missing <= 0 {
 			return now, nil
 		}
-		if now.After(deadline) {
+		if c.received != last {
+			last, lastProgress = c.received, now
+		}
+		switch {
+		case now.After(deadline):
 			return time.Time{}, fmt.Errorf("gave up after %v: %d of the %d referrals of this run are still not received at their senders (%d not received in all)",
 				timeout, missing, n, c.other)
+		case st.stall > 0 && now.Sub(lastProgress) > st.stall:
+			return time.Time{}, fmt.Errorf("no referral received for %v, gave up: %d of the %d referrals of this run are still not received at their senders (%d not received in all); the services' log says why",
+				st.stall, missing, n, c.other)
 		}
 		// Poll often near the end, where the timing is decided, and
 		// seldom before, so that counting does not load the databases.

@@ -55,6 +55,7 @@ type config struct {
 	rawN       int
 	rawRounds  int
 	timeout    time.Duration
+	stall      time.Duration
 	cpuProfile string
 	keep       bool
 	pgSettings settingsFlag
@@ -85,6 +86,7 @@ func parseFlags(args []string) (config, error) {
 	fs.IntVar(&c.rawN, "raw-n", 100000, "messages per round of the raw JetStream baseline")
 	fs.IntVar(&c.rawRounds, "raw-rounds", 3, "rounds of the raw JetStream baseline; the median counts")
 	fs.DurationVar(&c.timeout, "timeout", 5*time.Minute, "longest wait for any one phase")
+	fs.DurationVar(&c.stall, "stall", time.Minute, "give up sooner when no referral is received for this long (0: wait until -timeout)")
 	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of the throughput run (this process: services, NATS, bench) to `file`")
 	fs.Var(c.pgSettings, "pgset", "extra Postgres `name=value` setting, for experiments (repeatable; the defaults are the real durability settings)")
 	fs.BoolVar(&c.keep, "keep", false, "keep the temporary directory (Postgres data, NATS store, logs) for inspection")
@@ -94,8 +96,8 @@ func parseFlags(args []string) (config, error) {
 	switch {
 	case fs.NArg() > 0:
 		return c, fmt.Errorf("unexpected arguments %q", fs.Args())
-	case c.n < 1 || c.concurrent < 1 || c.rate < 1 || c.duration <= 0 || c.warmup < 0 || c.rawN < 1 || c.rawRounds < 1 || c.timeout <= 0:
-		return c, errors.New("-n, -c, -rate, -duration, -raw-n, -raw-rounds and -timeout must be positive, -warmup not negative")
+	case c.n < 1 || c.concurrent < 1 || c.rate < 1 || c.duration <= 0 || c.warmup < 0 || c.rawN < 1 || c.rawRounds < 1 || c.timeout <= 0 || c.stall < 0:
+		return c, errors.New("-n, -c, -rate, -duration, -raw-n, -raw-rounds and -timeout must be positive, -warmup and -stall not negative")
 	}
 	return c, nil
 }
@@ -125,6 +127,7 @@ func run(ctx context.Context, log *slog.Logger, args []string) (res result, err 
 			err = errors.Join(err, fmt.Errorf("clean up: %w", cerr))
 		}
 	}()
+	st.stall = c.stall
 	// A service that stops on its own ends the bench with its error
 	// instead of leaving the waits below to time out.
 	ctx = st.ctx

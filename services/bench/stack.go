@@ -41,6 +41,9 @@ type stack struct {
 	// pools are the bench's own connections to each agency's database,
 	// for counting and for the latency report.
 	pools map[string]*pgxpool.Pool
+	// stall is how long a wait goes on without progress before it fails;
+	// zero waits until its deadline.
+	stall time.Duration
 
 	// ctx is cancelled, with the service's error as cause, when a service
 	// stops on its own.
@@ -93,9 +96,11 @@ func startStack(ctx context.Context, log *slog.Logger, keep bool, extra map[stri
 			return st, fmt.Errorf("%s: parse database url: %w", a, err)
 		}
 		pcfg.MaxConns = 2
-		if st.pools[a], err = pgxpool.NewWithConfig(ctx, pcfg); err != nil {
+		pool, err := pgxpool.NewWithConfig(ctx, pcfg)
+		if err != nil {
 			return st, fmt.Errorf("%s: connect to postgres: %w", a, err)
 		}
+		st.pools[a] = pool
 	}
 
 	st.ctx, st.cancelCtx = context.WithCancelCause(ctx)
