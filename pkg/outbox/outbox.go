@@ -40,7 +40,12 @@ type Outbox struct {
 	notify     chan struct{}
 	closeOnce  sync.Once
 	done       chan struct{}
+	local      *Relay
 }
+
+// SetLocalRelay names the relay running in this process, which Wake kicks
+// directly while it leads.
+func (o *Outbox) SetLocalRelay(r *Relay) { o.local = r }
 
 // New returns the outbox of agency self. pool is used only by Wake.
 func New(pool *pgxpool.Pool, self string, registry *event.Registry, log *slog.Logger) *Outbox {
@@ -108,6 +113,10 @@ func (o *Outbox) Enqueue(ctx context.Context, tx DB, msgs ...Message) error {
 // the writers' transactions because a NOTIFY inside them would serialise
 // every commit of the database behind one lock.
 func (o *Outbox) Wake() {
+	if o.local != nil && o.local.Leading() {
+		o.local.Kick()
+		return
+	}
 	o.notifyOnce.Do(func() { go o.notifier() })
 	select {
 	case o.notify <- struct{}{}:

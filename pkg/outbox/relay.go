@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"sync/atomic"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -45,6 +47,21 @@ type Relay struct {
 	js   jetstream.JetStream
 	o    RelayOptions
 	log  *slog.Logger
+
+	leading atomic.Bool
+	kick    chan struct{}
+}
+
+// Leading reports whether this relay holds the lock now.
+func (r *Relay) Leading() bool { return r.leading.Load() }
+
+// Kick wakes this relay without a round trip through Postgres; writers in
+// the same process use it instead of NOTIFY (see Outbox.Wake).
+func (r *Relay) Kick() {
+	select {
+	case r.kick <- struct{}{}:
+	default:
+	}
 }
 
 // NewRelay returns a relay over pool that publishes with js.
@@ -65,7 +82,7 @@ func NewRelay(pool *pgxpool.Pool, js jetstream.JetStream, o RelayOptions) *Relay
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Relay{pool: pool, js: js, o: o, log: log}
+	return &Relay{pool: pool, js: js, o: o, log: log, kick: make(chan struct{}, 1)}
 }
 
 // ErrFault wraps the error of a Fault hook.
@@ -114,6 +131,8 @@ func (r *Relay) lead(ctx context.Context) error {
 		return fmt.Errorf("listen: %w", err)
 	}
 	r.log.Info("relay leading")
+	r.leading.Store(true)
+	defer r.leading.Store(false)
 
 	nextResend := time.Now().Add(r.o.ReceiptTimeout / 4)
 	woken := false
@@ -143,17 +162,47 @@ func (r *Relay) lead(ctx context.Context) error {
 		if woken && n == 0 {
 			wait = 5 * time.Millisecond
 		}
-		wctx, cancel := context.WithTimeout(ctx, wait)
-		_, err = conn.Conn().WaitForNotification(wctx)
-		cancel()
-		woken = err == nil
+		woken, err = r.wait(ctx, conn.Conn(), wait)
 		if ctx.Err() != nil {
 			return nil
 		}
-		if err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		if err != nil {
 			return fmt.Errorf("wait for notification: %w", err)
 		}
 	}
+}
+
+// wait returns when a NOTIFY or a Kick arrives (woken), or after d.
+func (r *Relay) wait(ctx context.Context, conn *pgx.Conn, d time.Duration) (woken bool, err error) {
+	select {
+	case <-r.kick:
+		return true, nil
+	default:
+	}
+	wctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	kicked := make(chan struct{})
+	go func() {
+		select {
+		case <-r.kick:
+			close(kicked)
+			cancel()
+		case <-wctx.Done():
+		}
+	}()
+	_, err = conn.WaitForNotification(wctx)
+	select {
+	case <-kicked:
+		return true, nil
+	default:
+	}
+	if err == nil {
+		return true, nil
+	}
+	if ctx.Err() != nil || errors.Is(err, context.DeadlineExceeded) || wctx.Err() != nil {
+		return false, nil
+	}
+	return false, err
 }
 
 // publishBatch publishes one batch of pending rows and marks those

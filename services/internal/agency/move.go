@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	ce "github.com/cloudevents/sdk-go/v2/event"
 	"github.com/google/uuid"
@@ -99,7 +100,7 @@ func (s *Service) Move(ctx context.Context, id uuid.UUID, mv referral.Move, in M
 			newID := uuid.Must(uuid.NewV7())
 			d.NewReferralID, d.ToAgency, d.Service = &newID, in.ToAgency, in.Service
 			forward = &NewReferral{ToAgency: in.ToAgency, Service: in.Service, Note: in.Note, CaseID: r.CaseID}
-			m, err := s.insertReferral(ctx, q, newID, *forward, &r.ID, r.Traceparent, person.Key(r.PersonKey))
+			m, err := s.insertReferral(ctx, q, newID, *forward, &r.ID, r.Traceparent, person.Key(r.PersonKey), time.Now().UTC())
 			if err != nil {
 				return err
 			}

@@ -115,12 +115,11 @@ func (s *Service) CreateReferral(ctx context.Context, in NewReferral) (Referral,
 			return Referral{}, fmt.Errorf("create referral: %w", err)
 		}
 	}
-	err := s.inTx(ctx, func(q *db.Queries, tx pgx.Tx) error {
-		m, err := s.insertReferral(ctx, q, id, in, nil, newTraceparent(), key)
-		if err != nil {
-			return err
-		}
-		return s.out.Enqueue(ctx, tx, m)
+	// The referral, its history line and its event are written in one
+	// transaction, grouped with other creations (commit.go).
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	err := s.commit(ctx, func(q *db.Queries) (outbox.Message, error) {
+		return s.insertReferral(ctx, q, id, in, nil, newTraceparent(), key, now)
 	})
 	if errors.Is(err, ErrInvalid) {
 		return Referral{}, err
@@ -128,12 +127,15 @@ func (s *Service) CreateReferral(ctx context.Context, in NewReferral) (Referral,
 	if err != nil {
 		return Referral{}, fmt.Errorf("create referral: %w", err)
 	}
-	return s.Referral(ctx, id)
+	return Referral{
+		ID: id, CaseID: in.CaseID, FromAgency: s.self, ToAgency: in.ToAgency, Service: in.Service, Note: in.Note,
+		Status: string(referral.Requested), CreatedAt: now, UpdatedAt: now,
+	}, nil
 }
 
 // insertReferral writes a new outgoing referral and returns its requested
 // event, for the caller to enqueue in the same transaction.
-func (s *Service) insertReferral(ctx context.Context, q *db.Queries, id uuid.UUID, in NewReferral, parent *uuid.UUID, traceparent string, key person.Key) (outbox.Message, error) {
+func (s *Service) insertReferral(ctx context.Context, q *db.Queries, id uuid.UUID, in NewReferral, parent *uuid.UUID, traceparent string, key person.Key, now time.Time) (outbox.Message, error) {
 	ev, err := s.registry.New(bus.Source(s.self), TypeRequested, id.String(), requestedData{ToAgency: in.ToAgency, Service: in.Service, Note: in.Note, ParentID: parent, PersonKey: string(key)})
 	if err != nil {
 		if errors.Is(err, event.ErrInvalid) {
@@ -146,7 +148,7 @@ func (s *Service) insertReferral(ctx context.Context, q *db.Queries, id uuid.UUI
 	event.SetSequence(ev, 1)
 	if err := q.ReferralInsert(ctx, db.ReferralInsertParams{
 		ID: id, CaseID: in.CaseID, FromAgency: s.self, ToAgency: in.ToAgency, Service: in.Service, Note: in.Note,
-		ParentID: parent, Traceparent: traceparent, PersonKey: string(key),
+		ParentID: parent, Traceparent: traceparent, PersonKey: string(key), CreatedAt: now,
 	}); err != nil {
 		return outbox.Message{}, fmt.Errorf("insert referral: %w", err)
 	}

@@ -40,6 +40,8 @@ type Service struct {
 	api      http.Handler
 	keyer    *person.Keyer // nil without a network key
 	cases    jetstream.KeyValue
+	// creations feeds commitGroups.
+	creations chan *creation
 }
 
 // New migrates the agency's store, connects to NATS, makes sure the stream
@@ -61,7 +63,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: connect to postgres: %w", cfg.Agency, err)
 	}
-	s := &Service{cfg: cfg, self: cfg.Agency, log: log, pool: pool}
+	s := &Service{cfg: cfg, self: cfg.Agency, log: log, pool: pool, creations: make(chan *creation)}
 	if err := s.connect(ctx); err != nil {
 		pool.Close()
 		return nil, err
@@ -111,6 +113,7 @@ func (s *Service) connect(ctx context.Context) error {
 	inboxOpts.Logger = s.log
 	s.out = outbox.New(s.pool, s.self, s.registry, s.log)
 	s.relay = outbox.NewRelay(s.pool, js, relayOpts)
+	s.out.SetLocalRelay(s.relay)
 	s.consumer = inbox.NewConsumer(s.self, s.pool, cons, s.registry, s.out, s, inboxOpts)
 	s.api = s.newAPI()
 	return nil
@@ -127,6 +130,9 @@ func (s *Service) Run(ctx context.Context) error {
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return s.relay.Run(ctx) })
 	g.Go(func() error { return s.consumer.Run(ctx) })
+	for range committers {
+		g.Go(func() error { return s.commitGroups(ctx) })
+	}
 	if s.cfg.HTTPAddr != "" {
 		ln, err := net.Listen("tcp", s.cfg.HTTPAddr)
 		if err != nil {

@@ -7,6 +7,7 @@ package db
 
 import (
 	"context"
+	"time"
 
 	"github.com/google/uuid"
 )
@@ -172,8 +173,8 @@ func (q *Queries) ReferralGetForUpdate(ctx context.Context, id uuid.UUID) (Refer
 }
 
 const referralInsert = `-- name: ReferralInsert :exec
-INSERT INTO referral (id, case_id, from_agency, to_agency, service, note, status, seq_out, parent_id, traceparent, person_key)
-VALUES ($1, $2, $3, $4, $5, $6, 'requested', 1, $7, $8, $9)
+INSERT INTO referral (id, case_id, from_agency, to_agency, service, note, status, seq_out, parent_id, traceparent, person_key, created_at, updated_at)
+VALUES ($1, $2, $3, $4, $5, $6, 'requested', 1, $7, $8, $9, $10, $10)
 `
 
 type ReferralInsertParams struct {
@@ -186,6 +187,7 @@ type ReferralInsertParams struct {
 	ParentID    *uuid.UUID
 	Traceparent string
 	PersonKey   string
+	CreatedAt   time.Time
 }
 
 func (q *Queries) ReferralInsert(ctx context.Context, arg ReferralInsertParams) error {
@@ -199,6 +201,7 @@ func (q *Queries) ReferralInsert(ctx context.Context, arg ReferralInsertParams) 
 		arg.ParentID,
 		arg.Traceparent,
 		arg.PersonKey,
+		arg.CreatedAt,
 	)
 	return err
 }
