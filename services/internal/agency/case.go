@@ -3,10 +3,12 @@ package agency
 import (
 	"context"
 	"fmt"
+	"sort"
 	"time"
 
 	"github.com/google/uuid"
 
+	"github.com/refbus/refbus/pkg/referral"
 	"github.com/refbus/refbus/services/internal/db"
 )
 
@@ -45,11 +47,18 @@ func (s *Service) Case(ctx context.Context, id uuid.UUID) (Case, error) {
 	if err != nil {
 		return Case{}, fmt.Errorf("read case history: %w", err)
 	}
-	return Case{
-		ID:        id,
-		Referrals: mapSlice(rs, referralFromDB),
-		Timeline: mapSlice(hs, func(h db.ReferralHistory) Step {
-			return Step{ReferralID: h.ReferralID, Agency: h.Agency, Move: h.Move, Status: h.Status, ReasonCode: h.ReasonCode, Reason: h.Reason, Outcome: h.Outcome, At: h.At}
-		}),
-	}, nil
+	// The request and the receipt are on the referral row; the later
+	// moves are in the history.
+	var steps []Step
+	for _, r := range rs {
+		steps = append(steps, Step{ReferralID: r.ID, Agency: r.FromAgency, Move: "request", Status: string(referral.Requested), At: r.CreatedAt})
+		if r.ReceivedAt != nil {
+			steps = append(steps, Step{ReferralID: r.ID, Agency: r.ToAgency, Move: "receive", Status: string(referral.Received), At: *r.ReceivedAt})
+		}
+	}
+	for _, h := range hs {
+		steps = append(steps, Step{ReferralID: h.ReferralID, Agency: h.Agency, Move: h.Move, Status: h.Status, ReasonCode: h.ReasonCode, Reason: h.Reason, Outcome: h.Outcome, At: h.At})
+	}
+	sort.SliceStable(steps, func(i, j int) bool { return steps[i].At.Before(steps[j].At) })
+	return Case{ID: id, Referrals: mapSlice(rs, referralFromDB), Timeline: steps}, nil
 }

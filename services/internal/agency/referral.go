@@ -152,9 +152,6 @@ func (s *Service) insertReferral(ctx context.Context, q *db.Queries, id uuid.UUI
 	}); err != nil {
 		return outbox.Message{}, fmt.Errorf("insert referral: %w", err)
 	}
-	if err := q.HistoryInsert(ctx, db.HistoryInsertParams{ReferralID: id, CaseID: in.CaseID, Agency: s.self, Move: "request", Status: string(referral.Requested)}); err != nil {
-		return outbox.Message{}, fmt.Errorf("record history: %w", err)
-	}
 	return outbox.Message{To: in.ToAgency, Event: ev}, nil
 }
 

@@ -109,7 +109,7 @@ func (q *Queries) ReferralCountByStatus(ctx context.Context, agency string) ([]R
 }
 
 const referralGet = `-- name: ReferralGet :one
-SELECT id, case_id, from_agency, to_agency, service, note, status, delivery_error, seq_out, seq_in, created_at, updated_at, parent_id, reason_code, reason, outcome, forwarded_to, forwarded_agency, traceparent, person_key FROM referral WHERE id = $1
+SELECT id, case_id, from_agency, to_agency, service, note, status, delivery_error, seq_out, seq_in, created_at, updated_at, parent_id, reason_code, reason, outcome, forwarded_to, forwarded_agency, traceparent, person_key, received_at FROM referral WHERE id = $1
 `
 
 func (q *Queries) ReferralGet(ctx context.Context, id uuid.UUID) (Referral, error) {
@@ -136,12 +136,13 @@ func (q *Queries) ReferralGet(ctx context.Context, id uuid.UUID) (Referral, erro
 		&i.ForwardedAgency,
 		&i.Traceparent,
 		&i.PersonKey,
+		&i.ReceivedAt,
 	)
 	return i, err
 }
 
 const referralGetForUpdate = `-- name: ReferralGetForUpdate :one
-SELECT id, case_id, from_agency, to_agency, service, note, status, delivery_error, seq_out, seq_in, created_at, updated_at, parent_id, reason_code, reason, outcome, forwarded_to, forwarded_agency, traceparent, person_key FROM referral WHERE id = $1 FOR UPDATE
+SELECT id, case_id, from_agency, to_agency, service, note, status, delivery_error, seq_out, seq_in, created_at, updated_at, parent_id, reason_code, reason, outcome, forwarded_to, forwarded_agency, traceparent, person_key, received_at FROM referral WHERE id = $1 FOR UPDATE
 `
 
 func (q *Queries) ReferralGetForUpdate(ctx context.Context, id uuid.UUID) (Referral, error) {
@@ -168,6 +169,7 @@ func (q *Queries) ReferralGetForUpdate(ctx context.Context, id uuid.UUID) (Refer
 		&i.ForwardedAgency,
 		&i.Traceparent,
 		&i.PersonKey,
+		&i.ReceivedAt,
 	)
 	return i, err
 }
@@ -207,7 +209,7 @@ func (q *Queries) ReferralInsert(ctx context.Context, arg ReferralInsertParams) 
 }
 
 const referralListByCase = `-- name: ReferralListByCase :many
-SELECT id, case_id, from_agency, to_agency, service, note, status, delivery_error, seq_out, seq_in, created_at, updated_at, parent_id, reason_code, reason, outcome, forwarded_to, forwarded_agency, traceparent, person_key FROM referral WHERE case_id = $1 ORDER BY created_at, id
+SELECT id, case_id, from_agency, to_agency, service, note, status, delivery_error, seq_out, seq_in, created_at, updated_at, parent_id, reason_code, reason, outcome, forwarded_to, forwarded_agency, traceparent, person_key, received_at FROM referral WHERE case_id = $1 ORDER BY created_at, id
 `
 
 func (q *Queries) ReferralListByCase(ctx context.Context, caseID uuid.UUID) ([]Referral, error) {
@@ -240,6 +242,7 @@ func (q *Queries) ReferralListByCase(ctx context.Context, caseID uuid.UUID) ([]R
 			&i.ForwardedAgency,
 			&i.Traceparent,
 			&i.PersonKey,
+			&i.ReceivedAt,
 		); err != nil {
 			return nil, err
 		}
@@ -252,7 +255,7 @@ func (q *Queries) ReferralListByCase(ctx context.Context, caseID uuid.UUID) ([]R
 }
 
 const referralListIncoming = `-- name: ReferralListIncoming :many
-SELECT id, case_id, from_agency, to_agency, service, note, status, delivery_error, seq_out, seq_in, created_at, updated_at, parent_id, reason_code, reason, outcome, forwarded_to, forwarded_agency, traceparent, person_key FROM referral
+SELECT id, case_id, from_agency, to_agency, service, note, status, delivery_error, seq_out, seq_in, created_at, updated_at, parent_id, reason_code, reason, outcome, forwarded_to, forwarded_agency, traceparent, person_key, received_at FROM referral
 WHERE to_agency = $1
 ORDER BY created_at DESC, id DESC
 LIMIT $2
@@ -293,6 +296,7 @@ func (q *Queries) ReferralListIncoming(ctx context.Context, arg ReferralListInco
 			&i.ForwardedAgency,
 			&i.Traceparent,
 			&i.PersonKey,
+			&i.ReceivedAt,
 		); err != nil {
 			return nil, err
 		}
@@ -305,7 +309,7 @@ func (q *Queries) ReferralListIncoming(ctx context.Context, arg ReferralListInco
 }
 
 const referralListOutgoing = `-- name: ReferralListOutgoing :many
-SELECT id, case_id, from_agency, to_agency, service, note, status, delivery_error, seq_out, seq_in, created_at, updated_at, parent_id, reason_code, reason, outcome, forwarded_to, forwarded_agency, traceparent, person_key FROM referral
+SELECT id, case_id, from_agency, to_agency, service, note, status, delivery_error, seq_out, seq_in, created_at, updated_at, parent_id, reason_code, reason, outcome, forwarded_to, forwarded_agency, traceparent, person_key, received_at FROM referral
 WHERE from_agency = $1
 ORDER BY created_at DESC, id DESC
 LIMIT $2
@@ -346,6 +350,7 @@ func (q *Queries) ReferralListOutgoing(ctx context.Context, arg ReferralListOutg
 			&i.ForwardedAgency,
 			&i.Traceparent,
 			&i.PersonKey,
+			&i.ReceivedAt,
 		); err != nil {
 			return nil, err
 		}
@@ -358,14 +363,9 @@ func (q *Queries) ReferralListOutgoing(ctx context.Context, arg ReferralListOutg
 }
 
 const referralMarkReceived = `-- name: ReferralMarkReceived :exec
-WITH upd AS (
-    UPDATE referral
-    SET status = 'received', updated_at = now()
-    WHERE id = ANY($1::uuid[]) AND status = 'requested'
-    RETURNING referral.id, referral.case_id, referral.to_agency
-)
-INSERT INTO referral_history (referral_id, case_id, agency, move, status)
-SELECT upd.id, upd.case_id, upd.to_agency, 'receive', 'received' FROM upd
+UPDATE referral
+SET status = 'received', received_at = now(), updated_at = now()
+WHERE id = ANY($1::uuid[]) AND status = 'requested'
 `
 
 // The receipt of a referral came back: it was received.
@@ -442,22 +442,15 @@ func (q *Queries) ReferralOpenCaseOfPerson(ctx context.Context, personKey string
 }
 
 const referralReceive = `-- name: ReferralReceive :exec
-WITH ins AS (
-    INSERT INTO referral (id, case_id, from_agency, to_agency, service, note, status, seq_in, parent_id, traceparent, person_key)
-    SELECT u.id, u.case_id, u.from_agency, u.to_agency, u.service, u.note, 'received', 1,
-           NULLIF(u.parent_id, '00000000-0000-0000-0000-000000000000'), u.traceparent, u.person_key
-    FROM (SELECT unnest($1::uuid[]) AS id, unnest($2::uuid[]) AS case_id,
-                 unnest($3::text[]) AS from_agency, unnest($4::text[]) AS to_agency,
-                 unnest($5::text[]) AS service, unnest($6::text[]) AS note,
-                 unnest($7::uuid[]) AS parent_id, unnest($8::text[]) AS traceparent,
-                 unnest($9::text[]) AS person_key) AS u
-    ON CONFLICT (id) DO NOTHING
-    RETURNING referral.id, referral.case_id, referral.from_agency, referral.to_agency
-)
-INSERT INTO referral_history (referral_id, case_id, agency, move, status)
-SELECT ins.id, ins.case_id, ins.from_agency, 'request', 'requested' FROM ins
-UNION ALL
-SELECT ins.id, ins.case_id, ins.to_agency, 'receive', 'received' FROM ins
+INSERT INTO referral (id, case_id, from_agency, to_agency, service, note, status, seq_in, parent_id, traceparent, person_key, received_at)
+SELECT u.id, u.case_id, u.from_agency, u.to_agency, u.service, u.note, 'received', 1,
+       NULLIF(u.parent_id, '00000000-0000-0000-0000-000000000000'), u.traceparent, u.person_key, now()
+FROM (SELECT unnest($1::uuid[]) AS id, unnest($2::uuid[]) AS case_id,
+             unnest($3::text[]) AS from_agency, unnest($4::text[]) AS to_agency,
+             unnest($5::text[]) AS service, unnest($6::text[]) AS note,
+             unnest($7::uuid[]) AS parent_id, unnest($8::text[]) AS traceparent,
+             unnest($9::text[]) AS person_key) AS u
+ON CONFLICT (id) DO NOTHING
 `
 
 type ReferralReceiveParams struct {
@@ -472,8 +465,8 @@ type ReferralReceiveParams struct {
 	PersonKeys   []string
 }
 
-// Records referrals that arrived from other agencies, and their first
-// history line; a referral seen before is left as it is.
+// Records referrals that arrived from other agencies; a referral seen before
+// is left as it is.
 func (q *Queries) ReferralReceive(ctx context.Context, arg ReferralReceiveParams) error {
 	_, err := q.db.Exec(ctx, referralReceive,
 		arg.Ids,

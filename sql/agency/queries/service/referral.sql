@@ -1,37 +1,25 @@
 -- name: ReferralInsert :exec
-INSERT INTO referral (id, case_id, from_agency, to_agency, service, note, status, seq_out, parent_id, traceparent, person_key)
-VALUES ($1, $2, $3, $4, $5, $6, 'requested', 1, $7, $8, $9);
+INSERT INTO referral (id, case_id, from_agency, to_agency, service, note, status, seq_out, parent_id, traceparent, person_key, created_at, updated_at)
+VALUES ($1, $2, $3, $4, $5, $6, 'requested', 1, $7, $8, $9, sqlc.arg(created_at), sqlc.arg(created_at));
 
 -- name: ReferralReceive :exec
--- Records referrals that arrived from other agencies, and their first
--- history line; a referral seen before is left as it is.
-WITH ins AS (
-    INSERT INTO referral (id, case_id, from_agency, to_agency, service, note, status, seq_in, parent_id, traceparent, person_key)
-    SELECT u.id, u.case_id, u.from_agency, u.to_agency, u.service, u.note, 'received', 1,
-           NULLIF(u.parent_id, '00000000-0000-0000-0000-000000000000'), u.traceparent, u.person_key
-    FROM (SELECT unnest(sqlc.arg(ids)::uuid[]) AS id, unnest(sqlc.arg(case_ids)::uuid[]) AS case_id,
-                 unnest(sqlc.arg(from_agencies)::text[]) AS from_agency, unnest(sqlc.arg(to_agencies)::text[]) AS to_agency,
-                 unnest(sqlc.arg(services)::text[]) AS service, unnest(sqlc.arg(notes)::text[]) AS note,
-                 unnest(sqlc.arg(parent_ids)::uuid[]) AS parent_id, unnest(sqlc.arg(traceparents)::text[]) AS traceparent,
-                 unnest(sqlc.arg(person_keys)::text[]) AS person_key) AS u
-    ON CONFLICT (id) DO NOTHING
-    RETURNING referral.id, referral.case_id, referral.from_agency, referral.to_agency
-)
-INSERT INTO referral_history (referral_id, case_id, agency, move, status)
-SELECT ins.id, ins.case_id, ins.from_agency, 'request', 'requested' FROM ins
-UNION ALL
-SELECT ins.id, ins.case_id, ins.to_agency, 'receive', 'received' FROM ins;
+-- Records referrals that arrived from other agencies; a referral seen before
+-- is left as it is.
+INSERT INTO referral (id, case_id, from_agency, to_agency, service, note, status, seq_in, parent_id, traceparent, person_key, received_at)
+SELECT u.id, u.case_id, u.from_agency, u.to_agency, u.service, u.note, 'received', 1,
+       NULLIF(u.parent_id, '00000000-0000-0000-0000-000000000000'), u.traceparent, u.person_key, now()
+FROM (SELECT unnest(sqlc.arg(ids)::uuid[]) AS id, unnest(sqlc.arg(case_ids)::uuid[]) AS case_id,
+             unnest(sqlc.arg(from_agencies)::text[]) AS from_agency, unnest(sqlc.arg(to_agencies)::text[]) AS to_agency,
+             unnest(sqlc.arg(services)::text[]) AS service, unnest(sqlc.arg(notes)::text[]) AS note,
+             unnest(sqlc.arg(parent_ids)::uuid[]) AS parent_id, unnest(sqlc.arg(traceparents)::text[]) AS traceparent,
+             unnest(sqlc.arg(person_keys)::text[]) AS person_key) AS u
+ON CONFLICT (id) DO NOTHING;
 
 -- name: ReferralMarkReceived :exec
 -- The receipt of a referral came back: it was received.
-WITH upd AS (
-    UPDATE referral
-    SET status = 'received', updated_at = now()
-    WHERE id = ANY(sqlc.arg(ids)::uuid[]) AND status = 'requested'
-    RETURNING referral.id, referral.case_id, referral.to_agency
-)
-INSERT INTO referral_history (referral_id, case_id, agency, move, status)
-SELECT upd.id, upd.case_id, upd.to_agency, 'receive', 'received' FROM upd;
+UPDATE referral
+SET status = 'received', received_at = now(), updated_at = now()
+WHERE id = ANY(sqlc.arg(ids)::uuid[]) AND status = 'requested';
 
 -- name: ReferralMarkUndelivered :exec
 UPDATE referral
