@@ -160,6 +160,9 @@ func (c *Consumer) process(ctx context.Context, msgs []jetstream.Msg) error {
 	if errors.Is(err, ErrFault) {
 		return err
 	}
+	if err != nil && ctx.Err() != nil {
+		return nil // shutting down: nothing was acknowledged, JetStream redelivers
+	}
 	if err != nil && len(ds) > 1 {
 		// One bad event must not hold back the rest: retry one by one.
 		c.log.Warn("batch failed, applying one by one", "err", err, "events", len(ds))
@@ -171,9 +174,6 @@ func (c *Consumer) process(ctx context.Context, msgs []jetstream.Msg) error {
 		return nil
 	}
 	if err != nil {
-		if ctx.Err() != nil {
-			return nil // shutting down; JetStream redelivers
-		}
 		c.log.Warn("event failed, will retry", "err", err, "stream_seq", ds[0].seq)
 		ds[0].outcome = "later"
 	}

@@ -135,7 +135,6 @@ func (r *Relay) lead(ctx context.Context) error {
 	defer r.leading.Store(false)
 
 	nextResend := time.Now().Add(r.o.ReceiptTimeout / 4)
-	woken := false
 	for {
 		n, err := r.publishBatch(ctx, q)
 		if err != nil {
@@ -156,13 +155,7 @@ func (r *Relay) lead(ctx context.Context) error {
 				continue
 			}
 		}
-		// A wake whose rows are not visible yet was held back by a
-		// transaction still running elsewhere: look again shortly.
-		wait := r.o.PollInterval
-		if woken && n == 0 {
-			wait = 5 * time.Millisecond
-		}
-		woken, err = r.wait(ctx, conn.Conn(), wait)
+		_, err = r.wait(ctx, conn.Conn(), r.o.PollInterval)
 		if ctx.Err() != nil {
 			return nil
 		}

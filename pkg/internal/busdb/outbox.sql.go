@@ -133,8 +133,7 @@ const outboxPending = `-- name: OutboxPending :many
 SELECT seq, subject, msg_id, traceparent, payload, republished
 FROM outbox
 WHERE published_at IS NULL
-  AND txid < pg_snapshot_xmin(pg_current_snapshot())
-ORDER BY txid, seq
+ORDER BY seq
 LIMIT $1
 `
 
@@ -147,8 +146,10 @@ type OutboxPendingRow struct {
 	Republished int32
 }
 
-// Unpublished events of committed transactions older than any running one,
-// in transaction order.
+// Unpublished events in the order they were written. A row of a
+// transaction that commits late shows up in a later round: nothing keeps a
+// cursor past it. Events of one referral come from transactions that
+// follow each other, so they are in order here.
 func (q *Queries) OutboxPending(ctx context.Context, limit int32) ([]OutboxPendingRow, error) {
 	rows, err := q.db.Query(ctx, outboxPending, limit)
 	if err != nil {

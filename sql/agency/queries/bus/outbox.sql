@@ -7,13 +7,14 @@ SELECT * FROM (SELECT
     unnest(sqlc.arg(wants_receipts)::boolean[]) AS wants_receipts) AS u;
 
 -- name: OutboxPending :many
--- Unpublished events of committed transactions older than any running one,
--- in transaction order.
+-- Unpublished events in the order they were written. A row of a
+-- transaction that commits late shows up in a later round: nothing keeps a
+-- cursor past it. Events of one referral come from transactions that
+-- follow each other, so they are in order here.
 SELECT seq, subject, msg_id, traceparent, payload, republished
 FROM outbox
 WHERE published_at IS NULL
-  AND txid < pg_snapshot_xmin(pg_current_snapshot())
-ORDER BY txid, seq
+ORDER BY seq
 LIMIT $1;
 
 -- name: OutboxMarkPublished :exec
