@@ -17,6 +17,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/refbus/refbus/pkg/bus"
@@ -64,6 +65,10 @@ var ErrFault = errors.New("fault injected")
 type Options struct {
 	// MaxBatch bounds the events applied in one transaction (default 256).
 	MaxBatch int
+	// BackOff are the waits before redelivering an event that failed or
+	// cannot apply yet, by delivery; the last repeats. Use the consumer's
+	// (default bus.DefaultBackOff).
+	BackOff []time.Duration
 	// Fault, if set, is called at named points ("after_commit"); an error
 	// stops the consumer there, without acknowledging, as a crash would.
 	Fault  func(stage string) error
@@ -86,6 +91,9 @@ type Consumer struct {
 func NewConsumer(self string, pool *pgxpool.Pool, cons jetstream.Consumer, registry *event.Registry, out *outbox.Outbox, h Handler, o Options) *Consumer {
 	if o.MaxBatch == 0 {
 		o.MaxBatch = 256
+	}
+	if len(o.BackOff) == 0 {
+		o.BackOff = bus.DefaultBackOff
 	}
 	log := o.Logger
 	if log == nil {
@@ -140,8 +148,10 @@ func (c *Consumer) Run(ctx context.Context) error {
 
 // delivery is one message and what became of it.
 type delivery struct {
-	msg    jetstream.Msg
-	seq    uint64
+	msg     jetstream.Msg // nil when re-driven from the stream
+	subject string
+	data    []byte
+	seq     uint64
 	tries  uint64
 	ev     *ce.Event
 	source string
@@ -185,7 +195,7 @@ func (c *Consumer) process(ctx context.Context, msgs []jetstream.Msg) error {
 			c.log.Warn("event rejected", "stream_seq", d.seq, "event_id", d.id, "source", d.source, "reason", d.reason)
 			_ = d.msg.TermWithReason(truncate(d.reason, 200))
 		default:
-			_ = d.msg.NakWithDelay(backoff(d.tries))
+			_ = d.msg.NakWithDelay(c.backoff(d.tries))
 		}
 	}
 	return nil
@@ -193,18 +203,24 @@ func (c *Consumer) process(ctx context.Context, msgs []jetstream.Msg) error {
 
 // check decodes and validates a message before any database work.
 func (c *Consumer) check(m jetstream.Msg) *delivery {
-	d := &delivery{msg: m}
+	d := &delivery{msg: m, subject: m.Subject(), data: m.Data()}
 	if md, err := m.Metadata(); err == nil {
 		d.seq, d.tries = md.Sequence.Stream, md.NumDelivered
 	}
-	ev, err := event.Decode(m.Headers(), m.Data())
+	c.inspect(d, m.Headers())
+	return d
+}
+
+// inspect decodes and validates a delivery's message.
+func (c *Consumer) inspect(d *delivery, h nats.Header) {
+	ev, err := event.Decode(h, d.data)
 	if err != nil {
 		d.source, d.id = "", "stream:"+strconv.FormatUint(d.seq, 10)
 		d.outcome, d.reason = "rejected", err.Error()
-		return d
+		return
 	}
 	d.ev, d.source, d.id = ev, ev.Source(), ev.ID()
-	from, to, err := bus.ParseSubject(m.Subject())
+	from, to, err := bus.ParseSubject(d.subject)
 	switch {
 	case err != nil:
 		d.outcome, d.reason = "rejected", err.Error()
@@ -217,7 +233,6 @@ func (c *Consumer) check(m jetstream.Msg) *delivery {
 			d.outcome, d.reason = "rejected", err.Error()
 		}
 	}
-	return d
 }
 
 // apply runs one transaction for the batch and records each outcome.
@@ -316,13 +331,13 @@ func (c *Consumer) record(ctx context.Context, q *busdb.Queries, tx pgx.Tx, ds [
 		default:
 			continue
 		}
-		typ, subject := "", d.msg.Subject()
+		typ, subject := "", d.subject
 		var payload []byte
 		if d.ev != nil {
 			typ = d.ev.Type()
 		}
 		if d.outcome == "rejected" {
-			payload = d.msg.Data()
+			payload = d.data
 		}
 		p.Sources = append(p.Sources, d.source)
 		p.EventIds = append(p.EventIds, d.id)
@@ -390,9 +405,10 @@ func (c *Consumer) receipt(d *delivery) (outbox.Message, bool) {
 	return outbox.Message{To: to, Event: r}, true
 }
 
-func backoff(tries uint64) time.Duration {
-	d := time.Second << min(tries, 6)
-	return min(d, time.Minute)
+// backoff is the wait after the tries-th delivery failed.
+func (c *Consumer) backoff(tries uint64) time.Duration {
+	i := int(max(tries, 1)) - 1
+	return c.o.BackOff[min(i, len(c.o.BackOff)-1)]
 }
 
 func truncate(s string, n int) string {

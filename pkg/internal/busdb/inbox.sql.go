@@ -7,6 +7,7 @@ package busdb
 
 import (
 	"context"
+	"time"
 )
 
 const deadLetterInsert = `-- name: DeadLetterInsert :exec
@@ -24,6 +25,53 @@ type DeadLetterInsertParams struct {
 func (q *Queries) DeadLetterInsert(ctx context.Context, arg DeadLetterInsertParams) error {
 	_, err := q.db.Exec(ctx, deadLetterInsert, arg.StreamSeq, arg.Subject, arg.Deliveries)
 	return err
+}
+
+const deadLetterMarkRedriven = `-- name: DeadLetterMarkRedriven :exec
+UPDATE dead_letter SET redriven_at = now() WHERE stream_seq = $1
+`
+
+func (q *Queries) DeadLetterMarkRedriven(ctx context.Context, streamSeq int64) error {
+	_, err := q.db.Exec(ctx, deadLetterMarkRedriven, streamSeq)
+	return err
+}
+
+const deadLetterPending = `-- name: DeadLetterPending :many
+SELECT stream_seq, subject, deliveries, noted_at FROM dead_letter
+WHERE redriven_at IS NULL
+ORDER BY stream_seq
+`
+
+type DeadLetterPendingRow struct {
+	StreamSeq  int64
+	Subject    string
+	Deliveries int32
+	NotedAt    time.Time
+}
+
+func (q *Queries) DeadLetterPending(ctx context.Context) ([]DeadLetterPendingRow, error) {
+	rows, err := q.db.Query(ctx, deadLetterPending)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []DeadLetterPendingRow
+	for rows.Next() {
+		var i DeadLetterPendingRow
+		if err := rows.Scan(
+			&i.StreamSeq,
+			&i.Subject,
+			&i.Deliveries,
+			&i.NotedAt,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
 }
 
 const inboxInsert = `-- name: InboxInsert :exec

@@ -10,6 +10,7 @@ import (
 	"github.com/danielgtaylor/huma/v2/adapters/humago"
 	"github.com/google/uuid"
 
+	"github.com/refbus/refbus/pkg/inbox"
 	"github.com/refbus/refbus/pkg/referral"
 )
 
@@ -72,6 +73,18 @@ func (s *Service) newAPI() http.Handler {
 		Path:        "/api/v1/rejections",
 		Summary:     "Events this agency refused, with the reason, newest first",
 	}, s.listRejections)
+	huma.Register(api, huma.Operation{
+		OperationID: "list-dead-letters",
+		Method:      http.MethodGet,
+		Path:        "/api/v1/dead-letters",
+		Summary:     "Events the bus stopped redelivering here after every retry failed (for operators)",
+	}, s.listDeadLetters)
+	huma.Register(api, huma.Operation{
+		OperationID: "redrive-dead-letters",
+		Method:      http.MethodPost,
+		Path:        "/api/v1/dead-letters/redrive",
+		Summary:     "Apply the dead letters again, once the cause is fixed; each applies at most once",
+	}, s.redrive)
 	huma.Register(api, huma.Operation{
 		OperationID: "health",
 		Method:      http.MethodGet,
@@ -214,6 +227,38 @@ func (s *Service) getCase(ctx context.Context, in *idInput) (*caseOutput, error)
 		return nil, s.problem(err)
 	}
 	return &caseOutput{Body: c}, nil
+}
+
+type deadLettersOutput struct {
+	Body struct {
+		DeadLetters []inbox.DeadLetter `json:"dead_letters"`
+	}
+}
+
+func (s *Service) listDeadLetters(ctx context.Context, _ *struct{}) (*deadLettersOutput, error) {
+	dl, err := s.DeadLetters(ctx)
+	if err != nil {
+		return nil, s.problem(err)
+	}
+	out := &deadLettersOutput{}
+	out.Body.DeadLetters = dl
+	return out, nil
+}
+
+type redriveOutput struct {
+	Body struct {
+		Settled int `json:"settled" doc:"How many dead letters were applied, rejected or found to be repeats; the rest still cannot apply."`
+	}
+}
+
+func (s *Service) redrive(ctx context.Context, _ *struct{}) (*redriveOutput, error) {
+	n, err := s.Redrive(ctx)
+	if err != nil {
+		return nil, s.problem(err)
+	}
+	out := &redriveOutput{}
+	out.Body.Settled = n
+	return out, nil
 }
 
 type healthOutput struct {

@@ -40,6 +40,7 @@ type Service struct {
 	api      http.Handler
 	keyer    *person.Keyer // nil without a network key
 	cases    jetstream.KeyValue
+	stream   jetstream.Stream
 	// creations feeds commitGroups.
 	creations chan *creation
 }
@@ -88,7 +89,7 @@ func (s *Service) connect(ctx context.Context) error {
 		s.nc.Close()
 		return fmt.Errorf("%s: jetstream: %w", s.self, err)
 	}
-	if _, err := bus.EnsureStream(ctx, js, s.cfg.Stream); err != nil {
+	if s.stream, err = bus.EnsureStream(ctx, js, s.cfg.Stream); err != nil {
 		s.nc.Close()
 		return fmt.Errorf("%s: %w", s.self, err)
 	}
@@ -111,6 +112,7 @@ func (s *Service) connect(ctx context.Context) error {
 	relayOpts.Logger = s.log
 	inboxOpts := s.cfg.Inbox
 	inboxOpts.Logger = s.log
+	inboxOpts.BackOff = s.cfg.Consumer.BackOff
 	s.out = outbox.New(s.pool, s.self, s.registry, s.log)
 	s.relay = outbox.NewRelay(s.pool, js, relayOpts)
 	s.out.SetLocalRelay(s.relay)
@@ -130,6 +132,7 @@ func (s *Service) Run(ctx context.Context) error {
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return s.relay.Run(ctx) })
 	g.Go(func() error { return s.consumer.Run(ctx) })
+	g.Go(func() error { return s.consumer.WatchDeadLetters(ctx, s.nc, s.stream) })
 	for range committers {
 		g.Go(func() error { return s.commitGroups(ctx) })
 	}
@@ -153,6 +156,16 @@ func (s *Service) Run(ctx context.Context) error {
 		})
 	}
 	return g.Wait()
+}
+
+// DeadLetters lists the events JetStream stopped redelivering here.
+func (s *Service) DeadLetters(ctx context.Context) ([]inbox.DeadLetter, error) {
+	return s.consumer.DeadLetters(ctx)
+}
+
+// Redrive applies the dead letters again, and says how many settled.
+func (s *Service) Redrive(ctx context.Context) (int, error) {
+	return s.consumer.Redrive(ctx, s.stream)
 }
 
 // Close releases the connections. Call it after Run returns.

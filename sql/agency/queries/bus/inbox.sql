@@ -17,3 +17,11 @@ SELECT * FROM (SELECT
 INSERT INTO dead_letter (stream_seq, subject, deliveries)
 VALUES ($1, $2, $3)
 ON CONFLICT (stream_seq) DO NOTHING;
+
+-- name: DeadLetterPending :many
+SELECT stream_seq, subject, deliveries, noted_at FROM dead_letter
+WHERE redriven_at IS NULL
+ORDER BY stream_seq;
+
+-- name: DeadLetterMarkRedriven :exec
+UPDATE dead_letter SET redriven_at = now() WHERE stream_seq = $1;
