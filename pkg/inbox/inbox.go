@@ -152,10 +152,10 @@ type delivery struct {
 	subject string
 	data    []byte
 	seq     uint64
-	tries  uint64
-	ev     *ce.Event
-	source string
-	id     string
+	tries   uint64
+	ev      *ce.Event
+	source  string
+	id      string
 	// outcome: "" fresh, "applied", "rejected", "duplicate", "later".
 	outcome string
 	reason  string
