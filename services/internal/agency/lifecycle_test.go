@@ -120,14 +120,17 @@ func TestScenarioDomesticViolenceDeclineAndForward(t *testing.T) {
 		}
 		return nil
 	})
-	r2, err := n.referralStatus("ngo", fwd.ForwardedTo.String())
-	for deadline := time.Now().Add(10 * time.Second); err != nil && time.Now().Before(deadline); {
-		time.Sleep(20 * time.Millisecond)
-		r2, err = n.referralStatus("ngo", fwd.ForwardedTo.String())
-	}
-	if err != nil || r2.ParentID == nil || *r2.ParentID != r1.ID || r2.CaseID != r1.CaseID {
-		t.Fatalf("ngo's forwarded referral: %+v %v", r2, err)
-	}
+	var r2 agency.Referral
+	eventually(t, 10*time.Second, func() error {
+		var err error
+		if r2, err = n.referralStatus("ngo", fwd.ForwardedTo.String()); err != nil {
+			return err
+		}
+		if r2.ParentID == nil || *r2.ParentID != r1.ID || r2.CaseID != r1.CaseID {
+			return fmt.Errorf("ngo's forwarded referral: %+v", r2)
+		}
+		return nil
+	})
 	n.move("ngo", r2.ID, "decline", `{"reason_code":"no_capacity","reason":"no free bed tonight"}`)
 	n.both(r2, "declined")
 	got, _ := n.referralStatus("social", r2.ID.String())

@@ -124,6 +124,8 @@ func (n *network) do(a, method, path, body string) (int, string, http.Header) {
 func eventually(t *testing.T, within time.Duration, cond func() error) {
 	t.Helper()
 	deadline := time.Now().Add(within)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
 	for {
 		err := cond()
 		if err == nil {
@@ -132,7 +134,20 @@ func eventually(t *testing.T, within time.Duration, cond func() error) {
 		if time.Now().After(deadline) {
 			t.Fatalf("not within %s: %v", within, err)
 		}
-		time.Sleep(20 * time.Millisecond)
+		<-tick.C
+	}
+}
+
+// consistently polls cond for d and fails the test the first time it
+// does not hold.
+func consistently(t *testing.T, d time.Duration, cond func() error) {
+	t.Helper()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for deadline := time.Now().Add(d); time.Now().Before(deadline); <-tick.C {
+		if err := cond(); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 
