@@ -71,6 +71,7 @@ type Referral struct {
 	ForwardedAgency string
 	Traceparent     string
 	PersonKey       string
+	ReceivedAt      *time.Time
 }
 
 type ReferralHistory struct {
