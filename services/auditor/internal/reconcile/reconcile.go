@@ -65,26 +65,28 @@ type fact struct {
 
 // state is what a reconciliation gathers before judging.
 type state struct {
-	o        Options
-	facts    map[key]*fact
-	stores   map[string]bool
-	last     uint64
-	now      time.Time
-	sum      Summary
-	requests map[string][]key // referral id -> the requests for it
+	o      Options
+	facts  map[key]*fact
+	stores map[string]bool
+	last   uint64
+	now    time.Time
+	sum    Summary
+	seen   map[string]key // referral id -> the first request for it
 }
 
 // Run reconciles the stores with the stream read through js.
 func Run(ctx context.Context, js jetstream.JetStream, o Options) (Summary, error) {
-	st := &state{o: o, facts: map[key]*fact{}, stores: map[string]bool{}, requests: map[string][]key{}}
+	st := &state{o: o, facts: map[key]*fact{}, stores: map[string]bool{}, seen: map[string]key{}}
+	st.sum.Problems, st.sum.StuckAfter = map[Kind]int{}, o.StuckAfter
 	for _, s := range o.Stores {
 		if !bus.KnownAgency(s.Agency) {
-			return Summary{}, fmt.Errorf("--db %s: %q is not an agency of the network", s.Agency, s.Agency)
+			return Summary{}, fmt.Errorf("reconcile: %q is not an agency of the network", s.Agency)
 		}
 		if st.stores[s.Agency] {
-			return Summary{}, fmt.Errorf("--db %s is given twice", s.Agency)
+			return Summary{}, fmt.Errorf("reconcile: two stores for %s", s.Agency)
 		}
 		st.stores[s.Agency] = true
+		st.sum.Stores = append(st.sum.Stores, s.Agency)
 	}
 	if err := st.readStream(ctx, js); err != nil {
 		return Summary{}, err
@@ -124,9 +126,9 @@ func (st *state) readStream(ctx context.Context, js jetstream.JetStream) error {
 	}
 	return stream.Read(ctx, js, o, func(m *stream.Msg) error {
 		a := m.Attrs()
-		from, ok := bus.AgencyOf(a.Source)
-		id, err := uuid.Parse(a.ID)
-		if a.Err != nil || !ok || err != nil || a.Type != RequestedType {
+		from, ok := bus.AgencyOf(a.Source())
+		id, err := uuid.ParseBytes(a.Raw(stream.ID))
+		if a.Err != nil || !ok || err != nil || !a.Is(stream.Type, RequestedType) {
 			// Not a request an agency could have sent: verify's to report.
 			return nil
 		}
@@ -134,7 +136,7 @@ func (st *state) readStream(ctx context.Context, js jetstream.JetStream) error {
 		f := st.fact(key{from: from, id: id})
 		if len(f.seqs) == 0 {
 			_, f.to = m.Route()
-			f.referral, f.stored = a.Subject, m.Stored
+			f.referral, f.stored = a.Subject(), m.Stored
 		}
 		f.seqs = append(f.seqs, m.Seq)
 		return nil
@@ -181,19 +183,22 @@ func (st *state) readOutbox(ctx context.Context, q *auditdb.Queries, agency stri
 		}
 		for i := range rows {
 			r := &rows[i]
-			if r.StreamSeq.Valid && uint64(r.StreamSeq.Int64) > st.last {
-				// Published after the stream was read: judged next time.
+			k := key{from: agency, id: r.EventID}
+			if _, read := st.facts[k]; !read && r.StreamSeq.Valid && uint64(r.StreamSeq.Int64) > st.last {
+				// First published after the stream was read: judged
+				// next time.
 				st.sum.InFlight++
 				continue
 			}
-			f := st.fact(key{from: agency, id: r.EventID})
+			f := st.fact(k)
 			f.out = r
 			_, to, _ := bus.ParseSubject(r.Subject)
 			if f.to == "" {
 				f.to = to
 			}
 			if f.referral == "" {
-				f.referral = stream.ScanBody(r.Payload).Subject
+				a := stream.ScanBody(r.Payload)
+				f.referral = a.Subject()
 			}
 			r.Payload = nil // read; no need to keep it
 		}
@@ -215,10 +220,14 @@ func (st *state) readInbox(ctx context.Context, q *auditdb.Queries, agency strin
 			r := &rows[i]
 			from, ok := bus.AgencyOf(r.Source)
 			id, err := uuid.Parse(r.EventID)
-			if !ok || err != nil || uint64(r.StreamSeq) > st.last {
-				continue
+			if !ok || err != nil {
+				continue // not a request an agency sent: verify's to report
 			}
-			f := st.fact(key{from: from, id: id})
+			k := key{from: from, id: id}
+			if _, read := st.facts[k]; !read && uint64(r.StreamSeq) > st.last {
+				continue // received after the stream was read
+			}
+			f := st.fact(k)
 			f.in = r
 			if f.to == "" {
 				f.to = agency
@@ -237,9 +246,6 @@ func (st *state) judge() {
 	facts := make([]*fact, 0, len(st.facts))
 	for _, f := range st.facts {
 		facts = append(facts, f)
-		if f.referral != "" {
-			st.requests[f.referral] = append(st.requests[f.referral], f.key)
-		}
 	}
 	slices.SortFunc(facts, func(a, b *fact) int {
 		return cmp.Or(cmp.Compare(a.order(), b.order()), cmp.Compare(a.from, b.from), slices.Compare(a.id[:], b.id[:]))

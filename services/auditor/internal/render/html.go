@@ -73,22 +73,24 @@ type data struct {
 	Reason     string `json:"reason"`
 	Outcome    string `json:"outcome"`
 	EventType  string `json:"event_type"`
+	ParentID   string `json:"parent_id"`
 }
 
 // Write adds m to the page of its case.
 func (h *HTML) Write(m *stream.Msg) error {
 	a := m.Attrs()
 	from, to := m.Route()
-	p := h.cases[a.CaseID]
+	caseID := a.CaseID()
+	p := h.cases[caseID]
 	if p == nil {
-		p = &page{Case: a.CaseID, refs: map[string]*referralSummary{}}
-		h.cases[a.CaseID] = p
+		p = &page{Case: caseID, refs: map[string]*referralSummary{}}
+		h.cases[caseID] = p
 	}
 	var d data
 	_ = json.Unmarshal(a.Data, &d)
 	e := entry{
-		Seq: m.Seq, Time: eventTime(a.Time), From: from, To: to, Type: shortType(a.Type),
-		Referral: a.Subject, ID: a.ID, Source: a.Source, JSON: indent(m.Data),
+		Seq: m.Seq, Time: eventTime(a.Time()), From: from, To: to, Type: shortType(a.Type()),
+		Referral: a.Subject(), ID: a.ID(), Source: a.Source(), JSON: indent(m.Data),
 	}
 	if e.Time == "" {
 		e.Time = "(no time)"
@@ -100,7 +102,7 @@ func (h *HTML) Write(m *stream.Msg) error {
 			p.Agencies = append(p.Agencies, ag)
 		}
 	}
-	if a.Subject != "" {
+	if a.Subject() != "" {
 		p.track(a, from, to, d)
 	}
 	return nil
@@ -109,24 +111,26 @@ func (h *HTML) Write(m *stream.Msg) error {
 // track keeps the status of the referral m is about, as far as the case's
 // events tell it.
 func (p *page) track(a *stream.Attrs, from, to string, d data) {
-	r := p.refs[a.Subject]
+	id := a.Subject()
+	r := p.refs[id]
 	if r == nil {
-		r = &referralSummary{ID: a.Subject, Status: "unknown"}
-		p.refs[a.Subject] = r
+		r = &referralSummary{ID: id, Status: "unknown"}
+		p.refs[id] = r
 		p.Referrals = append(p.Referrals, r)
 	}
 	r.Events++
 	switch {
-	case a.Type == requestedType:
+	case a.Type() == requestedType:
 		r.From, r.To, r.Service, r.Status = from, to, d.Service, "requested"
-	case a.Type == bus.ReceiptType && d.EventType == requestedType:
-		if d.Outcome == "applied" {
-			r.Status = "received"
-		} else {
+	case a.Type() == bus.ReceiptType && d.EventType == requestedType:
+		switch {
+		case d.Outcome != "applied":
 			r.Status = "refused on delivery"
+		case r.Status == "requested":
+			r.Status = "received"
 		}
-	case strings.HasPrefix(a.Type, "org.refbus.referral."):
-		r.Status = verb(a.Type)
+	case strings.HasPrefix(a.Type(), "org.refbus.referral."):
+		r.Status = verb(a.Type())
 	}
 }
 
@@ -135,26 +139,36 @@ const requestedType = "org.refbus.referral.requested.v1"
 // describe puts an event into words.
 func describe(a *stream.Attrs, from, to string, d data) (kind, summary string) {
 	switch {
-	case a.Err != nil && a.Type == "":
+	case a.Err != nil && a.Type() == "":
 		return "unreadable", "The message could not be read as an event: " + a.Err.Error() + "."
-	case a.Type == requestedType:
-		return "requested", fmt.Sprintf("%s refers the case to %s for %q.", from, d.ToAgency, d.Service)
-	case a.Type == bus.ReceiptType:
+	case a.Type() == requestedType:
+		s := fmt.Sprintf("%s refers the case to %s for %q", from, d.ToAgency, d.Service)
+		if d.ParentID != "" {
+			s += ", forwarding referral " + d.ParentID
+		}
+		return "requested", s + "."
+	case a.Type() == bus.ReceiptType:
 		s := fmt.Sprintf("%s confirms delivery of the %s event: %s.", from, shortType(d.EventType), d.Outcome)
 		if d.Reason != "" {
 			s += " Reason: " + d.Reason
 		}
 		return "receipt", s
-	case strings.HasPrefix(a.Type, "org.refbus.referral."):
-		s := fmt.Sprintf("%s: the referral was %s.", from, verb(a.Type))
-		for _, part := range []string{d.ReasonCode, d.Reason, d.Outcome} {
+	case strings.HasPrefix(a.Type(), "org.refbus.referral."):
+		s := fmt.Sprintf("%s %s the referral", from, verb(a.Type()))
+		if d.ReasonCode != "" {
+			s += " (" + d.ReasonCode + ")"
+		}
+		if d.ToAgency != "" {
+			s += " to " + d.ToAgency
+		}
+		for _, part := range []string{d.Reason, d.Outcome} {
 			if part != "" {
-				s += " " + part
+				s += ": " + part
 			}
 		}
-		return "move", s
+		return "move", s + "."
 	}
-	return "other", fmt.Sprintf("%s sent %s to %s.", from, a.Type, to)
+	return "other", fmt.Sprintf("%s sent %s to %s.", from, a.Type(), to)
 }
 
 // verb returns the past tense a referral event type is named for

@@ -26,7 +26,7 @@ func NewJSONL(w io.Writer) *JSONL { return &JSONL{w: bufio.NewWriterSize(w, 64<<
 // is not a JSON object.
 func (j *JSONL) Write(m *stream.Msg) error {
 	body := m.Data
-	if m.Attrs().Binary {
+	if m.Binary() {
 		ev, err := event.Decode(m.Header, m.Data)
 		if err != nil {
 			return skipped(m, "%v", err)

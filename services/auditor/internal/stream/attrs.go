@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/nats-io/nats.go"
 
@@ -14,10 +15,11 @@ import (
 // Attrs are the CloudEvents attributes an auditor shows, read from a message
 // without decoding the whole event. They are what the message says, not
 // what a valid event would say: verification decodes fully (event.Decode).
+//
+// The values are kept as slices of the message body, so that a replay to a
+// table allocates nothing for them; the methods return them as strings.
 type Attrs struct {
-	ID, Source, Type, Subject, Time string
-	// CaseID and Sequence are the refbus extensions.
-	CaseID, Sequence string
+	raw [numFields][]byte
 	// Data is the event's data as raw JSON: a slice of the message body.
 	Data []byte
 	// Binary is true for a binary-mode message (attributes in ce- headers).
@@ -26,6 +28,46 @@ type Attrs struct {
 	// before the problem are kept.
 	Err error
 }
+
+// Field names an attribute.
+type Field int
+
+// The attributes Attrs keeps.
+const (
+	ID Field = iota
+	Source
+	Type
+	Subject
+	Time
+	CaseID   // the caseid extension
+	Sequence // the sequence extension
+	numFields
+)
+
+// Raw returns attribute f as it is written (unquoted), nil if absent. The
+// slice aliases the message: do not change it.
+func (a *Attrs) Raw(f Field) []byte { return a.raw[f] }
+
+// Is reports whether attribute f is s, without allocating.
+func (a *Attrs) Is(f Field, s string) bool { return string(a.raw[f]) == s }
+
+// ID returns the id attribute.
+func (a *Attrs) ID() string { return string(a.raw[ID]) }
+
+// Source returns the source attribute.
+func (a *Attrs) Source() string { return string(a.raw[Source]) }
+
+// Type returns the type attribute.
+func (a *Attrs) Type() string { return string(a.raw[Type]) }
+
+// Subject returns the subject attribute: the referral id.
+func (a *Attrs) Subject() string { return string(a.raw[Subject]) }
+
+// Time returns the time attribute as written.
+func (a *Attrs) Time() string { return string(a.raw[Time]) }
+
+// CaseID returns the caseid extension.
+func (a *Attrs) CaseID() string { return string(a.raw[CaseID]) }
 
 var errNotObject = errors.New("body is not a JSON object")
 
@@ -44,8 +86,8 @@ func scan(h nats.Header, body []byte) Attrs {
 		if len(v) == 0 || len(k) <= len(binaryPrefix) || !strings.EqualFold(k[:len(binaryPrefix)], binaryPrefix) {
 			continue
 		}
-		if p := a.field(strings.ToLower(k[len(binaryPrefix):])); p != nil {
-			*p = v[0]
+		if f, ok := fieldOf([]byte(strings.ToLower(k[len(binaryPrefix):]))); ok {
+			a.raw[f] = []byte(v[0])
 		}
 	}
 	return a
@@ -76,98 +118,54 @@ func binary(h nats.Header) bool {
 	return spec && !structured
 }
 
-func (a *Attrs) field(name string) *string { return a.fieldBytes([]byte(name)) }
-
-func (a *Attrs) fieldBytes(name []byte) *string {
+func fieldOf(name []byte) (Field, bool) {
+	// Converting in the switch does not allocate.
 	switch string(name) {
 	case "id":
-		return &a.ID
+		return ID, true
 	case "source":
-		return &a.Source
+		return Source, true
 	case "type":
-		return &a.Type
+		return Type, true
 	case "subject":
-		return &a.Subject
+		return Subject, true
 	case "time":
-		return &a.Time
+		return Time, true
 	case event.ExtCaseID:
-		return &a.CaseID
+		return CaseID, true
 	case event.ExtSequence:
-		return &a.Sequence
+		return Sequence, true
 	}
-	return nil
+	return 0, false
 }
 
 // scanJSON reads the top-level members of a JSON object, keeping the
 // attributes and the raw data and skipping everything else. It checks only
 // as much syntax as it needs to find its way.
 func scanJSON(b []byte, a *Attrs) error {
-	i := skipSpace(b, 0)
-	if i >= len(b) || b[i] != '{' {
-		return errNotObject
-	}
-	i = skipSpace(b, i+1)
-	if i < len(b) && b[i] == '}' {
-		return nil
-	}
-	for {
-		if i >= len(b) || b[i] != '"' {
-			return errSyntax
+	return Members(b, func(key, val []byte) {
+		if string(key) == "data" {
+			a.Data = val
+		} else if f, ok := fieldOf(key); ok {
+			a.raw[f] = val
 		}
-		end, esc, err := stringEnd(b, i)
-		if err != nil {
-			return err
-		}
-		key := b[i : end+1]
-		i = skipSpace(b, end+1)
-		if i >= len(b) || b[i] != ':' {
-			return errSyntax
-		}
-		i = skipSpace(b, i+1)
-		if i >= len(b) {
-			return errSyntax
-		}
-		start := i
-		if i, err = skipValue(b, i); err != nil {
-			return err
-		}
-		name := key[1 : len(key)-1]
-		if esc {
-			name = []byte(unquote(key))
-		}
-		// Converting in the comparison does not allocate.
-		if string(name) == "data" {
-			a.Data = b[start:i]
-		} else if p := a.fieldBytes(name); p != nil {
-			*p = value(b[start:i])
-		}
-		i = skipSpace(b, i)
-		if i >= len(b) {
-			return errSyntax
-		}
-		switch b[i] {
-		case ',':
-			i = skipSpace(b, i+1)
-		case '}':
-			return nil
-		default:
-			return errSyntax
-		}
-	}
+	})
 }
 
 var errSyntax = errors.New("body is not valid JSON")
 
-// value renders a raw JSON value as text: a string unquoted, anything else
-// as it is written.
-func value(raw []byte) string {
+// value returns a raw JSON value as text: a string without its quotes
+// (decoded into a new slice if it has escapes or bytes that are not UTF-8,
+// which decoding replaces, as encoding/json does), anything else as written.
+func value(raw []byte) []byte {
 	if len(raw) >= 2 && raw[0] == '"' {
-		if bytes.IndexByte(raw, '\\') < 0 {
-			return string(raw[1 : len(raw)-1])
+		s := raw[1 : len(raw)-1]
+		if bytes.IndexByte(s, '\\') < 0 && utf8.Valid(s) {
+			return s
 		}
-		return unquote(raw)
+		return []byte(unquote(raw))
 	}
-	return string(raw)
+	return raw
 }
 
 func unquote(raw []byte) string {
@@ -271,4 +269,57 @@ func ScanBody(body []byte) Attrs {
 	var a Attrs
 	a.Err = scanJSON(body, &a)
 	return a
+}
+
+// Members calls fn with the key and raw value of every top-level member of
+// the JSON object obj, string values unquoted; it stops at the first syntax
+// problem and returns it. It spares a decode through reflection where a
+// few string members are all that is wanted.
+func Members(obj []byte, fn func(key, value []byte)) error {
+	i := skipSpace(obj, 0)
+	if i >= len(obj) || obj[i] != '{' {
+		return errNotObject
+	}
+	i = skipSpace(obj, i+1)
+	if i < len(obj) && obj[i] == '}' {
+		return nil
+	}
+	for {
+		if i >= len(obj) || obj[i] != '"' {
+			return errSyntax
+		}
+		end, esc, err := stringEnd(obj, i)
+		if err != nil {
+			return err
+		}
+		key := obj[i+1 : end]
+		if esc {
+			key = []byte(unquote(obj[i : end+1]))
+		}
+		i = skipSpace(obj, end+1)
+		if i >= len(obj) || obj[i] != ':' {
+			return errSyntax
+		}
+		i = skipSpace(obj, i+1)
+		if i >= len(obj) {
+			return errSyntax
+		}
+		start := i
+		if i, err = skipValue(obj, i); err != nil {
+			return err
+		}
+		fn(key, value(obj[start:i]))
+		i = skipSpace(obj, i)
+		if i >= len(obj) {
+			return errSyntax
+		}
+		switch obj[i] {
+		case ',':
+			i = skipSpace(obj, i+1)
+		case '}':
+			return nil
+		default:
+			return errSyntax
+		}
+	}
 }

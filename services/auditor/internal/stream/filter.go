@@ -68,15 +68,20 @@ func (f Filter) Match(m *Msg) bool {
 		return true
 	}
 	a := m.Attrs()
-	return (f.Type == "" || a.Type == f.Type) &&
-		(f.Case == "" || a.CaseID == f.Case) &&
-		(f.Referral == "" || a.Subject == f.Referral)
+	return (f.Type == "" || a.Is(Type, f.Type)) &&
+		(f.Case == "" || a.Is(CaseID, f.Case)) &&
+		(f.Referral == "" || a.Is(Subject, f.Referral))
 }
 
 // Narrows reports whether the filter can hide some events of a referral it
 // selects others of. Agency, case and referral select whole referrals; a
 // type does not.
 func (f Filter) Narrows() bool { return f.Type != "" }
+
+// Splits reports whether the filter can select a referral and hide another
+// that a forward links it to: an agency or a referral filter can; a case
+// filter cannot, since a forward stays in its case.
+func (f Filter) Splits() bool { return f.Agency != "" || f.Referral != "" }
 
 // eventToken returns the <event> subject tokens of an event type of the
 // refbus namespace (org.refbus.referral.requested.v1: referral.requested).

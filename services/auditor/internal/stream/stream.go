@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -76,14 +77,26 @@ func (m *Msg) Attrs() *Attrs {
 	return &m.attrs
 }
 
+// Binary reports whether m is in binary mode, from its headers alone.
+func (m *Msg) Binary() bool { return binary(m.Header) }
+
 // Route returns the sending and receiving agency named by the subject, or
-// empty strings if the subject is not refbus.<from>.<to>.<event>.
+// empty strings if the subject is not refbus.<from>.<to>.<event>. Unlike
+// bus.ParseSubject it does not allocate: it runs for every message.
 func (m *Msg) Route() (from, to string) {
-	from, to, err := bus.ParseSubject(m.Subject)
-	if err != nil {
+	rest, ok := strings.CutPrefix(m.Subject, "refbus.")
+	if !ok {
 		return "", ""
 	}
-	return from, to
+	i := strings.IndexByte(rest, '.')
+	if i <= 0 {
+		return "", ""
+	}
+	j := strings.IndexByte(rest[i+1:], '.')
+	if j <= 0 || i+1+j+1 >= len(rest) {
+		return "", ""
+	}
+	return rest[:i], rest[i+1 : i+1+j]
 }
 
 // Progress is told about every message read; it must be cheap and safe to
@@ -130,7 +143,13 @@ func Read(ctx context.Context, js jetstream.JetStream, o Options, fn func(*Msg) 
 	if last == 0 || o.Range.FromSeq > last {
 		return nil
 	}
-	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: o.Subjects, ReplayPolicy: jetstream.ReplayInstantPolicy}
+	cfg := jetstream.OrderedConsumerConfig{
+		FilterSubjects: o.Subjects,
+		ReplayPolicy:   jetstream.ReplayInstantPolicy,
+		// A server gone for good fails the read (about half a minute of
+		// back-off) instead of leaving an auditor waiting forever.
+		MaxResetAttempts: 5,
+	}
 	switch {
 	case o.Range.FromSeq > 0:
 		cfg.DeliverPolicy = jetstream.DeliverByStartSequencePolicy
@@ -157,7 +176,9 @@ func Read(ctx context.Context, js jetstream.JetStream, o Options, fn func(*Msg) 
 	if err != nil {
 		return fmt.Errorf("read stream %s: %w", bus.Stream, err)
 	}
-	if info.NumPending == 0 {
+	if info.NumPending == 0 && info.Delivered.Consumer == 0 {
+		// Nothing matches; Next would wait for a message forever. (What
+		// was delivered already is no longer pending, hence both.)
 		return nil
 	}
 	// Next blocks without a context; stopping the iterator unblocks it.

@@ -2,7 +2,6 @@ package verify
 
 import (
 	"crypto/sha256"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/maphash"
@@ -24,14 +23,18 @@ type inspected struct {
 	// decoded is true when the message is a CloudEvent; the fields below
 	// are set only then.
 	decoded bool
-	// valid is true when no stateless check failed.
+	// valid is true when no stateless check failed; trusted when the
+	// event is at least from the agency that sent it (its source and
+	// subject agree), so its sequence number is its sender's.
 	valid     bool
+	trusted   bool
 	from, to  string
 	source    string
 	id        string
 	idKey     [16]byte
 	typ       string
 	referral  string
+	caseID    string
 	msgID     string
 	hash      uint64
 	sequence  int64
@@ -41,15 +44,51 @@ type inspected struct {
 }
 
 // eventData holds every member of event data that a check reads: the
-// receiver of a request, what a receipt answers, and the input of a move.
+// receiver of a request, what a receipt answers, and the input of a move;
+// read fills it from the members of the same names in snake_case.
 type eventData struct {
-	ToAgency   string `json:"to_agency"`
-	Service    string `json:"service"`
-	ReasonCode string `json:"reason_code"`
-	Reason     string `json:"reason"`
-	Outcome    string `json:"outcome"`
-	EventID    string `json:"event_id"`
-	EventType  string `json:"event_type"`
+	ToAgency   string
+	Service    string
+	ReasonCode string
+	Reason     string
+	Outcome    string
+	EventID    string
+	EventType  string
+	// NewReferralID names the referral a forward creates; ParentID the
+	// referral a request was forwarded from.
+	NewReferralID string
+	ParentID      string
+}
+
+// read fills d from the JSON object data. The schema has already checked
+// the data; only its string members are read, without reflection.
+func (d *eventData) read(data []byte) error {
+	return stream.Members(data, func(key, val []byte) {
+		var p *string
+		switch string(key) {
+		case "to_agency":
+			p = &d.ToAgency
+		case "service":
+			p = &d.Service
+		case "reason_code":
+			p = &d.ReasonCode
+		case "reason":
+			p = &d.Reason
+		case "outcome":
+			p = &d.Outcome
+		case "event_id":
+			p = &d.EventID
+		case "event_type":
+			p = &d.EventType
+		case "new_referral_id":
+			p = &d.NewReferralID
+		case "parent_id":
+			p = &d.ParentID
+		default:
+			return
+		}
+		*p = string(val)
+	})
 }
 
 func (in *inspected) problem(k Kind, format string, args ...any) {
@@ -76,7 +115,7 @@ func (v *Verifier) inspect(m *stream.Msg) inspected {
 	in.source, in.id, in.typ, in.referral = ev.Source(), ev.ID(), ev.Type(), ev.Subject()
 	in.idKey = idKey(in.id)
 	body := m.Data
-	if m.Attrs().Binary {
+	if m.Binary() {
 		// The same event in binary mode differs in headers, not body;
 		// its structured form is what is compared.
 		if b, err := event.Encode(ev); err == nil {
@@ -85,6 +124,8 @@ func (v *Verifier) inspect(m *stream.Msg) inspected {
 	}
 	in.hash = maphash.Bytes(v.seed, body)
 
+	in.caseID = event.CaseID(ev)
+	in.trusted = subjErr == nil && ev.Source() == bus.Source(from)
 	if subjErr == nil {
 		if ev.Source() != bus.Source(from) {
 			in.problem(Forged, "event %s says it is from %s but came on %s, from %s", in.id, ev.Source(), m.Subject, from)
@@ -106,8 +147,14 @@ func (v *Verifier) inspect(m *stream.Msg) inspected {
 	}
 	if len(in.problems) == 0 {
 		in.valid = true
-		in.dataError = json.Unmarshal(ev.Data(), &in.data)
+		in.dataError = in.data.read(ev.Data())
+		if in.typ == requestedType && in.dataError == nil && in.data.ToAgency != to {
+			// Reported, but the request still opens its referral: the
+			// subject says where it went.
+			in.problem(Misaddressed, "referral %s is for %q in its data but was sent to %s", in.referral, in.data.ToAgency, to)
+		}
 	}
+	in.trusted = in.trusted && bus.KnownAgency(from)
 	return in
 }
 

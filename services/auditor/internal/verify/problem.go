@@ -48,10 +48,12 @@ const (
 	ReusedSequence Kind = "sequence reused"
 	// Reopened: a referral is requested a second time.
 	Reopened Kind = "reopened"
+	// CaseMismatch: an event names another case than its referral's.
+	CaseMismatch Kind = "case mismatch"
 	// UnknownReferral: an event about a referral that was never requested.
 	UnknownReferral Kind = "unknown referral"
 	// UnknownEvent: a receipt for an event that is not in the stream
-	// before it.
+	// before it, or that is of another type than the receipt says.
 	UnknownEvent Kind = "unknown event"
 	// NotParty: an event from an agency that is neither the referral's
 	// sender nor its receiver, or a move its party may not make.
@@ -75,12 +77,28 @@ func (p Problem) String() string {
 	return fmt.Sprintf("seq %d: %s: %s", p.Seq, p.Kind, oneLine(p.Detail))
 }
 
-// oneLine keeps a detail quoted from an event on its line.
+// oneLine keeps a detail quoted from an event on its line, and keeps
+// control characters an event's sender chose from driving the terminal.
 func oneLine(s string) string {
-	if !strings.ContainsAny(s, "\r\n") {
+	clean := true
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] == 0x7f {
+			clean = false
+			break
+		}
+	}
+	if clean {
 		return s
 	}
-	return strings.NewReplacer("\r", `\r`, "\n", `\n`).Replace(s)
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c == 0x7f {
+			fmt.Fprintf(&b, `\x%02x`, c)
+		} else {
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
 }
 
 // Summary counts what a verification saw.
@@ -128,11 +146,20 @@ func (s Summary) WriteTo(w io.Writer) (int64, error) {
 	}
 	fmt.Fprintf(&b, "  events: %d CloudEvents, %d republished copies\n", s.Decoded, s.Republished)
 	fmt.Fprintf(&b, "  referrals: %d requested", s.Referrals)
-	for _, st := range slices.Sorted(maps.Keys(s.States)) {
-		fmt.Fprintf(&b, ", %d %s", s.States[st], strings.ReplaceAll(st, "_", " "))
-	}
-	if s.Undelivered > 0 {
-		fmt.Fprintf(&b, " (%d of them refused on delivery)", s.Undelivered)
+	for i, st := range slices.Sorted(maps.Keys(s.States)) {
+		sep := ", "
+		if i == 0 {
+			sep = "; now "
+		}
+		name := strings.ReplaceAll(st, "_", " ")
+		if st == "requested" {
+			// The question an auditor asks first: did it reach anyone?
+			name = "not received"
+		}
+		fmt.Fprintf(&b, "%s%d %s", sep, s.States[st], name)
+		if st == "requested" && s.Undelivered > 0 {
+			fmt.Fprintf(&b, " (%d refused on delivery)", s.Undelivered)
+		}
 	}
 	b.WriteString("\n")
 	if len(s.Problems) > 0 {

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"slices"
 	"strconv"
+	"strings"
 )
 
 // senderSeq follows the sequence numbers one source gave the events of one
@@ -29,7 +30,7 @@ type gap struct {
 // gaps still open at the end are reported by Finish.
 func (v *Verifier) sequence(in *inspected, source uint32) {
 	if !in.hasSeq {
-		if in.typ != "" && in.typ != receiptType {
+		if strings.HasPrefix(in.typ, referralPrefix) {
 			v.problem(Problem{Seq: in.seq, Kind: MissingSequence, Detail: "event " + in.id + " (" + in.typ + ") of referral " +
 				in.referral + " has no sequence extension"})
 		}
@@ -117,5 +118,3 @@ func (v *Verifier) gaps() {
 func itoa(n uint64) string  { return strconv.FormatUint(n, 10) }
 func itoa64(n int64) string { return strconv.FormatInt(n, 10) }
 func quote(s string) string { return strconv.Quote(s) }
-
-const receiptType = "org.refbus.receipt.v1"

@@ -25,6 +25,7 @@ import (
 type Verifier struct {
 	reg      *event.Registry
 	complete bool
+	linked   bool
 	seed     maphash.Seed
 	report   func(Problem)
 
@@ -52,10 +53,13 @@ type eventRecord struct {
 // refState is what is known of one referral.
 type refState struct {
 	from, to string
+	caseID   string
 	state    referral.State
 	opened   uint64 // stream sequence of its request; 0 if not seen
-	refused  bool
-	senders  []senderSeq
+	// delivered: its receiver's receipt (applied) or a move of its
+	// receiver proved delivery; refused: a receipt said rejected.
+	delivered, refused bool
+	senders            []senderSeq
 }
 
 // Options tune a Verifier.
@@ -66,6 +70,11 @@ type Options struct {
 	// referrals and sequences that do not start at 1 problems; otherwise
 	// the first event seen of a referral is taken as it comes.
 	Complete bool
+	// Linked says that, besides, the read selects every referral that
+	// a forward links to one it selects: no agency or referral filter
+	// hides the other end. Only then is a forward to or from a referral
+	// not seen a problem.
+	Linked bool
 	// Report is called with every problem as it is found (gaps at the
 	// end, by Finish).
 	Report func(Problem)
@@ -78,7 +87,7 @@ func New(reg *event.Registry, o Options) *Verifier {
 		report = func(Problem) {}
 	}
 	return &Verifier{
-		reg: reg, complete: o.Complete, seed: maphash.MakeSeed(), report: report,
+		reg: reg, complete: o.Complete, linked: o.Complete && o.Linked, seed: maphash.MakeSeed(), report: report,
 		sources: map[string]uint32{}, events: map[eventKey]eventRecord{}, refs: map[string]*refState{},
 		sum: Summary{States: map[string]int{}, Problems: map[Kind]int{}},
 	}
@@ -124,20 +133,24 @@ func (v *Verifier) apply(in *inspected) {
 		return
 	}
 	v.events[key] = rec
+	if !in.trusted {
+		// A forged event says nothing about the sequence of the agency
+		// it names; it is reported, and left out.
+		return
+	}
+	// An invalid event still took its sender's next sequence number.
+	v.sequence(in, key.source)
 	if !in.valid {
-		// A forged, misaddressed or invalid event says nothing reliable
-		// about its referral; it is reported, and left out of the state.
+		// Its content is not to be relied on: it is reported, and left
+		// out of the referral's state.
 		return
 	}
 	switch {
 	case in.typ == bus.ReceiptType:
-		v.sequence(in, key.source)
 		v.receipt(in)
 	case in.typ == requestedType:
-		v.sequence(in, key.source)
 		v.request(in)
 	case strings.HasPrefix(in.typ, referralPrefix):
-		v.sequence(in, key.source)
 		v.move(in)
 	}
 }
@@ -205,10 +218,23 @@ func (v *Verifier) request(in *inspected) {
 	}
 	r := v.ref(in.referral)
 	r.from, r.to, r.state, r.opened = v.names[v.intern(in.from)], v.names[v.intern(in.to)], referral.Requested, in.seq
+	r.caseID = strings.Clone(in.caseID)
 	v.sum.Referrals++
-	if in.dataError == nil && in.data.ToAgency != in.to {
-		v.problem(Problem{Seq: in.seq, Kind: Misaddressed, Detail: "referral " + in.referral + " is for " +
-			quote(in.data.ToAgency) + " in its data but was sent to " + in.to})
+	if p := in.data.ParentID; p != "" {
+		parent := v.refs[p]
+		switch {
+		case parent == nil || parent.opened == 0:
+			if v.linked {
+				v.problem(Problem{Seq: in.seq, Kind: UnknownReferral, Detail: "referral " + in.referral +
+					" is forwarded from referral " + quote(p) + ", which was never requested"})
+			}
+		case parent.to != in.from:
+			v.problem(Problem{Seq: in.seq, Kind: NotParty, Detail: "referral " + in.referral + " is forwarded from referral " +
+				p + " by " + in.from + ", but only its receiver " + parent.to + " may forward it"})
+		case parent.caseID != in.caseID:
+			v.problem(Problem{Seq: in.seq, Kind: CaseMismatch, Detail: "referral " + in.referral + " is forwarded from referral " +
+				p + " of case " + parent.caseID + " into case " + quote(in.caseID)})
+		}
 	}
 }
 
@@ -217,9 +243,14 @@ func (v *Verifier) request(in *inspected) {
 func (v *Verifier) receipt(in *inspected) {
 	d := in.data
 	answered := eventKey{source: v.intern(bus.Source(in.to)), id: idKey(d.EventID)}
-	if _, ok := v.events[answered]; !ok && v.complete {
+	switch rec, ok := v.events[answered]; {
+	case !ok && v.complete:
 		v.problem(Problem{Seq: in.seq, Kind: UnknownEvent, Detail: "receipt " + in.id + " from " + in.from +
 			" answers event " + quote(d.EventID) + " from " + bus.Source(in.to) + ", which is not in the stream before it"})
+	case ok && v.names[rec.typ] != d.EventType:
+		v.problem(Problem{Seq: in.seq, Kind: UnknownEvent, Detail: "receipt " + in.id + " from " + in.from +
+			" answers event " + d.EventID + " as a " + quote(d.EventType) + ", but it is a " + v.names[rec.typ]})
+		return
 	}
 	if d.EventType != requestedType {
 		return
@@ -237,6 +268,14 @@ func (v *Verifier) receipt(in *inspected) {
 		r.refused = true
 		return
 	}
+	if r.delivered || r.state != referral.Requested {
+		// A receipt later than a move of either party (a cancel, or the
+		// receiver's own move that already proved delivery) only
+		// confirms what is known.
+		r.delivered = true
+		return
+	}
+	r.delivered = true
 	v.step(in, r, referral.Receive, referral.System, referral.Input{})
 }
 
@@ -262,18 +301,29 @@ func (v *Verifier) move(in *inspected) {
 			in.referral + " comes from " + in.from + " to " + in.to + ", but the referral went from " + r.from + " to " + r.to})
 		return
 	}
+	if by == referral.Receiver && r.state == referral.Requested {
+		// The receiver's move proves delivery even if its receipt comes
+		// later, as the agencies themselves take it.
+		r.state, r.delivered = referral.Received, true
+	}
 	d := in.data
-	v.step(in, r, mv, by, referral.Input{
+	if v.step(in, r, mv, by, referral.Input{
 		ReasonCode: referral.ReasonCode(d.ReasonCode), Reason: d.Reason, Outcome: d.Outcome, ToAgency: d.ToAgency, Service: d.Service,
-	})
+	}) && mv == referral.Forward && v.linked {
+		if n := v.refs[d.NewReferralID]; n == nil || n.opened == 0 {
+			v.problem(Problem{Seq: in.seq, Kind: UnknownReferral, Detail: "event " + in.id + " forwards referral " + in.referral +
+				" to referral " + quote(d.NewReferralID) + ", which was not requested before it"})
+		}
+	}
 }
 
-// step applies a move to r with the referral state machine.
-func (v *Verifier) step(in *inspected, r *refState, mv referral.Move, by referral.Party, input referral.Input) {
+// step applies a move to r with the referral state machine, and reports
+// whether it was legal.
+func (v *Verifier) step(in *inspected, r *refState, mv referral.Move, by referral.Party, input referral.Input) bool {
 	next, err := referral.Apply(r.state, mv, by, input)
 	if err == nil {
 		r.state = next
-		return
+		return true
 	}
 	kind := IllegalMove
 	switch {
@@ -283,6 +333,7 @@ func (v *Verifier) step(in *inspected, r *refState, mv referral.Move, by referra
 		kind = MissingInput
 	}
 	v.problem(Problem{Seq: in.seq, Kind: kind, Detail: "event " + in.id + " for referral " + in.referral + ": " + err.Error()})
+	return false
 }
 
 // known returns the referral in is about, or nil, reporting an unknown
@@ -290,6 +341,10 @@ func (v *Verifier) step(in *inspected, r *refState, mv referral.Move, by referra
 func (v *Verifier) known(in *inspected) *refState {
 	r := v.refs[in.referral]
 	if r != nil && r.opened != 0 {
+		if in.caseID != r.caseID {
+			v.problem(Problem{Seq: in.seq, Kind: CaseMismatch, Detail: "event " + in.id + " names case " + quote(in.caseID) +
+				", but referral " + in.referral + " belongs to case " + r.caseID})
+		}
 		return r
 	}
 	if v.complete {

@@ -1,0 +1,144 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"os"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/refbus/refbus/pkg/bus"
+	"github.com/refbus/refbus/pkg/event"
+	"github.com/refbus/refbus/pkg/natstest"
+	"github.com/refbus/refbus/schemas"
+	"github.com/refbus/refbus/services/auditor/internal/stream"
+)
+
+// benchEvents is the size of the benchmark stream; REFBUS_AUDIT_BENCH_EVENTS
+// changes it.
+func benchEvents() int {
+	if n, err := strconv.Atoi(os.Getenv("REFBUS_AUDIT_BENCH_EVENTS")); err == nil && n > 0 {
+		return n
+	}
+	return 200_000
+}
+
+// benchStream starts a server holding n events: n/2 referral requests of the
+// size the agencies send, each followed by its receipt, published as the
+// relay publishes them. It returns the server's URL.
+func benchStream(b *testing.B, n int) string {
+	b.Helper()
+	srv := natstest.New(b)
+	nc, err := nats.Connect(srv.ClientURL())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4096))
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := bus.EnsureStream(context.Background(), js, bus.StreamConfig{}); err != nil {
+		b.Fatal(err)
+	}
+	reg, err := schemas.Registry()
+	if err != nil {
+		b.Fatal(err)
+	}
+	encode := func(s spec) []byte {
+		e, err := reg.New(bus.Source(s.from), s.typ, s.referral, s.data)
+		if err != nil {
+			b.Fatal(err)
+		}
+		e.SetID(s.id)
+		e.SetExtension(event.ExtCaseID, s.caseID)
+		e.SetExtension(event.ExtTraceparent, "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+		if s.seq > 0 {
+			event.SetSequence(e, s.seq)
+		}
+		body, err := event.Encode(e)
+		if err != nil {
+			b.Fatal(err)
+		}
+		return body
+	}
+	// Templates whose ids are replaced, byte for byte, for each referral.
+	req := spec{id: ev(0), from: "health", to: "education", typ: requestedT, referral: ref(0), caseID: cs(0), seq: 1,
+		data: map[string]any{"to_agency": "education", "service": "family_support", "note": "Bench referral: family of four, two children under five; " +
+			"the mother asks for an assessment and for help with housing before winter. Caseworker available on weekdays."}}
+	reqBody := encode(req)
+	rcpBody := encode(receipt(ev(999_999_999_999), req, 0, 1))
+	ids := func(body []byte, k int) []byte {
+		body = bytes.ReplaceAll(body, []byte(ev(0)), []byte(ev(2*k+1)))
+		body = bytes.ReplaceAll(body, []byte(ev(999_999_999_999)), []byte(ev(2*k+2)))
+		body = bytes.ReplaceAll(body, []byte(ref(0)), []byte(ref(k+1)))
+		return bytes.ReplaceAll(body, []byte(cs(0)), []byte(cs(k+1)))
+	}
+	pub := func(subject, source string, id int, body []byte) {
+		h := nats.Header{}
+		h.Set(nats.MsgIdHdr, source+"#"+ev(id))
+		h.Set("Content-Type", event.ContentType)
+		if _, err := js.PublishMsgAsync(&nats.Msg{Subject: subject, Header: h, Data: body}, jetstream.WithStallWait(time.Minute)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for k := range n / 2 {
+		pub(bus.Subject("health", "education", requestedT), "/agencies/health", 2*k+1, ids(reqBody, k))
+		pub(bus.Subject("education", "health", bus.ReceiptType), "/agencies/education", 2*k+2, ids(rcpBody, k))
+	}
+	<-js.PublishAsyncComplete()
+	return srv.ClientURL()
+}
+
+func benchRun(b *testing.B, n int, args ...string) {
+	a := &app{stdout: io.Discard, stderr: io.Discard, registry: schemas.Registry, getenv: func(string) string { return "" }}
+	b.ResetTimer()
+	for b.Loop() {
+		if code := a.run(context.Background(), args); code != exitOK {
+			b.Fatalf("%v: exit %d", args, code)
+		}
+	}
+	b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "events/s")
+}
+
+// BenchmarkReplay reads the whole stream to a table and to JSON Lines, and,
+// as the yardstick measured in the same run on a noisy machine, through the
+// same ordered consumer doing nothing with the messages ("read").
+func BenchmarkReplay(b *testing.B) {
+	n := benchEvents()
+	url := benchStream(b, n)
+	b.Run("read", func(b *testing.B) {
+		nc, err := nats.Connect(url)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer nc.Close()
+		js, err := jetstream.New(nc)
+		if err != nil {
+			b.Fatal(err)
+		}
+		tuneGC(func(string) string { return "" })
+		for b.Loop() {
+			count := 0
+			if err := stream.Read(context.Background(), js, stream.Options{}, func(*stream.Msg) error { count++; return nil }); err != nil || count != n {
+				b.Fatalf("read %d of %d: %v", count, n, err)
+			}
+		}
+		b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "events/s")
+	})
+	for _, format := range []string{"table", "jsonl"} {
+		b.Run(format, func(b *testing.B) { benchRun(b, n, "--nats", url, "replay", "--format", format) })
+	}
+}
+
+// BenchmarkVerify verifies the whole stream.
+func BenchmarkVerify(b *testing.B) {
+	n := benchEvents()
+	url := benchStream(b, n)
+	benchRun(b, n, "--nats", url, "verify")
+}

@@ -1,0 +1,193 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	ce "github.com/cloudevents/sdk-go/v2/event"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/refbus/refbus/pkg/bus"
+	"github.com/refbus/refbus/pkg/event"
+	"github.com/refbus/refbus/pkg/natstest"
+	"github.com/refbus/refbus/pkg/pgtest"
+	"github.com/refbus/refbus/schemas"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+// fixture is an embedded NATS server with the REFERRALS stream, and events
+// built with deterministic ids and times.
+type fixture struct {
+	t   *testing.T
+	srv *natstest.Server
+	js  jetstream.JetStream
+	reg *event.Registry
+	// sent are the messages published, by stream sequence (from 1).
+	sent []*nats.Msg
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	srv := natstest.New(t)
+	js, err := jetstream.New(srv.Connect())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bus.EnsureStream(t.Context(), js, bus.StreamConfig{}); err != nil {
+		t.Fatal(err)
+	}
+	reg, err := schemas.Registry()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &fixture{t: t, srv: srv, js: js, reg: reg}
+}
+
+// Ids of the fixture: ev(n) for events, ref(n) for referrals, cs(n) for
+// cases. They are UUIDv7-shaped and fixed, so golden files stay put.
+func ev(n int) string  { return fmt.Sprintf("0193a000-0000-7000-8000-%012d", n) }
+func ref(n int) string { return fmt.Sprintf("0193a000-0000-7000-9000-%012d", n) }
+func cs(n int) string  { return fmt.Sprintf("0193a000-0000-7000-a000-%012d", n) }
+
+// base is the time of the first fixture event; the n-th is n minutes later.
+var base = time.Date(2026, 11, 22, 9, 0, 0, 0, time.UTC)
+
+// spec says what one event is.
+type spec struct {
+	id, from, to, typ, referral, caseID string
+	seq                                 int64 // 0: no sequence extension
+	at                                  int   // minutes after base
+	data                                any
+}
+
+// build makes the event of s with the registry, which validates it.
+func (f *fixture) build(s spec) *ce.Event {
+	f.t.Helper()
+	e, err := f.reg.New(bus.Source(s.from), s.typ, s.referral, s.data)
+	if err != nil {
+		f.t.Fatalf("build %s: %v", s.typ, err)
+	}
+	e.SetID(s.id)
+	e.SetTime(base.Add(time.Duration(s.at) * time.Minute))
+	if s.caseID != "" {
+		e.SetExtension(event.ExtCaseID, s.caseID)
+	}
+	if s.seq > 0 {
+		event.SetSequence(e, s.seq)
+	}
+	return e
+}
+
+// send publishes s as the relay would and returns its stream sequence.
+func (f *fixture) send(s spec) uint64 {
+	f.t.Helper()
+	m, err := event.NewMsg(bus.Subject(s.from, s.to, s.typ), f.build(s))
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return f.publish(m)
+}
+
+// publish stores m and returns its stream sequence.
+func (f *fixture) publish(m *nats.Msg) uint64 {
+	f.t.Helper()
+	ack, err := f.js.PublishMsg(f.t.Context(), m)
+	if err != nil {
+		f.t.Fatalf("publish on %s: %v", m.Subject, err)
+	}
+	if ack.Duplicate {
+		f.t.Fatalf("publish on %s: deduplicated by JetStream", m.Subject)
+	}
+	f.sent = append(f.sent, m)
+	return ack.Sequence
+}
+
+// copyOf returns a copy of the message stored at seq, with Nats-Msg-Id set
+// to msgID.
+func (f *fixture) copyOf(seq uint64, msgID string) *nats.Msg {
+	orig := f.sent[seq-1]
+	h := nats.Header{}
+	for k, v := range orig.Header {
+		h[k] = append([]string(nil), v...)
+	}
+	h.Set(nats.MsgIdHdr, msgID)
+	return &nats.Msg{Subject: orig.Subject, Header: h, Data: bytes.Clone(orig.Data)}
+}
+
+const (
+	requestedT = "org.refbus.referral.requested.v1"
+	acceptedT  = "org.refbus.referral.accepted.v1"
+	startedT   = "org.refbus.referral.started.v1"
+	completedT = "org.refbus.referral.completed.v1"
+	declinedT  = "org.refbus.referral.declined.v1"
+)
+
+// receipt is the receipt of the event of spec s, stored at seq.
+func receipt(id string, s spec, seq uint64, at int) spec {
+	return spec{id: id, from: s.to, to: s.from, typ: bus.ReceiptType, referral: s.referral, caseID: s.caseID, at: at,
+		data: map[string]any{"event_id": s.id, "event_type": s.typ, "outcome": "applied", "stream_seq": seq}}
+}
+
+// story is the fixture stream: two cases. In case 1, health refers a child
+// to education, which accepts, starts and completes, and refers the family
+// on to social; in case 2, social refers a mother to ngo, which declines for
+// want of a bed. Every event has its receipt.
+func (f *fixture) story() []spec {
+	c1, c2 := cs(1), cs(2)
+	r1 := spec{id: ev(1), from: "health", to: "education", typ: requestedT, referral: ref(1), caseID: c1, seq: 1, at: 0,
+		data: map[string]any{"to_agency": "education", "service": "early_intervention_assessment", "note": "speech delay seen at the 2-year check"}}
+	acc := spec{id: ev(3), from: "education", to: "health", typ: acceptedT, referral: ref(1), caseID: c1, seq: 1, at: 10,
+		data: map[string]any{"note": "assessment on Monday"}}
+	start := spec{id: ev(5), from: "education", to: "health", typ: startedT, referral: ref(1), caseID: c1, seq: 2, at: 20,
+		data: map[string]any{}}
+	r2 := spec{id: ev(7), from: "education", to: "social", typ: requestedT, referral: ref(2), caseID: c1, seq: 1, at: 30,
+		data: map[string]any{"to_agency": "social", "service": "disability <support> & benefits", "note": "assessment done"}}
+	done := spec{id: ev(9), from: "education", to: "health", typ: completedT, referral: ref(1), caseID: c1, seq: 3, at: 40,
+		data: map[string]any{"outcome": "individual learning plan opened"}}
+	r3 := spec{id: ev(11), from: "social", to: "ngo", typ: requestedT, referral: ref(3), caseID: c2, seq: 1, at: 50,
+		data: map[string]any{"to_agency": "ngo", "service": "shelter", "note": "mother and two children need a safe place"}}
+	dec := spec{id: ev(13), from: "ngo", to: "social", typ: declinedT, referral: ref(3), caseID: c2, seq: 1, at: 60,
+		data: map[string]any{"reason_code": "no_capacity", "reason": "no free bed this week"}}
+	// Receipts follow their events; their sequence in the stream is known
+	// because the story is published in this order.
+	return []spec{
+		r1, receipt(ev(2), r1, 1, 1),
+		acc, receipt(ev(4), acc, 3, 11),
+		start, receipt(ev(6), start, 5, 21),
+		r2, receipt(ev(8), r2, 7, 31),
+		done, receipt(ev(10), done, 9, 41),
+		r3, receipt(ev(12), r3, 11, 51),
+		dec, receipt(ev(14), dec, 13, 61),
+	}
+}
+
+// publishAll sends the specs in order.
+func (f *fixture) publishAll(specs []spec) {
+	f.t.Helper()
+	for _, s := range specs {
+		f.send(s)
+	}
+}
+
+// audit runs refbus-audit against the fixture's server and returns its
+// exit status, standard output and standard error.
+func (f *fixture) audit(args ...string) (int, string, string) {
+	f.t.Helper()
+	return runAudit(f.t, append([]string{"--nats", f.srv.ClientURL()}, args...)...)
+}
+
+func runAudit(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var stdout, stderr strings.Builder
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	a := &app{stdout: &stdout, stderr: &stderr, registry: schemas.Registry, getenv: func(string) string { return "" }}
+	code := a.run(ctx, args)
+	return code, stdout.String(), stderr.String()
+}
