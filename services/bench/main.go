@@ -41,8 +41,13 @@ func main() {
 	}
 	// Printed only after everything is stopped and removed, so this is the
 	// last line whatever cleanup has to say.
-	fmt.Printf("bench: e2e_per_s=%.0f p50_ms=%.1f p99_ms=%.1f raw_js_per_s=%.0f ratio=%.3f\n",
+	line := fmt.Sprintf("bench: e2e_per_s=%.0f p50_ms=%.1f p99_ms=%.1f raw_js_per_s=%.0f ratio=%.3f",
 		res.e2ePerSec, ms(res.p50), ms(res.p99), res.rawPerSec, res.e2ePerSec/res.rawPerSec)
+	if a := res.audit; a.events > 0 {
+		line += fmt.Sprintf(" replay_per_s=%.0f verify_per_s=%.0f raw_read_per_s=%.0f replay_ratio=%.3f audit_events=%d replay_rss_kib=%d verify_rss_kib=%d",
+			a.replayPerSec, a.verifyPerSec, a.readPerSec, a.replayPerSec/a.readPerSec, a.events, a.replayRSS, a.verifyRSS)
+	}
+	fmt.Println(line)
 }
 
 // config is the bench's flags.
@@ -59,6 +64,7 @@ type config struct {
 	cpuProfile string
 	keep       bool
 	pgSettings settingsFlag
+	audit      int
 }
 
 // settingsFlag collects repeated -pgset name=value flags.
@@ -89,6 +95,7 @@ func parseFlags(args []string) (config, error) {
 	fs.DurationVar(&c.stall, "stall", time.Minute, "give up sooner when no referral is received for this long (0: wait until -timeout)")
 	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of the throughput run (this process: services, NATS, bench) to `file`")
 	fs.Var(c.pgSettings, "pgset", "extra Postgres `name=value` setting, for experiments (repeatable; the defaults are the real durability settings)")
+	fs.IntVar(&c.audit, "audit-events", 1_000_000, "events in the stream for the auditors' replay and verify figures (0: skip)")
 	fs.BoolVar(&c.keep, "keep", false, "keep the temporary directory (Postgres data, NATS store, logs) for inspection")
 	if err := fs.Parse(args); err != nil {
 		return c, err
@@ -107,6 +114,7 @@ type result struct {
 	e2ePerSec float64
 	p50, p99  time.Duration
 	rawPerSec float64
+	audit     auditResult
 }
 
 func run(ctx context.Context, log *slog.Logger, args []string) (res result, err error) {
@@ -183,6 +191,20 @@ func run(ctx context.Context, log *slog.Logger, args []string) (res result, err 
 		count(res.e2ePerSec), thr.e2e.Round(time.Millisecond))
 	if c.cpuProfile != "" {
 		fmt.Printf("  CPU profile of the throughput run: %s (go tool pprof -top %s)\n", c.cpuProfile, c.cpuProfile)
+	}
+
+	if c.audit > 0 {
+		a, err := auditBench(ctx, st.nats.ClientURL(), c.audit, st.dir)
+		if err != nil {
+			return res, fmt.Errorf("audit run: %w", err)
+		}
+		res.audit = a
+		fmt.Printf("audit run:      %d events in the stream (the pipeline's, topped up with requests and receipts)\n", a.events)
+		fmt.Printf("  raw ordered-consumer read: %s events/s\n", count(a.readPerSec))
+		fmt.Printf("  refbus-audit replay --format jsonl: %s events/s (%.0f%% of the raw read), peak RSS %d MiB\n",
+			count(a.replayPerSec), 100*a.replayPerSec/a.readPerSec, a.replayRSS/1024)
+		fmt.Printf("  refbus-audit verify: %s events/s, peak RSS %d MiB, exit %d (0: no problem found)\n",
+			count(a.verifyPerSec), a.verifyRSS/1024, a.verifyExit)
 	}
 
 	fmt.Printf("ratio e2e/raw:  %.3f (load average now %s: other work on this host skews both figures, the ratio less)\n",
