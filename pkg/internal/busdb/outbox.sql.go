@@ -55,34 +55,35 @@ func (q *Queries) OutboxListen(ctx context.Context) error {
 
 const outboxMarkPublished = `-- name: OutboxMarkPublished :exec
 UPDATE outbox
-SET published_at = now(), stream_seq = u.stream_seq
-FROM (SELECT unnest($1::bigint[]) AS seq, unnest($2::bigint[]) AS stream_seq) AS u
-WHERE outbox.seq = u.seq
+SET published_at = now(),
+    stream_seq = ($1::bigint[])[array_position($2::bigint[], seq)]
+WHERE seq = ANY($2::bigint[])
 `
 
 type OutboxMarkPublishedParams struct {
-	Seqs       []int64
 	StreamSeqs []int64
+	Seqs       []int64
 }
 
+// ANY() keeps this an index scan however the planner guesses the batch size.
 func (q *Queries) OutboxMarkPublished(ctx context.Context, arg OutboxMarkPublishedParams) error {
-	_, err := q.db.Exec(ctx, outboxMarkPublished, arg.Seqs, arg.StreamSeqs)
+	_, err := q.db.Exec(ctx, outboxMarkPublished, arg.StreamSeqs, arg.Seqs)
 	return err
 }
 
 const outboxMarkReceipted = `-- name: OutboxMarkReceipted :many
 UPDATE outbox
-SET receipted_at = now(), receipt_outcome = u.outcome, receipt_reason = u.reason
-FROM (SELECT unnest($1::uuid[]) AS event_id, unnest($2::text[]) AS outcome,
-             unnest($3::text[]) AS reason, unnest($4::text[]) AS from_agency) AS u
-WHERE outbox.event_id = u.event_id AND outbox.receipted_at IS NULL
-  AND split_part(outbox.subject, '.', 3) = u.from_agency
-RETURNING outbox.event_id, outbox.event_type, outbox.subject
+SET receipted_at = now(),
+    receipt_outcome = ($1::text[])[array_position($2::uuid[], event_id)],
+    receipt_reason = ($3::text[])[array_position($2::uuid[], event_id)]
+WHERE event_id = ANY($2::uuid[]) AND receipted_at IS NULL
+  AND split_part(subject, '.', 3) = ($4::text[])[array_position($2::uuid[], event_id)]
+RETURNING event_id, event_type, subject
 `
 
 type OutboxMarkReceiptedParams struct {
-	EventIds []uuid.UUID
 	Outcomes []string
+	EventIds []uuid.UUID
 	Reasons  []string
 	Froms    []string
 }
@@ -97,8 +98,8 @@ type OutboxMarkReceiptedRow struct {
 // addressed to (the third token of its subject).
 func (q *Queries) OutboxMarkReceipted(ctx context.Context, arg OutboxMarkReceiptedParams) ([]OutboxMarkReceiptedRow, error) {
 	rows, err := q.db.Query(ctx, outboxMarkReceipted,
-		arg.EventIds,
 		arg.Outcomes,
+		arg.EventIds,
 		arg.Reasons,
 		arg.Froms,
 	)

@@ -1,9 +1,10 @@
 -- name: InboxSeen :many
--- The events of a batch that were already received.
-SELECT i.source, i.event_id, i.outcome
-FROM inbox i
-JOIN (SELECT unnest(sqlc.arg(sources)::text[]) AS source, unnest(sqlc.arg(event_ids)::text[]) AS event_id) AS u
-  ON i.source = u.source AND i.event_id = u.event_id;
+-- The events of a batch that were already received (and possibly a few
+-- other pairs of those sources and ids: callers match exact pairs). ANY()
+-- keeps this an index scan on the primary key.
+SELECT source, event_id, outcome
+FROM inbox
+WHERE source = ANY(sqlc.arg(sources)::text[]) AND event_id = ANY(sqlc.arg(event_ids)::text[]);
 
 -- name: InboxInsert :exec
 INSERT INTO inbox (source, event_id, event_type, subject, stream_seq, outcome, reason, payload)

@@ -18,10 +18,11 @@ ORDER BY seq
 LIMIT $1;
 
 -- name: OutboxMarkPublished :exec
+-- ANY() keeps this an index scan however the planner guesses the batch size.
 UPDATE outbox
-SET published_at = now(), stream_seq = u.stream_seq
-FROM (SELECT unnest(sqlc.arg(seqs)::bigint[]) AS seq, unnest(sqlc.arg(stream_seqs)::bigint[]) AS stream_seq) AS u
-WHERE outbox.seq = u.seq;
+SET published_at = now(),
+    stream_seq = (sqlc.arg(stream_seqs)::bigint[])[array_position(sqlc.arg(seqs)::bigint[], seq)]
+WHERE seq = ANY(sqlc.arg(seqs)::bigint[]);
 
 -- name: OutboxResendUnreceipted :execrows
 -- Queues again the events whose receipt did not come back in time.
@@ -39,12 +40,12 @@ WHERE event_id = ANY(sqlc.arg(event_ids)::uuid[]) AND published_at IS NOT NULL;
 -- Records receipts; a receipt counts only from the agency the event was
 -- addressed to (the third token of its subject).
 UPDATE outbox
-SET receipted_at = now(), receipt_outcome = u.outcome, receipt_reason = u.reason
-FROM (SELECT unnest(sqlc.arg(event_ids)::uuid[]) AS event_id, unnest(sqlc.arg(outcomes)::text[]) AS outcome,
-             unnest(sqlc.arg(reasons)::text[]) AS reason, unnest(sqlc.arg(froms)::text[]) AS from_agency) AS u
-WHERE outbox.event_id = u.event_id AND outbox.receipted_at IS NULL
-  AND split_part(outbox.subject, '.', 3) = u.from_agency
-RETURNING outbox.event_id, outbox.event_type, outbox.subject;
+SET receipted_at = now(),
+    receipt_outcome = (sqlc.arg(outcomes)::text[])[array_position(sqlc.arg(event_ids)::uuid[], event_id)],
+    receipt_reason = (sqlc.arg(reasons)::text[])[array_position(sqlc.arg(event_ids)::uuid[], event_id)]
+WHERE event_id = ANY(sqlc.arg(event_ids)::uuid[]) AND receipted_at IS NULL
+  AND split_part(subject, '.', 3) = (sqlc.arg(froms)::text[])[array_position(sqlc.arg(event_ids)::uuid[], event_id)]
+RETURNING event_id, event_type, subject;
 
 -- name: OutboxNotify :exec
 SELECT pg_notify('refbus_outbox', '');
