@@ -15,6 +15,7 @@ import (
 	"github.com/refbus/refbus/pkg/bus"
 	"github.com/refbus/refbus/pkg/natstest"
 	"github.com/refbus/refbus/pkg/pgtest"
+	"github.com/refbus/refbus/pkg/poll"
 	"github.com/refbus/refbus/pkg/referral"
 	"github.com/refbus/refbus/services/internal/agency"
 	"github.com/refbus/refbus/sql/agency/migrations"
@@ -70,21 +71,8 @@ func newNetwork(t *testing.T, agencies ...string) *network {
 	return n
 }
 
-// eventually polls cond until it returns nil or the deadline passes.
-func eventually(t *testing.T, within time.Duration, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("not within %s: %v", within, err)
-		}
-		time.Sleep(25 * time.Millisecond)
-	}
-}
+// eventually waits on a condition (package poll).
+var eventually = poll.Until
 
 // status waits until agency a sees referral id in status.
 func (n *network) status(a string, id uuid.UUID, status string) {

@@ -16,6 +16,7 @@ import (
 	"github.com/refbus/refbus/pkg/bus"
 	"github.com/refbus/refbus/pkg/natstest"
 	"github.com/refbus/refbus/pkg/pgtest"
+	"github.com/refbus/refbus/pkg/poll"
 	"github.com/refbus/refbus/services/internal/agency"
 	"github.com/refbus/refbus/sql/agency/migrations"
 )
@@ -120,36 +121,11 @@ func (n *network) do(a, method, path, body string) (int, string, http.Header) {
 	return res.StatusCode, string(b), res.Header
 }
 
-// eventually polls cond until it returns nil or the deadline passes.
-func eventually(t *testing.T, within time.Duration, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("not within %s: %v", within, err)
-		}
-		<-tick.C
-	}
-}
-
-// consistently polls cond for d and fails the test the first time it
-// does not hold.
-func consistently(t *testing.T, d time.Duration, cond func() error) {
-	t.Helper()
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	for deadline := time.Now().Add(d); time.Now().Before(deadline); <-tick.C {
-		if err := cond(); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
+// eventually and consistently wait on a condition (package poll).
+var (
+	eventually   = poll.Until
+	consistently = poll.Always
+)
 
 // referralStatus reads a referral as agency a sees it.
 func (n *network) referralStatus(a string, id string) (agency.Referral, error) {
