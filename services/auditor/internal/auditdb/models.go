@@ -33,7 +33,6 @@ type Inbox struct {
 
 type Outbox struct {
 	Seq            int64
-	Txid           pgtype.Uint64
 	EventID        uuid.UUID
 	EventType      string
 	Subject        string
