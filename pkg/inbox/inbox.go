@@ -3,6 +3,11 @@
 // acknowledged on JetStream only after that transaction commits. A repeat is
 // acknowledged and ignored; a bad event is stored as rejected with its
 // reason; every applied or rejected event sends a receipt back to its sender.
+//
+// Receipts are published straight after the commit, not through the
+// outbox: a receipt lost in a crash is healed by the sender, which sends its
+// event again for want of a receipt, and a repeat is answered with the
+// receipt again. That keeps half of all events out of the outbox.
 package inbox
 
 import (
@@ -82,13 +87,15 @@ type Consumer struct {
 	cons     jetstream.Consumer
 	registry *event.Registry
 	out      *outbox.Outbox
+	js       jetstream.JetStream
 	h        Handler
 	o        Options
 	log      *slog.Logger
 }
 
 // NewConsumer returns the consumer of agency self, reading cons.
-func NewConsumer(self string, pool *pgxpool.Pool, cons jetstream.Consumer, registry *event.Registry, out *outbox.Outbox, h Handler, o Options) *Consumer {
+// Receipts are published with js; out is woken when Apply enqueued events.
+func NewConsumer(self string, pool *pgxpool.Pool, cons jetstream.Consumer, js jetstream.JetStream, registry *event.Registry, out *outbox.Outbox, h Handler, o Options) *Consumer {
 	if o.MaxBatch == 0 {
 		o.MaxBatch = 256
 	}
@@ -99,7 +106,7 @@ func NewConsumer(self string, pool *pgxpool.Pool, cons jetstream.Consumer, regis
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Consumer{self: self, pool: pool, cons: cons, registry: registry, out: out, h: h, o: o, log: log}
+	return &Consumer{self: self, pool: pool, cons: cons, js: js, registry: registry, out: out, h: h, o: o, log: log}
 }
 
 // Run consumes until ctx ends. It returns nil then, or an error wrapping
@@ -159,6 +166,9 @@ type delivery struct {
 	// outcome: "" fresh, "applied", "rejected", "duplicate", "later".
 	outcome string
 	reason  string
+	// first is a duplicate's outcome when it first came ("pending" when
+	// that was earlier in the same batch).
+	first string
 }
 
 func (c *Consumer) process(ctx context.Context, msgs []jetstream.Msg) error {
@@ -272,9 +282,10 @@ func (c *Consumer) apply(ctx context.Context, ds []*delivery) error {
 			}
 		}
 	}
-	if err := c.record(ctx, q, tx, ds); err != nil {
+	if err := c.record(ctx, q, ds); err != nil {
 		return err
 	}
+	receipts := c.receipts(ds)
 	if err := tx.Commit(ctx); err != nil {
 		return fmt.Errorf("commit: %w", err)
 	}
@@ -284,6 +295,12 @@ func (c *Consumer) apply(ctx context.Context, ds []*delivery) error {
 		}
 	}
 	c.out.Wake()
+	for _, m := range receipts {
+		// Not awaited: a lost receipt is healed by the sender's re-send.
+		if _, err := c.js.PublishMsgAsync(m); err != nil {
+			c.log.Warn("publish receipt", "err", err, "subject", m.Subject)
+		}
+	}
 	return nil
 }
 
@@ -299,39 +316,30 @@ func (c *Consumer) markSeen(ctx context.Context, q *busdb.Queries, ds []*deliver
 	if err != nil {
 		return fmt.Errorf("read inbox: %w", err)
 	}
-	seen := make(map[[2]string]bool, len(rows)+len(ds))
+	type first struct{ outcome, reason string }
+	seen := make(map[[2]string]*first, len(rows)+len(ds))
 	for _, r := range rows {
-		seen[[2]string{r.Source, r.EventID}] = true
+		seen[[2]string{r.Source, r.EventID}] = &first{r.Outcome, r.Reason}
 	}
 	for _, d := range ds {
 		k := [2]string{d.source, d.id}
-		if seen[k] {
-			d.outcome = "duplicate"
+		if f := seen[k]; f != nil {
+			d.outcome, d.first, d.reason = "duplicate", f.outcome, f.reason
+			continue
 		}
-		seen[k] = true
+		seen[k] = &first{"pending", ""}
 	}
 	return nil
 }
 
-// record inserts the inbox rows and the receipts of applied and rejected
-// deliveries, and queues again the receipts of duplicates: a sender that
-// sends an event twice may have missed its receipt.
-func (c *Consumer) record(ctx context.Context, q *busdb.Queries, tx pgx.Tx, ds []*delivery) error {
+// record inserts the inbox rows of applied and rejected deliveries.
+func (c *Consumer) record(ctx context.Context, q *busdb.Queries, ds []*delivery) error {
 	var p busdb.InboxInsertParams
-	var receipts []outbox.Message
-	var resend []uuid.UUID
 	for _, d := range ds {
-		switch d.outcome {
-		case "applied", "rejected":
-		case "duplicate":
-			if d.ev != nil && d.ev.Type() != bus.ReceiptType {
-				resend = append(resend, receiptID(d.source, d.id))
-			}
-			continue
-		default:
+		if d.outcome != "applied" && d.outcome != "rejected" {
 			continue
 		}
-		typ, subject := "", d.subject
+		typ := ""
 		var payload []byte
 		if d.ev != nil {
 			typ = d.ev.Type()
@@ -342,24 +350,44 @@ func (c *Consumer) record(ctx context.Context, q *busdb.Queries, tx pgx.Tx, ds [
 		p.Sources = append(p.Sources, d.source)
 		p.EventIds = append(p.EventIds, d.id)
 		p.EventTypes = append(p.EventTypes, typ)
-		p.Subjects = append(p.Subjects, subject)
+		p.Subjects = append(p.Subjects, d.subject)
 		p.StreamSeqs = append(p.StreamSeqs, int64(d.seq))
 		p.Outcomes = append(p.Outcomes, d.outcome)
 		p.Reasons = append(p.Reasons, d.reason)
 		p.Payloads = append(p.Payloads, payload)
-		if m, ok := c.receipt(d); ok {
-			receipts = append(receipts, m)
+	}
+	if len(p.Sources) == 0 {
+		return nil
+	}
+	if err := q.InboxInsert(ctx, p); err != nil {
+		return fmt.Errorf("insert inbox: %w", err)
+	}
+	return nil
+}
+
+// receipts builds the receipts of applied and rejected deliveries, and
+// again those of repeats: a sender that sends an event twice may have
+// missed its receipt.
+func (c *Consumer) receipts(ds []*delivery) []*nats.Msg {
+	var out []*nats.Msg
+	for _, d := range ds {
+		outcome, msgSuffix := d.outcome, ""
+		switch d.outcome {
+		case "applied", "rejected":
+		case "duplicate":
+			if d.first == "pending" {
+				continue // its first copy in this batch answers
+			}
+			// A new message id gets the repeat past JetStream's dedupe.
+			outcome, msgSuffix = d.first, "#d"+strconv.FormatUint(d.seq, 10)
+		default:
+			continue
+		}
+		if m, ok := c.receipt(d, outcome, msgSuffix); ok {
+			out = append(out, m)
 		}
 	}
-	if len(p.Sources) > 0 {
-		if err := q.InboxInsert(ctx, p); err != nil {
-			return fmt.Errorf("insert inbox: %w", err)
-		}
-	}
-	if err := c.out.Enqueue(ctx, tx, receipts...); err != nil {
-		return fmt.Errorf("enqueue receipts: %w", err)
-	}
-	return outbox.Resend(ctx, tx, resend)
+	return out
 }
 
 // ReceiptData is the data of a receipt event.
@@ -372,7 +400,7 @@ type ReceiptData struct {
 }
 
 // receiptNamespace makes receipt ids a function of the event they answer,
-// so a receipt sent again is the same event.
+// so a receipt sent again is the same event, which the sender dedupes.
 var receiptNamespace = uuid.MustParse("6f1d3c1e-8f0b-4f43-9b4e-2a51f7d0c0aa")
 
 func receiptID(source, id string) uuid.UUID {
@@ -381,20 +409,20 @@ func receiptID(source, id string) uuid.UUID {
 
 // receipt builds the receipt of a delivery, if its sender is an agency and
 // it is not itself a receipt.
-func (c *Consumer) receipt(d *delivery) (outbox.Message, bool) {
+func (c *Consumer) receipt(d *delivery, outcome, msgSuffix string) (*nats.Msg, bool) {
 	if d.ev == nil || d.ev.Type() == bus.ReceiptType {
-		return outbox.Message{}, false
+		return nil, false
 	}
 	to, ok := bus.AgencyOf(d.source)
 	if !ok || to == c.self {
-		return outbox.Message{}, false
+		return nil, false
 	}
 	r, err := c.registry.New(bus.Source(c.self), bus.ReceiptType, d.ev.Subject(), ReceiptData{
-		EventID: d.id, EventType: d.ev.Type(), Outcome: d.outcome, Reason: truncate(d.reason, 1000), StreamSeq: d.seq,
+		EventID: d.id, EventType: d.ev.Type(), Outcome: outcome, Reason: truncate(d.reason, 1000), StreamSeq: d.seq,
 	})
 	if err != nil {
 		c.log.Error("build receipt", "err", err, "event_id", d.id)
-		return outbox.Message{}, false
+		return nil, false
 	}
 	r.SetID(receiptID(d.source, d.id).String())
 	for _, ext := range []string{event.ExtCaseID, event.ExtTraceparent} {
@@ -402,7 +430,13 @@ func (c *Consumer) receipt(d *delivery) (outbox.Message, bool) {
 			r.SetExtension(ext, v)
 		}
 	}
-	return outbox.Message{To: to, Event: r}, true
+	m, err := event.NewMsg(bus.Subject(c.self, to, bus.ReceiptType), r)
+	if err != nil {
+		c.log.Error("encode receipt", "err", err, "event_id", d.id)
+		return nil, false
+	}
+	m.Header.Set(nats.MsgIdHdr, m.Header.Get(nats.MsgIdHdr)+msgSuffix)
+	return m, true
 }
 
 // backoff is the wait after the tries-th delivery failed.

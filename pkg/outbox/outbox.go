@@ -189,15 +189,3 @@ func MarkReceipted(ctx context.Context, tx pgx.Tx, rs []Receipt) ([]Receipted, e
 	}
 	return out, nil
 }
-
-// Resend queues already published events again, in tx; the relay publishes
-// them with their original message id.
-func Resend(ctx context.Context, tx pgx.Tx, eventIDs []uuid.UUID) error {
-	if len(eventIDs) == 0 {
-		return nil
-	}
-	if err := busdb.New(tx).OutboxResend(ctx, eventIDs); err != nil {
-		return fmt.Errorf("resend: %w", err)
-	}
-	return nil
-}

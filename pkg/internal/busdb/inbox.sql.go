@@ -109,7 +109,7 @@ func (q *Queries) InboxInsert(ctx context.Context, arg InboxInsertParams) error 
 }
 
 const inboxSeen = `-- name: InboxSeen :many
-SELECT source, event_id, outcome
+SELECT source, event_id, outcome, reason
 FROM inbox
 WHERE source = ANY($1::text[]) AND event_id = ANY($2::text[])
 `
@@ -123,6 +123,7 @@ type InboxSeenRow struct {
 	Source  string
 	EventID string
 	Outcome string
+	Reason  string
 }
 
 // The events of a batch that were already received (and possibly a few
@@ -137,7 +138,12 @@ func (q *Queries) InboxSeen(ctx context.Context, arg InboxSeenParams) ([]InboxSe
 	var items []InboxSeenRow
 	for rows.Next() {
 		var i InboxSeenRow
-		if err := rows.Scan(&i.Source, &i.EventID, &i.Outcome); err != nil {
+		if err := rows.Scan(
+			&i.Source,
+			&i.EventID,
+			&i.Outcome,
+			&i.Reason,
+		); err != nil {
 			return nil, err
 		}
 		items = append(items, i)

@@ -178,18 +178,6 @@ func (q *Queries) OutboxPending(ctx context.Context, limit int32) ([]OutboxPendi
 	return items, nil
 }
 
-const outboxResend = `-- name: OutboxResend :exec
-UPDATE outbox
-SET published_at = NULL
-WHERE event_id = ANY($1::uuid[]) AND published_at IS NOT NULL
-`
-
-// Queues again events that were already published (a receipt asked for twice).
-func (q *Queries) OutboxResend(ctx context.Context, eventIds []uuid.UUID) error {
-	_, err := q.db.Exec(ctx, outboxResend, eventIds)
-	return err
-}
-
 const outboxResendUnreceipted = `-- name: OutboxResendUnreceipted :execrows
 UPDATE outbox
 SET published_at = NULL, republished = republished + 1

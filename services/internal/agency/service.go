@@ -116,7 +116,7 @@ func (s *Service) connect(ctx context.Context) error {
 	s.out = outbox.New(s.pool, s.self, s.registry, s.log)
 	s.relay = outbox.NewRelay(s.pool, js, relayOpts)
 	s.out.SetLocalRelay(s.relay)
-	s.consumer = inbox.NewConsumer(s.self, s.pool, cons, s.registry, s.out, s, inboxOpts)
+	s.consumer = inbox.NewConsumer(s.self, s.pool, cons, js, s.registry, s.out, s, inboxOpts)
 	s.api = s.newAPI()
 	return nil
 }

@@ -2,7 +2,7 @@
 -- The events of a batch that were already received (and possibly a few
 -- other pairs of those sources and ids: callers match exact pairs). ANY()
 -- keeps this an index scan on the primary key.
-SELECT source, event_id, outcome
+SELECT source, event_id, outcome, reason
 FROM inbox
 WHERE source = ANY(sqlc.arg(sources)::text[]) AND event_id = ANY(sqlc.arg(event_ids)::text[]);
 

@@ -30,12 +30,6 @@ UPDATE outbox
 SET published_at = NULL, republished = republished + 1
 WHERE wants_receipt AND receipted_at IS NULL AND published_at < $1;
 
--- name: OutboxResend :exec
--- Queues again events that were already published (a receipt asked for twice).
-UPDATE outbox
-SET published_at = NULL
-WHERE event_id = ANY(sqlc.arg(event_ids)::uuid[]) AND published_at IS NOT NULL;
-
 -- name: OutboxMarkReceipted :many
 -- Records receipts; a receipt counts only from the agency the event was
 -- addressed to (the third token of its subject).
