@@ -155,7 +155,7 @@ func (r *Relay) lead(ctx context.Context) error {
 				continue
 			}
 		}
-		_, err = r.wait(ctx, conn.Conn(), r.o.PollInterval)
+		err = r.wait(ctx, conn.Conn(), r.o.PollInterval)
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -165,37 +165,29 @@ func (r *Relay) lead(ctx context.Context) error {
 	}
 }
 
-// wait returns when a NOTIFY or a Kick arrives (woken), or after d.
-func (r *Relay) wait(ctx context.Context, conn *pgx.Conn, d time.Duration) (woken bool, err error) {
+// wait returns when a NOTIFY or a Kick arrives, or after d. A kick cancels
+// WaitForNotification, which pgx survives: it interrupts the read with a
+// deadline and leaves the connection usable.
+func (r *Relay) wait(ctx context.Context, conn *pgx.Conn, d time.Duration) error {
 	select {
 	case <-r.kick:
-		return true, nil
+		return nil
 	default:
 	}
 	wctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
-	kicked := make(chan struct{})
 	go func() {
 		select {
 		case <-r.kick:
-			close(kicked)
 			cancel()
 		case <-wctx.Done():
 		}
 	}()
-	_, err = conn.WaitForNotification(wctx)
-	select {
-	case <-kicked:
-		return true, nil
-	default:
+	_, err := conn.WaitForNotification(wctx)
+	if err == nil || wctx.Err() != nil {
+		return nil // notified, kicked, timed out or shutting down
 	}
-	if err == nil {
-		return true, nil
-	}
-	if ctx.Err() != nil || errors.Is(err, context.DeadlineExceeded) || wctx.Err() != nil {
-		return false, nil
-	}
-	return false, err
+	return err
 }
 
 // publishBatch publishes one batch of pending rows and marks those
