@@ -3,8 +3,11 @@
 package natstest
 
 import (
+	"fmt"
 	"net"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
@@ -56,4 +59,80 @@ func (s *Server) Connect() *nats.Conn {
 	}
 	s.t.Cleanup(nc.Close)
 	return nc
+}
+
+// Cluster is a NATS cluster of in-process servers, private to one test.
+type Cluster struct {
+	Servers []*server.Server
+}
+
+// NewCluster starts n servers clustered with JetStream on loopback, waits
+// until JetStream has a leader, and shuts them down in t.Cleanup.
+func NewCluster(t testing.TB, n int) *Cluster {
+	t.Helper()
+	ports := make([]int, n)
+	var routes []string
+	for i := range ports {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ports[i] = l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		routes = append(routes, fmt.Sprintf("nats-route://127.0.0.1:%d", ports[i]))
+	}
+	c := &Cluster{}
+	for i := range n {
+		opts := &server.Options{
+			ServerName: fmt.Sprintf("n%d", i+1),
+			Host:       "127.0.0.1",
+			Port:       -1,
+			JetStream:  true,
+			StoreDir:   t.TempDir(),
+			NoSigs:     true,
+			Cluster:    server.ClusterOpts{Name: "refbus-test", Host: "127.0.0.1", Port: ports[i]},
+			Routes:     server.RoutesFromStr(strings.Join(routes, ",")),
+		}
+		srv, err := server.NewServer(opts)
+		if err != nil {
+			t.Fatalf("natstest: cluster node %d: %v", i+1, err)
+		}
+		srv.Start()
+		t.Cleanup(srv.Shutdown)
+		c.Servers = append(c.Servers, srv)
+	}
+	for i, s := range c.Servers {
+		if !s.ReadyForConnections(10 * time.Second) {
+			t.Fatalf("natstest: cluster node %d not ready", i+1)
+		}
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if c.hasLeader() {
+			return c
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("natstest: cluster has no JetStream leader after 30s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func (c *Cluster) hasLeader() bool {
+	for _, s := range c.Servers {
+		if s.JetStreamIsLeader() {
+			return true
+		}
+	}
+	return false
+}
+
+// URLs is the client URL of every node, comma-separated, as nats.Connect
+// takes it.
+func (c *Cluster) URLs() string {
+	var urls []string
+	for _, s := range c.Servers {
+		urls = append(urls, s.ClientURL())
+	}
+	return strings.Join(urls, ",")
 }

@@ -27,7 +27,9 @@ func TestMain(m *testing.M) { pgtest.Main(m) }
 // with its own fresh database.
 type network struct {
 	t    *testing.T
-	nats *natstest.Server
+	nats *natstest.Server // nil on a cluster: see natsURL
+	// natsURL is where services connect; a cluster lists every node.
+	natsURL string
 	urls map[string]string
 	mu   sync.Mutex
 	svcs map[string]*running
@@ -45,7 +47,8 @@ var fastConsumer = bus.ConsumerConfig{BackOff: []time.Duration{500 * time.Millis
 
 func newNetwork(t *testing.T, agencies ...string) *network {
 	t.Helper()
-	n := &network{t: t, nats: natstest.New(t), urls: map[string]string{}, svcs: map[string]*running{}}
+	srv := natstest.New(t)
+	n := &network{t: t, nats: srv, natsURL: srv.ClientURL(), urls: map[string]string{}, svcs: map[string]*running{}}
 	for _, a := range agencies {
 		n.urls[a] = newDB(t)
 		n.start(a, nil)
@@ -63,7 +66,7 @@ func testLogger(t *testing.T) *slog.Logger {
 // start runs agency a; tune, if set, changes its config first.
 func (n *network) start(a string, tune func(*agency.Config)) *running {
 	n.t.Helper()
-	cfg := agency.Config{Agency: a, DatabaseURL: n.urls[a], NATSURL: n.nats.ClientURL(), Consumer: fastConsumer}
+	cfg := agency.Config{Agency: a, DatabaseURL: n.urls[a], NATSURL: n.natsURL, Consumer: fastConsumer}
 	cfg.Relay.ReceiptTimeout = 10 * time.Second
 	cfg.NetworkKey = []byte("test network key, 32 bytes or more, shared by all")
 	if tune != nil {
