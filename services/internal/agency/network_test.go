@@ -30,9 +30,9 @@ type network struct {
 	nats *natstest.Server // nil on a cluster: see natsURL
 	// natsURL is where services connect; a cluster lists every node.
 	natsURL string
-	urls map[string]string
-	mu   sync.Mutex
-	svcs map[string]*running
+	urls    map[string]string
+	mu      sync.Mutex
+	svcs    map[string]*running
 }
 
 type running struct {
