@@ -19,7 +19,6 @@ import (
 	"time"
 
 	ce "github.com/cloudevents/sdk-go/v2/event"
-	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go"
@@ -371,19 +370,18 @@ func (c *Consumer) record(ctx context.Context, q *busdb.Queries, ds []*delivery)
 func (c *Consumer) receipts(ds []*delivery) []*nats.Msg {
 	var out []*nats.Msg
 	for _, d := range ds {
-		outcome, msgSuffix := d.outcome, ""
+		outcome := d.outcome
 		switch d.outcome {
 		case "applied", "rejected":
 		case "duplicate":
 			if d.first == "pending" {
 				continue // its first copy in this batch answers
 			}
-			// A new message id gets the repeat past JetStream's dedupe.
-			outcome, msgSuffix = d.first, "#d"+strconv.FormatUint(d.seq, 10)
+			outcome = d.first
 		default:
 			continue
 		}
-		if m, ok := c.receipt(d, outcome, msgSuffix); ok {
+		if m, ok := c.receipt(d, outcome); ok {
 			out = append(out, m)
 		}
 	}
@@ -399,17 +397,9 @@ type ReceiptData struct {
 	StreamSeq uint64 `json:"stream_seq"`
 }
 
-// receiptNamespace makes receipt ids a function of the event they answer,
-// so a receipt sent again is the same event, which the sender dedupes.
-var receiptNamespace = uuid.MustParse("6f1d3c1e-8f0b-4f43-9b4e-2a51f7d0c0aa")
-
-func receiptID(source, id string) uuid.UUID {
-	return uuid.NewSHA1(receiptNamespace, []byte(source+"#"+id))
-}
-
 // receipt builds the receipt of a delivery, if its sender is an agency and
 // it is not itself a receipt.
-func (c *Consumer) receipt(d *delivery, outcome, msgSuffix string) (*nats.Msg, bool) {
+func (c *Consumer) receipt(d *delivery, outcome string) (*nats.Msg, bool) {
 	if d.ev == nil || d.ev.Type() == bus.ReceiptType {
 		return nil, false
 	}
@@ -424,7 +414,6 @@ func (c *Consumer) receipt(d *delivery, outcome, msgSuffix string) (*nats.Msg, b
 		c.log.Error("build receipt", "err", err, "event_id", d.id)
 		return nil, false
 	}
-	r.SetID(receiptID(d.source, d.id).String())
 	for _, ext := range []string{event.ExtCaseID, event.ExtTraceparent} {
 		if v, ok := d.ev.Extensions()[ext]; ok {
 			r.SetExtension(ext, v)
@@ -435,7 +424,6 @@ func (c *Consumer) receipt(d *delivery, outcome, msgSuffix string) (*nats.Msg, b
 		c.log.Error("encode receipt", "err", err, "event_id", d.id)
 		return nil, false
 	}
-	m.Header.Set(nats.MsgIdHdr, m.Header.Get(nats.MsgIdHdr)+msgSuffix)
 	return m, true
 }
 

@@ -74,6 +74,12 @@ func (s *Service) newAPI() http.Handler {
 		Summary:     "Events this agency refused, with the reason, newest first",
 	}, s.listRejections)
 	huma.Register(api, huma.Operation{
+		OperationID: "list-escalations",
+		Method:      http.MethodGet,
+		Path:        "/api/v1/escalations",
+		Summary:     "Overdue referrals of other agencies, for the coordinator agency (social by default)",
+	}, s.listEscalations)
+	huma.Register(api, huma.Operation{
 		OperationID: "list-dead-letters",
 		Method:      http.MethodGet,
 		Path:        "/api/v1/dead-letters",
@@ -227,6 +233,22 @@ func (s *Service) getCase(ctx context.Context, in *idInput) (*caseOutput, error)
 		return nil, s.problem(err)
 	}
 	return &caseOutput{Body: c}, nil
+}
+
+type escalationsOutput struct {
+	Body struct {
+		Escalations []Escalation `json:"escalations"`
+	}
+}
+
+func (s *Service) listEscalations(ctx context.Context, in *listInput) (*escalationsOutput, error) {
+	es, err := s.Escalations(ctx, in.Limit)
+	if err != nil {
+		return nil, s.problem(err)
+	}
+	out := &escalationsOutput{}
+	out.Body.Escalations = es
+	return out, nil
 }
 
 type deadLettersOutput struct {

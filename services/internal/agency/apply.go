@@ -41,6 +41,8 @@ func (s *Service) Apply(ctx context.Context, tx pgx.Tx, evs []*ce.Event) ([]erro
 			}
 			receipts = append(receipts, outbox.Receipt{EventID: id, Outcome: d.Outcome, Reason: d.Reason, From: mustAgency(e.Source())})
 			subjectOf[id] = e.Subject()
+		case TypeOverdue:
+			moves = append(moves, i)
 		default:
 			if _, ok := moveOfType[e.Type()]; ok {
 				moves = append(moves, i)
@@ -58,7 +60,12 @@ func (s *Service) Apply(ctx context.Context, tx pgx.Tx, evs []*ce.Event) ([]erro
 	// Moves apply after the batch's new referrals exist, in stream order.
 	for _, i := range moves {
 		var err error
-		if results[i], err = s.applyMove(ctx, q, evs[i], moveOfType[evs[i].Type()]); err != nil {
+		if evs[i].Type() == TypeOverdue {
+			results[i], err = s.applyOverdue(ctx, q, evs[i])
+		} else {
+			results[i], err = s.applyMove(ctx, q, evs[i], moveOfType[evs[i].Type()])
+		}
+		if err != nil {
 			return nil, err
 		}
 	}

@@ -32,6 +32,17 @@ type Config struct {
 	// refuses person ids.
 	NetworkKey []byte `json:"-"`
 
+	// SLAs are the deadlines per service (default DefaultSLAs); the ""
+	// entry applies to services not named.
+	SLAs map[string]SLA
+	// Coordinator is the agency that sees every overdue referral (default
+	// social).
+	Coordinator string
+	// Now is the clock of the deadlines (default time.Now); tests move it.
+	Now func() time.Time
+	// SLATick is how often due deadlines are looked for (default 1s).
+	SLATick time.Duration
+
 	Stream   bus.StreamConfig
 	Consumer bus.ConsumerConfig
 	Relay    outbox.RelayOptions
@@ -76,6 +87,18 @@ func (c *Config) check() error {
 	}
 	if c.MaxConns == 0 {
 		c.MaxConns = 16
+	}
+	if c.SLAs == nil {
+		c.SLAs = DefaultSLAs
+	}
+	if c.Coordinator == "" {
+		c.Coordinator = "social"
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.SLATick == 0 {
+		c.SLATick = time.Second
 	}
 	return nil
 }

@@ -156,7 +156,7 @@ func (s *Service) record(ctx context.Context, q *db.Queries, r db.Referral, by s
 	}); err != nil {
 		return fmt.Errorf("record history: %w", err)
 	}
-	return nil
+	return s.moveTimers(ctx, q, r, next)
 }
 
 // moveError maps the state machine's refusals to the service's errors.

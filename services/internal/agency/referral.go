@@ -51,6 +51,7 @@ type Referral struct {
 	ForwardedTo     *uuid.UUID `json:"forwarded_to,omitempty" doc:"the referral that carries the work on, once forwarded"`
 	ForwardedAgency string     `json:"forwarded_agency,omitempty" doc:"the agency it was forwarded to"`
 	DeliveryError   string     `json:"delivery_error,omitempty" doc:"why the receiving agency refused the referral at the bus, if it did"`
+	Overdue         bool       `json:"overdue,omitempty" doc:"a deadline of the referral passed (acceptance or completion, by its service)"`
 	CreatedAt       time.Time  `json:"created_at"`
 	UpdatedAt       time.Time  `json:"updated_at"`
 }
@@ -60,7 +61,7 @@ func referralFromDB(r db.Referral) Referral {
 		ID: r.ID, CaseID: r.CaseID, FromAgency: r.FromAgency, ToAgency: r.ToAgency,
 		Service: r.Service, Note: r.Note, Status: r.Status, DeliveryError: r.DeliveryError,
 		ReasonCode: r.ReasonCode, Reason: r.Reason, Outcome: r.Outcome, ParentID: r.ParentID,
-		ForwardedTo: r.ForwardedTo, ForwardedAgency: r.ForwardedAgency,
+		ForwardedTo: r.ForwardedTo, ForwardedAgency: r.ForwardedAgency, Overdue: r.OverdueAt != nil,
 		CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt,
 	}
 }
@@ -151,6 +152,9 @@ func (s *Service) insertReferral(ctx context.Context, q *db.Queries, id uuid.UUI
 		ParentID: parent, Traceparent: traceparent, PersonKey: string(key), CreatedAt: now,
 	}); err != nil {
 		return outbox.Message{}, fmt.Errorf("insert referral: %w", err)
+	}
+	if err := s.setTimer(ctx, q, id, in.Service, "accept"); err != nil {
+		return outbox.Message{}, err
 	}
 	return outbox.Message{To: in.ToAgency, Event: ev}, nil
 }

@@ -133,6 +133,7 @@ func (s *Service) Run(ctx context.Context) error {
 	g.Go(func() error { return s.relay.Run(ctx) })
 	g.Go(func() error { return s.consumer.Run(ctx) })
 	g.Go(func() error { return s.consumer.WatchDeadLetters(ctx, s.nc, s.stream) })
+	g.Go(func() error { return s.runTimers(ctx) })
 	for range committers {
 		g.Go(func() error { return s.commitGroups(ctx) })
 	}

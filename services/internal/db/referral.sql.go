@@ -109,7 +109,7 @@ func (q *Queries) ReferralCountByStatus(ctx context.Context, agency string) ([]R
 }
 
 const referralGet = `-- name: ReferralGet :one
-SELECT id, case_id, from_agency, to_agency, service, note, status, delivery_error, seq_out, seq_in, created_at, updated_at, parent_id, reason_code, reason, outcome, forwarded_to, forwarded_agency, traceparent, person_key, received_at FROM referral WHERE id = $1
+SELECT id, case_id, from_agency, to_agency, service, note, status, delivery_error, seq_out, seq_in, created_at, updated_at, parent_id, reason_code, reason, outcome, forwarded_to, forwarded_agency, traceparent, person_key, received_at, overdue_at FROM referral WHERE id = $1
 `
 
 func (q *Queries) ReferralGet(ctx context.Context, id uuid.UUID) (Referral, error) {
@@ -137,12 +137,13 @@ func (q *Queries) ReferralGet(ctx context.Context, id uuid.UUID) (Referral, erro
 		&i.Traceparent,
 		&i.PersonKey,
 		&i.ReceivedAt,
+		&i.OverdueAt,
 	)
 	return i, err
 }
 
 const referralGetForUpdate = `-- name: ReferralGetForUpdate :one
-SELECT id, case_id, from_agency, to_agency, service, note, status, delivery_error, seq_out, seq_in, created_at, updated_at, parent_id, reason_code, reason, outcome, forwarded_to, forwarded_agency, traceparent, person_key, received_at FROM referral WHERE id = $1 FOR UPDATE
+SELECT id, case_id, from_agency, to_agency, service, note, status, delivery_error, seq_out, seq_in, created_at, updated_at, parent_id, reason_code, reason, outcome, forwarded_to, forwarded_agency, traceparent, person_key, received_at, overdue_at FROM referral WHERE id = $1 FOR UPDATE
 `
 
 func (q *Queries) ReferralGetForUpdate(ctx context.Context, id uuid.UUID) (Referral, error) {
@@ -170,6 +171,7 @@ func (q *Queries) ReferralGetForUpdate(ctx context.Context, id uuid.UUID) (Refer
 		&i.Traceparent,
 		&i.PersonKey,
 		&i.ReceivedAt,
+		&i.OverdueAt,
 	)
 	return i, err
 }
@@ -209,7 +211,7 @@ func (q *Queries) ReferralInsert(ctx context.Context, arg ReferralInsertParams) 
 }
 
 const referralListByCase = `-- name: ReferralListByCase :many
-SELECT id, case_id, from_agency, to_agency, service, note, status, delivery_error, seq_out, seq_in, created_at, updated_at, parent_id, reason_code, reason, outcome, forwarded_to, forwarded_agency, traceparent, person_key, received_at FROM referral WHERE case_id = $1 ORDER BY created_at, id
+SELECT id, case_id, from_agency, to_agency, service, note, status, delivery_error, seq_out, seq_in, created_at, updated_at, parent_id, reason_code, reason, outcome, forwarded_to, forwarded_agency, traceparent, person_key, received_at, overdue_at FROM referral WHERE case_id = $1 ORDER BY created_at, id
 `
 
 func (q *Queries) ReferralListByCase(ctx context.Context, caseID uuid.UUID) ([]Referral, error) {
@@ -243,6 +245,7 @@ func (q *Queries) ReferralListByCase(ctx context.Context, caseID uuid.UUID) ([]R
 			&i.Traceparent,
 			&i.PersonKey,
 			&i.ReceivedAt,
+			&i.OverdueAt,
 		); err != nil {
 			return nil, err
 		}
@@ -255,7 +258,7 @@ func (q *Queries) ReferralListByCase(ctx context.Context, caseID uuid.UUID) ([]R
 }
 
 const referralListIncoming = `-- name: ReferralListIncoming :many
-SELECT id, case_id, from_agency, to_agency, service, note, status, delivery_error, seq_out, seq_in, created_at, updated_at, parent_id, reason_code, reason, outcome, forwarded_to, forwarded_agency, traceparent, person_key, received_at FROM referral
+SELECT id, case_id, from_agency, to_agency, service, note, status, delivery_error, seq_out, seq_in, created_at, updated_at, parent_id, reason_code, reason, outcome, forwarded_to, forwarded_agency, traceparent, person_key, received_at, overdue_at FROM referral
 WHERE to_agency = $1
 ORDER BY created_at DESC, id DESC
 LIMIT $2
@@ -297,6 +300,7 @@ func (q *Queries) ReferralListIncoming(ctx context.Context, arg ReferralListInco
 			&i.Traceparent,
 			&i.PersonKey,
 			&i.ReceivedAt,
+			&i.OverdueAt,
 		); err != nil {
 			return nil, err
 		}
@@ -309,7 +313,7 @@ func (q *Queries) ReferralListIncoming(ctx context.Context, arg ReferralListInco
 }
 
 const referralListOutgoing = `-- name: ReferralListOutgoing :many
-SELECT id, case_id, from_agency, to_agency, service, note, status, delivery_error, seq_out, seq_in, created_at, updated_at, parent_id, reason_code, reason, outcome, forwarded_to, forwarded_agency, traceparent, person_key, received_at FROM referral
+SELECT id, case_id, from_agency, to_agency, service, note, status, delivery_error, seq_out, seq_in, created_at, updated_at, parent_id, reason_code, reason, outcome, forwarded_to, forwarded_agency, traceparent, person_key, received_at, overdue_at FROM referral
 WHERE from_agency = $1
 ORDER BY created_at DESC, id DESC
 LIMIT $2
@@ -351,6 +355,7 @@ func (q *Queries) ReferralListOutgoing(ctx context.Context, arg ReferralListOutg
 			&i.Traceparent,
 			&i.PersonKey,
 			&i.ReceivedAt,
+			&i.OverdueAt,
 		); err != nil {
 			return nil, err
 		}

@@ -19,6 +19,17 @@ type DeadLetter struct {
 	RedrivenAt *time.Time
 }
 
+type Escalation struct {
+	ReferralID uuid.UUID
+	Kind       string
+	CaseID     uuid.UUID
+	FromAgency string
+	ToAgency   string
+	Service    string
+	DueAt      time.Time
+	ReceivedAt time.Time
+}
+
 type Inbox struct {
 	Source     string
 	EventID    string
@@ -71,6 +82,7 @@ type Referral struct {
 	Traceparent     string
 	PersonKey       string
 	ReceivedAt      *time.Time
+	OverdueAt       *time.Time
 }
 
 type ReferralHistory struct {
@@ -84,4 +96,12 @@ type ReferralHistory struct {
 	Reason     string
 	Outcome    string
 	At         time.Time
+}
+
+type SlaTimer struct {
+	ReferralID uuid.UUID
+	Kind       string
+	DueAt      time.Time
+	FiredAt    *time.Time
+	ClearedAt  *time.Time
 }

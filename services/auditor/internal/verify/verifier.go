@@ -150,6 +150,9 @@ func (v *Verifier) apply(in *inspected) {
 		v.receipt(in)
 	case in.typ == requestedType:
 		v.request(in)
+	case in.typ == overdueType:
+		// A sender's deadline notice: it moves nothing, and its schema
+		// and source were checked above.
 	case strings.HasPrefix(in.typ, referralPrefix):
 		v.move(in)
 	}
@@ -198,6 +201,7 @@ func relayMsgID(msgID, source, id string) bool {
 const (
 	requestedType  = "org.refbus.referral.requested.v1"
 	referralPrefix = "org.refbus.referral."
+	overdueType    = "org.refbus.referral.overdue.v1"
 )
 
 // moveOf maps the event type of each move to the move.
