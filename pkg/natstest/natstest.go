@@ -3,6 +3,7 @@
 package natstest
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/refbus/refbus/pkg/natslocal"
+	"github.com/refbus/refbus/pkg/poll"
 )
 
 // Server is an embedded server private to one test.
@@ -106,16 +108,13 @@ func NewCluster(t testing.TB, n int) *Cluster {
 			t.Fatalf("natstest: cluster node %d not ready", i+1)
 		}
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if c.hasLeader() {
-			return c
+	poll.Until(t, 30*time.Second, func() error {
+		if !c.hasLeader() {
+			return errors.New("natstest: the cluster has no JetStream leader")
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("natstest: cluster has no JetStream leader after 30s")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return nil
+	})
+	return c
 }
 
 func (c *Cluster) hasLeader() bool {

@@ -67,7 +67,6 @@ type MoveInput struct {
 // ErrConflict (not allowed now; the message lists what is) or ErrInvalid
 // (missing reason or outcome).
 func (s *Service) Move(ctx context.Context, id uuid.UUID, mv referral.Move, in MoveInput) (Referral, error) {
-	var forward *NewReferral
 	if mv == referral.Forward {
 		if in.ToAgency == s.self {
 			return Referral{}, fmt.Errorf("%w: forward to another agency than %s", ErrInvalid, s.self)
@@ -99,8 +98,8 @@ func (s *Service) Move(ctx context.Context, id uuid.UUID, mv referral.Move, in M
 		if mv == referral.Forward {
 			newID := uuid.Must(uuid.NewV7())
 			d.NewReferralID, d.ToAgency, d.Service = &newID, in.ToAgency, in.Service
-			forward = &NewReferral{ToAgency: in.ToAgency, Service: in.Service, Note: in.Note, CaseID: r.CaseID}
-			m, err := s.insertReferral(ctx, q, newID, *forward, &r.ID, r.Traceparent, person.Key(r.PersonKey), time.Now().UTC())
+			fwd := NewReferral{ToAgency: in.ToAgency, Service: in.Service, Note: in.Note, CaseID: r.CaseID}
+			m, err := s.insertReferral(ctx, q, newID, fwd, &r.ID, r.Traceparent, person.Key(r.PersonKey), time.Now().UTC())
 			if err != nil {
 				return err
 			}
