@@ -8,7 +8,6 @@ package bus
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -116,8 +115,15 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, c StreamConfig) (
 
 // ConsumerConfig sets the redelivery policy of an agency's consumer.
 type ConsumerConfig struct {
-	// BackOff are the waits before each redelivery of an unacknowledged
-	// event; the last one repeats. nil uses 1s, 5s, 30s, 2m, 10m.
+	// AckWait is how long JetStream waits for the acknowledgement of a
+	// delivered event before it delivers it again: the time a consumer
+	// that died gets to come back. 0 means 30s. It must cover a batch's
+	// wait in the client's buffer and its transaction, or JetStream
+	// delivers events again that are still being applied.
+	AckWait time.Duration
+	// BackOff are the waits before each redelivery of an event the
+	// consumer could not apply yet (it naks them with these delays); the
+	// last one repeats. nil uses 1s, 5s, 30s, 2m, 10m.
 	BackOff []time.Duration
 	// MaxDeliver bounds deliveries before an event goes to the dead
 	// letters; 0 means 20.
@@ -129,23 +135,22 @@ var DefaultBackOff = []time.Duration{time.Second, 5 * time.Second, 30 * time.Sec
 
 // EnsureConsumer creates or updates the durable consumer of agency.
 func EnsureConsumer(ctx context.Context, js jetstream.JetStream, agency string, c ConsumerConfig) (jetstream.Consumer, error) {
-	if c.BackOff == nil {
-		c.BackOff = DefaultBackOff
+	if c.AckWait == 0 {
+		c.AckWait = 30 * time.Second
 	}
 	if c.MaxDeliver == 0 {
 		c.MaxDeliver = 20
 	}
-	if c.MaxDeliver <= len(c.BackOff) {
-		return nil, errors.New("ensure consumer: MaxDeliver must exceed the number of back-off steps")
-	}
+	// No server-side BackOff: it would replace AckWait with its first step.
+	// The consumer naks what it cannot apply yet with its own delays.
 	cons, err := js.CreateOrUpdateConsumer(ctx, Stream, jetstream.ConsumerConfig{
 		Durable:       agency,
 		Description:   "events addressed to " + agency,
 		FilterSubject: subjectRoot + ".*." + agency + ".>",
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		DeliverPolicy: jetstream.DeliverAllPolicy,
+		AckWait:       c.AckWait,
 		MaxDeliver:    c.MaxDeliver,
-		BackOff:       c.BackOff,
 		MaxAckPending: 20000,
 	})
 	if err != nil {

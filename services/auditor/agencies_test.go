@@ -45,7 +45,7 @@ func newNetwork(t *testing.T, agencies ...string) *network {
 		n.dbs[a] = pgtest.New(t, "agency", migrations.Up)
 		cfg := agency.Config{
 			Agency: a, DatabaseURL: n.dbs[a], NATSURL: n.nats.ClientURL(),
-			Consumer:   bus.ConsumerConfig{BackOff: []time.Duration{500 * time.Millisecond}, MaxDeliver: 50},
+			Consumer:   bus.ConsumerConfig{AckWait: time.Second, BackOff: []time.Duration{500 * time.Millisecond}, MaxDeliver: 50},
 			NetworkKey: []byte("test network key, 32 bytes or more, shared by all"),
 		}
 		ctx, cancel := context.WithCancel(context.Background())

@@ -85,7 +85,7 @@ func parseFlags(args []string) (config, error) {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	c := config{pgSettings: settingsFlag{}}
 	fs.IntVar(&c.n, "n", 20000, "referrals in the throughput run")
-	fs.IntVar(&c.concurrent, "c", 32, "concurrent creators in the throughput run")
+	fs.IntVar(&c.concurrent, "c", 256, "concurrent creators in the throughput run (callers of CreateReferral at once, as many caseworkers and agency systems)")
 	fs.IntVar(&c.rate, "rate", 1000, "offered load of the latency run, referrals per second")
 	fs.DurationVar(&c.duration, "duration", 5*time.Second, "length of the latency run")
 	fs.IntVar(&c.warmup, "warmup", 500, "referrals sent and received before measuring (0: none)")

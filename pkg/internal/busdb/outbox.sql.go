@@ -54,38 +54,37 @@ func (q *Queries) OutboxListen(ctx context.Context) error {
 }
 
 const outboxMarkPublished = `-- name: OutboxMarkPublished :exec
-UPDATE outbox
-SET published_at = now(),
-    stream_seq = ($1::bigint[])[array_position($2::bigint[], seq)]
-WHERE seq = ANY($2::bigint[])
+UPDATE outbox o
+SET published_at = now(), stream_seq = u.stream_seq
+FROM (SELECT unnest($1::bigint[]) AS seq, unnest($2::bigint[]) AS stream_seq) AS u
+WHERE o.seq = u.seq
 `
 
 type OutboxMarkPublishedParams struct {
-	StreamSeqs []int64
 	Seqs       []int64
+	StreamSeqs []int64
 }
 
-// ANY() keeps this an index scan however the planner guesses the batch size.
+// Joining the pairs makes this one primary-key lookup per event.
 func (q *Queries) OutboxMarkPublished(ctx context.Context, arg OutboxMarkPublishedParams) error {
-	_, err := q.db.Exec(ctx, outboxMarkPublished, arg.StreamSeqs, arg.Seqs)
+	_, err := q.db.Exec(ctx, outboxMarkPublished, arg.Seqs, arg.StreamSeqs)
 	return err
 }
 
 const outboxMarkReceipted = `-- name: OutboxMarkReceipted :many
-UPDATE outbox
-SET receipted_at = now(),
-    receipt_outcome = ($1::text[])[array_position($2::uuid[], event_id)],
-    receipt_reason = ($3::text[])[array_position($2::uuid[], event_id)]
-WHERE event_id = ANY($2::uuid[]) AND receipted_at IS NULL
-  AND split_part(subject, '.', 3) = ($4::text[])[array_position($2::uuid[], event_id)]
-RETURNING event_id, event_type, subject
+UPDATE outbox o
+SET receipted_at = now(), receipt_outcome = u.outcome, receipt_reason = u.reason
+FROM (SELECT unnest($1::uuid[]) AS event_id, unnest($2::text[]) AS from_agency,
+             unnest($3::text[]) AS outcome, unnest($4::text[]) AS reason) AS u
+WHERE o.event_id = u.event_id AND o.receipted_at IS NULL AND split_part(o.subject, '.', 3) = u.from_agency
+RETURNING o.event_id, o.event_type, o.subject
 `
 
 type OutboxMarkReceiptedParams struct {
-	Outcomes []string
 	EventIds []uuid.UUID
-	Reasons  []string
 	Froms    []string
+	Outcomes []string
+	Reasons  []string
 }
 
 type OutboxMarkReceiptedRow struct {
@@ -98,10 +97,10 @@ type OutboxMarkReceiptedRow struct {
 // addressed to (the third token of its subject).
 func (q *Queries) OutboxMarkReceipted(ctx context.Context, arg OutboxMarkReceiptedParams) ([]OutboxMarkReceiptedRow, error) {
 	rows, err := q.db.Query(ctx, outboxMarkReceipted,
-		arg.Outcomes,
 		arg.EventIds,
-		arg.Reasons,
 		arg.Froms,
+		arg.Outcomes,
+		arg.Reasons,
 	)
 	if err != nil {
 		return nil, err

@@ -43,7 +43,7 @@ type running struct {
 }
 
 // fastConsumer redelivers quickly so fault tests finish in seconds.
-var fastConsumer = bus.ConsumerConfig{BackOff: []time.Duration{500 * time.Millisecond}, MaxDeliver: 50}
+var fastConsumer = bus.ConsumerConfig{AckWait: time.Second, BackOff: []time.Duration{500 * time.Millisecond}, MaxDeliver: 50}
 
 func newNetwork(t *testing.T, agencies ...string) *network {
 	t.Helper()

@@ -77,37 +77,6 @@ func (q *Queries) HistoryInsert(ctx context.Context, arg HistoryInsertParams) er
 	return err
 }
 
-const referralCountByStatus = `-- name: ReferralCountByStatus :many
-SELECT status, count(*) AS n FROM referral
-WHERE from_agency = $1
-GROUP BY status
-`
-
-type ReferralCountByStatusRow struct {
-	Status string
-	N      int64
-}
-
-func (q *Queries) ReferralCountByStatus(ctx context.Context, agency string) ([]ReferralCountByStatusRow, error) {
-	rows, err := q.db.Query(ctx, referralCountByStatus, agency)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var items []ReferralCountByStatusRow
-	for rows.Next() {
-		var i ReferralCountByStatusRow
-		if err := rows.Scan(&i.Status, &i.N); err != nil {
-			return nil, err
-		}
-		items = append(items, i)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	return items, nil
-}
-
 const referralGet = `-- name: ReferralGet :one
 SELECT id, case_id, from_agency, to_agency, service, note, status, delivery_error, seq_out, seq_in, created_at, updated_at, parent_id, reason_code, reason, outcome, forwarded_to, forwarded_agency, traceparent, person_key, received_at, overdue_at FROM referral WHERE id = $1
 `

@@ -1,10 +1,10 @@
 -- name: InboxSeen :many
--- The events of a batch that were already received (and possibly a few
--- other pairs of those sources and ids: callers match exact pairs). ANY()
--- keeps this an index scan on the primary key.
-SELECT source, event_id, outcome, reason
-FROM inbox
-WHERE source = ANY(sqlc.arg(sources)::text[]) AND event_id = ANY(sqlc.arg(event_ids)::text[]);
+-- The events of a batch that were already received. Joining the pairs
+-- keeps this one primary-key lookup per event, however large the inbox
+-- grows (ANY() on each column would read every event of those sources).
+SELECT i.source, i.event_id, i.outcome, i.reason
+FROM (SELECT unnest(sqlc.arg(sources)::text[]) AS source, unnest(sqlc.arg(event_ids)::text[]) AS event_id) AS u
+JOIN inbox i ON i.source = u.source AND i.event_id = u.event_id;
 
 -- name: InboxInsert :exec
 INSERT INTO inbox (source, event_id, event_type, subject, stream_seq, outcome, reason, payload)

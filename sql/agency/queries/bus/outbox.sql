@@ -18,11 +18,11 @@ ORDER BY seq
 LIMIT $1;
 
 -- name: OutboxMarkPublished :exec
--- ANY() keeps this an index scan however the planner guesses the batch size.
-UPDATE outbox
-SET published_at = now(),
-    stream_seq = (sqlc.arg(stream_seqs)::bigint[])[array_position(sqlc.arg(seqs)::bigint[], seq)]
-WHERE seq = ANY(sqlc.arg(seqs)::bigint[]);
+-- Joining the pairs makes this one primary-key lookup per event.
+UPDATE outbox o
+SET published_at = now(), stream_seq = u.stream_seq
+FROM (SELECT unnest(sqlc.arg(seqs)::bigint[]) AS seq, unnest(sqlc.arg(stream_seqs)::bigint[]) AS stream_seq) AS u
+WHERE o.seq = u.seq;
 
 -- name: OutboxResendUnreceipted :execrows
 -- Queues again the events whose receipt did not come back in time.
@@ -33,13 +33,12 @@ WHERE wants_receipt AND receipted_at IS NULL AND published_at < $1;
 -- name: OutboxMarkReceipted :many
 -- Records receipts; a receipt counts only from the agency the event was
 -- addressed to (the third token of its subject).
-UPDATE outbox
-SET receipted_at = now(),
-    receipt_outcome = (sqlc.arg(outcomes)::text[])[array_position(sqlc.arg(event_ids)::uuid[], event_id)],
-    receipt_reason = (sqlc.arg(reasons)::text[])[array_position(sqlc.arg(event_ids)::uuid[], event_id)]
-WHERE event_id = ANY(sqlc.arg(event_ids)::uuid[]) AND receipted_at IS NULL
-  AND split_part(subject, '.', 3) = (sqlc.arg(froms)::text[])[array_position(sqlc.arg(event_ids)::uuid[], event_id)]
-RETURNING event_id, event_type, subject;
+UPDATE outbox o
+SET receipted_at = now(), receipt_outcome = u.outcome, receipt_reason = u.reason
+FROM (SELECT unnest(sqlc.arg(event_ids)::uuid[]) AS event_id, unnest(sqlc.arg(froms)::text[]) AS from_agency,
+             unnest(sqlc.arg(outcomes)::text[]) AS outcome, unnest(sqlc.arg(reasons)::text[]) AS reason) AS u
+WHERE o.event_id = u.event_id AND o.receipted_at IS NULL AND split_part(o.subject, '.', 3) = u.from_agency
+RETURNING o.event_id, o.event_type, o.subject;
 
 -- name: OutboxNotify :exec
 SELECT pg_notify('refbus_outbox', '');

@@ -42,11 +42,6 @@ WHERE from_agency = sqlc.arg(agency)
 ORDER BY created_at DESC, id DESC
 LIMIT sqlc.arg(max_rows);
 
--- name: ReferralCountByStatus :many
-SELECT status, count(*) AS n FROM referral
-WHERE from_agency = sqlc.arg(agency)
-GROUP BY status;
-
 -- name: ReferralGetForUpdate :one
 SELECT * FROM referral WHERE id = $1 FOR UPDATE;
 
