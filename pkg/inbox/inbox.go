@@ -308,6 +308,9 @@ func (c *Consumer) apply(ctx context.Context, ds []*delivery) error {
 func (c *Consumer) markSeen(ctx context.Context, q *busdb.Queries, ds []*delivery) error {
 	p := busdb.InboxSeenParams{}
 	for _, d := range ds {
+		if isReceipt(d) {
+			continue
+		}
 		p.Sources = append(p.Sources, d.source)
 		p.EventIds = append(p.EventIds, d.id)
 	}
@@ -321,6 +324,9 @@ func (c *Consumer) markSeen(ctx context.Context, q *busdb.Queries, ds []*deliver
 		seen[[2]string{r.Source, r.EventID}] = &first{r.Outcome, r.Reason}
 	}
 	for _, d := range ds {
+		if isReceipt(d) {
+			continue
+		}
 		k := [2]string{d.source, d.id}
 		if f := seen[k]; f != nil {
 			d.outcome, d.first, d.reason = "duplicate", f.outcome, f.reason
@@ -331,11 +337,20 @@ func (c *Consumer) markSeen(ctx context.Context, q *busdb.Queries, ds []*deliver
 	return nil
 }
 
+// isReceipt reports whether a delivery is a receipt. Receipts skip the
+// inbox's dedupe: recording one is idempotent by itself (the first receipt
+// of an event counts, a repeat changes nothing), so a repeat is simply
+// applied again, and an applied receipt leaves no inbox row. A rejected
+// one is kept, like any rejected event.
+func isReceipt(d *delivery) bool {
+	return d.ev != nil && d.ev.Type() == bus.ReceiptType
+}
+
 // record inserts the inbox rows of applied and rejected deliveries.
 func (c *Consumer) record(ctx context.Context, q *busdb.Queries, ds []*delivery) error {
 	var p busdb.InboxInsertParams
 	for _, d := range ds {
-		if d.outcome != "applied" && d.outcome != "rejected" {
+		if d.outcome != "applied" && d.outcome != "rejected" || d.outcome == "applied" && isReceipt(d) {
 			continue
 		}
 		typ := ""

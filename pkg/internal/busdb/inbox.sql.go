@@ -81,6 +81,7 @@ SELECT sources, event_ids, event_types, subjects, stream_seqs, outcomes, reasons
     unnest($3::text[]) AS event_types, unnest($4::text[]) AS subjects,
     unnest($5::bigint[]) AS stream_seqs, unnest($6::text[]) AS outcomes,
     unnest($7::text[]) AS reasons, unnest($8::bytea[]) AS payloads) AS u
+ON CONFLICT (source, event_id) DO NOTHING
 `
 
 type InboxInsertParams struct {
@@ -94,6 +95,7 @@ type InboxInsertParams struct {
 	Payloads   [][]byte
 }
 
+// A receipt, rejected again when delivered again, is already there.
 func (q *Queries) InboxInsert(ctx context.Context, arg InboxInsertParams) error {
 	_, err := q.db.Exec(ctx, inboxInsert,
 		arg.Sources,

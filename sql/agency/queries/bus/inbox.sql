@@ -12,7 +12,9 @@ SELECT * FROM (SELECT
     unnest(sqlc.arg(sources)::text[]) AS sources, unnest(sqlc.arg(event_ids)::text[]) AS event_ids,
     unnest(sqlc.arg(event_types)::text[]) AS event_types, unnest(sqlc.arg(subjects)::text[]) AS subjects,
     unnest(sqlc.arg(stream_seqs)::bigint[]) AS stream_seqs, unnest(sqlc.arg(outcomes)::text[]) AS outcomes,
-    unnest(sqlc.arg(reasons)::text[]) AS reasons, unnest(sqlc.arg(payloads)::bytea[]) AS payloads) AS u;
+    unnest(sqlc.arg(reasons)::text[]) AS reasons, unnest(sqlc.arg(payloads)::bytea[]) AS payloads) AS u
+-- A receipt, rejected again when delivered again, is already there.
+ON CONFLICT (source, event_id) DO NOTHING;
 
 -- name: DeadLetterInsert :exec
 INSERT INTO dead_letter (stream_seq, subject, deliveries)
