@@ -61,6 +61,7 @@ func (st *stack) busLatencies(ctx context.Context, earlier map[string]bool) ([]t
 	}
 	var lat []time.Duration
 	missing := 0
+	var example string
 	for a, pool := range st.pools {
 		rows, err := db.New(pool).OutboxCreatedTimes(ctx, agency.TypeRequested)
 		if err != nil {
@@ -74,13 +75,14 @@ func (st *stack) busLatencies(ctx context.Context, earlier map[string]bool) ([]t
 			at, ok := received[id]
 			if !ok {
 				missing++
+				example = a + "'s event " + id
 				continue
 			}
 			lat = append(lat, at.Sub(r.CreatedAt))
 		}
 	}
 	if missing > 0 {
-		return nil, fmt.Errorf("latency report: %d referral events sent are in no receiver's inbox", missing)
+		return nil, fmt.Errorf("latency report: %d referral events sent are applied in no receiver's inbox, such as %s (see the receivers' rejections)", missing, example)
 	}
 	return lat, nil
 }

@@ -207,7 +207,8 @@ func (st *stack) awaiting(ctx context.Context) (int64, error) {
 			return nil
 		})
 	}
-	return total.Load(), g.Wait()
+	err := g.Wait()
+	return total.Load(), err
 }
 
 // waitReceived polls until every referral created so far is received at
