@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	pgxuuid "github.com/vgarvardt/pgx-google-uuid/v5"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/refbus/refbus/pkg/bus"
@@ -60,6 +61,12 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) {
 		return nil, fmt.Errorf("%s: parse DATABASE_URL: %w", cfg.Agency, err)
 	}
 	pcfg.MaxConns = cfg.MaxConns
+	// Binary uuids: without this, pgx sends google/uuid values as text
+	// through their driver.Valuer, parsing each back on the way.
+	pcfg.AfterConnect = func(_ context.Context, c *pgx.Conn) error {
+		pgxuuid.Register(c.TypeMap())
+		return nil
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
 	if err != nil {
 		return nil, fmt.Errorf("%s: connect to postgres: %w", cfg.Agency, err)
