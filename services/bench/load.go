@@ -40,7 +40,7 @@ const benchNote = "Bench referral: family of four, two children under five; " +
 
 func (st *stack) create(ctx context.Context, i int) error {
 	p := pairs[i%len(pairs)]
-	_, err := st.svcs[p.from].CreateReferral(ctx, agency.NewReferral{ToAgency: p.to, Service: "family_support", Note: benchNote})
+	_, err := st.svcs[p.from].CreateReferral(ctx, agency.NewReferral{ToAgency: p.to, Service: "family_support", Note: benchNote, ConsentID: st.consents[p]})
 	if err != nil {
 		return fmt.Errorf("referral %d from %s to %s: %w", i, p.from, p.to, err)
 	}

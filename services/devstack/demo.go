@@ -63,7 +63,11 @@ func loadDemo(ctx context.Context, svcs map[string]*agency.Service) error {
 	if err := d.moves(ctx, "social", r3, referral.Accept); err != nil {
 		return err
 	}
-	f, err := d.svcs["social"].Move(ctx, r3.ID, referral.Forward, agency.MoveInput{ToAgency: "ngo", Service: "crisis_shelter", Note: "Mother and two children need a safe place tonight."})
+	c, err := d.consent(ctx, "social", "ngo", "a safe place for the mother and her children")
+	if err != nil {
+		return err
+	}
+	f, err := d.svcs["social"].Move(ctx, r3.ID, referral.Forward, agency.MoveInput{ToAgency: "ngo", Service: "crisis_shelter", Note: "Mother and two children need a safe place tonight.", ConsentID: c.ID})
 	if err != nil {
 		return err
 	}
@@ -96,9 +100,23 @@ func loadDemo(ctx context.Context, svcs map[string]*agency.Service) error {
 	return nil
 }
 
-// refer sends a referral and waits until the receiver has it.
+// consent records the family's consent, at agency from, to share a
+// referral's summary with agency to for 90 days.
+func (d demo) consent(ctx context.Context, from, to, purpose string) (agency.Consent, error) {
+	return d.svcs[from].RecordConsent(ctx, agency.NewConsent{
+		GivenBy: "the mother, for herself and her children", ToAgency: to, Purpose: purpose,
+		DataCategories: []string{agency.CategorySummary}, ExpiresAt: time.Now().AddDate(0, 0, 90),
+	})
+}
+
+// refer records the family's consent, sends a referral under it and waits
+// until the receiver has it.
 func (d demo) refer(ctx context.Context, from, to, service, note string, caseID uuid.UUID) (agency.Referral, error) {
-	r, err := d.svcs[from].CreateReferral(ctx, agency.NewReferral{ToAgency: to, Service: service, Note: note, CaseID: caseID})
+	c, err := d.consent(ctx, from, to, service)
+	if err != nil {
+		return agency.Referral{}, err
+	}
+	r, err := d.svcs[from].CreateReferral(ctx, agency.NewReferral{ToAgency: to, Service: service, Note: note, CaseID: caseID, ConsentID: c.ID})
 	if err != nil {
 		return r, err
 	}

@@ -79,7 +79,7 @@ func TestAPIBadReferralsAnswerProblems(t *testing.T) {
 		want   []string
 	}{
 		{"unknown agency", `{"to_agency":"police","service":"shelter","note":"n"}`, 422, []string{"to_agency", "education", "social", "ngo"}},
-		{"itself", `{"to_agency":"health","service":"shelter","note":"n"}`, 422, []string{"to_agency", "another agency", "education"}},
+		{"itself", `{"to_agency":"health","service":"shelter","note":"n","consent_id":"0193a000-0000-7000-a000-000000000001"}`, 422, []string{"to_agency", "another agency", "education"}},
 		{"no service", `{"to_agency":"ngo","note":"n"}`, 422, []string{"service"}},
 		{"no note", `{"to_agency":"ngo","service":"shelter"}`, 422, []string{"note"}},
 		{"no to_agency", `{"service":"shelter","note":"n"}`, 422, []string{"to_agency"}},
@@ -146,7 +146,7 @@ func TestAPIReferralKeepsCaseID(t *testing.T) {
 	caseID := uuid.New()
 
 	status, body, _ := n.do("health", "POST", "/api/v1/referrals",
-		fmt.Sprintf(`{"to_agency":"ngo","service":"shelter","note":"n","case_id":%q}`, caseID))
+		n.consented("health", fmt.Sprintf(`{"to_agency":"ngo","service":"shelter","note":"n","case_id":%q}`, caseID)))
 	if status != 201 {
 		t.Fatalf("create: %d %s", status, body)
 	}

@@ -3,6 +3,8 @@ package agency
 import (
 	"context"
 	"fmt"
+	"slices"
+	"time"
 
 	ce "github.com/cloudevents/sdk-go/v2/event"
 	"github.com/google/uuid"
@@ -12,6 +14,7 @@ import (
 	"github.com/refbus/refbus/pkg/event"
 	"github.com/refbus/refbus/pkg/inbox"
 	"github.com/refbus/refbus/pkg/outbox"
+	"github.com/refbus/refbus/pkg/person"
 	"github.com/refbus/refbus/services/internal/db"
 )
 
@@ -41,7 +44,7 @@ func (s *Service) Apply(ctx context.Context, tx pgx.Tx, evs []*ce.Event) ([]erro
 			}
 			receipts = append(receipts, outbox.Receipt{EventID: id, Outcome: d.Outcome, Reason: d.Reason, From: mustAgency(e.Source())})
 			subjectOf[id] = e.Subject()
-		case TypeOverdue:
+		case TypeOverdue, TypeConsentRevoked:
 			moves = append(moves, i)
 		default:
 			if _, ok := moveOfType[e.Type()]; ok {
@@ -60,9 +63,12 @@ func (s *Service) Apply(ctx context.Context, tx pgx.Tx, evs []*ce.Event) ([]erro
 	// Moves apply after the batch's new referrals exist, in stream order.
 	for _, i := range moves {
 		var err error
-		if evs[i].Type() == TypeOverdue {
+		switch evs[i].Type() {
+		case TypeOverdue:
 			results[i], err = s.applyOverdue(ctx, q, evs[i])
-		} else {
+		case TypeConsentRevoked:
+			results[i], err = s.applyRevoked(ctx, q, evs[i])
+		default:
 			results[i], err = s.applyMove(ctx, q, evs[i], moveOfType[evs[i].Type()])
 		}
 		if err != nil {
@@ -127,6 +133,22 @@ func (s *Service) checkRequested(e *ce.Event, recv *db.ReferralReceiveParams) er
 	if err != nil {
 		return inbox.Reject("caseid extension %q is not a case id (a UUID)", event.CaseID(e))
 	}
+	// The receiver checks the consent too: it takes nothing the family
+	// did not agree to give it.
+	switch c := d.Consent; {
+	case c == nil:
+		return inbox.Reject("referral %s carries no consent of the family", id)
+	case !c.ExpiresAt.After(e.Time()):
+		return inbox.Reject("referral %s was sent under consent %s, which expired on %s", id, c.ID, c.ExpiresAt.Format(time.RFC3339))
+	}
+	for _, cat := range sharedCategories(person.Key(d.PersonKey)) {
+		if !slices.Contains(d.Consent.DataCategories, cat) {
+			return inbox.Reject("referral %s shares %s data, which consent %s does not cover", id, cat, d.Consent.ID)
+		}
+	}
+	recv.ConsentIds = append(recv.ConsentIds, d.Consent.ID)
+	recv.ConsentPurposes = append(recv.ConsentPurposes, d.Consent.Purpose)
+	recv.ConsentExpiries = append(recv.ConsentExpiries, d.Consent.ExpiresAt)
 	recv.Ids = append(recv.Ids, id)
 	recv.CaseIds = append(recv.CaseIds, caseID)
 	recv.FromAgencies = append(recv.FromAgencies, mustAgency(e.Source()))

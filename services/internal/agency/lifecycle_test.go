@@ -18,7 +18,7 @@ func (n *network) refer(from, to, service, caseID string) agency.Referral {
 	if caseID != "" {
 		body += fmt.Sprintf(`,"case_id":%q`, caseID)
 	}
-	status, res, _ := n.do(from, "POST", "/api/v1/referrals", body+"}")
+	status, res, _ := n.do(from, "POST", "/api/v1/referrals", n.consented(from, body+"}"))
 	if status != 201 {
 		n.t.Fatalf("%s refers to %s: %d %s", from, to, status, res)
 	}
@@ -108,7 +108,7 @@ func TestScenarioDomesticViolenceDeclineAndForward(t *testing.T) {
 	n.move("social", r1.ID, "accept", ``)
 	n.both(r1, "accepted")
 
-	fwd := n.move("social", r1.ID, "forward", `{"to_agency":"ngo","service":"crisis_shelter","reason":"mother and children need a safe place"}`)
+	fwd := n.move("social", r1.ID, "forward", n.consented("social", `{"to_agency":"ngo","service":"crisis_shelter","reason":"mother and children need a safe place"}`))
 	if fwd.Status != "forwarded" || fwd.ForwardedTo == nil || fwd.ForwardedAgency != "ngo" {
 		t.Fatalf("after forward: %+v", fwd)
 	}

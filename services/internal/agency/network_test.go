@@ -2,6 +2,7 @@ package agency_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -12,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/google/uuid"
 
 	"github.com/refbus/refbus/pkg/bus"
 	"github.com/refbus/refbus/pkg/natstest"
@@ -150,3 +153,30 @@ func wantStatus(n *network, a, id, status string) func() error {
 }
 
 func newDB(t *testing.T) string { return pgtest.New(t, "agency", migrations.Up) }
+
+// consent records at agency from the family's consent to share every
+// category of data with agency to for a day, and returns its id.
+func (n *network) consent(from, to string) uuid.UUID {
+	n.t.Helper()
+	c, err := n.svc(from).svc.RecordConsent(context.Background(), agency.NewConsent{
+		GivenBy: "mother (legal representative)", ToAgency: to, Purpose: "help for the family",
+		DataCategories: agency.Categories, ExpiresAt: time.Now().Add(24 * time.Hour),
+	})
+	if err != nil {
+		n.t.Fatalf("%s records consent for %s: %v", from, to, err)
+	}
+	return c.ID
+}
+
+// consented adds to a JSON referral body from agency from the consent to
+// share with the agency it names.
+func (n *network) consented(from, body string) string {
+	n.t.Helper()
+	var b struct {
+		ToAgency string `json:"to_agency"`
+	}
+	if err := json.Unmarshal([]byte(body), &b); err != nil {
+		n.t.Fatalf("referral body %s: %v", body, err)
+	}
+	return strings.TrimSuffix(body, "}") + fmt.Sprintf(`,"consent_id":%q}`, n.consent(from, b.ToAgency))
+}

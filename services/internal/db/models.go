@@ -11,6 +11,19 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 )
 
+type Consent struct {
+	ID             uuid.UUID
+	GivenBy        string
+	PersonKey      string
+	ToAgency       string
+	Purpose        string
+	DataCategories []string
+	ExpiresAt      time.Time
+	RecordedAt     time.Time
+	RevokedAt      *time.Time
+	RevokeReason   string
+}
+
 type DeadLetter struct {
 	StreamSeq  int64
 	Subject    string
@@ -61,28 +74,34 @@ type Outbox struct {
 }
 
 type Referral struct {
-	ID              uuid.UUID
-	CaseID          uuid.UUID
-	FromAgency      string
-	ToAgency        string
-	Service         string
-	Note            string
-	Status          string
-	DeliveryError   string
-	SeqOut          int32
-	SeqIn           int32
-	CreatedAt       time.Time
-	UpdatedAt       time.Time
-	ParentID        *uuid.UUID
-	ReasonCode      string
-	Reason          string
-	Outcome         string
-	ForwardedTo     *uuid.UUID
-	ForwardedAgency string
-	Traceparent     string
-	PersonKey       string
-	ReceivedAt      *time.Time
-	OverdueAt       *time.Time
+	ID                uuid.UUID
+	CaseID            uuid.UUID
+	FromAgency        string
+	ToAgency          string
+	Service           string
+	Note              string
+	Status            string
+	DeliveryError     string
+	SeqOut            int32
+	SeqIn             int32
+	CreatedAt         time.Time
+	UpdatedAt         time.Time
+	ParentID          *uuid.UUID
+	ReasonCode        string
+	Reason            string
+	Outcome           string
+	ForwardedTo       *uuid.UUID
+	ForwardedAgency   string
+	Traceparent       string
+	PersonKey         string
+	ReceivedAt        *time.Time
+	OverdueAt         *time.Time
+	ConsentID         *uuid.UUID
+	ConsentPurpose    string
+	ConsentCategories []string
+	ConsentExpiresAt  *time.Time
+	ConsentRevokedAt  *time.Time
+	RedactedAt        *time.Time
 }
 
 type ReferralHistory struct {
