@@ -93,6 +93,12 @@ func (s *Service) newAPI() http.Handler {
 		Summary:     "Apply the dead letters again, once the cause is fixed; each applies at most once",
 	}, s.redrive)
 	huma.Register(api, huma.Operation{
+		OperationID: "get-directory",
+		Method:      http.MethodGet,
+		Path:        "/api/v1/directory",
+		Summary:     "The services every agency offers, with free places (from the JetStream KV directory)",
+	}, s.getDirectory)
+	huma.Register(api, huma.Operation{
 		OperationID:   "record-consent",
 		Method:        http.MethodPost,
 		Path:          "/api/v1/consents",
@@ -134,6 +140,7 @@ type postReferralInput struct {
 		Note      string    `json:"note" minLength:"1" maxLength:"4000" doc:"What the receiving caseworker needs to know."`
 		CaseID    uuid.UUID `json:"case_id,omitempty" required:"false" format:"uuid" doc:"The case this referral belongs to; omit to join the person's open case or start a new one."`
 		PersonID  string    `json:"person_id,omitempty" required:"false" maxLength:"20" doc:"The Kazakh IIN (12 digits) or Kyrgyz PIN (14 digits) of the person referred. Only its keyed pseudonym is stored and sent, so agencies match the person without the id leaving this agency."`
+		Work      *Work     `json:"work,omitempty" required:"false" doc:"This agency's own work the receiver needs: health sends its screening."`
 		ConsentID uuid.UUID `json:"consent_id" format:"uuid" doc:"The family's consent to share with to_agency (POST /api/v1/consents): it must be neither revoked nor expired, and cover the data the referral shares (summary; identity with person_id)."`
 	}
 }
@@ -157,7 +164,7 @@ type listInput struct {
 }
 
 func (s *Service) postReferral(ctx context.Context, in *postReferralInput) (*referralOutput, error) {
-	r, err := s.CreateReferral(ctx, NewReferral{ToAgency: in.Body.ToAgency, Service: in.Body.Service, Note: in.Body.Note, CaseID: in.Body.CaseID, PersonID: in.Body.PersonID, ConsentID: in.Body.ConsentID})
+	r, err := s.CreateReferral(ctx, NewReferral{ToAgency: in.Body.ToAgency, Service: in.Body.Service, Note: in.Body.Note, CaseID: in.Body.CaseID, PersonID: in.Body.PersonID, ConsentID: in.Body.ConsentID, Work: in.Body.Work})
 	if err != nil {
 		return nil, s.problem(err)
 	}
@@ -234,6 +241,7 @@ type moveBody struct {
 	ToAgency   string    `json:"to_agency,omitempty" required:"false" enum:"health,education,social,ngo" doc:"Where to forward it (forward)."`
 	Service    string    `json:"service,omitempty" required:"false" maxLength:"100" doc:"The service asked of the new agency (forward)."`
 	ConsentID  uuid.UUID `json:"consent_id,omitempty" required:"false" format:"uuid" doc:"The family's consent, recorded here, to share with the new agency (forward)."`
+	Work       *Work     `json:"work,omitempty" required:"false" doc:"This agency's own work, told to the other party: a shelter's placement (accept, required for a shelter), an assessment and learning plan, a benefit decision or a screening (complete)."`
 }
 
 func (s *Service) moveHandler(mv referral.Move) func(context.Context, *moveInput) (*referralOutput, error) {
@@ -243,7 +251,7 @@ func (s *Service) moveHandler(mv referral.Move) func(context.Context, *moveInput
 		}
 		r, err := s.Move(ctx, in.ID, mv, MoveInput{
 			ReasonCode: in.Body.ReasonCode, Reason: in.Body.Reason, Outcome: in.Body.Outcome, Note: in.Body.Note,
-			ToAgency: in.Body.ToAgency, Service: in.Body.Service, ConsentID: in.Body.ConsentID,
+			ToAgency: in.Body.ToAgency, Service: in.Body.Service, ConsentID: in.Body.ConsentID, Work: in.Body.Work,
 		})
 		if err != nil {
 			return nil, s.problem(err)
@@ -418,4 +426,20 @@ func (s *Service) revokeConsent(ctx context.Context, in *revokeConsentInput) (*c
 		return nil, s.problem(err)
 	}
 	return &consentOutput{Body: c}, nil
+}
+
+type directoryOutput struct {
+	Body struct {
+		Agencies []Listing `json:"agencies"`
+	}
+}
+
+func (s *Service) getDirectory(ctx context.Context, _ *struct{}) (*directoryOutput, error) {
+	ls, err := s.Directory(ctx)
+	if err != nil {
+		return nil, s.problem(err)
+	}
+	out := &directoryOutput{}
+	out.Body.Agencies = ls
+	return out, nil
 }

@@ -2,6 +2,7 @@ package agency
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"github.com/refbus/refbus/pkg/inbox"
 	"github.com/refbus/refbus/pkg/outbox"
 	"github.com/refbus/refbus/pkg/person"
+	"github.com/refbus/refbus/pkg/referral"
 	"github.com/refbus/refbus/services/internal/db"
 )
 
@@ -27,10 +29,15 @@ func (s *Service) Apply(ctx context.Context, tx pgx.Tx, evs []*ce.Event) ([]erro
 	var receipts []outbox.Receipt
 	var moves []int
 	subjectOf := map[uuid.UUID]string{}
+	var works []requestedData
 	for i, e := range evs {
 		switch e.Type() {
 		case TypeRequested:
-			results[i] = s.checkRequested(e, &recv)
+			var d requestedData
+			d, results[i] = s.checkRequested(e, &recv)
+			if results[i] == nil {
+				works = append(works, d)
+			}
 		case bus.ReceiptType:
 			var d inbox.ReceiptData
 			if err := event.Data(e, &d); err != nil {
@@ -58,6 +65,9 @@ func (s *Service) Apply(ctx context.Context, tx pgx.Tx, evs []*ce.Event) ([]erro
 	if len(recv.Ids) > 0 {
 		if err := q.ReferralReceive(ctx, recv); err != nil {
 			return nil, fmt.Errorf("receive referrals: %w", err)
+		}
+		if err := s.received(ctx, q, tx, recv.Ids, works); err != nil {
+			return nil, err
 		}
 	}
 	// Moves apply after the batch's new referrals exist, in stream order.
@@ -117,33 +127,32 @@ func (s *Service) Apply(ctx context.Context, tx pgx.Tx, evs []*ce.Event) ([]erro
 
 // checkRequested adds a requested referral to recv, or says why it is
 // refused.
-func (s *Service) checkRequested(e *ce.Event, recv *db.ReferralReceiveParams) error {
-	var d requestedData
+func (s *Service) checkRequested(e *ce.Event, recv *db.ReferralReceiveParams) (d requestedData, _ error) {
 	if err := event.Data(e, &d); err != nil {
-		return inbox.Reject("%v", err)
+		return d, inbox.Reject("%v", err)
 	}
 	if d.ToAgency != s.self {
-		return inbox.Reject("referral is for %s, not for %s", d.ToAgency, s.self)
+		return d, inbox.Reject("referral is for %s, not for %s", d.ToAgency, s.self)
 	}
 	id, err := uuid.Parse(e.Subject())
 	if err != nil {
-		return inbox.Reject("event subject %q is not a referral id (a UUID)", e.Subject())
+		return d, inbox.Reject("event subject %q is not a referral id (a UUID)", e.Subject())
 	}
 	caseID, err := uuid.Parse(event.CaseID(e))
 	if err != nil {
-		return inbox.Reject("caseid extension %q is not a case id (a UUID)", event.CaseID(e))
+		return d, inbox.Reject("caseid extension %q is not a case id (a UUID)", event.CaseID(e))
 	}
 	// The receiver checks the consent too: it takes nothing the family
 	// did not agree to give it.
 	switch c := d.Consent; {
 	case c == nil:
-		return inbox.Reject("referral %s carries no consent of the family", id)
+		return d, inbox.Reject("referral %s carries no consent of the family", id)
 	case !c.ExpiresAt.After(e.Time()):
-		return inbox.Reject("referral %s was sent under consent %s, which expired on %s", id, c.ID, c.ExpiresAt.Format(time.RFC3339))
+		return d, inbox.Reject("referral %s was sent under consent %s, which expired on %s", id, c.ID, c.ExpiresAt.Format(time.RFC3339))
 	}
-	for _, cat := range sharedCategories(person.Key(d.PersonKey)) {
+	for _, cat := range append(sharedCategories(person.Key(d.PersonKey)), d.Work.categories()...) {
 		if !slices.Contains(d.Consent.DataCategories, cat) {
-			return inbox.Reject("referral %s shares %s data, which consent %s does not cover", id, cat, d.Consent.ID)
+			return d, inbox.Reject("referral %s shares %s data, which consent %s does not cover", id, cat, d.Consent.ID)
 		}
 	}
 	recv.ConsentIds = append(recv.ConsentIds, d.Consent.ID)
@@ -163,7 +172,44 @@ func (s *Service) checkRequested(e *ce.Event, recv *db.ReferralReceiveParams) er
 	recv.PersonKeys = append(recv.PersonKeys, d.PersonKey)
 	tp, _ := e.Extensions()[event.ExtTraceparent].(string)
 	recv.Traceparents = append(recv.Traceparents, tp)
-	return nil
+	return d, nil
+}
+
+// received finishes the referrals just received: it keeps the work they
+// carried, and declines at once, with no_capacity, those to a shelter
+// with no free bed, so the sender can send the family elsewhere.
+func (s *Service) received(ctx context.Context, q *db.Queries, tx pgx.Tx, ids []uuid.UUID, ds []requestedData) error {
+	var msgs []outbox.Message
+	for i, d := range ds {
+		if d.Work != nil {
+			b, err := json.Marshal(d.Work)
+			if err != nil {
+				return err
+			}
+			if err := q.ReferralSetWork(ctx, db.ReferralSetWorkParams{ID: ids[i], Work: b}); err != nil {
+				return fmt.Errorf("keep work: %w", err)
+			}
+		}
+		if o, ok := s.offer(d.Service); !ok || o.Beds == 0 {
+			continue
+		}
+		if isFull, err := full(ctx, q, d.Service); err != nil || !isFull {
+			return err
+		}
+		r, err := q.ReferralGetForUpdate(ctx, ids[i])
+		if err != nil {
+			return fmt.Errorf("read referral: %w", err)
+		}
+		if r.Status != string(referral.Received) || r.FromAgency == s.self {
+			continue // seen before
+		}
+		m, err := s.moveTx(ctx, q, r, referral.Decline, MoveInput{ReasonCode: string(referral.NoCapacity), Reason: noCapacityReason(d.Service)})
+		if err != nil {
+			return fmt.Errorf("decline for want of a bed: %w", err)
+		}
+		msgs = append(msgs, m...)
+	}
+	return s.out.Enqueue(ctx, tx, msgs...)
 }
 
 // mustAgency names the agency of a source the inbox already checked.

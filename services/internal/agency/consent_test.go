@@ -20,7 +20,7 @@ import (
 func TestConsentRefusals(t *testing.T) {
 	t.Parallel()
 	var clk clock
-	n := newNetwork(t)
+	n := newNetwork(t, "education", "social", "ngo")
 	n.urls["health"] = newDB(t)
 	n.start("health", func(c *agency.Config) { c.Now = clk.now })
 	post := func(body string) (int, string) {
@@ -40,12 +40,12 @@ func TestConsentRefusals(t *testing.T) {
 	}
 	clk.advance(25 * time.Hour) // every consent of n.consent lasts a day
 	for _, c := range []struct{ name, body, want string }{
-		{"none", `{"to_agency":"ngo","service":"shelter","note":"n"}`, "consent_id"},
-		{"unknown", `{"to_agency":"ngo","service":"shelter","note":"n","consent_id":"0193a000-0000-7000-a000-000000000001"}`, "not recorded"},
-		{"other agency", fmt.Sprintf(`{"to_agency":"education","service":"shelter","note":"n","consent_id":%q}`, toNGO.ID), "allows sharing with ngo, not with education"},
-		{"category", fmt.Sprintf(`{"to_agency":"ngo","service":"shelter","note":"n","person_id":"880101300123","consent_id":%q}`, toNGO.ID), `"identity"`},
-		{"expired", fmt.Sprintf(`{"to_agency":"education","service":"shelter","note":"n","consent_id":%q}`, expiring), "expired"},
-		{"revoked", fmt.Sprintf(`{"to_agency":"social","service":"shelter","note":"n","consent_id":%q}`, revoked), "revoked"},
+		{"none", `{"to_agency":"ngo","service":"legal_help","note":"n"}`, "consent_id"},
+		{"unknown", `{"to_agency":"ngo","service":"legal_help","note":"n","consent_id":"0193a000-0000-7000-a000-000000000001"}`, "not recorded"},
+		{"other agency", fmt.Sprintf(`{"to_agency":"education","service":"school_transfer","note":"n","consent_id":%q}`, toNGO.ID), "allows sharing with ngo, not with education"},
+		{"category", fmt.Sprintf(`{"to_agency":"ngo","service":"legal_help","note":"n","person_id":"880101300123","consent_id":%q}`, toNGO.ID), `"identity"`},
+		{"expired", fmt.Sprintf(`{"to_agency":"education","service":"school_transfer","note":"n","consent_id":%q}`, expiring), "expired"},
+		{"revoked", fmt.Sprintf(`{"to_agency":"social","service":"family_support","note":"n","consent_id":%q}`, revoked), "revoked"},
 	} {
 		status, body, h := n.do("health", "POST", "/api/v1/referrals", c.body)
 		t.Run(c.name, func(t *testing.T) { checkProblem(t, status, body, h, 422, c.want) })
@@ -58,7 +58,7 @@ func TestConsentRefusals(t *testing.T) {
 		t.Fatalf("refused referrals were written: %v %v", sent, err)
 	}
 	// The one good consent still works.
-	status, res, _ = n.do("health", "POST", "/api/v1/referrals", fmt.Sprintf(`{"to_agency":"ngo","service":"shelter","note":"n","consent_id":%q}`, toNGO.ID))
+	status, res, _ = n.do("health", "POST", "/api/v1/referrals", fmt.Sprintf(`{"to_agency":"ngo","service":"legal_help","note":"n","consent_id":%q}`, toNGO.ID))
 	if status != 201 {
 		t.Fatalf("referral under a valid consent: %d %s", status, res)
 	}
@@ -74,7 +74,7 @@ func TestConsentRevocationRedactsAtRecipient(t *testing.T) {
 	consent := n.consent("health", "ngo")
 	refer := func() agency.Referral {
 		status, res, _ := n.do("health", "POST", "/api/v1/referrals",
-			fmt.Sprintf(`{"to_agency":"ngo","service":"shelter","note":%q,"person_id":"880101300123","consent_id":%q}`, secret, consent))
+			fmt.Sprintf(`{"to_agency":"ngo","service":"legal_help","note":%q,"person_id":"880101300123","consent_id":%q}`, secret, consent))
 		if status != 201 {
 			t.Fatalf("refer: %d %s", status, res)
 		}

@@ -62,7 +62,7 @@ func TestReferralCrossesAndReceiptReturns(t *testing.T) {
 	t.Parallel()
 	n := newNetwork(t, "health", "ngo")
 
-	status, body, _ := n.do("health", "POST", "/api/v1/referrals", n.consented("health", `{"to_agency":"ngo","service":"shelter","note":"mother and two children need a safe place"}`))
+	status, body, _ := n.do("health", "POST", "/api/v1/referrals", n.consented("health", `{"to_agency":"ngo","service":"legal_help","note":"mother and two children need a safe place"}`))
 	if status != 201 {
 		t.Fatalf("create: %d %s", status, body)
 	}
@@ -78,7 +78,7 @@ func TestReferralCrossesAndReceiptReturns(t *testing.T) {
 			return fmt.Errorf("ngo inbox has %d referrals", len(in.Referrals))
 		}
 		got := in.Referrals[0]
-		if got.ID != created.ID || got.CaseID != created.CaseID || got.Status != "received" || got.Note != created.Note || got.Service != "shelter" {
+		if got.ID != created.ID || got.CaseID != created.CaseID || got.Status != "received" || got.Note != created.Note || got.Service != "legal_help" {
 			return fmt.Errorf("ngo inbox shows %+v", got)
 		}
 		return nil
@@ -190,7 +190,7 @@ func TestConsumerCrashAfterCommitAppliesOnce(t *testing.T) {
 			return nil
 		}
 	})
-	r, err := n.svc("health").svc.CreateReferral(context.Background(), agency.NewReferral{ToAgency: "ngo", ConsentID: n.consent("health", "ngo"), Service: "shelter", Note: "n"})
+	r, err := n.svc("health").svc.CreateReferral(context.Background(), agency.NewReferral{ToAgency: "ngo", ConsentID: n.consent("health", "ngo"), Service: "legal_help", Note: "n"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -246,7 +246,7 @@ func TestPoisonEventsRejectedAndFlowContinues(t *testing.T) {
 	if _, err := js.Publish(ctx, bus.Subject("health", "ngo", requested), []byte("not json at all")); err != nil {
 		t.Fatal(err)
 	}
-	good, err := n.svc("health").svc.CreateReferral(ctx, agency.NewReferral{ToAgency: "ngo", ConsentID: n.consent("health", "ngo"), Service: "shelter", Note: "good"})
+	good, err := n.svc("health").svc.CreateReferral(ctx, agency.NewReferral{ToAgency: "ngo", ConsentID: n.consent("health", "ngo"), Service: "legal_help", Note: "good"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -323,7 +323,7 @@ func TestThousandReferralsFromThreeAgencies(t *testing.T) {
 			if to == from {
 				to = "ngo"
 			}
-			r, err := n.svc(from).svc.CreateReferral(context.Background(), agency.NewReferral{ToAgency: to, ConsentID: consents[[2]string{from, to}], Service: "s", Note: fmt.Sprint(i)})
+			r, err := n.svc(from).svc.CreateReferral(context.Background(), agency.NewReferral{ToAgency: to, ConsentID: consents[[2]string{from, to}], Service: offered[to], Note: fmt.Sprint(i)})
 			if err != nil {
 				errs <- err
 				return

@@ -170,7 +170,7 @@ func TestScenarioCrisisPregnancy(t *testing.T) {
 	n := newNetwork(t, "health", "ngo", "social")
 	r1 := n.refer("health", "ngo", "mothers_home", "")
 	n.both(r1, "received")
-	n.move("ngo", r1.ID, "accept", ``)
+	n.move("ngo", r1.ID, "accept", placement("M-3"))
 	n.move("ngo", r1.ID, "start", ``)
 	toSocial := n.refer("ngo", "social", "benefits_and_housing", r1.CaseID.String())
 	back := n.refer("ngo", "health", "medical_accompaniment", r1.CaseID.String())
@@ -192,7 +192,7 @@ func TestScenarioCrisisPregnancy(t *testing.T) {
 func TestLifecycleRefusals(t *testing.T) {
 	t.Parallel()
 	n := newNetwork(t, "health", "ngo")
-	r := n.refer("health", "ngo", "shelter", "")
+	r := n.refer("health", "ngo", "legal_help", "")
 	n.both(r, "received")
 	for _, c := range []struct {
 		agency, move, body string

@@ -2,6 +2,7 @@ package agency
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -38,6 +39,7 @@ type moveData struct {
 	NewReferralID *uuid.UUID `json:"new_referral_id,omitempty"`
 	ToAgency      string     `json:"to_agency,omitempty"`
 	Service       string     `json:"service,omitempty"`
+	Work          *Work      `json:"work,omitempty"`
 }
 
 // moveOfType maps event types back to moves.
@@ -62,6 +64,11 @@ type MoveInput struct {
 	ToAgency  string
 	Service   string
 	ConsentID uuid.UUID
+	// Work is this agency's own work on the referral, told to the other
+	// party: a placement when a shelter accepts (required there), an
+	// assessment, learning plan, benefit decision or screening when the
+	// work completes.
+	Work *Work
 }
 
 // Move makes a move on a referral this agency is party to, and tells the
@@ -77,7 +84,18 @@ func (s *Service) Move(ctx context.Context, id uuid.UUID, mv referral.Move, in M
 			return Referral{}, fmt.Errorf("%w: to_agency %q is not an agency of the network: use one of %s", ErrInvalid, in.ToAgency, strings.Join(s.others(), ", "))
 		}
 	}
+	if in.Work != nil && mv != referral.Accept && mv != referral.Complete {
+		return Referral{}, fmt.Errorf("%w: work is told with accept (a placement) or complete, not with %s", ErrInvalid, mv)
+	}
+	if in.Work != nil {
+		if err := in.Work.check(s.self); err != nil {
+			return Referral{}, err
+		}
+	}
 	if mv == referral.Forward && in.ToAgency != "" {
+		if err := s.checkOffered(ctx, in.ToAgency, in.Service); err != nil {
+			return Referral{}, err
+		}
 		// The forwarding agency shares the case on: it needs the family's
 		// consent of its own.
 		if _, err := s.checkConsent(ctx, in.ConsentID, in.ToAgency, "", []string{CategorySummary}); err != nil {
@@ -100,6 +118,12 @@ func (s *Service) Move(ctx context.Context, id uuid.UUID, mv referral.Move, in M
 	})
 	if errConsentGone(err) {
 		return Referral{}, fmt.Errorf("%w: consent %s was revoked or expired while the referral was forwarded", ErrInvalid, in.ConsentID)
+	}
+	if err == nil {
+		// A bed taken or freed shows in the directory at once.
+		if err := s.publishDirectory(ctx); err != nil {
+			s.log.Warn("directory", "err", err)
+		}
 	}
 	if err != nil {
 		if errors.Is(err, ErrNotFound) || errors.Is(err, ErrConflict) || errors.Is(err, ErrForbidden) || errors.Is(err, ErrInvalid) {
@@ -126,7 +150,13 @@ func (s *Service) moveTx(ctx context.Context, q *db.Queries, r db.Referral, mv r
 	if err != nil {
 		return nil, moveError(err)
 	}
-	d := moveData{ReasonCode: in.ReasonCode, Reason: in.Reason, Outcome: in.Outcome, Note: in.Note}
+	if mv == referral.Accept && s.needsPlacement(r) && (in.Work == nil || in.Work.Placement == nil) {
+		return nil, fmt.Errorf("%w: accepting a referral to %s takes a bed: give work.placement (bed, address, ends_on)", ErrInvalid, r.Service)
+	}
+	if err := s.recordWork(ctx, q, r, in.Work); err != nil {
+		return nil, err
+	}
+	d := moveData{ReasonCode: in.ReasonCode, Reason: in.Reason, Outcome: in.Outcome, Note: in.Note, Work: in.Work}
 	var msgs []outbox.Message
 	if mv == referral.Forward {
 		newID := uuid.Must(uuid.NewV7())
@@ -183,6 +213,9 @@ func (s *Service) record(ctx context.Context, q *db.Queries, r db.Referral, by s
 		ReasonCode: d.ReasonCode, Reason: d.Reason, Outcome: d.Outcome,
 	}); err != nil {
 		return fmt.Errorf("record history: %w", err)
+	}
+	if err := s.endStay(ctx, q, r, next); err != nil {
+		return err
 	}
 	return s.moveTimers(ctx, q, r, next)
 }
@@ -251,6 +284,15 @@ func (s *Service) applyMove(ctx context.Context, q *db.Queries, e *ce.Event, mv 
 	}
 	if mv == referral.Forward && d.NewReferralID != nil {
 		r.ForwardedTo, r.ForwardedAgency = d.NewReferralID, d.ToAgency
+	}
+	if d.Work != nil {
+		b, err := json.Marshal(d.Work)
+		if err != nil {
+			return nil, err
+		}
+		if err := q.ReferralSetWork(ctx, db.ReferralSetWorkParams{ID: r.ID, Work: b}); err != nil {
+			return nil, fmt.Errorf("keep work: %w", err)
+		}
 	}
 	if err := s.record(ctx, q, r, from, mv, next, d, r.SeqOut, int32(seq)); err != nil {
 		return nil, err

@@ -180,3 +180,17 @@ func (n *network) consented(from, body string) string {
 	}
 	return strings.TrimSuffix(body, "}") + fmt.Sprintf(`,"consent_id":%q}`, n.consent(from, b.ToAgency))
 }
+
+// offered is a service each agency offers in the default directory and
+// accepts without a placement.
+var offered = map[string]string{
+	"health": "child_health_check", "education": "early_intervention_assessment", "social": "family_support", "ngo": "legal_help",
+}
+
+// placement is the body of a shelter's accept: a bed for three months.
+func placement(bed string) string {
+	return fmt.Sprintf(`{"work":{"placement":{"bed":%q,"address":%q,"ends_on":%q}}}`, bed, shelterAddress, time.Now().UTC().AddDate(0, 3, 0).Format(time.DateOnly))
+}
+
+// shelterAddress is the confidential address of the test shelter.
+const shelterAddress = "Almaty, Zhetysu district, 14 Konaev street, flat 7"

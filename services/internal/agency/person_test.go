@@ -18,7 +18,7 @@ func TestSamePersonJoinsOpenCase(t *testing.T) {
 	t.Parallel()
 	const iin = "880101300123"
 	n := newNetwork(t, "health", "social", "ngo")
-	status, body, _ := n.do("health", "POST", "/api/v1/referrals", n.consented("health", `{"to_agency":"ngo","service":"shelter","note":"n","person_id":"`+iin+`"}`))
+	status, body, _ := n.do("health", "POST", "/api/v1/referrals", n.consented("health", `{"to_agency":"ngo","service":"legal_help","note":"n","person_id":"`+iin+`"}`))
 	if status != 201 {
 		t.Fatalf("health: %d %s", status, body)
 	}

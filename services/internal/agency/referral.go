@@ -54,7 +54,8 @@ type Referral struct {
 	Overdue         bool       `json:"overdue,omitempty" doc:"a deadline of the referral passed (acceptance or completion, by its service)"`
 	ConsentID       *uuid.UUID `json:"consent_id,omitempty" doc:"the family's consent the referral was made under"`
 	ConsentRevoked  bool       `json:"consent_revoked,omitempty" doc:"the family revoked that consent: the referral is cancelled, and its receiver redacted what was shared"`
-	Redacted        bool       `json:"redacted,omitempty" doc:"the shared data (note, person key) was erased when the consent was revoked"`
+	Redacted        bool       `json:"redacted,omitempty" doc:"the shared data (note, person key, work) was erased when the consent was revoked"`
+	Work            *Work      `json:"work,omitempty" doc:"the work records the referral's events carried, either way: a screening, an assessment and learning plan, a benefit decision, a shelter placement"`
 	CreatedAt       time.Time  `json:"created_at"`
 	UpdatedAt       time.Time  `json:"updated_at"`
 }
@@ -65,7 +66,7 @@ func referralFromDB(r db.Referral) Referral {
 		Service: r.Service, Note: r.Note, Status: r.Status, DeliveryError: r.DeliveryError,
 		ReasonCode: r.ReasonCode, Reason: r.Reason, Outcome: r.Outcome, ParentID: r.ParentID,
 		ForwardedTo: r.ForwardedTo, ForwardedAgency: r.ForwardedAgency, Overdue: r.OverdueAt != nil,
-		ConsentID: r.ConsentID, ConsentRevoked: r.ConsentRevokedAt != nil, Redacted: r.RedactedAt != nil,
+		ConsentID: r.ConsentID, ConsentRevoked: r.ConsentRevokedAt != nil, Redacted: r.RedactedAt != nil, Work: workFromDB(r.Work),
 		CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt,
 	}
 }
@@ -85,6 +86,9 @@ type NewReferral struct {
 	// ConsentID names the family's consent to share with ToAgency
 	// (RecordConsent); required.
 	ConsentID uuid.UUID
+	// Work is this agency's own work the receiver needs (health's
+	// screening), optional.
+	Work *Work
 }
 
 // requestedData is the data of a referral.requested event.
@@ -95,6 +99,7 @@ type requestedData struct {
 	ParentID  *uuid.UUID   `json:"parent_id,omitempty"`
 	PersonKey string       `json:"person_key,omitempty"`
 	Consent   *consentData `json:"consent,omitempty"`
+	Work      *Work        `json:"work,omitempty"`
 }
 
 // CreateReferral records a referral and queues its event in one
@@ -110,7 +115,18 @@ func (s *Service) CreateReferral(ctx context.Context, in NewReferral) (Referral,
 	if err != nil {
 		return Referral{}, err
 	}
-	consent, err := s.checkConsent(ctx, in.ConsentID, in.ToAgency, key, sharedCategories(key))
+	if in.Work != nil {
+		if err := in.Work.check(s.self); err != nil {
+			return Referral{}, err
+		}
+		if in.Work.Placement != nil {
+			return Referral{}, fmt.Errorf("%w: a placement is made when a shelter accepts a referral, not with a new one", ErrInvalid)
+		}
+	}
+	if err := s.checkOffered(ctx, in.ToAgency, in.Service); err != nil {
+		return Referral{}, err
+	}
+	consent, err := s.checkConsent(ctx, in.ConsentID, in.ToAgency, key, append(sharedCategories(key), in.Work.categories()...))
 	if err != nil {
 		return Referral{}, err
 	}
@@ -138,7 +154,7 @@ func (s *Service) CreateReferral(ctx context.Context, in NewReferral) (Referral,
 	}
 	return Referral{
 		ID: id, CaseID: in.CaseID, FromAgency: s.self, ToAgency: in.ToAgency, Service: in.Service, Note: in.Note,
-		Status: string(referral.Requested), ConsentID: &consent.ID, CreatedAt: now, UpdatedAt: now,
+		Status: string(referral.Requested), ConsentID: &consent.ID, Work: in.Work, CreatedAt: now, UpdatedAt: now,
 	}, nil
 }
 
@@ -146,7 +162,7 @@ func (s *Service) CreateReferral(ctx context.Context, in NewReferral) (Referral,
 // event, for the caller to enqueue in the same transaction.
 func (s *Service) insertReferral(ctx context.Context, q *db.Queries, id uuid.UUID, in NewReferral, parent *uuid.UUID, traceparent string, key person.Key, consent db.Consent, now time.Time) (outbox.Message, error) {
 	cd := &consentData{ID: consent.ID, Purpose: consent.Purpose, DataCategories: consent.DataCategories, ExpiresAt: consent.ExpiresAt.UTC()}
-	ev, err := s.registry.New(bus.Source(s.self), TypeRequested, id.String(), requestedData{ToAgency: in.ToAgency, Service: in.Service, Note: in.Note, ParentID: parent, PersonKey: string(key), Consent: cd})
+	ev, err := s.registry.New(bus.Source(s.self), TypeRequested, id.String(), requestedData{ToAgency: in.ToAgency, Service: in.Service, Note: in.Note, ParentID: parent, PersonKey: string(key), Consent: cd, Work: in.Work})
 	if err != nil {
 		if errors.Is(err, event.ErrInvalid) {
 			return outbox.Message{}, fmt.Errorf("%w: %v", ErrInvalid, err)
@@ -167,6 +183,9 @@ func (s *Service) insertReferral(ctx context.Context, q *db.Queries, id uuid.UUI
 		ConsentID: &consent.ID, ConsentPurpose: consent.Purpose, ConsentCategories: consent.DataCategories, ConsentExpiresAt: &cd.ExpiresAt,
 	}); err != nil {
 		return outbox.Message{}, fmt.Errorf("insert referral: %w", err)
+	}
+	if err := s.recordWork(ctx, q, db.Referral{ID: id, CaseID: in.CaseID, FromAgency: s.self, ToAgency: in.ToAgency, Service: in.Service}, in.Work); err != nil {
+		return outbox.Message{}, err
 	}
 	if err := s.setTimer(ctx, q, id, in.Service, "accept"); err != nil {
 		return outbox.Message{}, err
@@ -190,7 +209,8 @@ func (s *Service) personKey(id string) (person.Key, error) {
 	return s.keyer.Key(pid), nil
 }
 
-// sharedCategories are the data categories a referral shares.
+// sharedCategories are the data categories a referral shares besides its
+// work records.
 func sharedCategories(key person.Key) []string {
 	cats := []string{CategorySummary}
 	if key != "" {

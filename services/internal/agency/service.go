@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -40,7 +41,11 @@ type Service struct {
 	api      http.Handler
 	keyer    *person.Keyer // nil without a network key
 	cases    jetstream.KeyValue
+	dir      jetstream.KeyValue
 	stream   jetstream.Stream
+	// dirMu guards published, the listing last put into the directory.
+	dirMu     sync.Mutex
+	published []byte
 	// creations feeds commitGroups.
 	creations chan *creation
 }
@@ -102,6 +107,10 @@ func (s *Service) connect(ctx context.Context) error {
 		s.nc.Close()
 		return fmt.Errorf("%s: %w", s.self, err)
 	}
+	if err := s.ensureDirectory(ctx, js); err != nil {
+		s.nc.Close()
+		return fmt.Errorf("%s: %w", s.self, err)
+	}
 	if s.cfg.NetworkKey != nil {
 		if s.keyer, err = person.NewKeyer(s.cfg.NetworkKey); err != nil {
 			s.nc.Close()
@@ -134,6 +143,7 @@ func (s *Service) Run(ctx context.Context) error {
 	g.Go(func() error { return s.consumer.Run(ctx) })
 	g.Go(func() error { return s.consumer.WatchDeadLetters(ctx, s.nc, s.stream) })
 	g.Go(func() error { return s.runTimers(ctx) })
+	g.Go(func() error { return s.runDirectory(ctx) })
 	for range committers {
 		g.Go(func() error { return s.commitGroups(ctx) })
 	}

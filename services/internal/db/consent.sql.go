@@ -180,7 +180,7 @@ func (q *Queries) ConsentRevoke(ctx context.Context, arg ConsentRevokeParams) (C
 }
 
 const referralListByConsent = `-- name: ReferralListByConsent :many
-SELECT id, case_id, from_agency, to_agency, service, note, status, delivery_error, seq_out, seq_in, created_at, updated_at, parent_id, reason_code, reason, outcome, forwarded_to, forwarded_agency, traceparent, person_key, received_at, overdue_at, consent_id, consent_purpose, consent_categories, consent_expires_at, consent_revoked_at, redacted_at FROM referral
+SELECT id, case_id, from_agency, to_agency, service, note, status, delivery_error, seq_out, seq_in, created_at, updated_at, parent_id, reason_code, reason, outcome, forwarded_to, forwarded_agency, traceparent, person_key, received_at, overdue_at, consent_id, consent_purpose, consent_categories, consent_expires_at, consent_revoked_at, redacted_at, work FROM referral
 WHERE consent_id = $1 AND from_agency = $2
 ORDER BY created_at, id
 FOR UPDATE
@@ -231,6 +231,7 @@ func (q *Queries) ReferralListByConsent(ctx context.Context, arg ReferralListByC
 			&i.ConsentExpiresAt,
 			&i.ConsentRevokedAt,
 			&i.RedactedAt,
+			&i.Work,
 		); err != nil {
 			return nil, err
 		}
@@ -259,7 +260,7 @@ func (q *Queries) ReferralMarkConsentRevoked(ctx context.Context, arg ReferralMa
 
 const referralRedact = `-- name: ReferralRedact :exec
 UPDATE referral
-SET note = '', person_key = '', consent_revoked_at = coalesce(consent_revoked_at, $2),
+SET note = '', person_key = '', work = NULL, consent_revoked_at = coalesce(consent_revoked_at, $2),
     redacted_at = coalesce(redacted_at, now()), updated_at = now()
 WHERE id = $1
 `

@@ -11,6 +11,32 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 )
 
+type Assessment struct {
+	ID           uuid.UUID
+	ReferralID   *uuid.UUID
+	CaseID       uuid.UUID
+	Conclusion   string
+	NeedsSupport bool
+	AssessedAt   time.Time
+}
+
+type BenefitDecision struct {
+	ID         uuid.UUID
+	ReferralID *uuid.UUID
+	CaseID     uuid.UUID
+	Benefit    string
+	Decision   string
+	MonthlyKzt int32
+	Reason     string
+	DecidedAt  time.Time
+}
+
+type Capacity struct {
+	Service string
+	Beds    int32
+	Used    int32
+}
+
 type Consent struct {
 	ID             uuid.UUID
 	GivenBy        string
@@ -55,6 +81,17 @@ type Inbox struct {
 	ReceivedAt time.Time
 }
 
+type LearningPlan struct {
+	ID           uuid.UUID
+	AssessmentID uuid.UUID
+	ReferralID   *uuid.UUID
+	CaseID       uuid.UUID
+	Programme    string
+	Goals        string
+	StartsOn     pgtype.Date
+	ReviewOn     pgtype.Date
+}
+
 type Outbox struct {
 	Seq            int64
 	EventID        uuid.UUID
@@ -71,6 +108,18 @@ type Outbox struct {
 	ReceiptedAt    *time.Time
 	ReceiptOutcome pgtype.Text
 	ReceiptReason  pgtype.Text
+}
+
+type Placement struct {
+	ID         uuid.UUID
+	ReferralID uuid.UUID
+	CaseID     uuid.UUID
+	Service    string
+	Bed        string
+	Address    string
+	StartsOn   pgtype.Date
+	EndsOn     pgtype.Date
+	EndedAt    *time.Time
 }
 
 type Referral struct {
@@ -102,6 +151,7 @@ type Referral struct {
 	ConsentExpiresAt  *time.Time
 	ConsentRevokedAt  *time.Time
 	RedactedAt        *time.Time
+	Work              []byte
 }
 
 type ReferralHistory struct {
@@ -115,6 +165,16 @@ type ReferralHistory struct {
 	Reason     string
 	Outcome    string
 	At         time.Time
+}
+
+type Screening struct {
+	ID         uuid.UUID
+	ReferralID *uuid.UUID
+	CaseID     uuid.UUID
+	Kind       string
+	Result     string
+	Findings   string
+	ScreenedAt time.Time
 }
 
 type SlaTimer struct {

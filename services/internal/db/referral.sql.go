@@ -109,7 +109,7 @@ func (q *Queries) ReferralCountByStatus(ctx context.Context, agency string) ([]R
 }
 
 const referralGet = `-- name: ReferralGet :one
-SELECT id, case_id, from_agency, to_agency, service, note, status, delivery_error, seq_out, seq_in, created_at, updated_at, parent_id, reason_code, reason, outcome, forwarded_to, forwarded_agency, traceparent, person_key, received_at, overdue_at, consent_id, consent_purpose, consent_categories, consent_expires_at, consent_revoked_at, redacted_at FROM referral WHERE id = $1
+SELECT id, case_id, from_agency, to_agency, service, note, status, delivery_error, seq_out, seq_in, created_at, updated_at, parent_id, reason_code, reason, outcome, forwarded_to, forwarded_agency, traceparent, person_key, received_at, overdue_at, consent_id, consent_purpose, consent_categories, consent_expires_at, consent_revoked_at, redacted_at, work FROM referral WHERE id = $1
 `
 
 func (q *Queries) ReferralGet(ctx context.Context, id uuid.UUID) (Referral, error) {
@@ -144,12 +144,13 @@ func (q *Queries) ReferralGet(ctx context.Context, id uuid.UUID) (Referral, erro
 		&i.ConsentExpiresAt,
 		&i.ConsentRevokedAt,
 		&i.RedactedAt,
+		&i.Work,
 	)
 	return i, err
 }
 
 const referralGetForUpdate = `-- name: ReferralGetForUpdate :one
-SELECT id, case_id, from_agency, to_agency, service, note, status, delivery_error, seq_out, seq_in, created_at, updated_at, parent_id, reason_code, reason, outcome, forwarded_to, forwarded_agency, traceparent, person_key, received_at, overdue_at, consent_id, consent_purpose, consent_categories, consent_expires_at, consent_revoked_at, redacted_at FROM referral WHERE id = $1 FOR UPDATE
+SELECT id, case_id, from_agency, to_agency, service, note, status, delivery_error, seq_out, seq_in, created_at, updated_at, parent_id, reason_code, reason, outcome, forwarded_to, forwarded_agency, traceparent, person_key, received_at, overdue_at, consent_id, consent_purpose, consent_categories, consent_expires_at, consent_revoked_at, redacted_at, work FROM referral WHERE id = $1 FOR UPDATE
 `
 
 func (q *Queries) ReferralGetForUpdate(ctx context.Context, id uuid.UUID) (Referral, error) {
@@ -184,6 +185,7 @@ func (q *Queries) ReferralGetForUpdate(ctx context.Context, id uuid.UUID) (Refer
 		&i.ConsentExpiresAt,
 		&i.ConsentRevokedAt,
 		&i.RedactedAt,
+		&i.Work,
 	)
 	return i, err
 }
@@ -232,7 +234,7 @@ func (q *Queries) ReferralInsert(ctx context.Context, arg ReferralInsertParams) 
 }
 
 const referralListByCase = `-- name: ReferralListByCase :many
-SELECT id, case_id, from_agency, to_agency, service, note, status, delivery_error, seq_out, seq_in, created_at, updated_at, parent_id, reason_code, reason, outcome, forwarded_to, forwarded_agency, traceparent, person_key, received_at, overdue_at, consent_id, consent_purpose, consent_categories, consent_expires_at, consent_revoked_at, redacted_at FROM referral WHERE case_id = $1 ORDER BY created_at, id
+SELECT id, case_id, from_agency, to_agency, service, note, status, delivery_error, seq_out, seq_in, created_at, updated_at, parent_id, reason_code, reason, outcome, forwarded_to, forwarded_agency, traceparent, person_key, received_at, overdue_at, consent_id, consent_purpose, consent_categories, consent_expires_at, consent_revoked_at, redacted_at, work FROM referral WHERE case_id = $1 ORDER BY created_at, id
 `
 
 func (q *Queries) ReferralListByCase(ctx context.Context, caseID uuid.UUID) ([]Referral, error) {
@@ -273,6 +275,7 @@ func (q *Queries) ReferralListByCase(ctx context.Context, caseID uuid.UUID) ([]R
 			&i.ConsentExpiresAt,
 			&i.ConsentRevokedAt,
 			&i.RedactedAt,
+			&i.Work,
 		); err != nil {
 			return nil, err
 		}
@@ -285,7 +288,7 @@ func (q *Queries) ReferralListByCase(ctx context.Context, caseID uuid.UUID) ([]R
 }
 
 const referralListIncoming = `-- name: ReferralListIncoming :many
-SELECT id, case_id, from_agency, to_agency, service, note, status, delivery_error, seq_out, seq_in, created_at, updated_at, parent_id, reason_code, reason, outcome, forwarded_to, forwarded_agency, traceparent, person_key, received_at, overdue_at, consent_id, consent_purpose, consent_categories, consent_expires_at, consent_revoked_at, redacted_at FROM referral
+SELECT id, case_id, from_agency, to_agency, service, note, status, delivery_error, seq_out, seq_in, created_at, updated_at, parent_id, reason_code, reason, outcome, forwarded_to, forwarded_agency, traceparent, person_key, received_at, overdue_at, consent_id, consent_purpose, consent_categories, consent_expires_at, consent_revoked_at, redacted_at, work FROM referral
 WHERE to_agency = $1
 ORDER BY created_at DESC, id DESC
 LIMIT $2
@@ -334,6 +337,7 @@ func (q *Queries) ReferralListIncoming(ctx context.Context, arg ReferralListInco
 			&i.ConsentExpiresAt,
 			&i.ConsentRevokedAt,
 			&i.RedactedAt,
+			&i.Work,
 		); err != nil {
 			return nil, err
 		}
@@ -346,7 +350,7 @@ func (q *Queries) ReferralListIncoming(ctx context.Context, arg ReferralListInco
 }
 
 const referralListOutgoing = `-- name: ReferralListOutgoing :many
-SELECT id, case_id, from_agency, to_agency, service, note, status, delivery_error, seq_out, seq_in, created_at, updated_at, parent_id, reason_code, reason, outcome, forwarded_to, forwarded_agency, traceparent, person_key, received_at, overdue_at, consent_id, consent_purpose, consent_categories, consent_expires_at, consent_revoked_at, redacted_at FROM referral
+SELECT id, case_id, from_agency, to_agency, service, note, status, delivery_error, seq_out, seq_in, created_at, updated_at, parent_id, reason_code, reason, outcome, forwarded_to, forwarded_agency, traceparent, person_key, received_at, overdue_at, consent_id, consent_purpose, consent_categories, consent_expires_at, consent_revoked_at, redacted_at, work FROM referral
 WHERE from_agency = $1
 ORDER BY created_at DESC, id DESC
 LIMIT $2
@@ -395,6 +399,7 @@ func (q *Queries) ReferralListOutgoing(ctx context.Context, arg ReferralListOutg
 			&i.ConsentExpiresAt,
 			&i.ConsentRevokedAt,
 			&i.RedactedAt,
+			&i.Work,
 		); err != nil {
 			return nil, err
 		}

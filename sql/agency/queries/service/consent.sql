@@ -29,7 +29,7 @@ FOR UPDATE;
 -- The consent a referral was received under was revoked: its shared data
 -- goes; the referral, its status and its history stay as the audit trail.
 UPDATE referral
-SET note = '', person_key = '', consent_revoked_at = coalesce(consent_revoked_at, sqlc.arg(at)),
+SET note = '', person_key = '', work = NULL, consent_revoked_at = coalesce(consent_revoked_at, sqlc.arg(at)),
     redacted_at = coalesce(redacted_at, now()), updated_at = now()
 WHERE id = $1;
 
