@@ -2,6 +2,7 @@ package agency_test
 
 import (
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/refbus/refbus/pkg/bus"
 	"github.com/refbus/refbus/pkg/natstest"
@@ -194,3 +196,61 @@ func placement(bed string) string {
 
 // shelterAddress is the confidential address of the test shelter.
 const shelterAddress = "Almaty, Zhetysu district, 14 Konaev street, flat 7"
+
+// storeText is every row of every table of agency a's store, as text
+// (bytea columns in hex).
+func (n *network) storeText(a string) string {
+	n.t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, n.urls[a])
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	rows, err := conn.Query(ctx, `SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' AND table_type = 'BASE TABLE'`)
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	tables, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	var sb strings.Builder
+	for _, table := range tables {
+		var text *string
+		if err := conn.QueryRow(ctx, `SELECT string_agg(t::text, E'\n') FROM `+pgx.Identifier{table}.Sanitize()+` t`).Scan(&text); err != nil {
+			n.t.Fatal(err)
+		}
+		if text != nil {
+			sb.WriteString(*text)
+		}
+	}
+	return sb.String()
+}
+
+func hexOf(s string) string { return hex.EncodeToString([]byte(s)) }
+
+// eventsTo reports whether any event on the stream addressed to agency a
+// contains s.
+func (n *network) eventsTo(a, s string) bool {
+	n.t.Helper()
+	ctx := context.Background()
+	st, err := n.jetstream().Stream(ctx, bus.Stream)
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	info, err := st.Info(ctx)
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	for seq := info.State.FirstSeq; seq <= info.State.LastSeq; seq++ {
+		m, err := st.GetMsg(ctx, seq)
+		if err != nil {
+			n.t.Fatalf("read stream message %d: %v", seq, err)
+		}
+		if _, to, _ := bus.ParseSubject(m.Subject); to == a && strings.Contains(string(m.Data), s) {
+			return true
+		}
+	}
+	return false
+}

@@ -208,7 +208,7 @@ func (q *Queries) PlacementInsert(ctx context.Context, arg PlacementInsertParams
 }
 
 const referralSetWork = `-- name: ReferralSetWork :exec
-UPDATE referral SET work = $2 WHERE id = $1
+UPDATE referral SET work = coalesce(work, '{}'::jsonb) || $2::jsonb WHERE id = $1
 `
 
 type ReferralSetWorkParams struct {
@@ -216,6 +216,7 @@ type ReferralSetWorkParams struct {
 	Work []byte
 }
 
+// Adds the work records an event carried to those the referral has.
 func (q *Queries) ReferralSetWork(ctx context.Context, arg ReferralSetWorkParams) error {
 	_, err := q.db.Exec(ctx, referralSetWork, arg.ID, arg.Work)
 	return err

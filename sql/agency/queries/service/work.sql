@@ -39,4 +39,5 @@ INSERT INTO benefit_decision (id, referral_id, case_id, benefit, decision, month
 VALUES ($1, $2, $3, $4, $5, $6, $7);
 
 -- name: ReferralSetWork :exec
-UPDATE referral SET work = $2 WHERE id = $1;
+-- Adds the work records an event carried to those the referral has.
+UPDATE referral SET work = coalesce(work, '{}'::jsonb) || sqlc.arg(work)::jsonb WHERE id = $1;
