@@ -36,6 +36,9 @@ type Offer struct {
 type Listing struct {
 	Agency   string  `json:"agency"`
 	Services []Offer `json:"services"`
+	// PublicKey is the agency's X25519 key (base64) that confidential
+	// fields meant for it are sealed to.
+	PublicKey string `json:"public_key" doc:"X25519 public key (base64) that confidential fields for this agency are sealed to (HPKE, RFC 9180)."`
 }
 
 var (
@@ -102,7 +105,7 @@ func (s *Service) publishDirectory(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("read capacity: %w", err)
 	}
-	l := Listing{Agency: s.self, Services: slices.Clone(s.cfg.Services)}
+	l := Listing{Agency: s.self, Services: slices.Clone(s.cfg.Services), PublicKey: s.publicKey()}
 	for i, o := range l.Services {
 		for _, c := range caps {
 			if c.Service == o.Name && o.Beds > 0 {

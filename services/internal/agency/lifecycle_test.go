@@ -199,9 +199,13 @@ func TestScenarioDomesticViolence(t *testing.T) {
 		eventually(t, 10*time.Second, n.consumerIdle(a))
 	}
 	// The address reached social, so the checks below look in the right
-	// places: and it is in no other agency's store, API or events.
-	if !strings.Contains(n.storeText("social"), shelterAddress) || !n.eventsTo("social", shelterAddress) {
-		t.Fatal("the address did not reach social: the checks below would prove nothing")
+	// places; it travelled sealed to social, in clear text nowhere on the
+	// stream; and it is in no other agency's store, API or events.
+	if !strings.Contains(n.storeText("social"), shelterAddress) || !n.eventsTo("social", `"sealed_address"`) {
+		t.Fatal("the address did not reach social sealed: the checks below would prove nothing")
+	}
+	if n.eventsTo("", shelterAddress) {
+		t.Error("the shelter's address is in clear text on the stream")
 	}
 	for _, a := range []string{"education", "health"} {
 		if strings.Contains(n.storeText(a), shelterAddress) || strings.Contains(n.storeText(a), hexOf(shelterAddress)) {

@@ -156,7 +156,11 @@ func (s *Service) moveTx(ctx context.Context, q *db.Queries, r db.Referral, mv r
 	if err := s.recordWork(ctx, q, r, in.Work); err != nil {
 		return nil, err
 	}
-	d := moveData{ReasonCode: in.ReasonCode, Reason: in.Reason, Outcome: in.Outcome, Note: in.Note, Work: in.Work}
+	wire, err := s.sealWork(ctx, in.Work, other, r.ID)
+	if err != nil {
+		return nil, err
+	}
+	d := moveData{ReasonCode: in.ReasonCode, Reason: in.Reason, Outcome: in.Outcome, Note: in.Note, Work: wire}
 	var msgs []outbox.Message
 	if mv == referral.Forward {
 		newID := uuid.Must(uuid.NewV7())
@@ -286,7 +290,7 @@ func (s *Service) applyMove(ctx context.Context, q *db.Queries, e *ce.Event, mv 
 		r.ForwardedTo, r.ForwardedAgency = d.NewReferralID, d.ToAgency
 	}
 	if d.Work != nil {
-		b, err := json.Marshal(d.Work)
+		b, err := json.Marshal(s.openWork(d.Work, r.ID))
 		if err != nil {
 			return nil, err
 		}

@@ -231,7 +231,7 @@ func (n *network) storeText(a string) string {
 func hexOf(s string) string { return hex.EncodeToString([]byte(s)) }
 
 // eventsTo reports whether any event on the stream addressed to agency a
-// contains s.
+// (any agency, if a is "") contains s.
 func (n *network) eventsTo(a, s string) bool {
 	n.t.Helper()
 	ctx := context.Background()
@@ -248,7 +248,7 @@ func (n *network) eventsTo(a, s string) bool {
 		if err != nil {
 			n.t.Fatalf("read stream message %d: %v", seq, err)
 		}
-		if _, to, _ := bus.ParseSubject(m.Subject); to == a && strings.Contains(string(m.Data), s) {
+		if _, to, _ := bus.ParseSubject(m.Subject); (to == a || a == "") && strings.Contains(string(m.Data), s) {
 			return true
 		}
 	}

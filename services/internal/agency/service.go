@@ -4,6 +4,7 @@ package agency
 
 import (
 	"context"
+	"crypto/ecdh"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -39,7 +40,8 @@ type Service struct {
 	relay    *outbox.Relay
 	consumer *inbox.Consumer
 	api      http.Handler
-	keyer    *person.Keyer // nil without a network key
+	keyer    *person.Keyer    // nil without a network key
+	key      *ecdh.PrivateKey // opens confidential fields sealed to this agency
 	cases    jetstream.KeyValue
 	dir      jetstream.KeyValue
 	stream   jetstream.Stream
@@ -104,6 +106,10 @@ func (s *Service) connect(ctx context.Context) error {
 		return fmt.Errorf("%s: %w", s.self, err)
 	}
 	if s.cases, err = bus.EnsureCaseIndex(ctx, js, s.cfg.Stream.Replicas); err != nil {
+		s.nc.Close()
+		return fmt.Errorf("%s: %w", s.self, err)
+	}
+	if err := s.loadKey(ctx); err != nil {
 		s.nc.Close()
 		return fmt.Errorf("%s: %w", s.self, err)
 	}

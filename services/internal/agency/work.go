@@ -62,10 +62,12 @@ type BenefitDecision struct {
 // months. Its address is confidential: it goes only to the agency that
 // referred the family, in the accepted event addressed to it.
 type Placement struct {
-	Bed      string `json:"bed" minLength:"1" maxLength:"40"`
-	Address  string `json:"address" minLength:"1" maxLength:"400" doc:"Confidential: shown only to this agency and the one that referred the family."`
-	StartsOn string `json:"starts_on,omitempty" required:"false" format:"date" doc:"Today, if left out."`
-	EndsOn   string `json:"ends_on" format:"date" doc:"At most six months after starts_on."`
+	Bed     string `json:"bed" minLength:"1" maxLength:"40"`
+	Address string `json:"address,omitempty" required:"true" minLength:"1" maxLength:"400" doc:"Confidential: shown only to this agency and the one that referred the family; it travels sealed to that agency alone."`
+	// SealedAddress is the address on the wire, sealed to the recipient.
+	SealedAddress string `json:"sealed_address,omitempty" required:"false" doc:"Set by the bus, never by a caller: the address sealed to the recipient, when it could not be opened."`
+	StartsOn      string `json:"starts_on,omitempty" required:"false" format:"date" doc:"Today, if left out."`
+	EndsOn        string `json:"ends_on" format:"date" doc:"At most six months after starts_on."`
 }
 
 // maxStay is the longest stay in a shelter.
@@ -173,6 +175,7 @@ func (s *Service) recordWork(ctx context.Context, q *db.Queries, r db.Referral, 
 		}
 	}
 	if p := w.Placement; p != nil {
+		p.SealedAddress = ""
 		if err := s.place(ctx, q, r, p); err != nil {
 			return err
 		}

@@ -11,6 +11,12 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 )
 
+type AgencyKey struct {
+	Agency     string
+	PrivateKey []byte
+	CreatedAt  time.Time
+}
+
 type Assessment struct {
 	ID           uuid.UUID
 	ReferralID   *uuid.UUID
