@@ -115,3 +115,50 @@ func TestDirectoryAndShelterCapacity(t *testing.T) {
 	n.move("ngo", c.ID, "accept", placement("1"))
 	n.wantFreeBeds("health", "crisis_shelter", 0)
 }
+
+// Work records are checked before anything is written: each agency records
+// only its own kind, a learning plan needs its assessment and a review
+// after its start, a refused benefit has no amount.
+func TestWorkRefusals(t *testing.T) {
+	t.Parallel()
+	n := newNetwork(t, "health", "education", "social")
+	r := n.refer("health", "education", "early_intervention_assessment", "")
+	n.both(r, "received")
+	n.move("education", r.ID, "accept", ``)
+	n.move("education", r.ID, "start", ``)
+	for _, c := range []struct {
+		agency, move, body string
+		status             int
+		want               string
+	}{
+		{"education", "complete", `{"outcome":"x","work":{"learning_plan":{"programme":"p","goals":"g","starts_on":"2026-12-01","review_on":"2027-03-01"}}}`, 422, "from an assessment"},
+		{"education", "complete", `{"outcome":"x","work":{"assessment":{"conclusion":"c","needs_support":true},"learning_plan":{"programme":"p","goals":"g","starts_on":"2026-12-01","review_on":"2026-11-01"}}}`, 422, "after starts_on"},
+		{"education", "complete", `{"outcome":"x","work":{"benefit_decision":{"benefit":"b","decision":"granted"}}}`, 422, "only social records"},
+		{"education", "hold", `{"reason":"x","work":{"assessment":{"conclusion":"c","needs_support":true}}}`, 422, "accept"},
+		{"education", "complete", `{"outcome":"x","work":{"assessment":{"conclusion":"c","needs_support":"yes"}}}`, 422, "needs_support"},
+	} {
+		status, body, h := n.do(c.agency, "POST", "/api/v1/referrals/"+r.ID.String()+"/"+c.move, c.body)
+		checkProblem(t, status, body, h, c.status, c.want)
+	}
+	status, body, h := n.do("health", "POST", "/api/v1/referrals", n.consented("health",
+		`{"to_agency":"social","service":"family_support","note":"n","work":{"benefit_decision":{"benefit":"b","decision":"refused","monthly_kzt":100}}}`))
+	checkProblem(t, status, body, h, 422, "only social records")
+	// Health's screening needs the family's consent to share health data.
+	narrow := n.svc("health").svc
+	c, err := narrow.RecordConsent(t.Context(), agency.NewConsent{GivenBy: "mother", ToAgency: "education", Purpose: "assessment",
+		DataCategories: []string{agency.CategorySummary}, ExpiresAt: time.Now().Add(time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	status, body, h = n.do("health", "POST", "/api/v1/referrals", fmt.Sprintf(
+		`{"to_agency":"education","service":"school_transfer","note":"n","consent_id":%q,"work":{"screening":{"kind":"k","result":"normal"}}}`, c.ID))
+	checkProblem(t, status, body, h, 422, `"health"`)
+	// Nothing was written: education's referral is still in progress, with
+	// no work on it.
+	if got, _ := n.referralStatus("education", r.ID.String()); got.Status != "in_progress" || got.Work != nil {
+		t.Fatalf("a refused move was written: %+v", got)
+	}
+	if sent, _ := n.svc("health").svc.Sent(t.Context(), 10); len(sent) != 1 {
+		t.Fatalf("health sent %d referrals, want 1", len(sent))
+	}
+}

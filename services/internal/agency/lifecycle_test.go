@@ -274,7 +274,7 @@ func TestScenarioCrisisPregnancy(t *testing.T) {
 // problems that say what to do, and change nothing.
 func TestLifecycleRefusals(t *testing.T) {
 	t.Parallel()
-	n := newNetwork(t, "health", "ngo")
+	n := newNetwork(t, "health", "ngo", "social")
 	r := n.refer("health", "ngo", "legal_help", "")
 	n.both(r, "received")
 	for _, c := range []struct {
@@ -289,6 +289,8 @@ func TestLifecycleRefusals(t *testing.T) {
 		{"ngo", "cancel", `{"reason":"x"}`, 403, "sender"},
 		{"health", "cancel", ``, 422, "reason"},
 		{"ngo", "forward", `{"service":"x"}`, 422, "agency"},
+		{"ngo", "forward", `{"to_agency":"social","service":"family_support"}`, 422, "consent_id"},
+		{"ngo", "forward", `{"to_agency":"social","service":"brain_surgery"}`, 422, "does not offer"},
 	} {
 		status, body, h := n.do(c.agency, "POST", "/api/v1/referrals/"+r.ID.String()+"/"+c.move, c.body)
 		if status != c.status || h.Get("Content-Type") != "application/problem+json" || !strings.Contains(strings.ToLower(body), c.detail) {

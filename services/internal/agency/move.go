@@ -96,11 +96,6 @@ func (s *Service) Move(ctx context.Context, id uuid.UUID, mv referral.Move, in M
 		if err := s.checkOffered(ctx, in.ToAgency, in.Service); err != nil {
 			return Referral{}, err
 		}
-		// The forwarding agency shares the case on: it needs the family's
-		// consent of its own.
-		if _, err := s.checkConsent(ctx, in.ConsentID, in.ToAgency, "", []string{CategorySummary}); err != nil {
-			return Referral{}, err
-		}
 	}
 	err := s.inTx(ctx, func(q *db.Queries, tx pgx.Tx) error {
 		r, err := q.ReferralGetForUpdate(ctx, id)
@@ -166,9 +161,12 @@ func (s *Service) moveTx(ctx context.Context, q *db.Queries, r db.Referral, mv r
 		newID := uuid.Must(uuid.NewV7())
 		d.NewReferralID, d.ToAgency, d.Service = &newID, in.ToAgency, in.Service
 		fwd := NewReferral{ToAgency: in.ToAgency, Service: in.Service, Note: in.Note, CaseID: r.CaseID}
-		consent, err := q.ConsentGet(ctx, in.ConsentID)
+		// The forwarding agency shares the case on: it needs the family's
+		// consent of its own, covering the person key the referral carries.
+		key := person.Key(r.PersonKey)
+		consent, err := s.checkConsent(ctx, in.ConsentID, in.ToAgency, key, sharedCategories(key))
 		if err != nil {
-			return nil, fmt.Errorf("read consent: %w", err)
+			return nil, err
 		}
 		m, err := s.insertReferral(ctx, q, newID, fwd, &r.ID, r.Traceparent, person.Key(r.PersonKey), consent, time.Now().UTC())
 		if err != nil {
