@@ -193,8 +193,12 @@ func (s *Service) received(ctx context.Context, q *db.Queries, tx pgx.Tx, ids []
 		if o, ok := s.offer(d.Service); !ok || o.Beds == 0 {
 			continue
 		}
-		if isFull, err := full(ctx, q, d.Service); err != nil || !isFull {
+		isFull, err := full(ctx, q, d.Service)
+		if err != nil {
 			return err
+		}
+		if !isFull {
+			continue
 		}
 		r, err := q.ReferralGetForUpdate(ctx, ids[i])
 		if err != nil {

@@ -162,3 +162,28 @@ func TestWorkRefusals(t *testing.T) {
 		t.Fatalf("health sent %d referrals, want 1", len(sent))
 	}
 }
+
+// Referrals that arrive together are each handled: one to a full shelter is
+// declined even when one to a shelter with a free bed comes in the same
+// batch.
+func TestFullShelterDeclinesWithinABatch(t *testing.T) {
+	t.Parallel()
+	n := newNetwork(t, "social")
+	n.urls["ngo"] = newDB(t)
+	n.start("ngo", oneBedShelters)
+	other := n.refer("social", "ngo", "crisis_shelter", "")
+	n.both(other, "received")
+	n.move("ngo", other.ID, "accept", placement("1"))
+	n.both(other, "accepted")
+
+	// The shelter is down while both referrals are sent, so that they
+	// arrive together when it is back.
+	if err := n.svc("ngo").stop(); err != nil {
+		t.Fatal(err)
+	}
+	full := n.refer("social", "ngo", "crisis_shelter", "")
+	free := n.refer("social", "ngo", "crisis_shelter_nur", "")
+	n.start("ngo", oneBedShelters)
+	n.both(full, "declined")
+	n.both(free, "received")
+}
