@@ -118,8 +118,8 @@ func (s *Service) publishDirectory(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	s.dirMu.Lock()
-	defer s.dirMu.Unlock()
+	s.pubMu.Lock()
+	defer s.pubMu.Unlock()
 	if bytes.Equal(b, s.published) {
 		return nil
 	}
@@ -130,11 +130,18 @@ func (s *Service) publishDirectory(ctx context.Context) error {
 	return nil
 }
 
-// runDirectory keeps the listing current: places taken or freed by events
-// applied from the bus show within a tick.
+// runDirectory keeps this agency's listing current, so places taken or
+// freed by events applied from the bus show within a tick, and keeps the
+// other agencies' listings at hand from a watch on the bucket, so that
+// making a referral costs no directory read.
 func (s *Service) runDirectory(ctx context.Context) error {
 	tick := time.NewTicker(s.cfg.DirectoryTick)
 	defer tick.Stop()
+	w, err := s.dir.WatchAll(ctx)
+	if err != nil {
+		return fmt.Errorf("watch directory: %w", err)
+	}
+	defer func() { _ = w.Stop() }()
 	for {
 		select {
 		case <-ctx.Done():
@@ -143,8 +150,29 @@ func (s *Service) runDirectory(ctx context.Context) error {
 			if err := s.publishDirectory(ctx); err != nil && ctx.Err() == nil {
 				s.log.Warn("directory", "err", err)
 			}
+		case e, ok := <-w.Updates():
+			if !ok {
+				return nil
+			}
+			if e == nil {
+				continue // the initial values are in
+			}
+			var l Listing
+			if e.Operation() != jetstream.KeyValuePut || json.Unmarshal(e.Value(), &l) != nil {
+				s.forget(e.Key())
+				continue
+			}
+			s.dirMu.Lock()
+			s.listings[e.Key()] = l
+			s.dirMu.Unlock()
 		}
 	}
+}
+
+func (s *Service) forget(agency string) {
+	s.dirMu.Lock()
+	delete(s.listings, agency)
+	s.dirMu.Unlock()
 }
 
 // Directory lists every agency's services, as the agencies published them.
@@ -159,17 +187,31 @@ func (s *Service) Directory(ctx context.Context) ([]Listing, error) {
 	slices.Sort(keys)
 	out := make([]Listing, 0, len(keys))
 	for _, k := range keys {
-		l, err := s.listing(ctx, k)
+		e, err := s.dir.Get(ctx, k)
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			continue // gone since Keys
+		}
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("read directory: %w", err)
+		}
+		var l Listing
+		if err := json.Unmarshal(e.Value(), &l); err != nil {
+			return nil, fmt.Errorf("read directory entry of %s: %w", k, err)
 		}
 		out = append(out, l)
 	}
 	return out, nil
 }
 
+// listing is the directory entry of agency: from the watch, or read from
+// the bucket before the watch has it.
 func (s *Service) listing(ctx context.Context, agency string) (Listing, error) {
-	var l Listing
+	s.dirMu.Lock()
+	l, ok := s.listings[agency]
+	s.dirMu.Unlock()
+	if ok {
+		return l, nil
+	}
 	e, err := s.dir.Get(ctx, agency)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return l, fmt.Errorf("%w: %s has published no services in the directory: it offers nothing yet", ErrInvalid, agency)

@@ -45,9 +45,12 @@ type Service struct {
 	cases    jetstream.KeyValue
 	dir      jetstream.KeyValue
 	stream   jetstream.Stream
-	// dirMu guards published, the listing last put into the directory.
-	dirMu     sync.Mutex
+	// pubMu guards published, the listing last put into the directory.
+	pubMu     sync.Mutex
 	published []byte
+	// dirMu guards listings, the directory as the watch last saw it.
+	dirMu    sync.Mutex
+	listings map[string]Listing
 	// creations feeds commitGroups.
 	creations chan *creation
 }
@@ -71,7 +74,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: connect to postgres: %w", cfg.Agency, err)
 	}
-	s := &Service{cfg: cfg, self: cfg.Agency, log: log, pool: pool, creations: make(chan *creation)}
+	s := &Service{cfg: cfg, self: cfg.Agency, log: log, pool: pool, creations: make(chan *creation), listings: map[string]Listing{}}
 	if err := s.connect(ctx); err != nil {
 		pool.Close()
 		return nil, err
