@@ -81,6 +81,7 @@ func TestDirectoryAndShelterCapacity(t *testing.T) {
 		{fmt.Sprintf(`{"work":{"placement":{"bed":"1","address":"x","ends_on":%q}}}`, time.Now().AddDate(0, 7, 0).Format(time.DateOnly)), "at most 6 months"},
 		{`{"work":{"placement":{"bed":"1","address":"x","ends_on":"2020-01-01"}}}`, "after starts_on"},
 		{`{"work":{"screening":{"kind":"x","result":"normal"}}}`, "only health records"},
+		{fmt.Sprintf(`{"work":{"placement":{"bed":"1","ends_on":%q}}}`, time.Now().AddDate(0, 1, 0).Format(time.DateOnly)), "address"},
 	} {
 		status, body, h := n.do("ngo", "POST", "/api/v1/referrals/"+a.ID.String()+"/accept", c.body)
 		checkProblem(t, status, body, h, 422, c.want)

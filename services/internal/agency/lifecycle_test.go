@@ -236,12 +236,18 @@ func TestScenarioFamilyInCrisis(t *testing.T) {
 	n.move("health", toHealth.ID, "start", ``)
 	n.move("health", toHealth.ID, "hold", `{"reason":"child in hospital"}`)
 	n.move("health", toHealth.ID, "resume", ``)
-	n.move("health", toHealth.ID, "complete", `{"outcome":"check done; nutrition support arranged"}`)
+	n.move("health", toHealth.ID, "complete", `{"outcome":"check done; nutrition support arranged",
+		"work":{"screening":{"kind":"pediatric","result":"concern","findings":"underweight for age"}}}`)
 	n.both(toNGO, "declined")
 	n.both(toHealth, "completed")
 	c := n.caseOf("social", toNGO.CaseID)
 	if len(c.Referrals) != 2 {
 		t.Fatalf("social's case has %d referrals, want 2", len(c.Referrals))
+	}
+	for _, r := range c.Referrals {
+		if r.ID == toHealth.ID && (r.Work == nil || r.Work.Screening == nil || r.Work.Screening.Findings != "underweight for age") {
+			t.Fatalf("social does not see health's screening: %+v", r.Work)
+		}
 	}
 }
 
@@ -260,10 +266,23 @@ func TestScenarioCrisisPregnancy(t *testing.T) {
 	n.both(toSocial, "received")
 	n.both(back, "received")
 	n.move("social", toSocial.ID, "accept", ``)
+	n.move("social", toSocial.ID, "start", ``)
+	n.move("social", toSocial.ID, "complete", `{"outcome":"childcare allowance granted","work":{"benefit_decision":{"benefit":"childcare_allowance","decision":"granted","monthly_kzt":45000}}}`)
 	n.move("ngo", back.ID, "cancel", `{"reason":"mother moved to another city"}`)
-	n.both(toSocial, "accepted")
+	n.both(toSocial, "completed")
 	n.both(back, "cancelled")
 	n.both(r1, "in_progress")
+	// The maternity clinic that referred the mother knows where she stays;
+	// social, which the ngo referred her to, does not.
+	if r, _ := n.referralStatus("health", r1.ID.String()); r.Work == nil || r.Work.Placement == nil || r.Work.Placement.Address != shelterAddress || r.Work.Placement.Bed != "M-3" {
+		t.Fatalf("health does not see the placement: %+v", r.Work)
+	}
+	if r, _ := n.referralStatus("ngo", toSocial.ID.String()); r.Work == nil || r.Work.BenefitDecision == nil || r.Work.BenefitDecision.Decision != "granted" {
+		t.Fatalf("ngo does not see social's benefit decision: %+v", r.Work)
+	}
+	if strings.Contains(n.storeText("social"), shelterAddress) {
+		t.Fatal("the address of Mother's Home reached social")
+	}
 	// health holds both sides of the case: its referral out and one in.
 	if c := n.caseOf("health", r1.CaseID); len(c.Referrals) != 2 {
 		t.Fatalf("health's case has %d referrals, want 2", len(c.Referrals))
