@@ -33,6 +33,11 @@ func TestConsentRefusals(t *testing.T) {
 		t.Fatalf("record consent: %d %s", status, res)
 	}
 	toNGO := decode[agency.Consent](t, res)
+	status, res = post(`{"given_by":"mother","person_id":"880101300123","to_agency":"ngo","purpose":"shelter","data_categories":["summary","identity"],"expires_at":"` + soon + `"}`)
+	if status != 201 {
+		t.Fatalf("record consent for a person: %d %s", status, res)
+	}
+	forMother := decode[agency.Consent](t, res)
 	expiring := n.consent("health", "education")
 	revoked := n.consent("health", "social")
 	if status, res, _ := n.do("health", "POST", "/api/v1/consents/"+revoked.String()+"/revoke", `{"reason":"the mother changed her mind"}`); status != 200 {
@@ -44,6 +49,7 @@ func TestConsentRefusals(t *testing.T) {
 		{"unknown", `{"to_agency":"ngo","service":"legal_help","note":"n","consent_id":"0193a000-0000-7000-a000-000000000001"}`, "not recorded"},
 		{"other agency", fmt.Sprintf(`{"to_agency":"education","service":"school_transfer","note":"n","consent_id":%q}`, toNGO.ID), "allows sharing with ngo, not with education"},
 		{"category", fmt.Sprintf(`{"to_agency":"ngo","service":"legal_help","note":"n","person_id":"880101300123","consent_id":%q}`, toNGO.ID), `"identity"`},
+		{"other person", fmt.Sprintf(`{"to_agency":"ngo","service":"legal_help","note":"n","person_id":"950715401237","consent_id":%q}`, forMother.ID), "another person"},
 		{"expired", fmt.Sprintf(`{"to_agency":"education","service":"school_transfer","note":"n","consent_id":%q}`, expiring), "expired"},
 		{"revoked", fmt.Sprintf(`{"to_agency":"social","service":"family_support","note":"n","consent_id":%q}`, revoked), "revoked"},
 	} {
@@ -99,6 +105,16 @@ func TestConsentRevocationRedactsAtRecipient(t *testing.T) {
 	}
 	status, body, h := n.do("health", "POST", "/api/v1/consents/"+consent.String()+"/revoke", `{"reason":"again"}`)
 	checkProblem(t, status, body, h, 409, "already revoked")
+	status, body, h = n.do("health", "POST", "/api/v1/consents/"+uuid.NewString()+"/revoke", `{"reason":"x"}`)
+	checkProblem(t, status, body, h, 404, "no consent")
+	status, body, _ = n.do("health", "GET", "/api/v1/consents", "")
+	list := decode[struct{ Consents []agency.Consent }](t, body)
+	if status != 200 || len(list.Consents) != 1 || list.Consents[0].RevokedAt == nil || list.Consents[0].RevokeReason != "the family withdrew" {
+		t.Fatalf("consents: %d %s", status, body)
+	}
+	if strings.Contains(n.storeText("ngo"), "mother (legal representative)") {
+		t.Error("who gave the consent left health")
+	}
 
 	n.both(open, "cancelled")
 	for _, id := range []string{open.ID.String(), done.ID.String()} {

@@ -36,4 +36,12 @@ func TestSealedFieldOpensOnlyForItsRecipient(t *testing.T) {
 	if _, err := n.svc("social").svc.Open(id, string(altered)); err == nil {
 		t.Error("an altered sealed field opened")
 	}
+	// The key outlives a restart: what was sealed before still opens.
+	if err := n.svc("social").stop(); err != nil {
+		t.Fatal(err)
+	}
+	n.start("social", nil)
+	if got, err := n.svc("social").svc.Open(id, sealed); err != nil || got != shelterAddress {
+		t.Fatalf("after a restart social opens %q, %v", got, err)
+	}
 }
