@@ -70,10 +70,10 @@ type Placement struct {
 	EndsOn        string `json:"ends_on" format:"date" doc:"At most six months after starts_on."`
 }
 
-// maxStay is the longest stay in a shelter.
+// maxStayMonths is the longest stay in a shelter.
 const maxStayMonths = 6
 
-// categories are the data categories a work record shares.
+// categories are the data categories the work records in w share.
 func (w *Work) categories() []string {
 	if w == nil {
 		return nil
@@ -94,7 +94,8 @@ func (w *Work) categories() []string {
 	return c
 }
 
-// owner says which agency records each kind of work.
+// check says what is wrong with w as work of agency self: each agency
+// records only its own kind. Returns ErrInvalid.
 func (w *Work) check(self string) error {
 	own := map[string]bool{
 		"health":    w.Screening != nil,
