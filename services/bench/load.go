@@ -37,9 +37,12 @@ const benchNote = "Bench referral: family of four, two children under five; " +
 	"the mother asks for an assessment and for help with housing before winter. " +
 	"Caseworker available on weekdays."
 
+// benchService is a service each agency offers that takes no bed.
+var benchService = map[string]string{"health": "child_health_check", "education": "school_transfer", "social": "family_support", "ngo": "legal_help"}
+
 func (st *stack) create(ctx context.Context, i int) error {
 	p := pairs[i%len(pairs)]
-	_, err := st.svcs[p.from].CreateReferral(ctx, agency.NewReferral{ToAgency: p.to, Service: "family_support", Note: benchNote})
+	_, err := st.svcs[p.from].CreateReferral(ctx, agency.NewReferral{ToAgency: p.to, Service: benchService[p.to], Note: benchNote, ConsentID: st.consents[p]})
 	if err != nil {
 		return fmt.Errorf("referral %d from %s to %s: %w", i, p.from, p.to, err)
 	}

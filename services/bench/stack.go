@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats-server/v2/server"
 
@@ -38,6 +39,9 @@ type stack struct {
 	pg   *pglocal.Cluster
 	nats *server.Server
 	svcs map[string]*agency.Service
+	// consents are the family consents the bench referrals go under, one
+	// per pair of agencies.
+	consents map[pair]uuid.UUID
 	// pools are the bench's own connections to each agency's database,
 	// for counting and for the latency report.
 	pools map[string]*pgxpool.Pool
@@ -101,6 +105,15 @@ func startStack(ctx context.Context, log *slog.Logger, keep bool, extra map[stri
 			return st, fmt.Errorf("%s: connect to postgres: %w", a, err)
 		}
 		st.pools[a] = pool
+	}
+	st.consents = map[pair]uuid.UUID{}
+	for _, p := range pairs {
+		c, err := st.svcs[p.from].RecordConsent(ctx, agency.NewConsent{GivenBy: "bench", ToAgency: p.to, Purpose: "bench",
+			DataCategories: []string{agency.CategorySummary}, ExpiresAt: time.Now().AddDate(1, 0, 0)})
+		if err != nil {
+			return st, err
+		}
+		st.consents[p] = c.ID
 	}
 
 	st.ctx, st.cancelCtx = context.WithCancelCause(ctx)

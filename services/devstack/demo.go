@@ -28,42 +28,72 @@ func loadDemo(ctx context.Context, svcs map[string]*agency.Service) error {
 	defer cancel()
 
 	// 1. Early intervention: health -> education (in progress) -> social.
-	r1, err := d.refer(ctx, "health", "education", "early_intervention_assessment", "2-year check: speech and social delay; the family agrees to an assessment.", uuid.Nil)
+	r1, err := d.refer(ctx, "health", "education", "early_intervention_assessment", "2-year check: speech and social delay; the family agrees to an assessment.", uuid.Nil,
+		&agency.Work{Screening: &agency.Screening{Kind: "development_2y", Result: "concern", Findings: "no two-word phrases; little eye contact"}})
 	if err != nil {
 		return err
 	}
 	if err := d.moves(ctx, "education", r1, referral.Accept, referral.Start); err != nil {
 		return err
 	}
-	if _, err := d.refer(ctx, "education", "social", "disability_support", "Assessment done: the family needs disability support and social rehabilitation.", r1.CaseID); err != nil {
+	today := time.Now().UTC()
+	if _, err := d.svcs["education"].Move(ctx, r1.ID, referral.Complete, agency.MoveInput{Outcome: "Assessed; individual learning plan opened.", Work: &agency.Work{
+		Assessment:   &agency.Assessment{Conclusion: "Speech and communication delay; autism spectrum to be ruled out.", NeedsSupport: true},
+		LearningPlan: &agency.LearningPlan{Programme: "Early intervention, speech therapy twice a week", Goals: "Two-word phrases; joint attention", StartsOn: today.Format(time.DateOnly), ReviewOn: today.AddDate(0, 3, 0).Format(time.DateOnly)},
+	}}); err != nil {
+		return err
+	}
+	if _, err := d.refer(ctx, "education", "social", "disability_support", "Assessment done: the family needs disability support and social rehabilitation.", r1.CaseID, nil); err != nil {
 		return err
 	}
 
 	// 2. Crisis pregnancy: health -> ngo (accepted), ngo -> social and back to health.
-	r2, err := d.refer(ctx, "health", "ngo", "mothers_home", "Maternity ward: the mother is at risk of abandoning her newborn and needs temporary housing.", uuid.Nil)
+	r2, err := d.refer(ctx, "health", "ngo", "mothers_home", "Maternity ward: the mother is at risk of abandoning her newborn and needs temporary housing.", uuid.Nil, nil)
 	if err != nil {
 		return err
 	}
-	if err := d.moves(ctx, "ngo", r2, referral.Accept, referral.Start); err != nil {
+	if _, err := d.svcs["ngo"].Move(ctx, r2.ID, referral.Accept, agency.MoveInput{Work: &agency.Work{
+		Placement: &agency.Placement{Bed: "M-4", Address: "Bishkek, Ene üyü, 12 Toktogul street", EndsOn: today.AddDate(0, 4, 0).Format(time.DateOnly)},
+	}}); err != nil {
 		return err
 	}
+	if err := d.moves(ctx, "ngo", r2, referral.Start); err != nil {
+		return err
+	}
+	var toSocial agency.Referral
 	for _, to := range []string{"social", "health"} {
 		service := map[string]string{"social": "benefits_and_housing", "health": "medical_accompaniment"}[to]
-		if _, err := d.refer(ctx, "ngo", to, service, "Mother's Home: the mother needs support after her stay.", r2.CaseID); err != nil {
+		r, err := d.refer(ctx, "ngo", to, service, "Mother's Home: the mother needs support after her stay.", r2.CaseID, nil)
+		if err != nil {
 			return err
 		}
+		if to == "social" {
+			toSocial = r
+		}
+	}
+	if err := d.moves(ctx, "social", toSocial, referral.Accept, referral.Start); err != nil {
+		return err
+	}
+	if _, err := d.svcs["social"].Move(ctx, toSocial.ID, referral.Complete, agency.MoveInput{Outcome: "Childbirth and childcare benefits granted.", Work: &agency.Work{
+		BenefitDecision: &agency.BenefitDecision{Benefit: "childcare_allowance", Decision: "granted", MonthlyKZT: 45000},
+	}}); err != nil {
+		return err
 	}
 
 	// 3. Domestic violence: education -> social, forwarded to the shelter,
 	// which has no free bed.
-	r3, err := d.refer(ctx, "education", "social", "family_support", "The school noticed signs of violence at home; the mother asks for help.", uuid.Nil)
+	r3, err := d.refer(ctx, "education", "social", "family_support", "The school noticed signs of violence at home; the mother asks for help.", uuid.Nil, nil)
 	if err != nil {
 		return err
 	}
 	if err := d.moves(ctx, "social", r3, referral.Accept); err != nil {
 		return err
 	}
-	f, err := d.svcs["social"].Move(ctx, r3.ID, referral.Forward, agency.MoveInput{ToAgency: "ngo", Service: "crisis_shelter", Note: "Mother and two children need a safe place tonight."})
+	c, err := d.consent(ctx, "social", "ngo", "a safe place for the mother and her children")
+	if err != nil {
+		return err
+	}
+	f, err := d.svcs["social"].Move(ctx, r3.ID, referral.Forward, agency.MoveInput{ToAgency: "ngo", Service: "crisis_shelter", Note: "Mother and two children need a safe place tonight.", ConsentID: c.ID})
 	if err != nil {
 		return err
 	}
@@ -73,13 +103,24 @@ func loadDemo(ctx context.Context, svcs map[string]*agency.Service) error {
 	if _, err := d.svcs["ngo"].Move(ctx, *f.ForwardedTo, referral.Decline, agency.MoveInput{ReasonCode: "no_capacity", Reason: "No free bed tonight."}); err != nil {
 		return err
 	}
-
-	// 4. Family in crisis: social -> ngo (declined), social -> health (completed).
-	r4a, err := d.refer(ctx, "social", "ngo", "psychological_help", "The family is about to lose its housing; the parents are under severe strain.", uuid.Nil)
+	// Social sends the family to the other shelter, which takes them in;
+	// its address goes to social only.
+	nur, err := d.refer(ctx, "social", "ngo", "crisis_shelter_nur", "Mother and two children need a safe place tonight; the first shelter is full.", r3.CaseID, nil)
 	if err != nil {
 		return err
 	}
-	r4b, err := d.refer(ctx, "social", "health", "child_health_check", "The youngest child (1 year) has missed patronage visits.", r4a.CaseID)
+	if _, err := d.svcs["ngo"].Move(ctx, nur.ID, referral.Accept, agency.MoveInput{Work: &agency.Work{
+		Placement: &agency.Placement{Bed: "N-2", Address: "Almaty region, Nur crisis centre, 3 Abai street", EndsOn: today.AddDate(0, 3, 0).Format(time.DateOnly)},
+	}}); err != nil {
+		return err
+	}
+
+	// 4. Family in crisis: social -> ngo (declined), social -> health (completed).
+	r4a, err := d.refer(ctx, "social", "ngo", "psychological_help", "The family is about to lose its housing; the parents are under severe strain.", uuid.Nil, nil)
+	if err != nil {
+		return err
+	}
+	r4b, err := d.refer(ctx, "social", "health", "child_health_check", "The youngest child (1 year) has missed patronage visits.", r4a.CaseID, nil)
 	if err != nil {
 		return err
 	}
@@ -89,16 +130,34 @@ func loadDemo(ctx context.Context, svcs map[string]*agency.Service) error {
 	if err := d.moves(ctx, "health", r4b, referral.Accept, referral.Start); err != nil {
 		return err
 	}
-	if _, err := d.svcs["health"].Move(ctx, r4b.ID, referral.Complete, agency.MoveInput{Outcome: "Check done; nutrition support arranged."}); err != nil {
+	if _, err := d.svcs["health"].Move(ctx, r4b.ID, referral.Complete, agency.MoveInput{Outcome: "Check done; nutrition support arranged.", Work: &agency.Work{
+		Screening: &agency.Screening{Kind: "pediatric", Result: "concern", Findings: "underweight for age"},
+	}}); err != nil {
 		return err
 	}
-	fmt.Println("refbus: loaded the demo: four chains of help, twelve referrals")
+	fmt.Println("refbus: loaded the demo: four chains of help, thirteen referrals, with consents, screenings, an assessment and learning plan, a benefit decision and two shelter placements")
 	return nil
 }
 
-// refer sends a referral and waits until the receiver has it.
-func (d demo) refer(ctx context.Context, from, to, service, note string, caseID uuid.UUID) (agency.Referral, error) {
-	r, err := d.svcs[from].CreateReferral(ctx, agency.NewReferral{ToAgency: to, Service: service, Note: note, CaseID: caseID})
+// consent records the family's consent, at agency from, to share a
+// referral's summary and the sender's own work records with agency to, for
+// 90 days.
+func (d demo) consent(ctx context.Context, from, to, purpose string) (agency.Consent, error) {
+	cats := map[string]string{"health": agency.CategoryHealth, "education": agency.CategoryEducation, "social": agency.CategorySocial, "ngo": agency.CategoryShelter}
+	return d.svcs[from].RecordConsent(ctx, agency.NewConsent{
+		GivenBy: "the mother, for herself and her children", ToAgency: to, Purpose: purpose,
+		DataCategories: []string{agency.CategorySummary, cats[from]}, ExpiresAt: time.Now().AddDate(0, 0, 90),
+	})
+}
+
+// refer records the family's consent, sends a referral under it and waits
+// until the receiver has it.
+func (d demo) refer(ctx context.Context, from, to, service, note string, caseID uuid.UUID, work *agency.Work) (agency.Referral, error) {
+	c, err := d.consent(ctx, from, to, service)
+	if err != nil {
+		return agency.Referral{}, err
+	}
+	r, err := d.svcs[from].CreateReferral(ctx, agency.NewReferral{ToAgency: to, Service: service, Note: note, CaseID: caseID, ConsentID: c.ID, Work: work})
 	if err != nil {
 		return r, err
 	}

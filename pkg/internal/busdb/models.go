@@ -11,6 +11,51 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 )
 
+type AgencyKey struct {
+	Agency     string
+	PrivateKey []byte
+	CreatedAt  time.Time
+}
+
+type Assessment struct {
+	ID           uuid.UUID
+	ReferralID   *uuid.UUID
+	CaseID       uuid.UUID
+	Conclusion   string
+	NeedsSupport bool
+	AssessedAt   time.Time
+}
+
+type BenefitDecision struct {
+	ID         uuid.UUID
+	ReferralID *uuid.UUID
+	CaseID     uuid.UUID
+	Benefit    string
+	Decision   string
+	MonthlyKzt int32
+	Reason     string
+	DecidedAt  time.Time
+}
+
+type Capacity struct {
+	Service string
+	Beds    int32
+	Used    int32
+}
+
+type Consent struct {
+	ID             uuid.UUID
+	GivenBy        string
+	PersonKey      string
+	ToAgency       string
+	Purpose        string
+	DataCategories []string
+	ExpiresAt      time.Time
+	RecordedAt     time.Time
+	RevokedAt      *time.Time
+	RevokeReason   string
+}
+
 type DeadLetter struct {
 	StreamSeq  int64
 	Subject    string
@@ -42,6 +87,17 @@ type Inbox struct {
 	ReceivedAt time.Time
 }
 
+type LearningPlan struct {
+	ID           uuid.UUID
+	AssessmentID uuid.UUID
+	ReferralID   *uuid.UUID
+	CaseID       uuid.UUID
+	Programme    string
+	Goals        string
+	StartsOn     pgtype.Date
+	ReviewOn     pgtype.Date
+}
+
 type Outbox struct {
 	Seq            int64
 	EventID        uuid.UUID
@@ -60,29 +116,48 @@ type Outbox struct {
 	ReceiptReason  pgtype.Text
 }
 
+type Placement struct {
+	ID         uuid.UUID
+	ReferralID uuid.UUID
+	CaseID     uuid.UUID
+	Service    string
+	Bed        string
+	Address    string
+	StartsOn   pgtype.Date
+	EndsOn     pgtype.Date
+	EndedAt    *time.Time
+}
+
 type Referral struct {
-	ID              uuid.UUID
-	CaseID          uuid.UUID
-	FromAgency      string
-	ToAgency        string
-	Service         string
-	Note            string
-	Status          string
-	DeliveryError   string
-	SeqOut          int32
-	SeqIn           int32
-	CreatedAt       time.Time
-	UpdatedAt       time.Time
-	ParentID        *uuid.UUID
-	ReasonCode      string
-	Reason          string
-	Outcome         string
-	ForwardedTo     *uuid.UUID
-	ForwardedAgency string
-	Traceparent     string
-	PersonKey       string
-	ReceivedAt      *time.Time
-	OverdueAt       *time.Time
+	ID                uuid.UUID
+	CaseID            uuid.UUID
+	FromAgency        string
+	ToAgency          string
+	Service           string
+	Note              string
+	Status            string
+	DeliveryError     string
+	SeqOut            int32
+	SeqIn             int32
+	CreatedAt         time.Time
+	UpdatedAt         time.Time
+	ParentID          *uuid.UUID
+	ReasonCode        string
+	Reason            string
+	Outcome           string
+	ForwardedTo       *uuid.UUID
+	ForwardedAgency   string
+	Traceparent       string
+	PersonKey         string
+	ReceivedAt        *time.Time
+	OverdueAt         *time.Time
+	ConsentID         *uuid.UUID
+	ConsentPurpose    string
+	ConsentCategories []string
+	ConsentExpiresAt  *time.Time
+	ConsentRevokedAt  *time.Time
+	RedactedAt        *time.Time
+	Work              []byte
 }
 
 type ReferralHistory struct {
@@ -96,6 +171,16 @@ type ReferralHistory struct {
 	Reason     string
 	Outcome    string
 	At         time.Time
+}
+
+type Screening struct {
+	ID         uuid.UUID
+	ReferralID *uuid.UUID
+	CaseID     uuid.UUID
+	Kind       string
+	Result     string
+	Findings   string
+	ScreenedAt time.Time
 }
 
 type SlaTimer struct {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/danielgtaylor/huma/v2/adapters/humago"
@@ -92,6 +93,38 @@ func (s *Service) newAPI() http.Handler {
 		Summary:     "Apply the dead letters again, once the cause is fixed; each applies at most once",
 	}, s.redrive)
 	huma.Register(api, huma.Operation{
+		OperationID: "get-directory",
+		Method:      http.MethodGet,
+		Path:        "/api/v1/directory",
+		Summary:     "The services every agency offers, with free places (from the JetStream KV directory)",
+	}, s.getDirectory)
+	huma.Register(api, huma.Operation{
+		OperationID:   "record-consent",
+		Method:        http.MethodPost,
+		Path:          "/api/v1/consents",
+		Summary:       "Record a family's consent to share data with another agency",
+		DefaultStatus: http.StatusCreated,
+		MaxBodyBytes:  1 << 16,
+	}, s.postConsent)
+	huma.Register(api, huma.Operation{
+		OperationID: "list-consents",
+		Method:      http.MethodGet,
+		Path:        "/api/v1/consents",
+		Summary:     "Consents this agency recorded, newest first",
+	}, s.listConsents)
+	huma.Register(api, huma.Operation{
+		OperationID: "get-consent",
+		Method:      http.MethodGet,
+		Path:        "/api/v1/consents/{id}",
+		Summary:     "One consent",
+	}, s.getConsent)
+	huma.Register(api, huma.Operation{
+		OperationID: "revoke-consent",
+		Method:      http.MethodPost,
+		Path:        "/api/v1/consents/{id}/revoke",
+		Summary:     "Revoke a consent: open referrals made under it are cancelled, and their receivers redact what was shared",
+	}, s.revokeConsent)
+	huma.Register(api, huma.Operation{
 		OperationID: "health",
 		Method:      http.MethodGet,
 		Path:        "/healthz",
@@ -102,11 +135,13 @@ func (s *Service) newAPI() http.Handler {
 
 type postReferralInput struct {
 	Body struct {
-		ToAgency string    `json:"to_agency" enum:"health,education,social,ngo" doc:"The agency asked to help."`
-		Service  string    `json:"service" minLength:"1" maxLength:"100" doc:"The service asked for."`
-		Note     string    `json:"note" minLength:"1" maxLength:"4000" doc:"What the receiving caseworker needs to know."`
-		CaseID   uuid.UUID `json:"case_id,omitempty" required:"false" format:"uuid" doc:"The case this referral belongs to; omit to join the person's open case or start a new one."`
-		PersonID string    `json:"person_id,omitempty" required:"false" maxLength:"20" doc:"The Kazakh IIN (12 digits) or Kyrgyz PIN (14 digits) of the person referred. Only its keyed pseudonym is stored and sent, so agencies match the person without the id leaving this agency."`
+		ToAgency  string    `json:"to_agency" enum:"health,education,social,ngo" doc:"The agency asked to help."`
+		Service   string    `json:"service" minLength:"1" maxLength:"100" doc:"The service asked for."`
+		Note      string    `json:"note" minLength:"1" maxLength:"4000" doc:"What the receiving caseworker needs to know."`
+		CaseID    uuid.UUID `json:"case_id,omitempty" required:"false" format:"uuid" doc:"The case this referral belongs to; omit to join the person's open case or start a new one."`
+		PersonID  string    `json:"person_id,omitempty" required:"false" maxLength:"20" doc:"The Kazakh IIN (12 digits) or Kyrgyz PIN (14 digits) of the person referred. Only its keyed pseudonym is stored and sent, so agencies match the person without the id leaving this agency."`
+		Work      *Work     `json:"work,omitempty" required:"false" doc:"This agency's own work the receiver needs: health sends its screening."`
+		ConsentID uuid.UUID `json:"consent_id" format:"uuid" doc:"The family's consent to share with to_agency (POST /api/v1/consents): it must be neither revoked nor expired, and cover the data the referral shares (summary; identity with person_id)."`
 	}
 }
 
@@ -129,7 +164,7 @@ type listInput struct {
 }
 
 func (s *Service) postReferral(ctx context.Context, in *postReferralInput) (*referralOutput, error) {
-	r, err := s.CreateReferral(ctx, NewReferral{ToAgency: in.Body.ToAgency, Service: in.Body.Service, Note: in.Body.Note, CaseID: in.Body.CaseID, PersonID: in.Body.PersonID})
+	r, err := s.CreateReferral(ctx, NewReferral{ToAgency: in.Body.ToAgency, Service: in.Body.Service, Note: in.Body.Note, CaseID: in.Body.CaseID, PersonID: in.Body.PersonID, ConsentID: in.Body.ConsentID, Work: in.Body.Work})
 	if err != nil {
 		return nil, s.problem(err)
 	}
@@ -199,12 +234,14 @@ type moveInput struct {
 
 // moveBody is optional: accept, start and resume need nothing.
 type moveBody struct {
-	ReasonCode string `json:"reason_code,omitempty" required:"false" enum:"no_capacity,not_eligible,out_of_area,duplicate,family_refused,other" doc:"Why it is declined."`
-	Reason     string `json:"reason,omitempty" required:"false" maxLength:"4000" doc:"Why it is declined, held, failed or cancelled."`
-	Outcome    string `json:"outcome,omitempty" required:"false" maxLength:"4000" doc:"What came of it (complete)."`
-	Note       string `json:"note,omitempty" required:"false" maxLength:"4000"`
-	ToAgency   string `json:"to_agency,omitempty" required:"false" enum:"health,education,social,ngo" doc:"Where to forward it (forward)."`
-	Service    string `json:"service,omitempty" required:"false" maxLength:"100" doc:"The service asked of the new agency (forward)."`
+	ReasonCode string    `json:"reason_code,omitempty" required:"false" enum:"no_capacity,not_eligible,out_of_area,duplicate,family_refused,other" doc:"Why it is declined."`
+	Reason     string    `json:"reason,omitempty" required:"false" maxLength:"4000" doc:"Why it is declined, held, failed or cancelled."`
+	Outcome    string    `json:"outcome,omitempty" required:"false" maxLength:"4000" doc:"What came of it (complete)."`
+	Note       string    `json:"note,omitempty" required:"false" maxLength:"4000"`
+	ToAgency   string    `json:"to_agency,omitempty" required:"false" enum:"health,education,social,ngo" doc:"Where to forward it (forward)."`
+	Service    string    `json:"service,omitempty" required:"false" maxLength:"100" doc:"The service asked of the new agency (forward)."`
+	ConsentID  uuid.UUID `json:"consent_id,omitempty" required:"false" format:"uuid" doc:"The family's consent, recorded here, to share with the new agency (forward)."`
+	Work       *Work     `json:"work,omitempty" required:"false" doc:"This agency's own work, told to the other party: a shelter's placement (accept, required for a shelter), an assessment and learning plan, a benefit decision or a screening (complete)."`
 }
 
 func (s *Service) moveHandler(mv referral.Move) func(context.Context, *moveInput) (*referralOutput, error) {
@@ -214,7 +251,7 @@ func (s *Service) moveHandler(mv referral.Move) func(context.Context, *moveInput
 		}
 		r, err := s.Move(ctx, in.ID, mv, MoveInput{
 			ReasonCode: in.Body.ReasonCode, Reason: in.Body.Reason, Outcome: in.Body.Outcome, Note: in.Body.Note,
-			ToAgency: in.Body.ToAgency, Service: in.Body.Service,
+			ToAgency: in.Body.ToAgency, Service: in.Body.Service, ConsentID: in.Body.ConsentID, Work: in.Body.Work,
 		})
 		if err != nil {
 			return nil, s.problem(err)
@@ -320,4 +357,89 @@ func (s *Service) problem(err error) error {
 		s.log.Error("request failed", "err", err)
 		return huma.Error500InternalServerError("internal error: the request was not applied; try again, and tell the operators if it persists")
 	}
+}
+
+type postConsentInput struct {
+	Body struct {
+		GivenBy        string    `json:"given_by" minLength:"1" maxLength:"200" doc:"Who consented: the person or their legal representative. Stays in this agency."`
+		PersonID       string    `json:"person_id,omitempty" required:"false" maxLength:"20" doc:"The IIN or PIN of the person it is about; only its keyed pseudonym is kept."`
+		ToAgency       string    `json:"to_agency" enum:"health,education,social,ngo" doc:"The agency the family agrees to share with."`
+		Purpose        string    `json:"purpose" minLength:"1" maxLength:"400" doc:"What the data may be used for."`
+		DataCategories []string  `json:"data_categories" minItems:"1" uniqueItems:"true" enum:"summary,identity,health,education,social,shelter" doc:"What may be shared: summary (the referral's note), identity (the person key), and work records (health, education, social, shelter)."`
+		ExpiresAt      time.Time `json:"expires_at" doc:"Until when; a referral after that is refused."`
+	}
+}
+
+type consentOutput struct {
+	Body Consent
+}
+
+func (s *Service) postConsent(ctx context.Context, in *postConsentInput) (*consentOutput, error) {
+	c, err := s.RecordConsent(ctx, NewConsent{
+		GivenBy: in.Body.GivenBy, PersonID: in.Body.PersonID, ToAgency: in.Body.ToAgency, Purpose: in.Body.Purpose,
+		DataCategories: in.Body.DataCategories, ExpiresAt: in.Body.ExpiresAt,
+	})
+	if err != nil {
+		return nil, s.problem(err)
+	}
+	return &consentOutput{Body: c}, nil
+}
+
+type consentsOutput struct {
+	Body struct {
+		Consents []Consent `json:"consents"`
+	}
+}
+
+func (s *Service) listConsents(ctx context.Context, in *listInput) (*consentsOutput, error) {
+	cs, err := s.Consents(ctx, in.Limit)
+	if err != nil {
+		return nil, s.problem(err)
+	}
+	out := &consentsOutput{}
+	out.Body.Consents = cs
+	return out, nil
+}
+
+type consentIDInput struct {
+	ID uuid.UUID `path:"id" doc:"The consent id."`
+}
+
+func (s *Service) getConsent(ctx context.Context, in *consentIDInput) (*consentOutput, error) {
+	c, err := s.ConsentByID(ctx, in.ID)
+	if err != nil {
+		return nil, s.problem(err)
+	}
+	return &consentOutput{Body: c}, nil
+}
+
+type revokeConsentInput struct {
+	ID   uuid.UUID `path:"id" doc:"The consent id."`
+	Body struct {
+		Reason string `json:"reason" minLength:"1" maxLength:"4000" doc:"Why, as the family said it."`
+	}
+}
+
+func (s *Service) revokeConsent(ctx context.Context, in *revokeConsentInput) (*consentOutput, error) {
+	c, err := s.RevokeConsent(ctx, in.ID, in.Body.Reason)
+	if err != nil {
+		return nil, s.problem(err)
+	}
+	return &consentOutput{Body: c}, nil
+}
+
+type directoryOutput struct {
+	Body struct {
+		Agencies []Listing `json:"agencies"`
+	}
+}
+
+func (s *Service) getDirectory(ctx context.Context, _ *struct{}) (*directoryOutput, error) {
+	ls, err := s.Directory(ctx)
+	if err != nil {
+		return nil, s.problem(err)
+	}
+	out := &directoryOutput{}
+	out.Body.Agencies = ls
+	return out, nil
 }

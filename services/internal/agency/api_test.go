@@ -71,21 +71,21 @@ func TestAPIBadReferralsAnswerProblems(t *testing.T) {
 	t.Parallel()
 	n := newNetwork(t, "health")
 
-	tooBig := `{"to_agency":"ngo","service":"shelter","note":"` + strings.Repeat("a", 1<<20) + `"}`
+	tooBig := `{"to_agency":"ngo","service":"legal_help","note":"` + strings.Repeat("a", 1<<20) + `"}`
 	cases := []struct {
 		name   string
 		body   string
 		status int
 		want   []string
 	}{
-		{"unknown agency", `{"to_agency":"police","service":"shelter","note":"n"}`, 422, []string{"to_agency", "education", "social", "ngo"}},
-		{"itself", `{"to_agency":"health","service":"shelter","note":"n"}`, 422, []string{"to_agency", "another agency", "education"}},
+		{"unknown agency", `{"to_agency":"police","service":"legal_help","note":"n"}`, 422, []string{"to_agency", "education", "social", "ngo"}},
+		{"itself", `{"to_agency":"health","service":"legal_help","note":"n","consent_id":"0193a000-0000-7000-a000-000000000001"}`, 422, []string{"to_agency", "another agency", "education"}},
 		{"no service", `{"to_agency":"ngo","note":"n"}`, 422, []string{"service"}},
-		{"no note", `{"to_agency":"ngo","service":"shelter"}`, 422, []string{"note"}},
-		{"no to_agency", `{"service":"shelter","note":"n"}`, 422, []string{"to_agency"}},
+		{"no note", `{"to_agency":"ngo","service":"legal_help"}`, 422, []string{"note"}},
+		{"no to_agency", `{"service":"legal_help","note":"n"}`, 422, []string{"to_agency"}},
 		{"bad json", `{"to_agency":`, 400, []string{"JSON"}},
 		{"body over 1 MiB", tooBig, 413, []string{"too large"}},
-		{"case_id not a uuid", `{"to_agency":"ngo","service":"shelter","note":"n","case_id":"not-a-uuid"}`, 422, []string{"case_id", "UUID"}},
+		{"case_id not a uuid", `{"to_agency":"ngo","service":"legal_help","note":"n","case_id":"not-a-uuid"}`, 422, []string{"case_id", "UUID"}},
 		{"service too long", `{"to_agency":"ngo","service":"` + strings.Repeat("s", 101) + `","note":"n"}`, 422, []string{"service", "100"}},
 	}
 	// Subtests run one after another: n.do reports through the parent test.
@@ -146,7 +146,7 @@ func TestAPIReferralKeepsCaseID(t *testing.T) {
 	caseID := uuid.New()
 
 	status, body, _ := n.do("health", "POST", "/api/v1/referrals",
-		fmt.Sprintf(`{"to_agency":"ngo","service":"shelter","note":"n","case_id":%q}`, caseID))
+		n.consented("health", fmt.Sprintf(`{"to_agency":"ngo","service":"legal_help","note":"n","case_id":%q}`, caseID)))
 	if status != 201 {
 		t.Fatalf("create: %d %s", status, body)
 	}

@@ -43,6 +43,13 @@ type Config struct {
 	// SLATick is how often due deadlines are looked for (default 1s).
 	SLATick time.Duration
 
+	// Services are what the agency offers, published to the directory at
+	// start (default DefaultDirectory[Agency]).
+	Services []Offer
+	// DirectoryTick is how often the directory listing is refreshed with
+	// the free places (default 1s); it is published only when it changed.
+	DirectoryTick time.Duration
+
 	Stream   bus.StreamConfig
 	Consumer bus.ConsumerConfig
 	Relay    outbox.RelayOptions
@@ -96,6 +103,12 @@ func (c *Config) check() error {
 	}
 	if c.Now == nil {
 		c.Now = time.Now
+	}
+	if c.Services == nil {
+		c.Services = DefaultDirectory[c.Agency]
+	}
+	if c.DirectoryTick == 0 {
+		c.DirectoryTick = time.Second
 	}
 	if c.SLATick == 0 {
 		c.SLATick = time.Second

@@ -23,7 +23,7 @@ func TestEarlyMoveWaitsThenDeadLetterRedrives(t *testing.T) {
 		c.Consumer = bus.ConsumerConfig{BackOff: []time.Duration{100 * time.Millisecond}, MaxDeliver: 3}
 	})
 	ctx := context.Background()
-	r, err := n.svc("health").svc.CreateReferral(ctx, agency.NewReferral{ToAgency: "ngo", Service: "shelter", Note: "n"})
+	r, err := n.svc("health").svc.CreateReferral(ctx, agency.NewReferral{ToAgency: "ngo", ConsentID: n.consent("health", "ngo"), Service: "legal_help", Note: "n"})
 	if err != nil {
 		t.Fatal(err)
 	}

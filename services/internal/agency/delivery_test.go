@@ -62,7 +62,7 @@ func TestReferralCrossesAndReceiptReturns(t *testing.T) {
 	t.Parallel()
 	n := newNetwork(t, "health", "ngo")
 
-	status, body, _ := n.do("health", "POST", "/api/v1/referrals", `{"to_agency":"ngo","service":"shelter","note":"mother and two children need a safe place"}`)
+	status, body, _ := n.do("health", "POST", "/api/v1/referrals", n.consented("health", `{"to_agency":"ngo","service":"legal_help","note":"mother and two children need a safe place"}`))
 	if status != 201 {
 		t.Fatalf("create: %d %s", status, body)
 	}
@@ -78,7 +78,7 @@ func TestReferralCrossesAndReceiptReturns(t *testing.T) {
 			return fmt.Errorf("ngo inbox has %d referrals", len(in.Referrals))
 		}
 		got := in.Referrals[0]
-		if got.ID != created.ID || got.CaseID != created.CaseID || got.Status != "received" || got.Note != created.Note || got.Service != "shelter" {
+		if got.ID != created.ID || got.CaseID != created.CaseID || got.Status != "received" || got.Note != created.Note || got.Service != "legal_help" {
 			return fmt.Errorf("ngo inbox shows %+v", got)
 		}
 		return nil
@@ -112,7 +112,7 @@ func TestRelayCrashLosesNothing(t *testing.T) {
 					return nil
 				}
 			})
-			r, err := crashing.svc.CreateReferral(context.Background(), agency.NewReferral{ToAgency: "ngo", Service: "psychological_help", Note: "n"})
+			r, err := crashing.svc.CreateReferral(context.Background(), agency.NewReferral{ToAgency: "ngo", ConsentID: n.consent("health", "ngo"), Service: "psychological_help", Note: "n"})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -190,7 +190,7 @@ func TestConsumerCrashAfterCommitAppliesOnce(t *testing.T) {
 			return nil
 		}
 	})
-	r, err := n.svc("health").svc.CreateReferral(context.Background(), agency.NewReferral{ToAgency: "ngo", Service: "shelter", Note: "n"})
+	r, err := n.svc("health").svc.CreateReferral(context.Background(), agency.NewReferral{ToAgency: "ngo", ConsentID: n.consent("health", "ngo"), Service: "legal_help", Note: "n"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -246,7 +246,7 @@ func TestPoisonEventsRejectedAndFlowContinues(t *testing.T) {
 	if _, err := js.Publish(ctx, bus.Subject("health", "ngo", requested), []byte("not json at all")); err != nil {
 		t.Fatal(err)
 	}
-	good, err := n.svc("health").svc.CreateReferral(ctx, agency.NewReferral{ToAgency: "ngo", Service: "shelter", Note: "good"})
+	good, err := n.svc("health").svc.CreateReferral(ctx, agency.NewReferral{ToAgency: "ngo", ConsentID: n.consent("health", "ngo"), Service: "legal_help", Note: "good"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -321,6 +321,14 @@ func TestThousandReferralsFromThreeAgencies(t *testing.T) {
 	n := newNetwork(t, "health", "education", "social", "ngo")
 	senders := []string{"health", "education", "social"}
 	const total = 1000
+	consents := map[[2]string]uuid.UUID{}
+	for _, from := range senders {
+		for _, to := range bus.Agencies {
+			if to != from {
+				consents[[2]string{from, to}] = n.consent(from, to)
+			}
+		}
+	}
 	ids := make([]uuid.UUID, total)
 	var wg sync.WaitGroup
 	errs := make(chan error, total)
@@ -336,7 +344,7 @@ func TestThousandReferralsFromThreeAgencies(t *testing.T) {
 			if to == from {
 				to = "ngo"
 			}
-			r, err := n.svc(from).svc.CreateReferral(context.Background(), agency.NewReferral{ToAgency: to, Service: "s", Note: fmt.Sprint(i)})
+			r, err := n.svc(from).svc.CreateReferral(context.Background(), agency.NewReferral{ToAgency: to, ConsentID: consents[[2]string{from, to}], Service: offered[to], Note: fmt.Sprint(i)})
 			if err != nil {
 				errs <- err
 				return
@@ -391,6 +399,10 @@ func (n *network) requestedEvent(t *testing.T, from, to string, data map[string]
 	reg, err := schemas.Registry()
 	if err != nil {
 		t.Fatal(err)
+	}
+	if _, ok := data["consent"]; !ok {
+		data["consent"] = map[string]any{"id": uuid.NewString(), "purpose": "help", "data_categories": []string{"summary"},
+			"expires_at": time.Now().Add(time.Hour).UTC().Format(time.RFC3339)}
 	}
 	ev, err := reg.New(bus.Source(from), requested, uuid.Must(uuid.NewV7()).String(), data)
 	if err != nil {

@@ -3,6 +3,8 @@ package agency
 import (
 	"context"
 
+	"github.com/google/uuid"
+
 	"github.com/refbus/refbus/services/internal/db"
 )
 
@@ -30,3 +32,10 @@ func (s *Service) Counts(ctx context.Context) (map[string]int64, error) {
 	}
 	return out, nil
 }
+
+// Seal and Open expose the sealing of confidential fields to tests.
+func (s *Service) Seal(ctx context.Context, to string, id uuid.UUID, plain string) (string, error) {
+	return s.seal(ctx, to, id, plain)
+}
+
+func (s *Service) Open(id uuid.UUID, sealed string) (string, error) { return s.open(id, sealed) }

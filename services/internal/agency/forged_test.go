@@ -21,7 +21,7 @@ import (
 func TestForeignMovesRejected(t *testing.T) {
 	t.Parallel()
 	n := newNetwork(t, "health", "ngo")
-	r := n.refer("health", "ngo", "shelter", "")
+	r := n.refer("health", "ngo", "legal_help", "")
 	n.both(r, "received")
 	reg, err := schemas.Registry()
 	if err != nil {

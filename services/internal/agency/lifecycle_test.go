@@ -14,11 +14,21 @@ import (
 // refer posts a referral and returns it.
 func (n *network) refer(from, to, service, caseID string) agency.Referral {
 	n.t.Helper()
+	return n.referWith(from, to, service, caseID, "")
+}
+
+// referWith posts a referral with more fields (extra is a JSON fragment,
+// such as `"work":{...}`) and returns it.
+func (n *network) referWith(from, to, service, caseID, extra string) agency.Referral {
+	n.t.Helper()
 	body := fmt.Sprintf(`{"to_agency":%q,"service":%q,"note":"scenario"`, to, service)
+	if extra != "" {
+		body += "," + extra
+	}
 	if caseID != "" {
 		body += fmt.Sprintf(`,"case_id":%q`, caseID)
 	}
-	status, res, _ := n.do(from, "POST", "/api/v1/referrals", body+"}")
+	status, res, _ := n.do(from, "POST", "/api/v1/referrals", n.consented(from, body+"}"))
 	if status != 201 {
 		n.t.Fatalf("%s refers to %s: %d %s", from, to, status, res)
 	}
@@ -57,8 +67,12 @@ func (n *network) caseOf(a string, id uuid.UUID) agency.Case {
 func TestScenarioEarlyIntervention(t *testing.T) {
 	t.Parallel()
 	n := newNetwork(t, "health", "education", "social")
-	r1 := n.refer("health", "education", "early_intervention_assessment", "")
+	r1 := n.referWith("health", "education", "early_intervention_assessment", "",
+		`"work":{"screening":{"kind":"development_2y","result":"concern","findings":"no two-word phrases"}}`)
 	n.both(r1, "received")
+	if r, _ := n.referralStatus("education", r1.ID.String()); r.Work == nil || r.Work.Screening == nil || r.Work.Screening.Result != "concern" {
+		t.Fatalf("education did not get health's screening: %+v", r.Work)
+	}
 	for _, step := range []struct{ move, body, status string }{
 		{"accept", ``, "accepted"},
 		{"start", ``, "in_progress"},
@@ -70,10 +84,25 @@ func TestScenarioEarlyIntervention(t *testing.T) {
 	n.both(r2, "received")
 	n.move("social", r2.ID, "accept", ``)
 	n.move("social", r2.ID, "start", ``)
-	n.move("social", r2.ID, "complete", `{"outcome":"disability benefit granted; social rehabilitation plan agreed"}`)
+	n.move("social", r2.ID, "complete", `{"outcome":"disability benefit granted; social rehabilitation plan agreed",
+		"work":{"benefit_decision":{"benefit":"child_disability_allowance","decision":"granted","monthly_kzt":52000}}}`)
 	n.both(r2, "completed")
-	n.move("education", r1.ID, "complete", `{"outcome":"assessed; individual learning plan opened"}`)
+	if r, _ := n.referralStatus("education", r2.ID.String()); r.Work == nil || r.Work.BenefitDecision == nil || r.Work.BenefitDecision.MonthlyKZT != 52000 {
+		t.Fatalf("education did not get social's benefit decision: %+v", r.Work)
+	}
+	today := time.Now().UTC()
+	n.move("education", r1.ID, "complete", fmt.Sprintf(`{"outcome":"assessed; individual learning plan opened","work":{
+		"assessment":{"conclusion":"speech and communication delay","needs_support":true},
+		"learning_plan":{"programme":"early intervention","goals":"two-word phrases","starts_on":%q,"review_on":%q}}}`,
+		today.Format(time.DateOnly), today.AddDate(0, 3, 0).Format(time.DateOnly)))
 	n.both(r1, "completed")
+	eventually(t, 10*time.Second, func() error {
+		r, err := n.referralStatus("health", r1.ID.String())
+		if err != nil || r.Work == nil || r.Work.Assessment == nil || r.Work.LearningPlan == nil || r.Work.Screening == nil || !r.Work.Assessment.NeedsSupport {
+			return fmt.Errorf("health's referral lacks the work of both sides: %+v %v", r.Work, err)
+		}
+		return nil
+	})
 
 	hc := n.caseOf("health", r1.CaseID)
 	if len(hc.Referrals) != 1 || hc.Referrals[0].Outcome != "assessed; individual learning plan opened" {
@@ -98,17 +127,27 @@ func TestScenarioEarlyIntervention(t *testing.T) {
 }
 
 // Chain of help 3, domestic violence: the school refers to social; social
-// refers to the shelter, which declines for want of a bed; social's
-// referral from the school is forwarded, and the sender sees where to.
-func TestScenarioDomesticViolenceDeclineAndForward(t *testing.T) {
+// forwards to the shelter, which is full and declines at once; social
+// sends the family to the other shelter, which takes them in and tells
+// social, and only social, its address; the children's school transfer
+// goes through education, and the mother's check through health, without
+// the address.
+func TestScenarioDomesticViolence(t *testing.T) {
 	t.Parallel()
-	n := newNetwork(t, "education", "social", "ngo")
+	n := newNetwork(t, "education", "social", "health")
+	n.urls["ngo"] = newDB(t)
+	n.start("ngo", oneBedShelters)
+	// Another family has the only bed of the first shelter.
+	other := n.refer("social", "ngo", "crisis_shelter", "")
+	n.both(other, "received")
+	n.move("ngo", other.ID, "accept", placement("1"))
+	n.both(other, "accepted")
+
 	r1 := n.refer("education", "social", "family_support", "")
 	n.both(r1, "received")
 	n.move("social", r1.ID, "accept", ``)
 	n.both(r1, "accepted")
-
-	fwd := n.move("social", r1.ID, "forward", `{"to_agency":"ngo","service":"crisis_shelter","reason":"mother and children need a safe place"}`)
+	fwd := n.move("social", r1.ID, "forward", n.consented("social", `{"to_agency":"ngo","service":"crisis_shelter","note":"mother and children need a safe place"}`))
 	if fwd.Status != "forwarded" || fwd.ForwardedTo == nil || fwd.ForwardedAgency != "ngo" {
 		t.Fatalf("after forward: %+v", fwd)
 	}
@@ -120,22 +159,66 @@ func TestScenarioDomesticViolenceDeclineAndForward(t *testing.T) {
 		}
 		return nil
 	})
+	// The shelter is full: the forwarded referral is declined at once.
 	var r2 agency.Referral
 	eventually(t, 10*time.Second, func() error {
 		var err error
-		if r2, err = n.referralStatus("ngo", fwd.ForwardedTo.String()); err != nil {
+		if r2, err = n.referralStatus("social", fwd.ForwardedTo.String()); err != nil {
 			return err
 		}
-		if r2.ParentID == nil || *r2.ParentID != r1.ID || r2.CaseID != r1.CaseID {
-			return fmt.Errorf("ngo's forwarded referral: %+v", r2)
+		if r2.ParentID == nil || *r2.ParentID != r1.ID || r2.CaseID != r1.CaseID || r2.Status != "declined" || r2.ReasonCode != "no_capacity" {
+			return fmt.Errorf("social's forwarded referral: %+v", r2)
 		}
 		return nil
 	})
-	n.move("ngo", r2.ID, "decline", `{"reason_code":"no_capacity","reason":"no free bed tonight"}`)
 	n.both(r2, "declined")
-	got, _ := n.referralStatus("social", r2.ID.String())
-	if got.ReasonCode != "no_capacity" || got.Reason != "no free bed tonight" {
-		t.Fatalf("social sees the decline as %+v", got)
+
+	// Social sends the family to the other shelter, in the same case.
+	r3 := n.refer("social", "ngo", "crisis_shelter_nur", r1.CaseID.String())
+	n.both(r3, "received")
+	n.move("ngo", r3.ID, "accept", placement("N-1"))
+	n.both(r3, "accepted")
+	eventually(t, 10*time.Second, func() error {
+		r, err := n.referralStatus("social", r3.ID.String())
+		if err != nil || r.Work == nil || r.Work.Placement == nil || r.Work.Placement.Address != shelterAddress {
+			return fmt.Errorf("social, which referred the family, does not have the shelter's address: %+v %v", r.Work, err)
+		}
+		return nil
+	})
+	// The children's school transfer and the mother's check, without it.
+	school := n.refer("social", "education", "school_transfer", r1.CaseID.String())
+	check := n.refer("ngo", "health", "medical_accompaniment", r1.CaseID.String())
+	n.both(school, "received")
+	n.both(check, "received")
+	n.move("education", school.ID, "accept", ``)
+	n.move("health", check.ID, "accept", ``)
+	n.both(school, "accepted")
+	n.both(check, "accepted")
+
+	for _, a := range []string{"social", "education", "health"} {
+		eventually(t, 10*time.Second, n.consumerIdle(a))
+	}
+	// The address reached social, so the checks below look in the right
+	// places; it travelled sealed to social, in clear text nowhere on the
+	// stream; and it is in no other agency's store, API or events.
+	if !strings.Contains(n.storeText("social"), shelterAddress) || !n.eventsTo("social", `"sealed_address"`) {
+		t.Fatal("the address did not reach social sealed: the checks below would prove nothing")
+	}
+	if n.eventsTo("", shelterAddress) {
+		t.Error("the shelter's address is in clear text on the stream")
+	}
+	for _, a := range []string{"education", "health"} {
+		if strings.Contains(n.storeText(a), shelterAddress) || strings.Contains(n.storeText(a), hexOf(shelterAddress)) {
+			t.Errorf("the shelter's address is in %s's store", a)
+		}
+		for _, path := range []string{"/api/v1/inbox", "/api/v1/referrals", "/api/v1/cases/" + r1.CaseID.String(), "/api/v1/directory", "/api/v1/rejections"} {
+			if _, body, _ := n.do(a, "GET", path, ""); strings.Contains(body, shelterAddress) {
+				t.Errorf("the shelter's address is in %s's %s", a, path)
+			}
+		}
+		if n.eventsTo(a, shelterAddress) {
+			t.Errorf("the shelter's address is in an event addressed to %s", a)
+		}
 	}
 }
 
@@ -153,12 +236,18 @@ func TestScenarioFamilyInCrisis(t *testing.T) {
 	n.move("health", toHealth.ID, "start", ``)
 	n.move("health", toHealth.ID, "hold", `{"reason":"child in hospital"}`)
 	n.move("health", toHealth.ID, "resume", ``)
-	n.move("health", toHealth.ID, "complete", `{"outcome":"check done; nutrition support arranged"}`)
+	n.move("health", toHealth.ID, "complete", `{"outcome":"check done; nutrition support arranged",
+		"work":{"screening":{"kind":"pediatric","result":"concern","findings":"underweight for age"}}}`)
 	n.both(toNGO, "declined")
 	n.both(toHealth, "completed")
 	c := n.caseOf("social", toNGO.CaseID)
 	if len(c.Referrals) != 2 {
 		t.Fatalf("social's case has %d referrals, want 2", len(c.Referrals))
+	}
+	for _, r := range c.Referrals {
+		if r.ID == toHealth.ID && (r.Work == nil || r.Work.Screening == nil || r.Work.Screening.Findings != "underweight for age") {
+			t.Fatalf("social does not see health's screening: %+v", r.Work)
+		}
 	}
 }
 
@@ -170,17 +259,30 @@ func TestScenarioCrisisPregnancy(t *testing.T) {
 	n := newNetwork(t, "health", "ngo", "social")
 	r1 := n.refer("health", "ngo", "mothers_home", "")
 	n.both(r1, "received")
-	n.move("ngo", r1.ID, "accept", ``)
+	n.move("ngo", r1.ID, "accept", placement("M-3"))
 	n.move("ngo", r1.ID, "start", ``)
 	toSocial := n.refer("ngo", "social", "benefits_and_housing", r1.CaseID.String())
 	back := n.refer("ngo", "health", "medical_accompaniment", r1.CaseID.String())
 	n.both(toSocial, "received")
 	n.both(back, "received")
 	n.move("social", toSocial.ID, "accept", ``)
+	n.move("social", toSocial.ID, "start", ``)
+	n.move("social", toSocial.ID, "complete", `{"outcome":"childcare allowance granted","work":{"benefit_decision":{"benefit":"childcare_allowance","decision":"granted","monthly_kzt":45000}}}`)
 	n.move("ngo", back.ID, "cancel", `{"reason":"mother moved to another city"}`)
-	n.both(toSocial, "accepted")
+	n.both(toSocial, "completed")
 	n.both(back, "cancelled")
 	n.both(r1, "in_progress")
+	// The maternity clinic that referred the mother knows where she stays;
+	// social, which the ngo referred her to, does not.
+	if r, _ := n.referralStatus("health", r1.ID.String()); r.Work == nil || r.Work.Placement == nil || r.Work.Placement.Address != shelterAddress || r.Work.Placement.Bed != "M-3" {
+		t.Fatalf("health does not see the placement: %+v", r.Work)
+	}
+	if r, _ := n.referralStatus("ngo", toSocial.ID.String()); r.Work == nil || r.Work.BenefitDecision == nil || r.Work.BenefitDecision.Decision != "granted" {
+		t.Fatalf("ngo does not see social's benefit decision: %+v", r.Work)
+	}
+	if strings.Contains(n.storeText("social"), shelterAddress) {
+		t.Fatal("the address of Mother's Home reached social")
+	}
 	// health holds both sides of the case: its referral out and one in.
 	if c := n.caseOf("health", r1.CaseID); len(c.Referrals) != 2 {
 		t.Fatalf("health's case has %d referrals, want 2", len(c.Referrals))
@@ -191,8 +293,8 @@ func TestScenarioCrisisPregnancy(t *testing.T) {
 // problems that say what to do, and change nothing.
 func TestLifecycleRefusals(t *testing.T) {
 	t.Parallel()
-	n := newNetwork(t, "health", "ngo")
-	r := n.refer("health", "ngo", "shelter", "")
+	n := newNetwork(t, "health", "ngo", "social")
+	r := n.refer("health", "ngo", "legal_help", "")
 	n.both(r, "received")
 	for _, c := range []struct {
 		agency, move, body string
@@ -206,6 +308,8 @@ func TestLifecycleRefusals(t *testing.T) {
 		{"ngo", "cancel", `{"reason":"x"}`, 403, "sender"},
 		{"health", "cancel", ``, 422, "reason"},
 		{"ngo", "forward", `{"service":"x"}`, 422, "agency"},
+		{"ngo", "forward", `{"to_agency":"social","service":"family_support"}`, 422, "consent_id"},
+		{"ngo", "forward", `{"to_agency":"social","service":"brain_surgery"}`, 422, "does not offer"},
 	} {
 		status, body, h := n.do(c.agency, "POST", "/api/v1/referrals/"+r.ID.String()+"/"+c.move, c.body)
 		if status != c.status || h.Get("Content-Type") != "application/problem+json" || !strings.Contains(strings.ToLower(body), c.detail) {

@@ -30,7 +30,7 @@ func TestLostAcknowledgedEventIsResent(t *testing.T) {
 			return nil
 		}
 	})
-	r, err := crashing.svc.CreateReferral(ctx, agency.NewReferral{ToAgency: "ngo", Service: "shelter", Note: "n"})
+	r, err := crashing.svc.CreateReferral(ctx, agency.NewReferral{ToAgency: "ngo", ConsentID: n.consent("health", "ngo"), Service: "legal_help", Note: "n"})
 	if err != nil {
 		t.Fatal(err)
 	}

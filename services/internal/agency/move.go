@@ -2,6 +2,7 @@ package agency
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -38,6 +39,7 @@ type moveData struct {
 	NewReferralID *uuid.UUID `json:"new_referral_id,omitempty"`
 	ToAgency      string     `json:"to_agency,omitempty"`
 	Service       string     `json:"service,omitempty"`
+	Work          *Work      `json:"work,omitempty"`
 }
 
 // moveOfType maps event types back to moves.
@@ -57,9 +59,16 @@ type MoveInput struct {
 	Reason     string
 	Outcome    string
 	Note       string
-	// ToAgency and Service name the new referral of a forward.
-	ToAgency string
-	Service  string
+	// ToAgency and Service name the new referral of a forward, and
+	// ConsentID the family's consent to share with ToAgency.
+	ToAgency  string
+	Service   string
+	ConsentID uuid.UUID
+	// Work is this agency's own work on the referral, told to the other
+	// party: a placement when a shelter accepts (required there), an
+	// assessment, learning plan, benefit decision or screening when the
+	// work completes.
+	Work *Work
 }
 
 // Move makes a move on a referral this agency is party to, and tells the
@@ -75,6 +84,19 @@ func (s *Service) Move(ctx context.Context, id uuid.UUID, mv referral.Move, in M
 			return Referral{}, fmt.Errorf("%w: to_agency %q is not an agency of the network: use one of %s", ErrInvalid, in.ToAgency, strings.Join(s.others(), ", "))
 		}
 	}
+	if in.Work != nil && mv != referral.Accept && mv != referral.Complete {
+		return Referral{}, fmt.Errorf("%w: work is told with accept (a placement) or complete, not with %s", ErrInvalid, mv)
+	}
+	if in.Work != nil {
+		if err := in.Work.check(s.self); err != nil {
+			return Referral{}, err
+		}
+	}
+	if mv == referral.Forward && in.ToAgency != "" {
+		if err := s.checkOffered(ctx, in.ToAgency, in.Service); err != nil {
+			return Referral{}, err
+		}
+	}
 	err := s.inTx(ctx, func(q *db.Queries, tx pgx.Tx) error {
 		r, err := q.ReferralGetForUpdate(ctx, id)
 		if errors.Is(err, pgx.ErrNoRows) {
@@ -83,48 +105,21 @@ func (s *Service) Move(ctx context.Context, id uuid.UUID, mv referral.Move, in M
 		if err != nil {
 			return fmt.Errorf("read referral: %w", err)
 		}
-		party, other := referral.Receiver, r.FromAgency
-		if r.FromAgency == s.self {
-			party, other = referral.Sender, r.ToAgency
-		}
-		next, err := referral.Apply(referral.State(r.Status), mv, party, referral.Input{
-			ReasonCode: referral.ReasonCode(in.ReasonCode), Reason: in.Reason, Outcome: in.Outcome, ToAgency: in.ToAgency, Service: in.Service,
-		})
+		msgs, err := s.moveTx(ctx, q, r, mv, in)
 		if err != nil {
-			return moveError(err)
-		}
-		d := moveData{ReasonCode: in.ReasonCode, Reason: in.Reason, Outcome: in.Outcome, Note: in.Note}
-		var msgs []outbox.Message
-		if mv == referral.Forward {
-			newID := uuid.Must(uuid.NewV7())
-			d.NewReferralID, d.ToAgency, d.Service = &newID, in.ToAgency, in.Service
-			fwd := NewReferral{ToAgency: in.ToAgency, Service: in.Service, Note: in.Note, CaseID: r.CaseID}
-			m, err := s.insertReferral(ctx, q, newID, fwd, &r.ID, r.Traceparent, person.Key(r.PersonKey), time.Now().UTC())
-			if err != nil {
-				return err
-			}
-			msgs = append(msgs, m)
-			r.ForwardedTo, r.ForwardedAgency = &newID, in.ToAgency
-		}
-		seq := r.SeqOut + 1
-		ev, err := s.registry.New(bus.Source(s.self), referral.EventType(mv), id.String(), d)
-		if err != nil {
-			if errors.Is(err, event.ErrInvalid) {
-				return fmt.Errorf("%w: %v", ErrInvalid, err)
-			}
-			return err
-		}
-		ev.SetExtension(event.ExtCaseID, r.CaseID.String())
-		if r.Traceparent != "" {
-			ev.SetExtension(event.ExtTraceparent, r.Traceparent)
-		}
-		event.SetSequence(ev, int64(seq))
-		msgs = append(msgs, outbox.Message{To: other, Event: ev})
-		if err := s.record(ctx, q, r, s.self, mv, next, d, seq, r.SeqIn); err != nil {
 			return err
 		}
 		return s.out.Enqueue(ctx, tx, msgs...)
 	})
+	if errConsentGone(err) {
+		return Referral{}, fmt.Errorf("%w: consent %s was revoked or expired while the referral was forwarded", ErrInvalid, in.ConsentID)
+	}
+	if err == nil {
+		// A bed taken or freed shows in the directory at once.
+		if err := s.publishDirectory(ctx); err != nil {
+			s.log.Warn("directory", "err", err)
+		}
+	}
 	if err != nil {
 		if errors.Is(err, ErrNotFound) || errors.Is(err, ErrConflict) || errors.Is(err, ErrForbidden) || errors.Is(err, ErrInvalid) {
 			return Referral{}, err
@@ -132,6 +127,72 @@ func (s *Service) Move(ctx context.Context, id uuid.UUID, mv referral.Move, in M
 		return Referral{}, fmt.Errorf("%s referral: %w", mv, err)
 	}
 	return s.Referral(ctx, id)
+}
+
+// moveTx makes a move on r, locked by the caller, and returns the events
+// to enqueue in the same transaction.
+func (s *Service) moveTx(ctx context.Context, q *db.Queries, r db.Referral, mv referral.Move, in MoveInput) ([]outbox.Message, error) {
+	if r.ToAgency == s.self && r.ConsentRevokedAt != nil {
+		return nil, fmt.Errorf("%w: the family revoked its consent to referral %s on %s: it can no longer be worked on", ErrConflict, r.ID, r.ConsentRevokedAt.UTC().Format(time.RFC3339))
+	}
+	party, other := referral.Receiver, r.FromAgency
+	if r.FromAgency == s.self {
+		party, other = referral.Sender, r.ToAgency
+	}
+	next, err := referral.Apply(referral.State(r.Status), mv, party, referral.Input{
+		ReasonCode: referral.ReasonCode(in.ReasonCode), Reason: in.Reason, Outcome: in.Outcome, ToAgency: in.ToAgency, Service: in.Service,
+	})
+	if err != nil {
+		return nil, moveError(err)
+	}
+	if mv == referral.Accept && s.needsPlacement(r) && (in.Work == nil || in.Work.Placement == nil) {
+		return nil, fmt.Errorf("%w: accepting a referral to %s takes a bed: give work.placement (bed, address, ends_on)", ErrInvalid, r.Service)
+	}
+	if err := s.recordWork(ctx, q, r, in.Work); err != nil {
+		return nil, err
+	}
+	wire, err := s.sealWork(ctx, in.Work, other, r.ID)
+	if err != nil {
+		return nil, err
+	}
+	d := moveData{ReasonCode: in.ReasonCode, Reason: in.Reason, Outcome: in.Outcome, Note: in.Note, Work: wire}
+	var msgs []outbox.Message
+	if mv == referral.Forward {
+		newID := uuid.Must(uuid.NewV7())
+		d.NewReferralID, d.ToAgency, d.Service = &newID, in.ToAgency, in.Service
+		fwd := NewReferral{ToAgency: in.ToAgency, Service: in.Service, Note: in.Note, CaseID: r.CaseID}
+		// The forwarding agency shares the case on: it needs the family's
+		// consent of its own, covering the person key the referral carries.
+		key := person.Key(r.PersonKey)
+		consent, err := s.checkConsent(ctx, in.ConsentID, in.ToAgency, key, sharedCategories(key))
+		if err != nil {
+			return nil, err
+		}
+		m, err := s.insertReferral(ctx, q, newID, fwd, &r.ID, r.Traceparent, person.Key(r.PersonKey), consent, time.Now().UTC())
+		if err != nil {
+			return nil, err
+		}
+		msgs = append(msgs, m)
+		r.ForwardedTo, r.ForwardedAgency = &newID, in.ToAgency
+	}
+	seq := r.SeqOut + 1
+	ev, err := s.registry.New(bus.Source(s.self), referral.EventType(mv), r.ID.String(), d)
+	if err != nil {
+		if errors.Is(err, event.ErrInvalid) {
+			return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
+		}
+		return nil, err
+	}
+	ev.SetExtension(event.ExtCaseID, r.CaseID.String())
+	if r.Traceparent != "" {
+		ev.SetExtension(event.ExtTraceparent, r.Traceparent)
+	}
+	event.SetSequence(ev, int64(seq))
+	msgs = append(msgs, outbox.Message{To: other, Event: ev})
+	if err := s.record(ctx, q, r, s.self, mv, next, d, seq, r.SeqIn); err != nil {
+		return nil, err
+	}
+	return msgs, nil
 }
 
 // record writes a move to the referral and its history.
@@ -154,6 +215,9 @@ func (s *Service) record(ctx context.Context, q *db.Queries, r db.Referral, by s
 		ReasonCode: d.ReasonCode, Reason: d.Reason, Outcome: d.Outcome,
 	}); err != nil {
 		return fmt.Errorf("record history: %w", err)
+	}
+	if err := s.endStay(ctx, q, r, next); err != nil {
+		return err
 	}
 	return s.moveTimers(ctx, q, r, next)
 }
@@ -222,6 +286,15 @@ func (s *Service) applyMove(ctx context.Context, q *db.Queries, e *ce.Event, mv 
 	}
 	if mv == referral.Forward && d.NewReferralID != nil {
 		r.ForwardedTo, r.ForwardedAgency = d.NewReferralID, d.ToAgency
+	}
+	if d.Work != nil {
+		b, err := json.Marshal(s.openWork(d.Work, r.ID))
+		if err != nil {
+			return nil, err
+		}
+		if err := q.ReferralSetWork(ctx, db.ReferralSetWorkParams{ID: r.ID, Work: b}); err != nil {
+			return nil, fmt.Errorf("keep work: %w", err)
+		}
 	}
 	if err := s.record(ctx, q, r, from, mv, next, d, r.SeqOut, int32(seq)); err != nil {
 		return nil, err

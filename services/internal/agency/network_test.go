@@ -2,6 +2,8 @@ package agency_test
 
 import (
 	"context"
+	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -12,6 +14,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/refbus/refbus/pkg/bus"
 	"github.com/refbus/refbus/pkg/natstest"
@@ -150,3 +155,102 @@ func wantStatus(n *network, a, id, status string) func() error {
 }
 
 func newDB(t *testing.T) string { return pgtest.New(t, "agency", migrations.Up) }
+
+// consent records at agency from the family's consent to share every
+// category of data with agency to for a day, and returns its id.
+func (n *network) consent(from, to string) uuid.UUID {
+	n.t.Helper()
+	c, err := n.svc(from).svc.RecordConsent(context.Background(), agency.NewConsent{
+		GivenBy: "mother (legal representative)", ToAgency: to, Purpose: "help for the family",
+		DataCategories: agency.Categories, ExpiresAt: time.Now().Add(24 * time.Hour),
+	})
+	if err != nil {
+		n.t.Fatalf("%s records consent for %s: %v", from, to, err)
+	}
+	return c.ID
+}
+
+// consented adds to a JSON referral body from agency from the consent to
+// share with the agency it names.
+func (n *network) consented(from, body string) string {
+	n.t.Helper()
+	var b struct {
+		ToAgency string `json:"to_agency"`
+	}
+	if err := json.Unmarshal([]byte(body), &b); err != nil {
+		n.t.Fatalf("referral body %s: %v", body, err)
+	}
+	return strings.TrimSuffix(body, "}") + fmt.Sprintf(`,"consent_id":%q}`, n.consent(from, b.ToAgency))
+}
+
+// offered is a service each agency offers in the default directory and
+// accepts without a placement.
+var offered = map[string]string{
+	"health": "child_health_check", "education": "early_intervention_assessment", "social": "family_support", "ngo": "legal_help",
+}
+
+// placement is the body of a shelter's accept: a bed for three months.
+func placement(bed string) string {
+	return fmt.Sprintf(`{"work":{"placement":{"bed":%q,"address":%q,"ends_on":%q}}}`, bed, shelterAddress, time.Now().UTC().AddDate(0, 3, 0).Format(time.DateOnly))
+}
+
+// shelterAddress is the confidential address of the test shelter.
+const shelterAddress = "Almaty, Zhetysu district, 14 Konaev street, flat 7"
+
+// storeText is every row of every table of agency a's store, as text
+// (bytea columns in hex).
+func (n *network) storeText(a string) string {
+	n.t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, n.urls[a])
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	rows, err := conn.Query(ctx, `SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' AND table_type = 'BASE TABLE'`)
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	tables, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	var sb strings.Builder
+	for _, table := range tables {
+		var text *string
+		if err := conn.QueryRow(ctx, `SELECT string_agg(t::text, E'\n') FROM `+pgx.Identifier{table}.Sanitize()+` t`).Scan(&text); err != nil {
+			n.t.Fatal(err)
+		}
+		if text != nil {
+			sb.WriteString(*text)
+		}
+	}
+	return sb.String()
+}
+
+func hexOf(s string) string { return hex.EncodeToString([]byte(s)) }
+
+// eventsTo reports whether any event on the stream addressed to agency a
+// (any agency, if a is "") contains s.
+func (n *network) eventsTo(a, s string) bool {
+	n.t.Helper()
+	ctx := context.Background()
+	st, err := n.jetstream().Stream(ctx, bus.Stream)
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	info, err := st.Info(ctx)
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	for seq := info.State.FirstSeq; seq <= info.State.LastSeq; seq++ {
+		m, err := st.GetMsg(ctx, seq)
+		if err != nil {
+			n.t.Fatalf("read stream message %d: %v", seq, err)
+		}
+		if _, to, _ := bus.ParseSubject(m.Subject); (to == a || a == "") && strings.Contains(string(m.Data), s) {
+			return true
+		}
+	}
+	return false
+}

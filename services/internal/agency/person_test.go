@@ -18,14 +18,14 @@ func TestSamePersonJoinsOpenCase(t *testing.T) {
 	t.Parallel()
 	const iin = "880101300123"
 	n := newNetwork(t, "health", "social", "ngo")
-	status, body, _ := n.do("health", "POST", "/api/v1/referrals", `{"to_agency":"ngo","service":"shelter","note":"n","person_id":"`+iin+`"}`)
+	status, body, _ := n.do("health", "POST", "/api/v1/referrals", n.consented("health", `{"to_agency":"ngo","service":"legal_help","note":"n","person_id":"`+iin+`"}`))
 	if status != 201 {
 		t.Fatalf("health: %d %s", status, body)
 	}
 	first := decode[agency.Referral](t, body)
 	n.both(first, "received")
 
-	status, body, _ = n.do("social", "POST", "/api/v1/referrals", `{"to_agency":"ngo","service":"legal_help","note":"n","person_id":" `+iin+` "}`)
+	status, body, _ = n.do("social", "POST", "/api/v1/referrals", n.consented("social", `{"to_agency":"ngo","service":"legal_help","note":"n","person_id":" `+iin+` "}`))
 	if status != 201 {
 		t.Fatalf("social: %d %s", status, body)
 	}
@@ -33,7 +33,7 @@ func TestSamePersonJoinsOpenCase(t *testing.T) {
 		t.Fatalf("social's referral for the same person started case %s, want %s", second.CaseID, first.CaseID)
 	}
 	// Someone else gets a case of their own.
-	_, body, _ = n.do("social", "POST", "/api/v1/referrals", `{"to_agency":"ngo","service":"legal_help","note":"n","person_id":"950715401237"}`)
+	_, body, _ = n.do("social", "POST", "/api/v1/referrals", n.consented("social", `{"to_agency":"ngo","service":"legal_help","note":"n","person_id":"950715401237"}`))
 	if other := decode[agency.Referral](t, body); other.CaseID == first.CaseID {
 		t.Fatal("a different person joined the case")
 	}
@@ -82,7 +82,7 @@ func TestBadPersonIDs(t *testing.T) {
 		{"8801013a0123", "letter"},
 		{"881301300123", "date"},
 	} {
-		status, body, _ := n.do("health", "POST", "/api/v1/referrals", `{"to_agency":"ngo","service":"s","note":"n","person_id":"`+c.id+`"}`)
+		status, body, _ := n.do("health", "POST", "/api/v1/referrals", n.consented("health", `{"to_agency":"ngo","service":"s","note":"n","person_id":"`+c.id+`"}`))
 		if status != 422 || !strings.Contains(body, c.want) || strings.Contains(body, c.id) {
 			t.Errorf("person_id %s: %d %s; want 422 mentioning %q, without echoing the id", c.id, status, body, c.want)
 		}

@@ -52,6 +52,10 @@ type Referral struct {
 	ForwardedAgency string     `json:"forwarded_agency,omitempty" doc:"the agency it was forwarded to"`
 	DeliveryError   string     `json:"delivery_error,omitempty" doc:"why the receiving agency refused the referral at the bus, if it did"`
 	Overdue         bool       `json:"overdue,omitempty" doc:"a deadline of the referral passed (acceptance or completion, by its service)"`
+	ConsentID       *uuid.UUID `json:"consent_id,omitempty" doc:"the family's consent the referral was made under"`
+	ConsentRevoked  bool       `json:"consent_revoked,omitempty" doc:"the family revoked that consent: the referral is cancelled, and its receiver redacted what was shared"`
+	Redacted        bool       `json:"redacted,omitempty" doc:"the shared data (note, person key, work) was erased when the consent was revoked"`
+	Work            *Work      `json:"work,omitempty" doc:"the work records the referral's events carried, either way: a screening, an assessment and learning plan, a benefit decision, a shelter placement"`
 	CreatedAt       time.Time  `json:"created_at"`
 	UpdatedAt       time.Time  `json:"updated_at"`
 }
@@ -62,6 +66,7 @@ func referralFromDB(r db.Referral) Referral {
 		Service: r.Service, Note: r.Note, Status: r.Status, DeliveryError: r.DeliveryError,
 		ReasonCode: r.ReasonCode, Reason: r.Reason, Outcome: r.Outcome, ParentID: r.ParentID,
 		ForwardedTo: r.ForwardedTo, ForwardedAgency: r.ForwardedAgency, Overdue: r.OverdueAt != nil,
+		ConsentID: r.ConsentID, ConsentRevoked: r.ConsentRevokedAt != nil, Redacted: r.RedactedAt != nil, Work: workFromDB(r.Work),
 		CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt,
 	}
 }
@@ -78,15 +83,23 @@ type NewReferral struct {
 	// optional. It never leaves this call: only its keyed pseudonym is
 	// stored and sent.
 	PersonID string
+	// ConsentID names the family's consent to share with ToAgency
+	// (RecordConsent); required.
+	ConsentID uuid.UUID
+	// Work is this agency's own work the receiver needs (health's
+	// screening), optional.
+	Work *Work
 }
 
 // requestedData is the data of a referral.requested event.
 type requestedData struct {
-	ToAgency  string     `json:"to_agency"`
-	Service   string     `json:"service"`
-	Note      string     `json:"note"`
-	ParentID  *uuid.UUID `json:"parent_id,omitempty"`
-	PersonKey string     `json:"person_key,omitempty"`
+	ToAgency  string       `json:"to_agency"`
+	Service   string       `json:"service"`
+	Note      string       `json:"note"`
+	ParentID  *uuid.UUID   `json:"parent_id,omitempty"`
+	PersonKey string       `json:"person_key,omitempty"`
+	Consent   *consentData `json:"consent,omitempty"`
+	Work      *Work        `json:"work,omitempty"`
 }
 
 // CreateReferral records a referral and queues its event in one
@@ -98,16 +111,24 @@ func (s *Service) CreateReferral(ctx context.Context, in NewReferral) (Referral,
 	if !bus.KnownAgency(in.ToAgency) {
 		return Referral{}, fmt.Errorf("%w: to_agency %q is not an agency of the network: use one of %s", ErrInvalid, in.ToAgency, strings.Join(s.others(), ", "))
 	}
-	var key person.Key
-	if in.PersonID != "" {
-		if s.keyer == nil {
-			return Referral{}, fmt.Errorf("%w: person_id given, but this agency has no network key configured (REFBUS_NETWORK_KEY): ask its operators", ErrInvalid)
+	key, err := s.personKey(in.PersonID)
+	if err != nil {
+		return Referral{}, err
+	}
+	if in.Work != nil {
+		if err := in.Work.check(s.self); err != nil {
+			return Referral{}, err
 		}
-		pid, err := person.ParseAny(in.PersonID)
-		if err != nil {
-			return Referral{}, fmt.Errorf("%w: person_id: %v", ErrInvalid, err)
+		if in.Work.Placement != nil {
+			return Referral{}, fmt.Errorf("%w: a placement is made when a shelter accepts a referral, not with a new one", ErrInvalid)
 		}
-		key = s.keyer.Key(pid)
+	}
+	if err := s.checkOffered(ctx, in.ToAgency, in.Service); err != nil {
+		return Referral{}, err
+	}
+	consent, err := s.checkConsent(ctx, in.ConsentID, in.ToAgency, key, append(sharedCategories(key), in.Work.categories()...))
+	if err != nil {
+		return Referral{}, err
 	}
 	id := uuid.Must(uuid.NewV7())
 	if in.CaseID == uuid.Nil {
@@ -119,25 +140,29 @@ func (s *Service) CreateReferral(ctx context.Context, in NewReferral) (Referral,
 	// The referral, its history line and its event are written in one
 	// transaction, grouped with other creations (commit.go).
 	now := time.Now().UTC().Truncate(time.Microsecond)
-	err := s.commit(ctx, func(q *db.Queries) (outbox.Message, error) {
-		return s.insertReferral(ctx, q, id, in, nil, newTraceparent(), key, now)
+	err = s.commit(ctx, func(q *db.Queries) (outbox.Message, error) {
+		return s.insertReferral(ctx, q, id, in, nil, newTraceparent(), key, consent, now)
 	})
 	if errors.Is(err, ErrInvalid) {
 		return Referral{}, err
+	}
+	if errConsentGone(err) {
+		return Referral{}, fmt.Errorf("%w: consent %s was revoked or expired while the referral was made", ErrInvalid, in.ConsentID)
 	}
 	if err != nil {
 		return Referral{}, fmt.Errorf("create referral: %w", err)
 	}
 	return Referral{
 		ID: id, CaseID: in.CaseID, FromAgency: s.self, ToAgency: in.ToAgency, Service: in.Service, Note: in.Note,
-		Status: string(referral.Requested), CreatedAt: now, UpdatedAt: now,
+		Status: string(referral.Requested), ConsentID: &consent.ID, Work: in.Work, CreatedAt: now, UpdatedAt: now,
 	}, nil
 }
 
 // insertReferral writes a new outgoing referral and returns its requested
 // event, for the caller to enqueue in the same transaction.
-func (s *Service) insertReferral(ctx context.Context, q *db.Queries, id uuid.UUID, in NewReferral, parent *uuid.UUID, traceparent string, key person.Key, now time.Time) (outbox.Message, error) {
-	ev, err := s.registry.New(bus.Source(s.self), TypeRequested, id.String(), requestedData{ToAgency: in.ToAgency, Service: in.Service, Note: in.Note, ParentID: parent, PersonKey: string(key)})
+func (s *Service) insertReferral(ctx context.Context, q *db.Queries, id uuid.UUID, in NewReferral, parent *uuid.UUID, traceparent string, key person.Key, consent db.Consent, now time.Time) (outbox.Message, error) {
+	cd := &consentData{ID: consent.ID, Purpose: consent.Purpose, DataCategories: consent.DataCategories, ExpiresAt: consent.ExpiresAt.UTC()}
+	ev, err := s.registry.New(bus.Source(s.self), TypeRequested, id.String(), requestedData{ToAgency: in.ToAgency, Service: in.Service, Note: in.Note, ParentID: parent, PersonKey: string(key), Consent: cd, Work: in.Work})
 	if err != nil {
 		if errors.Is(err, event.ErrInvalid) {
 			return outbox.Message{}, fmt.Errorf("%w: %v", ErrInvalid, err)
@@ -147,16 +172,51 @@ func (s *Service) insertReferral(ctx context.Context, q *db.Queries, id uuid.UUI
 	ev.SetExtension(event.ExtCaseID, in.CaseID.String())
 	ev.SetExtension(event.ExtTraceparent, traceparent)
 	event.SetSequence(ev, 1)
+	// The consent is held for this transaction: one revoked meanwhile fails
+	// it, and a revocation that comes later sees this referral.
+	if err := q.ConsentHold(ctx, db.ConsentHoldParams{ConsentID: consent.ID, At: s.cfg.Now()}); err != nil {
+		return outbox.Message{}, err
+	}
 	if err := q.ReferralInsert(ctx, db.ReferralInsertParams{
 		ID: id, CaseID: in.CaseID, FromAgency: s.self, ToAgency: in.ToAgency, Service: in.Service, Note: in.Note,
 		ParentID: parent, Traceparent: traceparent, PersonKey: string(key), CreatedAt: now,
+		ConsentID: &consent.ID, ConsentPurpose: consent.Purpose, ConsentCategories: consent.DataCategories, ConsentExpiresAt: &cd.ExpiresAt,
 	}); err != nil {
 		return outbox.Message{}, fmt.Errorf("insert referral: %w", err)
+	}
+	if err := s.recordWork(ctx, q, db.Referral{ID: id, CaseID: in.CaseID, FromAgency: s.self, ToAgency: in.ToAgency, Service: in.Service}, in.Work); err != nil {
+		return outbox.Message{}, err
 	}
 	if err := s.setTimer(ctx, q, id, in.Service, "accept"); err != nil {
 		return outbox.Message{}, err
 	}
 	return outbox.Message{To: in.ToAgency, Event: ev}, nil
+}
+
+// personKey checks a national id and returns its keyed pseudonym; "" for
+// none. Returns ErrInvalid.
+func (s *Service) personKey(id string) (person.Key, error) {
+	if id == "" {
+		return "", nil
+	}
+	if s.keyer == nil {
+		return "", fmt.Errorf("%w: person_id given, but this agency has no network key configured (REFBUS_NETWORK_KEY): ask its operators", ErrInvalid)
+	}
+	pid, err := person.ParseAny(id)
+	if err != nil {
+		return "", fmt.Errorf("%w: person_id: %v", ErrInvalid, err)
+	}
+	return s.keyer.Key(pid), nil
+}
+
+// sharedCategories are the data categories a referral shares besides its
+// work records.
+func sharedCategories(key person.Key) []string {
+	cats := []string{CategorySummary}
+	if key != "" {
+		cats = append(cats, CategoryIdentity)
+	}
+	return cats
 }
 
 // caseOfPerson finds the open case of the person with key: first among

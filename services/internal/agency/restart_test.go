@@ -18,8 +18,9 @@ import (
 func sendMany(t *testing.T, n *network, from, to string, k int) []uuid.UUID {
 	t.Helper()
 	ids := make([]uuid.UUID, k)
+	consent := n.consent(from, to)
 	for i := range ids {
-		r, err := n.svc(from).svc.CreateReferral(context.Background(), agency.NewReferral{ToAgency: to, Service: "s", Note: fmt.Sprint(i)})
+		r, err := n.svc(from).svc.CreateReferral(context.Background(), agency.NewReferral{ToAgency: to, ConsentID: consent, Service: offered[to], Note: fmt.Sprint(i)})
 		if err != nil {
 			t.Fatal(err)
 		}

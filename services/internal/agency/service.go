@@ -4,11 +4,13 @@ package agency
 
 import (
 	"context"
+	"crypto/ecdh"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -39,9 +41,17 @@ type Service struct {
 	relay    *outbox.Relay
 	consumer *inbox.Consumer
 	api      http.Handler
-	keyer    *person.Keyer // nil without a network key
+	keyer    *person.Keyer    // nil without a network key
+	key      *ecdh.PrivateKey // opens confidential fields sealed to this agency
 	cases    jetstream.KeyValue
+	dir      jetstream.KeyValue
 	stream   jetstream.Stream
+	// pubMu guards published, the listing last put into the directory.
+	pubMu     sync.Mutex
+	published []byte
+	// dirMu guards listings, the directory as the watch last saw it.
+	dirMu    sync.Mutex
+	listings map[string]Listing
 	// creations feeds commitGroups.
 	creations chan *creation
 }
@@ -71,7 +81,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: connect to postgres: %w", cfg.Agency, err)
 	}
-	s := &Service{cfg: cfg, self: cfg.Agency, log: log, pool: pool, creations: make(chan *creation)}
+	s := &Service{cfg: cfg, self: cfg.Agency, log: log, pool: pool, creations: make(chan *creation), listings: map[string]Listing{}}
 	if err := s.connect(ctx); err != nil {
 		pool.Close()
 		return nil, err
@@ -109,6 +119,14 @@ func (s *Service) connect(ctx context.Context) error {
 		s.nc.Close()
 		return fmt.Errorf("%s: %w", s.self, err)
 	}
+	if err := s.loadKey(ctx); err != nil {
+		s.nc.Close()
+		return fmt.Errorf("%s: %w", s.self, err)
+	}
+	if err := s.ensureDirectory(ctx, js); err != nil {
+		s.nc.Close()
+		return fmt.Errorf("%s: %w", s.self, err)
+	}
 	if s.cfg.NetworkKey != nil {
 		if s.keyer, err = person.NewKeyer(s.cfg.NetworkKey); err != nil {
 			s.nc.Close()
@@ -141,6 +159,7 @@ func (s *Service) Run(ctx context.Context) error {
 	g.Go(func() error { return s.consumer.Run(ctx) })
 	g.Go(func() error { return s.consumer.WatchDeadLetters(ctx, s.nc, s.stream) })
 	g.Go(func() error { return s.runTimers(ctx) })
+	g.Go(func() error { return s.runDirectory(ctx) })
 	for range committers {
 		g.Go(func() error { return s.commitGroups(ctx) })
 	}

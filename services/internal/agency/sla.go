@@ -31,6 +31,7 @@ type SLA struct {
 // services not named.
 var DefaultSLAs = map[string]SLA{
 	"crisis_shelter":                {Accept: 2 * time.Hour, Complete: 183 * 24 * time.Hour},
+	"crisis_shelter_nur":            {Accept: 2 * time.Hour, Complete: 183 * 24 * time.Hour},
 	"mothers_home":                  {Accept: 24 * time.Hour},
 	"early_intervention_assessment": {Accept: 10 * 24 * time.Hour, Complete: 60 * 24 * time.Hour},
 	"":                              {Accept: 72 * time.Hour},

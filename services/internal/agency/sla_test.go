@@ -36,7 +36,7 @@ func TestSLAOverdueEscalatesOnce(t *testing.T) {
 	onTime := n.refer("education", "ngo", "crisis_shelter", "")
 	n.both(late, "received")
 	n.both(onTime, "received")
-	n.move("ngo", onTime.ID, "accept", ``)
+	n.move("ngo", onTime.ID, "accept", placement("A-1"))
 	n.both(onTime, "accepted")
 
 	fire := func() int {

@@ -78,7 +78,7 @@ func (q *Queries) HistoryInsert(ctx context.Context, arg HistoryInsertParams) er
 }
 
 const referralGet = `-- name: ReferralGet :one
-SELECT id, case_id, from_agency, to_agency, service, note, status, delivery_error, seq_out, seq_in, created_at, updated_at, parent_id, reason_code, reason, outcome, forwarded_to, forwarded_agency, traceparent, person_key, received_at, overdue_at FROM referral WHERE id = $1
+SELECT id, case_id, from_agency, to_agency, service, note, status, delivery_error, seq_out, seq_in, created_at, updated_at, parent_id, reason_code, reason, outcome, forwarded_to, forwarded_agency, traceparent, person_key, received_at, overdue_at, consent_id, consent_purpose, consent_categories, consent_expires_at, consent_revoked_at, redacted_at, work FROM referral WHERE id = $1
 `
 
 func (q *Queries) ReferralGet(ctx context.Context, id uuid.UUID) (Referral, error) {
@@ -107,12 +107,19 @@ func (q *Queries) ReferralGet(ctx context.Context, id uuid.UUID) (Referral, erro
 		&i.PersonKey,
 		&i.ReceivedAt,
 		&i.OverdueAt,
+		&i.ConsentID,
+		&i.ConsentPurpose,
+		&i.ConsentCategories,
+		&i.ConsentExpiresAt,
+		&i.ConsentRevokedAt,
+		&i.RedactedAt,
+		&i.Work,
 	)
 	return i, err
 }
 
 const referralGetForUpdate = `-- name: ReferralGetForUpdate :one
-SELECT id, case_id, from_agency, to_agency, service, note, status, delivery_error, seq_out, seq_in, created_at, updated_at, parent_id, reason_code, reason, outcome, forwarded_to, forwarded_agency, traceparent, person_key, received_at, overdue_at FROM referral WHERE id = $1 FOR UPDATE
+SELECT id, case_id, from_agency, to_agency, service, note, status, delivery_error, seq_out, seq_in, created_at, updated_at, parent_id, reason_code, reason, outcome, forwarded_to, forwarded_agency, traceparent, person_key, received_at, overdue_at, consent_id, consent_purpose, consent_categories, consent_expires_at, consent_revoked_at, redacted_at, work FROM referral WHERE id = $1 FOR UPDATE
 `
 
 func (q *Queries) ReferralGetForUpdate(ctx context.Context, id uuid.UUID) (Referral, error) {
@@ -141,26 +148,38 @@ func (q *Queries) ReferralGetForUpdate(ctx context.Context, id uuid.UUID) (Refer
 		&i.PersonKey,
 		&i.ReceivedAt,
 		&i.OverdueAt,
+		&i.ConsentID,
+		&i.ConsentPurpose,
+		&i.ConsentCategories,
+		&i.ConsentExpiresAt,
+		&i.ConsentRevokedAt,
+		&i.RedactedAt,
+		&i.Work,
 	)
 	return i, err
 }
 
 const referralInsert = `-- name: ReferralInsert :exec
-INSERT INTO referral (id, case_id, from_agency, to_agency, service, note, status, seq_out, parent_id, traceparent, person_key, created_at, updated_at)
-VALUES ($1, $2, $3, $4, $5, $6, 'requested', 1, $7, $8, $9, $10, $10)
+INSERT INTO referral (id, case_id, from_agency, to_agency, service, note, status, seq_out, parent_id, traceparent, person_key,
+                      consent_id, consent_purpose, consent_categories, consent_expires_at, created_at, updated_at)
+VALUES ($1, $2, $3, $4, $5, $6, 'requested', 1, $7, $8, $9, $10, $11, $12, $13, $14, $14)
 `
 
 type ReferralInsertParams struct {
-	ID          uuid.UUID
-	CaseID      uuid.UUID
-	FromAgency  string
-	ToAgency    string
-	Service     string
-	Note        string
-	ParentID    *uuid.UUID
-	Traceparent string
-	PersonKey   string
-	CreatedAt   time.Time
+	ID                uuid.UUID
+	CaseID            uuid.UUID
+	FromAgency        string
+	ToAgency          string
+	Service           string
+	Note              string
+	ParentID          *uuid.UUID
+	Traceparent       string
+	PersonKey         string
+	ConsentID         *uuid.UUID
+	ConsentPurpose    string
+	ConsentCategories []string
+	ConsentExpiresAt  *time.Time
+	CreatedAt         time.Time
 }
 
 func (q *Queries) ReferralInsert(ctx context.Context, arg ReferralInsertParams) error {
@@ -174,13 +193,17 @@ func (q *Queries) ReferralInsert(ctx context.Context, arg ReferralInsertParams) 
 		arg.ParentID,
 		arg.Traceparent,
 		arg.PersonKey,
+		arg.ConsentID,
+		arg.ConsentPurpose,
+		arg.ConsentCategories,
+		arg.ConsentExpiresAt,
 		arg.CreatedAt,
 	)
 	return err
 }
 
 const referralListByCase = `-- name: ReferralListByCase :many
-SELECT id, case_id, from_agency, to_agency, service, note, status, delivery_error, seq_out, seq_in, created_at, updated_at, parent_id, reason_code, reason, outcome, forwarded_to, forwarded_agency, traceparent, person_key, received_at, overdue_at FROM referral WHERE case_id = $1 ORDER BY created_at, id
+SELECT id, case_id, from_agency, to_agency, service, note, status, delivery_error, seq_out, seq_in, created_at, updated_at, parent_id, reason_code, reason, outcome, forwarded_to, forwarded_agency, traceparent, person_key, received_at, overdue_at, consent_id, consent_purpose, consent_categories, consent_expires_at, consent_revoked_at, redacted_at, work FROM referral WHERE case_id = $1 ORDER BY created_at, id
 `
 
 func (q *Queries) ReferralListByCase(ctx context.Context, caseID uuid.UUID) ([]Referral, error) {
@@ -215,6 +238,13 @@ func (q *Queries) ReferralListByCase(ctx context.Context, caseID uuid.UUID) ([]R
 			&i.PersonKey,
 			&i.ReceivedAt,
 			&i.OverdueAt,
+			&i.ConsentID,
+			&i.ConsentPurpose,
+			&i.ConsentCategories,
+			&i.ConsentExpiresAt,
+			&i.ConsentRevokedAt,
+			&i.RedactedAt,
+			&i.Work,
 		); err != nil {
 			return nil, err
 		}
@@ -227,7 +257,7 @@ func (q *Queries) ReferralListByCase(ctx context.Context, caseID uuid.UUID) ([]R
 }
 
 const referralListIncoming = `-- name: ReferralListIncoming :many
-SELECT id, case_id, from_agency, to_agency, service, note, status, delivery_error, seq_out, seq_in, created_at, updated_at, parent_id, reason_code, reason, outcome, forwarded_to, forwarded_agency, traceparent, person_key, received_at, overdue_at FROM referral
+SELECT id, case_id, from_agency, to_agency, service, note, status, delivery_error, seq_out, seq_in, created_at, updated_at, parent_id, reason_code, reason, outcome, forwarded_to, forwarded_agency, traceparent, person_key, received_at, overdue_at, consent_id, consent_purpose, consent_categories, consent_expires_at, consent_revoked_at, redacted_at, work FROM referral
 WHERE to_agency = $1
 ORDER BY created_at DESC, id DESC
 LIMIT $2
@@ -270,6 +300,13 @@ func (q *Queries) ReferralListIncoming(ctx context.Context, arg ReferralListInco
 			&i.PersonKey,
 			&i.ReceivedAt,
 			&i.OverdueAt,
+			&i.ConsentID,
+			&i.ConsentPurpose,
+			&i.ConsentCategories,
+			&i.ConsentExpiresAt,
+			&i.ConsentRevokedAt,
+			&i.RedactedAt,
+			&i.Work,
 		); err != nil {
 			return nil, err
 		}
@@ -282,7 +319,7 @@ func (q *Queries) ReferralListIncoming(ctx context.Context, arg ReferralListInco
 }
 
 const referralListOutgoing = `-- name: ReferralListOutgoing :many
-SELECT id, case_id, from_agency, to_agency, service, note, status, delivery_error, seq_out, seq_in, created_at, updated_at, parent_id, reason_code, reason, outcome, forwarded_to, forwarded_agency, traceparent, person_key, received_at, overdue_at FROM referral
+SELECT id, case_id, from_agency, to_agency, service, note, status, delivery_error, seq_out, seq_in, created_at, updated_at, parent_id, reason_code, reason, outcome, forwarded_to, forwarded_agency, traceparent, person_key, received_at, overdue_at, consent_id, consent_purpose, consent_categories, consent_expires_at, consent_revoked_at, redacted_at, work FROM referral
 WHERE from_agency = $1
 ORDER BY created_at DESC, id DESC
 LIMIT $2
@@ -325,6 +362,13 @@ func (q *Queries) ReferralListOutgoing(ctx context.Context, arg ReferralListOutg
 			&i.PersonKey,
 			&i.ReceivedAt,
 			&i.OverdueAt,
+			&i.ConsentID,
+			&i.ConsentPurpose,
+			&i.ConsentCategories,
+			&i.ConsentExpiresAt,
+			&i.ConsentRevokedAt,
+			&i.RedactedAt,
+			&i.Work,
 		); err != nil {
 			return nil, err
 		}
@@ -416,27 +460,34 @@ func (q *Queries) ReferralOpenCaseOfPerson(ctx context.Context, personKey string
 }
 
 const referralReceive = `-- name: ReferralReceive :exec
-INSERT INTO referral (id, case_id, from_agency, to_agency, service, note, status, seq_in, parent_id, traceparent, person_key, received_at)
+INSERT INTO referral (id, case_id, from_agency, to_agency, service, note, status, seq_in, parent_id, traceparent, person_key,
+                      consent_id, consent_purpose, consent_expires_at, received_at)
 SELECT u.id, u.case_id, u.from_agency, u.to_agency, u.service, u.note, 'received', 1,
-       NULLIF(u.parent_id, '00000000-0000-0000-0000-000000000000'), u.traceparent, u.person_key, now()
+       NULLIF(u.parent_id, '00000000-0000-0000-0000-000000000000'), u.traceparent, u.person_key,
+       u.consent_id, u.consent_purpose, u.consent_expires_at, now()
 FROM (SELECT unnest($1::uuid[]) AS id, unnest($2::uuid[]) AS case_id,
              unnest($3::text[]) AS from_agency, unnest($4::text[]) AS to_agency,
              unnest($5::text[]) AS service, unnest($6::text[]) AS note,
              unnest($7::uuid[]) AS parent_id, unnest($8::text[]) AS traceparent,
-             unnest($9::text[]) AS person_key) AS u
+             unnest($9::text[]) AS person_key, unnest($10::uuid[]) AS consent_id,
+             unnest($11::text[]) AS consent_purpose,
+             unnest($12::timestamptz[]) AS consent_expires_at) AS u
 ON CONFLICT (id) DO NOTHING
 `
 
 type ReferralReceiveParams struct {
-	Ids          []uuid.UUID
-	CaseIds      []uuid.UUID
-	FromAgencies []string
-	ToAgencies   []string
-	Services     []string
-	Notes        []string
-	ParentIds    []uuid.UUID
-	Traceparents []string
-	PersonKeys   []string
+	Ids             []uuid.UUID
+	CaseIds         []uuid.UUID
+	FromAgencies    []string
+	ToAgencies      []string
+	Services        []string
+	Notes           []string
+	ParentIds       []uuid.UUID
+	Traceparents    []string
+	PersonKeys      []string
+	ConsentIds      []uuid.UUID
+	ConsentPurposes []string
+	ConsentExpiries []time.Time
 }
 
 // Records referrals that arrived from other agencies; a referral seen before
@@ -452,6 +503,9 @@ func (q *Queries) ReferralReceive(ctx context.Context, arg ReferralReceiveParams
 		arg.ParentIds,
 		arg.Traceparents,
 		arg.PersonKeys,
+		arg.ConsentIds,
+		arg.ConsentPurposes,
+		arg.ConsentExpiries,
 	)
 	return err
 }

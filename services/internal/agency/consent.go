@@ -1,0 +1,276 @@
+package agency
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	ce "github.com/cloudevents/sdk-go/v2/event"
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/refbus/refbus/pkg/bus"
+	"github.com/refbus/refbus/pkg/event"
+	"github.com/refbus/refbus/pkg/inbox"
+	"github.com/refbus/refbus/pkg/outbox"
+	"github.com/refbus/refbus/pkg/person"
+	"github.com/refbus/refbus/pkg/referral"
+	"github.com/refbus/refbus/services/internal/db"
+)
+
+// TypeConsentRevoked is the event that tells the receiver of a referral
+// that the family withdrew the consent it was made under.
+const TypeConsentRevoked = "org.refbus.consent.revoked.v1"
+
+// Data categories a consent may cover. A referral shares summary (its
+// note) always, identity when it names a person, and the category of each
+// work record it carries.
+const (
+	CategorySummary   = "summary"
+	CategoryIdentity  = "identity"
+	CategoryHealth    = "health"
+	CategoryEducation = "education"
+	CategorySocial    = "social"
+	CategoryShelter   = "shelter"
+)
+
+// Categories are the data categories, in a stable order.
+var Categories = []string{CategorySummary, CategoryIdentity, CategoryHealth, CategoryEducation, CategorySocial, CategoryShelter}
+
+// Consent is what a family agreed this agency may share.
+type Consent struct {
+	ID             uuid.UUID  `json:"id"`
+	GivenBy        string     `json:"given_by" doc:"Who consented: the person or their legal representative. Stays in this agency."`
+	ToAgency       string     `json:"to_agency" doc:"The agency the data may go to."`
+	Purpose        string     `json:"purpose"`
+	DataCategories []string   `json:"data_categories"`
+	ExpiresAt      time.Time  `json:"expires_at"`
+	RecordedAt     time.Time  `json:"recorded_at"`
+	RevokedAt      *time.Time `json:"revoked_at,omitempty"`
+	RevokeReason   string     `json:"revoke_reason,omitempty"`
+}
+
+func consentFromDB(c db.Consent) Consent {
+	return Consent{
+		ID: c.ID, GivenBy: c.GivenBy, ToAgency: c.ToAgency, Purpose: c.Purpose, DataCategories: c.DataCategories,
+		ExpiresAt: c.ExpiresAt, RecordedAt: c.RecordedAt, RevokedAt: c.RevokedAt, RevokeReason: c.RevokeReason,
+	}
+}
+
+// NewConsent is a consent as a caseworker records it.
+type NewConsent struct {
+	GivenBy        string
+	PersonID       string // optional: only its keyed pseudonym is kept
+	ToAgency       string
+	Purpose        string
+	DataCategories []string
+	ExpiresAt      time.Time
+}
+
+// consentData is the consent as it travels with a referral: its scope, not
+// who gave it.
+type consentData struct {
+	ID             uuid.UUID `json:"id"`
+	Purpose        string    `json:"purpose"`
+	DataCategories []string  `json:"data_categories"`
+	ExpiresAt      time.Time `json:"expires_at"`
+}
+
+// RecordConsent keeps a consent. Returns ErrInvalid if it is for this
+// agency itself, for no known agency, names an unknown category, or has
+// already expired.
+func (s *Service) RecordConsent(ctx context.Context, in NewConsent) (Consent, error) {
+	if in.ToAgency == s.self || !bus.KnownAgency(in.ToAgency) {
+		return Consent{}, fmt.Errorf("%w: to_agency %q: name the agency the family agrees to share with, one of %s", ErrInvalid, in.ToAgency, strings.Join(s.others(), ", "))
+	}
+	if strings.TrimSpace(in.GivenBy) == "" || strings.TrimSpace(in.Purpose) == "" {
+		return Consent{}, fmt.Errorf("%w: given_by and purpose are required", ErrInvalid)
+	}
+	if len(in.DataCategories) == 0 {
+		return Consent{}, fmt.Errorf("%w: data_categories: name at least one of %s", ErrInvalid, strings.Join(Categories, ", "))
+	}
+	for _, c := range in.DataCategories {
+		if !slices.Contains(Categories, c) {
+			return Consent{}, fmt.Errorf("%w: data category %q is not one of %s", ErrInvalid, c, strings.Join(Categories, ", "))
+		}
+	}
+	now := s.cfg.Now().UTC().Truncate(time.Microsecond)
+	if !in.ExpiresAt.After(now) {
+		return Consent{}, fmt.Errorf("%w: expires_at %s is not in the future", ErrInvalid, in.ExpiresAt.Format(time.RFC3339))
+	}
+	key, err := s.personKey(in.PersonID)
+	if err != nil {
+		return Consent{}, err
+	}
+	cats := slices.Clone(in.DataCategories)
+	slices.Sort(cats)
+	c, err := db.New(s.pool).ConsentInsert(ctx, db.ConsentInsertParams{
+		ID: uuid.Must(uuid.NewV7()), GivenBy: in.GivenBy, PersonKey: string(key), ToAgency: in.ToAgency, Purpose: in.Purpose,
+		DataCategories: slices.Compact(cats), ExpiresAt: in.ExpiresAt.UTC(), RecordedAt: now,
+	})
+	if err != nil {
+		return Consent{}, fmt.Errorf("record consent: %w", err)
+	}
+	return consentFromDB(c), nil
+}
+
+// ConsentByID returns one consent. Returns ErrNotFound if there is none.
+func (s *Service) ConsentByID(ctx context.Context, id uuid.UUID) (Consent, error) {
+	c, err := db.New(s.pool).ConsentGet(ctx, id)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Consent{}, fmt.Errorf("%w: no consent %s at %s", ErrNotFound, id, s.self)
+	}
+	if err != nil {
+		return Consent{}, fmt.Errorf("get consent: %w", err)
+	}
+	return consentFromDB(c), nil
+}
+
+// Consents lists the consents this agency recorded, newest first.
+func (s *Service) Consents(ctx context.Context, limit int) ([]Consent, error) {
+	cs, err := db.New(s.pool).ConsentList(ctx, int32(limit))
+	if err != nil {
+		return nil, fmt.Errorf("list consents: %w", err)
+	}
+	return mapSlice(cs, consentFromDB), nil
+}
+
+// checkConsent says why the consent id does not allow sharing categories
+// with agency for a person, or returns it. Returns ErrInvalid.
+func (s *Service) checkConsent(ctx context.Context, id uuid.UUID, agency string, key person.Key, categories []string) (db.Consent, error) {
+	if id == uuid.Nil {
+		return db.Consent{}, fmt.Errorf("%w: consent_id is required: record the family's consent to share with %s first (POST /api/v1/consents)", ErrInvalid, agency)
+	}
+	c, err := db.New(s.pool).ConsentGet(ctx, id)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return c, fmt.Errorf("%w: consent %s is not recorded at %s", ErrInvalid, id, s.self)
+	}
+	if err != nil {
+		return c, fmt.Errorf("read consent: %w", err)
+	}
+	switch now := s.cfg.Now(); {
+	case c.RevokedAt != nil:
+		return c, fmt.Errorf("%w: consent %s was revoked on %s: the family no longer agrees to share", ErrInvalid, id, c.RevokedAt.UTC().Format(time.RFC3339))
+	case !c.ExpiresAt.After(now):
+		return c, fmt.Errorf("%w: consent %s expired on %s: record the family's consent again", ErrInvalid, id, c.ExpiresAt.UTC().Format(time.RFC3339))
+	case c.ToAgency != agency:
+		return c, fmt.Errorf("%w: consent %s allows sharing with %s, not with %s", ErrInvalid, id, c.ToAgency, agency)
+	case c.PersonKey != "" && key != "" && c.PersonKey != string(key):
+		return c, fmt.Errorf("%w: consent %s was given for another person", ErrInvalid, id)
+	}
+	for _, cat := range categories {
+		if !slices.Contains(c.DataCategories, cat) {
+			return c, fmt.Errorf("%w: consent %s does not cover the data category %q this referral shares (it covers %s)", ErrInvalid, id, cat, strings.Join(c.DataCategories, ", "))
+		}
+	}
+	return c, nil
+}
+
+// errConsentGone reports whether err is consent_hold failing: the consent
+// was revoked or expired between the check and the commit.
+func errConsentGone(err error) bool {
+	var pg *pgconn.PgError
+	return errors.As(err, &pg) && pg.Code == "RB001"
+}
+
+// revokedData is the data of a consent.revoked event.
+type revokedData struct {
+	ConsentID uuid.UUID `json:"consent_id"`
+	RevokedAt time.Time `json:"revoked_at"`
+}
+
+// RevokeConsent withdraws a consent: every referral sent under it that has
+// not ended is cancelled, and the receiver of every referral sent under it
+// is told, so it stops and redacts what was shared. Returns ErrNotFound,
+// or ErrConflict if it was already revoked.
+func (s *Service) RevokeConsent(ctx context.Context, id uuid.UUID, reason string) (Consent, error) {
+	if strings.TrimSpace(reason) == "" {
+		return Consent{}, fmt.Errorf("%w: reason is required", ErrInvalid)
+	}
+	var out db.Consent
+	err := s.inTx(ctx, func(q *db.Queries, tx pgx.Tx) error {
+		c, err := q.ConsentGetForUpdate(ctx, id)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return fmt.Errorf("%w: no consent %s at %s", ErrNotFound, id, s.self)
+		}
+		if err != nil {
+			return fmt.Errorf("read consent: %w", err)
+		}
+		if c.RevokedAt != nil {
+			return fmt.Errorf("%w: consent %s was already revoked on %s", ErrConflict, id, c.RevokedAt.UTC().Format(time.RFC3339))
+		}
+		now := s.cfg.Now().UTC().Truncate(time.Microsecond)
+		if out, err = q.ConsentRevoke(ctx, db.ConsentRevokeParams{ID: id, At: &now, Reason: reason}); err != nil {
+			return fmt.Errorf("revoke consent: %w", err)
+		}
+		rs, err := q.ReferralListByConsent(ctx, db.ReferralListByConsentParams{ConsentID: &id, Agency: s.self})
+		if err != nil {
+			return fmt.Errorf("list referrals under consent: %w", err)
+		}
+		var msgs []outbox.Message
+		for _, r := range rs {
+			if !referral.State(r.Status).Terminal() {
+				m, err := s.moveTx(ctx, q, r, referral.Cancel, MoveInput{Reason: "consent revoked: " + reason})
+				if err != nil {
+					return err
+				}
+				msgs = append(msgs, m...)
+			}
+			e, err := s.registry.New(bus.Source(s.self), TypeConsentRevoked, r.ID.String(), revokedData{ConsentID: id, RevokedAt: now})
+			if err != nil {
+				return err
+			}
+			e.SetExtension(event.ExtCaseID, r.CaseID.String())
+			if r.Traceparent != "" {
+				e.SetExtension(event.ExtTraceparent, r.Traceparent)
+			}
+			msgs = append(msgs, outbox.Message{To: r.ToAgency, Event: e})
+			if err := q.ReferralMarkConsentRevoked(ctx, db.ReferralMarkConsentRevokedParams{ID: r.ID, At: &now}); err != nil {
+				return fmt.Errorf("mark referral: %w", err)
+			}
+		}
+		return s.out.Enqueue(ctx, tx, msgs...)
+	})
+	if err != nil {
+		if errors.Is(err, ErrNotFound) || errors.Is(err, ErrConflict) || errors.Is(err, ErrInvalid) {
+			return Consent{}, err
+		}
+		return Consent{}, fmt.Errorf("revoke consent: %w", err)
+	}
+	return consentFromDB(out), nil
+}
+
+// applyRevoked redacts a referral this agency received once its sender
+// says the consent is gone; its status and history stay.
+func (s *Service) applyRevoked(ctx context.Context, q *db.Queries, e *ce.Event) (error, error) {
+	var d revokedData
+	if err := event.Data(e, &d); err != nil {
+		return inbox.Reject("%v", err), nil
+	}
+	id, err := uuid.Parse(e.Subject())
+	if err != nil {
+		return inbox.Reject("event subject %q is not a referral id (a UUID)", e.Subject()), nil
+	}
+	r, err := q.ReferralGetForUpdate(ctx, id)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return inbox.Reject("%s has no referral %s whose consent could be revoked", s.self, id), nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read referral: %w", err)
+	}
+	if from := mustAgency(e.Source()); from != r.FromAgency || r.ToAgency != s.self {
+		return inbox.Reject("only %s, which sent referral %s, can revoke its consent, not %s", r.FromAgency, id, from), nil
+	}
+	if r.ConsentID == nil || *r.ConsentID != d.ConsentID {
+		return inbox.Reject("referral %s was not made under consent %s", id, d.ConsentID), nil
+	}
+	at := d.RevokedAt
+	if err := q.ReferralRedact(ctx, db.ReferralRedactParams{ID: id, At: &at}); err != nil {
+		return nil, fmt.Errorf("redact referral: %w", err)
+	}
+	return nil, nil
+}
