@@ -107,14 +107,22 @@ func TestAgenciesVerifyAndReconcile(t *testing.T) {
 
 	// Health refers a child to education, which accepts and forwards the
 	// family to social; health refers to social too, which declines.
-	r1, err := n.svcs["health"].CreateReferral(ctx, agency.NewReferral{ToAgency: "education", Service: "early_intervention_assessment", Note: "speech delay"})
+	consent := func(from, to string) uuid.UUID {
+		c, err := n.svcs[from].RecordConsent(ctx, agency.NewConsent{GivenBy: "mother", ToAgency: to, Purpose: "help",
+			DataCategories: []string{agency.CategorySummary}, ExpiresAt: time.Now().Add(time.Hour)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c.ID
+	}
+	r1, err := n.svcs["health"].CreateReferral(ctx, agency.NewReferral{ToAgency: "education", Service: "early_intervention_assessment", Note: "speech delay", ConsentID: consent("health", "education")})
 	if err != nil {
 		t.Fatal(err)
 	}
 	n.status("health", r1.ID, "received")
 	n.move("education", r1.ID, referral.Accept, agency.MoveInput{})
-	fwd := n.move("education", r1.ID, referral.Forward, agency.MoveInput{ToAgency: "social", Service: "disability_support", Reason: "needs benefits"})
-	r3, err := n.svcs["health"].CreateReferral(ctx, agency.NewReferral{ToAgency: "social", Service: "housing", Note: "risk of eviction", CaseID: r1.CaseID})
+	fwd := n.move("education", r1.ID, referral.Forward, agency.MoveInput{ToAgency: "social", Service: "disability_support", Reason: "needs benefits", ConsentID: consent("education", "social")})
+	r3, err := n.svcs["health"].CreateReferral(ctx, agency.NewReferral{ToAgency: "social", Service: "housing", Note: "risk of eviction", CaseID: r1.CaseID, ConsentID: consent("health", "social")})
 	if err != nil {
 		t.Fatal(err)
 	}
