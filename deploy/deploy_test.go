@@ -5,7 +5,9 @@ package deploy
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -102,6 +104,37 @@ func TestAgencyPermissions(t *testing.T) {
 	msg, err := cons.Next(jetstream.FetchMaxWait(5 * time.Second))
 	if err != nil || msg.Subject() != bus.Subject("health", "ngo", "org.refbus.referral.requested.v1") {
 		t.Fatalf("auditor read %v, %v", msg, err)
+	}
+
+	// The audit mirror, as audit-mirror.json makes it: the auditor reads
+	// it, and no one may delete from it or purge it.
+	b, err := os.ReadFile("nats/audit-mirror.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mcfg jetstream.StreamConfig
+	if err := json.Unmarshal(b, &mcfg); err != nil {
+		t.Fatalf("audit-mirror.json: %v", err)
+	}
+	if mcfg.Name != bus.AuditStream || mcfg.Mirror == nil || mcfg.Mirror.Name != bus.Stream || !mcfg.DenyDelete || !mcfg.DenyPurge {
+		t.Fatalf("audit-mirror.json: %+v", mcfg)
+	}
+	mirror, err := js.CreateStream(ctx, mcfg)
+	if err != nil {
+		t.Fatalf("create the audit mirror: %v", err)
+	}
+	mcons, err := ajs.OrderedConsumer(ctx, bus.AuditStream, jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		t.Fatalf("auditor reads the mirror: %v", err)
+	}
+	if msg, err := mcons.Next(jetstream.FetchMaxWait(5 * time.Second)); err != nil || msg.Subject() != bus.Subject("health", "ngo", "org.refbus.referral.requested.v1") {
+		t.Fatalf("auditor read from the mirror %v, %v", msg, err)
+	}
+	if err := mirror.Purge(ctx); err == nil {
+		t.Error("health purged the audit mirror")
+	}
+	if err := mirror.DeleteMsg(ctx, 1); err == nil {
+		t.Error("health deleted from the audit mirror")
 	}
 }
 

@@ -113,6 +113,38 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, c StreamConfig) (
 	return s, nil
 }
 
+// AuditStream is the name of the auditors' mirror of REFERRALS.
+const AuditStream = "REFERRALS_AUDIT"
+
+// EnsureAuditStream creates or updates AuditStream: a JetStream mirror of
+// REFERRALS that no one may delete from or purge, kept for c.MaxAge (0:
+// 10 years), that auditors replay and verify across the whole retention
+// even if the stream the agencies use is ever purged or recreated. A
+// mirror takes no publishes: it only copies REFERRALS, in order.
+func EnsureAuditStream(ctx context.Context, js jetstream.JetStream, c StreamConfig) (jetstream.Stream, error) {
+	if c.MaxAge == 0 {
+		c.MaxAge = 10 * 365 * 24 * time.Hour
+	}
+	if c.Replicas == 0 {
+		c.Replicas = 1
+	}
+	s, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:        AuditStream,
+		Description: "auditors' mirror of " + Stream + ": no deletes, no purges",
+		Mirror:      &jetstream.StreamSource{Name: Stream},
+		Storage:     jetstream.FileStorage,
+		Retention:   jetstream.LimitsPolicy,
+		MaxAge:      c.MaxAge,
+		Replicas:    c.Replicas,
+		DenyDelete:  true,
+		DenyPurge:   true,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("ensure stream %s: %w", AuditStream, err)
+	}
+	return s, nil
+}
+
 // ConsumerConfig sets the redelivery policy of an agency's consumer.
 type ConsumerConfig struct {
 	// AckWait is how long JetStream waits for the acknowledgement of a

@@ -77,6 +77,13 @@ type Options struct {
 	// stops the consumer there, without acknowledging, as a crash would.
 	Fault  func(stage string) error
 	Logger *slog.Logger
+	// Trust, if set, are the agencies' public keys: an event not signed
+	// by its sender's is rejected (schemas/SIGNING.md).
+	Trust event.Trust
+	// Signer, if set, signs the receipts, chained in the order this
+	// consumer sends them: a chain apart from the relay's, so give it a
+	// Signer of its own (schemas/SIGNING.md).
+	Signer *event.Signer
 }
 
 // Consumer applies the events addressed to one agency.
@@ -238,7 +245,11 @@ func (c *Consumer) inspect(d *delivery, h nats.Header) {
 	case ev.Source() != bus.Source(from):
 		d.outcome, d.reason = "rejected", fmt.Sprintf("event source %q does not match its sender %s", ev.Source(), from)
 	default:
-		if err := c.registry.Validate(ev); err != nil {
+		err := c.registry.Validate(ev)
+		if err == nil && c.o.Trust != nil {
+			err = event.Verify(ev, c.o.Trust)
+		}
+		if err != nil {
 			d.outcome, d.reason = "rejected", err.Error()
 		}
 	}
@@ -432,6 +443,12 @@ func (c *Consumer) receipt(d *delivery, outcome string) (*nats.Msg, bool) {
 	for _, ext := range []string{event.ExtCaseID, event.ExtTraceparent} {
 		if v, ok := d.ev.Extensions()[ext]; ok {
 			r.SetExtension(ext, v)
+		}
+	}
+	if c.o.Signer != nil {
+		if _, err := c.o.Signer.Sign(r); err != nil {
+			c.log.Error("sign receipt", "err", err, "event_id", d.id)
+			return nil, false
 		}
 	}
 	m, err := event.NewMsg(bus.Subject(c.self, to, bus.ReceiptType), r)

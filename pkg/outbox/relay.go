@@ -35,6 +35,9 @@ type RelayOptions struct {
 	// Tests use it.
 	Fault  func(stage string) error
 	Logger *slog.Logger
+	// Signer, if set, signs and chains each event before its first
+	// publish (schemas/SIGNING.md).
+	Signer *event.Signer
 }
 
 // DefaultLockKey is the advisory lock key of the relay ("refbus").
@@ -199,6 +202,11 @@ func (r *Relay) publishBatch(ctx context.Context, q *busdb.Queries) (int, error)
 	}
 	if len(rows) == 0 {
 		return 0, nil
+	}
+	if r.o.Signer != nil {
+		if err := r.sign(ctx, q, rows); err != nil {
+			return 0, err
+		}
 	}
 	if err := r.fault("before_publish"); err != nil {
 		return 0, err

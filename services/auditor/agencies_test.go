@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/refbus/refbus/pkg/bus"
+	"github.com/refbus/refbus/pkg/event"
 	"github.com/refbus/refbus/pkg/natstest"
 	"github.com/refbus/refbus/pkg/pgtest"
 	"github.com/refbus/refbus/pkg/poll"
@@ -29,6 +30,11 @@ type network struct {
 	dbs   map[string]string
 	svcs  map[string]*agency.Service
 	stops []func()
+	// seeds are the agencies' signing seeds, trust their public keys,
+	// also written to trustFile for refbus-audit verify --trust.
+	seeds     map[string][]byte
+	trust     event.Trust
+	trustFile string
 }
 
 // stop stops every service; safe to call twice.
@@ -38,15 +44,29 @@ func (n *network) stop() {
 	}
 }
 
+// newNetwork starts the agencies, each signing with its own key and
+// trusting the keys of all four.
 func newNetwork(t *testing.T, agencies ...string) *network {
+	return newNetworkWith(t, nil, agencies...)
+}
+
+// newNetworkWith is newNetwork with each agency's config changed by
+// configure, if not nil.
+func newNetworkWith(t *testing.T, configure func(a string, c *agency.Config), agencies ...string) *network {
 	t.Helper()
 	n := &network{t: t, nats: natstest.New(t), dbs: map[string]string{}, svcs: map[string]*agency.Service{}}
+	n.seeds, n.trust = testKeys(t)
+	n.trustFile = writeTrust(t, n.trust)
 	for _, a := range agencies {
 		n.dbs[a] = pgtest.New(t, "agency", migrations.Up)
 		cfg := agency.Config{
 			Agency: a, DatabaseURL: n.dbs[a], NATSURL: n.nats.ClientURL(),
-			Consumer:   bus.ConsumerConfig{AckWait: time.Second, BackOff: []time.Duration{500 * time.Millisecond}, MaxDeliver: 50},
-			NetworkKey: []byte("test network key, 32 bytes or more, shared by all"),
+			Consumer:    bus.ConsumerConfig{AckWait: time.Second, BackOff: []time.Duration{500 * time.Millisecond}, MaxDeliver: 50},
+			NetworkKey:  []byte("test network key, 32 bytes or more, shared by all"),
+			SigningSeed: n.seeds[a], Trust: n.trust,
+		}
+		if configure != nil {
+			configure(a, &cfg)
 		}
 		ctx, cancel := context.WithCancel(context.Background())
 		svc, err := agency.New(ctx, cfg, slog.New(slog.DiscardHandler))
@@ -107,14 +127,7 @@ func TestAgenciesVerifyAndReconcile(t *testing.T) {
 
 	// Health refers a child to education, which accepts and forwards the
 	// family to social; health refers to social too, which declines.
-	consent := func(from, to string) uuid.UUID {
-		c, err := n.svcs[from].RecordConsent(ctx, agency.NewConsent{GivenBy: "mother", ToAgency: to, Purpose: "help",
-			DataCategories: []string{agency.CategorySummary}, ExpiresAt: time.Now().Add(time.Hour)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return c.ID
-	}
+	consent := func(from, to string) uuid.UUID { return n.consent(t, from, to) }
 	r1, err := n.svcs["health"].CreateReferral(ctx, agency.NewReferral{ToAgency: "education", Service: "early_intervention_assessment", Note: "speech delay", ConsentID: consent("health", "education")})
 	if err != nil {
 		t.Fatal(err)
@@ -149,17 +162,17 @@ func TestAgenciesVerifyAndReconcile(t *testing.T) {
 		t.Errorf("reconcile output:\n%s", out)
 	}
 
-	code, out, errOut := runAudit(t, "--nats", n.nats.ClientURL(), "verify")
+	code, out, errOut := runAudit(t, "--nats", n.nats.ClientURL(), "verify", "--trust", n.trustFile)
 	if code != exitOK {
 		t.Fatalf("verify of the agencies' stream: exit %d\n%s%s", code, out, errOut)
 	}
 	t.Logf("verify:\n%s", out)
-	if !strings.Contains(out, "referrals: 3 requested; now 1 declined, 1 forwarded, 1 received") {
+	if !strings.Contains(out, "referrals: 3 requested; now 1 declined, 1 forwarded, 1 received") || !strings.Contains(out, "signatures: checked against 4 trust anchors") {
 		t.Errorf("verify output:\n%s", out)
 	}
 	// Filters that show one end of the forward only are no problem.
 	for _, filter := range [][]string{{"--agency", "social"}, {"--agency", "health"}, {"--referral", r1.ID.String()}, {"--referral", fwd.ForwardedTo.String()}, {"--case", r1.CaseID.String()}} {
-		if code, out, _ := runAudit(t, append([]string{"--nats", n.nats.ClientURL(), "verify"}, filter...)...); code != exitOK {
+		if code, out, _ := runAudit(t, append([]string{"--nats", n.nats.ClientURL(), "verify", "--trust", n.trustFile}, filter...)...); code != exitOK {
 			t.Errorf("verify %v: exit %d\n%s", filter, code, out)
 		}
 	}
@@ -228,3 +241,14 @@ func TestAgenciesVerifyAndReconcile(t *testing.T) {
 }
 
 const reconcileRequested = "org.refbus.referral.requested.v1"
+
+// consent records at from a consent, for an hour, to share a summary with to.
+func (n *network) consent(t *testing.T, from, to string) uuid.UUID {
+	t.Helper()
+	c, err := n.svcs[from].RecordConsent(context.Background(), agency.NewConsent{GivenBy: "mother", ToAgency: to, Purpose: "help",
+		DataCategories: []string{agency.CategorySummary}, ExpiresAt: time.Now().Add(time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c.ID
+}

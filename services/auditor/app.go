@@ -5,11 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"runtime/pprof"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
 
+	"github.com/refbus/refbus/pkg/bus"
 	"github.com/refbus/refbus/pkg/event"
 )
 
@@ -22,6 +25,18 @@ type app struct {
 
 	natsURL string
 	creds   string
+	// mirror reads the audit mirror instead of REFERRALS.
+	mirror bool
+	// stopProfile ends the CPU profile, if one was started.
+	stopProfile func()
+}
+
+// streamName is the stream replay and verify read.
+func (a *app) streamName() string {
+	if a.mirror {
+		return bus.AuditStream
+	}
+	return bus.Stream
 }
 
 // errProblems is returned by a command that found problems and reported
@@ -45,6 +60,9 @@ func (a *app) run(ctx context.Context, args []string) int {
 	root.SetOut(a.stdout)
 	root.SetErr(a.stderr)
 	err := root.ExecuteContext(ctx)
+	if a.stopProfile != nil {
+		a.stopProfile()
+	}
 	switch {
 	case err == nil:
 		return exitOK
@@ -100,6 +118,25 @@ func (a *app) rootCommand() *cobra.Command {
 	}
 	root.PersistentFlags().StringVar(&a.natsURL, "nats", url, "NATS server URL (env NATS_URL)")
 	root.PersistentFlags().StringVar(&a.creds, "creds", a.getenv("NATS_CREDS"), "NATS credentials file of a read-only auditor user (env NATS_CREDS)")
+	root.PersistentFlags().BoolVar(&a.mirror, "mirror", false, "replay and verify the audit mirror "+bus.AuditStream+" (no deletes, no purges, the whole retention) instead of "+bus.Stream)
+	var cpuProfile string
+	root.PersistentFlags().StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile to this file (for go tool pprof)")
+	_ = root.PersistentFlags().MarkHidden("cpuprofile")
+	root.PersistentPreRunE = func(*cobra.Command, []string) error {
+		if cpuProfile == "" {
+			return nil
+		}
+		f, err := os.Create(cpuProfile)
+		if err != nil {
+			return usageError("--cpuprofile: %v", err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			_ = f.Close()
+			return fmt.Errorf("cpu profile: %w", err)
+		}
+		a.stopProfile = func() { pprof.StopCPUProfile(); _ = f.Close() }
+		return nil
+	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return errUsage{err} })
 	root.AddCommand(a.replayCommand(), a.verifyCommand(), a.reconcileCommand())
 	return root

@@ -87,13 +87,47 @@ func benchStream(b *testing.B, n int) string {
 			b.Fatal(err)
 		}
 	}
+	// Signed as the agencies sign: health chains its requests, education
+	// its receipts.
+	seeds, trust := testKeys(b)
+	signer := func(a string) *event.Signer {
+		s, err := event.NewSigner(seeds[a])
+		if err != nil {
+			b.Fatal(err)
+		}
+		return s
+	}
+	health, education := signer("health"), signer("education")
+	sign := func(body []byte, chained bool) []byte {
+		e, err := event.Decode(nil, body)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if chained {
+			_, err = health.Sign(e)
+		} else {
+			_, err = education.Sign(e)
+		}
+		if err != nil {
+			b.Fatal(err)
+		}
+		out, err := event.Encode(e)
+		if err != nil {
+			b.Fatal(err)
+		}
+		return out
+	}
 	for k := range n / 2 {
-		pub(bus.Subject("health", "education", requestedT), "/agencies/health", 2*k+1, ids(reqBody, k))
-		pub(bus.Subject("education", "health", bus.ReceiptType), "/agencies/education", 2*k+2, ids(rcpBody, k))
+		pub(bus.Subject("health", "education", requestedT), "/agencies/health", 2*k+1, sign(ids(reqBody, k), true))
+		pub(bus.Subject("education", "health", bus.ReceiptType), "/agencies/education", 2*k+2, sign(ids(rcpBody, k), false))
 	}
 	<-js.PublishAsyncComplete()
+	benchTrust = writeTrust(b, trust)
 	return srv.ClientURL()
 }
+
+// benchTrust is the trust file of the bench stream's signers.
+var benchTrust string
 
 func benchRun(b *testing.B, n int, args ...string) {
 	a := &app{stdout: io.Discard, stderr: io.Discard, registry: schemas.Registry, getenv: func(string) string { return "" }}
@@ -140,5 +174,6 @@ func BenchmarkReplay(b *testing.B) {
 func BenchmarkVerify(b *testing.B) {
 	n := benchEvents()
 	url := benchStream(b, n)
-	benchRun(b, n, "--nats", url, "verify")
+	b.Run("signatures", func(b *testing.B) { benchRun(b, n, "--nats", url, "verify", "--trust", benchTrust) })
+	b.Run("chains", func(b *testing.B) { benchRun(b, n, "--nats", url, "verify") })
 }

@@ -30,6 +30,10 @@ type fixture struct {
 	reg *event.Registry
 	// sent are the messages published, by stream sequence (from 1).
 	sent []*nats.Msg
+	// signers, if set, sign every event sent as the agencies do: the
+	// relay's chain, and the receipts' apart. trustFile holds their keys.
+	signers, receiptSigners map[string]*event.Signer
+	trustFile               string
 }
 
 func newFixture(t *testing.T) *fixture {
@@ -87,11 +91,50 @@ func (f *fixture) build(s spec) *ce.Event {
 // send publishes s as the relay would and returns its stream sequence.
 func (f *fixture) send(s spec) uint64 {
 	f.t.Helper()
-	m, err := event.NewMsg(bus.Subject(s.from, s.to, s.typ), f.build(s))
+	return f.publish(f.msg(s))
+}
+
+// msg builds the message of s, signed if the fixture signs.
+func (f *fixture) msg(s spec) *nats.Msg {
+	f.t.Helper()
+	e := f.build(s)
+	signers := f.signers
+	if s.typ == bus.ReceiptType {
+		signers = f.receiptSigners
+	}
+	if signer := signers[s.from]; signer != nil {
+		if _, err := signer.Sign(e); err != nil {
+			f.t.Fatal(err)
+		}
+	}
+	m, err := event.NewMsg(bus.Subject(s.from, s.to, s.typ), e)
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	return f.publish(m)
+	return m
+}
+
+// signAll makes each agency sign its events (of fixed keys), and returns
+// the messages of specs in order, signed.
+func (f *fixture) signAll(specs []spec) []*nats.Msg {
+	f.t.Helper()
+	seeds, trust := testKeys(f.t)
+	f.signers, f.receiptSigners = map[string]*event.Signer{}, map[string]*event.Signer{}
+	for a, seed := range seeds {
+		for _, m := range []map[string]*event.Signer{f.signers, f.receiptSigners} {
+			s, err := event.NewSigner(seed)
+			if err != nil {
+				f.t.Fatal(err)
+			}
+			m[a] = s
+		}
+	}
+	f.trustFile = writeTrust(f.t, trust)
+	out := make([]*nats.Msg, len(specs))
+	for i, s := range specs {
+		out[i] = f.msg(s)
+	}
+	return out
 }
 
 // publish stores m and returns its stream sequence.

@@ -50,8 +50,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 // costs little memory and makes verify about half again as fast.
 const gcPercent = 400
 
+// memoryLimit is the soft memory limit unless GOMEMLIMIT says otherwise:
+// past it the collector runs more often instead of letting the heap grow
+// to five times what is live, so the peak stays near it as long as what
+// verify keeps (tens of bytes per event and referral) fits under it.
+const memoryLimit = 256 << 20
+
 func tuneGC(getenv func(string) string) {
 	if getenv("GOGC") == "" {
 		debug.SetGCPercent(gcPercent)
+	}
+	if getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(memoryLimit)
 	}
 }

@@ -90,7 +90,7 @@ func (a *app) replay(cmd *cobra.Command, r stream.Range, f stream.Filter, w rend
 	}
 	defer nc.Close()
 	meter := progress.Start(a.stderr, "replay")
-	o := stream.Options{Range: r, Subjects: f.Subjects()}
+	o := stream.Options{Range: r, Subjects: f.Subjects(), Stream: a.streamName()}
 	if meter != nil {
 		o.Progress = meter
 	}

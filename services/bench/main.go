@@ -10,6 +10,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -194,6 +195,10 @@ func run(ctx context.Context, log *slog.Logger, args []string) (res result, err 
 	}
 
 	if c.audit > 0 {
+		// The agencies would answer the topped-up requests while the
+		// auditors are timed: stop them first (close stops them again).
+		st.stopSvcs()
+		st.running.Wait()
 		a, err := auditBench(ctx, st.nats.ClientURL(), c.audit, st.dir)
 		if err != nil {
 			return res, fmt.Errorf("audit run: %w", err)
@@ -205,6 +210,10 @@ func run(ctx context.Context, log *slog.Logger, args []string) (res result, err 
 			count(a.replayPerSec), 100*a.replayPerSec/a.readPerSec, a.replayRSS/1024)
 		fmt.Printf("  refbus-audit verify: %s events/s, peak RSS %d MiB, exit %d (0: no problem found)\n",
 			count(a.verifyPerSec), a.verifyRSS/1024, a.verifyExit)
+		if a.trustEvents > 0 {
+			fmt.Printf("  refbus-audit verify --trust, from the first of the %d signed events: %s events/s, peak RSS %d MiB, exit %d (problems: %s)\n",
+				a.trustEvents, count(a.trustPerSec), a.trustRSS/1024, a.trustExit, cmp.Or(a.trustProblems, "none"))
+		}
 	}
 
 	fmt.Printf("ratio e2e/raw:  %.3f (load average now %s: other work on this host skews both figures, the ratio less)\n",

@@ -5,6 +5,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -19,9 +20,13 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nkeys"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/refbus/refbus/pkg/bus"
+	"github.com/refbus/refbus/pkg/event"
 	"github.com/refbus/refbus/pkg/natslocal"
 	"github.com/refbus/refbus/pkg/pglocal"
 	"github.com/refbus/refbus/services/internal/agency"
@@ -98,17 +103,25 @@ func run(ctx context.Context, log *slog.Logger, args []string) error {
 	if err != nil {
 		return err
 	}
+	seeds, trust, err := signingKeys(dataDir)
+	if err != nil {
+		return err
+	}
 	svcs := map[string]*agency.Service{}
 	for _, a := range bus.Agencies {
 		if err := pg.CreateDatabase(ctx, a, ""); err != nil {
 			return err
 		}
-		svc, err := agency.New(ctx, agency.Config{Agency: a, HTTPAddr: *c.addrs[a], DatabaseURL: pg.URL(a), NATSURL: ns.ClientURL(), NetworkKey: key}, log)
+		svc, err := agency.New(ctx, agency.Config{Agency: a, HTTPAddr: *c.addrs[a], DatabaseURL: pg.URL(a), NATSURL: ns.ClientURL(), NetworkKey: key, SigningSeed: seeds[a], Trust: trust}, log)
 		if err != nil {
 			return err
 		}
 		defer svc.Close()
 		svcs[a] = svc
+	}
+
+	if err := auditMirror(ctx, ns.ClientURL()); err != nil {
+		return err
 	}
 
 	g, gctx := errgroup.WithContext(ctx)
@@ -125,6 +138,7 @@ func run(ctx context.Context, log *slog.Logger, args []string) error {
 	for _, a := range bus.Agencies {
 		fmt.Printf("  %-10s http://%s/api/v1/inbox   (OpenAPI: http://%s/docs)\n", a, *c.addrs[a], *c.addrs[a])
 	}
+	fmt.Printf("  trust anchors of the agencies' signatures: %s (refbus-audit verify --trust)\n", filepath.Join(dataDir, "trust"))
 	fmt.Printf("  NATS       %s\n  Postgres   %s (databases health, education, social, ngo)\n", ns.ClientURL(), pg.URL("health"))
 	fmt.Println("Press Ctrl-C to stop.")
 	err = g.Wait()
@@ -149,6 +163,62 @@ func networkKey(path string) ([]byte, error) {
 		return nil, fmt.Errorf("write network key: %w", err)
 	}
 	return key, nil
+}
+
+// auditMirror makes the auditors' mirror of the stream (refbus-audit
+// --mirror), which no one can delete from or purge.
+func auditMirror(ctx context.Context, url string) error {
+	nc, err := nats.Connect(url, nats.Name("refbus-devstack"))
+	if err != nil {
+		return fmt.Errorf("audit mirror: %w", err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return fmt.Errorf("audit mirror: %w", err)
+	}
+	_, err = bus.EnsureAuditStream(ctx, js, bus.StreamConfig{})
+	return err
+}
+
+// signingKeys reads each agency's nkeys signing seed from
+// dataDir/signing/<agency>.nk, making those missing, and writes the trust
+// anchors of all four to dataDir/trust (agency=PUBLICKEY lines), the file
+// refbus-audit verify --trust reads.
+func signingKeys(dataDir string) (map[string][]byte, event.Trust, error) {
+	dir := filepath.Join(dataDir, "signing")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, nil, err
+	}
+	seeds, trust := map[string][]byte{}, event.Trust{}
+	for _, a := range bus.Agencies {
+		path := filepath.Join(dir, a+".nk")
+		seed, err := os.ReadFile(path)
+		if errors.Is(err, os.ErrNotExist) {
+			kp, err := nkeys.CreateAccount()
+			if err != nil {
+				return nil, nil, err
+			}
+			if seed, err = kp.Seed(); err != nil {
+				return nil, nil, err
+			}
+			if err := os.WriteFile(path, append(seed, '\n'), 0o600); err != nil {
+				return nil, nil, fmt.Errorf("write signing seed: %w", err)
+			}
+		} else if err != nil {
+			return nil, nil, err
+		}
+		s, err := event.NewSigner(seed)
+		if err != nil {
+			return nil, nil, fmt.Errorf("%s: %w", path, err)
+		}
+		seeds[a], trust[a] = bytes.TrimSpace(seed), s.PublicKey()
+	}
+	anchors := "# agency=public key of its signing seed (schemas/SIGNING.md)\n" + strings.ReplaceAll(trust.String(), ",", "\n") + "\n"
+	if err := os.WriteFile(filepath.Join(dataDir, "trust"), []byte(anchors), 0o644); err != nil {
+		return nil, nil, fmt.Errorf("write trust anchors: %w", err)
+	}
+	return seeds, trust, nil
 }
 
 func envOr(key, def string) string {

@@ -10,7 +10,29 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgtype"
 )
+
+const outboxChainHead = `-- name: OutboxChainHead :one
+SELECT chain_pos::bigint AS chain_pos, chain_hash::text AS chain_hash
+FROM outbox
+WHERE chain_pos IS NOT NULL
+ORDER BY chain_pos DESC
+LIMIT 1
+`
+
+type OutboxChainHeadRow struct {
+	ChainPos  int64
+	ChainHash string
+}
+
+// The last event the relay signed: the head of the agency's hash chain.
+func (q *Queries) OutboxChainHead(ctx context.Context) (OutboxChainHeadRow, error) {
+	row := q.db.QueryRow(ctx, outboxChainHead)
+	var i OutboxChainHeadRow
+	err := row.Scan(&i.ChainPos, &i.ChainHash)
+	return i, err
+}
 
 const outboxInsert = `-- name: OutboxInsert :exec
 INSERT INTO outbox (event_id, event_type, subject, msg_id, traceparent, payload, wants_receipt)
@@ -130,7 +152,7 @@ func (q *Queries) OutboxNotify(ctx context.Context) error {
 }
 
 const outboxPending = `-- name: OutboxPending :many
-SELECT seq, subject, msg_id, traceparent, payload, republished
+SELECT seq, subject, msg_id, traceparent, payload, republished, chain_pos
 FROM outbox
 WHERE published_at IS NULL
 ORDER BY seq
@@ -144,6 +166,7 @@ type OutboxPendingRow struct {
 	Traceparent string
 	Payload     []byte
 	Republished int32
+	ChainPos    pgtype.Int8
 }
 
 // Unpublished events in the order they were written. A row of a
@@ -166,6 +189,7 @@ func (q *Queries) OutboxPending(ctx context.Context, limit int32) ([]OutboxPendi
 			&i.Traceparent,
 			&i.Payload,
 			&i.Republished,
+			&i.ChainPos,
 		); err != nil {
 			return nil, err
 		}
@@ -190,6 +214,32 @@ func (q *Queries) OutboxResendUnreceipted(ctx context.Context, publishedAt *time
 		return 0, err
 	}
 	return result.RowsAffected(), nil
+}
+
+const outboxSign = `-- name: OutboxSign :exec
+UPDATE outbox
+SET payload = ($1::bytea[])[array_position($2::bigint[], seq)],
+    chain_pos = ($3::bigint[])[array_position($2::bigint[], seq)],
+    chain_hash = ($4::text[])[array_position($2::bigint[], seq)]
+WHERE seq = ANY($2::bigint[])
+`
+
+type OutboxSignParams struct {
+	Payloads    [][]byte
+	Seqs        []int64
+	ChainPoss   []int64
+	ChainHashes []string
+}
+
+// Stores signed events before they are published (schemas/SIGNING.md).
+func (q *Queries) OutboxSign(ctx context.Context, arg OutboxSignParams) error {
+	_, err := q.db.Exec(ctx, outboxSign,
+		arg.Payloads,
+		arg.Seqs,
+		arg.ChainPoss,
+		arg.ChainHashes,
+	)
+	return err
 }
 
 const relayTryLock = `-- name: RelayTryLock :one

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/refbus/refbus/pkg/bus"
+	"github.com/refbus/refbus/pkg/event"
 	"github.com/refbus/refbus/pkg/inbox"
 	"github.com/refbus/refbus/pkg/outbox"
 )
@@ -31,6 +32,13 @@ type Config struct {
 	// into matching pseudonyms (at least 32 bytes). Without it the service
 	// refuses person ids.
 	NetworkKey []byte `json:"-"`
+	// SigningSeed is the agency's nkeys seed: its events and receipts are
+	// signed with it (schemas/SIGNING.md); empty sends them unsigned.
+	SigningSeed []byte `json:"-"`
+	// Trust are the agencies' public keys (trust anchors); when set, an
+	// event not signed with its sender's key is rejected.
+	Trust    event.Trust
+	trustErr error
 
 	// SLAs are the deadlines per service (default DefaultSLAs); the ""
 	// entry applies to services not named.
@@ -61,7 +69,8 @@ var DefaultPort = map[string]int{"health": 8081, "education": 8082, "social": 80
 
 // ConfigFromEnv reads the settings of agency from the environment:
 // REFBUS_HTTP_ADDR, DATABASE_URL, NATS_URL, NATS_CREDS, REFBUS_NETWORK_KEY
-// (hex).
+// (hex), REFBUS_SIGNING_SEED (an nkeys seed) and REFBUS_TRUST
+// (agency=PUBLICKEY,...).
 func ConfigFromEnv(agency string) Config {
 	c := Config{
 		Agency:      agency,
@@ -72,6 +81,12 @@ func ConfigFromEnv(agency string) Config {
 	}
 	if k, err := hex.DecodeString(os.Getenv("REFBUS_NETWORK_KEY")); err == nil {
 		c.NetworkKey = k
+	}
+	if seed := os.Getenv("REFBUS_SIGNING_SEED"); seed != "" {
+		c.SigningSeed = []byte(seed)
+	}
+	if t := os.Getenv("REFBUS_TRUST"); t != "" {
+		c.Trust, c.trustErr = event.ParseTrust(t)
 	}
 	if c.HTTPAddr == "" {
 		c.HTTPAddr = fmt.Sprintf("127.0.0.1:%d", DefaultPort[agency])
@@ -91,6 +106,22 @@ func (c *Config) check() error {
 	}
 	if c.NATSURL == "" {
 		return fmt.Errorf("%s: NATS_URL is required", c.Agency)
+	}
+	if c.trustErr != nil {
+		return fmt.Errorf("%s: REFBUS_TRUST: %w", c.Agency, c.trustErr)
+	}
+	if len(c.SigningSeed) > 0 {
+		// The relay's chain and the receipts' are apart: two signers.
+		for _, s := range []**event.Signer{&c.Relay.Signer, &c.Inbox.Signer} {
+			signer, err := event.NewSigner(c.SigningSeed)
+			if err != nil {
+				return fmt.Errorf("%s: %w", c.Agency, err)
+			}
+			*s = signer
+		}
+	}
+	if c.Trust != nil {
+		c.Inbox.Trust = c.Trust
 	}
 	if c.MaxConns == 0 {
 		c.MaxConns = 16
@@ -119,3 +150,16 @@ func (c *Config) check() error {
 // shutdownGrace bounds how long the HTTP server waits for requests in
 // flight when the service stops.
 const shutdownGrace = 5 * time.Second
+
+// SigningKey is the public key of SigningSeed, this agency's trust anchor
+// for the others ("" without a seed).
+func (c *Config) SigningKey() (string, error) {
+	if len(c.SigningSeed) == 0 {
+		return "", nil
+	}
+	s, err := event.NewSigner(c.SigningSeed)
+	if err != nil {
+		return "", err
+	}
+	return s.PublicKey(), nil
+}

@@ -114,6 +114,8 @@ type Outbox struct {
 	ReceiptedAt    *time.Time
 	ReceiptOutcome pgtype.Text
 	ReceiptReason  pgtype.Text
+	ChainPos       pgtype.Int8
+	ChainHash      pgtype.Text
 }
 
 type Placement struct {

@@ -73,6 +73,9 @@ func (f Filter) Match(m *Msg) bool {
 		(f.Referral == "" || a.Is(Subject, f.Referral))
 }
 
+// None reports whether the filter selects every message.
+func (f Filter) None() bool { return f == Filter{} }
+
 // Narrows reports whether the filter can hide some events of a referral it
 // selects others of. Agency, case and referral select whole referrals; a
 // type does not.

@@ -108,7 +108,10 @@ type Progress interface {
 
 // Options say what to read.
 type Options struct {
-	Range Range
+	// Stream is the stream to read (default bus.Stream); its mirror
+	// bus.AuditStream holds the same messages at the same sequences.
+	Stream string
+	Range  Range
 	// Subjects are filters on the server side; none reads every subject.
 	Subjects []string
 	// Progress, if set, is told about every message.
@@ -129,12 +132,19 @@ func Read(ctx context.Context, js jetstream.JetStream, o Options, fn func(*Msg) 
 	if err := o.Range.Check(); err != nil {
 		return err
 	}
-	s, err := js.Stream(ctx, bus.Stream)
+	name := o.Stream
+	if name == "" {
+		name = bus.Stream
+	}
+	s, err := js.Stream(ctx, name)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		if name != bus.Stream {
+			return fmt.Errorf("no %s stream on this server", name)
+		}
 		return ErrNoStream
 	}
 	if err != nil {
-		return fmt.Errorf("read stream %s: %w", bus.Stream, err)
+		return fmt.Errorf("read stream %s: %w", name, err)
 	}
 	last := s.CachedInfo().State.LastSeq
 	if o.Range.ToSeq > 0 && o.Range.ToSeq < last {
@@ -169,12 +179,12 @@ func Read(ctx context.Context, js jetstream.JetStream, o Options, fn func(*Msg) 
 	}
 	it, err := cons.Messages(jetstream.PullMaxMessages(buf))
 	if err != nil {
-		return fmt.Errorf("read stream %s: %w", bus.Stream, err)
+		return fmt.Errorf("read stream %s: %w", name, err)
 	}
 	defer it.Stop()
 	info, err := cons.Info(ctx)
 	if err != nil {
-		return fmt.Errorf("read stream %s: %w", bus.Stream, err)
+		return fmt.Errorf("read stream %s: %w", name, err)
 	}
 	if info.NumPending == 0 && info.Delivered.Consumer == 0 {
 		// Nothing matches; Next would wait for a message forever. (What
@@ -190,11 +200,11 @@ func Read(ctx context.Context, js jetstream.JetStream, o Options, fn func(*Msg) 
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			return fmt.Errorf("read stream %s: %w", bus.Stream, err)
+			return fmt.Errorf("read stream %s: %w", name, err)
 		}
 		md, err := jm.Metadata()
 		if err != nil {
-			return fmt.Errorf("read stream %s: %w", bus.Stream, err)
+			return fmt.Errorf("read stream %s: %w", name, err)
 		}
 		seq := md.Sequence.Stream
 		if seq > last || (!o.Range.Until.IsZero() && md.Timestamp.After(o.Range.Until)) {

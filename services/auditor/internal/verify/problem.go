@@ -62,6 +62,21 @@ const (
 	IllegalMove Kind = "illegal move"
 	// MissingInput: a move without the reason, outcome or target it needs.
 	MissingInput Kind = "missing input"
+	// Unsigned: an event without a signature, when trust anchors are set.
+	Unsigned Kind = "unsigned"
+	// BadSignature: a signature that is not its sender's or does not
+	// match the event (changed after signing), or a malformed prevhash.
+	BadSignature Kind = "bad signature"
+	// Unchained: a signed event other than a receipt without prevhash.
+	Unchained Kind = "unchained"
+	// ChainBroken: an event follows a prevhash that no event of its sender
+	// in the stream has: the one before it was removed or altered.
+	ChainBroken Kind = "chain broken"
+	// ChainReordered: an event comes after one that follows it in its
+	// sender's chain.
+	ChainReordered Kind = "chain reordered"
+	// ChainRestarted: a sender's chain starts again from zero.
+	ChainRestarted Kind = "chain restarted"
 )
 
 // Problem is one thing wrong with the stream.

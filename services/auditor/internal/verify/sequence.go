@@ -10,9 +10,8 @@ import (
 // senderSeq follows the sequence numbers one source gave the events of one
 // referral.
 type senderSeq struct {
-	source uint32
+	source uint32 // plus one: 0 is a free slot
 	last   int64
-	gaps   []gap
 }
 
 // gap is a run of sequence numbers not seen (yet): lo to hi, noticed at the
@@ -37,20 +36,25 @@ func (v *Verifier) sequence(in *inspected, source uint32) {
 		return
 	}
 	r := v.ref(in.referral)
-	s := r.sender(source)
+	s := v.sender(r, idKey(in.referral), source)
+	sk := senderKey{ref: idKey(in.referral), source: source}
+	addGap := func(g gap) {
+		g.ref, g.source = in.referral, source
+		v.openGaps[sk] = append(v.openGaps[sk], g)
+	}
 	n := in.sequence
 	switch {
 	case s.last == 0:
 		if n > 1 && v.complete {
-			s.gaps = append(s.gaps, gap{lo: 1, hi: n - 1, seq: in.seq})
+			addGap(gap{lo: 1, hi: n - 1, seq: in.seq})
 		}
 		s.last = n
 	case n == s.last+1:
 		s.last = n
 	case n > s.last+1:
-		s.gaps = append(s.gaps, gap{lo: s.last + 1, hi: n - 1, seq: in.seq})
+		addGap(gap{lo: s.last + 1, hi: n - 1, seq: in.seq})
 		s.last = n
-	case s.fill(n):
+	case v.fill(sk, n):
 		v.problem(Problem{Seq: in.seq, Kind: Reordered, Detail: "event " + in.id + " of referral " + in.referral + " from " + in.source +
 			" has sequence " + itoa64(n) + " but comes after sequence " + itoa64(s.last)})
 	default:
@@ -59,32 +63,48 @@ func (v *Verifier) sequence(in *inspected, source uint32) {
 	}
 }
 
-func (r *refState) sender(source uint32) *senderSeq {
+// sender returns the sequence record of source in referral r (key k).
+func (v *Verifier) sender(r *refState, k [16]byte, source uint32) *senderSeq {
 	for i := range r.senders {
-		if r.senders[i].source == source {
+		switch r.senders[i].source {
+		case source + 1:
+			return &r.senders[i]
+		case 0:
+			r.senders[i].source = source + 1
 			return &r.senders[i]
 		}
 	}
-	r.senders = append(r.senders, senderSeq{source: source})
-	return &r.senders[len(r.senders)-1]
+	sk := senderKey{ref: k, source: source}
+	s := v.extraSenders[sk]
+	if s == nil {
+		s = &senderSeq{source: source + 1}
+		v.extraSenders[sk] = s
+	}
+	return s
 }
 
-// fill takes n out of the gaps, reporting whether it was in one.
-func (s *senderSeq) fill(n int64) bool {
-	for i, g := range s.gaps {
+// fill takes n out of the open gaps of sk, reporting whether it was in one.
+func (v *Verifier) fill(sk senderKey, n int64) bool {
+	gaps := v.openGaps[sk]
+	for i, g := range gaps {
 		if n < g.lo || n > g.hi {
 			continue
 		}
 		switch {
 		case g.lo == g.hi:
-			s.gaps = slices.Delete(s.gaps, i, i+1)
+			gaps = slices.Delete(gaps, i, i+1)
 		case n == g.lo:
-			s.gaps[i].lo++
+			gaps[i].lo++
 		case n == g.hi:
-			s.gaps[i].hi--
+			gaps[i].hi--
 		default:
-			s.gaps = slices.Insert(s.gaps, i+1, gap{lo: n + 1, hi: g.hi, seq: g.seq})
-			s.gaps[i].hi = n - 1
+			gaps = slices.Insert(gaps, i+1, gap{lo: n + 1, hi: g.hi, seq: g.seq, ref: g.ref, source: g.source})
+			gaps[i].hi = n - 1
+		}
+		if len(gaps) == 0 {
+			delete(v.openGaps, sk)
+		} else {
+			v.openGaps[sk] = gaps
 		}
 		return true
 	}
@@ -94,13 +114,8 @@ func (s *senderSeq) fill(n int64) bool {
 // gaps reports the gaps still open, in stream order.
 func (v *Verifier) gaps() {
 	var open []gap
-	for id, r := range v.refs {
-		for _, s := range r.senders {
-			for _, g := range s.gaps {
-				g.ref, g.source = id, s.source
-				open = append(open, g)
-			}
-		}
+	for _, gaps := range v.openGaps {
+		open = append(open, gaps...)
 	}
 	slices.SortFunc(open, func(a, b gap) int {
 		return cmp.Or(cmp.Compare(a.seq, b.seq), cmp.Compare(a.lo, b.lo))

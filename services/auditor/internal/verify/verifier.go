@@ -3,7 +3,10 @@ package verify
 import (
 	"errors"
 	"hash/maphash"
+	"slices"
 	"strings"
+
+	"github.com/google/uuid"
 
 	"github.com/refbus/refbus/pkg/bus"
 	"github.com/refbus/refbus/pkg/event"
@@ -24,6 +27,8 @@ import (
 // replayed.
 type Verifier struct {
 	reg      *event.Registry
+	trust    event.Trust
+	chained  bool
 	complete bool
 	linked   bool
 	seed     maphash.Seed
@@ -31,9 +36,17 @@ type Verifier struct {
 
 	sources map[string]uint32
 	names   []string
-	events  map[eventKey]eventRecord
-	refs    map[string]*refState
-	sum     Summary
+	events  map[uint64]eventRecord
+	refs    map[[16]byte]*refState
+	// caseNames holds the case ids that are not UUIDs, by key.
+	caseNames map[[16]byte]string
+	// openGaps are the sequence gaps not filled yet, and extraSenders the
+	// senders of a referral past its two parties; both are rare.
+	openGaps     map[senderKey][]gap
+	extraSenders map[senderKey]*senderSeq
+	states       []referral.State
+	chains       map[uint32]*chain
+	sum          Summary
 }
 
 // eventKey names an event: its source, interned, and its id.
@@ -42,24 +55,48 @@ type eventKey struct {
 	id     [16]byte
 }
 
-// eventRecord is what is kept of the first copy of an event.
-type eventRecord struct {
-	hash uint64
-	seq  uint64
-	to   uint32
-	typ  uint32
+// key packs k into the 64-bit hash the index of events is keyed by: two
+// events of a stream share one by chance about once in 10^7 streams of a
+// million events.
+func (v *Verifier) key(k eventKey) uint64 {
+	var b [20]byte
+	copy(b[:16], k.id[:])
+	b[16], b[17], b[18], b[19] = byte(k.source), byte(k.source>>8), byte(k.source>>16), byte(k.source>>24)
+	return maphash.Bytes(v.seed, b[:])
 }
 
-// refState is what is known of one referral.
+// eventRecord is what is kept of the first copy of an event: 16 bytes, for
+// it is kept for every event.
+type eventRecord struct {
+	seq  uint64
+	hash uint32 // of its bytes
+	to   uint16 // interned, saturated at maxName
+	typ  uint16
+}
+
+const maxName = 1<<16 - 1
+
+func short(n uint32) uint16 { return uint16(min(n, maxName)) }
+
+// refState is what is known of one referral. It holds no pointers, so
+// that the collector need not scan the hundreds of thousands there are.
 type refState struct {
-	from, to string
-	caseID   string
-	state    referral.State
+	from, to uint32 // interned agencies
+	caseID   [16]byte
+	state    uint8  // index in Verifier.states
 	opened   uint64 // stream sequence of its request; 0 if not seen
 	// delivered: its receiver's receipt (applied) or a move of its
 	// receiver proved delivery; refused: a receipt said rejected.
 	delivered, refused bool
-	senders            []senderSeq
+	// senders follow the sequence numbers of its two parties (more, in
+	// Verifier.extraSenders).
+	senders [2]senderSeq
+}
+
+// senderKey names the events of one referral from one source.
+type senderKey struct {
+	ref    [16]byte
+	source uint32
 }
 
 // Options tune a Verifier.
@@ -78,6 +115,12 @@ type Options struct {
 	// Report is called with every problem as it is found (gaps at the
 	// end, by Finish).
 	Report func(Problem)
+	// Trust are the agencies' public keys; when set, every event's
+	// signature is checked.
+	Trust event.Trust
+	// Chains says that the read selects every message of its range (no
+	// filter), so that each sender's hash chain can be checked.
+	Chains bool
 }
 
 // New returns a verifier that validates events with reg.
@@ -87,8 +130,9 @@ func New(reg *event.Registry, o Options) *Verifier {
 		report = func(Problem) {}
 	}
 	return &Verifier{
-		reg: reg, complete: o.Complete, linked: o.Complete && o.Linked, seed: maphash.MakeSeed(), report: report,
-		sources: map[string]uint32{}, events: map[eventKey]eventRecord{}, refs: map[string]*refState{},
+		reg: reg, trust: o.Trust, chained: o.Chains, complete: o.Complete, linked: o.Complete && o.Linked, seed: maphash.MakeSeed(), report: report,
+		sources: map[string]uint32{}, events: map[uint64]eventRecord{}, refs: map[[16]byte]*refState{}, chains: map[uint32]*chain{},
+		caseNames: map[[16]byte]string{}, openGaps: map[senderKey][]gap{}, extraSenders: map[senderKey]*senderSeq{},
 		sum: Summary{States: map[string]int{}, Problems: map[Kind]int{}},
 	}
 }
@@ -127,16 +171,24 @@ func (v *Verifier) apply(in *inspected) {
 	}
 	v.sum.Decoded++
 	key := eventKey{source: v.intern(in.source), id: in.idKey}
-	rec := eventRecord{hash: in.hash, seq: in.seq, to: v.intern(in.to), typ: v.intern(in.typ)}
-	if first, seen := v.events[key]; seen {
+	ek := v.key(key)
+	rec := eventRecord{hash: uint32(in.hash), seq: in.seq, to: short(v.intern(in.to)), typ: short(v.intern(in.typ))}
+	if first, seen := v.events[ek]; seen {
+		v.checkSignature(in)
 		v.copyOf(in, first, rec)
 		return
 	}
-	v.events[key] = rec
+	v.events[ek] = rec
 	if !in.trusted {
 		// A forged event says nothing about the sequence of the agency
 		// it names; it is reported, and left out.
+		v.checkSignature(in)
 		return
+	}
+	if v.chained && in.chained && in.signedOK {
+		v.link(in, key.source)
+	} else {
+		v.checkSignature(in)
 	}
 	// An invalid event still took its sender's next sequence number.
 	v.sequence(in, key.source)
@@ -155,6 +207,17 @@ func (v *Verifier) apply(in *inspected) {
 		// and source were checked above.
 	case strings.HasPrefix(in.typ, referralPrefix):
 		v.move(in)
+	}
+}
+
+// checkSignature checks now a signature left for the chain, for an event
+// that will not join one.
+func (v *Verifier) checkSignature(in *inspected) {
+	if in.signature == nil {
+		return
+	}
+	if err := in.signature.Check(); err != nil {
+		v.problem(Problem{Seq: in.seq, Kind: BadSignature, Detail: "event " + in.id + ": " + err.Error()})
 	}
 }
 
@@ -215,29 +278,30 @@ var moveOf = func() map[string]referral.Move {
 
 // request opens a referral.
 func (v *Verifier) request(in *inspected) {
-	if r := v.refs[in.referral]; r != nil && r.opened != 0 {
+	if r := v.refs[idKey(in.referral)]; r != nil && r.opened != 0 {
 		v.problem(Problem{Seq: in.seq, Kind: Reopened, Detail: "referral " + in.referral + " is requested again by event " +
 			in.id + "; it was requested at seq " + itoa(r.opened)})
 		return
 	}
 	r := v.ref(in.referral)
-	r.from, r.to, r.state, r.opened = v.names[v.intern(in.from)], v.names[v.intern(in.to)], referral.Requested, in.seq
-	r.caseID = strings.Clone(in.caseID)
+	r.from, r.to, r.opened = v.intern(in.from), v.intern(in.to), in.seq
+	r.setState(v, referral.Requested)
+	r.caseID = v.caseKey(in.caseID)
 	v.sum.Referrals++
 	if p := in.data.ParentID; p != "" {
-		parent := v.refs[p]
+		parent := v.refs[idKey(p)]
 		switch {
 		case parent == nil || parent.opened == 0:
 			if v.linked {
 				v.problem(Problem{Seq: in.seq, Kind: UnknownReferral, Detail: "referral " + in.referral +
 					" is forwarded from referral " + quote(p) + ", which was never requested"})
 			}
-		case parent.to != in.from:
+		case v.names[parent.to] != in.from:
 			v.problem(Problem{Seq: in.seq, Kind: NotParty, Detail: "referral " + in.referral + " is forwarded from referral " +
-				p + " by " + in.from + ", but only its receiver " + parent.to + " may forward it"})
-		case parent.caseID != in.caseID:
+				p + " by " + in.from + ", but only its receiver " + v.names[parent.to] + " may forward it"})
+		case parent.caseID != v.caseKey(in.caseID):
 			v.problem(Problem{Seq: in.seq, Kind: CaseMismatch, Detail: "referral " + in.referral + " is forwarded from referral " +
-				p + " of case " + parent.caseID + " into case " + quote(in.caseID)})
+				p + " of case " + v.caseName(parent.caseID) + " into case " + quote(in.caseID)})
 		}
 	}
 }
@@ -246,7 +310,7 @@ func (v *Verifier) request(in *inspected) {
 // referral to received on behalf of the system.
 func (v *Verifier) receipt(in *inspected) {
 	d := in.data
-	answered := eventKey{source: v.intern(bus.Source(in.to)), id: idKey(d.EventID)}
+	answered := v.key(eventKey{source: v.intern(bus.Source(in.to)), id: idKey(d.EventID)})
 	switch rec, ok := v.events[answered]; {
 	case !ok && v.complete:
 		v.problem(Problem{Seq: in.seq, Kind: UnknownEvent, Detail: "receipt " + in.id + " from " + in.from +
@@ -263,16 +327,16 @@ func (v *Verifier) receipt(in *inspected) {
 	if r == nil {
 		return
 	}
-	if in.from != r.to || in.to != r.from {
+	if in.from != v.names[r.to] || in.to != v.names[r.from] {
 		v.problem(Problem{Seq: in.seq, Kind: NotParty, Detail: "receipt " + in.id + " for referral " + in.referral +
-			" comes from " + in.from + " to " + in.to + ", but the referral went from " + r.from + " to " + r.to})
+			" comes from " + in.from + " to " + in.to + ", but the referral went from " + v.names[r.from] + " to " + v.names[r.to]})
 		return
 	}
 	if d.Outcome != "applied" {
 		r.refused = true
 		return
 	}
-	if r.delivered || r.state != referral.Requested {
+	if r.delivered || r.getState(v) != referral.Requested {
 		// A receipt later than a move of either party (a cancel, or the
 		// receiver's own move that already proved delivery) only
 		// confirms what is known.
@@ -296,25 +360,26 @@ func (v *Verifier) move(in *inspected) {
 	}
 	var by referral.Party
 	switch {
-	case in.from == r.from && in.to == r.to:
+	case in.from == v.names[r.from] && in.to == v.names[r.to]:
 		by = referral.Sender
-	case in.from == r.to && in.to == r.from:
+	case in.from == v.names[r.to] && in.to == v.names[r.from]:
 		by = referral.Receiver
 	default:
 		v.problem(Problem{Seq: in.seq, Kind: NotParty, Detail: "event " + in.id + " (" + string(mv) + ") for referral " +
-			in.referral + " comes from " + in.from + " to " + in.to + ", but the referral went from " + r.from + " to " + r.to})
+			in.referral + " comes from " + in.from + " to " + in.to + ", but the referral went from " + v.names[r.from] + " to " + v.names[r.to]})
 		return
 	}
-	if by == referral.Receiver && r.state == referral.Requested {
+	if by == referral.Receiver && r.getState(v) == referral.Requested {
 		// The receiver's move proves delivery even if its receipt comes
 		// later, as the agencies themselves take it.
-		r.state, r.delivered = referral.Received, true
+		r.setState(v, referral.Received)
+		r.delivered = true
 	}
 	d := in.data
 	if v.step(in, r, mv, by, referral.Input{
 		ReasonCode: referral.ReasonCode(d.ReasonCode), Reason: d.Reason, Outcome: d.Outcome, ToAgency: d.ToAgency, Service: d.Service,
 	}) && mv == referral.Forward && v.linked {
-		if n := v.refs[d.NewReferralID]; n == nil || n.opened == 0 {
+		if n := v.refs[idKey(d.NewReferralID)]; n == nil || n.opened == 0 {
 			v.problem(Problem{Seq: in.seq, Kind: UnknownReferral, Detail: "event " + in.id + " forwards referral " + in.referral +
 				" to referral " + quote(d.NewReferralID) + ", which was not requested before it"})
 		}
@@ -324,9 +389,9 @@ func (v *Verifier) move(in *inspected) {
 // step applies a move to r with the referral state machine, and reports
 // whether it was legal.
 func (v *Verifier) step(in *inspected, r *refState, mv referral.Move, by referral.Party, input referral.Input) bool {
-	next, err := referral.Apply(r.state, mv, by, input)
+	next, err := referral.Apply(r.getState(v), mv, by, input)
 	if err == nil {
-		r.state = next
+		r.setState(v, next)
 		return true
 	}
 	kind := IllegalMove
@@ -343,11 +408,11 @@ func (v *Verifier) step(in *inspected, r *refState, mv referral.Move, by referra
 // known returns the referral in is about, or nil, reporting an unknown
 // referral when the read sees whole referrals.
 func (v *Verifier) known(in *inspected) *refState {
-	r := v.refs[in.referral]
+	r := v.refs[idKey(in.referral)]
 	if r != nil && r.opened != 0 {
-		if in.caseID != r.caseID {
+		if v.caseKey(in.caseID) != r.caseID {
 			v.problem(Problem{Seq: in.seq, Kind: CaseMismatch, Detail: "event " + in.id + " names case " + quote(in.caseID) +
-				", but referral " + in.referral + " belongs to case " + r.caseID})
+				", but referral " + in.referral + " belongs to case " + v.caseName(r.caseID)})
 		}
 		return r
 	}
@@ -359,22 +424,55 @@ func (v *Verifier) known(in *inspected) *refState {
 }
 
 func (v *Verifier) ref(id string) *refState {
-	r := v.refs[id]
+	k := idKey(id)
+	r := v.refs[k]
 	if r == nil {
 		r = &refState{}
-		v.refs[strings.Clone(id)] = r
+		v.refs[k] = r
 	}
 	return r
 }
 
+// caseKey packs a case id as idKey does, keeping the ids that are not
+// UUIDs to name them in messages.
+func (v *Verifier) caseKey(id string) [16]byte {
+	k := idKey(id)
+	if len(id) != 36 || uuid.UUID(k).String() != id {
+		if _, ok := v.caseNames[k]; !ok {
+			v.caseNames[k] = strings.Clone(id)
+		}
+	}
+	return k
+}
+
+func (v *Verifier) caseName(k [16]byte) string {
+	if s, ok := v.caseNames[k]; ok {
+		return s
+	}
+	return uuid.UUID(k).String()
+}
+
+func (r *refState) getState(v *Verifier) referral.State { return v.states[r.state] }
+
+func (r *refState) setState(v *Verifier, s referral.State) {
+	i := slices.Index(v.states, s)
+	if i < 0 {
+		i = len(v.states)
+		v.states = append(v.states, s)
+	}
+	r.state = uint8(i)
+}
+
 // Finish reports the gaps still open and returns the summary.
 func (v *Verifier) Finish() Summary {
+	v.settleAll()
 	v.gaps()
+	v.chainBreaks()
 	for _, r := range v.refs {
 		if r.opened == 0 {
 			continue
 		}
-		v.sum.States[string(r.state)]++
+		v.sum.States[string(r.getState(v))]++
 		if r.refused {
 			v.sum.Undelivered++
 		}

@@ -11,11 +11,27 @@ SELECT * FROM (SELECT
 -- transaction that commits late shows up in a later round: nothing keeps a
 -- cursor past it. Events of one referral come from transactions that
 -- follow each other, so they are in order here.
-SELECT seq, subject, msg_id, traceparent, payload, republished
+SELECT seq, subject, msg_id, traceparent, payload, republished, chain_pos
 FROM outbox
 WHERE published_at IS NULL
 ORDER BY seq
 LIMIT $1;
+
+-- name: OutboxChainHead :one
+-- The last event the relay signed: the head of the agency's hash chain.
+SELECT chain_pos::bigint AS chain_pos, chain_hash::text AS chain_hash
+FROM outbox
+WHERE chain_pos IS NOT NULL
+ORDER BY chain_pos DESC
+LIMIT 1;
+
+-- name: OutboxSign :exec
+-- Stores signed events before they are published (schemas/SIGNING.md).
+UPDATE outbox
+SET payload = (sqlc.arg(payloads)::bytea[])[array_position(sqlc.arg(seqs)::bigint[], seq)],
+    chain_pos = (sqlc.arg(chain_poss)::bigint[])[array_position(sqlc.arg(seqs)::bigint[], seq)],
+    chain_hash = (sqlc.arg(chain_hashes)::text[])[array_position(sqlc.arg(seqs)::bigint[], seq)]
+WHERE seq = ANY(sqlc.arg(seqs)::bigint[]);
 
 -- name: OutboxMarkPublished :exec
 -- Joining the pairs makes this one primary-key lookup per event.
