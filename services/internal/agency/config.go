@@ -1,10 +1,14 @@
 package agency
 
 import (
+	"context"
 	"encoding/hex"
 	"fmt"
+	"net/http"
 	"os"
 	"time"
+
+	"github.com/danielgtaylor/huma/v2"
 
 	"github.com/refbus/refbus/pkg/bus"
 	"github.com/refbus/refbus/pkg/inbox"
@@ -42,6 +46,10 @@ type Config struct {
 	Now func() time.Time
 	// SLATick is how often due deadlines are looked for (default 1s).
 	SLATick time.Duration
+
+	// Web, if set, wraps the HTTP API in the caseworker UI and its sign-in
+	// (services/internal/web.Mount); without it the API is open.
+	Web func(ctx context.Context, s *Service, api huma.API, next http.Handler) (http.Handler, error)
 
 	Stream   bus.StreamConfig
 	Consumer bus.ConsumerConfig
