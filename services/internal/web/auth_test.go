@@ -67,7 +67,7 @@ func TestSignIn(t *testing.T) {
 // TestSessionExpires: a session ends by itself after its time.
 func TestSessionExpires(t *testing.T) {
 	t.Parallel()
-	n := newNetwork(t, func(_ string, c *web.Config) { c.SessionTTL = time.Second }, "health")
+	n := newNetwork(t, func(_, _ string, c *web.Config) { c.SessionTTL = time.Second }, "health")
 	c := n.signIn("health", "health-supervisor")
 	session := c.set["refbus_health_session"]
 	if session == nil || !session.Secure || !session.HttpOnly || session.SameSite != http.SameSiteLaxMode {

@@ -41,14 +41,19 @@ type network struct {
 	urls map[string]string
 }
 
-func newNetwork(t *testing.T, tune func(a string, c *web.Config), agencies ...string) *network {
+func newNetwork(t *testing.T, tune func(a, url string, c *web.Config), agencies ...string) *network {
 	t.Helper()
 	srv := natstest.New(t)
 	n := &network{t: t, svcs: map[string]*agency.Service{}, urls: map[string]string{}}
 	for _, a := range agencies {
+		// The server listens before the service exists, so the UI's
+		// config can name its URL (the OIDC redirect).
+		var handler http.Handler
+		hs := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }))
+		base := "http://" + hs.Listener.Addr().String()
 		wc := web.Config{APIKey: apiKey(a), Poll: 100 * time.Millisecond, Logger: testLogger()}
 		if tune != nil {
-			tune(a, &wc)
+			tune(a, base, &wc)
 		}
 		cfg := agency.Config{
 			Agency: a, DatabaseURL: pgtest.New(t, "agency", migrations.Up), NATSURL: srv.ClientURL(),
@@ -62,7 +67,8 @@ func newNetwork(t *testing.T, tune func(a string, c *web.Config), agencies ...st
 			cancel()
 			t.Fatalf("start %s: %v", a, err)
 		}
-		hs := httptest.NewServer(svc.Handler())
+		handler = svc.Handler()
+		hs.Start()
 		done := make(chan error, 1)
 		go func() { done <- svc.Run(ctx) }()
 		t.Cleanup(func() {
