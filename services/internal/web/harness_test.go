@@ -43,6 +43,12 @@ type network struct {
 
 func newNetwork(t *testing.T, tune func(a, url string, c *web.Config), agencies ...string) *network {
 	t.Helper()
+	return newNetworkWith(t, tune, nil, agencies...)
+}
+
+// newNetworkWith is newNetwork with a hook on each agency's own config.
+func newNetworkWith(t *testing.T, tune func(a, url string, c *web.Config), tuneAgency func(*agency.Config), agencies ...string) *network {
+	t.Helper()
 	srv := natstest.New(t)
 	n := &network{t: t, svcs: map[string]*agency.Service{}, urls: map[string]string{}}
 	for _, a := range agencies {
@@ -60,6 +66,9 @@ func newNetwork(t *testing.T, tune func(a, url string, c *web.Config), agencies 
 			NetworkKey: []byte("test network key, 32 bytes or more, shared by all"),
 			Consumer:   bus.ConsumerConfig{BackOff: []time.Duration{500 * time.Millisecond}, MaxDeliver: 50},
 			Web:        web.Mount(wc),
+		}
+		if tuneAgency != nil {
+			tuneAgency(&cfg)
 		}
 		ctx, cancel := context.WithCancel(context.Background())
 		svc, err := agency.New(ctx, cfg, testLogger())
