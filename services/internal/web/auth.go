@@ -209,7 +209,7 @@ func (u *UI) bearerPrincipal(r *http.Request) (*Principal, error) {
 // needs, liveness, and the API's documentation.
 func publicPath(path string) bool {
 	switch path {
-	case "/healthz", "/ui/login", "/ui/lang", "/ui/oidc/login", "/ui/oidc/callback":
+	case "/healthz", "/favicon.ico", "/ui/login", "/ui/lang", "/ui/oidc/login", "/ui/oidc/callback":
 		return true
 	}
 	return strings.HasPrefix(path, "/ui/static/") || strings.HasPrefix(path, "/openapi") ||

@@ -55,7 +55,13 @@ func newNetworkWith(t *testing.T, tune func(a, url string, c *web.Config), tuneA
 		// The server listens before the service exists, so the UI's
 		// config can name its URL (the OIDC redirect).
 		var handler http.Handler
-		hs := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }))
+		hs := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if os.Getenv("REFBUS_TRACE_HTTP") != "" {
+				t.Logf("%s %s %s", a, r.Method, r.URL)
+				defer t.Logf("%s %s %s done", a, r.Method, r.URL)
+			}
+			handler.ServeHTTP(w, r)
+		}))
 		base := "http://" + hs.Listener.Addr().String()
 		wc := web.Config{APIKey: apiKey(a), Poll: 100 * time.Millisecond, Logger: testLogger()}
 		if tune != nil {

@@ -179,6 +179,7 @@ func (u *UI) Handler(next http.Handler) http.Handler {
 	mux.HandleFunc("GET /ui/{$}", func(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/ui/inbox", http.StatusSeeOther)
 	})
+	mux.HandleFunc("GET /favicon.ico", http.NotFound)
 	mux.Handle("/", next)
 	// Browsers say where a request comes from (Sec-Fetch-Site, Origin):
 	// a form another site posts is refused before it reaches anything.
