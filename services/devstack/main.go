@@ -25,6 +25,7 @@ import (
 	"github.com/refbus/refbus/pkg/natslocal"
 	"github.com/refbus/refbus/pkg/pglocal"
 	"github.com/refbus/refbus/services/internal/agency"
+	"github.com/refbus/refbus/services/internal/web"
 )
 
 func main() {
@@ -98,12 +99,20 @@ func run(ctx context.Context, log *slog.Logger, args []string) error {
 	if err != nil {
 		return err
 	}
-	svcs := map[string]*agency.Service{}
+	users, err := demoUsers(dataDir)
+	if err != nil {
+		return err
+	}
+	svcs, apiKeys := map[string]*agency.Service{}, map[string][]byte{}
 	for _, a := range bus.Agencies {
+		if apiKeys[a], err = networkKey(filepath.Join(dataDir, "api-"+a+".key")); err != nil {
+			return err
+		}
 		if err := pg.CreateDatabase(ctx, a, ""); err != nil {
 			return err
 		}
-		svc, err := agency.New(ctx, agency.Config{Agency: a, HTTPAddr: *c.addrs[a], DatabaseURL: pg.URL(a), NATSURL: ns.ClientURL(), NetworkKey: key}, log)
+		ui := web.Mount(web.Config{APIKey: apiKeys[a], Logger: log})
+		svc, err := agency.New(ctx, agency.Config{Agency: a, HTTPAddr: *c.addrs[a], DatabaseURL: pg.URL(a), NATSURL: ns.ClientURL(), NetworkKey: key, Web: ui}, log)
 		if err != nil {
 			return err
 		}
@@ -111,6 +120,9 @@ func run(ctx context.Context, log *slog.Logger, args []string) error {
 		svcs[a] = svc
 	}
 
+	if err := seedUsers(ctx, svcs, users); err != nil {
+		return err
+	}
 	g, gctx := errgroup.WithContext(ctx)
 	for _, a := range bus.Agencies {
 		g.Go(func() error { return svcs[a].Run(gctx) })
@@ -124,6 +136,9 @@ func run(ctx context.Context, log *slog.Logger, args []string) error {
 	fmt.Println("refbus is running. The agencies' APIs:")
 	for _, a := range bus.Agencies {
 		fmt.Printf("  %-10s http://%s/api/v1/inbox   (OpenAPI: http://%s/docs)\n", a, *c.addrs[a], *c.addrs[a])
+	}
+	if err := printUsers(c.addrs, users, apiKeys); err != nil {
+		return err
 	}
 	fmt.Printf("  NATS       %s\n  Postgres   %s (databases health, education, social, ngo)\n", ns.ClientURL(), pg.URL("health"))
 	fmt.Println("Press Ctrl-C to stop.")

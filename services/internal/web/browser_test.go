@@ -149,7 +149,7 @@ func (tb *tab) shot(name string) {
 		return
 	}
 	var png []byte
-	tb.run("screenshot "+name, chromedp.FullScreenshot(&png, 90))
+	tb.run("screenshot "+name, chromedp.FullScreenshot(&png, 100))
 	if err := os.WriteFile(filepath.Join(*screenshots, name+".png"), png, 0o644); err != nil {
 		tb.t.Fatal(err)
 	}
