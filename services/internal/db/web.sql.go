@@ -13,6 +13,16 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 )
 
+const referralAnalyze = `-- name: ReferralAnalyze :exec
+ANALYZE referral
+`
+
+// For the inbox bench: fresh planner statistics after seeding.
+func (q *Queries) ReferralAnalyze(ctx context.Context) error {
+	_, err := q.db.Exec(ctx, referralAnalyze)
+	return err
+}
+
 const referralSeedIncoming = `-- name: ReferralSeedIncoming :exec
 INSERT INTO referral (id, case_id, from_agency, to_agency, service, note, status, seq_in, created_at, updated_at, received_at, overdue_at)
 SELECT gen_random_uuid(), gen_random_uuid(),

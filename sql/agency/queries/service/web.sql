@@ -90,3 +90,7 @@ SELECT gen_random_uuid(), gen_random_uuid(),
        now() - (i * interval '5 minutes'), now() - (i * interval '5 minutes'), now() - (i * interval '5 minutes'),
        CASE WHEN i % 50 = 0 THEN now() END
 FROM generate_series(1, sqlc.arg(n)::integer) AS i;
+
+-- name: ReferralAnalyze :exec
+-- For the inbox bench: fresh planner statistics after seeding.
+ANALYZE referral;
