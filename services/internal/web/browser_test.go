@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/refbus/refbus/services/internal/agency"
 )
 
 // screenshots, if set, is where TestBrowserDomesticViolence saves the main
@@ -170,7 +172,12 @@ func (tb *tab) shot(name string) {
 // appears on a page of the school or of social protection.
 func TestBrowserDomesticViolence(t *testing.T) {
 	b := browser(t)
-	n := newNetwork(t, nil, "education", "social", "ngo", "health")
+	n := newNetworkWith(t, nil, func(c *agency.Config) {
+		// The shelter must accept at once: the referral is overdue when it
+		// arrives, and must stand out.
+		c.SLAs = map[string]agency.SLA{"crisis_shelter": {Accept: time.Nanosecond}, "": {Accept: time.Hour}}
+		c.SLATick = 100 * time.Millisecond
+	}, "education", "social", "ngo", "health")
 	const (
 		schoolNote = "The school noticed bruises on both children; the mother asks for help."
 		address    = "Shelter address: 14 Zheltoksan Street, flat 3"
@@ -218,6 +225,9 @@ func TestBrowserDomesticViolence(t *testing.T) {
 	// The shelter accepts, starts, tells the clinic where the family
 	// stays, and completes.
 	shelter.signIn("ngo-caseworker")
+	shelter.run("the overdue referral stands out in the shelter's inbox",
+		chromedp.WaitVisible("tr.overdue strong.badge-overdue", chromedp.ByQuery))
+	shelter.shot("inbox")
 	shelter.run("the shelter accepts and starts",
 		chromedp.WaitVisible(`tr[data-referral] a`, chromedp.ByQuery),
 		chromedp.Click(`tr[data-referral] a`, chromedp.ByQuery),
@@ -256,9 +266,6 @@ func TestBrowserDomesticViolence(t *testing.T) {
 	social.open("/ui/sent")
 	social.run("social's sent view", chromedp.WaitVisible("#live", chromedp.ByQuery))
 	social.shot("sent")
-	social.open("/ui/inbox")
-	social.run("social's inbox", chromedp.WaitVisible("#live", chromedp.ByQuery))
-	social.shot("inbox")
 
 	// The school sees its referral forwarded.
 	school.open("/ui/sent")

@@ -110,6 +110,8 @@ func (u *UI) events(w http.ResponseWriter, r *http.Request) {
 		select {
 		case <-r.Context().Done():
 			return
+		case <-u.stopped:
+			return
 		case <-ch:
 			fmt.Fprint(w, "event: changed\ndata: changed\n\n")
 		case <-beat.C:

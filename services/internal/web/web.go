@@ -60,6 +60,9 @@ type UI struct {
 	pages  map[string]*template.Template
 	oidc   *oidcClient
 	watch  *watcher
+	// stopped closes when the service stops, ending the event streams,
+	// which would otherwise hold the HTTP server's shutdown.
+	stopped <-chan struct{}
 }
 
 //go:embed templates/*.html
@@ -82,7 +85,8 @@ func Mount(cfg Config) func(ctx context.Context, s *agency.Service, api huma.API
 	}
 }
 
-// New builds the UI of service s.
+// New builds the UI of service s. Its event streams end when ctx does: pass
+// the context the service runs under.
 func New(ctx context.Context, cfg Config, s *agency.Service) (*UI, error) {
 	if cfg.SessionTTL == 0 {
 		cfg.SessionTTL = 10 * time.Hour
@@ -103,7 +107,7 @@ func New(ctx context.Context, cfg Config, s *agency.Service) (*UI, error) {
 	if len(cfg.APIKey) > 0 && len(cfg.APIKey) < 32 {
 		return nil, fmt.Errorf("web: the API key must have at least 32 bytes, not %d", len(cfg.APIKey))
 	}
-	u := &UI{cfg: cfg, svc: s, agency: s.Agency(), pool: s.Pool(), log: cfg.Logger.With("component", "web")}
+	u := &UI{cfg: cfg, svc: s, agency: s.Agency(), pool: s.Pool(), log: cfg.Logger.With("component", "web"), stopped: ctx.Done()}
 	var err error
 	if u.cats, err = loadCatalogues(); err != nil {
 		return nil, err
