@@ -150,7 +150,30 @@ func (tb *tab) a11y() {
 	if len(bad) > 0 {
 		tb.t.Fatalf("controls without a label or out of keyboard reach: %v", bad)
 	}
+	tb.run("check contrast", chromedp.Evaluate(contrastJS, &bad))
+	if len(bad) > 0 {
+		tb.t.Fatalf("text with less contrast than WCAG AA's 4.5:1: %v", bad)
+	}
 }
+
+// contrastJS lists the page's visible text whose colour has less than
+// 4.5:1 contrast with the background it is drawn on (WCAG 2.1 AA).
+const contrastJS = `(() => {
+  const rgb = c => c.match(/[\d.]+/g).map(Number);
+  const lum = c => { const [r, g, b] = rgb(c).slice(0, 3).map(v => { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); }); return 0.2126 * r + 0.7152 * g + 0.0722 * b; };
+  const opaque = c => { const v = rgb(c); return v.length < 4 || v[3] > 0; };
+  const bg = e => { for (; e; e = e.parentElement) { const c = getComputedStyle(e).backgroundColor; if (opaque(c)) return c; } return "rgb(255, 255, 255)"; };
+  const bad = [];
+  for (const e of document.querySelectorAll("body *")) {
+    if (![...e.childNodes].some(n => n.nodeType === 3 && n.textContent.trim())) continue;
+    const r = e.getBoundingClientRect();
+    if (!r.width || !r.height) continue;
+    const a = lum(getComputedStyle(e).color), b = lum(bg(e));
+    const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+    if (ratio < 4.5) bad.push(e.tagName + " " + ratio.toFixed(2) + " " + e.textContent.trim().slice(0, 40));
+  }
+  return bad;
+})()`
 
 func (tb *tab) shot(name string) {
 	tb.t.Helper()
