@@ -7,14 +7,17 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/jackc/pgx/v5"
 	"golang.org/x/crypto/bcrypt"
+	"golang.org/x/time/rate"
 
 	"github.com/refbus/refbus/services/internal/db"
 )
@@ -88,6 +91,38 @@ func SeedUser(ctx context.Context, q *db.Queries, u User) error {
 		return fmt.Errorf("seed user %s: %w", u.Username, err)
 	}
 	return nil
+}
+
+// signInLimit slows down password guessing: each client address may try
+// signInBurst passwords at once, then one every signInEvery.
+const (
+	signInBurst = 10
+	signInEvery = 6 * time.Second
+)
+
+// throttle is the sign-in attempts per client address.
+type throttle struct {
+	mu sync.Mutex
+	by map[string]*rate.Limiter
+}
+
+// allow reports whether the client at addr may try a password now.
+func (th *throttle) allow(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		host = addr
+	}
+	th.mu.Lock()
+	defer th.mu.Unlock()
+	if th.by == nil || len(th.by) > 10000 { // forget everyone rather than grow without end
+		th.by = map[string]*rate.Limiter{}
+	}
+	l, ok := th.by[host]
+	if !ok {
+		l = rate.NewLimiter(rate.Every(signInEvery), signInBurst)
+		th.by[host] = l
+	}
+	return l.Allow()
 }
 
 // langCookie remembers the language chosen before signing in.

@@ -64,6 +64,23 @@ func TestSignIn(t *testing.T) {
 	wantStatus(t, res, http.StatusUnauthorized)
 }
 
+// TestSignInThrottled: password guessing from one address is slowed down,
+// even with the right password once the budget is spent.
+func TestSignInThrottled(t *testing.T) {
+	t.Parallel()
+	n := newNetwork(t, nil, "health")
+	c := n.client("health")
+	for i := range 10 {
+		res, _ := c.form("/ui/login", url.Values{"username": {"health-caseworker"}, "password": {"guess " + string(rune('a'+i))}})
+		wantStatus(t, res, http.StatusUnauthorized)
+	}
+	res, _ := c.form("/ui/login", url.Values{"username": {"health-caseworker"}, "password": {password}})
+	wantStatus(t, res, http.StatusTooManyRequests)
+	if res.Header.Get("Retry-After") == "" {
+		t.Fatal("429 without Retry-After")
+	}
+}
+
 // TestSessionExpires: a session ends by itself after its time.
 func TestSessionExpires(t *testing.T) {
 	t.Parallel()

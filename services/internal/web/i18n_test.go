@@ -59,7 +59,7 @@ func TestCataloguesComplete(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, k := range []string{"error.conflict", "error.invalid", "error.forbidden", "error.not_found", "error.internal", "error.other_agency", "login.failed", "fmt.datetime", "fmt.date"} {
+	for _, k := range []string{"error.conflict", "error.invalid", "error.forbidden", "error.not_found", "error.internal", "error.other_agency", "login.failed", "login.throttled", "fmt.datetime", "fmt.date"} {
 		all[k] = true
 	}
 	keys := slices.Sorted(func(yield func(string) bool) {

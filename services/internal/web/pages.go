@@ -3,6 +3,7 @@ package web
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
@@ -84,6 +85,12 @@ func (u *UI) loginPage(w http.ResponseWriter, r *http.Request) {
 var dummyHash, _ = bcrypt.GenerateFromPassword([]byte("no user has this password"), bcrypt.DefaultCost)
 
 func (u *UI) login(w http.ResponseWriter, r *http.Request) {
+	if !u.tries.allow(r.RemoteAddr) {
+		u.log.Warn("sign-in attempts throttled")
+		w.Header().Set("Retry-After", fmt.Sprint(int(signInEvery.Seconds())))
+		u.render(w, r, http.StatusTooManyRequests, "login", "", nil, "login.throttled")
+		return
+	}
 	name, password := strings.TrimSpace(r.PostFormValue("username")), r.PostFormValue("password")
 	user, err := db.New(u.pool).WebUserGet(r.Context(), name)
 	hash := dummyHash

@@ -60,6 +60,7 @@ type UI struct {
 	pages  map[string]*template.Template
 	oidc   *oidcClient
 	watch  *watcher
+	tries  throttle
 	// stopped closes when the service stops, ending the event streams,
 	// which would otherwise hold the HTTP server's shutdown.
 	stopped <-chan struct{}
