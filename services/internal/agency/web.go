@@ -2,7 +2,6 @@ package agency
 
 import (
 	"slices"
-	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 )
@@ -12,9 +11,6 @@ import (
 // Pool is the agency's store, for the UI's own queries (sessions, users,
 // the filtered inbox).
 func (s *Service) Pool() *pgxpool.Pool { return s.pool }
-
-// Now is the service's clock.
-func (s *Service) Now() time.Time { return s.cfg.Now() }
 
 // Services are the services the network knows deadlines for, sorted: the
 // choices a caseworker is offered when referring or forwarding.
