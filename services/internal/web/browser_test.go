@@ -62,7 +62,6 @@ func browser(t *testing.T) context.Context {
 		chromedp.Flag("disable-sync", true),
 		chromedp.UserDataDir(profile),
 		chromedp.WindowSize(1280, 900),
-		chromedp.Flag("lang", "ru-RU"),
 		// Keep one renderer per tab across navigations: chromedp follows a
 		// tab's frames, and a renderer swapped on navigation loses it.
 		chromedp.Flag("disable-features", "site-per-process,Translate,BlinkGenPropertyTrees,BackForwardCache,RenderDocument,ProactivelySwapBrowsingInstance"),
