@@ -31,7 +31,9 @@ func TestCataloguesComplete(t *testing.T) {
 	}
 	for _, m := range referral.Moves() {
 		all["move."+string(m)] = true
+		all["step."+string(m)] = true
 	}
+	all["step.request"], all["step.overdue"] = true, true
 	for _, r := range []referral.ReasonCode{referral.NoCapacity, referral.NotEligible, referral.OutOfArea, referral.Duplicate, referral.FamilyRefused, referral.Other} {
 		all["reason."+string(r)] = true
 	}
