@@ -5,7 +5,7 @@ PKGS  := ./... ./pkg/...
 SQLC  := $(GO) run github.com/sqlc-dev/sqlc/cmd/sqlc@v1.31.1
 BIN   := bin
 
-.PHONY: help run test generate verify bench lint postgres build
+.PHONY: help run test generate verify bench lint postgres build chromium screenshots
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -16,7 +16,7 @@ build: ## build the agency service and the dev stack into bin/
 run: postgres build ## run everything on this machine: NATS, Postgres, the four agencies, demo data
 	exec $(BIN)/devstack
 
-test: postgres ## run every test (real Postgres, real NATS)
+test: postgres chromium ## run every test (real Postgres, real NATS, headless Chromium)
 	$(GO) test -count=1 -timeout 15m $(PKGS)
 
 generate: ## regenerate the sqlc code from sql/
@@ -45,3 +45,20 @@ postgres:
 		echo "Install them with your package manager (e.g. 'brew install postgresql@15', 'dnf install postgresql-server'),"; \
 		echo "or set PG_BIN to the directory that holds them."; exit 1; \
 	fi
+
+# chromium makes sure Debian's headless Chromium is here for the browser
+# tests of the caseworker UI (services/internal/web): installed with apt on
+# Debian; elsewhere set CHROMIUM to a Chromium or Chrome binary.
+chromium:
+	@if [ -n "$$CHROMIUM" ] || command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ]; then exit 0; fi; \
+	if command -v apt-get >/dev/null 2>&1; then \
+		echo "Installing Chromium with apt-get (for the UI's browser tests)"; \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; \
+	else \
+		echo "The UI's browser tests need Chromium: install it, or set CHROMIUM to its binary."; exit 1; \
+	fi
+
+screenshots: postgres chromium ## save the caseworker UI's main pages as PNG into docs/
+	mkdir -p docs
+	$(GO) test -count=1 -run TestBrowserDomesticViolence ./services/internal/web -args -screenshots=$(CURDIR)/docs

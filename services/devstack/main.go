@@ -30,6 +30,7 @@ import (
 	"github.com/refbus/refbus/pkg/natslocal"
 	"github.com/refbus/refbus/pkg/pglocal"
 	"github.com/refbus/refbus/services/internal/agency"
+	"github.com/refbus/refbus/services/internal/web"
 )
 
 func main() {
@@ -107,12 +108,20 @@ func run(ctx context.Context, log *slog.Logger, args []string) error {
 	if err != nil {
 		return err
 	}
-	svcs := map[string]*agency.Service{}
+	users, err := demoUsers(dataDir)
+	if err != nil {
+		return err
+	}
+	svcs, apiKeys := map[string]*agency.Service{}, map[string][]byte{}
 	for _, a := range bus.Agencies {
+		if apiKeys[a], err = networkKey(filepath.Join(dataDir, "api-"+a+".key")); err != nil {
+			return err
+		}
 		if err := pg.CreateDatabase(ctx, a, ""); err != nil {
 			return err
 		}
-		svc, err := agency.New(ctx, agency.Config{Agency: a, HTTPAddr: *c.addrs[a], DatabaseURL: pg.URL(a), NATSURL: ns.ClientURL(), NetworkKey: key, SigningSeed: seeds[a], Trust: trust}, log)
+		ui := web.Mount(web.Config{APIKey: apiKeys[a], Logger: log})
+		svc, err := agency.New(ctx, agency.Config{Agency: a, HTTPAddr: *c.addrs[a], DatabaseURL: pg.URL(a), NATSURL: ns.ClientURL(), NetworkKey: key, SigningSeed: seeds[a], Trust: trust, Web: ui}, log)
 		if err != nil {
 			return err
 		}
@@ -121,6 +130,9 @@ func run(ctx context.Context, log *slog.Logger, args []string) error {
 	}
 
 	if err := auditMirror(ctx, ns.ClientURL()); err != nil {
+		return err
+	}
+	if err := seedUsers(ctx, svcs, users); err != nil {
 		return err
 	}
 
@@ -139,6 +151,9 @@ func run(ctx context.Context, log *slog.Logger, args []string) error {
 		fmt.Printf("  %-10s http://%s/api/v1/inbox   (OpenAPI: http://%s/docs)\n", a, *c.addrs[a], *c.addrs[a])
 	}
 	fmt.Printf("  trust anchors of the agencies' signatures: %s (refbus-audit verify --trust)\n", filepath.Join(dataDir, "trust"))
+	if err := printUsers(c.addrs, users, apiKeys); err != nil {
+		return err
+	}
 	fmt.Printf("  NATS       %s\n  Postgres   %s (databases health, education, social, ngo)\n", ns.ClientURL(), pg.URL("health"))
 	fmt.Println("Press Ctrl-C to stop.")
 	err = g.Wait()

@@ -23,6 +23,7 @@ func (s *Service) newAPI() http.Handler {
 	cfg := huma.DefaultConfig("refbus "+s.self, "1.0.0")
 	cfg.Info.Description = "The referral API of the " + s.self + " agency."
 	api := humago.New(mux, cfg)
+	s.humaAPI = api
 
 	huma.Register(api, huma.Operation{
 		OperationID:   "create-referral",

@@ -1,10 +1,14 @@
 package agency
 
 import (
+	"context"
 	"encoding/hex"
 	"fmt"
+	"net/http"
 	"os"
 	"time"
+
+	"github.com/danielgtaylor/huma/v2"
 
 	"github.com/refbus/refbus/pkg/bus"
 	"github.com/refbus/refbus/pkg/event"
@@ -57,6 +61,9 @@ type Config struct {
 	// DirectoryTick is how often the directory listing is refreshed with
 	// the free places (default 1s); it is published only when it changed.
 	DirectoryTick time.Duration
+	// Web, if set, wraps the HTTP API in the caseworker UI and its sign-in
+	// (services/internal/web.Mount); without it the API is open.
+	Web func(ctx context.Context, s *Service, api huma.API, next http.Handler) (http.Handler, error)
 
 	Stream   bus.StreamConfig
 	Consumer bus.ConsumerConfig

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"sync"
 
+	"github.com/danielgtaylor/huma/v2"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go"
@@ -41,6 +42,7 @@ type Service struct {
 	relay    *outbox.Relay
 	consumer *inbox.Consumer
 	api      http.Handler
+	humaAPI  huma.API
 	keyer    *person.Keyer    // nil without a network key
 	key      *ecdh.PrivateKey // opens confidential fields sealed to this agency
 	cases    jetstream.KeyValue
@@ -143,6 +145,12 @@ func (s *Service) connect(ctx context.Context) error {
 	s.out.SetLocalRelay(s.relay)
 	s.consumer = inbox.NewConsumer(s.self, s.pool, cons, js, s.registry, s.out, s, inboxOpts)
 	s.api = s.newAPI()
+	if s.cfg.Web != nil {
+		if s.api, err = s.cfg.Web(ctx, s, s.humaAPI, s.api); err != nil {
+			s.nc.Close()
+			return fmt.Errorf("%s: web: %w", s.self, err)
+		}
+	}
 	return nil
 }
 

@@ -192,3 +192,20 @@ type SlaTimer struct {
 	FiredAt    *time.Time
 	ClearedAt  *time.Time
 }
+
+type WebSession struct {
+	TokenHash []byte
+	Username  string
+	Role      string
+	ExpiresAt time.Time
+	CreatedAt time.Time
+}
+
+type WebUser struct {
+	Username     string
+	DisplayName  string
+	Role         string
+	PasswordHash string
+	Lang         string
+	CreatedAt    time.Time
+}

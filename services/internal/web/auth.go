@@ -1,0 +1,329 @@
+package web
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/jackc/pgx/v5"
+	"golang.org/x/crypto/bcrypt"
+	"golang.org/x/time/rate"
+
+	"github.com/refbus/refbus/services/internal/db"
+)
+
+// The roles of an agency's people and systems.
+const (
+	// RoleCaseworker works referrals: reads them and makes every move.
+	RoleCaseworker = "caseworker"
+	// RoleSupervisor is a caseworker who may also operate the service
+	// (re-drive dead letters).
+	RoleSupervisor = "supervisor"
+	// RoleAuditor reads everything of the agency and changes nothing.
+	RoleAuditor = "auditor"
+)
+
+// Roles are every role, from the most to the least able.
+var Roles = []string{RoleSupervisor, RoleCaseworker, RoleAuditor}
+
+// Principal is who makes a request: a person signed in to the UI or an
+// agency system with a bearer token.
+type Principal struct {
+	Username string
+	Name     string
+	Agency   string
+	Role     string
+	Lang     string
+	// Session is the hash of the session token; nil for bearer tokens.
+	Session []byte
+}
+
+type principalKey struct{}
+
+// PrincipalFrom returns who makes the request, if anyone signed in.
+func PrincipalFrom(ctx context.Context) (*Principal, bool) {
+	p, ok := ctx.Value(principalKey{}).(*Principal)
+	return p, ok
+}
+
+// HashPassword hashes a password for a web_user row (bcrypt).
+func HashPassword(password string) (string, error) {
+	h, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.DefaultCost)
+	if err != nil {
+		return "", fmt.Errorf("hash password: %w", err)
+	}
+	return string(h), nil
+}
+
+// User is a person who may sign in to an agency's UI.
+type User struct {
+	Username string
+	Name     string
+	Role     string
+	// Password is the clear password; empty makes a user who signs in
+	// only through OIDC.
+	Password string
+}
+
+// SeedUser creates or updates a user of the agency whose store is q.
+func SeedUser(ctx context.Context, q *db.Queries, u User) error {
+	if !slices.Contains(Roles, u.Role) {
+		return fmt.Errorf("seed user %s: role %q is not one of %v", u.Username, u.Role, Roles)
+	}
+	hash := ""
+	if u.Password != "" {
+		var err error
+		if hash, err = HashPassword(u.Password); err != nil {
+			return err
+		}
+	}
+	if err := q.WebUserUpsert(ctx, db.WebUserUpsertParams{Username: u.Username, DisplayName: u.Name, Role: u.Role, PasswordHash: hash}); err != nil {
+		return fmt.Errorf("seed user %s: %w", u.Username, err)
+	}
+	return nil
+}
+
+// signInLimit slows down password guessing: each client address may try
+// signInBurst passwords at once, then one every signInEvery.
+const (
+	signInBurst = 10
+	signInEvery = 6 * time.Second
+)
+
+// throttle is the sign-in attempts per client address.
+type throttle struct {
+	mu sync.Mutex
+	by map[string]*rate.Limiter
+}
+
+// allow reports whether the client at addr may try a password now.
+func (th *throttle) allow(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		host = addr
+	}
+	th.mu.Lock()
+	defer th.mu.Unlock()
+	if th.by == nil || len(th.by) > 10000 { // forget everyone rather than grow without end
+		th.by = map[string]*rate.Limiter{}
+	}
+	l, ok := th.by[host]
+	if !ok {
+		l = rate.NewLimiter(rate.Every(signInEvery), signInBurst)
+		th.by[host] = l
+	}
+	return l.Allow()
+}
+
+// langCookie remembers the language chosen before signing in.
+const langCookie = "refbus_lang"
+
+func (u *UI) sessionCookie() string { return "refbus_" + u.agency + "_session" }
+
+// newSession signs username in: it stores the hash of a fresh token and
+// sets the token as a cookie.
+func (u *UI) newSession(ctx context.Context, w http.ResponseWriter, username, role string) error {
+	var tok [32]byte
+	_, _ = rand.Read(tok[:])
+	hash := sha256.Sum256(tok[:])
+	expires := time.Now().Add(u.cfg.SessionTTL)
+	q := db.New(u.pool)
+	if err := q.WebSessionDeleteExpired(ctx); err != nil {
+		return fmt.Errorf("delete expired sessions: %w", err)
+	}
+	if err := q.WebSessionInsert(ctx, db.WebSessionInsertParams{TokenHash: hash[:], Username: username, Role: role, ExpiresAt: expires}); err != nil {
+		return fmt.Errorf("insert session: %w", err)
+	}
+	http.SetCookie(w, u.cookie(u.sessionCookie(), base64.RawURLEncoding.EncodeToString(tok[:]), expires))
+	return nil
+}
+
+// cookie is a cookie that scripts cannot read, sent only over HTTPS (unless
+// the service is configured for plain HTTP on a local network) and not on
+// requests other sites start.
+func (u *UI) cookie(name, value string, expires time.Time) *http.Cookie {
+	c := &http.Cookie{Name: name, Value: value, Path: "/", HttpOnly: true, Secure: !u.cfg.InsecureCookies, SameSite: http.SameSiteLaxMode}
+	if expires.IsZero() {
+		c.MaxAge = -1
+	} else {
+		c.Expires = expires
+	}
+	return c
+}
+
+// sessionPrincipal returns the person whose live session the request
+// carries, or nil.
+func (u *UI) sessionPrincipal(r *http.Request) (*Principal, error) {
+	c, err := r.Cookie(u.sessionCookie())
+	if err != nil {
+		return nil, nil
+	}
+	tok, err := base64.RawURLEncoding.DecodeString(c.Value)
+	if err != nil {
+		return nil, nil
+	}
+	hash := sha256.Sum256(tok)
+	s, err := db.New(u.pool).WebSessionGet(r.Context(), hash[:])
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read session: %w", err)
+	}
+	return &Principal{Username: s.Username, Name: s.DisplayName, Agency: u.agency, Role: s.Role, Lang: s.Lang, Session: hash[:]}, nil
+}
+
+// apiClaims are the claims of an agency system's bearer token.
+type apiClaims struct {
+	jwt.RegisteredClaims
+	Agency string `json:"agency"`
+	Role   string `json:"role"`
+}
+
+// tokenIssuer and tokenAudience name refbus's own bearer tokens.
+const (
+	tokenIssuer   = "refbus"
+	tokenAudience = "refbus-api"
+)
+
+// IssueToken makes a bearer token for an agency system of agency, signed
+// with that agency's API key (HS256), valid for ttl.
+func IssueToken(key []byte, agency, subject, role string, ttl time.Duration) (string, error) {
+	now := time.Now()
+	c := apiClaims{
+		RegisteredClaims: jwt.RegisteredClaims{
+			Issuer: tokenIssuer, Subject: subject, Audience: jwt.ClaimStrings{tokenAudience},
+			IssuedAt: jwt.NewNumericDate(now), ExpiresAt: jwt.NewNumericDate(now.Add(ttl)),
+		},
+		Agency: agency, Role: role,
+	}
+	return jwt.NewWithClaims(jwt.SigningMethodHS256, c).SignedString(key)
+}
+
+// errOtherAgency: the caller proved who it is, for another agency.
+var errOtherAgency = errors.New("signed in for another agency")
+
+// bearerPrincipal checks the request's bearer token: nil without one, an
+// error for a bad one, errOtherAgency for another agency's.
+func (u *UI) bearerPrincipal(r *http.Request) (*Principal, error) {
+	h := r.Header.Get("Authorization")
+	if h == "" {
+		return nil, nil
+	}
+	raw, ok := strings.CutPrefix(h, "Bearer ")
+	if !ok || len(u.cfg.APIKey) == 0 {
+		return nil, errors.New("bearer token required")
+	}
+	var c apiClaims
+	_, err := jwt.ParseWithClaims(raw, &c, func(*jwt.Token) (any, error) { return u.cfg.APIKey, nil },
+		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}), jwt.WithIssuer(tokenIssuer),
+		jwt.WithAudience(tokenAudience), jwt.WithExpirationRequired(), jwt.WithLeeway(30*time.Second))
+	if err != nil {
+		return nil, fmt.Errorf("bearer token: %w", err)
+	}
+	if !slices.Contains(Roles, c.Role) {
+		return nil, fmt.Errorf("bearer token: role %q is not one of %v", c.Role, Roles)
+	}
+	if c.Agency != u.agency {
+		return nil, errOtherAgency
+	}
+	return &Principal{Username: c.Subject, Name: c.Subject, Agency: c.Agency, Role: c.Role}, nil
+}
+
+// publicPath reports whether anyone may fetch path: what the sign-in page
+// needs, liveness, and the API's documentation.
+func publicPath(path string) bool {
+	switch path {
+	case "/healthz", "/favicon.ico", "/ui/login", "/ui/lang", "/ui/oidc/login", "/ui/oidc/callback":
+		return true
+	}
+	return strings.HasPrefix(path, "/ui/static/") || strings.HasPrefix(path, "/openapi") ||
+		strings.HasPrefix(path, "/docs") || strings.HasPrefix(path, "/schemas")
+}
+
+// mayDo reports whether role may make a request with method to path.
+// Auditors only read; re-driving dead letters is for supervisors.
+func mayDo(role, method, path string) bool {
+	if method == http.MethodGet || method == http.MethodHead || path == "/ui/logout" || path == "/ui/lang" {
+		return true
+	}
+	switch role {
+	case RoleAuditor:
+		return false
+	case RoleCaseworker:
+		return path != "/api/v1/dead-letters/redrive"
+	}
+	return true
+}
+
+// guard lets a request through only if its principal may make it. The UI
+// sends people to sign in; the API answers 401 problems. A principal of
+// another agency gets 403 wherever it comes.
+func (u *UI) guard(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p, err := u.bearerPrincipal(r)
+		if errors.Is(err, errOtherAgency) {
+			u.deny(w, r, http.StatusForbidden)
+			return
+		}
+		if err != nil {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="refbus-`+u.agency+`", error="invalid_token"`)
+			u.deny(w, r, http.StatusUnauthorized)
+			return
+		}
+		if p == nil {
+			if p, err = u.sessionPrincipal(r); err != nil {
+				u.log.Error("read session", "err", err)
+				http.Error(w, "internal error", http.StatusInternalServerError)
+				return
+			}
+		}
+		if p != nil {
+			r = r.WithContext(context.WithValue(r.Context(), principalKey{}, p))
+		}
+		switch {
+		case publicPath(r.URL.Path):
+		case p == nil && strings.HasPrefix(r.URL.Path, "/api/"):
+			w.Header().Set("WWW-Authenticate", `Bearer realm="refbus-`+u.agency+`"`)
+			u.deny(w, r, http.StatusUnauthorized)
+			return
+		case p == nil:
+			if r.Method == http.MethodGet && r.Header.Get("HX-Request") == "" {
+				http.Redirect(w, r, "/ui/login", http.StatusSeeOther)
+				return
+			}
+			u.deny(w, r, http.StatusUnauthorized)
+			return
+		case !mayDo(p.Role, r.Method, r.URL.Path):
+			u.deny(w, r, http.StatusForbidden)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// deny answers a refused request: an RFC 9457 problem on the API, a page
+// in the UI.
+func (u *UI) deny(w http.ResponseWriter, r *http.Request, status int) {
+	if !strings.HasPrefix(r.URL.Path, "/ui/") {
+		w.Header().Set("Content-Type", "application/problem+json")
+		w.WriteHeader(status)
+		fmt.Fprintf(w, `{"title":%q,"status":%d}`, http.StatusText(status), status)
+		return
+	}
+	key := "error.forbidden"
+	if status == http.StatusUnauthorized {
+		key = "login.title"
+	}
+	u.errorPage(w, r, status, key)
+}

@@ -1,0 +1,488 @@
+package web
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/refbus/refbus/pkg/bus"
+	"github.com/refbus/refbus/pkg/referral"
+	"github.com/refbus/refbus/services/internal/agency"
+	"github.com/refbus/refbus/services/internal/db"
+)
+
+// page is what every template gets.
+type page struct {
+	T      T
+	P      *Principal
+	Agency string
+	Nav    string
+	Langs  []string
+	// LangNames are the languages' own names.
+	LangNames map[string]string
+	// Path is the page's path and query, to come back to after a change of
+	// language.
+	Path  string
+	Error string
+	OIDC  bool
+	Data  any
+}
+
+// tr returns the translator for a request: the signed-in user's language,
+// or the browser's before sign-in.
+func (u *UI) tr(r *http.Request) T {
+	lang := browserLang(r)
+	if p, ok := PrincipalFrom(r.Context()); ok && slices.Contains(Langs, p.Lang) {
+		lang = p.Lang
+	}
+	return T{lang: lang, cat: u.cats[lang], loc: u.cfg.Location}
+}
+
+func (u *UI) render(w http.ResponseWriter, r *http.Request, status int, name, nav string, data any, errKey string) {
+	p, _ := PrincipalFrom(r.Context())
+	t := u.tr(r)
+	pg := page{T: t, P: p, Agency: u.agency, Nav: nav, Langs: Langs, LangNames: langNames, Path: r.URL.RequestURI(), OIDC: u.oidc != nil, Data: data}
+	if errKey != "" {
+		pg.Error = t.Msg(errKey, t.Msg("agency."+u.agency))
+	}
+	var buf bytes.Buffer
+	if err := u.pages[name].ExecuteTemplate(&buf, "layout", pg); err != nil {
+		u.log.Error("render page", "page", name, "err", err)
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(status)
+	_, _ = w.Write(buf.Bytes())
+}
+
+func (u *UI) errorPage(w http.ResponseWriter, r *http.Request, status int, key string) {
+	if key == "error.forbidden" {
+		if p, ok := PrincipalFrom(r.Context()); !ok || p.Agency != u.agency {
+			key = "error.other_agency"
+		}
+	}
+	u.render(w, r, status, "error", "", nil, key)
+}
+
+// --- sign-in ---
+
+func (u *UI) loginPage(w http.ResponseWriter, r *http.Request) {
+	u.render(w, r, http.StatusOK, "login", "", nil, "")
+}
+
+// dummyHash keeps a sign-in for an unknown user as slow as for a known one.
+var dummyHash, _ = bcrypt.GenerateFromPassword([]byte("no user has this password"), bcrypt.DefaultCost)
+
+func (u *UI) login(w http.ResponseWriter, r *http.Request) {
+	if !u.tries.allow(r.RemoteAddr) {
+		u.log.Warn("sign-in attempts throttled")
+		w.Header().Set("Retry-After", fmt.Sprint(int(signInEvery.Seconds())))
+		u.render(w, r, http.StatusTooManyRequests, "login", "", nil, "login.throttled")
+		return
+	}
+	name, password := strings.TrimSpace(r.PostFormValue("username")), r.PostFormValue("password")
+	user, err := db.New(u.pool).WebUserGet(r.Context(), name)
+	hash := dummyHash
+	if err == nil && user.PasswordHash != "" {
+		hash = []byte(user.PasswordHash)
+	} else if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		u.fail(w, r, err)
+		return
+	}
+	// Compare even when there is no such user, so the answer takes as
+	// long and does not tell which user names exist.
+	match := bcrypt.CompareHashAndPassword(hash, []byte(password)) == nil
+	if !match || err != nil || user.PasswordHash == "" {
+		u.log.Info("sign-in refused")
+		u.render(w, r, http.StatusUnauthorized, "login", "", nil, "login.failed")
+		return
+	}
+	if err := u.newSession(r.Context(), w, user.Username, user.Role); err != nil {
+		u.fail(w, r, err)
+		return
+	}
+	http.Redirect(w, r, "/ui/inbox", http.StatusSeeOther)
+}
+
+func (u *UI) logout(w http.ResponseWriter, r *http.Request) {
+	if p, ok := PrincipalFrom(r.Context()); ok && p.Session != nil {
+		if err := db.New(u.pool).WebSessionDelete(r.Context(), p.Session); err != nil {
+			u.fail(w, r, err)
+			return
+		}
+	}
+	http.SetCookie(w, u.cookie(u.sessionCookie(), "", time.Time{}))
+	http.Redirect(w, r, "/ui/login", http.StatusSeeOther)
+}
+
+func (u *UI) setLang(w http.ResponseWriter, r *http.Request) {
+	lang := r.PostFormValue("lang")
+	if !slices.Contains(Langs, lang) {
+		u.errorPage(w, r, http.StatusUnprocessableEntity, "error.invalid")
+		return
+	}
+	if p, ok := PrincipalFrom(r.Context()); ok && p.Session != nil {
+		if err := db.New(u.pool).WebUserSetLang(r.Context(), db.WebUserSetLangParams{Username: p.Username, Lang: lang}); err != nil {
+			u.fail(w, r, err)
+			return
+		}
+	}
+	http.SetCookie(w, u.cookie(langCookie, lang, time.Now().AddDate(1, 0, 0)))
+	back := r.PostFormValue("back")
+	if !strings.HasPrefix(back, "/ui/") {
+		back = "/ui/inbox"
+	}
+	http.Redirect(w, r, back, http.StatusSeeOther)
+}
+
+// fail answers an unexpected error without its details.
+func (u *UI) fail(w http.ResponseWriter, r *http.Request, err error) {
+	u.log.Error("request failed", "path", r.URL.Path, "err", err)
+	u.errorPage(w, r, http.StatusInternalServerError, "error.internal")
+}
+
+// --- lists ---
+
+// filter is the inbox's and the sent view's filter, from the query.
+type filter struct {
+	Status, Service, From, To string
+	Overdue                   bool
+	before                    *time.Time
+	beforeID                  uuid.UUID
+}
+
+// Query is the filter as a query string, for links.
+func (f filter) Query() string {
+	v := url.Values{}
+	for k, s := range map[string]string{"status": f.Status, "service": f.Service, "from": f.From, "to": f.To} {
+		if s != "" {
+			v.Set(k, s)
+		}
+	}
+	if f.Overdue {
+		v.Set("overdue", "1")
+	}
+	return v.Encode()
+}
+
+func (u *UI) readFilter(r *http.Request) filter {
+	q := r.URL.Query()
+	f := filter{Status: q.Get("status"), Service: q.Get("service"), Overdue: q.Get("overdue") != "", From: q.Get("from"), To: q.Get("to")}
+	if !slices.Contains(referral.States(), referral.State(f.Status)) {
+		f.Status = ""
+	}
+	if b, id, ok := strings.Cut(q.Get("before"), "_"); ok {
+		if t, err := time.Parse(time.RFC3339Nano, b); err == nil {
+			if uid, err := uuid.Parse(id); err == nil {
+				f.before, f.beforeID = &t, uid
+			}
+		}
+	}
+	return f
+}
+
+// day parses a yyyy-mm-dd of the date inputs as a local day.
+func (u *UI) day(s string, plus int) *time.Time {
+	if s == "" {
+		return nil
+	}
+	t, err := time.ParseInLocation("2006-01-02", s, u.cfg.Location)
+	if err != nil {
+		return nil
+	}
+	t = t.AddDate(0, 0, plus)
+	return &t
+}
+
+// pageSize is how many referrals a list shows at once.
+const pageSize = 50
+
+// row is a referral as a list shows it.
+type row struct {
+	ID, Other, Service, Status string
+	Overdue                    bool
+	Created, Updated           time.Time
+}
+
+type count struct {
+	Status     string
+	N, Overdue int64
+}
+
+type listData struct {
+	Box      string
+	Filter   filter
+	Rows     []row
+	Counts   []count
+	Total    int64
+	Overdue  int64
+	Older    string
+	Statuses []string
+	Services []string
+}
+
+func (u *UI) inboxPage(w http.ResponseWriter, r *http.Request) { u.list(w, r, "inbox") }
+func (u *UI) sentPage(w http.ResponseWriter, r *http.Request)  { u.list(w, r, "sent") }
+
+func (u *UI) list(w http.ResponseWriter, r *http.Request, box string) {
+	f := u.readFilter(r)
+	d, err := u.listData(r, box, f)
+	if err != nil {
+		u.fail(w, r, err)
+		return
+	}
+	u.render(w, r, http.StatusOK, "list", box, d, "")
+}
+
+func (u *UI) listData(r *http.Request, box string, f filter) (listData, error) {
+	ctx := r.Context()
+	q := db.New(u.pool)
+	p := db.WebInboxParams{
+		Agency: u.agency, OverdueOnly: f.Overdue, FromAt: u.day(f.From, 0), ToAt: u.day(f.To, 1),
+		BeforeAt: f.before, BeforeID: f.beforeID, MaxRows: pageSize + 1,
+	}
+	if f.Status != "" {
+		p.Status = pgtype.Text{String: f.Status, Valid: true}
+	}
+	if f.Service != "" {
+		p.Service = pgtype.Text{String: f.Service, Valid: true}
+	}
+	var (
+		rs  []db.Referral
+		cs  []db.WebInboxCountsRow
+		err error
+	)
+	if box == "inbox" {
+		if rs, err = q.WebInbox(ctx, p); err == nil {
+			cs, err = q.WebInboxCounts(ctx, u.agency)
+		}
+	} else {
+		if rs, err = q.WebSent(ctx, db.WebSentParams(p)); err == nil {
+			var sc []db.WebSentCountsRow
+			sc, err = q.WebSentCounts(ctx, u.agency)
+			for _, c := range sc {
+				cs = append(cs, db.WebInboxCountsRow(c))
+			}
+		}
+	}
+	if err != nil {
+		return listData{}, err
+	}
+	d := listData{Box: box, Filter: f, Services: u.services()}
+	for _, s := range referral.States() {
+		d.Statuses = append(d.Statuses, string(s))
+	}
+	for _, s := range d.Statuses {
+		for _, c := range cs {
+			if c.Status == s {
+				d.Counts = append(d.Counts, count{Status: s, N: c.N, Overdue: c.Overdue})
+				d.Total += c.N
+				d.Overdue += c.Overdue
+			}
+		}
+	}
+	if len(rs) > pageSize {
+		last := rs[pageSize-1]
+		v, _ := url.ParseQuery(f.Query())
+		v.Set("before", last.CreatedAt.Format(time.RFC3339Nano)+"_"+last.ID.String())
+		d.Older = "/ui/" + box + "?" + v.Encode()
+		rs = rs[:pageSize]
+	}
+	for _, x := range rs {
+		other := x.FromAgency
+		if box == "sent" {
+			other = x.ToAgency
+		}
+		d.Rows = append(d.Rows, row{ID: x.ID.String(), Other: other, Service: x.Service, Status: x.Status, Overdue: x.OverdueAt != nil, Created: x.CreatedAt, Updated: x.UpdatedAt})
+	}
+	return d, nil
+}
+
+// knownServices are the services of the chains of help in DOMAIN.md, each
+// with a name in the catalogues; the agency directory will replace this.
+var knownServices = []string{
+	"family_support", "crisis_shelter", "psychological_help", "legal_help", "disability_support",
+	"benefits_and_housing", "medical_accompaniment", "child_health_check", "early_intervention_assessment",
+	"mothers_home", "school_transfer", "social_rehabilitation",
+}
+
+// services are the services a caseworker may pick.
+func (u *UI) services() []string {
+	out := slices.Clone(knownServices)
+	for _, s := range u.svc.Services() {
+		if !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// --- a referral ---
+
+// action is a move the agency may make now, with the fields it needs.
+type action struct {
+	Move    string
+	Fields  []string
+	Danger  bool
+	Reasons []string
+}
+
+// moveFields are the form fields of each move, as pkg/referral needs them.
+var moveFields = map[referral.Move][]string{
+	referral.Decline:  {"reason_code", "reason"},
+	referral.Hold:     {"reason"},
+	referral.Fail:     {"reason"},
+	referral.Cancel:   {"reason"},
+	referral.Complete: {"outcome"},
+	referral.Forward:  {"to_agency", "service", "note"},
+}
+
+type referralData struct {
+	R        agency.Referral
+	Incoming bool
+	Other    string
+	Actions  []action
+	ReadOnly bool
+	Timeline []agency.Step
+	Others   []string
+	Services []string
+	Reasons  []string
+}
+
+func (u *UI) referralPage(w http.ResponseWriter, r *http.Request) {
+	u.showReferral(w, r, http.StatusOK, "")
+}
+
+func (u *UI) showReferral(w http.ResponseWriter, r *http.Request, status int, errKey string) {
+	id, err := uuid.Parse(r.PathValue("id"))
+	if err != nil {
+		u.errorPage(w, r, http.StatusNotFound, "error.not_found")
+		return
+	}
+	ref, err := u.svc.Referral(r.Context(), id)
+	if errors.Is(err, agency.ErrNotFound) {
+		u.errorPage(w, r, http.StatusNotFound, "error.not_found")
+		return
+	}
+	if err != nil {
+		u.fail(w, r, err)
+		return
+	}
+	c, err := u.svc.Case(r.Context(), ref.CaseID)
+	if err != nil {
+		u.fail(w, r, err)
+		return
+	}
+	p, _ := PrincipalFrom(r.Context())
+	d := referralData{R: ref, Incoming: ref.ToAgency == u.agency, Timeline: c.Timeline, Others: u.svc.Others(), Services: u.services(), ReadOnly: p.Role == RoleAuditor}
+	d.Other = ref.FromAgency
+	party := referral.Receiver
+	if !d.Incoming {
+		d.Other, party = ref.ToAgency, referral.Sender
+	}
+	if ref.Status == string(referral.Requested) && party == referral.Receiver {
+		ref.Status = string(referral.Received)
+	}
+	for _, rc := range []referral.ReasonCode{referral.NoCapacity, referral.NotEligible, referral.OutOfArea, referral.Duplicate, referral.FamilyRefused, referral.Other} {
+		d.Reasons = append(d.Reasons, string(rc))
+	}
+	if !d.ReadOnly {
+		for _, mv := range referral.Allowed(referral.State(ref.Status), party) {
+			d.Actions = append(d.Actions, action{Move: string(mv), Fields: moveFields[mv], Danger: mv == referral.Decline || mv == referral.Fail || mv == referral.Cancel})
+		}
+	}
+	u.render(w, r, status, "referral", "", d, errKey)
+}
+
+func (u *UI) move(w http.ResponseWriter, r *http.Request) {
+	id, err := uuid.Parse(r.PathValue("id"))
+	mv := referral.Move(r.PathValue("move"))
+	if err != nil || !slices.Contains(referral.Moves(), mv) || mv == referral.Receive {
+		u.errorPage(w, r, http.StatusNotFound, "error.not_found")
+		return
+	}
+	in := agency.MoveInput{
+		ReasonCode: r.PostFormValue("reason_code"), Reason: strings.TrimSpace(r.PostFormValue("reason")),
+		Outcome: strings.TrimSpace(r.PostFormValue("outcome")), Note: strings.TrimSpace(r.PostFormValue("note")),
+		ToAgency: r.PostFormValue("to_agency"), Service: r.PostFormValue("service"),
+	}
+	_, err = u.svc.Move(r.Context(), id, mv, in)
+	if status, key := moveProblem(err); status != 0 {
+		if status == http.StatusInternalServerError {
+			u.log.Error("move failed", "referral_id", id, "move", mv, "err", err)
+		}
+		u.showReferral(w, r, status, key)
+		return
+	}
+	http.Redirect(w, r, "/ui/referrals/"+id.String(), http.StatusSeeOther)
+}
+
+// moveProblem maps the service's errors to a status and a message.
+func moveProblem(err error) (int, string) {
+	switch {
+	case err == nil:
+		return 0, ""
+	case errors.Is(err, agency.ErrNotFound):
+		return http.StatusNotFound, "error.not_found"
+	case errors.Is(err, agency.ErrConflict):
+		return http.StatusConflict, "error.conflict"
+	case errors.Is(err, agency.ErrForbidden):
+		return http.StatusForbidden, "error.forbidden"
+	case errors.Is(err, agency.ErrInvalid):
+		return http.StatusUnprocessableEntity, "error.invalid"
+	default:
+		return http.StatusInternalServerError, "error.internal"
+	}
+}
+
+// --- a new referral ---
+
+type newData struct {
+	Others   []string
+	Services []string
+	CaseID   string
+}
+
+func (u *UI) newPage(w http.ResponseWriter, r *http.Request) {
+	u.render(w, r, http.StatusOK, "new", "new", newData{Others: u.svc.Others(), Services: u.services(), CaseID: r.URL.Query().Get("case")}, "")
+}
+
+func (u *UI) create(w http.ResponseWriter, r *http.Request) {
+	in := agency.NewReferral{
+		ToAgency: r.PostFormValue("to_agency"), Service: r.PostFormValue("service"),
+		Note: strings.TrimSpace(r.PostFormValue("note")), PersonID: strings.TrimSpace(r.PostFormValue("person_id")),
+	}
+	d := newData{Others: u.svc.Others(), Services: u.services(), CaseID: r.PostFormValue("case_id")}
+	if c := strings.TrimSpace(d.CaseID); c != "" {
+		id, err := uuid.Parse(c)
+		if err != nil {
+			u.render(w, r, http.StatusUnprocessableEntity, "new", "new", d, "error.invalid")
+			return
+		}
+		in.CaseID = id
+	}
+	if !bus.KnownAgency(in.ToAgency) || in.Service == "" || in.Note == "" {
+		u.render(w, r, http.StatusUnprocessableEntity, "new", "new", d, "error.invalid")
+		return
+	}
+	ref, err := u.svc.CreateReferral(r.Context(), in)
+	if status, key := moveProblem(err); status != 0 {
+		if status == http.StatusInternalServerError {
+			u.log.Error("create referral failed", "err", err)
+		}
+		u.render(w, r, status, "new", "new", d, key)
+		return
+	}
+	http.Redirect(w, r, "/ui/referrals/"+ref.ID.String(), http.StatusSeeOther)
+}

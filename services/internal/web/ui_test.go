@@ -1,0 +1,188 @@
+package web_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/refbus/refbus/pkg/poll"
+	"github.com/refbus/refbus/pkg/referral"
+	"github.com/refbus/refbus/services/internal/agency"
+)
+
+var rowRe = regexp.MustCompile(`data-referral="([0-9a-f-]{36})"`)
+
+func rows(body string) []string {
+	var out []string
+	for _, m := range rowRe.FindAllStringSubmatch(body, -1) {
+		out = append(out, m[1])
+	}
+	return out
+}
+
+// TestInboxCountsAndFilters: the inbox counts by status, and narrows by
+// status, service, overdue and date; overdue referrals stand out.
+func TestInboxCountsAndFilters(t *testing.T) {
+	t.Parallel()
+	n := newNetworkWith(t, nil, func(c *agency.Config) {
+		// Psychological help must be accepted at once: it is overdue as
+		// soon as the sender's timer looks.
+		c.SLAs = map[string]agency.SLA{"psychological_help": {Accept: time.Nanosecond}, "": {Accept: time.Hour}}
+		c.SLATick = 50 * time.Millisecond
+	}, "social", "ngo")
+	a := n.refer("social", "ngo", "crisis_shelter", "Mother and two children.")
+	b := n.refer("social", "ngo", "legal_help", "Divorce and custody.")
+	late := n.refer("social", "ngo", "psychological_help", "Severe strain.")
+	if _, err := n.svcs["ngo"].Move(context.Background(), b.ID, referral.Accept, agency.MoveInput{}); err != nil {
+		t.Fatal(err)
+	}
+	poll.Until(t, 20*time.Second, func() error {
+		r, err := n.svcs["ngo"].Referral(context.Background(), late.ID)
+		if err == nil && !r.Overdue {
+			return errorf("not overdue yet at the ngo")
+		}
+		return err
+	})
+	c := n.signIn("ngo", "ngo-caseworker")
+	res, body := c.get("/ui/inbox")
+	wantStatus(t, res, http.StatusOK)
+	wantContains(t, body, `data-count="all">3<`, `data-count="received">2<`, `data-count="accepted">1<`, `data-count="overdue">1<`,
+		`<tr class="overdue" data-referral="`+late.ID.String()+`"`)
+	if got := rows(body); len(got) != 3 || got[0] != late.ID.String() {
+		t.Fatalf("inbox rows %v, want the three, newest first", got)
+	}
+	for q, want := range map[string][]string{
+		"status=accepted":                         {b.ID.String()},
+		"service=crisis_shelter":                  {a.ID.String()},
+		"overdue=1":                               {late.ID.String()},
+		"status=received&service=legal_help":      nil,
+		"from=2000-01-01&to=2000-12-31":           nil,
+		"from=" + time.Now().Format("2006-01-02"): {late.ID.String(), b.ID.String(), a.ID.String()},
+	} {
+		res, body := c.get("/ui/inbox?" + q)
+		wantStatus(t, res, http.StatusOK)
+		if got := rows(body); strings.Join(got, ",") != strings.Join(want, ",") {
+			t.Errorf("inbox?%s shows %v, want %v", q, got, want)
+		}
+	}
+	// The sender sees the live status of what it sent.
+	s := n.signIn("social", "social-caseworker")
+	res, body = s.get("/ui/sent?status=accepted")
+	wantStatus(t, res, http.StatusOK)
+	poll.Until(t, 20*time.Second, func() error {
+		_, body = s.get("/ui/sent?status=accepted")
+		if got := rows(body); len(got) != 1 || got[0] != b.ID.String() {
+			return errorf("sent?status=accepted shows %v", got)
+		}
+		return nil
+	})
+}
+
+// TestLiveUpdates: an open page hears of a new referral without a reload.
+func TestLiveUpdates(t *testing.T) {
+	t.Parallel()
+	n := newNetwork(t, nil, "health", "education")
+	c := n.signIn("education", "education-caseworker")
+	req, _ := http.NewRequest(http.MethodGet, n.urls["education"]+"/ui/events", nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	res, err := c.http.Do(req.WithContext(ctx))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { res.Body.Close() })
+	wantStatus(t, res, http.StatusOK)
+	if ct := res.Header.Get("Content-Type"); ct != "text/event-stream" {
+		t.Fatalf("events come as %q", ct)
+	}
+	var changes atomic.Int32
+	go func() {
+		sc := bufio.NewScanner(res.Body)
+		for sc.Scan() {
+			if sc.Text() == "event: changed" {
+				changes.Add(1)
+			}
+		}
+	}()
+	n.refer("health", "education", "early_intervention_assessment", "2-year check: speech delay.")
+	poll.Until(t, 20*time.Second, func() error {
+		if changes.Load() == 0 {
+			return errorf("no changed event after a referral arrived")
+		}
+		return nil
+	})
+}
+
+// TestOpenAPICoversTheUI: every link, form, script and event stream of the
+// UI's pages is an operation of /openapi.json (OpenAPI 3.1), with its
+// method.
+func TestOpenAPICoversTheUI(t *testing.T) {
+	t.Parallel()
+	n := newNetwork(t, nil, "education", "social")
+	r := n.refer("education", "social", "family_support", "Signs of violence at home.")
+	c := n.signIn("social", "social-caseworker")
+
+	res, body := n.client("social").get("/openapi.json")
+	wantStatus(t, res, http.StatusOK)
+	var doc struct {
+		OpenAPI string                                `json:"openapi"`
+		Paths   map[string]map[string]json.RawMessage `json:"paths"`
+	}
+	if err := json.Unmarshal([]byte(body), &doc); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(doc.OpenAPI, "3.1") {
+		t.Fatalf("openapi %q, want 3.1", doc.OpenAPI)
+	}
+	documented := func(method, path string) bool {
+		for p, ops := range doc.Paths {
+			re := regexp.MustCompile("^" + regexp.MustCompile(`\\\{[a-z_]+\\\}`).ReplaceAllString(regexp.QuoteMeta(p), `[^/]+`) + "$")
+			if _, ok := ops[strings.ToLower(method)]; ok && re.MatchString(path) {
+				return true
+			}
+		}
+		return false
+	}
+	attr := regexp.MustCompile(`(href|src|action|hx-get|hx-post|sse-connect)="([^"]+)"`)
+	formRe := regexp.MustCompile(`<form[^>]*>`)
+	seen := 0
+	for _, page := range []string{"/ui/inbox", "/ui/sent", "/ui/new", "/ui/referrals/" + r.ID.String(), "/ui/login"} {
+		res, body := c.get(page)
+		wantStatus(t, res, http.StatusOK)
+		posts := map[string]bool{}
+		for _, f := range formRe.FindAllString(body, -1) {
+			if strings.Contains(f, `method="post"`) {
+				posts[attr.FindStringSubmatch(f[strings.Index(f, "action="):])[2]] = true
+			}
+		}
+		for _, m := range attr.FindAllStringSubmatch(body, -1) {
+			u, err := url.Parse(strings.ReplaceAll(m[2], "&amp;", "&"))
+			if err != nil || u.Host != "" || !strings.HasPrefix(u.Path, "/") {
+				continue
+			}
+			method := http.MethodGet
+			if m[1] == "action" && posts[m[2]] {
+				method = http.MethodPost
+			}
+			seen++
+			if !documented(method, u.Path) {
+				t.Errorf("%s links to %s %s, which /openapi.json lacks", page, method, u.Path)
+			}
+		}
+	}
+	if seen < 20 {
+		t.Fatalf("found only %d links and forms: the crawl is broken", seen)
+	}
+	for _, op := range []string{"/api/v1/inbox", "/api/v1/referrals/{id}/accept", "/api/v1/cases/{id}"} {
+		if _, ok := doc.Paths[op]; !ok {
+			t.Errorf("/openapi.json lacks %s", op)
+		}
+	}
+}

@@ -1,0 +1,240 @@
+// Package web is the caseworker's UI of an agency service and the sign-in
+// in front of its HTTP API: server-rendered pages (html/template, with
+// htmx embedded in the binary, so it works on a local network with no
+// internet), live updates by server-sent events, four languages, sessions
+// for people (passwords or OIDC), bearer tokens for agency systems, and
+// roles (caseworker, supervisor, auditor).
+//
+// The agency service mounts it through agency.Config.Web:
+//
+//	cfg.Web = web.Mount(web.Config{...})
+package web
+
+import (
+	"context"
+	"embed"
+	"fmt"
+	"html/template"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+	_ "time/tzdata" // Asia/Almaty and Asia/Bishkek on machines without a zoneinfo database
+
+	"github.com/danielgtaylor/huma/v2"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/refbus/refbus/services/internal/agency"
+)
+
+// Config is how the UI and the sign-in are set up.
+type Config struct {
+	// SessionTTL is how long a sign-in lasts (default 10 hours: a working
+	// day, then sign in again).
+	SessionTTL time.Duration
+	// Location is the time zone dates are shown in (default Asia/Almaty).
+	Location *time.Location
+	// APIKey signs and checks the bearer tokens of this agency's systems
+	// (HS256, at least 32 bytes); empty accepts no bearer token.
+	APIKey []byte `json:"-"`
+	// OIDC, if set, signs people in through the agency's identity provider.
+	OIDC *OIDCConfig
+	// InsecureCookies drops the Secure flag of cookies, for a service
+	// reached over plain HTTP other than on localhost. Never in production.
+	InsecureCookies bool
+	// Poll is how often the live updates look for changes (default 1s).
+	Poll time.Duration
+	// Logger is where failures go (default: discarded).
+	Logger *slog.Logger
+}
+
+// UI is one agency's caseworker UI.
+type UI struct {
+	cfg    Config
+	svc    *agency.Service
+	agency string
+	pool   *pgxpool.Pool
+	log    *slog.Logger
+	cats   map[string]catalogue
+	pages  map[string]*template.Template
+	oidc   *oidcClient
+	watch  *watcher
+	tries  throttle
+	// stopped closes when the service stops, ending the event streams,
+	// which would otherwise hold the HTTP server's shutdown.
+	stopped <-chan struct{}
+}
+
+//go:embed templates/*.html
+var templateFiles embed.FS
+
+//go:embed static
+var staticFiles embed.FS
+
+// Mount returns the hook agency.Config.Web takes: it builds the UI of the
+// service, documents its routes in the service's OpenAPI document, and
+// wraps the API so that only the agency's own people and systems reach it.
+func Mount(cfg Config) func(ctx context.Context, s *agency.Service, api huma.API, next http.Handler) (http.Handler, error) {
+	return func(ctx context.Context, s *agency.Service, api huma.API, next http.Handler) (http.Handler, error) {
+		u, err := New(ctx, cfg, s)
+		if err != nil {
+			return nil, err
+		}
+		u.document(api.OpenAPI())
+		return u.Handler(next), nil
+	}
+}
+
+// New builds the UI of service s. Its event streams end when ctx does: pass
+// the context the service runs under.
+func New(ctx context.Context, cfg Config, s *agency.Service) (*UI, error) {
+	if cfg.SessionTTL == 0 {
+		cfg.SessionTTL = 10 * time.Hour
+	}
+	if cfg.Location == nil {
+		loc, err := time.LoadLocation("Asia/Almaty")
+		if err != nil {
+			return nil, fmt.Errorf("time zone: %w", err)
+		}
+		cfg.Location = loc
+	}
+	if cfg.Poll == 0 {
+		cfg.Poll = time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if len(cfg.APIKey) > 0 && len(cfg.APIKey) < 32 {
+		return nil, fmt.Errorf("web: the API key must have at least 32 bytes, not %d", len(cfg.APIKey))
+	}
+	u := &UI{cfg: cfg, svc: s, agency: s.Agency(), pool: s.Pool(), log: cfg.Logger.With("component", "web"), stopped: ctx.Done()}
+	var err error
+	if u.cats, err = loadCatalogues(); err != nil {
+		return nil, err
+	}
+	if u.pages, err = parsePages(); err != nil {
+		return nil, err
+	}
+	if cfg.OIDC != nil {
+		if u.oidc, err = newOIDC(ctx, *cfg.OIDC); err != nil {
+			return nil, err
+		}
+	}
+	u.watch = newWatcher(u.pool, cfg.Poll, u.log)
+	return u, nil
+}
+
+// parsePages parses each page with the layout around it.
+func parsePages() (map[string]*template.Template, error) {
+	names, err := fs.Glob(templateFiles, "templates/*.html")
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]*template.Template{}
+	for _, n := range names {
+		name := n[len("templates/") : len(n)-len(".html")]
+		if name == "layout" {
+			continue
+		}
+		t, err := template.New(name).ParseFS(templateFiles, "templates/layout.html", n)
+		if err != nil {
+			return nil, fmt.Errorf("template %s: %w", name, err)
+		}
+		out[name] = t
+	}
+	return out, nil
+}
+
+// route is one route of the UI, as served and as documented.
+type route struct {
+	method, pattern, id, summary, contentType string
+	handler                                   func(*UI, http.ResponseWriter, *http.Request)
+}
+
+// routes are every route of the UI; document puts each in the OpenAPI
+// document, and a test checks that every link and form of the pages is
+// one of them.
+var routes = []route{
+	{"GET", "/ui/login", "ui-login", "Sign-in page", "text/html", (*UI).loginPage},
+	{"POST", "/ui/login", "ui-login-submit", "Sign in with user name and password (form)", "text/html", (*UI).login},
+	{"POST", "/ui/logout", "ui-logout", "Sign out: ends the session", "text/html", (*UI).logout},
+	{"GET", "/ui/oidc/login", "ui-oidc-login", "Sign in through the agency's OIDC provider", "text/html", (*UI).oidcLogin},
+	{"GET", "/ui/oidc/callback", "ui-oidc-callback", "Where the OIDC provider returns after sign-in", "text/html", (*UI).oidcCallback},
+	{"POST", "/ui/lang", "ui-lang", "Choose the UI's language (form: lang = ru, kk, ky or en)", "text/html", (*UI).setLang},
+	{"GET", "/ui/inbox", "ui-inbox", "Inbox page: referrals to this agency, with counts and filters (status, service, overdue, from, to, before)", "text/html", (*UI).inboxPage},
+	{"GET", "/ui/sent", "ui-sent", "Sent page: this agency's referrals with their live status (same filters)", "text/html", (*UI).sentPage},
+	{"GET", "/ui/new", "ui-new", "New referral form", "text/html", (*UI).newPage},
+	{"POST", "/ui/referrals", "ui-create", "Send a new referral (form: to_agency, service, note, case_id, person_id)", "text/html", (*UI).create},
+	{"GET", "/ui/referrals/{id}", "ui-referral", "Referral page with its case timeline and the forms of the moves open now", "text/html", (*UI).referralPage},
+	{"POST", "/ui/referrals/{id}/{move}", "ui-move", "Make a move on a referral (form: reason_code, reason, outcome, note, to_agency, service)", "text/html", (*UI).move},
+	{"GET", "/ui/events", "ui-events", "Server-sent events: `changed` whenever a referral of this agency may have changed", "text/event-stream", (*UI).events},
+	{"GET", "/ui/static/{file...}", "ui-static", "The UI's scripts and style sheet, embedded in the binary", "application/octet-stream", (*UI).static},
+}
+
+// Handler serves the UI and, behind the same sign-in, next (the API).
+func (u *UI) Handler(next http.Handler) http.Handler {
+	mux := http.NewServeMux()
+	for _, rt := range routes {
+		mux.HandleFunc(rt.method+" "+rt.pattern, func(w http.ResponseWriter, r *http.Request) { rt.handler(u, w, r) })
+	}
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "/ui/inbox", http.StatusSeeOther)
+	})
+	mux.HandleFunc("GET /ui/{$}", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "/ui/inbox", http.StatusSeeOther)
+	})
+	mux.HandleFunc("GET /favicon.ico", http.NotFound)
+	mux.Handle("/", next)
+	// Browsers say where a request comes from (Sec-Fetch-Site, Origin):
+	// a form another site posts is refused before it reaches anything.
+	csrf := http.NewCrossOriginProtection()
+	csrf.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		u.deny(w, r, http.StatusForbidden)
+	}))
+	return csrf.Handler(securityHeaders(u.guard(mux)))
+}
+
+// securityHeaders keeps pages out of frames and scripts to our own.
+func securityHeaders(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Referrer-Policy", "same-origin")
+		if strings.HasPrefix(r.URL.Path, "/ui/") {
+			h.Set("Content-Security-Policy", "default-src 'self'; frame-ancestors 'none'; form-action 'self'")
+			h.Set("Cache-Control", "no-store")
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// document adds the UI's routes to the API's OpenAPI document.
+func (u *UI) document(oapi *huma.OpenAPI) {
+	for _, rt := range routes {
+		op := &huma.Operation{
+			OperationID: rt.id, Method: rt.method, Path: rt.pattern, Summary: rt.summary, Tags: []string{"caseworker UI"},
+			Responses: map[string]*huma.Response{"200": {
+				Description: "The page, or a redirect (303) after a form.",
+				Content:     map[string]*huma.MediaType{rt.contentType: {}},
+			}},
+		}
+		if rt.pattern == "/ui/static/{file...}" {
+			op.Path = "/ui/static/{file}"
+		}
+		for _, p := range []string{"id", "move", "file"} {
+			if strings.Contains(op.Path, "{"+p+"}") {
+				op.Parameters = append(op.Parameters, &huma.Param{Name: p, In: "path", Required: true, Schema: &huma.Schema{Type: "string"}})
+			}
+		}
+		oapi.AddOperation(op)
+	}
+}
+
+// static serves the embedded scripts and style sheet. Their names carry
+// their versions, so browsers may keep them.
+func (u *UI) static(w http.ResponseWriter, r *http.Request) {
+	sub, _ := fs.Sub(staticFiles, "static")
+	w.Header().Set("Cache-Control", "public, max-age=86400")
+	http.StripPrefix("/ui/static/", http.FileServerFS(sub)).ServeHTTP(w, r)
+}
