@@ -185,7 +185,7 @@ func TestIsolation(t *testing.T) {
 func TestCrossSiteForms(t *testing.T) {
 	t.Parallel()
 	n := newNetwork(t, nil, "health", "ngo")
-	r := n.refer("health", "ngo", "mothers_home", "A mother needs help.")
+	r := n.refer("health", "ngo", "psychological_help", "A mother needs help.")
 	c := n.signIn("ngo", "ngo-caseworker")
 	path := "/ui/referrals/" + r.ID.String() + "/accept"
 	for _, hdr := range [][]string{

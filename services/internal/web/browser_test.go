@@ -219,6 +219,7 @@ func TestBrowserDomesticViolence(t *testing.T) {
 		chromedp.SetValue("#to_agency", "social", chromedp.ByQuery),
 		chromedp.SetValue("#service", "family_support", chromedp.ByQuery),
 		chromedp.SendKeys("#note", schoolNote, chromedp.ByQuery),
+		consent("new", "the mother"),
 		chromedp.Submit("#note", chromedp.ByQuery),
 		chromedp.WaitVisible(`#status`, chromedp.ByQuery),
 	)
@@ -238,6 +239,7 @@ func TestBrowserDomesticViolence(t *testing.T) {
 		chromedp.SetValue("#forward-to_agency", "ngo", chromedp.ByQuery),
 		chromedp.SetValue("#forward-service", "crisis_shelter", chromedp.ByQuery),
 		chromedp.SendKeys("#forward-note", "Mother and two children need a safe place tonight.", chromedp.ByQuery),
+		consent("forward", "the mother"),
 		chromedp.Click("#do-forward", chromedp.ByQuery),
 		chromedp.WaitVisible(`#status[data-status="forwarded"]`, chromedp.ByQuery),
 		chromedp.Click(`dl.details a[href^="/ui/referrals/"]`, chromedp.ByQuery),
@@ -253,6 +255,12 @@ func TestBrowserDomesticViolence(t *testing.T) {
 	shelter.run("the shelter accepts and starts",
 		chromedp.WaitVisible(`tr[data-referral] a`, chromedp.ByQuery),
 		chromedp.Click(`tr[data-referral] a`, chromedp.ByQuery),
+		// A shelter's acceptance is a placement: a bed, until when, and
+		// where (sealed to social, which referred the family).
+		chromedp.WaitVisible("#accept-bed", chromedp.ByQuery),
+		chromedp.SendKeys("#accept-bed", "B-4", chromedp.ByQuery),
+		chromedp.SetValue("#accept-ends_on", time.Now().AddDate(0, 3, 0).Format("2006-01-02"), chromedp.ByQuery),
+		chromedp.SendKeys("#accept-address", address, chromedp.ByQuery),
 		chromedp.Click("#do-accept", chromedp.ByQuery),
 		chromedp.WaitVisible(`#status[data-status="accepted"]`, chromedp.ByQuery),
 		chromedp.Click("#do-start", chromedp.ByQuery),
@@ -267,6 +275,7 @@ func TestBrowserDomesticViolence(t *testing.T) {
 		chromedp.SetValue("#to_agency", "health", chromedp.ByQuery),
 		chromedp.SetValue("#service", "medical_accompaniment", chromedp.ByQuery),
 		chromedp.SendKeys("#note", address, chromedp.ByQuery),
+		consent("new", "the mother"),
 		chromedp.Submit("#note", chromedp.ByQuery),
 		chromedp.WaitVisible(`#status`, chromedp.ByQuery),
 	)
@@ -344,4 +353,14 @@ func TestBrowserDomesticViolence(t *testing.T) {
 	school.open("/ui/login")
 	school.run("sign out", chromedp.WaitVisible("#username", chromedp.ByQuery))
 	school.shot("login")
+}
+
+// consent fills the consent fields of the form whose fields' ids start
+// with prefix: who consented, why, for a month.
+func consent(prefix, who string) chromedp.Action {
+	return chromedp.Tasks{
+		chromedp.SendKeys("#"+prefix+"-consent_given_by", who, chromedp.ByQuery),
+		chromedp.SendKeys("#"+prefix+"-consent_purpose", "help for the family", chromedp.ByQuery),
+		chromedp.SetValue("#"+prefix+"-consent_until", time.Now().AddDate(0, 1, 0).Format("2006-01-02"), chromedp.ByQuery),
+	}
 }

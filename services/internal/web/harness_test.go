@@ -182,7 +182,12 @@ func (c *client) form(path string, v url.Values, hdr ...string) (*http.Response,
 // has it.
 func (n *network) refer(from, to, service, note string) agency.Referral {
 	n.t.Helper()
-	r, err := n.svcs[from].CreateReferral(context.Background(), agency.NewReferral{ToAgency: to, Service: service, Note: note})
+	c, err := n.svcs[from].RecordConsent(context.Background(), agency.NewConsent{GivenBy: "the mother", ToAgency: to, Purpose: "help for the family",
+		DataCategories: []string{agency.CategorySummary}, ExpiresAt: time.Now().Add(24 * time.Hour)})
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	r, err := n.svcs[from].CreateReferral(context.Background(), agency.NewReferral{ToAgency: to, Service: service, Note: note, ConsentID: c.ID})
 	if err != nil {
 		n.t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/refbus/refbus/pkg/bus"
 	"github.com/refbus/refbus/pkg/referral"
+	"github.com/refbus/refbus/services/internal/agency"
 )
 
 // TestCataloguesComplete fails when a catalogue misses a key another has,
@@ -40,8 +41,10 @@ func TestCataloguesComplete(t *testing.T) {
 	for _, a := range bus.Agencies {
 		all["agency."+a] = true
 	}
-	for _, s := range knownServices {
-		all["service."+s] = true
+	for _, offers := range agency.DefaultDirectory {
+		for _, o := range offers {
+			all["service."+o.Name] = true
+		}
 	}
 	for _, r := range Roles {
 		all["role."+r] = true

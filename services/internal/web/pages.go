@@ -309,24 +309,9 @@ func (u *UI) listData(r *http.Request, box string, f filter) (listData, error) {
 	return d, nil
 }
 
-// knownServices are the services of the chains of help in DOMAIN.md, each
-// with a name in the catalogues; the agency directory will replace this.
-var knownServices = []string{
-	"family_support", "crisis_shelter", "psychological_help", "legal_help", "disability_support",
-	"benefits_and_housing", "medical_accompaniment", "child_health_check", "early_intervention_assessment",
-	"mothers_home", "school_transfer", "social_rehabilitation",
-}
-
-// services are the services a caseworker may pick.
-func (u *UI) services() []string {
-	out := slices.Clone(knownServices)
-	for _, s := range u.svc.Services() {
-		if !slices.Contains(out, s) {
-			out = append(out, s)
-		}
-	}
-	return out
-}
+// services are the services a caseworker may pick: those of the
+// directory.
+func (u *UI) services() []string { return u.svc.Services() }
 
 // --- a referral ---
 
@@ -345,8 +330,12 @@ var moveFields = map[referral.Move][]string{
 	referral.Fail:     {"reason"},
 	referral.Cancel:   {"reason"},
 	referral.Complete: {"outcome"},
-	referral.Forward:  {"to_agency", "service", "note"},
+	referral.Forward:  {"to_agency", "service", "note", "consent"},
 }
+
+// placementFields are the fields of accepting a referral to a service that
+// takes people in: the placement it records.
+var placementFields = []string{"bed", "ends_on", "address"}
 
 type referralData struct {
 	R        agency.Referral
@@ -399,7 +388,11 @@ func (u *UI) showReferral(w http.ResponseWriter, r *http.Request, status int, er
 	}
 	if !d.ReadOnly {
 		for _, mv := range referral.Allowed(referral.State(ref.Status), party) {
-			d.Actions = append(d.Actions, action{Move: string(mv), Fields: moveFields[mv], Danger: mv == referral.Decline || mv == referral.Fail || mv == referral.Cancel})
+			fields := moveFields[mv]
+			if mv == referral.Accept && u.svc.HasBeds(ref.Service) {
+				fields = placementFields // a shelter takes the family in: which bed, until when, where
+			}
+			d.Actions = append(d.Actions, action{Move: string(mv), Fields: fields, Danger: mv == referral.Decline || mv == referral.Fail || mv == referral.Cancel})
 		}
 	}
 	u.render(w, r, status, "referral", "", d, errKey)
@@ -417,7 +410,19 @@ func (u *UI) move(w http.ResponseWriter, r *http.Request) {
 		Outcome: strings.TrimSpace(r.PostFormValue("outcome")), Note: strings.TrimSpace(r.PostFormValue("note")),
 		ToAgency: r.PostFormValue("to_agency"), Service: r.PostFormValue("service"),
 	}
-	_, err = u.svc.Move(r.Context(), id, mv, in)
+	if bed := strings.TrimSpace(r.PostFormValue("bed")); bed != "" {
+		in.Work = &agency.Work{Placement: &agency.Placement{
+			Bed: bed, EndsOn: r.PostFormValue("ends_on"), Address: strings.TrimSpace(r.PostFormValue("address")),
+		}}
+	}
+	if mv == referral.Forward {
+		// The forwarded referral passes on the case's person key, if it
+		// has one: the consent covers identity too.
+		in.ConsentID, err = u.recordConsent(r, in.ToAgency, "", agency.CategoryIdentity)
+	}
+	if err == nil {
+		_, err = u.svc.Move(r.Context(), id, mv, in)
+	}
 	if status, key := moveProblem(err); status != 0 {
 		if status == http.StatusInternalServerError {
 			u.log.Error("move failed", "referral_id", id, "move", mv, "err", err)
@@ -476,7 +481,16 @@ func (u *UI) create(w http.ResponseWriter, r *http.Request) {
 		u.render(w, r, http.StatusUnprocessableEntity, "new", "new", d, "error.invalid")
 		return
 	}
-	ref, err := u.svc.CreateReferral(r.Context(), in)
+	var identity []string
+	if in.PersonID != "" {
+		identity = append(identity, agency.CategoryIdentity)
+	}
+	var err error
+	in.ConsentID, err = u.recordConsent(r, in.ToAgency, in.PersonID, identity...)
+	var ref agency.Referral
+	if err == nil {
+		ref, err = u.svc.CreateReferral(r.Context(), in)
+	}
 	if status, key := moveProblem(err); status != 0 {
 		if status == http.StatusInternalServerError {
 			u.log.Error("create referral failed", "err", err)
@@ -485,4 +499,33 @@ func (u *UI) create(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	http.Redirect(w, r, "/ui/referrals/"+ref.ID.String(), http.StatusSeeOther)
+}
+
+// consentFieldData is what the "consent" template needs: the page's
+// language and a prefix that keeps the fields' ids unique.
+type consentFieldData struct {
+	T  T
+	ID string
+}
+
+func consentField(t T, id string) consentFieldData { return consentFieldData{T: t, ID: id} }
+
+// recordConsent records the family's consent from the form's consent
+// fields: to share a summary (and the extra categories) with agency, until
+// the end of the chosen day. A referral needs one; the consent stays on
+// record even if the referral is then refused, as what the family agreed.
+func (u *UI) recordConsent(r *http.Request, to, personID string, extra ...string) (uuid.UUID, error) {
+	until, err := time.ParseInLocation("2006-01-02", r.PostFormValue("consent_until"), u.cfg.Location)
+	if err != nil {
+		return uuid.Nil, fmt.Errorf("%w: consent_until: pick the last day the consent is valid", agency.ErrInvalid)
+	}
+	c, err := u.svc.RecordConsent(r.Context(), agency.NewConsent{
+		GivenBy:        strings.TrimSpace(r.PostFormValue("consent_given_by")),
+		PersonID:       personID,
+		ToAgency:       to,
+		Purpose:        strings.TrimSpace(r.PostFormValue("consent_purpose")),
+		DataCategories: append([]string{agency.CategorySummary}, extra...),
+		ExpiresAt:      until.AddDate(0, 0, 1),
+	})
+	return c.ID, err
 }

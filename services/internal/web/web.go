@@ -137,7 +137,7 @@ func parsePages() (map[string]*template.Template, error) {
 		if name == "layout" {
 			continue
 		}
-		t, err := template.New(name).ParseFS(templateFiles, "templates/layout.html", n)
+		t, err := template.New(name).Funcs(template.FuncMap{"consentField": consentField}).ParseFS(templateFiles, "templates/layout.html", n)
 		if err != nil {
 			return nil, fmt.Errorf("template %s: %w", name, err)
 		}
