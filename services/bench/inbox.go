@@ -133,7 +133,6 @@ func benchInbox(ctx context.Context, log *slog.Logger, n, requests int) (res inb
 	if res.api, err = measure(func(int) string { return "/api/v1/inbox?limit=100" }, token); err != nil {
 		return res, fmt.Errorf("list api: %w", err)
 	}
-	fmt.Printf("bench: %s\n", res)
 	return res, nil
 }
 

@@ -48,6 +48,9 @@ func main() {
 		line += fmt.Sprintf(" replay_per_s=%.0f verify_per_s=%.0f raw_read_per_s=%.0f replay_ratio=%.3f audit_events=%d replay_rss_kib=%d verify_rss_kib=%d",
 			a.replayPerSec, a.verifyPerSec, a.readPerSec, a.replayPerSec/a.readPerSec, a.events, a.replayRSS, a.verifyRSS)
 	}
+	if res.inbox.referrals > 0 {
+		line += " " + res.inbox.String()
+	}
 	fmt.Println(line)
 }
 
@@ -66,6 +69,7 @@ type config struct {
 	keep       bool
 	pgSettings settingsFlag
 	audit      int
+	inboxN     int
 }
 
 // settingsFlag collects repeated -pgset name=value flags.
@@ -96,6 +100,7 @@ func parseFlags(args []string) (config, error) {
 	fs.DurationVar(&c.stall, "stall", time.Minute, "give up sooner when no referral is received for this long (0: wait until -timeout)")
 	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of the throughput run (this process: services, NATS, bench) to `file`")
 	fs.Var(c.pgSettings, "pgset", "extra Postgres `name=value` setting, for experiments (repeatable; the defaults are the real durability settings)")
+	fs.IntVar(&c.inboxN, "inbox-referrals", 100_000, "referrals in an agency's store for the caseworkers' inbox figures (0: skip)")
 	fs.IntVar(&c.audit, "audit-events", 1_000_000, "events in the stream for the auditors' replay and verify figures (0: skip)")
 	fs.BoolVar(&c.keep, "keep", false, "keep the temporary directory (Postgres data, NATS store, logs) for inspection")
 	if err := fs.Parse(args); err != nil {
@@ -116,6 +121,7 @@ type result struct {
 	p50, p99  time.Duration
 	rawPerSec float64
 	audit     auditResult
+	inbox     inboxResult
 }
 
 func run(ctx context.Context, log *slog.Logger, args []string) (res result, err error) {
@@ -127,7 +133,8 @@ func run(ctx context.Context, log *slog.Logger, args []string) (res result, err 
 	if len(c.pgSettings) > 0 {
 		fmt.Printf("bench: Postgres settings changed for this run: %v\n", c.pgSettings)
 	}
-	st, err := startStack(ctx, log, c.keep, c.pgSettings)
+	families := max(c.n, c.warmup, int(float64(c.rate)*c.duration.Seconds()))/len(pairs) + 1
+	st, err := startStack(ctx, log, c.keep, c.pgSettings, families)
 	if err != nil {
 		return res, err
 	}
@@ -214,6 +221,15 @@ func run(ctx context.Context, log *slog.Logger, args []string) (res result, err 
 			fmt.Printf("  refbus-audit verify --trust, from the first of the %d signed events: %s events/s, peak RSS %d MiB, exit %d (problems: %s)\n",
 				a.trustEvents, count(a.trustPerSec), a.trustRSS/1024, a.trustExit, cmp.Or(a.trustProblems, "none"))
 		}
+	}
+
+	if c.inboxN > 0 {
+		// On a stack of its own, after this one's agencies stopped.
+		if res.inbox, err = benchInbox(ctx, log, c.inboxN, 200); err != nil {
+			return res, fmt.Errorf("inbox bench: %w", err)
+		}
+		fmt.Printf("inbox:          %d referrals in the ngo's store: inbox page p95 %.1f ms, GET /api/v1/inbox p95 %.1f ms (goal: 100 ms)\n",
+			res.inbox.referrals, ms(res.inbox.page), ms(res.inbox.api))
 	}
 
 	fmt.Printf("ratio e2e/raw:  %.3f (load average now %s: other work on this host skews both figures, the ratio less)\n",

@@ -15,6 +15,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats-server/v2/server"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/refbus/refbus/pkg/bus"
 	"github.com/refbus/refbus/pkg/natslocal"
@@ -41,7 +42,7 @@ type stack struct {
 	svcs map[string]*agency.Service
 	// consents are the family consents the bench referrals go under, one
 	// per pair of agencies.
-	consents map[pair]uuid.UUID
+	consents map[pair][]uuid.UUID
 	// pools are the bench's own connections to each agency's database,
 	// for counting and for the latency report.
 	pools map[string]*pgxpool.Pool
@@ -58,7 +59,7 @@ type stack struct {
 }
 
 // startStack starts everything; on error it has already cleaned up.
-func startStack(ctx context.Context, log *slog.Logger, keep bool, extra map[string]string) (st *stack, err error) {
+func startStack(ctx context.Context, log *slog.Logger, keep bool, extra map[string]string, families int) (st *stack, err error) {
 	dir, err := os.MkdirTemp("", "refbus-bench-")
 	if err != nil {
 		return nil, fmt.Errorf("make temporary directory: %w", err)
@@ -106,14 +107,31 @@ func startStack(ctx context.Context, log *slog.Logger, keep bool, extra map[stri
 		}
 		st.pools[a] = pool
 	}
-	st.consents = map[pair]uuid.UUID{}
+	// Each family's consent is recorded before its referral, as at intake:
+	// families consents per pair, so that no two referrals of a run share
+	// one (sharing would make their transactions queue on its lock).
+	st.consents = map[pair][]uuid.UUID{}
+	var mu sync.Mutex
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(32)
 	for _, p := range pairs {
-		c, err := st.svcs[p.from].RecordConsent(ctx, agency.NewConsent{GivenBy: "bench", ToAgency: p.to, Purpose: "bench",
-			DataCategories: []string{agency.CategorySummary}, ExpiresAt: time.Now().AddDate(1, 0, 0)})
-		if err != nil {
-			return st, err
+		st.consents[p] = make([]uuid.UUID, families)
+		for k := range families {
+			g.Go(func() error {
+				c, err := st.svcs[p.from].RecordConsent(gctx, agency.NewConsent{GivenBy: "bench", ToAgency: p.to, Purpose: "bench",
+					DataCategories: []string{agency.CategorySummary}, ExpiresAt: time.Now().AddDate(1, 0, 0)})
+				if err != nil {
+					return fmt.Errorf("record consent: %w", err)
+				}
+				mu.Lock()
+				st.consents[p][k] = c.ID
+				mu.Unlock()
+				return nil
+			})
 		}
-		st.consents[p] = c.ID
+	}
+	if err := g.Wait(); err != nil {
+		return st, err
 	}
 
 	st.ctx, st.cancelCtx = context.WithCancelCause(ctx)
