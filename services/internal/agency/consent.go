@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	ce "github.com/cloudevents/sdk-go/v2/event"
@@ -115,6 +116,7 @@ func (s *Service) RecordConsent(ctx context.Context, in NewConsent) (Consent, er
 	if err != nil {
 		return Consent{}, fmt.Errorf("record consent: %w", err)
 	}
+	s.consents.put(c)
 	return consentFromDB(c), nil
 }
 
@@ -145,12 +147,17 @@ func (s *Service) checkConsent(ctx context.Context, id uuid.UUID, agency string,
 	if id == uuid.Nil {
 		return db.Consent{}, fmt.Errorf("%w: consent_id is required: record the family's consent to share with %s first (POST /api/v1/consents)", ErrInvalid, agency)
 	}
-	c, err := db.New(s.pool).ConsentGet(ctx, id)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return c, fmt.Errorf("%w: consent %s is not recorded at %s", ErrInvalid, id, s.self)
-	}
-	if err != nil {
-		return c, fmt.Errorf("read consent: %w", err)
+	c, ok := s.consents.get(id)
+	if !ok {
+		var err error
+		c, err = db.New(s.pool).ConsentGet(ctx, id)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return c, fmt.Errorf("%w: consent %s is not recorded at %s", ErrInvalid, id, s.self)
+		}
+		if err != nil {
+			return c, fmt.Errorf("read consent: %w", err)
+		}
+		s.consents.put(c)
 	}
 	switch now := s.cfg.Now(); {
 	case c.RevokedAt != nil:
@@ -168,6 +175,55 @@ func (s *Service) checkConsent(ctx context.Context, id uuid.UUID, agency string,
 		}
 	}
 	return c, nil
+}
+
+// consentGone explains why the transaction of a referral under consent id
+// failed in consent_hold: it reads the consent again, past the cache.
+func (s *Service) consentGone(ctx context.Context, id uuid.UUID, agency string, key person.Key, categories []string, what string) error {
+	s.consents.drop(id)
+	if _, err := s.checkConsent(ctx, id, agency, key, categories); err != nil {
+		return err
+	}
+	return fmt.Errorf("%w: consent %s was revoked or expired while the referral was %s", ErrInvalid, id, what)
+}
+
+// consentCache keeps the consents this service recorded or read, so that
+// the check before a referral costs no round trip when the consent was
+// just recorded, as a caseworker does. Only what never changes in a
+// consent is trusted from it (whom, for what, until when): revocation is
+// checked in the referral's own transaction (consent_hold), where it
+// counts, and a failure there reads the consent again (consentGone).
+type consentCache struct {
+	mu sync.Mutex
+	m  map[uuid.UUID]db.Consent
+}
+
+// maxCachedConsents bounds the cache; when full it starts again empty.
+const maxCachedConsents = 1 << 16
+
+func (c *consentCache) get(id uuid.UUID) (db.Consent, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	x, ok := c.m[id]
+	return x, ok
+}
+
+func (c *consentCache) put(x db.Consent) {
+	if x.RevokedAt != nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil || len(c.m) >= maxCachedConsents {
+		c.m = make(map[uuid.UUID]db.Consent)
+	}
+	c.m[x.ID] = x
+}
+
+func (c *consentCache) drop(id uuid.UUID) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.m, id)
 }
 
 // errConsentGone reports whether err is consent_hold failing: the consent
@@ -192,6 +248,7 @@ func (s *Service) RevokeConsent(ctx context.Context, id uuid.UUID, reason string
 		return Consent{}, fmt.Errorf("%w: reason is required", ErrInvalid)
 	}
 	var out db.Consent
+	defer s.consents.drop(id) // after the revocation commits, so no check caches it unrevoked
 	err := s.inTx(ctx, func(q *db.Queries, tx pgx.Tx) error {
 		c, err := q.ConsentGetForUpdate(ctx, id)
 		if errors.Is(err, pgx.ErrNoRows) {

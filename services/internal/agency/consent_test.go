@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/refbus/refbus/pkg/bus"
 	"github.com/refbus/refbus/pkg/event"
@@ -185,5 +186,33 @@ func TestConsentCheckedByReceiver(t *testing.T) {
 	})
 	if in, _ := n.svc("ngo").svc.Inbox(ctx, 10); len(in) != 0 {
 		t.Fatalf("ngo took referrals without valid consent: %+v", in)
+	}
+}
+
+// A consent revoked by another replica of the service, which this one's
+// cache of consents cannot know of, still stops the next referral, with
+// the reason: the referral's transaction holds the consent, and its
+// failure reads the consent again.
+func TestConsentRevokedElsewhereRefused(t *testing.T) {
+	t.Parallel()
+	n := newNetwork(t, "health", "ngo")
+	ctx := context.Background()
+	c := n.consent("health", "ngo")
+	body := fmt.Sprintf(`{"to_agency":"ngo","service":"legal_help","note":"n","consent_id":%q}`, c)
+	if status, res, _ := n.do("health", "POST", "/api/v1/referrals", body); status != 201 {
+		t.Fatalf("first referral: %d %s", status, res)
+	}
+	conn, err := pgx.Connect(ctx, n.urls["health"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "UPDATE consent SET revoked_at = now() WHERE id = $1", c); err != nil {
+		t.Fatal(err)
+	}
+	status, res, h := n.do("health", "POST", "/api/v1/referrals", body)
+	checkProblem(t, status, res, h, 422, "was revoked on")
+	if sent, err := n.svc("health").svc.Sent(ctx, 10); err != nil || len(sent) != 1 {
+		t.Fatalf("sent after the refusal: %d referrals, %v; want the first only", len(sent), err)
 	}
 }

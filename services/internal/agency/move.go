@@ -112,7 +112,7 @@ func (s *Service) Move(ctx context.Context, id uuid.UUID, mv referral.Move, in M
 		return s.out.Enqueue(ctx, tx, msgs...)
 	})
 	if errConsentGone(err) {
-		return Referral{}, fmt.Errorf("%w: consent %s was revoked or expired while the referral was forwarded", ErrInvalid, in.ConsentID)
+		return Referral{}, s.consentGone(ctx, in.ConsentID, in.ToAgency, "", nil, "forwarded")
 	}
 	if err == nil {
 		// A bed taken or freed shows in the directory at once.

@@ -147,7 +147,7 @@ func (s *Service) CreateReferral(ctx context.Context, in NewReferral) (Referral,
 		return Referral{}, err
 	}
 	if errConsentGone(err) {
-		return Referral{}, fmt.Errorf("%w: consent %s was revoked or expired while the referral was made", ErrInvalid, in.ConsentID)
+		return Referral{}, s.consentGone(ctx, in.ConsentID, in.ToAgency, key, append(sharedCategories(key), in.Work.categories()...), "made")
 	}
 	if err != nil {
 		return Referral{}, fmt.Errorf("create referral: %w", err)

@@ -54,6 +54,8 @@ type Service struct {
 	// dirMu guards listings, the directory as the watch last saw it.
 	dirMu    sync.Mutex
 	listings map[string]Listing
+	// consents caches consents for the check before a referral.
+	consents consentCache
 	// creations feeds commitGroups.
 	creations chan *creation
 }
