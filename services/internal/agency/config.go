@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/hex"
 	"fmt"
+	"maps"
 	"net/http"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
@@ -43,6 +45,7 @@ type Config struct {
 	// event not signed with its sender's key is rejected.
 	Trust    event.Trust
 	trustErr error
+	slaErr   error
 
 	// SLAs are the deadlines per service (default DefaultSLAs); the ""
 	// entry applies to services not named.
@@ -95,6 +98,10 @@ func ConfigFromEnv(agency string) Config {
 	if t := os.Getenv("REFBUS_TRUST"); t != "" {
 		c.Trust, c.trustErr = event.ParseTrust(t)
 	}
+	if v := os.Getenv("REFBUS_SLAS"); v != "" {
+		c.SLAs, c.slaErr = ParseSLAs(v)
+	}
+	c.Coordinator = os.Getenv("REFBUS_COORDINATOR")
 	if c.HTTPAddr == "" {
 		c.HTTPAddr = fmt.Sprintf("127.0.0.1:%d", DefaultPort[agency])
 	}
@@ -113,6 +120,12 @@ func (c *Config) check() error {
 	}
 	if c.NATSURL == "" {
 		return fmt.Errorf("%s: NATS_URL is required", c.Agency)
+	}
+	if c.slaErr != nil {
+		return fmt.Errorf("%s: REFBUS_SLAS: %w", c.Agency, c.slaErr)
+	}
+	if c.Coordinator != "" && !bus.KnownAgency(c.Coordinator) {
+		return fmt.Errorf("%s: coordinator %q (REFBUS_COORDINATOR) is not one of %v", c.Agency, c.Coordinator, bus.Agencies)
 	}
 	if c.trustErr != nil {
 		return fmt.Errorf("%s: REFBUS_TRUST: %w", c.Agency, c.trustErr)
@@ -169,4 +182,37 @@ func (c *Config) SigningKey() (string, error) {
 		return "", err
 	}
 	return s.PublicKey(), nil
+}
+
+// ParseSLAs reads deadlines per service from
+// "service=accept/complete,...", durations as Go writes them ("2h",
+// "240h"; "0" for none), over the defaults (DefaultSLAs); the service
+// "default" sets the deadlines of services not named. For example
+// "crisis_shelter=2h/4392h,legal_help=48h/0".
+func ParseSLAs(v string) (map[string]SLA, error) {
+	out := maps.Clone(DefaultSLAs)
+	for entry := range strings.SplitSeq(v, ",") {
+		entry = strings.TrimSpace(entry)
+		if entry == "" {
+			continue
+		}
+		name, times, ok := strings.Cut(entry, "=")
+		accept, complete, ok2 := strings.Cut(times, "/")
+		if !ok || !ok2 || name == "" {
+			return nil, fmt.Errorf("%q: want service=accept/complete, such as crisis_shelter=2h/4392h", entry)
+		}
+		var sla SLA
+		var err error
+		if sla.Accept, err = time.ParseDuration(accept); err != nil || sla.Accept < 0 {
+			return nil, fmt.Errorf("%q: accept deadline %q: want a duration such as 2h or 240h", entry, accept)
+		}
+		if sla.Complete, err = time.ParseDuration(complete); err != nil || sla.Complete < 0 {
+			return nil, fmt.Errorf("%q: completion deadline %q: want a duration such as 720h, or 0 for none", entry, complete)
+		}
+		if name == "default" {
+			name = ""
+		}
+		out[name] = sla
+	}
+	return out, nil
 }
