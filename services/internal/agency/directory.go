@@ -39,6 +39,10 @@ type Listing struct {
 	// PublicKey is the agency's X25519 key (base64) that confidential
 	// fields meant for it are sealed to.
 	PublicKey string `json:"public_key" doc:"X25519 public key (base64) that confidential fields for this agency are sealed to (HPKE, RFC 9180)."`
+	// SigningKey is the nkeys public key of the agency's Ed25519
+	// signatures (schemas/SIGNING.md), for operators to compare with
+	// their trust anchors; an agency that does not sign has none.
+	SigningKey string `json:"signing_key,omitempty" doc:"Ed25519 public key (nkeys) that checks this agency's event signatures; compare it with your trust anchors (REFBUS_TRUST), which are what receivers check."`
 }
 
 var (
@@ -105,7 +109,11 @@ func (s *Service) publishDirectory(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("read capacity: %w", err)
 	}
-	l := Listing{Agency: s.self, Services: slices.Clone(s.cfg.Services), PublicKey: s.publicKey()}
+	signing, err := s.cfg.SigningKey()
+	if err != nil {
+		return err
+	}
+	l := Listing{Agency: s.self, Services: slices.Clone(s.cfg.Services), PublicKey: s.publicKey(), SigningKey: signing}
 	for i, o := range l.Services {
 		for _, c := range caps {
 			if c.Service == o.Name && o.Beds > 0 {

@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nkeys"
+
 	"github.com/refbus/refbus/services/internal/agency"
 )
 
@@ -187,4 +189,34 @@ func TestFullShelterDeclinesWithinABatch(t *testing.T) {
 	n.start("ngo", oneBedShelters)
 	n.both(full, "declined")
 	n.both(free, "received")
+}
+
+// An agency that signs its events lists the public key of its signatures
+// in the directory.
+func TestDirectoryListsSigningKey(t *testing.T) {
+	t.Parallel()
+	kp, err := nkeys.CreateAccount()
+	if err != nil {
+		t.Fatal(err)
+	}
+	seed, _ := kp.Seed()
+	pub, _ := kp.PublicKey()
+	n := newNetwork(t, "health")
+	n.urls["ngo"] = newDB(t)
+	n.start("ngo", func(c *agency.Config) { c.SigningSeed = seed })
+	eventually(t, 10*time.Second, func() error {
+		_, body, _ := n.do("health", "GET", "/api/v1/directory", "")
+		d := decode[struct {
+			Agencies []agency.Listing `json:"agencies"`
+		}](t, body)
+		for _, l := range d.Agencies {
+			switch {
+			case l.Agency == "ngo" && l.SigningKey == pub:
+				return nil
+			case l.Agency == "health" && l.SigningKey != "":
+				t.Fatalf("health signs nothing, yet lists the key %s", l.SigningKey)
+			}
+		}
+		return fmt.Errorf("directory: %s", body)
+	})
 }
