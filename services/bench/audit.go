@@ -71,7 +71,7 @@ func auditBench(ctx context.Context, natsURL string, n int, dir string) (res aud
 	res.readPerSec = float64(res.events) / time.Since(start).Seconds()
 
 	var secs float64
-	if secs, res.replayRSS, _, err = timeCommand(ctx, bin, "--nats", natsURL, "replay", "--format", "jsonl"); err != nil {
+	if secs, res.replayRSS, _, err = timeReplay(ctx, bin, "--nats", natsURL, "replay", "--format", "jsonl"); err != nil {
 		return res, fmt.Errorf("replay: %w", err)
 	}
 	res.replayPerSec = float64(res.events) / secs
@@ -278,12 +278,35 @@ func timeCommand(ctx context.Context, name string, args ...string) (secs float64
 	return secs, rssKiB, code, err
 }
 
+// timeReplay is timeCommand with the output going to /dev/null, as in
+// "refbus-audit replay > /dev/null": replay's gigabyte of JSON Lines would
+// otherwise cross a pipe into this process, which also runs the NATS
+// server, and be timed as replay's.
+func timeReplay(ctx context.Context, name string, args ...string) (secs float64, rssKiB int64, code int, err error) {
+	null, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	defer null.Close()
+	secs, rssKiB, code, _, err = runTimed(ctx, null, false, name, args...)
+	return secs, rssKiB, code, err
+}
+
 // timeCommandProblems is timeCommand that also returns verify's count of
 // problems by kind; quiet does not print the first problems.
 func timeCommandProblems(ctx context.Context, quiet bool, name string, args ...string) (secs float64, rssKiB int64, code int, problems string, err error) {
+	return runTimed(ctx, nil, quiet, name, args...)
+}
+
+// runTimed runs and times a command; its output goes to out, or, if out is
+// nil, is kept for the problems it reports.
+func runTimed(ctx context.Context, out *os.File, quiet bool, name string, args ...string) (secs float64, rssKiB int64, code int, problems string, err error) {
 	cmd := exec.CommandContext(ctx, name, args...)
 	head := &headWriter{max: 2048}
 	cmd.Stdout = head
+	if out != nil {
+		cmd.Stdout = out
+	}
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	start := time.Now()
