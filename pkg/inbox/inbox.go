@@ -128,6 +128,12 @@ func (c *Consumer) Run(ctx context.Context) error {
 		}
 	},
 		jetstream.PullMaxMessages(2*c.o.MaxBatch),
+		// Short pulls with frequent heartbeats: when the node that leads
+		// this consumer is lost, a missed heartbeat shows it within 4s and
+		// the client pulls again from the new leader (the defaults, 30s
+		// and 15s, left a consumer idle for up to a minute).
+		jetstream.PullExpiry(5*time.Second),
+		jetstream.PullHeartbeat(2*time.Second),
 		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 			c.log.Debug("consume", "err", err)
 		}))

@@ -21,7 +21,14 @@ func TestClusterLosesStreamLeaderMidFlow(t *testing.T) {
 	n := &network{t: t, natsURL: cl.URLs(), urls: map[string]string{}, svcs: map[string]*running{}}
 	for _, a := range []string{"health", "ngo"} {
 		n.urls[a] = newDB(t)
-		n.start(a, func(c *agency.Config) { c.Stream.Replicas = 3 })
+		n.start(a, func(c *agency.Config) {
+			c.Stream.Replicas = 3
+			// A receipt published while the leader is lost can be lost
+			// with it; the sender heals that by sending the event again
+			// (a repeat is answered with a receipt again), here after 5s
+			// instead of 2 minutes.
+			c.Relay.ReceiptTimeout = 5 * time.Second
+		})
 	}
 	before := sendMany(t, n, "health", "ngo", 50)
 
