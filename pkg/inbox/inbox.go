@@ -281,6 +281,7 @@ func (c *Consumer) apply(ctx context.Context, ds []*delivery) error {
 			evs = append(evs, d.ev)
 		}
 	}
+	enqueued := c.out.Enqueued()
 	if len(evs) > 0 {
 		results, err := c.h.Apply(ctx, tx, evs)
 		if err != nil {
@@ -310,7 +311,9 @@ func (c *Consumer) apply(ctx context.Context, ds []*delivery) error {
 			return fmt.Errorf("%w at after_commit: %v", ErrFault, err)
 		}
 	}
-	c.out.Wake()
+	if c.out.Enqueued() != enqueued {
+		c.out.Wake() // Apply enqueued events (or another writer did meanwhile: no harm)
+	}
 	for _, m := range receipts {
 		// Not awaited: a lost receipt is healed by the sender's re-send.
 		if _, err := c.js.PublishMsgAsync(m); err != nil {

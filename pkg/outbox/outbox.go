@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	ce "github.com/cloudevents/sdk-go/v2/event"
@@ -41,7 +42,15 @@ type Outbox struct {
 	closeOnce  sync.Once
 	done       chan struct{}
 	local      *Relay
+	// enqueued counts the events Enqueue wrote, so that a writer can tell
+	// whether a transaction of its own enqueued any (Enqueued).
+	enqueued atomic.Uint64
 }
+
+// Enqueued is how many events Enqueue has written so far, committed or not.
+// A writer that calls code which may enqueue compares it before and after,
+// and wakes the relay only if it moved.
+func (o *Outbox) Enqueued() uint64 { return o.enqueued.Load() }
 
 // SetLocalRelay names the relay running in this process, which Wake kicks
 // directly while it leads.
@@ -105,6 +114,7 @@ func (o *Outbox) Enqueue(ctx context.Context, tx DB, msgs ...Message) error {
 	if err := busdb.New(tx).OutboxInsert(ctx, p); err != nil {
 		return fmt.Errorf("enqueue: insert outbox: %w", err)
 	}
+	o.enqueued.Add(uint64(len(msgs)))
 	return nil
 }
 
