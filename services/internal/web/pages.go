@@ -48,12 +48,14 @@ func (u *UI) tr(r *http.Request) T {
 	return T{lang: lang, cat: u.cats[lang], loc: u.cfg.Location}
 }
 
-func (u *UI) render(w http.ResponseWriter, r *http.Request, status int, name, nav string, data any, errKey string) {
+// render writes a page; errKey, if set, names the message shown as its
+// error, with errArgs for the message's verbs.
+func (u *UI) render(w http.ResponseWriter, r *http.Request, status int, name, nav string, data any, errKey string, errArgs ...any) {
 	p, _ := PrincipalFrom(r.Context())
 	t := u.tr(r)
 	pg := page{T: t, P: p, Agency: u.agency, Nav: nav, Langs: Langs, LangNames: langNames, Path: r.URL.RequestURI(), OIDC: u.oidc != nil, Data: data}
 	if errKey != "" {
-		pg.Error = t.Msg(errKey, t.Msg("agency."+u.agency))
+		pg.Error = t.Msg(errKey, errArgs...)
 	}
 	var buf bytes.Buffer
 	if err := u.pages[name].ExecuteTemplate(&buf, "layout", pg); err != nil {
@@ -72,7 +74,11 @@ func (u *UI) errorPage(w http.ResponseWriter, r *http.Request, status int, key s
 			key = "error.other_agency"
 		}
 	}
-	u.render(w, r, status, "error", "", nil, key)
+	var args []any
+	if key == "error.other_agency" { // "…this is the service of the %s agency."
+		args = append(args, u.tr(r).Msg("agency."+u.agency))
+	}
+	u.render(w, r, status, "error", "", nil, key, args...)
 }
 
 // --- sign-in ---
@@ -279,7 +285,7 @@ func (u *UI) listData(r *http.Request, box string, f filter) (listData, error) {
 	if err != nil {
 		return listData{}, err
 	}
-	d := listData{Box: box, Filter: f, Services: u.services()}
+	d := listData{Box: box, Filter: f, Services: u.svc.Services()}
 	for _, s := range referral.States() {
 		d.Statuses = append(d.Statuses, string(s))
 	}
@@ -308,10 +314,6 @@ func (u *UI) listData(r *http.Request, box string, f filter) (listData, error) {
 	}
 	return d, nil
 }
-
-// services are the services a caseworker may pick: those of the
-// directory.
-func (u *UI) services() []string { return u.svc.Services() }
 
 // --- a referral ---
 
@@ -374,7 +376,7 @@ func (u *UI) showReferral(w http.ResponseWriter, r *http.Request, status int, er
 		return
 	}
 	p, _ := PrincipalFrom(r.Context())
-	d := referralData{R: ref, Incoming: ref.ToAgency == u.agency, Timeline: c.Timeline, Others: u.svc.Others(), Services: u.services(), ReadOnly: p.Role == RoleAuditor}
+	d := referralData{R: ref, Incoming: ref.ToAgency == u.agency, Timeline: c.Timeline, Others: u.svc.Others(), Services: u.svc.Services(), ReadOnly: p.Role == RoleAuditor}
 	d.Other = ref.FromAgency
 	party := referral.Receiver
 	if !d.Incoming {
@@ -460,7 +462,7 @@ type newData struct {
 }
 
 func (u *UI) newPage(w http.ResponseWriter, r *http.Request) {
-	u.render(w, r, http.StatusOK, "new", "new", newData{Others: u.svc.Others(), Services: u.services(), CaseID: r.URL.Query().Get("case")}, "")
+	u.render(w, r, http.StatusOK, "new", "new", newData{Others: u.svc.Others(), Services: u.svc.Services(), CaseID: r.URL.Query().Get("case")}, "")
 }
 
 func (u *UI) create(w http.ResponseWriter, r *http.Request) {
@@ -468,7 +470,7 @@ func (u *UI) create(w http.ResponseWriter, r *http.Request) {
 		ToAgency: r.PostFormValue("to_agency"), Service: r.PostFormValue("service"),
 		Note: strings.TrimSpace(r.PostFormValue("note")), PersonID: strings.TrimSpace(r.PostFormValue("person_id")),
 	}
-	d := newData{Others: u.svc.Others(), Services: u.services(), CaseID: r.PostFormValue("case_id")}
+	d := newData{Others: u.svc.Others(), Services: u.svc.Services(), CaseID: r.PostFormValue("case_id")}
 	if c := strings.TrimSpace(d.CaseID); c != "" {
 		id, err := uuid.Parse(c)
 		if err != nil {
