@@ -44,6 +44,9 @@ func main() {
 	// last line whatever cleanup has to say.
 	line := fmt.Sprintf("bench: e2e_per_s=%.0f p50_ms=%.1f p99_ms=%.1f raw_js_per_s=%.0f ratio=%.3f",
 		res.e2ePerSec, ms(res.p50), ms(res.p99), res.rawPerSec, res.e2ePerSec/res.rawPerSec)
+	if res.cpu.host > 0 {
+		line += fmt.Sprintf(" cpu_us_per_ref=%.0f", us(res.cpu.host))
+	}
 	if a := res.audit; a.events > 0 {
 		line += fmt.Sprintf(" replay_per_s=%.0f verify_per_s=%.0f raw_read_per_s=%.0f replay_ratio=%.3f audit_events=%d replay_rss_kib=%d verify_rss_kib=%d",
 			a.replayPerSec, a.verifyPerSec, a.readPerSec, a.replayPerSec/a.readPerSec, a.events, a.replayRSS, a.verifyRSS)
@@ -120,6 +123,7 @@ type result struct {
 	e2ePerSec float64
 	p50, p99  time.Duration
 	rawPerSec float64
+	cpu       cpuCost
 	audit     auditResult
 	inbox     inboxResult
 }
@@ -184,7 +188,9 @@ func run(ctx context.Context, log *slog.Logger, args []string) (res result, err 
 	if err != nil {
 		return res, err
 	}
+	meter := startCPU()
 	thr, err := st.closedLoop(ctx, c.n, c.concurrent, c.timeout)
+	res.cpu = meter.per(c.n)
 	if perr := stopProfile(); perr != nil && err == nil {
 		err = perr
 	}
@@ -197,6 +203,7 @@ func run(ctx context.Context, log *slog.Logger, args []string) (res result, err 
 		count(float64(c.n)/thr.create.Seconds()), thr.create.Round(time.Millisecond))
 	fmt.Printf("  received end to end (receipt back, status received at the sender): %s/s in %v\n",
 		count(res.e2ePerSec), thr.e2e.Round(time.Millisecond))
+	fmt.Printf("  CPU: %s\n", res.cpu)
 	if c.cpuProfile != "" {
 		fmt.Printf("  CPU profile of the throughput run: %s (go tool pprof -top %s)\n", c.cpuProfile, c.cpuProfile)
 	}
