@@ -19,7 +19,6 @@ import (
 	"time"
 
 	ce "github.com/cloudevents/sdk-go/v2/event"
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -28,6 +27,7 @@ import (
 	"github.com/refbus/refbus/pkg/event"
 	"github.com/refbus/refbus/pkg/internal/busdb"
 	"github.com/refbus/refbus/pkg/outbox"
+	"github.com/refbus/refbus/pkg/pgbatch"
 )
 
 // Handler applies events to an agency's own records.
@@ -37,8 +37,9 @@ type Handler interface {
 	// is refused for good, or one made by Later when it cannot apply yet.
 	// It must make no writes for a refused or deferred event. A non-nil
 	// second result aborts the whole batch, which is then retried event
-	// by event.
-	Apply(ctx context.Context, tx pgx.Tx, evs []*ce.Event) ([]error, error)
+	// by event. Writes queued with tx.Later go with the inbox's own
+	// record of the batch and its COMMIT, in one round trip.
+	Apply(ctx context.Context, tx *pgbatch.Tx, evs []*ce.Event) ([]error, error)
 }
 
 // RejectError is an event refused for good, with a reason a person can act
@@ -261,12 +262,18 @@ func (c *Consumer) inspect(d *delivery, h nats.Header) {
 	}
 }
 
-// apply runs one transaction for the batch and records each outcome.
+// apply runs one transaction for the batch and records each outcome. For
+// a batch of new referrals that takes two round trips to Postgres: BEGIN
+// with the dedupe lookup, then the handler's queued writes, the inbox rows
+// and COMMIT.
 func (c *Consumer) apply(ctx context.Context, ds []*delivery) error {
-	tx, err := c.pool.Begin(ctx)
+	conn, err := c.pool.Acquire(ctx)
 	if err != nil {
-		return fmt.Errorf("begin: %w", err)
+		return fmt.Errorf("acquire connection: %w", err)
 	}
+	// A connection left inside a transaction is closed, not reused.
+	defer conn.Release()
+	tx := pgbatch.Begin(conn.Conn())
 	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
 	q := busdb.New(tx)
 
@@ -299,7 +306,7 @@ func (c *Consumer) apply(ctx context.Context, ds []*delivery) error {
 			}
 		}
 	}
-	if err := c.record(ctx, q, ds); err != nil {
+	if err := c.record(ctx, busdb.New(tx.Later()), ds); err != nil {
 		return err
 	}
 	receipts := c.receipts(ds)
@@ -333,6 +340,9 @@ func (c *Consumer) markSeen(ctx context.Context, q *busdb.Queries, ds []*deliver
 		}
 		p.Sources = append(p.Sources, d.source)
 		p.EventIds = append(p.EventIds, d.id)
+	}
+	if len(p.Sources) == 0 {
+		return nil // only receipts
 	}
 	rows, err := q.InboxSeen(ctx, p)
 	if err != nil {

@@ -178,7 +178,7 @@ type Receipted struct {
 // MarkReceipted records receipts in tx and returns the events they were the
 // first receipt for; repeated receipts and receipts for unknown events are
 // left out.
-func MarkReceipted(ctx context.Context, tx pgx.Tx, rs []Receipt) ([]Receipted, error) {
+func MarkReceipted(ctx context.Context, tx DB, rs []Receipt) ([]Receipted, error) {
 	p := busdb.OutboxMarkReceiptedParams{
 		EventIds: make([]uuid.UUID, len(rs)),
 		Outcomes: make([]string, len(rs)),

@@ -22,9 +22,13 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/refbus/refbus/services/internal/agency"
 )
 
 func main() {
+	// The services run in this process: their collector, as in production.
+	agency.TuneGC()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
@@ -69,6 +73,7 @@ type config struct {
 	timeout    time.Duration
 	stall      time.Duration
 	cpuProfile string
+	latProfile string
 	keep       bool
 	pgSettings settingsFlag
 	audit      int
@@ -102,6 +107,7 @@ func parseFlags(args []string) (config, error) {
 	fs.DurationVar(&c.timeout, "timeout", 5*time.Minute, "longest wait for any one phase")
 	fs.DurationVar(&c.stall, "stall", time.Minute, "give up sooner when no referral is received for this long (0: wait until -timeout)")
 	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of the throughput run (this process: services, NATS, bench) to `file`")
+	fs.StringVar(&c.latProfile, "latency-cpuprofile", "", "write a CPU profile of the latency run to `file`")
 	fs.Var(c.pgSettings, "pgset", "extra Postgres `name=value` setting, for experiments (repeatable; the defaults are the real durability settings)")
 	fs.IntVar(&c.inboxN, "inbox-referrals", 100_000, "referrals in an agency's store for the caseworkers' inbox figures (0: skip)")
 	fs.IntVar(&c.audit, "audit-events", 1_000_000, "events in the stream for the auditors' replay and verify figures (0: skip)")
@@ -172,10 +178,19 @@ func run(ctx context.Context, log *slog.Logger, args []string) (res result, err 
 		fmt.Printf("warm-up:        %d referrals received end to end in %v\n", c.warmup, w.e2e.Round(time.Millisecond))
 	}
 
+	latMeter := startCPU()
+	stopLatProfile, err := startCPUProfile(c.latProfile)
+	if err != nil {
+		return res, err
+	}
 	lat, err := st.openLoop(ctx, c.rate, c.duration, c.timeout)
+	if perr := stopLatProfile(); perr != nil && err == nil {
+		err = perr
+	}
 	if err != nil {
 		return res, st.cause(fmt.Errorf("latency run: %w", err))
 	}
+	latCPU := latMeter.per(lat.n)
 	res.p50, res.p99 = lat.bus.p50, lat.bus.p99
 	fmt.Printf("latency run:    %d referrals offered at %d/s over %v, all received\n", lat.n, c.rate, c.duration)
 	fmt.Printf("  bus latency (sender's outbox insert -> receiver's inbox insert): p50 %.1f ms  p90 %.1f ms  p99 %.1f ms  max %.1f ms\n",
@@ -183,6 +198,7 @@ func run(ctx context.Context, log *slog.Logger, args []string) (res result, err 
 	fmt.Printf("  create call (scheduled time -> CreateReferral returned):          p50 %.1f ms  p90 %.1f ms  p99 %.1f ms  max %.1f ms\n",
 		ms(lat.call.p50), ms(lat.call.p90), ms(lat.call.p99), ms(lat.call.max))
 	fmt.Printf("  drain: the last receipt was back at its sender %v after the last create returned\n", lat.drain.Round(time.Millisecond))
+	fmt.Printf("  CPU: %s\n", latCPU)
 
 	stopProfile, err := startCPUProfile(c.cpuProfile)
 	if err != nil {

@@ -9,12 +9,12 @@ import (
 
 	ce "github.com/cloudevents/sdk-go/v2/event"
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
 
 	"github.com/refbus/refbus/pkg/bus"
 	"github.com/refbus/refbus/pkg/event"
 	"github.com/refbus/refbus/pkg/inbox"
 	"github.com/refbus/refbus/pkg/outbox"
+	"github.com/refbus/refbus/pkg/pgbatch"
 	"github.com/refbus/refbus/pkg/person"
 	"github.com/refbus/refbus/pkg/referral"
 	"github.com/refbus/refbus/services/internal/db"
@@ -23,7 +23,7 @@ import (
 // Apply applies events from other agencies to this agency's store; the
 // inbox consumer calls it with a batch in one transaction. Rows are written
 // set-wise, one statement per kind of change, whatever the batch size.
-func (s *Service) Apply(ctx context.Context, tx pgx.Tx, evs []*ce.Event) ([]error, error) {
+func (s *Service) Apply(ctx context.Context, tx *pgbatch.Tx, evs []*ce.Event) ([]error, error) {
 	results := make([]error, len(evs))
 	var recv db.ReferralReceiveParams
 	var receipts []outbox.Receipt
@@ -62,8 +62,10 @@ func (s *Service) Apply(ctx context.Context, tx pgx.Tx, evs []*ce.Event) ([]erro
 		}
 	}
 	q := db.New(tx)
+	// Writes nothing later in the batch decides on go with the COMMIT.
+	later := db.New(tx.Later())
 	if len(recv.Ids) > 0 {
-		if err := q.ReferralReceive(ctx, recv); err != nil {
+		if err := later.ReferralReceive(ctx, recv); err != nil {
 			return nil, fmt.Errorf("receive referrals: %w", err)
 		}
 		if err := s.received(ctx, q, tx, recv.Ids, works); err != nil {
@@ -112,7 +114,7 @@ func (s *Service) Apply(ctx context.Context, tx pgx.Tx, evs []*ce.Event) ([]erro
 			}
 		}
 		if len(received) > 0 {
-			if err := q.ReferralMarkReceived(ctx, received); err != nil {
+			if err := later.ReferralMarkReceived(ctx, received); err != nil {
 				return nil, fmt.Errorf("mark received: %w", err)
 			}
 		}
@@ -178,7 +180,7 @@ func (s *Service) checkRequested(e *ce.Event, recv *db.ReferralReceiveParams) (d
 // received finishes the referrals just received: it keeps the work they
 // carried, and declines at once, with no_capacity, those to a shelter
 // with no free bed, so the sender can send the family elsewhere.
-func (s *Service) received(ctx context.Context, q *db.Queries, tx pgx.Tx, ids []uuid.UUID, ds []requestedData) error {
+func (s *Service) received(ctx context.Context, q *db.Queries, tx outbox.DB, ids []uuid.UUID, ds []requestedData) error {
 	var msgs []outbox.Message
 	for i, d := range ds {
 		if d.Work != nil {
