@@ -17,6 +17,7 @@ import (
 
 	ce "github.com/cloudevents/sdk-go/v2/event"
 	"github.com/google/uuid"
+	jsoniter "github.com/json-iterator/go"
 	"github.com/santhosh-tekuri/jsonschema/v6"
 	"github.com/santhosh-tekuri/jsonschema/v6/kind"
 )
@@ -157,6 +158,20 @@ func (r *Registry) SchemaID(eventType string) (string, bool) {
 // validated before it is returned; errors wrap ErrUnknownType or ErrInvalid.
 // Extensions such as caseid and sequence are set by the caller afterwards.
 func (r *Registry) New(source, eventType, subject string, data any) (*ce.Event, error) {
+	e, err := r.Build(source, eventType, subject, data)
+	if err != nil {
+		return nil, err
+	}
+	if err := r.Validate(e); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// Build is New without validating the event, for an event that is
+// validated anyway before it leaves, as outbox.Enqueue does: validating
+// twice cost a tenth of a sender's CPU.
+func (r *Registry) Build(source, eventType, subject string, data any) (*ce.Event, error) {
 	s, ok := r.schemas[eventType]
 	if !ok {
 		return nil, fmt.Errorf("%w: %q", ErrUnknownType, eventType)
@@ -179,9 +194,6 @@ func (r *Registry) New(source, eventType, subject string, data any) (*ce.Event, 
 	e.SetDataContentType(ce.ApplicationJSON)
 	e.SetDataSchema(s.id)
 	e.DataEncoded = b
-	if err := r.Validate(&e); err != nil {
-		return nil, err
-	}
 	return &e, nil
 }
 
@@ -264,14 +276,15 @@ func envelopeIssues(e *ce.Event) []string {
 	return issues
 }
 
+// dataJSON decodes event data for validation.
+var dataJSON = jsoniter.Config{UseNumber: true}.Froze()
+
 func (s *typeSchema) validate(data []byte) error {
 	var doc any
 	if len(data) > 0 {
-		var err error
-		// UnmarshalJSON keeps numbers as json.Number, so integer and
-		// multipleOf checks are exact.
-		doc, err = jsonschema.UnmarshalJSON(bytes.NewReader(data))
-		if err != nil {
+		// Numbers stay json.Number, so integer and multipleOf checks are
+		// exact, as with jsonschema.UnmarshalJSON, which takes twice as long.
+		if err := dataJSON.Unmarshal(data, &doc); err != nil {
 			return fmt.Errorf("%w: data is not JSON: %v", ErrInvalid, err)
 		}
 	}

@@ -124,6 +124,10 @@ func (s *Service) Move(ctx context.Context, id uuid.UUID, mv referral.Move, in M
 		if errors.Is(err, ErrNotFound) || errors.Is(err, ErrConflict) || errors.Is(err, ErrForbidden) || errors.Is(err, ErrInvalid) {
 			return Referral{}, err
 		}
+		if errors.Is(err, event.ErrInvalid) {
+			// A forwarded referral's event, validated by Enqueue.
+			return Referral{}, fmt.Errorf("%w: %v", ErrInvalid, err)
+		}
 		return Referral{}, fmt.Errorf("%s referral: %w", mv, err)
 	}
 	return s.Referral(ctx, id)

@@ -146,6 +146,9 @@ func (s *Service) CreateReferral(ctx context.Context, in NewReferral) (Referral,
 	if errors.Is(err, ErrInvalid) {
 		return Referral{}, err
 	}
+	if errors.Is(err, event.ErrInvalid) {
+		return Referral{}, fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
 	if errConsentGone(err) {
 		return Referral{}, s.consentGone(ctx, in.ConsentID, in.ToAgency, key, append(sharedCategories(key), in.Work.categories()...), "made")
 	}
@@ -162,7 +165,8 @@ func (s *Service) CreateReferral(ctx context.Context, in NewReferral) (Referral,
 // event, for the caller to enqueue in the same transaction.
 func (s *Service) insertReferral(ctx context.Context, q *db.Queries, id uuid.UUID, in NewReferral, parent *uuid.UUID, traceparent string, key person.Key, consent db.Consent, now time.Time) (outbox.Message, error) {
 	cd := &consentData{ID: consent.ID, Purpose: consent.Purpose, DataCategories: consent.DataCategories, ExpiresAt: consent.ExpiresAt.UTC()}
-	ev, err := s.registry.New(bus.Source(s.self), TypeRequested, id.String(), requestedData{ToAgency: in.ToAgency, Service: in.Service, Note: in.Note, ParentID: parent, PersonKey: string(key), Consent: cd, Work: in.Work})
+	// Enqueue validates it, with the rest of its group (commit.go).
+	ev, err := s.registry.Build(bus.Source(s.self), TypeRequested, id.String(), requestedData{ToAgency: in.ToAgency, Service: in.Service, Note: in.Note, ParentID: parent, PersonKey: string(key), Consent: cd, Work: in.Work})
 	if err != nil {
 		if errors.Is(err, event.ErrInvalid) {
 			return outbox.Message{}, fmt.Errorf("%w: %v", ErrInvalid, err)
