@@ -14,8 +14,8 @@ import (
 	"github.com/refbus/refbus/pkg/event"
 	"github.com/refbus/refbus/pkg/inbox"
 	"github.com/refbus/refbus/pkg/outbox"
-	"github.com/refbus/refbus/pkg/pgbatch"
 	"github.com/refbus/refbus/pkg/person"
+	"github.com/refbus/refbus/pkg/pgbatch"
 	"github.com/refbus/refbus/pkg/referral"
 	"github.com/refbus/refbus/services/internal/db"
 )
