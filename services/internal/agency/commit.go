@@ -3,15 +3,14 @@ package agency
 import (
 	"context"
 
-	"github.com/refbus/refbus/pkg/outbox"
 	"github.com/refbus/refbus/pkg/pgbatch"
 	"github.com/refbus/refbus/services/internal/db"
 )
 
 // creation is one referral waiting to be written.
 type creation struct {
-	write func(q *db.Queries) (outbox.Message, error)
-	done  chan error
+	r    newReferral
+	done chan error
 }
 
 // maxGroup bounds the referrals written in one transaction.
@@ -58,14 +57,13 @@ func (s *Service) commitGroups(ctx context.Context) error {
 
 func (s *Service) writeGroup(ctx context.Context, group []*creation) error {
 	var b pgbatch.Batch
-	q := db.New(&b)
-	msgs := make([]outbox.Message, 0, len(group))
-	for _, c := range group {
-		m, err := c.write(q)
-		if err != nil {
-			return err
-		}
-		msgs = append(msgs, m)
+	rs := make([]newReferral, len(group))
+	for i, c := range group {
+		rs[i] = c.r
+	}
+	msgs, err := s.writeReferrals(ctx, db.New(&b), rs)
+	if err != nil {
+		return err
 	}
 	if err := s.out.Enqueue(ctx, &b, msgs...); err != nil {
 		return err
@@ -73,10 +71,9 @@ func (s *Service) writeGroup(ctx context.Context, group []*creation) error {
 	return b.Send(ctx, s.pool)
 }
 
-// commit queues a referral's writes for the next group and waits for its
-// commit.
-func (s *Service) commit(ctx context.Context, write func(q *db.Queries) (outbox.Message, error)) error {
-	c := &creation{write: write, done: make(chan error, 1)}
+// commit queues a referral for the next group and waits for its commit.
+func (s *Service) commit(ctx context.Context, r newReferral) error {
+	c := &creation{r: r, done: make(chan error, 1)}
 	select {
 	case s.creations <- c:
 	case <-ctx.Done():

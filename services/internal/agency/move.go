@@ -172,11 +172,15 @@ func (s *Service) moveTx(ctx context.Context, q *db.Queries, r db.Referral, mv r
 		if err != nil {
 			return nil, err
 		}
-		m, err := s.insertReferral(ctx, q, newID, fwd, &r.ID, r.Traceparent, person.Key(r.PersonKey), consent, time.Now().UTC())
+		nr, err := s.prepareReferral(newID, fwd, &r.ID, r.Traceparent, person.Key(r.PersonKey), consent, time.Now().UTC().Truncate(time.Microsecond))
 		if err != nil {
 			return nil, err
 		}
-		msgs = append(msgs, m)
+		m, err := s.writeReferrals(ctx, q, []newReferral{nr})
+		if err != nil {
+			return nil, err
+		}
+		msgs = append(msgs, m...)
 		r.ForwardedTo, r.ForwardedAgency = &newID, in.ToAgency
 	}
 	seq := r.SeqOut + 1

@@ -140,9 +140,11 @@ func (s *Service) CreateReferral(ctx context.Context, in NewReferral) (Referral,
 	// The referral, its history line and its event are written in one
 	// transaction, grouped with other creations (commit.go).
 	now := time.Now().UTC().Truncate(time.Microsecond)
-	err = s.commit(ctx, func(q *db.Queries) (outbox.Message, error) {
-		return s.insertReferral(ctx, q, id, in, nil, newTraceparent(), key, consent, now)
-	})
+	r, err := s.prepareReferral(id, in, nil, newTraceparent(), key, consent, now)
+	if err != nil {
+		return Referral{}, err
+	}
+	err = s.commit(ctx, r)
 	if errors.Is(err, ErrInvalid) {
 		return Referral{}, err
 	}
@@ -161,40 +163,93 @@ func (s *Service) CreateReferral(ctx context.Context, in NewReferral) (Referral,
 	}, nil
 }
 
-// insertReferral writes a new outgoing referral and returns its requested
-// event, for the caller to enqueue in the same transaction.
-func (s *Service) insertReferral(ctx context.Context, q *db.Queries, id uuid.UUID, in NewReferral, parent *uuid.UUID, traceparent string, key person.Key, consent db.Consent, now time.Time) (outbox.Message, error) {
+// newReferral is an outgoing referral ready to be written, with its event.
+type newReferral struct {
+	row     db.Referral
+	consent db.Consent
+	work    *Work
+	msg     outbox.Message
+}
+
+// prepareReferral builds a new outgoing referral and its requested event.
+func (s *Service) prepareReferral(id uuid.UUID, in NewReferral, parent *uuid.UUID, traceparent string, key person.Key, consent db.Consent, now time.Time) (newReferral, error) {
 	cd := &consentData{ID: consent.ID, Purpose: consent.Purpose, DataCategories: consent.DataCategories, ExpiresAt: consent.ExpiresAt.UTC()}
 	// Enqueue validates it, with the rest of its group (commit.go).
 	ev, err := s.registry.Build(bus.Source(s.self), TypeRequested, id.String(), requestedData{ToAgency: in.ToAgency, Service: in.Service, Note: in.Note, ParentID: parent, PersonKey: string(key), Consent: cd, Work: in.Work})
 	if err != nil {
 		if errors.Is(err, event.ErrInvalid) {
-			return outbox.Message{}, fmt.Errorf("%w: %v", ErrInvalid, err)
+			return newReferral{}, fmt.Errorf("%w: %v", ErrInvalid, err)
 		}
-		return outbox.Message{}, err
+		return newReferral{}, err
 	}
 	ev.SetExtension(event.ExtCaseID, in.CaseID.String())
 	ev.SetExtension(event.ExtTraceparent, traceparent)
 	event.SetSequence(ev, 1)
-	// The consent is held for this transaction: one revoked meanwhile fails
-	// it, and a revocation that comes later sees this referral.
-	if err := q.ConsentHold(ctx, db.ConsentHoldParams{ConsentID: consent.ID, At: s.cfg.Now()}); err != nil {
-		return outbox.Message{}, err
+	return newReferral{
+		row: db.Referral{
+			ID: id, CaseID: in.CaseID, FromAgency: s.self, ToAgency: in.ToAgency, Service: in.Service, Note: in.Note,
+			ParentID: parent, Traceparent: traceparent, PersonKey: string(key), CreatedAt: now,
+		},
+		consent: consent,
+		work:    in.Work,
+		msg:     outbox.Message{To: in.ToAgency, Event: ev},
+	}, nil
+}
+
+// writeReferrals writes new outgoing referrals set-wise, one statement per
+// kind of row whatever their number, and returns their events for the
+// caller to enqueue in the same transaction.
+func (s *Service) writeReferrals(ctx context.Context, q *db.Queries, rs []newReferral) ([]outbox.Message, error) {
+	var p db.ReferralInsertParams
+	var timers db.SLATimerSetParams
+	hold := db.ConsentHoldParams{At: s.cfg.Now()}
+	msgs := make([]outbox.Message, 0, len(rs))
+	for _, r := range rs {
+		parent := uuid.Nil
+		if r.row.ParentID != nil {
+			parent = *r.row.ParentID
+		}
+		p.Ids = append(p.Ids, r.row.ID)
+		p.CaseIds = append(p.CaseIds, r.row.CaseID)
+		p.FromAgencies = append(p.FromAgencies, r.row.FromAgency)
+		p.ToAgencies = append(p.ToAgencies, r.row.ToAgency)
+		p.Services = append(p.Services, r.row.Service)
+		p.Notes = append(p.Notes, r.row.Note)
+		p.ParentIds = append(p.ParentIds, parent)
+		p.Traceparents = append(p.Traceparents, r.row.Traceparent)
+		p.PersonKeys = append(p.PersonKeys, r.row.PersonKey)
+		p.ConsentIds = append(p.ConsentIds, r.consent.ID)
+		p.ConsentPurposes = append(p.ConsentPurposes, r.consent.Purpose)
+		p.ConsentCategories = append(p.ConsentCategories, strings.Join(r.consent.DataCategories, ","))
+		p.ConsentExpiries = append(p.ConsentExpiries, r.consent.ExpiresAt.UTC())
+		p.CreatedAts = append(p.CreatedAts, r.row.CreatedAt)
+		hold.ConsentIds = append(hold.ConsentIds, r.consent.ID)
+		if d := s.sla(r.row.Service).Accept; d > 0 {
+			timers.ReferralIds = append(timers.ReferralIds, r.row.ID)
+			timers.Kinds = append(timers.Kinds, "accept")
+			timers.DueAts = append(timers.DueAts, hold.At.Add(d))
+		}
+		msgs = append(msgs, r.msg)
 	}
-	if err := q.ReferralInsert(ctx, db.ReferralInsertParams{
-		ID: id, CaseID: in.CaseID, FromAgency: s.self, ToAgency: in.ToAgency, Service: in.Service, Note: in.Note,
-		ParentID: parent, Traceparent: traceparent, PersonKey: string(key), CreatedAt: now,
-		ConsentID: &consent.ID, ConsentPurpose: consent.Purpose, ConsentCategories: consent.DataCategories, ConsentExpiresAt: &cd.ExpiresAt,
-	}); err != nil {
-		return outbox.Message{}, fmt.Errorf("insert referral: %w", err)
+	// The consents are held for this transaction: one revoked meanwhile
+	// fails it, and a revocation that comes later sees these referrals.
+	if err := q.ConsentHold(ctx, hold); err != nil {
+		return nil, err
 	}
-	if err := s.recordWork(ctx, q, db.Referral{ID: id, CaseID: in.CaseID, FromAgency: s.self, ToAgency: in.ToAgency, Service: in.Service}, in.Work); err != nil {
-		return outbox.Message{}, err
+	if err := q.ReferralInsert(ctx, p); err != nil {
+		return nil, fmt.Errorf("insert referral: %w", err)
 	}
-	if err := s.setTimer(ctx, q, id, in.Service, "accept"); err != nil {
-		return outbox.Message{}, err
+	for _, r := range rs {
+		if err := s.recordWork(ctx, q, r.row, r.work); err != nil {
+			return nil, err
+		}
 	}
-	return outbox.Message{To: in.ToAgency, Event: ev}, nil
+	if len(timers.ReferralIds) > 0 {
+		if err := q.SLATimerSet(ctx, timers); err != nil {
+			return nil, fmt.Errorf("set accept deadline: %w", err)
+		}
+	}
+	return msgs, nil
 }
 
 // personKey checks a national id and returns its keyed pseudonym; "" for

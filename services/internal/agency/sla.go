@@ -53,7 +53,7 @@ func (s *Service) setTimer(ctx context.Context, q *db.Queries, id uuid.UUID, ser
 	if d == 0 {
 		return nil
 	}
-	if err := q.SLATimerSet(ctx, db.SLATimerSetParams{ReferralID: id, Kind: kind, DueAt: s.cfg.Now().Add(d)}); err != nil {
+	if err := q.SLATimerSet(ctx, db.SLATimerSetParams{ReferralIds: []uuid.UUID{id}, Kinds: []string{kind}, DueAts: []time.Time{s.cfg.Now().Add(d)}}); err != nil {
 		return fmt.Errorf("set %s deadline: %w", kind, err)
 	}
 	return nil

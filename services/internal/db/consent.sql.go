@@ -57,16 +57,16 @@ func (q *Queries) ConsentGetForUpdate(ctx context.Context, id uuid.UUID) (Consen
 }
 
 const consentHold = `-- name: ConsentHold :exec
-SELECT consent_hold($1::uuid, $2::timestamptz)
+SELECT consent_hold_all($1::uuid[], $2::timestamptz)
 `
 
 type ConsentHoldParams struct {
-	ConsentID uuid.UUID
-	At        time.Time
+	ConsentIds []uuid.UUID
+	At         time.Time
 }
 
 func (q *Queries) ConsentHold(ctx context.Context, arg ConsentHoldParams) error {
-	_, err := q.db.Exec(ctx, consentHold, arg.ConsentID, arg.At)
+	_, err := q.db.Exec(ctx, consentHold, arg.ConsentIds, arg.At)
 	return err
 }
 

@@ -162,42 +162,55 @@ func (q *Queries) ReferralGetForUpdate(ctx context.Context, id uuid.UUID) (Refer
 const referralInsert = `-- name: ReferralInsert :exec
 INSERT INTO referral (id, case_id, from_agency, to_agency, service, note, status, seq_out, parent_id, traceparent, person_key,
                       consent_id, consent_purpose, consent_categories, consent_expires_at, created_at, updated_at)
-VALUES ($1, $2, $3, $4, $5, $6, 'requested', 1, $7, $8, $9, $10, $11, $12, $13, $14, $14)
+SELECT u.id, u.case_id, u.from_agency, u.to_agency, u.service, u.note, 'requested', 1,
+       NULLIF(u.parent_id, '00000000-0000-0000-0000-000000000000'), u.traceparent, u.person_key,
+       u.consent_id, u.consent_purpose, string_to_array(u.consent_categories, ','), u.consent_expires_at, u.created_at, u.created_at
+FROM (SELECT unnest($1::uuid[]) AS id, unnest($2::uuid[]) AS case_id,
+             unnest($3::text[]) AS from_agency, unnest($4::text[]) AS to_agency,
+             unnest($5::text[]) AS service, unnest($6::text[]) AS note,
+             unnest($7::uuid[]) AS parent_id, unnest($8::text[]) AS traceparent,
+             unnest($9::text[]) AS person_key, unnest($10::uuid[]) AS consent_id,
+             unnest($11::text[]) AS consent_purpose,
+             unnest($12::text[]) AS consent_categories,
+             unnest($13::timestamptz[]) AS consent_expires_at,
+             unnest($14::timestamptz[]) AS created_at) AS u
 `
 
 type ReferralInsertParams struct {
-	ID                uuid.UUID
-	CaseID            uuid.UUID
-	FromAgency        string
-	ToAgency          string
-	Service           string
-	Note              string
-	ParentID          *uuid.UUID
-	Traceparent       string
-	PersonKey         string
-	ConsentID         *uuid.UUID
-	ConsentPurpose    string
+	Ids               []uuid.UUID
+	CaseIds           []uuid.UUID
+	FromAgencies      []string
+	ToAgencies        []string
+	Services          []string
+	Notes             []string
+	ParentIds         []uuid.UUID
+	Traceparents      []string
+	PersonKeys        []string
+	ConsentIds        []uuid.UUID
+	ConsentPurposes   []string
 	ConsentCategories []string
-	ConsentExpiresAt  *time.Time
-	CreatedAt         time.Time
+	ConsentExpiries   []time.Time
+	CreatedAts        []time.Time
 }
 
+// Writes new outgoing referrals, a group at a time. A referral's consent
+// categories come joined by commas (they are names from a fixed list).
 func (q *Queries) ReferralInsert(ctx context.Context, arg ReferralInsertParams) error {
 	_, err := q.db.Exec(ctx, referralInsert,
-		arg.ID,
-		arg.CaseID,
-		arg.FromAgency,
-		arg.ToAgency,
-		arg.Service,
-		arg.Note,
-		arg.ParentID,
-		arg.Traceparent,
-		arg.PersonKey,
-		arg.ConsentID,
-		arg.ConsentPurpose,
+		arg.Ids,
+		arg.CaseIds,
+		arg.FromAgencies,
+		arg.ToAgencies,
+		arg.Services,
+		arg.Notes,
+		arg.ParentIds,
+		arg.Traceparents,
+		arg.PersonKeys,
+		arg.ConsentIds,
+		arg.ConsentPurposes,
 		arg.ConsentCategories,
-		arg.ConsentExpiresAt,
-		arg.CreatedAt,
+		arg.ConsentExpiries,
+		arg.CreatedAts,
 	)
 	return err
 }

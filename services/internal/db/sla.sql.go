@@ -120,18 +120,19 @@ func (q *Queries) SLATimerFired(ctx context.Context, arg SLATimerFiredParams) er
 
 const sLATimerSet = `-- name: SLATimerSet :exec
 INSERT INTO sla_timer (referral_id, kind, due_at)
-VALUES ($1, $2, $3)
+SELECT referral_id, kind, due_at FROM (SELECT unnest($1::uuid[]) AS referral_id, unnest($2::text[]) AS kind,
+                      unnest($3::timestamptz[]) AS due_at) AS u
 ON CONFLICT (referral_id, kind) DO NOTHING
 `
 
 type SLATimerSetParams struct {
-	ReferralID uuid.UUID
-	Kind       string
-	DueAt      time.Time
+	ReferralIds []uuid.UUID
+	Kinds       []string
+	DueAts      []time.Time
 }
 
 func (q *Queries) SLATimerSet(ctx context.Context, arg SLATimerSetParams) error {
-	_, err := q.db.Exec(ctx, sLATimerSet, arg.ReferralID, arg.Kind, arg.DueAt)
+	_, err := q.db.Exec(ctx, sLATimerSet, arg.ReferralIds, arg.Kinds, arg.DueAts)
 	return err
 }
 

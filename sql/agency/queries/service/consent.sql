@@ -38,4 +38,4 @@ UPDATE referral SET consent_revoked_at = coalesce(consent_revoked_at, sqlc.arg(a
 WHERE id = $1;
 
 -- name: ConsentHold :exec
-SELECT consent_hold(sqlc.arg(consent_id)::uuid, sqlc.arg(at)::timestamptz);
+SELECT consent_hold_all(sqlc.arg(consent_ids)::uuid[], sqlc.arg(at)::timestamptz);

@@ -1,7 +1,20 @@
 -- name: ReferralInsert :exec
+-- Writes new outgoing referrals, a group at a time. A referral's consent
+-- categories come joined by commas (they are names from a fixed list).
 INSERT INTO referral (id, case_id, from_agency, to_agency, service, note, status, seq_out, parent_id, traceparent, person_key,
                       consent_id, consent_purpose, consent_categories, consent_expires_at, created_at, updated_at)
-VALUES ($1, $2, $3, $4, $5, $6, 'requested', 1, $7, $8, $9, $10, $11, $12, $13, sqlc.arg(created_at), sqlc.arg(created_at));
+SELECT u.id, u.case_id, u.from_agency, u.to_agency, u.service, u.note, 'requested', 1,
+       NULLIF(u.parent_id, '00000000-0000-0000-0000-000000000000'), u.traceparent, u.person_key,
+       u.consent_id, u.consent_purpose, string_to_array(u.consent_categories, ','), u.consent_expires_at, u.created_at, u.created_at
+FROM (SELECT unnest(sqlc.arg(ids)::uuid[]) AS id, unnest(sqlc.arg(case_ids)::uuid[]) AS case_id,
+             unnest(sqlc.arg(from_agencies)::text[]) AS from_agency, unnest(sqlc.arg(to_agencies)::text[]) AS to_agency,
+             unnest(sqlc.arg(services)::text[]) AS service, unnest(sqlc.arg(notes)::text[]) AS note,
+             unnest(sqlc.arg(parent_ids)::uuid[]) AS parent_id, unnest(sqlc.arg(traceparents)::text[]) AS traceparent,
+             unnest(sqlc.arg(person_keys)::text[]) AS person_key, unnest(sqlc.arg(consent_ids)::uuid[]) AS consent_id,
+             unnest(sqlc.arg(consent_purposes)::text[]) AS consent_purpose,
+             unnest(sqlc.arg(consent_categories)::text[]) AS consent_categories,
+             unnest(sqlc.arg(consent_expiries)::timestamptz[]) AS consent_expires_at,
+             unnest(sqlc.arg(created_ats)::timestamptz[]) AS created_at) AS u;
 
 -- name: ReferralReceive :exec
 -- Records referrals that arrived from other agencies; a referral seen before

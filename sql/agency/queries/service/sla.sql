@@ -1,6 +1,7 @@
 -- name: SLATimerSet :exec
 INSERT INTO sla_timer (referral_id, kind, due_at)
-VALUES ($1, $2, $3)
+SELECT * FROM (SELECT unnest(sqlc.arg(referral_ids)::uuid[]) AS referral_id, unnest(sqlc.arg(kinds)::text[]) AS kind,
+                      unnest(sqlc.arg(due_ats)::timestamptz[]) AS due_at) AS u
 ON CONFLICT (referral_id, kind) DO NOTHING;
 
 -- name: SLATimerClear :exec
