@@ -138,27 +138,41 @@ func (r *Relay) lead(ctx context.Context) error {
 	defer r.leading.Store(false)
 
 	nextResend := time.Now().Add(r.o.ReceiptTimeout / 4)
+	// gate is how long to wait before looking again while rows wait behind
+	// a transaction that is still open: short, since it usually commits
+	// within a millisecond or two, and longer while it stays open.
+	gate := time.Duration(0)
 	for {
-		n, err := r.publishBatch(ctx, q)
+		n, blocked, err := r.publishBatch(ctx, q)
 		if err != nil {
 			return err
 		}
 		if n == r.o.BatchSize {
+			gate = 0
 			continue
 		}
 		if now := time.Now(); now.After(nextResend) {
-			nextResend = now.Add(r.o.ReceiptTimeout / 4)
-			cutoff := now.Add(-r.o.ReceiptTimeout)
-			k, err := q.OutboxResendUnreceipted(ctx, &cutoff)
+			k, err := r.resend(ctx, q, now.Add(-r.o.ReceiptTimeout))
 			if err != nil {
-				return fmt.Errorf("resend unreceipted: %w", err)
+				return err
 			}
-			if k > 0 {
-				r.log.Warn("resending events without receipt", "events", k)
-				continue
+			if k == r.o.BatchSize {
+				continue // more are due
 			}
+			nextResend = now.Add(r.o.ReceiptTimeout / 4)
 		}
-		err = r.wait(ctx, conn.Conn(), r.o.PollInterval)
+		d := r.o.PollInterval
+		switch {
+		case !blocked:
+			gate = 0
+		case gate == 0 || n > 0:
+			gate = time.Millisecond
+			d = gate
+		default:
+			gate = min(2*gate, maxGateWait, r.o.PollInterval)
+			d = gate
+		}
+		err = r.wait(ctx, conn.Conn(), d)
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -167,6 +181,11 @@ func (r *Relay) lead(ctx context.Context) error {
 		}
 	}
 }
+
+// maxGateWait bounds the wait for an open transaction that holds rows back:
+// any write transaction of the database holds them, not only writers that
+// wake the relay when they commit.
+const maxGateWait = 32 * time.Millisecond
 
 // wait returns when a NOTIFY or a Kick arrives, or after d. A kick cancels
 // WaitForNotification, which pgx survives: it interrupts the read with a
@@ -193,76 +212,156 @@ func (r *Relay) wait(ctx context.Context, conn *pgx.Conn, d time.Duration) error
 	return err
 }
 
-// publishBatch publishes one batch of pending rows and marks those
-// JetStream acknowledged. It returns how many rows it found.
-func (r *Relay) publishBatch(ctx context.Context, q *busdb.Queries) (int, error) {
-	rows, err := q.OutboxPending(ctx, int32(r.o.BatchSize))
+// publishBatch publishes the rows after the cursor that are ready, in
+// commit order, then records them and moves the cursor past the last one
+// JetStream acknowledged. It returns how many it published, and whether
+// rows wait behind a transaction that is still open.
+func (r *Relay) publishBatch(ctx context.Context, q *busdb.Queries) (n int, blocked bool, err error) {
+	rows, err := q.OutboxUnpublished(ctx, int32(r.o.BatchSize))
 	if err != nil {
-		return 0, fmt.Errorf("read pending outbox: %w", err)
+		return 0, false, fmt.Errorf("read unpublished outbox: %w", err)
+	}
+	ready := 0
+	for ready < len(rows) && rows[ready].Ready {
+		ready++
+	}
+	blocked = ready < len(rows)
+	rows = rows[:ready]
+	if len(rows) == 0 {
+		return 0, blocked, nil
+	}
+	if r.o.Signer != nil {
+		if err := r.sign(ctx, q, rows); err != nil {
+			return 0, false, err
+		}
+	}
+	if err := r.fault("before_publish"); err != nil {
+		return 0, false, err
+	}
+	msgs := make([]*nats.Msg, len(rows))
+	for i, row := range rows {
+		msgs[i] = message(row.Subject, row.MsgID, row.Traceparent, row.Payload, row.Republished)
+	}
+	streamSeqs, pubErr := r.publish(ctx, msgs)
+	if ctx.Err() != nil {
+		return 0, false, ctx.Err()
+	}
+	if err := r.fault("before_mark"); err != nil {
+		return 0, false, err
+	}
+	if k := len(streamSeqs); k > 0 {
+		p := busdb.OutboxMarkPublishedParams{LastSeq: rows[k-1].Seq, Seqs: make([]int64, k), StreamSeqs: streamSeqs}
+		for i := range k {
+			p.Seqs[i] = rows[i].Seq
+		}
+		if err := q.OutboxMarkPublished(context.WithoutCancel(ctx), p); err != nil {
+			return 0, false, fmt.Errorf("mark published: %w", err)
+		}
+	}
+	if pubErr != nil {
+		r.backOff(ctx, pubErr, len(streamSeqs), len(rows))
+		return 0, false, nil
+	}
+	return len(rows), blocked, nil
+}
+
+// resend publishes again, oldest first, up to a batch of the events whose
+// receipt did not come back before cutoff, and records the re-sends
+// JetStream acknowledged. It returns how many it found.
+func (r *Relay) resend(ctx context.Context, q *busdb.Queries, cutoff time.Time) (int, error) {
+	rows, err := q.OutboxUnreceipted(ctx, busdb.OutboxUnreceiptedParams{Cutoff: cutoff, MaxRows: int32(r.o.BatchSize)})
+	if err != nil {
+		return 0, fmt.Errorf("read unreceipted outbox: %w", err)
 	}
 	if len(rows) == 0 {
 		return 0, nil
 	}
-	if r.o.Signer != nil {
-		if err := r.sign(ctx, q, rows); err != nil {
-			return 0, err
-		}
-	}
+	r.log.Warn("resending events without receipt", "events", len(rows))
 	if err := r.fault("before_publish"); err != nil {
 		return 0, err
 	}
-	futures := make([]jetstream.PubAckFuture, 0, len(rows))
+	msgs := make([]*nats.Msg, len(rows))
+	for i, row := range rows {
+		msgs[i] = message(row.Subject, row.MsgID, row.Traceparent, row.Payload, row.Republished+1)
+	}
+	streamSeqs, pubErr := r.publish(ctx, msgs)
+	if ctx.Err() != nil {
+		return 0, ctx.Err()
+	}
+	if err := r.fault("before_mark"); err != nil {
+		return 0, err
+	}
+	if k := len(streamSeqs); k > 0 {
+		seqs := make([]int64, k)
+		for i := range k {
+			seqs[i] = rows[i].Seq
+		}
+		if err := q.OutboxMarkResent(context.WithoutCancel(ctx), seqs); err != nil {
+			return 0, fmt.Errorf("mark resent: %w", err)
+		}
+	}
+	if pubErr != nil {
+		r.backOff(ctx, pubErr, len(streamSeqs), len(rows))
+		return 0, nil
+	}
+	return len(rows), nil
+}
+
+// message is the JetStream message of an outbox row sent for the
+// (republished+1)th time.
+func message(subject, msgID, traceparent string, payload []byte, republished int32) *nats.Msg {
+	if republished > 0 {
+		// A new id gets past JetStream's dedupe window: the receiver's
+		// inbox dedupes on the event id anyway.
+		msgID += "#r" + strconv.Itoa(int(republished))
+	}
+	h := nats.Header{}
+	h.Set(nats.MsgIdHdr, msgID)
+	h.Set("Content-Type", event.ContentType)
+	if traceparent != "" {
+		h.Set(event.ExtTraceparent, traceparent)
+	}
+	return &nats.Msg{Subject: subject, Header: h, Data: payload}
+}
+
+// publish publishes msgs asynchronously and returns the stream sequences of
+// the ones JetStream acknowledged in order before the first that failed, and
+// that failure: a message after it may be stored, but the cursor must not
+// pass the one that is not. A duplicate (Nats-Msg-Id seen before) counts as
+// published.
+func (r *Relay) publish(ctx context.Context, msgs []*nats.Msg) ([]int64, error) {
+	futures := make([]jetstream.PubAckFuture, 0, len(msgs))
 	var pubErr error
-	for _, row := range rows {
-		msgID := row.MsgID
-		if row.Republished > 0 {
-			// A new id gets past JetStream's dedupe window: the receiver's
-			// inbox dedupes on the event id anyway.
-			msgID += "#r" + strconv.Itoa(int(row.Republished))
-		}
-		h := nats.Header{}
-		h.Set(nats.MsgIdHdr, msgID)
-		h.Set("Content-Type", event.ContentType)
-		if row.Traceparent != "" {
-			h.Set(event.ExtTraceparent, row.Traceparent)
-		}
-		f, err := r.js.PublishMsgAsync(&nats.Msg{Subject: row.Subject, Header: h, Data: row.Payload})
+	for _, m := range msgs {
+		f, err := r.js.PublishMsgAsync(m)
 		if err != nil {
 			pubErr = err
 			break
 		}
 		futures = append(futures, f)
 	}
-	p := busdb.OutboxMarkPublishedParams{Seqs: make([]int64, 0, len(futures)), StreamSeqs: make([]int64, 0, len(futures))}
-	for i, f := range futures {
+	seqs := make([]int64, 0, len(futures))
+	for _, f := range futures {
 		select {
 		case ack := <-f.Ok():
-			p.Seqs = append(p.Seqs, rows[i].Seq)
-			p.StreamSeqs = append(p.StreamSeqs, int64(ack.Sequence))
+			seqs = append(seqs, int64(ack.Sequence))
 		case err := <-f.Err():
-			pubErr = err
+			return seqs, err
 		case <-ctx.Done():
-			return 0, ctx.Err()
+			return seqs, ctx.Err()
 		}
 	}
-	if err := r.fault("before_mark"); err != nil {
-		return 0, err
+	return seqs, pubErr
+}
+
+// backOff waits a little after a failed publish instead of spinning; the
+// rows not acknowledged are sent again in a later round.
+func (r *Relay) backOff(ctx context.Context, err error, published, found int) {
+	r.log.Warn("publish failed, will retry", "err", err, "published", published, "pending", found-published)
+	select {
+	case <-ctx.Done():
+	case <-time.After(500 * time.Millisecond):
 	}
-	if len(p.Seqs) > 0 {
-		if err := q.OutboxMarkPublished(context.WithoutCancel(ctx), p); err != nil {
-			return 0, fmt.Errorf("mark published: %w", err)
-		}
-	}
-	if pubErr != nil {
-		// Unpublished rows stay pending; back off instead of spinning.
-		r.log.Warn("publish failed, will retry", "err", pubErr, "published", len(p.Seqs), "pending", len(rows)-len(p.Seqs))
-		select {
-		case <-ctx.Done():
-		case <-time.After(500 * time.Millisecond):
-		}
-		return 0, nil
-	}
-	return len(rows), nil
 }
 
 func (r *Relay) fault(stage string) error {

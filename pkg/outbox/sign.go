@@ -1,11 +1,9 @@
 package outbox
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
@@ -17,15 +15,20 @@ import (
 // sign signs and chains the rows of a batch that were never signed, in
 // order, after the chain head stored in the outbox, and stores them before
 // anything is published: a row is signed once, so every publish of it
-// carries the same bytes. It then puts the batch in chain order, which is
-// the order to publish in. Only the leading relay signs, so the head read
+// carries the same bytes. Only the leading relay signs, so the head read
 // here is the last one signed.
-func (r *Relay) sign(ctx context.Context, q *busdb.Queries, rows []busdb.OutboxPendingRow) error {
+//
+// The batch is already in chain order, the order to publish in: rows are
+// read and signed in commit order after the cursor, and only ready rows,
+// whose order nothing can change any more. So rows signed earlier and not
+// yet past the cursor (a batch cut short by a crash or a failed publish)
+// come first, in the order they were chained.
+func (r *Relay) sign(ctx context.Context, q *busdb.Queries, rows []busdb.OutboxUnpublishedRow) error {
 	var p busdb.OutboxSignParams
 	var pos int64
 	for i := range rows {
 		row := &rows[i]
-		if row.ChainPos.Valid || row.Republished > 0 {
+		if row.ChainPos.Valid || row.Published || row.Republished > 0 {
 			// Signed already, or sent unsigned before the relay had a
 			// signer: a re-send carries the bytes sent first.
 			continue
@@ -62,10 +65,5 @@ func (r *Relay) sign(ctx context.Context, q *busdb.Queries, rows []busdb.OutboxP
 			return fmt.Errorf("store signed events: %w", err)
 		}
 	}
-	// Rows signed earlier (a batch cut short by a crash or a failed publish,
-	// or a re-send) go first, in the order they were chained.
-	slices.SortStableFunc(rows, func(a, b busdb.OutboxPendingRow) int {
-		return cmp.Compare(a.ChainPos.Int64, b.ChainPos.Int64)
-	})
 	return nil
 }

@@ -220,7 +220,7 @@ func TestAgenciesVerifyAndReconcile(t *testing.T) {
 		}
 	}
 	exec("health", "UPDATE outbox SET receipted_at = NULL, receipt_outcome = NULL WHERE event_type = $1 AND subject LIKE 'refbus.health.education.%'", reconcileRequested)
-	exec("health", "UPDATE outbox SET stream_seq = 2 WHERE event_type = $1 AND subject LIKE 'refbus.health.social.%'", reconcileRequested)
+	exec("health", "UPDATE outbox_published p SET stream_seq = 2 FROM outbox o WHERE o.seq = p.seq AND o.event_type = $1 AND o.subject LIKE 'refbus.health.social.%'", reconcileRequested)
 	exec("education", "DELETE FROM outbox WHERE event_type = $1", reconcileRequested)
 	code, out, errOut = runAudit(t, append(args, "--stuck-after", "1ms")...)
 	t.Logf("reconcile after the damage:\n%s", out)

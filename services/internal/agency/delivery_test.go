@@ -13,6 +13,8 @@ import (
 
 	ce "github.com/cloudevents/sdk-go/v2/event"
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -20,6 +22,7 @@ import (
 	"github.com/refbus/refbus/pkg/event"
 	"github.com/refbus/refbus/pkg/inbox"
 	"github.com/refbus/refbus/pkg/outbox"
+	"github.com/refbus/refbus/pkg/poll"
 	"github.com/refbus/refbus/schemas"
 	"github.com/refbus/refbus/services/internal/agency"
 )
@@ -137,6 +140,139 @@ func TestRelayCrashLosesNothing(t *testing.T) {
 				t.Fatalf("health counts: %v", c)
 			}
 		})
+	}
+}
+
+// The relay follows commit order: a transaction that enqueued an event and
+// is still open holds back the cursor, even when a later transaction
+// enqueued after it and committed; once it commits, its event is published
+// (found by the relay's short poll, not a wake-up), first, and arrives
+// once.
+func TestRelayCursorWaitsForOpenTransaction(t *testing.T) {
+	t.Parallel()
+	n := newNetwork(t, "ngo")
+	ctx := context.Background()
+	pool, err := pgxpool.New(ctx, n.newDB())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	reg, err := schemas.Registry()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ob := outbox.New(pool, "health", reg, nil)
+	t.Cleanup(ob.Close)
+	// A long PollInterval and no NOTIFY: the relay finds rows only when
+	// kicked, or by the short poll while rows wait for an open transaction.
+	relay := outbox.NewRelay(pool, n.jetstream(), outbox.RelayOptions{PollInterval: time.Minute})
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- relay.Run(rctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	})
+
+	type row struct {
+		id   string
+		txid string
+		seq  int64
+	}
+	enqueue := func(tx pgx.Tx) row {
+		t.Helper()
+		e := n.requestedEvent(t, "health", "ngo", map[string]any{"to_agency": "ngo", "service": "legal_help", "note": "n"})
+		if err := ob.Enqueue(ctx, tx, outbox.Message{To: "ngo", Event: e}); err != nil {
+			t.Fatal(err)
+		}
+		r := row{id: e.Subject()}
+		if err := tx.QueryRow(ctx, "SELECT txid::text, seq FROM outbox WHERE event_id = $1", e.ID()).Scan(&r.txid, &r.seq); err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	begin := func() pgx.Tx {
+		t.Helper()
+		tx, err := pool.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = tx.Rollback(ctx) })
+		return tx
+	}
+	commit := func(tx pgx.Tx) {
+		t.Helper()
+		if err := tx.Commit(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// passed holds once the relay's cursor is at or after r.
+	passed := func(r row) (bool, error) {
+		var ok bool
+		err := pool.QueryRow(ctx, "SELECT (txid, seq) >= ($1::text::xid8, $2::bigint) FROM relay_cursor", r.txid, r.seq).Scan(&ok)
+		return ok, err
+	}
+	published := func() (int, error) {
+		var k int
+		err := pool.QueryRow(ctx, "SELECT count(*) FROM outbox_published").Scan(&k)
+		return k, err
+	}
+
+	// A first event shows the relay at work.
+	tx := begin()
+	first := enqueue(tx)
+	commit(tx)
+	relay.Kick()
+	eventually(t, 10*time.Second, func() error {
+		if ok, err := passed(first); err != nil || !ok {
+			return fmt.Errorf("cursor not past the first event (%v)", err)
+		}
+		return nil
+	})
+
+	// Open enqueues first, so its row is first in seq and in txid; later
+	// enqueues after it and commits.
+	open := begin()
+	early := enqueue(open)
+	tx = begin()
+	late := enqueue(tx)
+	if late.seq <= early.seq {
+		t.Fatalf("late row seq %d, early %d", late.seq, early.seq)
+	}
+	commit(tx)
+	relay.Kick()
+	poll.Always(t, 500*time.Millisecond, func() error {
+		relay.Kick()
+		if ok, err := passed(early); err != nil || ok {
+			return fmt.Errorf("cursor passed the row of an open transaction (%v)", err)
+		}
+		if k, err := published(); err != nil || k != 1 {
+			return fmt.Errorf("%d events published while the first in commit order is not committed (%v)", k, err)
+		}
+		return nil
+	})
+
+	commit(open)
+	eventually(t, 5*time.Second, func() error {
+		if ok, err := passed(late); err != nil || !ok {
+			return fmt.Errorf("cursor not past the late event (%v)", err)
+		}
+		return nil
+	})
+	var inOrder bool
+	err = pool.QueryRow(ctx, `SELECT (SELECT stream_seq FROM outbox_published WHERE seq = $1) < (SELECT stream_seq FROM outbox_published WHERE seq = $2)`,
+		early.seq, late.seq).Scan(&inOrder)
+	if err != nil || !inOrder {
+		t.Fatalf("early event not published before the late one: %v", err)
+	}
+	for _, r := range []row{first, early, late} {
+		eventually(t, 10*time.Second, wantStatus(n, "ngo", r.id, "received"))
+	}
+	eventually(t, 5*time.Second, n.consumerIdle("ngo"))
+	if c := counts(t, n, "ngo"); c["inbox "+requested+" applied"] != 3 {
+		t.Fatalf("ngo counts: %v", c)
 	}
 }
 

@@ -46,7 +46,10 @@ func TestLostAcknowledgedEventIsResent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tag, err := conn.Exec(ctx, "UPDATE outbox SET published_at = now() - interval '1 hour', stream_seq = 0")
+	tag, err := conn.Exec(ctx, `WITH published AS (
+		INSERT INTO outbox_published (seq, stream_seq, published_at) SELECT seq, 0, now() - interval '1 hour' FROM outbox
+	)
+	UPDATE relay_cursor SET (txid, seq) = (SELECT txid, seq FROM outbox ORDER BY txid DESC, seq DESC LIMIT 1)`)
 	conn.Close(ctx)
 	if err != nil || tag.RowsAffected() != 1 {
 		t.Fatalf("mark lost: %v %v", tag, err)

@@ -2,6 +2,7 @@ package agency_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -56,7 +57,18 @@ func TestSamePersonJoinsOpenCase(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	total := int(stream.CachedInfo().State.Msgs)
+	// ngo's receipts are published after ngo acknowledged the requests.
+	var total int
+	eventually(t, 10*time.Second, func() error {
+		info, err := stream.Info(context.Background())
+		if err != nil {
+			return err
+		}
+		if total = int(info.State.Msgs); total < 6 {
+			return fmt.Errorf("the stream holds %d events, want 3 requests and their receipts", total)
+		}
+		return nil
+	})
 	batch, err := cons.Fetch(total, jetstream.FetchMaxWait(5*time.Second))
 	if err != nil {
 		t.Fatal(err)

@@ -90,11 +90,12 @@ func (q *Queries) AuditInbox(ctx context.Context, arg AuditInboxParams) ([]Audit
 }
 
 const auditOutbox = `-- name: AuditOutbox :many
-SELECT seq, event_id, event_type, subject, msg_id, payload, created_at, stream_seq, published_at,
-       republished, receipted_at, receipt_outcome, receipt_reason
-FROM outbox
-WHERE event_type = $1 AND seq > $2
-ORDER BY seq
+SELECT o.seq, o.event_id, o.event_type, o.subject, o.msg_id, o.payload, o.created_at, p.stream_seq, p.published_at,
+       o.republished, o.receipted_at, o.receipt_outcome, o.receipt_reason
+FROM outbox o
+LEFT JOIN outbox_published p ON p.seq = o.seq
+WHERE o.event_type = $1 AND o.seq > $2
+ORDER BY o.seq
 LIMIT $3
 `
 
@@ -122,6 +123,8 @@ type AuditOutboxRow struct {
 
 // Every event of one type this agency sent, in order, a page at a time
 // (after_seq is the last seq of the previous page, 0 for the first).
+// stream_seq and published_at are those of the first publish, NULL while
+// the event is not published.
 func (q *Queries) AuditOutbox(ctx context.Context, arg AuditOutboxParams) ([]AuditOutboxRow, error) {
 	rows, err := q.db.Query(ctx, auditOutbox, arg.EventType, arg.AfterSeq, arg.MaxRows)
 	if err != nil {

@@ -108,14 +108,20 @@ type Outbox struct {
 	Payload        []byte
 	WantsReceipt   bool
 	CreatedAt      time.Time
-	PublishedAt    *time.Time
-	StreamSeq      pgtype.Int8
 	Republished    int32
 	ReceiptedAt    *time.Time
 	ReceiptOutcome pgtype.Text
 	ReceiptReason  pgtype.Text
 	ChainPos       pgtype.Int8
 	ChainHash      pgtype.Text
+	Txid           pgtype.Uint64
+	ResentAt       *time.Time
+}
+
+type OutboxPublished struct {
+	Seq         int64
+	StreamSeq   int64
+	PublishedAt time.Time
 }
 
 type Placement struct {
@@ -173,6 +179,12 @@ type ReferralHistory struct {
 	Reason     string
 	Outcome    string
 	At         time.Time
+}
+
+type RelayCursor struct {
+	One  bool
+	Txid pgtype.Uint64
+	Seq  int64
 }
 
 type Screening struct {

@@ -7,11 +7,14 @@ SELECT now()::timestamptz AS now;
 -- name: AuditOutbox :many
 -- Every event of one type this agency sent, in order, a page at a time
 -- (after_seq is the last seq of the previous page, 0 for the first).
-SELECT seq, event_id, event_type, subject, msg_id, payload, created_at, stream_seq, published_at,
-       republished, receipted_at, receipt_outcome, receipt_reason
-FROM outbox
-WHERE event_type = sqlc.arg(event_type) AND seq > sqlc.arg(after_seq)
-ORDER BY seq
+-- stream_seq and published_at are those of the first publish, NULL while
+-- the event is not published.
+SELECT o.seq, o.event_id, o.event_type, o.subject, o.msg_id, o.payload, o.created_at, p.stream_seq, p.published_at,
+       o.republished, o.receipted_at, o.receipt_outcome, o.receipt_reason
+FROM outbox o
+LEFT JOIN outbox_published p ON p.seq = o.seq
+WHERE o.event_type = sqlc.arg(event_type) AND o.seq > sqlc.arg(after_seq)
+ORDER BY o.seq
 LIMIT sqlc.arg(max_rows);
 
 -- name: AuditInbox :many

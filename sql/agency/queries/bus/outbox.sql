@@ -6,15 +6,20 @@ SELECT * FROM (SELECT
     unnest(sqlc.arg(traceparents)::text[]) AS traceparents, unnest(sqlc.arg(payloads)::bytea[]) AS payloads,
     unnest(sqlc.arg(wants_receipts)::boolean[]) AS wants_receipts) AS u;
 
--- name: OutboxPending :many
--- Unpublished events in the order they were written. A row of a
--- transaction that commits late shows up in a later round: nothing keeps a
--- cursor past it. Events of one referral come from transactions that
--- follow each other, so they are in order here.
-SELECT seq, subject, msg_id, traceparent, payload, republished, chain_pos
-FROM outbox
-WHERE published_at IS NULL
-ORDER BY seq
+-- name: OutboxUnpublished :many
+-- The rows after the relay's cursor in commit order. ready: the row's
+-- transaction is older than every running one, so no row can still commit
+-- before it in this order; ready rows come first, and only they may be
+-- published. Events of one referral come from transactions that follow
+-- each other, so they are in order here. published: the row was published
+-- before its migration to the cursor (00015) and is sent again as it was.
+SELECT o.seq, o.subject, o.msg_id, o.traceparent, o.payload, o.republished, o.chain_pos,
+       (o.txid < pg_snapshot_xmin(pg_current_snapshot()))::boolean AS ready,
+       (p.seq IS NOT NULL)::boolean AS published
+FROM outbox o
+LEFT JOIN outbox_published p ON p.seq = o.seq
+WHERE (o.txid, o.seq) > (SELECT c.txid, c.seq FROM relay_cursor c)
+ORDER BY o.txid, o.seq
 LIMIT $1;
 
 -- name: OutboxChainHead :one
@@ -34,17 +39,42 @@ SET payload = (sqlc.arg(payloads)::bytea[])[array_position(sqlc.arg(seqs)::bigin
 WHERE seq = ANY(sqlc.arg(seqs)::bigint[]);
 
 -- name: OutboxMarkPublished :exec
--- Joining the pairs makes this one primary-key lookup per event.
-UPDATE outbox o
-SET published_at = now(), stream_seq = u.stream_seq
-FROM (SELECT unnest(sqlc.arg(seqs)::bigint[]) AS seq, unnest(sqlc.arg(stream_seqs)::bigint[]) AS stream_seq) AS u
-WHERE o.seq = u.seq;
+-- Records where the events were published and moves the cursor to the last
+-- of them (last_seq), in one statement; the outbox rows are not touched.
+-- An event published before the migration to the cursor (00015) and again
+-- after it keeps its first record. NOT EXISTS, not ON CONFLICT: a
+-- speculative insert writes 110 bytes more WAL per event, and only the
+-- leading relay writes here.
+WITH published AS (
+    INSERT INTO outbox_published (seq, stream_seq)
+    SELECT u.seq, u.stream_seq
+    FROM (SELECT unnest(sqlc.arg(seqs)::bigint[]) AS seq, unnest(sqlc.arg(stream_seqs)::bigint[]) AS stream_seq) AS u
+    WHERE NOT EXISTS (SELECT 1 FROM outbox_published p WHERE p.seq = u.seq)
+)
+UPDATE relay_cursor c
+SET txid = o.txid, seq = o.seq
+FROM outbox o
+WHERE o.seq = sqlc.arg(last_seq)::bigint AND (o.txid, o.seq) > (c.txid, c.seq);
 
--- name: OutboxResendUnreceipted :execrows
--- Queues again the events whose receipt did not come back in time.
+-- name: OutboxUnreceipted :many
+-- Published events whose receipt did not come back within the timeout of
+-- their last send (cutoff is now minus the timeout), oldest first. Any event
+-- is written before it is sent, so created_at < cutoff narrows the scan of
+-- outbox_awaiting_receipt.
+SELECT o.seq, o.subject, o.msg_id, o.traceparent, o.payload, o.republished
+FROM outbox o
+JOIN outbox_published p ON p.seq = o.seq
+WHERE o.wants_receipt AND o.receipted_at IS NULL AND o.created_at < sqlc.arg(cutoff)
+  AND coalesce(o.resent_at, p.published_at) < sqlc.arg(cutoff)
+ORDER BY o.created_at
+LIMIT sqlc.arg(max_rows);
+
+-- name: OutboxMarkResent :exec
+-- Records a re-send of the events: neither column is indexed, so this is an
+-- in-place (HOT) update.
 UPDATE outbox
-SET published_at = NULL, republished = republished + 1
-WHERE wants_receipt AND receipted_at IS NULL AND published_at < $1;
+SET republished = republished + 1, resent_at = now()
+WHERE seq = ANY(sqlc.arg(seqs)::bigint[]);
 
 -- name: OutboxMarkReceipted :many
 -- Records receipts; a receipt counts only from the agency the event was

@@ -15,5 +15,6 @@ LIMIT $1;
 SELECT event_type, outcome, count(*) AS n FROM inbox GROUP BY event_type, outcome;
 
 -- name: OutboxCounts :many
-SELECT event_type, count(*) AS n, count(published_at) AS published, count(receipted_at) AS receipted
-FROM outbox GROUP BY event_type;
+SELECT o.event_type, count(*) AS n, count(p.seq) AS published, count(o.receipted_at) AS receipted
+FROM outbox o LEFT JOIN outbox_published p ON p.seq = o.seq
+GROUP BY o.event_type;
