@@ -320,6 +320,8 @@ func (c *Consumer) apply(ctx context.Context, ds []*delivery) error {
 	}
 	if c.out.Enqueued() != enqueued {
 		c.out.Wake() // Apply enqueued events (or another writer did meanwhile: no harm)
+	} else {
+		c.out.Committed() // the relay may wait for this transaction
 	}
 	for _, m := range receipts {
 		// Not awaited: a lost receipt is healed by the sender's re-send.

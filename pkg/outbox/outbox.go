@@ -134,6 +134,16 @@ func (o *Outbox) Wake() {
 	}
 }
 
+// Committed tells the relay that a transaction of this process committed
+// without enqueueing: if the relay waits for open transactions that hold
+// its rows back (the commit-order gate), it looks again at once instead of
+// after its back-off. Otherwise it costs nothing.
+func (o *Outbox) Committed() {
+	if o.local != nil && o.local.gated.Load() {
+		o.local.Kick()
+	}
+}
+
 func (o *Outbox) notifier() {
 	q := busdb.New(o.pool)
 	for {

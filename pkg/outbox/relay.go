@@ -53,6 +53,9 @@ type Relay struct {
 
 	leading atomic.Bool
 	kick    chan struct{}
+	// gated: the relay waits for open transactions that hold rows back
+	// (Outbox.Committed kicks it when one of this process commits).
+	gated atomic.Bool
 }
 
 // Leading reports whether this relay holds the lock now.
@@ -172,7 +175,9 @@ func (r *Relay) lead(ctx context.Context) error {
 			gate = min(2*gate, maxGateWait, r.o.PollInterval)
 			d = gate
 		}
+		r.gated.Store(blocked)
 		err = r.wait(ctx, conn.Conn(), d)
+		r.gated.Store(false)
 		if ctx.Err() != nil {
 			return nil
 		}
