@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -136,9 +137,22 @@ func (r *Relay) lead(ctx context.Context) error {
 	if err := q.OutboxListen(ctx); err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
+	cur, err := q.RelayCursor(ctx)
+	if err != nil {
+		return fmt.Errorf("read relay cursor: %w", err)
+	}
 	r.log.Info("relay leading")
 	r.leading.Store(true)
 	defer r.leading.Store(false)
+	// The marker records published batches on a connection of its own
+	// while this loop reads and publishes the next: the loop goes by its
+	// own cursor, which runs ahead of the recorded one by the batches in
+	// the marker's queue. After a crash the relay starts from the recorded
+	// cursor and publishes those batches again, which JetStream drops as
+	// duplicates (same Nats-Msg-Id). It is stopped, its queue recorded,
+	// before the lock is given up.
+	m := r.startMarker(ctx)
+	defer m.stop()
 
 	nextResend := time.Now().Add(r.o.ReceiptTimeout / 4)
 	// gate is how long to wait before looking again while rows wait behind
@@ -146,7 +160,7 @@ func (r *Relay) lead(ctx context.Context) error {
 	// within a millisecond or two, and longer while it stays open.
 	gate := time.Duration(0)
 	for {
-		n, blocked, err := r.publishBatch(ctx, q)
+		n, blocked, err := r.publishBatch(ctx, q, &cur, m)
 		if err != nil {
 			return err
 		}
@@ -217,12 +231,15 @@ func (r *Relay) wait(ctx context.Context, conn *pgx.Conn, d time.Duration) error
 	return err
 }
 
-// publishBatch publishes the rows after the cursor that are ready, in
-// commit order, then records them and moves the cursor past the last one
-// JetStream acknowledged. It returns how many it published, and whether
-// rows wait behind a transaction that is still open.
-func (r *Relay) publishBatch(ctx context.Context, q *busdb.Queries) (n int, blocked bool, err error) {
-	rows, err := q.OutboxUnpublished(ctx, int32(r.o.BatchSize))
+// publishBatch publishes the rows after cur that are ready, in commit
+// order, moves cur past the last one JetStream acknowledged, and hands them
+// to the marker. It returns how many it published, and whether rows wait
+// behind a transaction that is still open.
+func (r *Relay) publishBatch(ctx context.Context, q *busdb.Queries, cur *busdb.RelayCursorRow, m *marker) (n int, blocked bool, err error) {
+	if err := m.failed(); err != nil {
+		return 0, false, err
+	}
+	rows, err := q.OutboxUnpublished(ctx, busdb.OutboxUnpublishedParams{AfterTxid: cur.Txid, AfterSeq: cur.Seq, MaxRows: int32(r.o.BatchSize)})
 	if err != nil {
 		return 0, false, fmt.Errorf("read unpublished outbox: %w", err)
 	}
@@ -255,12 +272,14 @@ func (r *Relay) publishBatch(ctx context.Context, q *busdb.Queries) (n int, bloc
 		return 0, false, err
 	}
 	if k := len(streamSeqs); k > 0 {
-		p := busdb.OutboxMarkPublishedParams{LastSeq: rows[k-1].Seq, Seqs: make([]int64, k), StreamSeqs: streamSeqs}
+		last := rows[k-1]
+		b := busdb.OutboxMarkPublishedParams{LastTxid: last.Txid, LastSeq: last.Seq, Seqs: make([]int64, k), StreamSeqs: streamSeqs}
 		for i := range k {
-			p.Seqs[i] = rows[i].Seq
+			b.Seqs[i] = rows[i].Seq
 		}
-		if err := q.OutboxMarkPublished(context.WithoutCancel(ctx), p); err != nil {
-			return 0, false, fmt.Errorf("mark published: %w", err)
+		cur.Txid, cur.Seq = last.Txid, last.Seq
+		if err := m.mark(ctx, b); err != nil {
+			return 0, false, err
 		}
 	}
 	if pubErr != nil {
@@ -268,6 +287,82 @@ func (r *Relay) publishBatch(ctx context.Context, q *busdb.Queries) (n int, bloc
 		return 0, false, nil
 	}
 	return len(rows), blocked, nil
+}
+
+// marker records published batches (OutboxMarkPublished) in the order the
+// relay published them, merging those that queued up into one statement.
+type marker struct {
+	r     *Relay
+	queue chan busdb.OutboxMarkPublishedParams
+	done  chan struct{}
+	mu    sync.Mutex
+	err   error
+}
+
+func (r *Relay) startMarker(ctx context.Context) *marker {
+	m := &marker{r: r, queue: make(chan busdb.OutboxMarkPublishedParams, 64), done: make(chan struct{})}
+	go m.run(context.WithoutCancel(ctx))
+	return m
+}
+
+// mark queues a published batch; it waits only when the queue is full.
+func (m *marker) mark(ctx context.Context, b busdb.OutboxMarkPublishedParams) error {
+	select {
+	case m.queue <- b:
+		return nil
+	case <-m.done:
+		return m.failed()
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// failed is the error that stopped the marker, if one did.
+func (m *marker) failed() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.err
+}
+
+// stop records what is queued and stops the marker.
+func (m *marker) stop() {
+	close(m.queue)
+	<-m.done
+}
+
+func (m *marker) run(ctx context.Context) {
+	defer close(m.done)
+	q := busdb.New(m.r.pool)
+	for b := range m.queue {
+		// Merge what queued up behind b: one statement, one commit.
+	merge:
+		for {
+			select {
+			case more, ok := <-m.queue:
+				if !ok {
+					break merge
+				}
+				b.Seqs = append(b.Seqs, more.Seqs...)
+				b.StreamSeqs = append(b.StreamSeqs, more.StreamSeqs...)
+				b.LastTxid, b.LastSeq = more.LastTxid, more.LastSeq
+			default:
+				break merge
+			}
+		}
+		mctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		err := q.OutboxMarkPublished(mctx, b)
+		cancel()
+		if err != nil {
+			m.mu.Lock()
+			m.err = fmt.Errorf("mark published: %w", err)
+			m.mu.Unlock()
+			for range m.queue {
+				// The relay stops leading; whoever leads next starts
+				// from the recorded cursor.
+			}
+			return
+		}
+	}
 }
 
 // resend publishes again, oldest first, up to a batch of the events whose

@@ -79,29 +79,35 @@ const outboxMarkPublished = `-- name: OutboxMarkPublished :exec
 WITH published AS (
     INSERT INTO outbox_published (seq, stream_seq)
     SELECT u.seq, u.stream_seq
-    FROM (SELECT unnest($2::bigint[]) AS seq, unnest($3::bigint[]) AS stream_seq) AS u
+    FROM (SELECT unnest($3::bigint[]) AS seq, unnest($4::bigint[]) AS stream_seq) AS u
     WHERE NOT EXISTS (SELECT 1 FROM outbox_published p WHERE p.seq = u.seq)
 )
 UPDATE relay_cursor c
-SET txid = o.txid, seq = o.seq
-FROM outbox o
-WHERE o.seq = $1::bigint AND (o.txid, o.seq) > (c.txid, c.seq)
+SET txid = $1::xid8, seq = $2::bigint
+WHERE ($1::xid8, $2::bigint) > (c.txid, c.seq)
 `
 
 type OutboxMarkPublishedParams struct {
+	LastTxid   pgtype.Uint64
 	LastSeq    int64
 	Seqs       []int64
 	StreamSeqs []int64
 }
 
 // Records where the events were published and moves the cursor to the last
-// of them (last_seq), in one statement; the outbox rows are not touched.
+// of them (last_txid, last_seq), in one statement; the outbox rows are not
+// touched. The cursor only moves forward.
 // An event published before the migration to the cursor (00015) and again
 // after it keeps its first record. NOT EXISTS, not ON CONFLICT: a
 // speculative insert writes 110 bytes more WAL per event, and only the
 // leading relay writes here.
 func (q *Queries) OutboxMarkPublished(ctx context.Context, arg OutboxMarkPublishedParams) error {
-	_, err := q.db.Exec(ctx, outboxMarkPublished, arg.LastSeq, arg.Seqs, arg.StreamSeqs)
+	_, err := q.db.Exec(ctx, outboxMarkPublished,
+		arg.LastTxid,
+		arg.LastSeq,
+		arg.Seqs,
+		arg.StreamSeqs,
+	)
 	return err
 }
 
@@ -203,18 +209,25 @@ func (q *Queries) OutboxSign(ctx context.Context, arg OutboxSignParams) error {
 }
 
 const outboxUnpublished = `-- name: OutboxUnpublished :many
-SELECT o.seq, o.subject, o.msg_id, o.traceparent, o.payload, o.republished, o.chain_pos,
+SELECT o.seq, o.txid, o.subject, o.msg_id, o.traceparent, o.payload, o.republished, o.chain_pos,
        (o.txid < pg_snapshot_xmin(pg_current_snapshot()))::boolean AS ready,
        (p.seq IS NOT NULL)::boolean AS published
 FROM outbox o
 LEFT JOIN outbox_published p ON p.seq = o.seq
-WHERE (o.txid, o.seq) > (SELECT c.txid, c.seq FROM relay_cursor c)
+WHERE (o.txid, o.seq) > ($1::xid8, $2::bigint)
 ORDER BY o.txid, o.seq
-LIMIT $1
+LIMIT $3
 `
+
+type OutboxUnpublishedParams struct {
+	AfterTxid pgtype.Uint64
+	AfterSeq  int64
+	MaxRows   int32
+}
 
 type OutboxUnpublishedRow struct {
 	Seq         int64
+	Txid        pgtype.Uint64
 	Subject     string
 	MsgID       string
 	Traceparent string
@@ -231,8 +244,8 @@ type OutboxUnpublishedRow struct {
 // published. Events of one referral come from transactions that follow
 // each other, so they are in order here. published: the row was published
 // before its migration to the cursor (00015) and is sent again as it was.
-func (q *Queries) OutboxUnpublished(ctx context.Context, limit int32) ([]OutboxUnpublishedRow, error) {
-	rows, err := q.db.Query(ctx, outboxUnpublished, limit)
+func (q *Queries) OutboxUnpublished(ctx context.Context, arg OutboxUnpublishedParams) ([]OutboxUnpublishedRow, error) {
+	rows, err := q.db.Query(ctx, outboxUnpublished, arg.AfterTxid, arg.AfterSeq, arg.MaxRows)
 	if err != nil {
 		return nil, err
 	}
@@ -242,6 +255,7 @@ func (q *Queries) OutboxUnpublished(ctx context.Context, limit int32) ([]OutboxU
 		var i OutboxUnpublishedRow
 		if err := rows.Scan(
 			&i.Seq,
+			&i.Txid,
 			&i.Subject,
 			&i.MsgID,
 			&i.Traceparent,
@@ -314,6 +328,23 @@ func (q *Queries) OutboxUnreceipted(ctx context.Context, arg OutboxUnreceiptedPa
 		return nil, err
 	}
 	return items, nil
+}
+
+const relayCursor = `-- name: RelayCursor :one
+SELECT txid, seq FROM relay_cursor
+`
+
+type RelayCursorRow struct {
+	Txid pgtype.Uint64
+	Seq  int64
+}
+
+// The last (txid, seq) the relay recorded as published.
+func (q *Queries) RelayCursor(ctx context.Context) (RelayCursorRow, error) {
+	row := q.db.QueryRow(ctx, relayCursor)
+	var i RelayCursorRow
+	err := row.Scan(&i.Txid, &i.Seq)
+	return i, err
 }
 
 const relayTryLock = `-- name: RelayTryLock :one

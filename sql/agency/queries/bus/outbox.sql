@@ -13,14 +13,18 @@ SELECT * FROM (SELECT
 -- published. Events of one referral come from transactions that follow
 -- each other, so they are in order here. published: the row was published
 -- before its migration to the cursor (00015) and is sent again as it was.
-SELECT o.seq, o.subject, o.msg_id, o.traceparent, o.payload, o.republished, o.chain_pos,
+SELECT o.seq, o.txid, o.subject, o.msg_id, o.traceparent, o.payload, o.republished, o.chain_pos,
        (o.txid < pg_snapshot_xmin(pg_current_snapshot()))::boolean AS ready,
        (p.seq IS NOT NULL)::boolean AS published
 FROM outbox o
 LEFT JOIN outbox_published p ON p.seq = o.seq
-WHERE (o.txid, o.seq) > (SELECT c.txid, c.seq FROM relay_cursor c)
+WHERE (o.txid, o.seq) > (sqlc.arg(after_txid)::xid8, sqlc.arg(after_seq)::bigint)
 ORDER BY o.txid, o.seq
-LIMIT $1;
+LIMIT sqlc.arg(max_rows);
+
+-- name: RelayCursor :one
+-- The last (txid, seq) the relay recorded as published.
+SELECT txid, seq FROM relay_cursor;
 
 -- name: OutboxChainHead :one
 -- The last event the relay signed: the head of the agency's hash chain.
@@ -40,7 +44,8 @@ WHERE seq = ANY(sqlc.arg(seqs)::bigint[]);
 
 -- name: OutboxMarkPublished :exec
 -- Records where the events were published and moves the cursor to the last
--- of them (last_seq), in one statement; the outbox rows are not touched.
+-- of them (last_txid, last_seq), in one statement; the outbox rows are not
+-- touched. The cursor only moves forward.
 -- An event published before the migration to the cursor (00015) and again
 -- after it keeps its first record. NOT EXISTS, not ON CONFLICT: a
 -- speculative insert writes 110 bytes more WAL per event, and only the
@@ -52,9 +57,8 @@ WITH published AS (
     WHERE NOT EXISTS (SELECT 1 FROM outbox_published p WHERE p.seq = u.seq)
 )
 UPDATE relay_cursor c
-SET txid = o.txid, seq = o.seq
-FROM outbox o
-WHERE o.seq = sqlc.arg(last_seq)::bigint AND (o.txid, o.seq) > (c.txid, c.seq);
+SET txid = sqlc.arg(last_txid)::xid8, seq = sqlc.arg(last_seq)::bigint
+WHERE (sqlc.arg(last_txid)::xid8, sqlc.arg(last_seq)::bigint) > (c.txid, c.seq);
 
 -- name: OutboxUnreceipted :many
 -- Published events whose receipt did not come back within the timeout of
