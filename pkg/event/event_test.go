@@ -684,3 +684,41 @@ func TestValidateConcurrent(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// A batch message carries its events whole, in order, and splits back into
+// the bytes of each; a body that is not an array of events is malformed.
+func TestBatchRoundTrip(t *testing.T) {
+	reg := newRegistry(t)
+	var evs []*ce.Event
+	for range 3 {
+		evs = append(evs, newEvent(t, reg))
+	}
+	m, err := NewBatchMsg("refbus.health.ngo.x", evs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !IsBatch(m.Header) {
+		t.Fatalf("batch message has Content-Type %q", m.Header.Get("Content-Type"))
+	}
+	if id := m.Header.Get(nats.MsgIdHdr); id != MsgID(evs[0])+"+3" {
+		t.Fatalf("Nats-Msg-Id %q", id)
+	}
+	parts, err := SplitBatch(m.Data)
+	if err != nil || len(parts) != 3 {
+		t.Fatalf("split: %d parts, %v", len(parts), err)
+	}
+	for i, p := range parts {
+		got, err := Decode(nil, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.ID() != evs[i].ID() || got.Subject() != evs[i].Subject() || string(got.Data()) != string(evs[i].Data()) {
+			t.Fatalf("event %d came back as %s/%s %s", i, got.ID(), got.Subject(), got.Data())
+		}
+	}
+	for _, bad := range []string{``, `{}`, `[]`, `[{"a":1}`, `[1] x`} {
+		if _, err := SplitBatch([]byte(bad)); !errors.Is(err, ErrMalformed) {
+			t.Errorf("SplitBatch(%q) = %v, want ErrMalformed", bad, err)
+		}
+	}
+}
