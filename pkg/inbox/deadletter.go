@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -70,12 +71,11 @@ func (c *Consumer) Redrive(ctx context.Context, stream jetstream.Stream) (int, e
 		if err != nil {
 			return settled, fmt.Errorf("read stream message %d: %w", r.StreamSeq, err)
 		}
-		d := &delivery{subject: raw.Subject, data: raw.Data, seq: raw.Sequence}
-		c.inspect(d, raw.Header)
-		if err := c.apply(ctx, []*delivery{d}); err != nil {
+		ds := c.split(nil, raw.Subject, raw.Header, raw.Data, raw.Sequence, 0)
+		if err := c.apply(ctx, ds); err != nil {
 			return settled, fmt.Errorf("redrive %d: %w", r.StreamSeq, err)
 		}
-		if d.outcome == "later" {
+		if slices.ContainsFunc(ds, func(d *delivery) bool { return d.outcome == "later" }) {
 			continue
 		}
 		if err := q.DeadLetterMarkRedriven(ctx, r.StreamSeq); err != nil {

@@ -185,9 +185,9 @@ type delivery struct {
 }
 
 func (c *Consumer) process(ctx context.Context, msgs []jetstream.Msg) error {
-	ds := make([]*delivery, len(msgs))
-	for i, m := range msgs {
-		ds[i] = c.check(m)
+	ds := make([]*delivery, 0, len(msgs))
+	for _, m := range msgs {
+		ds = append(ds, c.check(m)...)
 	}
 	err := c.apply(ctx, ds)
 	if errors.Is(err, ErrFault) {
@@ -196,7 +196,7 @@ func (c *Consumer) process(ctx context.Context, msgs []jetstream.Msg) error {
 	if err != nil && ctx.Err() != nil {
 		return nil // shutting down: nothing was acknowledged, JetStream redelivers
 	}
-	if err != nil && len(ds) > 1 {
+	if err != nil && len(msgs) > 1 {
 		// One bad event must not hold back the rest: retry one by one.
 		c.log.Warn("batch failed, applying one by one", "err", err, "events", len(ds))
 		for _, m := range msgs {
@@ -208,30 +208,68 @@ func (c *Consumer) process(ctx context.Context, msgs []jetstream.Msg) error {
 	}
 	if err != nil {
 		c.log.Warn("event failed, will retry", "err", err, "stream_seq", ds[0].seq)
-		ds[0].outcome = "later"
-	}
-	for _, d := range ds {
-		switch d.outcome {
-		case "applied", "duplicate":
-			_ = d.msg.Ack()
-		case "rejected":
-			c.log.Warn("event rejected", "stream_seq", d.seq, "event_id", d.id, "source", d.source, "reason", d.reason)
-			_ = d.msg.TermWithReason(truncate(d.reason, 200))
-		default:
-			_ = d.msg.NakWithDelay(c.backoff(d.tries))
+		for _, d := range ds {
+			d.outcome = "later"
 		}
+	}
+	// A message settles once for all the events it carries (a batch of
+	// receipts): it is redelivered if any of them must be applied later.
+	for i := 0; i < len(ds); {
+		m := ds[i].msg
+		j, later, rejected := i, false, 0
+		for ; j < len(ds) && ds[j].msg == m; j++ {
+			switch ds[j].outcome {
+			case "applied", "duplicate":
+			case "rejected":
+				rejected++
+				c.log.Warn("event rejected", "stream_seq", ds[j].seq, "event_id", ds[j].id, "source", ds[j].source, "reason", ds[j].reason)
+			default:
+				later = true
+			}
+		}
+		switch {
+		case later:
+			_ = m.NakWithDelay(c.backoff(ds[i].tries))
+		case rejected == j-i:
+			_ = m.TermWithReason(truncate(ds[i].reason, 200))
+		default:
+			_ = m.Ack()
+		}
+		i = j
 	}
 	return nil
 }
 
-// check decodes and validates a message before any database work.
-func (c *Consumer) check(m jetstream.Msg) *delivery {
-	d := &delivery{msg: m, subject: m.Subject(), data: m.Data()}
+// check decodes and validates a message before any database work: one
+// delivery per event it carries.
+func (c *Consumer) check(m jetstream.Msg) []*delivery {
+	var seq, tries uint64
 	if md, err := m.Metadata(); err == nil {
-		d.seq, d.tries = md.Sequence.Stream, md.NumDelivered
+		seq, tries = md.Sequence.Stream, md.NumDelivered
 	}
-	c.inspect(d, m.Headers())
-	return d
+	return c.split(m, m.Subject(), m.Headers(), m.Data(), seq, tries)
+}
+
+// split makes the deliveries of a message: one, or one per event of a
+// batch (event.IsBatch), each inspected.
+func (c *Consumer) split(m jetstream.Msg, subject string, h nats.Header, data []byte, seq, tries uint64) []*delivery {
+	if !event.IsBatch(h) {
+		d := &delivery{msg: m, subject: subject, data: data, seq: seq, tries: tries}
+		c.inspect(d, h)
+		return []*delivery{d}
+	}
+	parts, err := event.SplitBatch(data)
+	if err != nil {
+		d := &delivery{msg: m, subject: subject, data: data, seq: seq, tries: tries,
+			source: "", id: "stream:" + strconv.FormatUint(seq, 10), outcome: "rejected", reason: err.Error()}
+		return []*delivery{d}
+	}
+	ds := make([]*delivery, len(parts))
+	for i, p := range parts {
+		ds[i] = &delivery{msg: m, subject: subject, data: p, seq: seq, tries: tries}
+		c.inspect(ds[i], nil)
+	}
+	return ds
 }
 
 // inspect decodes and validates a delivery's message.
@@ -413,9 +451,12 @@ func (c *Consumer) record(ctx context.Context, q *busdb.Queries, ds []*delivery)
 
 // receipts builds the receipts of applied and rejected deliveries, and
 // again those of repeats: a sender that sends an event twice may have
-// missed its receipt.
+// missed its receipt. The receipts to one sender go in one message, a
+// batch when there are several: a receipt then costs the broker a fraction
+// of a message.
 func (c *Consumer) receipts(ds []*delivery) []*nats.Msg {
-	var out []*nats.Msg
+	byTo := map[string][]*ce.Event{}
+	var order []string
 	for _, d := range ds {
 		outcome := d.outcome
 		switch d.outcome {
@@ -428,9 +469,30 @@ func (c *Consumer) receipts(ds []*delivery) []*nats.Msg {
 		default:
 			continue
 		}
-		if m, ok := c.receipt(d, outcome); ok {
-			out = append(out, m)
+		to, r, ok := c.receipt(d, outcome)
+		if !ok {
+			continue
 		}
+		if byTo[to] == nil {
+			order = append(order, to)
+		}
+		byTo[to] = append(byTo[to], r)
+	}
+	var out []*nats.Msg
+	for _, to := range order {
+		subject := bus.Subject(c.self, to, bus.ReceiptType)
+		var m *nats.Msg
+		var err error
+		if rs := byTo[to]; len(rs) == 1 {
+			m, err = event.NewMsg(subject, rs[0])
+		} else {
+			m, err = event.NewBatchMsg(subject, rs)
+		}
+		if err != nil {
+			c.log.Error("encode receipts", "err", err, "to", to)
+			continue
+		}
+		out = append(out, m)
 	}
 	return out
 }
@@ -444,22 +506,22 @@ type ReceiptData struct {
 	StreamSeq uint64 `json:"stream_seq"`
 }
 
-// receipt builds the receipt of a delivery, if its sender is an agency and
-// it is not itself a receipt.
-func (c *Consumer) receipt(d *delivery, outcome string) (*nats.Msg, bool) {
+// receipt builds the receipt of a delivery and names the agency it goes
+// to, if the delivery's sender is an agency and it is not itself a receipt.
+func (c *Consumer) receipt(d *delivery, outcome string) (string, *ce.Event, bool) {
 	if d.ev == nil || d.ev.Type() == bus.ReceiptType {
-		return nil, false
+		return "", nil, false
 	}
 	to, ok := bus.AgencyOf(d.source)
 	if !ok || to == c.self {
-		return nil, false
+		return "", nil, false
 	}
 	r, err := c.registry.New(bus.Source(c.self), bus.ReceiptType, d.ev.Subject(), ReceiptData{
 		EventID: d.id, EventType: d.ev.Type(), Outcome: outcome, Reason: truncate(d.reason, 1000), StreamSeq: d.seq,
 	})
 	if err != nil {
 		c.log.Error("build receipt", "err", err, "event_id", d.id)
-		return nil, false
+		return "", nil, false
 	}
 	for _, ext := range []string{event.ExtCaseID, event.ExtTraceparent} {
 		if v, ok := d.ev.Extensions()[ext]; ok {
@@ -469,15 +531,10 @@ func (c *Consumer) receipt(d *delivery, outcome string) (*nats.Msg, bool) {
 	if c.o.Signer != nil {
 		if _, err := c.o.Signer.Sign(r); err != nil {
 			c.log.Error("sign receipt", "err", err, "event_id", d.id)
-			return nil, false
+			return "", nil, false
 		}
 	}
-	m, err := event.NewMsg(bus.Subject(c.self, to, bus.ReceiptType), r)
-	if err != nil {
-		c.log.Error("encode receipt", "err", err, "event_id", d.id)
-		return nil, false
-	}
-	return m, true
+	return to, r, true
 }
 
 // backoff is the wait after the tries-th delivery failed.
