@@ -123,6 +123,7 @@ func (o *Outbox) Enqueue(ctx context.Context, tx DB, msgs ...Message) error {
 // the writers' transactions because a NOTIFY inside them would serialise
 // every commit of the database behind one lock.
 func (o *Outbox) Wake() {
+	kickGated()
 	if o.local != nil && o.local.Leading() {
 		o.local.Kick()
 		return
@@ -134,15 +135,11 @@ func (o *Outbox) Wake() {
 	}
 }
 
-// Committed tells the relay that a transaction of this process committed
-// without enqueueing: if the relay waits for open transactions that hold
-// its rows back (the commit-order gate), it looks again at once instead of
-// after its back-off. Otherwise it costs nothing.
-func (o *Outbox) Committed() {
-	if o.local != nil && o.local.gated.Load() {
-		o.local.Kick()
-	}
-}
+// Committed tells the relays of this process that a transaction
+// committed: one that waits for open transactions holding its rows back
+// (the commit-order gate) looks again at once instead of after its
+// back-off. It costs nothing when none waits.
+func (o *Outbox) Committed() { kickGated() }
 
 func (o *Outbox) notifier() {
 	q := busdb.New(o.pool)

@@ -54,9 +54,38 @@ type Relay struct {
 
 	leading atomic.Bool
 	kick    chan struct{}
-	// gated: the relay waits for open transactions that hold rows back
-	// (Outbox.Committed kicks it when one of this process commits).
-	gated atomic.Bool
+}
+
+// gated are the relays of this process that wait for open transactions
+// holding their rows back (the commit-order gate): a commit anywhere in
+// the process may be the one they wait for, since the gate reads the
+// oldest transaction of the whole Postgres cluster, and the dev stack runs
+// all four agencies' databases in one.
+var gated struct {
+	mu     sync.Mutex
+	relays map[*Relay]struct{}
+}
+
+func (r *Relay) setGated(on bool) {
+	gated.mu.Lock()
+	defer gated.mu.Unlock()
+	if !on {
+		delete(gated.relays, r)
+		return
+	}
+	if gated.relays == nil {
+		gated.relays = map[*Relay]struct{}{}
+	}
+	gated.relays[r] = struct{}{}
+}
+
+// kickGated wakes the relays of this process that wait behind the gate.
+func kickGated() {
+	gated.mu.Lock()
+	defer gated.mu.Unlock()
+	for r := range gated.relays {
+		r.Kick()
+	}
 }
 
 // Leading reports whether this relay holds the lock now.
@@ -189,9 +218,9 @@ func (r *Relay) lead(ctx context.Context) error {
 			gate = min(2*gate, maxGateWait, r.o.PollInterval)
 			d = gate
 		}
-		r.gated.Store(blocked)
+		r.setGated(blocked)
 		err = r.wait(ctx, conn.Conn(), d)
-		r.gated.Store(false)
+		r.setGated(false)
 		if ctx.Err() != nil {
 			return nil
 		}
