@@ -97,6 +97,16 @@ func (f *fixture) send(s spec) uint64 {
 // msg builds the message of s, signed if the fixture signs.
 func (f *fixture) msg(s spec) *nats.Msg {
 	f.t.Helper()
+	m, err := event.NewMsg(bus.Subject(s.from, s.to, s.typ), f.signed(s))
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return m
+}
+
+// signed builds the event of s, signed if the fixture signs.
+func (f *fixture) signed(s spec) *ce.Event {
+	f.t.Helper()
 	e := f.build(s)
 	signers := f.signers
 	if s.typ == bus.ReceiptType {
@@ -107,16 +117,24 @@ func (f *fixture) msg(s spec) *nats.Msg {
 			f.t.Fatal(err)
 		}
 	}
-	m, err := event.NewMsg(bus.Subject(s.from, s.to, s.typ), e)
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	return m
+	return e
 }
 
 // signAll makes each agency sign its events (of fixed keys), and returns
 // the messages of specs in order, signed.
 func (f *fixture) signAll(specs []spec) []*nats.Msg {
+	f.t.Helper()
+	f.useKeys()
+	out := make([]*nats.Msg, len(specs))
+	for i, s := range specs {
+		out[i] = f.msg(s)
+	}
+	return out
+}
+
+// useKeys makes each agency sign the events built from now on, with fixed
+// keys whose trust anchors are in f.trustFile.
+func (f *fixture) useKeys() {
 	f.t.Helper()
 	seeds, trust := testKeys(f.t)
 	f.signers, f.receiptSigners = map[string]*event.Signer{}, map[string]*event.Signer{}
@@ -130,11 +148,6 @@ func (f *fixture) signAll(specs []spec) []*nats.Msg {
 		}
 	}
 	f.trustFile = writeTrust(f.t, trust)
-	out := make([]*nats.Msg, len(specs))
-	for i, s := range specs {
-		out[i] = f.msg(s)
-	}
-	return out
 }
 
 // publish stores m and returns its stream sequence.

@@ -25,6 +25,9 @@ func NewJSONL(w io.Writer) *JSONL { return &JSONL{w: bufio.NewWriterSize(w, 64<<
 // Write writes the line of m, or returns an error wrapping ErrSkipped if m
 // is not a JSON object.
 func (j *JSONL) Write(m *stream.Msg) error {
+	if m.Err != nil {
+		return skipped(m, "%v", m.Err)
+	}
 	body := m.Data
 	if m.Binary() {
 		ev, err := event.Decode(m.Header, m.Data)

@@ -5,12 +5,17 @@
 // Messages are handed over raw; their CloudEvents attributes are scanned
 // lazily (Msg.Attrs) because a replay to a table needs only a few of them and
 // a full CloudEvents decode would cost more than reading the stream itself.
+//
+// A batch message (event.BatchContentType: receipts, several to a message)
+// is handed over as one Msg per event, in order, all with the batch's
+// sequence, so that no caller needs to know batches exist.
 package stream
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -18,6 +23,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/refbus/refbus/pkg/bus"
+	"github.com/refbus/refbus/pkg/event"
 )
 
 // Range bounds a read; every bound is inclusive. Zero fields are open: the
@@ -51,7 +57,8 @@ func (r Range) Check() error {
 	return nil
 }
 
-// Msg is one message of the stream.
+// Msg is one event of the stream: a message, or one event of a batch
+// message. The events of a batch share its Seq, Stored and Subject.
 type Msg struct {
 	// Seq is the message's stream sequence.
 	Seq uint64
@@ -59,10 +66,16 @@ type Msg struct {
 	Stored time.Time
 	// Subject is the NATS subject, refbus.<from>.<to>.<event>.
 	Subject string
-	Header  nats.Header
+	// Header is the message's, except for an event of a batch: there it
+	// is the header the event would have had in a message of its own
+	// (see split).
+	Header nats.Header
 	// Data is the message body: the whole CloudEvent in structured mode,
-	// only its data in binary mode.
+	// only its data in binary mode, or one event of a batch.
 	Data []byte
+	// Err, when set, says why the message is no event at all: a batch
+	// that does not split. Decoding it must fail; Attrs has Err set too.
+	Err error
 
 	attrs   Attrs
 	scanned bool
@@ -99,9 +112,10 @@ func (m *Msg) Route() (from, to string) {
 	return rest[:i], rest[i+1 : i+1+j]
 }
 
-// Progress is told about every message read; it must be cheap and safe to
-// call from the reading goroutine. left is how many matching messages the
-// server still holds after this one.
+// Progress is told about every event read (every event of a batch, with
+// the batch's seq); it must be cheap and safe to call from the reading
+// goroutine. left is how many matching messages the server still holds
+// after this one.
 type Progress interface {
 	Step(seq, left uint64)
 }
@@ -127,7 +141,8 @@ var ErrNoStream = errors.New("no " + bus.Stream + " stream on this server")
 // Read calls fn with every message in o.Range on o.Subjects, in stream order,
 // until the range ends, the messages there when Read began run out, fn
 // returns an error (which Read returns), or ctx ends. Messages stored after
-// Read began are left out, so a read of a busy stream ends.
+// Read began are left out, so a read of a busy stream ends. A batch message
+// is read whole or not at all, and fn is called with each of its events.
 func Read(ctx context.Context, js jetstream.JetStream, o Options, fn func(*Msg) error) error {
 	if err := o.Range.Check(); err != nil {
 		return err
@@ -210,15 +225,63 @@ func Read(ctx context.Context, js jetstream.JetStream, o Options, fn func(*Msg) 
 		if seq > last || (!o.Range.Until.IsZero() && md.Timestamp.After(o.Range.Until)) {
 			return nil
 		}
-		if o.Progress != nil {
-			o.Progress.Step(seq, md.NumPending)
-		}
 		m := &Msg{Seq: seq, Stored: md.Timestamp, Subject: jm.Subject(), Header: jm.Headers(), Data: jm.Data()}
-		if err := fn(m); err != nil {
-			return err
+		if event.IsBatch(m.Header) {
+			for _, e := range split(m) {
+				if o.Progress != nil {
+					o.Progress.Step(seq, md.NumPending)
+				}
+				if err := fn(e); err != nil {
+					return err
+				}
+			}
+		} else {
+			if o.Progress != nil {
+				o.Progress.Step(seq, md.NumPending)
+			}
+			if err := fn(m); err != nil {
+				return err
+			}
 		}
 		if md.NumPending == 0 || seq == last {
 			return nil
 		}
 	}
 }
+
+// split returns the events of the batch message m, each as if it had come
+// in a message of its own: a structured event whose Nats-Msg-Id is the one
+// event.NewMsg gives it, "<source>#<id>", when the batch's own id is the
+// one event.NewBatchMsg gives its events ("<source>#<id>+<count>" of the
+// first), so that a receipt sent again in another batch is a republish
+// as it would be alone. A batch whose id is not that of its events was not
+// built so; each of its events keeps the batch's id, which verify then
+// names when it finds one of them stored twice.
+//
+// A batch that does not split is returned as it is, with Err set.
+func split(m *Msg) []*Msg {
+	parts, err := event.SplitBatch(m.Data)
+	if err != nil {
+		m.Err = err
+		m.attrs, m.scanned = Attrs{Err: err}, true
+		return []*Msg{m}
+	}
+	out := make([]*Msg, len(parts))
+	for i, p := range parts {
+		out[i] = &Msg{Seq: m.Seq, Stored: m.Stored, Subject: m.Subject, Data: p}
+	}
+	batchID := m.Header.Get(nats.MsgIdHdr)
+	first := out[0].Attrs()
+	own := first.Err == nil && batchID == msgID(first)+"+"+strconv.Itoa(len(parts))
+	for _, e := range out {
+		id := batchID
+		if a := e.Attrs(); own && a.Err == nil {
+			id = msgID(a)
+		}
+		e.Header = nats.Header{"Content-Type": {event.ContentType}, nats.MsgIdHdr: {id}}
+	}
+	return out
+}
+
+// msgID is event.MsgID of the event a describes.
+func msgID(a *Attrs) string { return a.Source() + "#" + a.ID() }

@@ -27,6 +27,7 @@ type segment struct {
 	prev    hash32 // what its first event follows
 	tail    hash32 // chain hash of its last event
 	first   uint64 // stream sequence of its first event
+	pos     uint64 // and its place in the read (inspected.pos)
 	firstID string
 	// pending are the signatures of its events not yet vouched for, in
 	// chain order (see settle).
@@ -117,12 +118,12 @@ func (v *Verifier) link(in *inspected, source uint32) {
 		a.pending = append(a.pending, p...)
 		s = a
 	case b != nil:
-		b.prev, b.first, b.firstID = in.prev, in.seq, in.id
+		b.prev, b.first, b.pos, b.firstID = in.prev, in.seq, in.pos, in.id
 		c.byPrev[b.prev] = b
 		b.pending = append(p, b.pending...)
 		s = b
 	default:
-		s = &segment{prev: in.prev, tail: in.chainHash, first: in.seq, firstID: in.id, pending: p}
+		s = &segment{prev: in.prev, tail: in.chainHash, first: in.seq, pos: in.pos, firstID: in.id, pending: p}
 		c.byTail[s.tail], c.byPrev[s.prev] = s, s
 	}
 	if len(s.pending) >= settleAfter {
@@ -137,7 +138,7 @@ func (v *Verifier) settleAll() {
 	for _, c := range v.chains {
 		segs = slices.AppendSeq(segs, maps.Values(c.byPrev))
 	}
-	slices.SortFunc(segs, func(a, b *segment) int { return cmp.Compare(a.first, b.first) })
+	slices.SortFunc(segs, func(a, b *segment) int { return cmp.Compare(a.pos, b.pos) })
 	for _, s := range segs {
 		v.settle(s)
 	}
@@ -148,7 +149,11 @@ func (v *Verifier) settleAll() {
 // was removed, or altered so that its hash changed. The first run may start
 // anywhere when the read does not start at the stream's beginning.
 func (v *Verifier) chainBreaks() {
-	var out []Problem
+	type found struct {
+		pos uint64
+		p   Problem
+	}
+	var out []found
 	for source, c := range v.chains {
 		if source&receiptChain != 0 {
 			// Receipts are chained only so that their signatures are
@@ -157,25 +162,25 @@ func (v *Verifier) chainBreaks() {
 			// so breaks prove nothing there.
 			continue
 		}
-		segs := slices.SortedFunc(maps.Values(c.byPrev), func(a, b *segment) int { return cmp.Compare(a.first, b.first) })
+		segs := slices.SortedFunc(maps.Values(c.byPrev), func(a, b *segment) int { return cmp.Compare(a.pos, b.pos) })
 		for i, s := range segs {
 			if s.prev == genesis {
 				if i > 0 {
-					out = append(out, Problem{Seq: s.first, Kind: ChainRestarted, Detail: "event " + s.firstID + " of " + v.names[source] +
-						" starts its sender's chain again (prevhash zero) after seq " + itoa(segs[0].first)})
+					out = append(out, found{s.pos, Problem{Seq: s.first, Kind: ChainRestarted, Detail: "event " + s.firstID + " of " + v.names[source] +
+						" starts its sender's chain again (prevhash zero) after seq " + itoa(segs[0].first)}})
 				}
 				continue
 			}
 			if i == 0 && !(v.complete && v.sum.FirstSeq == 1) {
 				continue
 			}
-			out = append(out, Problem{Seq: s.first, Kind: ChainBroken, Detail: "event " + s.firstID + " of " + v.names[source] +
-				" follows prevhash " + hex.EncodeToString(s.prev[:6]) + "…, which no event in the stream has: the sender's event before it was removed or altered"})
+			out = append(out, found{s.pos, Problem{Seq: s.first, Kind: ChainBroken, Detail: "event " + s.firstID + " of " + v.names[source] +
+				" follows prevhash " + hex.EncodeToString(s.prev[:6]) + "…, which no event in the stream has: the sender's event before it was removed or altered"}})
 		}
 	}
-	slices.SortFunc(out, func(a, b Problem) int { return cmp.Compare(a.Seq, b.Seq) })
-	for _, p := range out {
-		v.problem(p)
+	slices.SortFunc(out, func(a, b found) int { return cmp.Compare(a.pos, b.pos) })
+	for _, f := range out {
+		v.problem(f.p)
 	}
 }
 

@@ -18,7 +18,10 @@ import (
 // inspected is what one message says on its own: the stateless checks,
 // done on many goroutines before the ordered ones.
 type inspected struct {
-	seq      uint64
+	seq uint64
+	// pos is the event's place in the read, from 0, set by apply: events
+	// of one batch message share a seq, so ties on it are broken by pos.
+	pos      uint64
 	problems []Problem
 	// decoded is true when the message is a CloudEvent; the fields below
 	// are set only then.
@@ -114,6 +117,10 @@ func (v *Verifier) inspect(m *stream.Msg) inspected {
 		in.problem(BadSubject, "subject %q names an agency outside the network (%s)", m.Subject, strings.Join(bus.Agencies, ", "))
 	}
 	in.from, in.to = from, to
+	if m.Err != nil {
+		in.problem(Malformed, "%v", m.Err)
+		return in
+	}
 	ev, err := event.Decode(m.Header, m.Data)
 	if err != nil {
 		in.problem(Malformed, "%v", err)

@@ -81,7 +81,8 @@ const (
 
 // Problem is one thing wrong with the stream.
 type Problem struct {
-	// Seq is the stream sequence of the message the problem was found at.
+	// Seq is the stream sequence of the message the problem was found at;
+	// the events of a batch message share theirs.
 	Seq    uint64
 	Kind   Kind
 	Detail string
@@ -118,8 +119,8 @@ func oneLine(s string) string {
 
 // Summary counts what a verification saw.
 type Summary struct {
-	// Events is the number of messages checked; FirstSeq and LastSeq
-	// bound them.
+	// Events is the number of events checked, each event of a batch
+	// message counted; FirstSeq and LastSeq bound their messages.
 	Events            int
 	FirstSeq, LastSeq uint64
 	// Decoded events read as CloudEvents; Republished of them were

@@ -19,6 +19,7 @@ type senderSeq struct {
 type gap struct {
 	lo, hi int64
 	seq    uint64
+	pos    uint64 // of the event at seq, to order gaps of one batch
 	ref    string
 	source uint32
 }
@@ -46,13 +47,13 @@ func (v *Verifier) sequence(in *inspected, source uint32) {
 	switch {
 	case s.last == 0:
 		if n > 1 && v.complete {
-			addGap(gap{lo: 1, hi: n - 1, seq: in.seq})
+			addGap(gap{lo: 1, hi: n - 1, seq: in.seq, pos: in.pos})
 		}
 		s.last = n
 	case n == s.last+1:
 		s.last = n
 	case n > s.last+1:
-		addGap(gap{lo: s.last + 1, hi: n - 1, seq: in.seq})
+		addGap(gap{lo: s.last + 1, hi: n - 1, seq: in.seq, pos: in.pos})
 		s.last = n
 	case v.fill(sk, n):
 		v.problem(Problem{Seq: in.seq, Kind: Reordered, Detail: "event " + in.id + " of referral " + in.referral + " from " + in.source +
@@ -98,7 +99,7 @@ func (v *Verifier) fill(sk senderKey, n int64) bool {
 		case n == g.hi:
 			gaps[i].hi--
 		default:
-			gaps = slices.Insert(gaps, i+1, gap{lo: n + 1, hi: g.hi, seq: g.seq, ref: g.ref, source: g.source})
+			gaps = slices.Insert(gaps, i+1, gap{lo: n + 1, hi: g.hi, seq: g.seq, pos: g.pos, ref: g.ref, source: g.source})
 			gaps[i].hi = n - 1
 		}
 		if len(gaps) == 0 {
@@ -118,7 +119,7 @@ func (v *Verifier) gaps() {
 		open = append(open, gaps...)
 	}
 	slices.SortFunc(open, func(a, b gap) int {
-		return cmp.Or(cmp.Compare(a.seq, b.seq), cmp.Compare(a.lo, b.lo))
+		return cmp.Or(cmp.Compare(a.pos, b.pos), cmp.Compare(a.lo, b.lo))
 	})
 	for _, g := range open {
 		missing := "sequence " + itoa64(g.lo) + " is missing"

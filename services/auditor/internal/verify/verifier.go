@@ -161,6 +161,7 @@ func (v *Verifier) apply(in *inspected) {
 	if v.sum.Events == 0 {
 		v.sum.FirstSeq = in.seq
 	}
+	in.pos = uint64(v.sum.Events)
 	v.sum.Events++
 	v.sum.LastSeq = in.seq
 	for _, p := range in.problems {
@@ -230,6 +231,11 @@ func (v *Verifier) copyOf(in *inspected, first, rec eventRecord) {
 	case first.to != rec.to:
 		v.problem(Problem{Seq: in.seq, Kind: Replayed, Detail: "event " + in.id + " from " + in.source +
 			" of seq " + itoa(first.seq) + " is stored again, addressed to " + in.to + " instead of " + v.names[first.to]})
+	case first.seq == in.seq:
+		// Two copies in one batch message: no relay or receiver sends
+		// an event twice at once, whatever the message's id.
+		v.problem(Problem{Seq: in.seq, Kind: Replayed, Detail: "event " + in.id + " from " + in.source +
+			" is in the batch message at seq " + itoa(first.seq) + " twice"})
 	case !relayMsgID(in.msgID, in.source, in.id):
 		v.problem(Problem{Seq: in.seq, Kind: Replayed, Detail: "event " + in.id + " from " + in.source +
 			" of seq " + itoa(first.seq) + " is stored again, not by the relay (Nats-Msg-Id " + quote(in.msgID) + ")"})
