@@ -39,6 +39,9 @@ type RelayOptions struct {
 	// Signer, if set, signs and chains each event before its first
 	// publish (schemas/SIGNING.md).
 	Signer *event.Signer
+	// GateWarnAfter is how long rows may wait behind an open transaction
+	// before the relay logs which one holds them (default 10s).
+	GateWarnAfter time.Duration
 }
 
 // DefaultLockKey is the advisory lock key of the relay ("refbus").
@@ -114,6 +117,9 @@ func NewRelay(pool *pgxpool.Pool, js jetstream.JetStream, o RelayOptions) *Relay
 	if o.ReceiptTimeout == 0 {
 		o.ReceiptTimeout = 2 * time.Minute
 	}
+	if o.GateWarnAfter == 0 {
+		o.GateWarnAfter = 10 * time.Second
+	}
 	log := o.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -188,6 +194,7 @@ func (r *Relay) lead(ctx context.Context) error {
 	// a transaction that is still open: short, since it usually commits
 	// within a millisecond or two, and longer while it stays open.
 	gate := time.Duration(0)
+	var gatedSince time.Time
 	for {
 		n, blocked, err := r.publishBatch(ctx, q, &cur, m)
 		if err != nil {
@@ -208,6 +215,7 @@ func (r *Relay) lead(ctx context.Context) error {
 			nextResend = now.Add(r.o.ReceiptTimeout / 4)
 		}
 		d := r.o.PollInterval
+		r.warnGated(ctx, conn.Conn(), blocked, &gatedSince)
 		switch {
 		case !blocked:
 			gate = 0
@@ -228,6 +236,36 @@ func (r *Relay) lead(ctx context.Context) error {
 			return fmt.Errorf("wait for notification: %w", err)
 		}
 	}
+}
+
+// warnGated logs, every GateWarnAfter while the gate stays shut, the open
+// transaction it waits for: a session left open in a transaction (an
+// operator's psql, say) holds back every event of the agency.
+func (r *Relay) warnGated(ctx context.Context, conn *pgx.Conn, blocked bool, since *time.Time) {
+	switch {
+	case !blocked:
+		*since = time.Time{}
+		return
+	case since.IsZero():
+		*since = time.Now()
+		return
+	case time.Since(*since) < r.o.GateWarnAfter:
+		return
+	}
+	*since = time.Now()
+	// (sqlc does not know the statistics views, hence plain pgx.)
+	var pid int32
+	var db, user, app, state string
+	var open float64
+	err := conn.QueryRow(ctx, `SELECT pid, coalesce(datname, ''), coalesce(usename, ''), coalesce(application_name, ''),
+	       coalesce(state, ''), coalesce(extract(epoch FROM now() - xact_start), 0)::float8
+	FROM pg_stat_activity WHERE backend_xid IS NOT NULL ORDER BY age(backend_xid) DESC LIMIT 1`).Scan(&pid, &db, &user, &app, &state, &open)
+	if err != nil {
+		r.log.Warn("events wait behind an open transaction", "err", err)
+		return
+	}
+	r.log.Warn("events wait behind an open transaction: commit or end it", "pid", pid, "database", db,
+		"user", user, "application", app, "state", state, "open_seconds", int(open))
 }
 
 // maxGateWait bounds the wait for an open transaction that holds rows back:

@@ -1,10 +1,12 @@
 package agency_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -165,7 +167,9 @@ func TestRelayCursorWaitsForOpenTransaction(t *testing.T) {
 	t.Cleanup(ob.Close)
 	// A long PollInterval and no NOTIFY: the relay finds rows only when
 	// kicked, or by the short poll while rows wait for an open transaction.
-	relay := outbox.NewRelay(pool, n.jetstream(), outbox.RelayOptions{PollInterval: time.Minute})
+	var logged syncBuffer
+	relay := outbox.NewRelay(pool, n.jetstream(), outbox.RelayOptions{PollInterval: time.Minute, GateWarnAfter: 100 * time.Millisecond,
+		Logger: slog.New(slog.NewTextHandler(&logged, nil))})
 	rctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- relay.Run(rctx) }()
@@ -253,6 +257,11 @@ func TestRelayCursorWaitsForOpenTransaction(t *testing.T) {
 		}
 		return nil
 	})
+
+	// Held back that long, the relay says which transaction holds it.
+	if !strings.Contains(logged.String(), "events wait behind an open transaction: commit or end it") {
+		t.Fatalf("the relay did not say what holds it back; its log:\n%s", logged.String())
+	}
 
 	commit(open)
 	eventually(t, 5*time.Second, func() error {
@@ -576,4 +585,22 @@ func (n *network) consumerIdle(a string) func() error {
 
 func (n *network) referralStatusDirect(t *testing.T, a string, id uuid.UUID) (agency.Referral, error) {
 	return n.svc(a).svc.Referral(context.Background(), id)
+}
+
+// syncBuffer is a bytes.Buffer safe for a logger and a test to share.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

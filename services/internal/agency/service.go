@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"time"
 
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/jackc/pgx/v5"
@@ -105,7 +106,10 @@ func (s *Service) connect(ctx context.Context) error {
 	if s.nc, err = nats.Connect(s.cfg.NATSURL, opts...); err != nil {
 		return fmt.Errorf("%s: connect to nats at %s: %w", s.self, s.cfg.NATSURL, err)
 	}
-	js, err := jetstream.New(s.nc, jetstream.WithPublishAsyncMaxPending(4096))
+	// A publish whose acknowledgement never comes (the node that leads the
+	// stream was lost with it) fails after 5s, so the relay publishes it
+	// again instead of waiting forever.
+	js, err := jetstream.New(s.nc, jetstream.WithPublishAsyncMaxPending(4096), jetstream.WithPublishAsyncTimeout(5*time.Second))
 	if err != nil {
 		s.nc.Close()
 		return fmt.Errorf("%s: jetstream: %w", s.self, err)
