@@ -194,8 +194,8 @@ schedule:
 }
 
 // awaiting counts the referrals not yet received at their senders: the
-// events still waiting for their receipt. It reads a small partial index
-// (outbox_awaiting_receipt), not the referral tables, so polling it does
+// events still waiting for their receipt. It counts a small table
+// (outbox_awaiting), not the referral tables, so polling it does
 // not load the databases under test.
 func (st *stack) awaiting(ctx context.Context) (int64, error) {
 	var total atomic.Int64
@@ -203,7 +203,7 @@ func (st *stack) awaiting(ctx context.Context) (int64, error) {
 	for a, pool := range st.pools {
 		g.Go(func() error {
 			var n int64
-			if err := pool.QueryRow(gctx, "SELECT count(*) FROM outbox WHERE wants_receipt AND receipted_at IS NULL").Scan(&n); err != nil {
+			if err := pool.QueryRow(gctx, "SELECT count(*) FROM outbox_awaiting").Scan(&n); err != nil {
 				return fmt.Errorf("count referrals awaiting their receipt at %s: %w", a, err)
 			}
 			total.Add(n)

@@ -35,12 +35,17 @@ func (q *Queries) OutboxChainHead(ctx context.Context) (OutboxChainHeadRow, erro
 }
 
 const outboxInsert = `-- name: OutboxInsert :exec
-INSERT INTO outbox (event_id, event_type, subject, msg_id, traceparent, payload, wants_receipt)
-SELECT event_ids, event_types, subjects, msg_ids, traceparents, payloads, wants_receipts FROM (SELECT
-    unnest($1::uuid[]) AS event_ids, unnest($2::text[]) AS event_types,
-    unnest($3::text[]) AS subjects, unnest($4::text[]) AS msg_ids,
-    unnest($5::text[]) AS traceparents, unnest($6::bytea[]) AS payloads,
-    unnest($7::boolean[]) AS wants_receipts) AS u
+WITH written AS (
+    INSERT INTO outbox (event_id, event_type, subject, msg_id, traceparent, payload, wants_receipt)
+    SELECT event_ids, event_types, subjects, msg_ids, traceparents, payloads, wants_receipts FROM (SELECT
+        unnest($1::uuid[]) AS event_ids, unnest($2::text[]) AS event_types,
+        unnest($3::text[]) AS subjects, unnest($4::text[]) AS msg_ids,
+        unnest($5::text[]) AS traceparents, unnest($6::bytea[]) AS payloads,
+        unnest($7::boolean[]) AS wants_receipts) AS u
+    RETURNING seq, created_at, wants_receipt
+)
+INSERT INTO outbox_awaiting (seq, created_at)
+SELECT seq, created_at FROM written WHERE wants_receipt
 `
 
 type OutboxInsertParams struct {
@@ -53,6 +58,7 @@ type OutboxInsertParams struct {
 	WantsReceipts []bool
 }
 
+// Writes the events, and lists those that want a receipt as awaiting it.
 func (q *Queries) OutboxInsert(ctx context.Context, arg OutboxInsertParams) error {
 	_, err := q.db.Exec(ctx, outboxInsert,
 		arg.EventIds,
@@ -112,12 +118,17 @@ func (q *Queries) OutboxMarkPublished(ctx context.Context, arg OutboxMarkPublish
 }
 
 const outboxMarkReceipted = `-- name: OutboxMarkReceipted :many
-UPDATE outbox o
-SET receipted_at = now(), receipt_outcome = u.outcome, receipt_reason = u.reason
-FROM (SELECT unnest($1::uuid[]) AS event_id, unnest($2::text[]) AS from_agency,
-             unnest($3::text[]) AS outcome, unnest($4::text[]) AS reason) AS u
-WHERE o.event_id = u.event_id AND o.receipted_at IS NULL AND split_part(o.subject, '.', 3) = u.from_agency
-RETURNING o.event_id, o.event_type, o.subject
+WITH receipted AS (
+    UPDATE outbox o
+    SET receipted_at = now(), receipt_outcome = u.outcome, receipt_reason = u.reason
+    FROM (SELECT unnest($1::uuid[]) AS event_id, unnest($2::text[]) AS from_agency,
+                 unnest($3::text[]) AS outcome, unnest($4::text[]) AS reason) AS u
+    WHERE o.event_id = u.event_id AND o.receipted_at IS NULL AND split_part(o.subject, '.', 3) = u.from_agency
+    RETURNING o.seq, o.event_id, o.event_type, o.subject
+), done AS (
+    DELETE FROM outbox_awaiting a USING receipted r WHERE a.seq = r.seq
+)
+SELECT event_id, event_type, subject FROM receipted
 `
 
 type OutboxMarkReceiptedParams struct {
@@ -133,8 +144,9 @@ type OutboxMarkReceiptedRow struct {
 	Subject   string
 }
 
-// Records receipts; a receipt counts only from the agency the event was
-// addressed to (the third token of its subject).
+// Records receipts, in place (no indexed column changes), and takes the
+// events off outbox_awaiting; a receipt counts only from the agency the
+// event was addressed to (the third token of its subject).
 func (q *Queries) OutboxMarkReceipted(ctx context.Context, arg OutboxMarkReceiptedParams) ([]OutboxMarkReceiptedRow, error) {
 	rows, err := q.db.Query(ctx, outboxMarkReceipted,
 		arg.EventIds,
@@ -277,11 +289,11 @@ func (q *Queries) OutboxUnpublished(ctx context.Context, arg OutboxUnpublishedPa
 
 const outboxUnreceipted = `-- name: OutboxUnreceipted :many
 SELECT o.seq, o.subject, o.msg_id, o.traceparent, o.payload, o.republished
-FROM outbox o
+FROM outbox_awaiting a
+JOIN outbox o ON o.seq = a.seq
 JOIN outbox_published p ON p.seq = o.seq
-WHERE o.wants_receipt AND o.receipted_at IS NULL AND o.created_at < $1
-  AND coalesce(o.resent_at, p.published_at) < $1
-ORDER BY o.created_at
+WHERE a.created_at < $1 AND coalesce(o.resent_at, p.published_at) < $1
+ORDER BY a.seq
 LIMIT $2
 `
 
@@ -302,7 +314,7 @@ type OutboxUnreceiptedRow struct {
 // Published events whose receipt did not come back within the timeout of
 // their last send (cutoff is now minus the timeout), oldest first. Any event
 // is written before it is sent, so created_at < cutoff narrows the scan of
-// outbox_awaiting_receipt.
+// outbox_awaiting.
 func (q *Queries) OutboxUnreceipted(ctx context.Context, arg OutboxUnreceiptedParams) ([]OutboxUnreceiptedRow, error) {
 	rows, err := q.db.Query(ctx, outboxUnreceipted, arg.Cutoff, arg.MaxRows)
 	if err != nil {

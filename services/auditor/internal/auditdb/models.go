@@ -118,6 +118,11 @@ type Outbox struct {
 	ResentAt       *time.Time
 }
 
+type OutboxAwaiting struct {
+	Seq       int64
+	CreatedAt time.Time
+}
+
 type OutboxPublished struct {
 	Seq         int64
 	StreamSeq   int64

@@ -1,10 +1,16 @@
 -- name: OutboxInsert :exec
-INSERT INTO outbox (event_id, event_type, subject, msg_id, traceparent, payload, wants_receipt)
-SELECT * FROM (SELECT
-    unnest(sqlc.arg(event_ids)::uuid[]) AS event_ids, unnest(sqlc.arg(event_types)::text[]) AS event_types,
-    unnest(sqlc.arg(subjects)::text[]) AS subjects, unnest(sqlc.arg(msg_ids)::text[]) AS msg_ids,
-    unnest(sqlc.arg(traceparents)::text[]) AS traceparents, unnest(sqlc.arg(payloads)::bytea[]) AS payloads,
-    unnest(sqlc.arg(wants_receipts)::boolean[]) AS wants_receipts) AS u;
+-- Writes the events, and lists those that want a receipt as awaiting it.
+WITH written AS (
+    INSERT INTO outbox (event_id, event_type, subject, msg_id, traceparent, payload, wants_receipt)
+    SELECT * FROM (SELECT
+        unnest(sqlc.arg(event_ids)::uuid[]) AS event_ids, unnest(sqlc.arg(event_types)::text[]) AS event_types,
+        unnest(sqlc.arg(subjects)::text[]) AS subjects, unnest(sqlc.arg(msg_ids)::text[]) AS msg_ids,
+        unnest(sqlc.arg(traceparents)::text[]) AS traceparents, unnest(sqlc.arg(payloads)::bytea[]) AS payloads,
+        unnest(sqlc.arg(wants_receipts)::boolean[]) AS wants_receipts) AS u
+    RETURNING seq, created_at, wants_receipt
+)
+INSERT INTO outbox_awaiting (seq, created_at)
+SELECT seq, created_at FROM written WHERE wants_receipt;
 
 -- name: OutboxUnpublished :many
 -- The rows after the relay's cursor in commit order. ready: the row's
@@ -64,13 +70,13 @@ WHERE (sqlc.arg(last_txid)::xid8, sqlc.arg(last_seq)::bigint) > (c.txid, c.seq);
 -- Published events whose receipt did not come back within the timeout of
 -- their last send (cutoff is now minus the timeout), oldest first. Any event
 -- is written before it is sent, so created_at < cutoff narrows the scan of
--- outbox_awaiting_receipt.
+-- outbox_awaiting.
 SELECT o.seq, o.subject, o.msg_id, o.traceparent, o.payload, o.republished
-FROM outbox o
+FROM outbox_awaiting a
+JOIN outbox o ON o.seq = a.seq
 JOIN outbox_published p ON p.seq = o.seq
-WHERE o.wants_receipt AND o.receipted_at IS NULL AND o.created_at < sqlc.arg(cutoff)
-  AND coalesce(o.resent_at, p.published_at) < sqlc.arg(cutoff)
-ORDER BY o.created_at
+WHERE a.created_at < sqlc.arg(cutoff) AND coalesce(o.resent_at, p.published_at) < sqlc.arg(cutoff)
+ORDER BY a.seq
 LIMIT sqlc.arg(max_rows);
 
 -- name: OutboxMarkResent :exec
@@ -81,14 +87,20 @@ SET republished = republished + 1, resent_at = now()
 WHERE seq = ANY(sqlc.arg(seqs)::bigint[]);
 
 -- name: OutboxMarkReceipted :many
--- Records receipts; a receipt counts only from the agency the event was
--- addressed to (the third token of its subject).
-UPDATE outbox o
-SET receipted_at = now(), receipt_outcome = u.outcome, receipt_reason = u.reason
-FROM (SELECT unnest(sqlc.arg(event_ids)::uuid[]) AS event_id, unnest(sqlc.arg(froms)::text[]) AS from_agency,
-             unnest(sqlc.arg(outcomes)::text[]) AS outcome, unnest(sqlc.arg(reasons)::text[]) AS reason) AS u
-WHERE o.event_id = u.event_id AND o.receipted_at IS NULL AND split_part(o.subject, '.', 3) = u.from_agency
-RETURNING o.event_id, o.event_type, o.subject;
+-- Records receipts, in place (no indexed column changes), and takes the
+-- events off outbox_awaiting; a receipt counts only from the agency the
+-- event was addressed to (the third token of its subject).
+WITH receipted AS (
+    UPDATE outbox o
+    SET receipted_at = now(), receipt_outcome = u.outcome, receipt_reason = u.reason
+    FROM (SELECT unnest(sqlc.arg(event_ids)::uuid[]) AS event_id, unnest(sqlc.arg(froms)::text[]) AS from_agency,
+                 unnest(sqlc.arg(outcomes)::text[]) AS outcome, unnest(sqlc.arg(reasons)::text[]) AS reason) AS u
+    WHERE o.event_id = u.event_id AND o.receipted_at IS NULL AND split_part(o.subject, '.', 3) = u.from_agency
+    RETURNING o.seq, o.event_id, o.event_type, o.subject
+), done AS (
+    DELETE FROM outbox_awaiting a USING receipted r WHERE a.seq = r.seq
+)
+SELECT event_id, event_type, subject FROM receipted;
 
 -- name: OutboxNotify :exec
 SELECT pg_notify('refbus_outbox', '');
