@@ -174,18 +174,10 @@ type Receipt struct {
 	From string
 }
 
-// Receipted is a sent event whose first receipt was just recorded.
-type Receipted struct {
-	EventID   uuid.UUID
-	EventType string
-	// To is the agency the event was addressed to.
-	To string
-}
-
-// MarkReceipted records receipts in tx and returns the events they were the
-// first receipt for; repeated receipts and receipts for unknown events are
-// left out.
-func MarkReceipted(ctx context.Context, tx DB, rs []Receipt) ([]Receipted, error) {
+// RecordReceipts records receipts in db: the first receipt of each event
+// from the agency it was addressed to counts, others change nothing. It
+// returns nothing, so a pgbatch.Tx may send it with its COMMIT.
+func RecordReceipts(ctx context.Context, db DB, rs []Receipt) error {
 	p := busdb.OutboxMarkReceiptedParams{
 		EventIds: make([]uuid.UUID, len(rs)),
 		Outcomes: make([]string, len(rs)),
@@ -195,14 +187,8 @@ func MarkReceipted(ctx context.Context, tx DB, rs []Receipt) ([]Receipted, error
 	for i, r := range rs {
 		p.EventIds[i], p.Outcomes[i], p.Reasons[i], p.Froms[i] = r.EventID, r.Outcome, r.Reason, r.From
 	}
-	rows, err := busdb.New(tx).OutboxMarkReceipted(ctx, p)
-	if err != nil {
-		return nil, fmt.Errorf("mark receipted: %w", err)
+	if err := busdb.New(db).OutboxMarkReceipted(ctx, p); err != nil {
+		return fmt.Errorf("record receipts: %w", err)
 	}
-	out := make([]Receipted, len(rows))
-	for i, r := range rows {
-		_, to, _ := bus.ParseSubject(r.Subject)
-		out[i] = Receipted{EventID: r.EventID, EventType: r.EventType, To: to}
-	}
-	return out, nil
+	return nil
 }

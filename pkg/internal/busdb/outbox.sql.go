@@ -117,18 +117,16 @@ func (q *Queries) OutboxMarkPublished(ctx context.Context, arg OutboxMarkPublish
 	return err
 }
 
-const outboxMarkReceipted = `-- name: OutboxMarkReceipted :many
+const outboxMarkReceipted = `-- name: OutboxMarkReceipted :exec
 WITH receipted AS (
     UPDATE outbox o
     SET receipted_at = now(), receipt_outcome = u.outcome, receipt_reason = u.reason
     FROM (SELECT unnest($1::uuid[]) AS event_id, unnest($2::text[]) AS from_agency,
                  unnest($3::text[]) AS outcome, unnest($4::text[]) AS reason) AS u
     WHERE o.event_id = u.event_id AND o.receipted_at IS NULL AND split_part(o.subject, '.', 3) = u.from_agency
-    RETURNING o.seq, o.event_id, o.event_type, o.subject
-), done AS (
-    DELETE FROM outbox_awaiting a USING receipted r WHERE a.seq = r.seq
+    RETURNING o.seq
 )
-SELECT event_id, event_type, subject FROM receipted
+DELETE FROM outbox_awaiting a USING receipted r WHERE a.seq = r.seq
 `
 
 type OutboxMarkReceiptedParams struct {
@@ -138,38 +136,18 @@ type OutboxMarkReceiptedParams struct {
 	Reasons  []string
 }
 
-type OutboxMarkReceiptedRow struct {
-	EventID   uuid.UUID
-	EventType string
-	Subject   string
-}
-
 // Records receipts, in place (no indexed column changes), and takes the
-// events off outbox_awaiting; a receipt counts only from the agency the
-// event was addressed to (the third token of its subject).
-func (q *Queries) OutboxMarkReceipted(ctx context.Context, arg OutboxMarkReceiptedParams) ([]OutboxMarkReceiptedRow, error) {
-	rows, err := q.db.Query(ctx, outboxMarkReceipted,
+// events off outbox_awaiting. A receipt counts only from the agency the
+// event was addressed to (the third token of its subject), and only the
+// first of an event's receipts is kept.
+func (q *Queries) OutboxMarkReceipted(ctx context.Context, arg OutboxMarkReceiptedParams) error {
+	_, err := q.db.Exec(ctx, outboxMarkReceipted,
 		arg.EventIds,
 		arg.Froms,
 		arg.Outcomes,
 		arg.Reasons,
 	)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var items []OutboxMarkReceiptedRow
-	for rows.Next() {
-		var i OutboxMarkReceiptedRow
-		if err := rows.Scan(&i.EventID, &i.EventType, &i.Subject); err != nil {
-			return nil, err
-		}
-		items = append(items, i)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	return items, nil
+	return err
 }
 
 const outboxMarkResent = `-- name: OutboxMarkResent :exec

@@ -28,7 +28,9 @@ func (s *Service) Apply(ctx context.Context, tx *pgbatch.Tx, evs []*ce.Event) ([
 	var recv db.ReferralReceiveParams
 	var receipts []outbox.Receipt
 	var moves []int
-	subjectOf := map[uuid.UUID]string{}
+	// The referral each receipt is about (its subject), and the type of
+	// the event it answers, by the receipt's index in receipts.
+	var subjectOf, receiptTypes []string
 	var works []requestedData
 	for i, e := range evs {
 		switch e.Type() {
@@ -50,7 +52,7 @@ func (s *Service) Apply(ctx context.Context, tx *pgbatch.Tx, evs []*ce.Event) ([
 				continue
 			}
 			receipts = append(receipts, outbox.Receipt{EventID: id, Outcome: d.Outcome, Reason: d.Reason, From: mustAgency(e.Source())})
-			subjectOf[id] = e.Subject()
+			subjectOf, receiptTypes = append(subjectOf, e.Subject()), append(receiptTypes, d.EventType)
 		case TypeOverdue, TypeConsentRevoked:
 			moves = append(moves, i)
 		default:
@@ -88,38 +90,31 @@ func (s *Service) Apply(ctx context.Context, tx *pgbatch.Tx, evs []*ce.Event) ([
 		}
 	}
 	if len(receipts) > 0 {
-		done, err := outbox.MarkReceipted(ctx, tx, receipts)
-		if err != nil {
+		// Nothing below reads what these write: they go with the COMMIT.
+		if err := outbox.RecordReceipts(ctx, tx.Later(), receipts); err != nil {
 			return nil, err
 		}
-		var received, undelivered []uuid.UUID
-		var reasons []string
-		byID := map[uuid.UUID]outbox.Receipt{}
-		for _, r := range receipts {
-			byID[r.EventID] = r
-		}
-		for _, d := range done {
-			if d.EventType != TypeRequested {
-				continue
-			}
-			ref, err := uuid.Parse(subjectOf[d.EventID])
-			if err != nil {
-				continue
-			}
-			if r := byID[d.EventID]; r.Outcome == "applied" {
-				received = append(received, ref)
-			} else {
-				undelivered = append(undelivered, ref)
-				reasons = append(reasons, r.Reason)
+		// The referrals of requested events receipted: each statement
+		// keeps those whose receipt the outbox recorded with its outcome.
+		var received db.ReferralMarkReceivedParams
+		var undelivered db.ReferralMarkUndeliveredParams
+		for i, r := range receipts {
+			ref, err := uuid.Parse(subjectOf[i])
+			switch {
+			case err != nil || receiptTypes[i] != TypeRequested:
+			case r.Outcome == "applied":
+				received.Ids, received.EventIds = append(received.Ids, ref), append(received.EventIds, r.EventID)
+			default:
+				undelivered.Ids, undelivered.EventIds = append(undelivered.Ids, ref), append(undelivered.EventIds, r.EventID)
 			}
 		}
-		if len(received) > 0 {
+		if len(received.Ids) > 0 {
 			if err := later.ReferralMarkReceived(ctx, received); err != nil {
 				return nil, fmt.Errorf("mark received: %w", err)
 			}
 		}
-		if len(undelivered) > 0 {
-			if err := q.ReferralMarkUndelivered(ctx, db.ReferralMarkUndeliveredParams{Ids: undelivered, Reasons: reasons}); err != nil {
+		if len(undelivered.Ids) > 0 {
+			if err := later.ReferralMarkUndelivered(ctx, undelivered); err != nil {
 				return nil, fmt.Errorf("mark undelivered: %w", err)
 			}
 		}

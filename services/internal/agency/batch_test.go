@@ -10,10 +10,13 @@ import (
 	ce "github.com/cloudevents/sdk-go/v2/event"
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nkeys"
 
 	"github.com/refbus/refbus/pkg/bus"
 	"github.com/refbus/refbus/pkg/event"
+	"github.com/refbus/refbus/pkg/natstest"
 	"github.com/refbus/refbus/schemas"
+	"github.com/refbus/refbus/services/internal/agency"
 )
 
 // Receipts come several to a message (a CloudEvents batch). Each event of a
@@ -94,4 +97,43 @@ func TestBatchedReceiptsJudgedOneByOne(t *testing.T) {
 	if got, _ := n.referralStatus("health", r.ID.String()); got.Status != "received" {
 		t.Fatalf("referral is %q at its sender, want received", got.Status)
 	}
+}
+
+// A referral its receiver refuses at the bus (here: not signed with the
+// key ngo trusts for health) stays requested at its sender, which shows
+// why; the refusal comes back in a receipt.
+func TestRefusedOnDeliveryShowsWhy(t *testing.T) {
+	t.Parallel()
+	srv := natstest.New(t)
+	n := &network{t: t, nats: srv, natsURL: srv.ClientURL(), urls: map[string]string{}, svcs: map[string]*running{}}
+	kp, err := nkeys.CreateAccount()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stranger, err := kp.PublicKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range []string{"health", "ngo"} {
+		n.urls[a] = newDB(t)
+		n.start(a, func(c *agency.Config) {
+			if a == "ngo" {
+				c.Trust = event.Trust{"health": stranger}
+			}
+		})
+	}
+	r := n.refer("health", "ngo", "legal_help", "")
+	eventually(t, 10*time.Second, func() error {
+		got, err := n.referralStatus("health", r.ID.String())
+		if err != nil {
+			return err
+		}
+		if got.DeliveryError == "" {
+			return fmt.Errorf("no delivery error yet (status %s)", got.Status)
+		}
+		if got.Status != "requested" || !strings.Contains(got.DeliveryError, "sign") {
+			return fmt.Errorf("status %s, delivery error %q", got.Status, got.DeliveryError)
+		}
+		return nil
+	})
 }

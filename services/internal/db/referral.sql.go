@@ -396,29 +396,41 @@ func (q *Queries) ReferralListOutgoing(ctx context.Context, arg ReferralListOutg
 const referralMarkReceived = `-- name: ReferralMarkReceived :exec
 UPDATE referral
 SET status = 'received', received_at = now(), updated_at = now()
-WHERE id = ANY($1::uuid[]) AND status = 'requested'
+FROM (SELECT unnest($1::uuid[]) AS id, unnest($2::uuid[]) AS event_id) AS u
+JOIN outbox o ON o.event_id = u.event_id AND o.receipt_outcome = 'applied'
+WHERE referral.id = u.id AND referral.to_agency = split_part(o.subject, '.', 3) AND referral.status = 'requested'
 `
 
-// The receipt of a referral came back: it was received.
-func (q *Queries) ReferralMarkReceived(ctx context.Context, ids []uuid.UUID) error {
-	_, err := q.db.Exec(ctx, referralMarkReceived, ids)
+type ReferralMarkReceivedParams struct {
+	Ids      []uuid.UUID
+	EventIds []uuid.UUID
+}
+
+// The receipt of a referral came back: it was received. It counts as the
+// outbox recorded it (outbox.RecordReceipts, earlier in the transaction):
+// for an event this agency sent, from the agency it went to, applied.
+func (q *Queries) ReferralMarkReceived(ctx context.Context, arg ReferralMarkReceivedParams) error {
+	_, err := q.db.Exec(ctx, referralMarkReceived, arg.Ids, arg.EventIds)
 	return err
 }
 
 const referralMarkUndelivered = `-- name: ReferralMarkUndelivered :exec
 UPDATE referral
-SET delivery_error = u.reason, updated_at = now()
-FROM (SELECT unnest($1::uuid[]) AS id, unnest($2::text[]) AS reason) AS u
-WHERE referral.id = u.id
+SET delivery_error = o.receipt_reason, updated_at = now()
+FROM (SELECT unnest($1::uuid[]) AS id, unnest($2::uuid[]) AS event_id) AS u
+JOIN outbox o ON o.event_id = u.event_id AND o.receipt_outcome = 'rejected'
+WHERE referral.id = u.id AND referral.to_agency = split_part(o.subject, '.', 3)
 `
 
 type ReferralMarkUndeliveredParams struct {
-	Ids     []uuid.UUID
-	Reasons []string
+	Ids      []uuid.UUID
+	EventIds []uuid.UUID
 }
 
+// The agency the referral went to refused it at the bus, for reason; as
+// the outbox recorded it.
 func (q *Queries) ReferralMarkUndelivered(ctx context.Context, arg ReferralMarkUndeliveredParams) error {
-	_, err := q.db.Exec(ctx, referralMarkUndelivered, arg.Ids, arg.Reasons)
+	_, err := q.db.Exec(ctx, referralMarkUndelivered, arg.Ids, arg.EventIds)
 	return err
 }
 

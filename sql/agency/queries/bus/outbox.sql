@@ -86,21 +86,20 @@ UPDATE outbox
 SET republished = republished + 1, resent_at = now()
 WHERE seq = ANY(sqlc.arg(seqs)::bigint[]);
 
--- name: OutboxMarkReceipted :many
+-- name: OutboxMarkReceipted :exec
 -- Records receipts, in place (no indexed column changes), and takes the
--- events off outbox_awaiting; a receipt counts only from the agency the
--- event was addressed to (the third token of its subject).
+-- events off outbox_awaiting. A receipt counts only from the agency the
+-- event was addressed to (the third token of its subject), and only the
+-- first of an event's receipts is kept.
 WITH receipted AS (
     UPDATE outbox o
     SET receipted_at = now(), receipt_outcome = u.outcome, receipt_reason = u.reason
     FROM (SELECT unnest(sqlc.arg(event_ids)::uuid[]) AS event_id, unnest(sqlc.arg(froms)::text[]) AS from_agency,
                  unnest(sqlc.arg(outcomes)::text[]) AS outcome, unnest(sqlc.arg(reasons)::text[]) AS reason) AS u
     WHERE o.event_id = u.event_id AND o.receipted_at IS NULL AND split_part(o.subject, '.', 3) = u.from_agency
-    RETURNING o.seq, o.event_id, o.event_type, o.subject
-), done AS (
-    DELETE FROM outbox_awaiting a USING receipted r WHERE a.seq = r.seq
+    RETURNING o.seq
 )
-SELECT event_id, event_type, subject FROM receipted;
+DELETE FROM outbox_awaiting a USING receipted r WHERE a.seq = r.seq;
 
 -- name: OutboxNotify :exec
 SELECT pg_notify('refbus_outbox', '');

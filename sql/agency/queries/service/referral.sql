@@ -34,16 +34,23 @@ FROM (SELECT unnest(sqlc.arg(ids)::uuid[]) AS id, unnest(sqlc.arg(case_ids)::uui
 ON CONFLICT (id) DO NOTHING;
 
 -- name: ReferralMarkReceived :exec
--- The receipt of a referral came back: it was received.
+-- The receipt of a referral came back: it was received. It counts as the
+-- outbox recorded it (outbox.RecordReceipts, earlier in the transaction):
+-- for an event this agency sent, from the agency it went to, applied.
 UPDATE referral
 SET status = 'received', received_at = now(), updated_at = now()
-WHERE id = ANY(sqlc.arg(ids)::uuid[]) AND status = 'requested';
+FROM (SELECT unnest(sqlc.arg(ids)::uuid[]) AS id, unnest(sqlc.arg(event_ids)::uuid[]) AS event_id) AS u
+JOIN outbox o ON o.event_id = u.event_id AND o.receipt_outcome = 'applied'
+WHERE referral.id = u.id AND referral.to_agency = split_part(o.subject, '.', 3) AND referral.status = 'requested';
 
 -- name: ReferralMarkUndelivered :exec
+-- The agency the referral went to refused it at the bus, for reason; as
+-- the outbox recorded it.
 UPDATE referral
-SET delivery_error = u.reason, updated_at = now()
-FROM (SELECT unnest(sqlc.arg(ids)::uuid[]) AS id, unnest(sqlc.arg(reasons)::text[]) AS reason) AS u
-WHERE referral.id = u.id;
+SET delivery_error = o.receipt_reason, updated_at = now()
+FROM (SELECT unnest(sqlc.arg(ids)::uuid[]) AS id, unnest(sqlc.arg(event_ids)::uuid[]) AS event_id) AS u
+JOIN outbox o ON o.event_id = u.event_id AND o.receipt_outcome = 'rejected'
+WHERE referral.id = u.id AND referral.to_agency = split_part(o.subject, '.', 3);
 
 -- name: ReferralGet :one
 SELECT * FROM referral WHERE id = $1;
