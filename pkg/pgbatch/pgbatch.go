@@ -63,14 +63,6 @@ func (b *Batch) Send(ctx context.Context, on Sender) error {
 	return res.Close()
 }
 
-// DB is what a Tx offers its users: the statements of sqlc's generated
-// code and of outbox.Enqueue.
-type DB interface {
-	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
-	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
-	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
-}
-
 // Tx is a transaction on one connection that spends as few round trips as
 // it can: BEGIN is sent with its first statement, and writes queued with
 // Later are sent with the next statement, or with COMMIT. A consumer that
@@ -81,7 +73,7 @@ type DB interface {
 // with, so queue only writes whose result nothing decides on.
 type Tx struct {
 	conn   *pgx.Conn
-	queued pgx.Batch
+	queued Batch
 	began  bool
 	done   bool
 }
@@ -89,19 +81,9 @@ type Tx struct {
 // Begin starts a transaction on conn without a round trip.
 func Begin(conn *pgx.Conn) *Tx { return &Tx{conn: conn} }
 
-// Later returns a DB whose Exec queues its statement on t instead of
-// running it; its Query and QueryRow run at once, after the queued writes.
-func (t *Tx) Later() DB { return later{t} }
-
-type later struct{ *Tx }
-
-func (l later) Exec(_ context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
-	if l.done {
-		return pgconn.CommandTag{}, pgx.ErrTxClosed
-	}
-	l.queued.Queue(sql, args...)
-	return pgconn.CommandTag{}, nil
-}
+// Later returns the Batch of writes queued on t: its Exec queues a
+// statement, sent with t's next statement or its COMMIT.
+func (t *Tx) Later() *Batch { return &t.queued }
 
 // send runs BEGIN (the first time), the queued writes and then sql in one
 // round trip, and returns the results positioned at sql's.
@@ -114,8 +96,8 @@ func (t *Tx) send(ctx context.Context, sql string, args []any) (pgx.BatchResults
 		b.Queue("BEGIN")
 		t.began = true
 	}
-	b.QueuedQueries = append(b.QueuedQueries, t.queued.QueuedQueries...)
-	t.queued = pgx.Batch{}
+	b.QueuedQueries = append(b.QueuedQueries, t.queued.b.QueuedQueries...)
+	t.queued = Batch{}
 	before := b.Len()
 	b.Queue(sql, args...)
 	res := t.conn.SendBatch(ctx, &b)
@@ -198,7 +180,7 @@ func (t *Tx) Commit(ctx context.Context) error {
 	if t.done {
 		return pgx.ErrTxClosed
 	}
-	if !t.began && t.queued.Len() == 0 {
+	if !t.began && t.queued.b.Len() == 0 {
 		t.done = true
 		return nil
 	}
@@ -227,7 +209,7 @@ func (t *Tx) Rollback(ctx context.Context) error {
 		return nil
 	}
 	t.done = true
-	t.queued = pgx.Batch{}
+	t.queued = Batch{}
 	if !t.began {
 		return nil
 	}

@@ -247,3 +247,29 @@ func runAudit(t *testing.T, args ...string) (int, string, string) {
 	code := a.run(ctx, args)
 	return code, stdout.String(), stderr.String()
 }
+
+// verifyProblems runs refbus-audit verify with args, expects exit 1, and
+// checks that its problem lines begin, in order, with want. It returns the
+// output.
+func (f *fixture) verifyProblems(t *testing.T, want []string, args ...string) string {
+	t.Helper()
+	code, out, errOut := f.audit(append([]string{"verify"}, args...)...)
+	if code != exitProblems {
+		t.Fatalf("verify: exit %d, want 1\n%s%s", code, out, errOut)
+	}
+	var problems []string
+	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+		if strings.HasPrefix(l, "seq ") {
+			problems = append(problems, l)
+		}
+	}
+	if len(problems) != len(want) {
+		t.Fatalf("verify found %d problems, want %d:\n%s", len(problems), len(want), out)
+	}
+	for i, w := range want {
+		if !strings.HasPrefix(problems[i], w) {
+			t.Errorf("problem %d:\n got %s\nwant %s...", i+1, problems[i], w)
+		}
+	}
+	return out
+}

@@ -2,7 +2,11 @@ package agency
 
 import (
 	"context"
+	"errors"
+	"fmt"
 
+	"github.com/refbus/refbus/pkg/event"
+	"github.com/refbus/refbus/pkg/outbox"
 	"github.com/refbus/refbus/pkg/pgbatch"
 	"github.com/refbus/refbus/services/internal/db"
 )
@@ -65,10 +69,21 @@ func (s *Service) writeGroup(ctx context.Context, group []*creation) error {
 	if err != nil {
 		return err
 	}
-	if err := s.out.Enqueue(ctx, &b, msgs...); err != nil {
+	if err := s.enqueue(ctx, &b, msgs...); err != nil {
 		return err
 	}
 	return b.Send(ctx, s.pool)
+}
+
+// enqueue enqueues msgs in db. An event that breaks its schema was built
+// from the request (Registry.Build leaves validating to the outbox), so it
+// is the caller's ErrInvalid.
+func (s *Service) enqueue(ctx context.Context, db outbox.DB, msgs ...outbox.Message) error {
+	err := s.out.Enqueue(ctx, db, msgs...)
+	if errors.Is(err, event.ErrInvalid) {
+		return fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	return err
 }
 
 // commit queues a referral for the next group and waits for its commit.

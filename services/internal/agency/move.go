@@ -109,7 +109,7 @@ func (s *Service) Move(ctx context.Context, id uuid.UUID, mv referral.Move, in M
 		if err != nil {
 			return err
 		}
-		return s.out.Enqueue(ctx, tx, msgs...)
+		return s.enqueue(ctx, tx, msgs...)
 	})
 	if errConsentGone(err) {
 		return Referral{}, s.consentGone(ctx, in.ConsentID, in.ToAgency, "", nil, "forwarded")
@@ -123,10 +123,6 @@ func (s *Service) Move(ctx context.Context, id uuid.UUID, mv referral.Move, in M
 	if err != nil {
 		if errors.Is(err, ErrNotFound) || errors.Is(err, ErrConflict) || errors.Is(err, ErrForbidden) || errors.Is(err, ErrInvalid) {
 			return Referral{}, err
-		}
-		if errors.Is(err, event.ErrInvalid) {
-			// A forwarded referral's event, validated by Enqueue.
-			return Referral{}, fmt.Errorf("%w: %v", ErrInvalid, err)
 		}
 		return Referral{}, fmt.Errorf("%s referral: %w", mv, err)
 	}

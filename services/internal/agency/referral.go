@@ -148,9 +148,6 @@ func (s *Service) CreateReferral(ctx context.Context, in NewReferral) (Referral,
 	if errors.Is(err, ErrInvalid) {
 		return Referral{}, err
 	}
-	if errors.Is(err, event.ErrInvalid) {
-		return Referral{}, fmt.Errorf("%w: %v", ErrInvalid, err)
-	}
 	if errConsentGone(err) {
 		return Referral{}, s.consentGone(ctx, in.ConsentID, in.ToAgency, key, append(sharedCategories(key), in.Work.categories()...), "made")
 	}
