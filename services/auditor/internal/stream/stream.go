@@ -226,20 +226,15 @@ func Read(ctx context.Context, js jetstream.JetStream, o Options, fn func(*Msg) 
 			return nil
 		}
 		m := &Msg{Seq: seq, Stored: md.Timestamp, Subject: jm.Subject(), Header: jm.Headers(), Data: jm.Data()}
+		events := []*Msg{m}
 		if event.IsBatch(m.Header) {
-			for _, e := range split(m) {
-				if o.Progress != nil {
-					o.Progress.Step(seq, md.NumPending)
-				}
-				if err := fn(e); err != nil {
-					return err
-				}
-			}
-		} else {
+			events = split(m)
+		}
+		for _, e := range events {
 			if o.Progress != nil {
 				o.Progress.Step(seq, md.NumPending)
 			}
-			if err := fn(m); err != nil {
+			if err := fn(e); err != nil {
 				return err
 			}
 		}
