@@ -6,7 +6,7 @@
 -- receipts found room on their page. The others wrote the row elsewhere
 -- and a new entry in each of its seven indexes. At 50 every update the
 -- bench makes is in place (HOT), and recording a batch of receipts costs
--- about half as much. New pages only; the table grows by about a third.
+-- about half as much. New pages only; they hold 1.6 times fewer rows.
 ALTER TABLE referral SET (fillfactor = 50);
 
 -- +goose Down
