@@ -2,11 +2,12 @@ package event
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 
 	ce "github.com/cloudevents/sdk-go/v2/event"
+	jsoniter "github.com/json-iterator/go"
 	"github.com/nats-io/nats.go"
 )
 
@@ -51,17 +52,33 @@ func NewBatchMsg(subject string, evs []*ce.Event) (*nats.Msg, error) {
 // SplitBatch returns the events of a batch body, each the bytes of one
 // structured event as it was sent, for Decode. An error wraps
 // ErrMalformed.
+//
+// It only frames the events: Decode checks each one strictly (json.Valid),
+// so the batch is read in one lenient pass instead of two strict ones.
 func SplitBatch(body []byte) ([][]byte, error) {
-	var elems []json.RawMessage
-	if err := json.Unmarshal(body, &elems); err != nil {
-		return nil, fmt.Errorf("%w: batch is not a JSON array of events: %v", ErrMalformed, err)
+	malformed := func(why string) error {
+		return fmt.Errorf("%w: batch is not a JSON array of events: %s", ErrMalformed, why)
 	}
-	if len(elems) == 0 {
+	it := jsoniter.ConfigDefault.BorrowIterator(body)
+	defer jsoniter.ConfigDefault.ReturnIterator(it)
+	if it.WhatIsNext() != jsoniter.ArrayValue {
+		return nil, malformed("it does not start with [")
+	}
+	var out [][]byte
+	it.ReadArrayCB(func(it *jsoniter.Iterator) bool {
+		out = append(out, bytes.TrimLeft(it.SkipAndReturnBytes(), " \t\r\n"))
+		return it.Error == nil
+	})
+	if it.Error != nil {
+		return nil, malformed(it.Error.Error())
+	}
+	// Past the closing ], only white space may follow: reading on must hit
+	// the end of the body.
+	if it.WhatIsNext(); it.Error != io.EOF {
+		return nil, malformed("there is more after its closing ]")
+	}
+	if len(out) == 0 {
 		return nil, fmt.Errorf("%w: batch holds no event", ErrMalformed)
-	}
-	out := make([][]byte, len(elems))
-	for i, e := range elems {
-		out[i] = e
 	}
 	return out, nil
 }

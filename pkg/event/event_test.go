@@ -716,9 +716,41 @@ func TestBatchRoundTrip(t *testing.T) {
 			t.Fatalf("event %d came back as %s/%s %s", i, got.ID(), got.Subject(), got.Data())
 		}
 	}
-	for _, bad := range []string{``, `{}`, `[]`, `[{"a":1}`, `[1] x`} {
+	for _, bad := range []string{``, `{}`, `[]`, `[{"a":1}`, `[1] x`, `[{"a":1},]`, `[{"a":1} {"b":2}]`, `[{"a":1}]]`, `[,{"a":1}]`, `[{"a":}]`, ` [{"a":1}] ,`} {
 		if _, err := SplitBatch([]byte(bad)); !errors.Is(err, ErrMalformed) {
 			t.Errorf("SplitBatch(%q) = %v, want ErrMalformed", bad, err)
 		}
 	}
+	// Framing only: an element that is no event is Decode's to refuse.
+	if parts, err := SplitBatch([]byte(" [{\"a\":[1,\"]\"]}, 42]\n")); err != nil || len(parts) != 2 || string(parts[0]) != `{"a":[1,"]"]}` || string(parts[1]) != "42" {
+		t.Errorf("SplitBatch of two elements = %q, %v", parts, err)
+	}
+}
+
+// FuzzSplitBatch holds SplitBatch to encoding/json's reading of a batch:
+// every batch it accepts splits into the same events, and a batch it
+// refuses is refused too, unless one of the parts is no JSON, which Decode
+// then refuses on its own.
+func FuzzSplitBatch(f *testing.F) {
+	for _, s := range []string{`[{"a":1}]`, `[{"a":1},{"b":[2,"]"]}]`, ` [ {} , 42 ] `, `[{"a":1},]`, `[{"a":"\u0001"}]`, "[{\"a\":\"\x01\"}]", `[{"a":1}] x`, `[]`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		var want []json.RawMessage
+		stdErr := json.Unmarshal(body, &want)
+		got, err := SplitBatch(body)
+		switch {
+		case stdErr == nil && len(want) > 0:
+			if err != nil || len(got) != len(want) {
+				t.Fatalf("SplitBatch(%q) = %d parts, %v; encoding/json reads %d", body, len(got), err, len(want))
+			}
+			for i := range want {
+				if !bytes.Equal(got[i], want[i]) {
+					t.Fatalf("part %d of %q is %q, encoding/json reads %q", i, body, got[i], want[i])
+				}
+			}
+		case err == nil && !slices.ContainsFunc(got, func(p []byte) bool { return !json.Valid(p) }):
+			t.Fatalf("SplitBatch(%q) accepts %q, which encoding/json refuses: %v", body, got, stdErr)
+		}
+	})
 }

@@ -2,7 +2,6 @@ package event
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -180,7 +179,7 @@ func (r *Registry) Build(source, eventType, subject string, data any) (*ce.Event
 	if err != nil {
 		return nil, fmt.Errorf("new event id: %w", err)
 	}
-	b, err := json.Marshal(data)
+	b, err := jsoniter.ConfigCompatibleWithStandardLibrary.Marshal(data)
 	if err != nil {
 		return nil, fmt.Errorf("%w: encode data: %w", ErrInvalid, err)
 	}
