@@ -145,17 +145,14 @@ func run(ctx context.Context, log *slog.Logger, args []string) (res result, err 
 	}
 	families := max(c.n, c.warmup, int(float64(c.rate)*c.duration.Seconds()))/len(pairs) + 1
 	st, err := startStack(ctx, log, c.keep, c.pgSettings, families)
-	if st != nil {
-		// Also when the stack came up only in part: what started, stops.
-		defer func() {
-			if cerr := st.close(context.WithoutCancel(ctx)); cerr != nil {
-				err = errors.Join(err, fmt.Errorf("clean up: %w", cerr))
-			}
-		}()
-	}
 	if err != nil {
 		return res, err
 	}
+	defer func() {
+		if cerr := st.close(context.WithoutCancel(ctx)); cerr != nil {
+			err = errors.Join(err, fmt.Errorf("clean up: %w", cerr))
+		}
+	}()
 	st.stall = c.stall
 	// A service that stops on its own ends the bench with its error
 	// instead of leaving the waits below to time out.
