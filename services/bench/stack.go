@@ -110,12 +110,14 @@ func startStack(ctx context.Context, log *slog.Logger, keep bool, extra map[stri
 	// Each family's consent is recorded before its referral, as at intake:
 	// families consents per pair, so that no two referrals of a run share
 	// one (sharing would make their transactions queue on its lock).
+	// Each goroutine fills its own element of a slice made before any of
+	// them starts: the map is only read once they are done.
 	st.consents = map[pair][]uuid.UUID{}
-	var mu sync.Mutex
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(32)
 	for _, p := range pairs {
-		st.consents[p] = make([]uuid.UUID, families)
+		ids := make([]uuid.UUID, families)
+		st.consents[p] = ids
 		for k := range families {
 			g.Go(func() error {
 				c, err := st.svcs[p.from].RecordConsent(gctx, agency.NewConsent{GivenBy: "bench", ToAgency: p.to, Purpose: "bench",
@@ -123,9 +125,7 @@ func startStack(ctx context.Context, log *slog.Logger, keep bool, extra map[stri
 				if err != nil {
 					return fmt.Errorf("record consent: %w", err)
 				}
-				mu.Lock()
-				st.consents[p][k] = c.ID
-				mu.Unlock()
+				ids[k] = c.ID
 				return nil
 			})
 		}
