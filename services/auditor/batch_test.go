@@ -96,14 +96,7 @@ func TestReplayBatches(t *testing.T) {
 		{[]string{"--type", bus.ReceiptType}, "4 7 7 7 8 11 12"},
 		{[]string{"--agency", "ngo"}, "9 10 11 12"},
 	} {
-		code, out, errOut := f.audit(append([]string{"replay"}, tc.args...)...)
-		if code != exitOK {
-			t.Errorf("replay %v: exit %d: %s", tc.args, code, errOut)
-			continue
-		}
-		if got := seqs(out); got != tc.want {
-			t.Errorf("replay %v: seqs %q, want %q", tc.args, got, tc.want)
-		}
+		f.replaySeqs(t, tc.args, tc.want)
 	}
 	if _, out, _ := f.audit("replay", "--from-seq", "7", "--to-seq", "7"); strings.Count(out, "health → education     receipt.v1") != 3 {
 		t.Errorf("table of seq 7 does not show its three receipts:\n%s", out)

@@ -92,6 +92,20 @@ func TestReplayGolden(t *testing.T) {
 	}
 }
 
+// replaySeqs runs replay with args and checks the stream sequences of the
+// events it lists (a table, as seqs reads it).
+func (f *fixture) replaySeqs(t *testing.T, args []string, want string) {
+	t.Helper()
+	code, out, errOut := f.audit(append([]string{"replay"}, args...)...)
+	if code != exitOK {
+		t.Errorf("replay %v: exit %d: %s", args, code, errOut)
+		return
+	}
+	if got := seqs(out); got != want {
+		t.Errorf("replay %v: seqs %q, want %q", args, got, want)
+	}
+}
+
 // seqs returns the stream sequences of the lines of a table.
 func seqs(table string) string {
 	var out []string
@@ -123,14 +137,7 @@ func TestReplayFilters(t *testing.T) {
 		{[]string{"--until", "2000-01-01T00:00:00Z"}, ""},
 		{[]string{"--agency", "health", "--case", cs(1), "--to-seq", "6"}, "1 2 3 4 5 6"},
 	} {
-		code, out, errOut := f.audit(append([]string{"replay"}, tc.args...)...)
-		if code != exitOK {
-			t.Errorf("replay %v: exit %d: %s", tc.args, code, errOut)
-			continue
-		}
-		if got := seqs(out); got != tc.want {
-			t.Errorf("replay %v: seqs %q, want %q", tc.args, got, tc.want)
-		}
+		f.replaySeqs(t, tc.args, tc.want)
 	}
 }
 
