@@ -57,6 +57,9 @@ type Relay struct {
 
 	leading atomic.Bool
 	kick    chan struct{}
+	// kicks counts Kick calls. A kick counted before the relay began a
+	// read is answered by that read, so the wait after it ignores it.
+	kicks atomic.Uint64
 }
 
 // gated are the relays of this process that wait for open transactions
@@ -97,6 +100,7 @@ func (r *Relay) Leading() bool { return r.leading.Load() }
 // Kick wakes this relay without a round trip through Postgres; writers in
 // the same process use it instead of NOTIFY (see Outbox.Wake).
 func (r *Relay) Kick() {
+	r.kicks.Add(1)
 	select {
 	case r.kick <- struct{}{}:
 	default:
@@ -196,6 +200,7 @@ func (r *Relay) lead(ctx context.Context) error {
 	gate := time.Duration(0)
 	var gatedSince time.Time
 	for {
+		seen := r.kicks.Load()
 		n, blocked, err := r.publishBatch(ctx, q, &cur, m)
 		if err != nil {
 			return err
@@ -227,7 +232,7 @@ func (r *Relay) lead(ctx context.Context) error {
 			d = gate
 		}
 		r.setGated(blocked)
-		err = r.wait(ctx, conn.Conn(), d)
+		err = r.wait(ctx, conn.Conn(), d, seen)
 		r.setGated(false)
 		if ctx.Err() != nil {
 			return nil
@@ -273,22 +278,33 @@ func (r *Relay) warnGated(ctx context.Context, conn *pgx.Conn, blocked bool, sin
 // wake the relay when they commit.
 const maxGateWait = 32 * time.Millisecond
 
-// wait returns when a NOTIFY or a Kick arrives, or after d. A kick cancels
-// WaitForNotification, which pgx survives: it interrupts the read with a
-// deadline and leaves the connection usable.
-func (r *Relay) wait(ctx context.Context, conn *pgx.Conn, d time.Duration) error {
+// wait returns when a NOTIFY or a Kick arrives, or after d. A kick counted
+// by seen, before the read it follows began, is ignored: that read saw
+// what the kick was about, and reading again would find nothing. A kick
+// cancels WaitForNotification, which pgx survives: it interrupts the read
+// with a deadline and leaves the connection usable.
+func (r *Relay) wait(ctx context.Context, conn *pgx.Conn, d time.Duration, seen uint64) error {
+	fresh := func() bool { return r.kicks.Load() != seen }
 	select {
 	case <-r.kick:
-		return nil
+		if fresh() {
+			return nil
+		}
 	default:
 	}
 	wctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
 	go func() {
-		select {
-		case <-r.kick:
-			cancel()
-		case <-wctx.Done():
+		for {
+			select {
+			case <-r.kick:
+				if fresh() {
+					cancel()
+					return
+				}
+			case <-wctx.Done():
+				return
+			}
 		}
 	}()
 	_, err := conn.WaitForNotification(wctx)
@@ -357,7 +373,8 @@ func (r *Relay) publishBatch(ctx context.Context, q *busdb.Queries, cur *busdb.R
 }
 
 // marker records published batches (OutboxMarkPublished) in the order the
-// relay published them, merging those that queued up into one statement.
+// relay published them, merging those that come within markLinger of each
+// other into one statement.
 type marker struct {
 	r     *Relay
 	queue chan busdb.OutboxMarkPublishedParams
@@ -365,6 +382,14 @@ type marker struct {
 	mu    sync.Mutex
 	err   error
 }
+
+// markLinger is how long the marker waits for more published batches
+// before it records them. At a few hundred events a second the relay
+// publishes them one or two at a time; recording each batch on its own
+// cost a round trip and a commit per event. What waits unrecorded when
+// the relay crashes is published again at restart, and dropped as a
+// duplicate.
+const markLinger = 20 * time.Millisecond
 
 func (r *Relay) startMarker(ctx context.Context) *marker {
 	m := &marker{r: r, queue: make(chan busdb.OutboxMarkPublishedParams, 64), done: make(chan struct{})}
@@ -400,8 +425,11 @@ func (m *marker) stop() {
 func (m *marker) run(ctx context.Context) {
 	defer close(m.done)
 	q := busdb.New(m.r.pool)
+	linger := time.NewTimer(markLinger)
 	for b := range m.queue {
-		// Merge what queued up behind b: one statement, one commit.
+		// Merge what queues up behind b for a while: one statement, one
+		// commit. Until the queue is closed: stop records at once.
+		linger.Reset(markLinger)
 	merge:
 		for {
 			select {
@@ -412,7 +440,7 @@ func (m *marker) run(ctx context.Context) {
 				b.Seqs = append(b.Seqs, more.Seqs...)
 				b.StreamSeqs = append(b.StreamSeqs, more.StreamSeqs...)
 				b.LastTxid, b.LastSeq = more.LastTxid, more.LastSeq
-			default:
+			case <-linger.C:
 				break merge
 			}
 		}
