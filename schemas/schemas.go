@@ -6,6 +6,7 @@ import (
 	"embed"
 
 	"github.com/refbus/refbus/pkg/event"
+	"github.com/refbus/refbus/pkg/receipt"
 )
 
 // FS holds the schema files.
@@ -13,5 +14,5 @@ import (
 //go:embed *.json
 var FS embed.FS
 
-// Registry compiles the schemas.
-func Registry() (*event.Registry, error) { return event.NewRegistry(FS) }
+// Registry compiles the schemas, with the bus's own (the receipt's).
+func Registry() (*event.Registry, error) { return event.NewRegistry(FS, receipt.Schema) }

@@ -49,13 +49,14 @@ type schemaFile struct {
 	eventType string
 }
 
-// NewRegistry compiles every *.json file in fsys, walked recursively. Each
-// file must have an absolute "$id". A file with a top-level
+// NewRegistry compiles every *.json file in each of fsyss, walked
+// recursively: the application's schemas and the bus's own (the receipt's,
+// in package receipt). Each file must have an absolute "$id". A file with a top-level
 // "x-cloudevents-type" string describes the data of that event type; files
 // without it (shared $defs, say) are still added so that $ref between
 // schemas resolves. References are resolved only among these files: nothing
 // is fetched from the network or the local disk.
-func NewRegistry(fsys fs.FS) (*Registry, error) {
+func NewRegistry(fsyss ...fs.FS) (*Registry, error) {
 	c := jsonschema.NewCompiler()
 	c.DefaultDraft(jsonschema.Draft2020)
 	// An empty loader makes an unresolvable $ref a compile error instead of
@@ -63,22 +64,24 @@ func NewRegistry(fsys fs.FS) (*Registry, error) {
 	c.UseLoader(jsonschema.SchemeURLLoader{})
 
 	var files []schemaFile
-	err := fs.WalkDir(fsys, ".", func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if d.IsDir() || path.Ext(p) != ".json" {
+	for _, fsys := range fsyss {
+		err := fs.WalkDir(fsys, ".", func(p string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			if d.IsDir() || path.Ext(p) != ".json" {
+				return nil
+			}
+			f, err := addSchemaResource(c, fsys, p)
+			if err != nil {
+				return fmt.Errorf("schema %s: %w", p, err)
+			}
+			files = append(files, f)
 			return nil
-		}
-		f, err := addSchemaResource(c, fsys, p)
+		})
 		if err != nil {
-			return fmt.Errorf("schema %s: %w", p, err)
+			return nil, fmt.Errorf("load schemas: %w", err)
 		}
-		files = append(files, f)
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("load schemas: %w", err)
 	}
 
 	r := &Registry{schemas: make(map[string]*typeSchema)}
