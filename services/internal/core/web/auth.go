@@ -19,7 +19,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 	"golang.org/x/time/rate"
 
-	"github.com/refbus/refbus/services/internal/db"
+	"github.com/refbus/refbus/services/internal/core/app"
 )
 
 // The roles of an agency's people and systems.
@@ -75,8 +75,8 @@ type User struct {
 	Password string
 }
 
-// SeedUser creates or updates a user of the agency whose store is q.
-func SeedUser(ctx context.Context, q *db.Queries, u User) error {
+// SeedUser creates or updates a user of the node a runs.
+func SeedUser(ctx context.Context, a *app.App, u User) error {
 	if !slices.Contains(Roles, u.Role) {
 		return fmt.Errorf("seed user %s: role %q is not one of %v", u.Username, u.Role, Roles)
 	}
@@ -87,10 +87,7 @@ func SeedUser(ctx context.Context, q *db.Queries, u User) error {
 			return err
 		}
 	}
-	if err := q.WebUserUpsert(ctx, db.WebUserUpsertParams{Username: u.Username, DisplayName: u.Name, Role: u.Role, PasswordHash: hash}); err != nil {
-		return fmt.Errorf("seed user %s: %w", u.Username, err)
-	}
-	return nil
+	return a.PutUser(ctx, app.User{Username: u.Username, Name: u.Name, Role: u.Role, PasswordHash: hash})
 }
 
 // signInLimit slows down password guessing: each client address may try
@@ -137,12 +134,8 @@ func (u *UI) newSession(ctx context.Context, w http.ResponseWriter, username, ro
 	_, _ = rand.Read(tok[:])
 	hash := sha256.Sum256(tok[:])
 	expires := time.Now().Add(u.cfg.SessionTTL)
-	q := db.New(u.pool)
-	if err := q.WebSessionDeleteExpired(ctx); err != nil {
-		return fmt.Errorf("delete expired sessions: %w", err)
-	}
-	if err := q.WebSessionInsert(ctx, db.WebSessionInsertParams{TokenHash: hash[:], Username: username, Role: role, ExpiresAt: expires}); err != nil {
-		return fmt.Errorf("insert session: %w", err)
+	if err := u.app.StartSession(ctx, hash[:], username, role, expires); err != nil {
+		return err
 	}
 	http.SetCookie(w, u.cookie(u.sessionCookie(), base64.RawURLEncoding.EncodeToString(tok[:]), expires))
 	return nil
@@ -173,14 +166,14 @@ func (u *UI) sessionPrincipal(r *http.Request) (*Principal, error) {
 		return nil, nil
 	}
 	hash := sha256.Sum256(tok)
-	s, err := db.New(u.pool).WebSessionGet(r.Context(), hash[:])
-	if errors.Is(err, pgx.ErrNoRows) {
+	s, err := u.app.SessionByToken(r.Context(), hash[:])
+	if errors.Is(err, app.ErrNotFound) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("read session: %w", err)
+		return nil, err
 	}
-	return &Principal{Username: s.Username, Name: s.DisplayName, Agency: u.agency, Role: s.Role, Lang: s.Lang, Session: hash[:]}, nil
+	return &Principal{Username: s.Username, Name: s.Name, Agency: u.agency, Role: s.Role, Lang: s.Lang, Session: hash[:]}, nil
 }
 
 // apiClaims are the claims of an agency system's bearer token.

@@ -8,9 +8,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/refbus/refbus/services/internal/db"
+	"github.com/refbus/refbus/services/internal/core/app"
 )
 
 // watcher tells the open pages of one UI that referrals may have changed.
@@ -18,7 +17,7 @@ import (
 // inbox rows (two index lookups: every change to a referral here comes with
 // one or the other), so a hundred open pages cost one query a second.
 type watcher struct {
-	pool  *pgxpool.Pool
+	app   *app.App
 	every time.Duration
 	log   *slog.Logger
 
@@ -27,8 +26,8 @@ type watcher struct {
 	cancel context.CancelFunc
 }
 
-func newWatcher(pool *pgxpool.Pool, every time.Duration, log *slog.Logger) *watcher {
-	return &watcher{pool: pool, every: every, log: log, subs: map[chan struct{}]struct{}{}}
+func newWatcher(a *app.App, every time.Duration, log *slog.Logger) *watcher {
+	return &watcher{app: a, every: every, log: log, subs: map[chan struct{}]struct{}{}}
 }
 
 // subscribe returns a channel that receives a value after each change, and
@@ -55,8 +54,7 @@ func (w *watcher) subscribe() (<-chan struct{}, func()) {
 }
 
 func (w *watcher) run(ctx context.Context) {
-	q := db.New(w.pool)
-	last, err := q.WebChangeMark(ctx)
+	last, err := w.app.ChangeMark(ctx)
 	tick := time.NewTicker(w.every)
 	defer tick.Stop()
 	for {
@@ -65,7 +63,7 @@ func (w *watcher) run(ctx context.Context) {
 			return
 		case <-tick.C:
 		}
-		m, merr := q.WebChangeMark(ctx)
+		m, merr := w.app.ChangeMark(ctx)
 		if merr != nil {
 			if ctx.Err() == nil {
 				w.log.Warn("look for changes", "err", merr)

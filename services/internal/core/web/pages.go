@@ -17,8 +17,8 @@ import (
 
 	"github.com/refbus/refbus/pkg/bus"
 	"github.com/refbus/refbus/pkg/referral"
-	"github.com/refbus/refbus/services/internal/agency"
-	"github.com/refbus/refbus/services/internal/db"
+	"github.com/refbus/refbus/schemas"
+	"github.com/refbus/refbus/services/internal/core/app"
 )
 
 // page is what every template gets.
@@ -98,11 +98,11 @@ func (u *UI) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	name, password := strings.TrimSpace(r.PostFormValue("username")), r.PostFormValue("password")
-	user, err := db.New(u.pool).WebUserGet(r.Context(), name)
+	user, err := u.app.UserByName(r.Context(), name)
 	hash := dummyHash
 	if err == nil && user.PasswordHash != "" {
 		hash = []byte(user.PasswordHash)
-	} else if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+	} else if err != nil && !errors.Is(err, app.ErrNotFound) {
 		u.fail(w, r, err)
 		return
 	}
@@ -123,7 +123,7 @@ func (u *UI) login(w http.ResponseWriter, r *http.Request) {
 
 func (u *UI) logout(w http.ResponseWriter, r *http.Request) {
 	if p, ok := PrincipalFrom(r.Context()); ok && p.Session != nil {
-		if err := db.New(u.pool).WebSessionDelete(r.Context(), p.Session); err != nil {
+		if err := u.app.EndSession(r.Context(), p.Session); err != nil {
 			u.fail(w, r, err)
 			return
 		}
@@ -139,7 +139,7 @@ func (u *UI) setLang(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if p, ok := PrincipalFrom(r.Context()); ok && p.Session != nil {
-		if err := db.New(u.pool).WebUserSetLang(r.Context(), db.WebUserSetLangParams{Username: p.Username, Lang: lang}); err != nil {
+		if err := u.app.SetLanguage(r.Context(), p.Username, lang); err != nil {
 			u.fail(w, r, err)
 			return
 		}
@@ -253,51 +253,19 @@ func (u *UI) list(w http.ResponseWriter, r *http.Request, box string) {
 
 func (u *UI) listData(r *http.Request, box string, f filter) (listData, error) {
 	ctx := r.Context()
-	p := db.WebInboxParams{
-		Agency: u.agency, OverdueOnly: f.Overdue, FromAt: u.day(f.From, 0), ToAt: u.day(f.To, 1),
-		BeforeAt: f.before, BeforeID: f.beforeID, MaxRows: pageSize + 1,
+	list := app.Incoming
+	if box == "sent" {
+		list = app.Outgoing
 	}
-	if f.Status != "" {
-		p.Status = pgtype.Text{String: f.Status, Valid: true}
-	}
-	if f.Service != "" {
-		p.Service = pgtype.Text{String: f.Service, Valid: true}
-	}
-	var (
-		rs []db.Referral
-		cs []db.WebInboxCountsRow
-	)
-	// The rows and the counts come from one snapshot, so they agree. They
-	// are planned at Postgres's default page cost: the service's sessions
-	// plan the bus's keyed writes at 1.1 (agency.plannerCosts), at which a
-	// filter that few referrals match walks the whole store in date order
-	// instead of scanning it in parallel (the inbox page's p95 went from
-	// about 50 to about 75 ms in make bench).
-	err := pgx.BeginTxFunc(ctx, u.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, "SET LOCAL random_page_cost = 4"); err != nil {
-			return err
-		}
-		q := db.New(tx)
-		var err error
-		if box == "inbox" {
-			if rs, err = q.WebInbox(ctx, p); err == nil {
-				cs, err = q.WebInboxCounts(ctx, u.agency)
-			}
-			return err
-		}
-		if rs, err = q.WebSent(ctx, db.WebSentParams(p)); err == nil {
-			var sc []db.WebSentCountsRow
-			sc, err = q.WebSentCounts(ctx, u.agency)
-			for _, c := range sc {
-				cs = append(cs, db.WebInboxCountsRow(c))
-			}
-		}
-		return err
+	page, err := u.app.ListPage(ctx, list, app.Filter{
+		Status: f.Status, Service: f.Service, OverdueOnly: f.Overdue, From: u.day(f.From, 0), To: u.day(f.To, 1),
+		BeforeAt: f.before, BeforeID: f.beforeID, Limit: pageSize + 1,
 	})
 	if err != nil {
 		return listData{}, err
 	}
-	d := listData{Box: box, Filter: f, Services: u.svc.Services()}
+	rs, cs := page.Referrals, page.Counts
+	d := listData{Box: box, Filter: f, Services: u.app.Services()}
 	for _, s := range referral.States() {
 		d.Statuses = append(d.Statuses, string(s))
 	}
@@ -322,7 +290,7 @@ func (u *UI) listData(r *http.Request, box string, f filter) (listData, error) {
 		if box == "sent" {
 			other = x.ToAgency
 		}
-		d.Rows = append(d.Rows, row{ID: x.ID.String(), Other: other, Service: x.Service, Status: x.Status, Overdue: x.OverdueAt != nil, Created: x.CreatedAt, Updated: x.UpdatedAt})
+		d.Rows = append(d.Rows, row{ID: x.ID.String(), Other: other, Service: x.Service, Status: x.Status, Overdue: x.Overdue, Created: x.CreatedAt, Updated: x.UpdatedAt})
 	}
 	return d, nil
 }
@@ -352,12 +320,12 @@ var moveFields = map[referral.Move][]string{
 var placementFields = []string{"bed", "ends_on", "address"}
 
 type referralData struct {
-	R        agency.Referral
+	R        app.Referral
 	Incoming bool
 	Other    string
 	Actions  []action
 	ReadOnly bool
-	Timeline []agency.Step
+	Timeline []app.Step
 	Others   []string
 	Services []string
 	Reasons  []string
@@ -373,8 +341,8 @@ func (u *UI) showReferral(w http.ResponseWriter, r *http.Request, status int, er
 		u.errorPage(w, r, http.StatusNotFound, "error.not_found")
 		return
 	}
-	ref, err := u.svc.Referral(r.Context(), id)
-	if errors.Is(err, agency.ErrNotFound) {
+	ref, err := u.app.Referral(r.Context(), id)
+	if errors.Is(err, app.ErrNotFound) {
 		u.errorPage(w, r, http.StatusNotFound, "error.not_found")
 		return
 	}
@@ -382,13 +350,13 @@ func (u *UI) showReferral(w http.ResponseWriter, r *http.Request, status int, er
 		u.fail(w, r, err)
 		return
 	}
-	c, err := u.svc.Case(r.Context(), ref.CaseID)
+	c, err := u.app.Case(r.Context(), ref.CaseID)
 	if err != nil {
 		u.fail(w, r, err)
 		return
 	}
 	p, _ := PrincipalFrom(r.Context())
-	d := referralData{R: ref, Incoming: ref.ToAgency == u.agency, Timeline: c.Timeline, Others: u.svc.Others(), Services: u.svc.Services(), ReadOnly: p.Role == RoleAuditor}
+	d := referralData{R: ref, Incoming: ref.ToAgency == u.agency, Timeline: c.Timeline, Others: u.app.Nodes(), Services: u.app.Services(), ReadOnly: p.Role == RoleAuditor}
 	d.Other = ref.FromAgency
 	party := referral.Receiver
 	if !d.Incoming {
@@ -403,7 +371,7 @@ func (u *UI) showReferral(w http.ResponseWriter, r *http.Request, status int, er
 	if !d.ReadOnly {
 		for _, mv := range referral.Allowed(referral.State(ref.Status), party) {
 			fields := moveFields[mv]
-			if mv == referral.Accept && u.svc.HasBeds(ref.Service) {
+			if mv == referral.Accept && u.app.TakesPeopleIn(ref.Service) {
 				fields = placementFields // a shelter takes the family in: which bed, until when, where
 			}
 			d.Actions = append(d.Actions, action{Move: string(mv), Fields: fields, Danger: mv == referral.Decline || mv == referral.Fail || mv == referral.Cancel})
@@ -419,23 +387,23 @@ func (u *UI) move(w http.ResponseWriter, r *http.Request) {
 		u.errorPage(w, r, http.StatusNotFound, "error.not_found")
 		return
 	}
-	in := agency.MoveInput{
+	in := app.MoveInput{
 		ReasonCode: r.PostFormValue("reason_code"), Reason: strings.TrimSpace(r.PostFormValue("reason")),
 		Outcome: strings.TrimSpace(r.PostFormValue("outcome")), Note: strings.TrimSpace(r.PostFormValue("note")),
 		ToAgency: r.PostFormValue("to_agency"), Service: r.PostFormValue("service"),
 	}
 	if bed := strings.TrimSpace(r.PostFormValue("bed")); bed != "" {
-		in.Work = &agency.Work{Placement: &agency.Placement{
+		in.Work = &schemas.Work{Placement: &schemas.Placement{
 			Bed: bed, EndsOn: r.PostFormValue("ends_on"), Address: strings.TrimSpace(r.PostFormValue("address")),
 		}}
 	}
 	if mv == referral.Forward {
 		// The forwarded referral passes on the case's person key, if it
 		// has one: the consent covers identity too.
-		in.ConsentID, err = u.recordConsent(r, in.ToAgency, "", agency.CategoryIdentity)
+		in.ConsentID, err = u.recordConsent(r, in.ToAgency, "", schemas.CategoryIdentity)
 	}
 	if err == nil {
-		_, err = u.svc.Move(r.Context(), id, mv, in)
+		_, err = u.app.Move(r.Context(), id, mv, in)
 	}
 	if status, key := moveProblem(err); status != 0 {
 		if status == http.StatusInternalServerError {
@@ -452,13 +420,13 @@ func moveProblem(err error) (int, string) {
 	switch {
 	case err == nil:
 		return 0, ""
-	case errors.Is(err, agency.ErrNotFound):
+	case errors.Is(err, app.ErrNotFound):
 		return http.StatusNotFound, "error.not_found"
-	case errors.Is(err, agency.ErrConflict):
+	case errors.Is(err, app.ErrConflict):
 		return http.StatusConflict, "error.conflict"
-	case errors.Is(err, agency.ErrForbidden):
+	case errors.Is(err, app.ErrForbidden):
 		return http.StatusForbidden, "error.forbidden"
-	case errors.Is(err, agency.ErrInvalid):
+	case errors.Is(err, app.ErrInvalid):
 		return http.StatusUnprocessableEntity, "error.invalid"
 	default:
 		return http.StatusInternalServerError, "error.internal"
@@ -474,15 +442,15 @@ type newData struct {
 }
 
 func (u *UI) newPage(w http.ResponseWriter, r *http.Request) {
-	u.render(w, r, http.StatusOK, "new", "new", newData{Others: u.svc.Others(), Services: u.svc.Services(), CaseID: r.URL.Query().Get("case")}, "")
+	u.render(w, r, http.StatusOK, "new", "new", newData{Others: u.app.Nodes(), Services: u.app.Services(), CaseID: r.URL.Query().Get("case")}, "")
 }
 
 func (u *UI) create(w http.ResponseWriter, r *http.Request) {
-	in := agency.NewReferral{
+	in := app.NewReferral{
 		ToAgency: r.PostFormValue("to_agency"), Service: r.PostFormValue("service"),
 		Note: strings.TrimSpace(r.PostFormValue("note")), PersonID: strings.TrimSpace(r.PostFormValue("person_id")),
 	}
-	d := newData{Others: u.svc.Others(), Services: u.svc.Services(), CaseID: r.PostFormValue("case_id")}
+	d := newData{Others: u.app.Nodes(), Services: u.app.Services(), CaseID: r.PostFormValue("case_id")}
 	if c := strings.TrimSpace(d.CaseID); c != "" {
 		id, err := uuid.Parse(c)
 		if err != nil {
@@ -497,13 +465,13 @@ func (u *UI) create(w http.ResponseWriter, r *http.Request) {
 	}
 	var identity []string
 	if in.PersonID != "" {
-		identity = append(identity, agency.CategoryIdentity)
+		identity = append(identity, schemas.CategoryIdentity)
 	}
 	var err error
 	in.ConsentID, err = u.recordConsent(r, in.ToAgency, in.PersonID, identity...)
-	var ref agency.Referral
+	var ref app.Referral
 	if err == nil {
-		ref, err = u.svc.CreateReferral(r.Context(), in)
+		ref, err = u.app.CreateReferral(r.Context(), in)
 	}
 	if status, key := moveProblem(err); status != 0 {
 		if status == http.StatusInternalServerError {
@@ -531,14 +499,14 @@ func consentField(t T, id string) consentFieldData { return consentFieldData{T: 
 func (u *UI) recordConsent(r *http.Request, to, personID string, extra ...string) (uuid.UUID, error) {
 	until, err := time.ParseInLocation("2006-01-02", r.PostFormValue("consent_until"), u.cfg.Location)
 	if err != nil {
-		return uuid.Nil, fmt.Errorf("%w: consent_until: pick the last day the consent is valid", agency.ErrInvalid)
+		return uuid.Nil, fmt.Errorf("%w: consent_until: pick the last day the consent is valid", app.ErrInvalid)
 	}
-	c, err := u.svc.RecordConsent(r.Context(), agency.NewConsent{
+	c, err := u.app.RecordConsent(r.Context(), app.NewConsent{
 		GivenBy:        strings.TrimSpace(r.PostFormValue("consent_given_by")),
 		PersonID:       personID,
 		ToAgency:       to,
 		Purpose:        strings.TrimSpace(r.PostFormValue("consent_purpose")),
-		DataCategories: append([]string{agency.CategorySummary}, extra...),
+		DataCategories: append([]string{schemas.CategorySummary}, extra...),
 		ExpiresAt:      until.AddDate(0, 0, 1),
 	})
 	return c.ID, err

@@ -14,7 +14,7 @@ import (
 	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
 
-	"github.com/refbus/refbus/services/internal/db"
+	"github.com/refbus/refbus/services/internal/core/app"
 )
 
 // OIDCConfig signs people in through the agency's identity provider (the
@@ -109,8 +109,7 @@ func (u *UI) oidcCallback(w http.ResponseWriter, r *http.Request) {
 		u.errorPage(w, r, http.StatusForbidden, "error.other_agency")
 		return
 	}
-	q := db.New(u.pool)
-	if err := q.WebUserUpsert(r.Context(), db.WebUserUpsertParams{Username: claims.username, DisplayName: claims.name, Role: claims.role}); err != nil {
+	if err := u.app.PutUser(r.Context(), app.User{Username: claims.username, Name: claims.name, Role: claims.role}); err != nil {
 		u.fail(w, r, err)
 		return
 	}

@@ -5,7 +5,7 @@
 // for people (passwords or OIDC), bearer tokens for agency systems, and
 // roles (caseworker, supervisor, auditor).
 //
-// The agency service mounts it through agency.Config.Web:
+// A node mounts it through core.Config.Web:
 //
 //	cfg.Web = web.Mount(web.Config{...})
 package web
@@ -23,9 +23,8 @@ import (
 	_ "time/tzdata" // Asia/Almaty and Asia/Bishkek on machines without a zoneinfo database
 
 	"github.com/danielgtaylor/huma/v2"
-	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/refbus/refbus/services/internal/agency"
+	"github.com/refbus/refbus/services/internal/core/app"
 )
 
 // Config is how the UI and the sign-in are set up.
@@ -52,9 +51,8 @@ type Config struct {
 // UI is one agency's caseworker UI.
 type UI struct {
 	cfg    Config
-	svc    *agency.Service
+	app    *app.App
 	agency string
-	pool   *pgxpool.Pool
 	log    *slog.Logger
 	cats   map[string]catalogue
 	pages  map[string]*template.Template
@@ -72,11 +70,11 @@ var templateFiles embed.FS
 //go:embed static
 var staticFiles embed.FS
 
-// Mount returns the hook agency.Config.Web takes: it builds the UI of the
+// Mount returns the hook core.Config.Web takes: it builds the UI of the
 // service, documents its routes in the service's OpenAPI document, and
 // wraps the API so that only the agency's own people and systems reach it.
-func Mount(cfg Config) func(ctx context.Context, s *agency.Service, api huma.API, next http.Handler) (http.Handler, error) {
-	return func(ctx context.Context, s *agency.Service, api huma.API, next http.Handler) (http.Handler, error) {
+func Mount(cfg Config) func(ctx context.Context, a *app.App, api huma.API, next http.Handler) (http.Handler, error) {
+	return func(ctx context.Context, s *app.App, api huma.API, next http.Handler) (http.Handler, error) {
 		u, err := New(ctx, cfg, s)
 		if err != nil {
 			return nil, err
@@ -88,7 +86,7 @@ func Mount(cfg Config) func(ctx context.Context, s *agency.Service, api huma.API
 
 // New builds the UI of service s. Its event streams end when ctx does: pass
 // the context the service runs under.
-func New(ctx context.Context, cfg Config, s *agency.Service) (*UI, error) {
+func New(ctx context.Context, cfg Config, s *app.App) (*UI, error) {
 	if cfg.SessionTTL == 0 {
 		cfg.SessionTTL = 10 * time.Hour
 	}
@@ -108,7 +106,7 @@ func New(ctx context.Context, cfg Config, s *agency.Service) (*UI, error) {
 	if len(cfg.APIKey) > 0 && len(cfg.APIKey) < 32 {
 		return nil, fmt.Errorf("web: the API key must have at least 32 bytes, not %d", len(cfg.APIKey))
 	}
-	u := &UI{cfg: cfg, svc: s, agency: s.Agency(), pool: s.Pool(), log: cfg.Logger.With("component", "web"), stopped: ctx.Done()}
+	u := &UI{cfg: cfg, app: s, agency: s.Node(), log: cfg.Logger.With("component", "web"), stopped: ctx.Done()}
 	var err error
 	if u.cats, err = loadCatalogues(); err != nil {
 		return nil, err
@@ -121,7 +119,7 @@ func New(ctx context.Context, cfg Config, s *agency.Service) (*UI, error) {
 			return nil, err
 		}
 	}
-	u.watch = newWatcher(u.pool, cfg.Poll, u.log)
+	u.watch = newWatcher(s, cfg.Poll, u.log)
 	return u, nil
 }
 

@@ -1,0 +1,104 @@
+// Package education is the kind of node of early-intervention centres,
+// PMPK assessment and schools. Its work records are the assessment of a
+// child and the individual learning plan opened from it, kept in its own
+// tables and told to the node that referred the child.
+package education
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/refbus/refbus/pkg/pgmigrate"
+	"github.com/refbus/refbus/schemas"
+	"github.com/refbus/refbus/services/education/internal/educationdb"
+	"github.com/refbus/refbus/services/internal/core/directory"
+	"github.com/refbus/refbus/services/internal/core/kind"
+)
+
+// Kind is the education kind of node.
+type Kind struct{ kind.Base }
+
+// New returns the education kind, for one node.
+func New() *Kind { return &Kind{} }
+
+// Name is "education".
+func (*Kind) Name() string { return "education" }
+
+// Migrations is education's migration line.
+func (*Kind) Migrations() pgmigrate.Line { return educationdb.Migrations }
+
+// Records are education's work records.
+func (*Kind) Records() []string { return []string{"assessment", "learning_plan"} }
+
+// Offers are what an education node offers unless configured otherwise.
+func (*Kind) Offers() []directory.Offer {
+	kk := []string{"kk", "ru"}
+	return []directory.Offer{
+		{Name: "early_intervention_assessment", Title: "PMPK assessment and early intervention", Eligibility: "children 0-7 with a suspected developmental delay", Languages: kk, Area: "Almaty",
+			AcceptWithin: directory.Duration(10 * 24 * time.Hour), CompleteWithin: directory.Duration(60 * 24 * time.Hour)},
+		{Name: "school_transfer", Title: "School or kindergarten transfer", Eligibility: "children of school and preschool age", Languages: kk, Area: "Almaty"},
+	}
+}
+
+// CheckWork: a learning plan is opened from an assessment, and is reviewed
+// after it starts.
+func (*Kind) CheckWork(w *schemas.Work) error {
+	p := w.LearningPlan
+	if p == nil {
+		return nil
+	}
+	if w.Assessment == nil {
+		return fmt.Errorf("%w: work: a learning plan is opened from an assessment: give both", kind.ErrInvalid)
+	}
+	start, err := parseDate("learning_plan.starts_on", p.StartsOn)
+	if err != nil {
+		return err
+	}
+	review, err := parseDate("learning_plan.review_on", p.ReviewOn)
+	if err != nil {
+		return err
+	}
+	if !review.After(start) {
+		return fmt.Errorf("%w: learning_plan.review_on must come after starts_on", kind.ErrInvalid)
+	}
+	return nil
+}
+
+// RecordWork keeps an assessment and the learning plan opened from it.
+func (*Kind) RecordWork(ctx context.Context, db kind.DB, r kind.Referral, w *schemas.Work) error {
+	a := w.Assessment
+	if a == nil {
+		return nil
+	}
+	q := educationdb.New(db)
+	id := uuid.Must(uuid.NewV7())
+	if err := q.AssessmentInsert(ctx, educationdb.AssessmentInsertParams{ID: id, ReferralID: &r.ID, CaseID: r.CaseID, Conclusion: a.Conclusion, NeedsSupport: a.NeedsSupport}); err != nil {
+		return fmt.Errorf("record assessment: %w", err)
+	}
+	p := w.LearningPlan
+	if p == nil {
+		return nil
+	}
+	start, _ := parseDate("learning_plan.starts_on", p.StartsOn) // checked by CheckWork
+	review, _ := parseDate("learning_plan.review_on", p.ReviewOn)
+	err := q.LearningPlanInsert(ctx, educationdb.LearningPlanInsertParams{
+		ID: uuid.Must(uuid.NewV7()), AssessmentID: id, ReferralID: &r.ID, CaseID: r.CaseID, Programme: p.Programme, Goals: p.Goals,
+		StartsOn: pgtype.Date{Time: start, Valid: true}, ReviewOn: pgtype.Date{Time: review, Valid: true},
+	})
+	if err != nil {
+		return fmt.Errorf("record learning plan: %w", err)
+	}
+	return nil
+}
+
+func parseDate(field, s string) (time.Time, error) {
+	t, err := time.Parse(time.DateOnly, s)
+	if err != nil {
+		return t, fmt.Errorf("%w: %s %q is not a date (YYYY-MM-DD)", kind.ErrInvalid, field, s)
+	}
+	return t, nil
+}

@@ -1,0 +1,497 @@
+// Package api is a node's HTTP API: huma handlers that call the
+// application's commands and queries (package app) and answer RFC 9457
+// problems. It serves its OpenAPI document at /openapi.json.
+package api
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/danielgtaylor/huma/v2"
+	"github.com/danielgtaylor/huma/v2/adapters/humago"
+	"github.com/google/uuid"
+
+	"github.com/refbus/refbus/pkg/inbox"
+	"github.com/refbus/refbus/pkg/referral"
+	"github.com/refbus/refbus/schemas"
+	"github.com/refbus/refbus/services/internal/core/app"
+	"github.com/refbus/refbus/services/internal/core/directory"
+)
+
+// Ops are the operators' commands of a node: its bus's dead letters, and
+// whether its store answers.
+type Ops interface {
+	DeadLetters(ctx context.Context) ([]inbox.DeadLetter, error)
+	Redrive(ctx context.Context) (int, error)
+	Ping(ctx context.Context) error
+}
+
+// handlers serve the API of one node.
+type handlers struct {
+	app *app.App
+	ops Ops
+	log *slog.Logger
+}
+
+// New builds the HTTP API of the node a runs. huma validates requests
+// against the operations' schemas, answers RFC 9457 problems, and serves
+// the OpenAPI document at /openapi.json; the API is returned too, for the
+// UI to document its own routes in it.
+func New(a *app.App, ops Ops, log *slog.Logger) (http.Handler, huma.API) {
+	s := &handlers{app: a, ops: ops, log: log}
+	mux := http.NewServeMux()
+	cfg := huma.DefaultConfig("refbus "+a.Node(), "1.0.0")
+	cfg.Info.Description = "The referral API of the node " + a.Node() + "."
+	api := humago.New(mux, cfg)
+
+	huma.Register(api, huma.Operation{
+		OperationID:   "create-referral",
+		Method:        http.MethodPost,
+		Path:          "/api/v1/referrals",
+		Summary:       "Refer a case to another node",
+		DefaultStatus: http.StatusCreated,
+		MaxBodyBytes:  1 << 20,
+	}, s.postReferral)
+	huma.Register(api, huma.Operation{
+		OperationID: "get-referral",
+		Method:      http.MethodGet,
+		Path:        "/api/v1/referrals/{id}",
+		Summary:     "A referral this node sent or received",
+	}, s.getReferral)
+	huma.Register(api, huma.Operation{
+		OperationID: "list-sent",
+		Method:      http.MethodGet,
+		Path:        "/api/v1/referrals",
+		Summary:     "Referrals this node sent, newest first, with their live status",
+	}, s.listSent)
+	huma.Register(api, huma.Operation{
+		OperationID: "list-inbox",
+		Method:      http.MethodGet,
+		Path:        "/api/v1/inbox",
+		Summary:     "Referrals this node received, newest first",
+	}, s.listInbox)
+	for _, mv := range referral.Moves() {
+		if mv == referral.Receive {
+			continue // the bus makes that move, not a caseworker
+		}
+		huma.Register(api, huma.Operation{
+			OperationID: string(mv) + "-referral",
+			Method:      http.MethodPost,
+			Path:        "/api/v1/referrals/{id}/" + string(mv),
+			Summary:     moveSummary[mv],
+			Description: "Answers 409 with the moves allowed now if the referral's status does not allow this one, and 403 if this node is not the party that makes it.",
+		}, s.moveHandler(mv))
+	}
+	huma.Register(api, huma.Operation{
+		OperationID: "get-case",
+		Method:      http.MethodGet,
+		Path:        "/api/v1/cases/{id}",
+		Summary:     "A case as this node sees it: its referrals in and out, and their timeline",
+	}, s.getCase)
+	huma.Register(api, huma.Operation{
+		OperationID: "list-rejections",
+		Method:      http.MethodGet,
+		Path:        "/api/v1/rejections",
+		Summary:     "Events this node refused, with the reason, newest first",
+	}, s.listRejections)
+	huma.Register(api, huma.Operation{
+		OperationID: "list-escalations",
+		Method:      http.MethodGet,
+		Path:        "/api/v1/escalations",
+		Summary:     "Overdue referrals of other nodes, for the coordinator node (REFBUS_COORDINATOR)",
+	}, s.listEscalations)
+	huma.Register(api, huma.Operation{
+		OperationID: "list-dead-letters",
+		Method:      http.MethodGet,
+		Path:        "/api/v1/dead-letters",
+		Summary:     "Events the bus stopped redelivering here after every retry failed (for operators)",
+	}, s.listDeadLetters)
+	huma.Register(api, huma.Operation{
+		OperationID: "redrive-dead-letters",
+		Method:      http.MethodPost,
+		Path:        "/api/v1/dead-letters/redrive",
+		Summary:     "Apply the dead letters again, once the cause is fixed; each applies at most once",
+	}, s.redrive)
+	huma.Register(api, huma.Operation{
+		OperationID: "get-directory",
+		Method:      http.MethodGet,
+		Path:        "/api/v1/directory",
+		Summary:     "The services every node offers, with their deadlines and free places (from the JetStream KV directory)",
+	}, s.getDirectory)
+	huma.Register(api, huma.Operation{
+		OperationID:   "record-consent",
+		Method:        http.MethodPost,
+		Path:          "/api/v1/consents",
+		Summary:       "Record a family's consent to share data with another node",
+		DefaultStatus: http.StatusCreated,
+		MaxBodyBytes:  1 << 16,
+	}, s.postConsent)
+	huma.Register(api, huma.Operation{
+		OperationID: "list-consents",
+		Method:      http.MethodGet,
+		Path:        "/api/v1/consents",
+		Summary:     "Consents this node recorded, newest first",
+	}, s.listConsents)
+	huma.Register(api, huma.Operation{
+		OperationID: "get-consent",
+		Method:      http.MethodGet,
+		Path:        "/api/v1/consents/{id}",
+		Summary:     "One consent",
+	}, s.getConsent)
+	huma.Register(api, huma.Operation{
+		OperationID: "revoke-consent",
+		Method:      http.MethodPost,
+		Path:        "/api/v1/consents/{id}/revoke",
+		Summary:     "Revoke a consent: open referrals made under it are cancelled, and their receivers redact what was shared",
+	}, s.revokeConsent)
+	huma.Register(api, huma.Operation{
+		OperationID: "health",
+		Method:      http.MethodGet,
+		Path:        "/healthz",
+		Summary:     "Liveness: the store answers",
+	}, s.health)
+	return mux, api
+}
+
+type postReferralInput struct {
+	Body struct {
+		ToAgency  string    `json:"to_agency" minLength:"1" maxLength:"64" doc:"The node asked to help, as the directory lists it (GET /api/v1/directory)."`
+		Service   string    `json:"service" minLength:"1" maxLength:"100" doc:"The service asked for."`
+		Note      string    `json:"note" minLength:"1" maxLength:"4000" doc:"What the receiving caseworker needs to know."`
+		CaseID    uuid.UUID `json:"case_id,omitempty" required:"false" format:"uuid" doc:"The case this referral belongs to; omit to join the person's open case or start a new one."`
+		PersonID  string    `json:"person_id,omitempty" required:"false" maxLength:"20" doc:"The Kazakh IIN (12 digits) or Kyrgyz PIN (14 digits) of the person referred. Only its keyed pseudonym is stored and sent, so nodes match the person without the id leaving this node."`
+		Work      *schemas.Work `json:"work,omitempty" required:"false" doc:"This node's own work the receiver needs: health sends its screening."`
+		ConsentID uuid.UUID `json:"consent_id" format:"uuid" doc:"The family's consent to share with to_agency (POST /api/v1/consents): it must be neither revoked nor expired, and cover the data the referral shares (summary; identity with person_id; the category of each work record)."`
+	}
+}
+
+type referralOutput struct {
+	Body app.Referral
+}
+
+type referralsOutput struct {
+	Body struct {
+		Referrals []app.Referral `json:"referrals"`
+	}
+}
+
+type idInput struct {
+	ID uuid.UUID `path:"id" doc:"The referral id."`
+}
+
+type listInput struct {
+	Limit int `query:"limit" minimum:"1" maximum:"1000" default:"100"`
+}
+
+func (s *handlers) postReferral(ctx context.Context, in *postReferralInput) (*referralOutput, error) {
+	r, err := s.app.CreateReferral(ctx, app.NewReferral{ToAgency: in.Body.ToAgency, Service: in.Body.Service, Note: in.Body.Note, CaseID: in.Body.CaseID, PersonID: in.Body.PersonID, ConsentID: in.Body.ConsentID, Work: in.Body.Work})
+	if err != nil {
+		return nil, s.problem(err)
+	}
+	return &referralOutput{Body: r}, nil
+}
+
+func (s *handlers) getReferral(ctx context.Context, in *idInput) (*referralOutput, error) {
+	r, err := s.app.Referral(ctx, in.ID)
+	if err != nil {
+		return nil, s.problem(err)
+	}
+	return &referralOutput{Body: r}, nil
+}
+
+func (s *handlers) listSent(ctx context.Context, in *listInput) (*referralsOutput, error) {
+	rs, err := s.app.Sent(ctx, in.Limit)
+	if err != nil {
+		return nil, s.problem(err)
+	}
+	out := &referralsOutput{}
+	out.Body.Referrals = rs
+	return out, nil
+}
+
+func (s *handlers) listInbox(ctx context.Context, in *listInput) (*referralsOutput, error) {
+	rs, err := s.app.Inbox(ctx, in.Limit)
+	if err != nil {
+		return nil, s.problem(err)
+	}
+	out := &referralsOutput{}
+	out.Body.Referrals = rs
+	return out, nil
+}
+
+type rejectionsOutput struct {
+	Body struct {
+		Rejections []inbox.Rejection `json:"rejections"`
+	}
+}
+
+func (s *handlers) listRejections(ctx context.Context, in *listInput) (*rejectionsOutput, error) {
+	rs, err := s.app.Rejections(ctx, in.Limit)
+	if err != nil {
+		return nil, s.problem(err)
+	}
+	out := &rejectionsOutput{}
+	out.Body.Rejections = rs
+	return out, nil
+}
+
+var moveSummary = map[referral.Move]string{
+	referral.Accept:   "Accept a received referral (receiver)",
+	referral.Decline:  "Decline a received referral, with reason_code and reason (receiver)",
+	referral.Start:    "Start providing the service (receiver)",
+	referral.Hold:     "Put the work on hold, with a reason (receiver)",
+	referral.Resume:   "Resume work on hold (receiver)",
+	referral.Complete: "Complete the referral, with its outcome (receiver)",
+	referral.Fail:     "End the referral as failed, with a reason (receiver)",
+	referral.Cancel:   "Cancel the referral, with a reason (sender)",
+	referral.Forward:  "Pass the referral on to another node in the same case, with to_agency and service (receiver)",
+}
+
+type moveInput struct {
+	ID   uuid.UUID `path:"id" doc:"The referral id."`
+	Body *moveBody
+}
+
+// moveBody is optional: accept, start and resume need nothing.
+type moveBody struct {
+	ReasonCode reasonCode `json:"reason_code,omitempty" required:"false" doc:"Why it is declined."`
+	Reason     string    `json:"reason,omitempty" required:"false" maxLength:"4000" doc:"Why it is declined, held, failed or cancelled."`
+	Outcome    string    `json:"outcome,omitempty" required:"false" maxLength:"4000" doc:"What came of it (complete)."`
+	Note       string    `json:"note,omitempty" required:"false" maxLength:"4000"`
+	ToAgency   string    `json:"to_agency,omitempty" required:"false" maxLength:"64" doc:"The node to forward it to (forward)."`
+	Service    string    `json:"service,omitempty" required:"false" maxLength:"100" doc:"The service asked of the new node (forward)."`
+	ConsentID  uuid.UUID `json:"consent_id,omitempty" required:"false" format:"uuid" doc:"The family's consent, recorded here, to share with the new node (forward)."`
+	Work       *schemas.Work `json:"work,omitempty" required:"false" doc:"This node's own work, told to the other party: a shelter's placement (accept, required for a shelter), an assessment and learning plan, a benefit decision or a screening (complete)."`
+}
+
+func (s *handlers) moveHandler(mv referral.Move) func(context.Context, *moveInput) (*referralOutput, error) {
+	return func(ctx context.Context, in *moveInput) (*referralOutput, error) {
+		if in.Body == nil {
+			in.Body = &moveBody{}
+		}
+		r, err := s.app.Move(ctx, in.ID, mv, app.MoveInput{
+			ReasonCode: string(in.Body.ReasonCode), Reason: in.Body.Reason, Outcome: in.Body.Outcome, Note: in.Body.Note,
+			ToAgency: in.Body.ToAgency, Service: in.Body.Service, ConsentID: in.Body.ConsentID, Work: in.Body.Work,
+		})
+		if err != nil {
+			return nil, s.problem(err)
+		}
+		return &referralOutput{Body: r}, nil
+	}
+}
+
+type caseOutput struct {
+	Body app.Case
+}
+
+func (s *handlers) getCase(ctx context.Context, in *idInput) (*caseOutput, error) {
+	c, err := s.app.Case(ctx, in.ID)
+	if err != nil {
+		return nil, s.problem(err)
+	}
+	return &caseOutput{Body: c}, nil
+}
+
+type escalationsOutput struct {
+	Body struct {
+		Escalations []app.Escalation `json:"escalations"`
+	}
+}
+
+func (s *handlers) listEscalations(ctx context.Context, in *listInput) (*escalationsOutput, error) {
+	es, err := s.app.Escalations(ctx, in.Limit)
+	if err != nil {
+		return nil, s.problem(err)
+	}
+	out := &escalationsOutput{}
+	out.Body.Escalations = es
+	return out, nil
+}
+
+type deadLettersOutput struct {
+	Body struct {
+		DeadLetters []inbox.DeadLetter `json:"dead_letters"`
+	}
+}
+
+func (s *handlers) listDeadLetters(ctx context.Context, _ *struct{}) (*deadLettersOutput, error) {
+	dl, err := s.ops.DeadLetters(ctx)
+	if err != nil {
+		return nil, s.problem(err)
+	}
+	out := &deadLettersOutput{}
+	out.Body.DeadLetters = dl
+	return out, nil
+}
+
+type redriveOutput struct {
+	Body struct {
+		Settled int `json:"settled" doc:"How many dead letters were applied, rejected or found to be repeats; the rest still cannot apply."`
+	}
+}
+
+func (s *handlers) redrive(ctx context.Context, _ *struct{}) (*redriveOutput, error) {
+	n, err := s.ops.Redrive(ctx)
+	if err != nil {
+		return nil, s.problem(err)
+	}
+	out := &redriveOutput{}
+	out.Body.Settled = n
+	return out, nil
+}
+
+type healthOutput struct {
+	Body struct {
+		Node   string `json:"node"`
+		Status string `json:"status"`
+	}
+}
+
+func (s *handlers) health(ctx context.Context, _ *struct{}) (*healthOutput, error) {
+	if err := s.ops.Ping(ctx); err != nil {
+		return nil, s.problem(err)
+	}
+	out := &healthOutput{}
+	out.Body.Node, out.Body.Status = s.app.Node(), "ok"
+	return out, nil
+}
+
+// problem is the one place that turns errors into RFC 9457 problems. Only
+// the messages of known errors reach the client; anything else is logged
+// and answered with a generic 500.
+func (s *handlers) problem(err error) error {
+	// The sentinel names the kind; the person reads the rest.
+	detail := func(sentinel error) string {
+		return strings.TrimPrefix(err.Error(), sentinel.Error()+": ")
+	}
+	switch {
+	case errors.Is(err, app.ErrNotFound):
+		return huma.Error404NotFound(detail(app.ErrNotFound))
+	case errors.Is(err, app.ErrInvalid):
+		return huma.Error422UnprocessableEntity(detail(app.ErrInvalid))
+	case errors.Is(err, app.ErrConflict):
+		return huma.Error409Conflict(detail(app.ErrConflict))
+	case errors.Is(err, app.ErrForbidden):
+		return huma.Error403Forbidden(detail(app.ErrForbidden))
+	default:
+		s.log.Error("request failed", "err", err)
+		return huma.Error500InternalServerError("internal error: the request was not applied; try again, and tell the operators if it persists")
+	}
+}
+
+type postConsentInput struct {
+	Body struct {
+		GivenBy        string    `json:"given_by" minLength:"1" maxLength:"200" doc:"Who consented: the person or their legal representative. Stays in this node."`
+		PersonID       string    `json:"person_id,omitempty" required:"false" maxLength:"20" doc:"The IIN or PIN of the person it is about; only its keyed pseudonym is kept."`
+		ToAgency       string    `json:"to_agency" minLength:"1" maxLength:"64" doc:"The node the family agrees to share with, as the directory lists it."`
+		Purpose        string    `json:"purpose" minLength:"1" maxLength:"400" doc:"What the data may be used for."`
+		DataCategories []category `json:"data_categories" minItems:"1" uniqueItems:"true" doc:"What may be shared: summary (the referral's note), identity (the person key), and the category of each work record (health, education, social, shelter)."`
+		ExpiresAt      time.Time `json:"expires_at" doc:"Until when; a referral after that is refused."`
+	}
+}
+
+type consentOutput struct {
+	Body app.Consent
+}
+
+func (s *handlers) postConsent(ctx context.Context, in *postConsentInput) (*consentOutput, error) {
+	cats := make([]string, len(in.Body.DataCategories))
+	for i, c := range in.Body.DataCategories {
+		cats[i] = string(c)
+	}
+	c, err := s.app.RecordConsent(ctx, app.NewConsent{
+		GivenBy: in.Body.GivenBy, PersonID: in.Body.PersonID, ToAgency: in.Body.ToAgency, Purpose: in.Body.Purpose,
+		DataCategories: cats, ExpiresAt: in.Body.ExpiresAt,
+	})
+	if err != nil {
+		return nil, s.problem(err)
+	}
+	return &consentOutput{Body: c}, nil
+}
+
+type consentsOutput struct {
+	Body struct {
+		Consents []app.Consent `json:"consents"`
+	}
+}
+
+func (s *handlers) listConsents(ctx context.Context, in *listInput) (*consentsOutput, error) {
+	cs, err := s.app.Consents(ctx, in.Limit)
+	if err != nil {
+		return nil, s.problem(err)
+	}
+	out := &consentsOutput{}
+	out.Body.Consents = cs
+	return out, nil
+}
+
+type consentIDInput struct {
+	ID uuid.UUID `path:"id" doc:"The consent id."`
+}
+
+func (s *handlers) getConsent(ctx context.Context, in *consentIDInput) (*consentOutput, error) {
+	c, err := s.app.ConsentByID(ctx, in.ID)
+	if err != nil {
+		return nil, s.problem(err)
+	}
+	return &consentOutput{Body: c}, nil
+}
+
+type revokeConsentInput struct {
+	ID   uuid.UUID `path:"id" doc:"The consent id."`
+	Body struct {
+		Reason string `json:"reason" minLength:"1" maxLength:"4000" doc:"Why, as the family said it."`
+	}
+}
+
+func (s *handlers) revokeConsent(ctx context.Context, in *revokeConsentInput) (*consentOutput, error) {
+	c, err := s.app.RevokeConsent(ctx, in.ID, in.Body.Reason)
+	if err != nil {
+		return nil, s.problem(err)
+	}
+	return &consentOutput{Body: c}, nil
+}
+
+type directoryOutput struct {
+	Body struct {
+		Agencies []directory.Listing `json:"agencies" doc:"Every node's listing."`
+	}
+}
+
+func (s *handlers) getDirectory(ctx context.Context, _ *struct{}) (*directoryOutput, error) {
+	ls, err := s.app.Directory(ctx)
+	if err != nil {
+		return nil, s.problem(err)
+	}
+	out := &directoryOutput{}
+	out.Body.Agencies = ls
+	return out, nil
+}
+
+// category is a data category a consent may cover: the contract's list.
+type category string
+
+// Schema lists the categories of the contract (schemas.Categories).
+func (category) Schema(huma.Registry) *huma.Schema {
+	s := &huma.Schema{Type: huma.TypeString}
+	for _, c := range schemas.Categories() {
+		s.Enum = append(s.Enum, c)
+	}
+	return s
+}
+
+// reasonCode is why a referral is declined: the state machine's codes.
+type reasonCode string
+
+// Schema lists the decline reason codes (referral.ReasonCodes).
+func (reasonCode) Schema(huma.Registry) *huma.Schema {
+	s := &huma.Schema{Type: huma.TypeString}
+	for _, c := range referral.ReasonCodes() {
+		s.Enum = append(s.Enum, string(c))
+	}
+	return s
+}

@@ -1,0 +1,174 @@
+// Package app is what a node does, whatever its kind: the commands and
+// queries of referrals, moves, consents, cases and deadlines that the HTTP
+// API and the caseworker UI call, and the handler that applies what other
+// nodes send over the bus. Its data is the core's store (package coredb);
+// what is particular to a kind comes through package kind.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/refbus/refbus/pkg/event"
+	"github.com/refbus/refbus/pkg/outbox"
+	"github.com/refbus/refbus/pkg/person"
+	"github.com/refbus/refbus/services/internal/core/coredb"
+	"github.com/refbus/refbus/services/internal/core/directory"
+	"github.com/refbus/refbus/services/internal/core/kind"
+)
+
+// Errors the API and the UI turn into problems: the message after the
+// sentinel is meant for the person who made the request.
+var (
+	// ErrNotFound: nothing with that id in this node's store.
+	ErrNotFound = errors.New("not found")
+	// ErrInvalid: the request is wrong; the message says how.
+	ErrInvalid = kind.ErrInvalid
+	// ErrConflict: the move is not allowed in the referral's state now.
+	ErrConflict = kind.ErrConflict
+	// ErrForbidden: this node is not the party that may make the move.
+	ErrForbidden = errors.New("forbidden")
+)
+
+// Config is how a node's application behaves.
+type Config struct {
+	// Node is this node's name on the bus.
+	Node string
+	// Offers are the services this node offers.
+	Offers []directory.Offer
+	// SLAs are deadlines by service, over those the directory lists; the
+	// "" entry applies to services with none (default DefaultSLA).
+	SLAs map[string]SLA
+	// Coordinator is the node that sees every overdue referral; none if
+	// empty.
+	Coordinator string
+	// SigningKey is this node's public signing key, for its listing.
+	SigningKey string
+	// Now is the clock of consents and deadlines (default time.Now).
+	Now func() time.Time
+	// SLATick is how often due deadlines are looked for (default 1s).
+	SLATick time.Duration
+	// DirectoryTick is how often the listing is refreshed with the free
+	// places (default 1s); it is published only when it changed.
+	DirectoryTick time.Duration
+	Logger        *slog.Logger
+}
+
+// Deps are what the application works with, made by the node.
+type Deps struct {
+	Pool      *pgxpool.Pool
+	Kind      kind.Kind
+	Outbox    *outbox.Outbox
+	Registry  *event.Registry
+	Directory *directory.Directory
+	// Cases is the network's case index (CaseIndex).
+	Cases jetstream.KeyValue
+	// Keyer turns national ids into person keys; nil refuses them.
+	Keyer *person.Keyer
+}
+
+// App is one node's application.
+type App struct {
+	cfg      Config
+	self     string
+	log      *slog.Logger
+	pool     *pgxpool.Pool
+	kind     kind.Kind
+	out      *outbox.Outbox
+	registry *event.Registry
+	dir      *directory.Directory
+	cases    jetstream.KeyValue
+	keyer    *person.Keyer
+	seal     *sealer
+	// consents caches consents for the check before a referral.
+	consents consentCache
+	// creations feeds commitGroups.
+	creations chan *creation
+}
+
+// New opens the application of a node: it loads (or makes) the node's
+// sealing key and tells the kind what the node offers.
+func New(ctx context.Context, cfg Config, d Deps) (*App, error) {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.SLATick == 0 {
+		cfg.SLATick = time.Second
+	}
+	if cfg.DirectoryTick == 0 {
+		cfg.DirectoryTick = time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	a := &App{
+		cfg: cfg, self: cfg.Node, log: cfg.Logger, pool: d.Pool, kind: d.Kind, out: d.Outbox, registry: d.Registry,
+		dir: d.Directory, cases: d.Cases, keyer: d.Keyer, creations: make(chan *creation),
+	}
+	var err error
+	if a.seal, err = loadSealer(ctx, coredb.New(d.Pool), cfg.Node); err != nil {
+		return nil, err
+	}
+	if err := a.kind.Open(ctx, d.Pool, cfg.Offers); err != nil {
+		return nil, fmt.Errorf("open %s: %w", a.kind.Name(), err)
+	}
+	return a, nil
+}
+
+// Node is the node this application runs.
+func (a *App) Node() string { return a.self }
+
+// Run writes queued referrals, fires deadlines and keeps the node's
+// listing current until ctx ends.
+func (a *App) Run(ctx context.Context) error {
+	g, ctx := errgroup.WithContext(ctx)
+	for range committers {
+		g.Go(func() error { return a.commitGroups(ctx) })
+	}
+	g.Go(func() error { return a.runTimers(ctx) })
+	g.Go(func() error { return a.runListing(ctx) })
+	return g.Wait()
+}
+
+// inTx runs fn in a transaction and wakes the relay after it commits, so
+// the events fn enqueued go out at once.
+func (a *App) inTx(ctx context.Context, fn func(q *coredb.Queries, tx pgx.Tx) error) error {
+	err := pgx.BeginFunc(ctx, a.pool, func(tx pgx.Tx) error { return fn(coredb.New(tx), tx) })
+	if err != nil {
+		return err
+	}
+	a.out.Wake()
+	return nil
+}
+
+// enqueue enqueues msgs in db. An event that breaks its schema was built
+// from the request (Registry.Build leaves validating to the outbox), so it
+// is the caller's ErrInvalid.
+func (a *App) enqueue(ctx context.Context, db outbox.DB, msgs ...outbox.Message) error {
+	err := a.out.Enqueue(ctx, db, msgs...)
+	if errors.Is(err, event.ErrInvalid) {
+		return fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	return err
+}
+
+// known reports whether err is one of the errors meant for the caller.
+func known(err error) bool {
+	return errors.Is(err, ErrNotFound) || errors.Is(err, ErrConflict) || errors.Is(err, ErrForbidden) || errors.Is(err, ErrInvalid)
+}
+
+func mapSlice[T, U any](in []T, f func(T) U) []U {
+	out := make([]U, len(in))
+	for i, v := range in {
+		out[i] = f(v)
+	}
+	return out
+}

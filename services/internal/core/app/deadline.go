@@ -1,0 +1,214 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	ce "github.com/cloudevents/sdk-go/v2/event"
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/refbus/refbus/pkg/bus"
+	"github.com/refbus/refbus/pkg/event"
+	"github.com/refbus/refbus/pkg/inbox"
+	"github.com/refbus/refbus/pkg/outbox"
+	"github.com/refbus/refbus/pkg/referral"
+	"github.com/refbus/refbus/schemas"
+	"github.com/refbus/refbus/services/internal/core/coredb"
+)
+
+// SLA is how long a referral for a service may wait: to be accepted, and
+// then to be completed. Zero means no deadline.
+type SLA struct {
+	Accept   time.Duration
+	Complete time.Duration
+}
+
+// DefaultSLA is the deadline of a service that names none: accepted
+// within three days.
+var DefaultSLA = SLA{Accept: 72 * time.Hour}
+
+// sla is the deadlines of a referral to node to for service: this node's
+// own setting for the service, else the service's as the directory lists
+// it, else this node's default, else DefaultSLA.
+func (a *App) sla(ctx context.Context, to, service string) SLA {
+	if v, ok := a.cfg.SLAs[service]; ok && service != "" {
+		return v
+	}
+	if l, err := a.dir.Lookup(ctx, to); err == nil {
+		if o, ok := l.Offer(service); ok && (o.AcceptWithin != 0 || o.CompleteWithin != 0) {
+			return SLA{Accept: time.Duration(o.AcceptWithin), Complete: time.Duration(o.CompleteWithin)}
+		}
+	}
+	if v, ok := a.cfg.SLAs[""]; ok {
+		return v
+	}
+	return DefaultSLA
+}
+
+// setTimer starts the deadline of kind for a referral this node sent.
+func (a *App) setTimer(ctx context.Context, q *corecoredb.Queries, r corecoredb.Referral, kind string) error {
+	sla := a.sla(ctx, r.ToAgency, r.Service)
+	d := sla.Accept
+	if kind == "complete" {
+		d = sla.Complete
+	}
+	if d == 0 {
+		return nil
+	}
+	if err := q.SLATimerSet(ctx, corecoredb.SLATimerSetParams{ReferralIds: []uuid.UUID{r.ID}, Kinds: []string{kind}, DueAts: []time.Time{a.cfg.Now().Add(d)}}); err != nil {
+		return fmt.Errorf("set %s deadline: %w", kind, err)
+	}
+	return nil
+}
+
+// moveTimers keeps the sender's deadlines in step with a move: acceptance
+// stops the accept clock and starts the completion clock; an end stops both.
+func (a *App) moveTimers(ctx context.Context, q *coredb.Queries, r coredb.Referral, next referral.State) error {
+	if r.FromAgency != a.self {
+		return nil // deadlines are the sender's
+	}
+	switch {
+	case next.Terminal():
+		return q.SLATimerClear(ctx, coredb.SLATimerClearParams{ReferralID: r.ID, Kinds: []string{"accept", "complete"}})
+	case next == referral.Accepted:
+		if err := q.SLATimerClear(ctx, coredb.SLATimerClearParams{ReferralID: r.ID, Kinds: []string{"accept"}}); err != nil {
+			return err
+		}
+		return a.setTimer(ctx, q, r, "complete")
+	}
+	return nil
+}
+
+// FireDueTimers sends referral.overdue for every deadline that has passed,
+// to the receiving node and to the coordinator, and records it here. Each
+// timer fires once: it is marked in the transaction that enqueues its
+// events. It returns how many fired.
+func (a *App) FireDueTimers(ctx context.Context) (int, error) {
+	now := a.cfg.Now()
+	fired := 0
+	err := a.inTx(ctx, func(q *coredb.Queries, tx pgx.Tx) error {
+		due, err := q.SLATimersDue(ctx, now)
+		if err != nil {
+			return fmt.Errorf("read due deadlines: %w", err)
+		}
+		var msgs []outbox.Message
+		for _, t := range due {
+			data := schemas.Overdue{Kind: t.Kind, DueAt: t.DueAt.UTC(), FromAgency: t.FromAgency, ToAgency: t.ToAgency, Service: t.Service}
+			for _, to := range []string{t.ToAgency, a.cfg.Coordinator} {
+				if to == "" || to == a.self || (to == a.cfg.Coordinator && to == t.ToAgency) {
+					continue
+				}
+				e, err := a.registry.New(bus.Source(a.self), schemas.TypeOverdue, t.ReferralID.String(), data)
+				if err != nil {
+					return err
+				}
+				e.SetExtension(event.ExtCaseID, t.CaseID.String())
+				if t.Traceparent != "" {
+					e.SetExtension(event.ExtTraceparent, t.Traceparent)
+				}
+				msgs = append(msgs, outbox.Message{To: to, Event: e})
+			}
+			if err := q.SLATimerFired(ctx, coredb.SLATimerFiredParams{ReferralID: t.ReferralID, Kind: t.Kind, Now: &now}); err != nil {
+				return err
+			}
+			if err := q.ReferralMarkOverdue(ctx, coredb.ReferralMarkOverdueParams{ID: t.ReferralID, At: &now}); err != nil {
+				return err
+			}
+			if a.cfg.Coordinator != "" && a.cfg.Coordinator == a.self {
+				if err := a.escalate(ctx, q, t.ReferralID, t.CaseID, data); err != nil {
+					return err
+				}
+			}
+			fired++
+		}
+		return a.out.Enqueue(ctx, tx, msgs...)
+	})
+	if err != nil {
+		return 0, fmt.Errorf("fire deadlines: %w", err)
+	}
+	return fired, nil
+}
+
+// runTimers fires due deadlines every tick until ctx ends.
+func (a *App) runTimers(ctx context.Context) error {
+	tick := time.NewTicker(a.cfg.SLATick)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+			if _, err := a.FireDueTimers(ctx); err != nil && ctx.Err() == nil {
+				a.log.Warn("deadlines", "err", err)
+			}
+		}
+	}
+}
+
+// applyOverdue records an overdue referral: the receiver marks its copy,
+// the coordinator records an escalation.
+func (a *App) applyOverdue(ctx context.Context, q *coredb.Queries, e *ce.Event) (error, error) {
+	var d schemas.Overdue
+	if err := event.Data(e, &d); err != nil {
+		return inbox.Reject("%v", err), nil
+	}
+	id, err := uuid.Parse(e.Subject())
+	if err != nil {
+		return inbox.Reject("event subject %q is not a referral id (a UUID)", e.Subject()), nil
+	}
+	if from, _ := bus.NodeOf(e.Source()); from != d.FromAgency {
+		return inbox.Reject("only the sending node %s reports its referral overdue, not %s", d.FromAgency, from), nil
+	}
+	caseID, err := uuid.Parse(event.CaseID(e))
+	if err != nil {
+		return inbox.Reject("caseid extension %q is not a case id (a UUID)", event.CaseID(e)), nil
+	}
+	if d.ToAgency == a.self {
+		r, err := q.ReferralGetForUpdate(ctx, id)
+		if err != nil {
+			return inbox.Reject("%s has no referral %s to mark overdue", a.self, id), nil
+		}
+		at := e.Time()
+		if err := q.ReferralMarkOverdue(ctx, coredb.ReferralMarkOverdueParams{ID: r.ID, At: &at}); err != nil {
+			return nil, err
+		}
+		return nil, nil
+	}
+	if a.cfg.Coordinator == "" || a.cfg.Coordinator != a.self {
+		return inbox.Reject("%s is neither the receiver of referral %s nor the coordinator", a.self, id), nil
+	}
+	return nil, a.escalate(ctx, q, id, caseID, d)
+}
+
+func (a *App) escalate(ctx context.Context, q *coredb.Queries, id, caseID uuid.UUID, d schemas.Overdue) error {
+	return q.EscalationInsert(ctx, coredb.EscalationInsertParams{
+		ReferralID: id, Kind: d.Kind, CaseID: caseID, FromAgency: d.FromAgency, ToAgency: d.ToAgency, Service: d.Service, DueAt: d.DueAt,
+	})
+}
+
+// Escalation is an overdue referral of other nodes, as the coordinator
+// sees it.
+type Escalation struct {
+	ReferralID uuid.UUID `json:"referral_id"`
+	Kind       string    `json:"kind" doc:"accept or complete: which deadline passed"`
+	CaseID     uuid.UUID `json:"case_id"`
+	FromAgency string    `json:"from_agency"`
+	ToAgency   string    `json:"to_agency"`
+	Service    string    `json:"service"`
+	DueAt      time.Time `json:"due_at"`
+	ReceivedAt time.Time `json:"received_at"`
+}
+
+// Escalations lists the overdue referrals this node coordinates, newest
+// deadline first.
+func (a *App) Escalations(ctx context.Context, limit int) ([]Escalation, error) {
+	rs, err := coredb.New(a.pool).EscalationList(ctx, int32(limit))
+	if err != nil {
+		return nil, fmt.Errorf("list escalations: %w", err)
+	}
+	return mapSlice(rs, func(e coredb.Escalation) Escalation {
+		return Escalation{ReferralID: e.ReferralID, Kind: e.Kind, CaseID: e.CaseID, FromAgency: e.FromAgency, ToAgency: e.ToAgency, Service: e.Service, DueAt: e.DueAt, ReceivedAt: e.ReceivedAt}
+	}), nil
+}

@@ -1,0 +1,359 @@
+package app
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/refbus/refbus/pkg/bus"
+	"github.com/refbus/refbus/pkg/event"
+	"github.com/refbus/refbus/pkg/outbox"
+	"github.com/refbus/refbus/pkg/person"
+	"github.com/refbus/refbus/pkg/referral"
+	"github.com/refbus/refbus/schemas"
+	"github.com/refbus/refbus/services/internal/core/coredb"
+	"github.com/refbus/refbus/services/internal/core/kind"
+)
+
+// Referral is one node's view of a referral.
+type Referral struct {
+	ID              uuid.UUID     `json:"id"`
+	CaseID          uuid.UUID     `json:"case_id"`
+	FromAgency      string        `json:"from_agency" doc:"The node that sent it."`
+	ToAgency        string        `json:"to_agency" doc:"The node it was sent to."`
+	Service         string        `json:"service"`
+	Note            string        `json:"note"`
+	Status          string        `json:"status" doc:"requested until the receiving node's receipt comes back, then received, accepted, declined, in_progress, on_hold, completed, failed, cancelled or forwarded"`
+	ReasonCode      string        `json:"reason_code,omitempty" doc:"why it was declined"`
+	Reason          string        `json:"reason,omitempty" doc:"why it was declined, held, failed or cancelled"`
+	Outcome         string        `json:"outcome,omitempty" doc:"what came of it, once completed"`
+	ParentID        *uuid.UUID    `json:"parent_id,omitempty" doc:"the referral this one was forwarded from"`
+	ForwardedTo     *uuid.UUID    `json:"forwarded_to,omitempty" doc:"the referral that carries the work on, once forwarded"`
+	ForwardedAgency string        `json:"forwarded_agency,omitempty" doc:"the node it was forwarded to"`
+	DeliveryError   string        `json:"delivery_error,omitempty" doc:"why the receiving node refused the referral at the bus, if it did"`
+	Overdue         bool          `json:"overdue,omitempty" doc:"a deadline of the referral passed (acceptance or completion, by its service)"`
+	ConsentID       *uuid.UUID    `json:"consent_id,omitempty" doc:"the family's consent the referral was made under"`
+	ConsentRevoked  bool          `json:"consent_revoked,omitempty" doc:"the family revoked that consent: the referral is cancelled, and its receiver redacted what was shared"`
+	Redacted        bool          `json:"redacted,omitempty" doc:"the shared data (note, person key, work) was erased when the consent was revoked"`
+	Work            *schemas.Work `json:"work,omitempty" doc:"the work records the referral's events carried, either way: a screening, an assessment and learning plan, a benefit decision, a shelter placement"`
+	CreatedAt       time.Time     `json:"created_at"`
+	UpdatedAt       time.Time     `json:"updated_at"`
+}
+
+func referralFromDB(r coredb.Referral) Referral {
+	return Referral{
+		ID: r.ID, CaseID: r.CaseID, FromAgency: r.FromAgency, ToAgency: r.ToAgency,
+		Service: r.Service, Note: r.Note, Status: r.Status, DeliveryError: r.DeliveryError,
+		ReasonCode: r.ReasonCode, Reason: r.Reason, Outcome: r.Outcome, ParentID: r.ParentID,
+		ForwardedTo: r.ForwardedTo, ForwardedAgency: r.ForwardedAgency, Overdue: r.OverdueAt != nil,
+		ConsentID: r.ConsentID, ConsentRevoked: r.ConsentRevokedAt != nil, Redacted: r.RedactedAt != nil, Work: workFromDB(r.Work),
+		CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt,
+	}
+}
+
+// workFromDB decodes the work a referral's events carried.
+func workFromDB(b []byte) *schemas.Work {
+	if len(b) == 0 {
+		return nil
+	}
+	var w schemas.Work
+	if json.Unmarshal(b, &w) != nil {
+		return nil
+	}
+	return &w
+}
+
+// NewReferral is what a sending node asks for.
+type NewReferral struct {
+	ToAgency string
+	Service  string
+	Note     string
+	// CaseID joins an existing case; zero joins the open case of the
+	// person, if any, or starts a new one.
+	CaseID uuid.UUID
+	// PersonID is the Kazakh IIN or Kyrgyz PIN of the person referred,
+	// optional. It never leaves this call: only its keyed pseudonym is
+	// stored and sent.
+	PersonID string
+	// ConsentID names the family's consent to share with ToAgency
+	// (RecordConsent); required.
+	ConsentID uuid.UUID
+	// Work is this node's own work the receiver needs (a screening),
+	// optional.
+	Work *schemas.Work
+}
+
+// CreateReferral records a referral and queues its event in one
+// transaction. Returns ErrInvalid when the request is wrong.
+func (a *App) CreateReferral(ctx context.Context, in NewReferral) (Referral, error) {
+	if in.ToAgency == a.self {
+		return Referral{}, fmt.Errorf("%w: to_agency is %s, this node itself: refer to another node of the network", ErrInvalid, a.self)
+	}
+	key, err := a.personKey(in.PersonID)
+	if err != nil {
+		return Referral{}, err
+	}
+	if in.Work != nil {
+		if in.Work.Placement != nil {
+			return Referral{}, fmt.Errorf("%w: a placement is made when a shelter accepts a referral, not with a new one", ErrInvalid)
+		}
+		if err := a.checkWork(in.Work); err != nil {
+			return Referral{}, err
+		}
+	}
+	sla, err := a.offered(ctx, in.ToAgency, in.Service)
+	if err != nil {
+		return Referral{}, err
+	}
+	shared := append(sharedCategories(key), in.Work.Categories()...)
+	consent, err := a.checkConsent(ctx, in.ConsentID, in.ToAgency, key, shared)
+	if err != nil {
+		return Referral{}, err
+	}
+	id := uuid.Must(uuid.NewV7())
+	if in.CaseID == uuid.Nil {
+		if in.CaseID, err = a.caseOfPerson(ctx, key); err != nil {
+			return Referral{}, fmt.Errorf("create referral: %w", err)
+		}
+	}
+	// The referral, its deadline and its event are written in one
+	// transaction, grouped with other creations (commit.go).
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	r, err := a.prepareReferral(id, in, nil, newTraceparent(), key, consent, sla, now)
+	if err != nil {
+		return Referral{}, err
+	}
+	err = a.commit(ctx, r)
+	if errors.Is(err, ErrInvalid) {
+		return Referral{}, err
+	}
+	if errConsentGone(err) {
+		return Referral{}, a.consentGone(ctx, in.ConsentID, in.ToAgency, key, shared, "made")
+	}
+	if err != nil {
+		return Referral{}, fmt.Errorf("create referral: %w", err)
+	}
+	return Referral{
+		ID: id, CaseID: in.CaseID, FromAgency: a.self, ToAgency: in.ToAgency, Service: in.Service, Note: in.Note,
+		Status: string(referral.Requested), ConsentID: &consent.ID, Work: in.Work, CreatedAt: now, UpdatedAt: now,
+	}, nil
+}
+
+// newReferral is an outgoing referral ready to be written, with its event.
+type newReferral struct {
+	row     coredb.Referral
+	consent coredb.Consent
+	work    *schemas.Work
+	sla     SLA
+	msg     outbox.Message
+}
+
+// prepareReferral builds a new outgoing referral and its requested event.
+func (a *App) prepareReferral(id uuid.UUID, in NewReferral, parent *uuid.UUID, traceparent string, key person.Key, consent coredb.Consent, sla SLA, now time.Time) (newReferral, error) {
+	cd := &schemas.Consent{ID: consent.ID, Purpose: consent.Purpose, DataCategories: consent.DataCategories, ExpiresAt: consent.ExpiresAt.UTC()}
+	// Enqueue validates it, with the rest of its group (commit.go).
+	ev, err := a.registry.Build(bus.Source(a.self), schemas.TypeRequested, id.String(), schemas.Requested{
+		ToAgency: in.ToAgency, Service: in.Service, Note: in.Note, ParentID: parent, PersonKey: string(key), Consent: cd, Work: in.Work,
+	})
+	if err != nil {
+		if errors.Is(err, event.ErrInvalid) {
+			return newReferral{}, fmt.Errorf("%w: %v", ErrInvalid, err)
+		}
+		return newReferral{}, err
+	}
+	ev.SetExtension(event.ExtCaseID, in.CaseID.String())
+	ev.SetExtension(event.ExtTraceparent, traceparent)
+	event.SetSequence(ev, 1)
+	return newReferral{
+		row: coredb.Referral{
+			ID: id, CaseID: in.CaseID, FromAgency: a.self, ToAgency: in.ToAgency, Service: in.Service, Note: in.Note,
+			ParentID: parent, Traceparent: traceparent, PersonKey: string(key), CreatedAt: now,
+		},
+		consent: consent,
+		work:    in.Work,
+		sla:     sla,
+		msg:     outbox.Message{To: in.ToAgency, Event: ev},
+	}, nil
+}
+
+// writeReferrals writes new outgoing referrals set-wise, one statement per
+// kind of row whatever their number, and returns their events for the
+// caller to enqueue in the same transaction.
+func (a *App) writeReferrals(ctx context.Context, q *coredb.Queries, db kind.DB, rs []newReferral) ([]outbox.Message, error) {
+	var p coredb.ReferralInsertParams
+	var timers coredb.SLATimerSetParams
+	hold := coredb.ConsentHoldParams{At: a.cfg.Now()}
+	msgs := make([]outbox.Message, 0, len(rs))
+	for _, r := range rs {
+		parent := uuid.Nil
+		if r.row.ParentID != nil {
+			parent = *r.row.ParentID
+		}
+		p.Ids = append(p.Ids, r.row.ID)
+		p.CaseIds = append(p.CaseIds, r.row.CaseID)
+		p.FromAgencies = append(p.FromAgencies, r.row.FromAgency)
+		p.ToAgencies = append(p.ToAgencies, r.row.ToAgency)
+		p.Services = append(p.Services, r.row.Service)
+		p.Notes = append(p.Notes, r.row.Note)
+		p.ParentIds = append(p.ParentIds, parent)
+		p.Traceparents = append(p.Traceparents, r.row.Traceparent)
+		p.PersonKeys = append(p.PersonKeys, r.row.PersonKey)
+		p.ConsentIds = append(p.ConsentIds, r.consent.ID)
+		p.ConsentPurposes = append(p.ConsentPurposes, r.consent.Purpose)
+		p.ConsentCategories = append(p.ConsentCategories, strings.Join(r.consent.DataCategories, ","))
+		p.ConsentExpiries = append(p.ConsentExpiries, r.consent.ExpiresAt.UTC())
+		p.CreatedAts = append(p.CreatedAts, r.row.CreatedAt)
+		hold.ConsentIds = append(hold.ConsentIds, r.consent.ID)
+		if r.sla.Accept > 0 {
+			timers.ReferralIds = append(timers.ReferralIds, r.row.ID)
+			timers.Kinds = append(timers.Kinds, "accept")
+			timers.DueAts = append(timers.DueAts, hold.At.Add(r.sla.Accept))
+		}
+		msgs = append(msgs, r.msg)
+	}
+	// The consents are held for this transaction: one revoked meanwhile
+	// fails it, and a revocation that comes later sees these referrals.
+	if err := q.ConsentHold(ctx, hold); err != nil {
+		return nil, err
+	}
+	if err := q.ReferralInsert(ctx, p); err != nil {
+		return nil, fmt.Errorf("insert referral: %w", err)
+	}
+	for _, r := range rs {
+		if err := a.recordWork(ctx, q, db, r.row, r.work); err != nil {
+			return nil, err
+		}
+	}
+	if len(timers.ReferralIds) > 0 {
+		if err := q.SLATimerSet(ctx, timers); err != nil {
+			return nil, fmt.Errorf("set accept deadline: %w", err)
+		}
+	}
+	return msgs, nil
+}
+
+// personKey checks a national id and returns its keyed pseudonym; "" for
+// none. Returns ErrInvalid.
+func (a *App) personKey(id string) (person.Key, error) {
+	if id == "" {
+		return "", nil
+	}
+	if a.keyer == nil {
+		return "", fmt.Errorf("%w: person_id given, but this node has no network key configured (REFBUS_NETWORK_KEY): ask its operators", ErrInvalid)
+	}
+	pid, err := person.ParseAny(id)
+	if err != nil {
+		return "", fmt.Errorf("%w: person_id: %v", ErrInvalid, err)
+	}
+	return a.keyer.Key(pid), nil
+}
+
+// sharedCategories are the data categories a referral shares besides its
+// work records.
+func sharedCategories(key person.Key) []string {
+	cats := []string{schemas.CategorySummary}
+	if key != "" {
+		cats = append(cats, schemas.CategoryIdentity)
+	}
+	return cats
+}
+
+// CaseIndex is the KV bucket that maps a person's keyed pseudonym to the
+// open case of that person, so a referral about the same child joins the
+// same case whichever node starts it. It holds no national ids.
+const CaseIndex = "refbus_cases"
+
+// OpenCaseIndex opens (or makes) the case index.
+func OpenCaseIndex(ctx context.Context, js jetstream.JetStream, replicas int) (jetstream.KeyValue, error) {
+	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      CaseIndex,
+		Description: "person key -> open case id",
+		Storage:     jetstream.FileStorage,
+		Replicas:    max(replicas, 1),
+		History:     5,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open case index: %w", err)
+	}
+	return kv, nil
+}
+
+// caseOfPerson finds the open case of the person with key: first among
+// this node's own referrals, then in the network's case index. Without
+// one, it starts a new case and records it in the index.
+func (a *App) caseOfPerson(ctx context.Context, key person.Key) (uuid.UUID, error) {
+	if key == "" {
+		return uuid.Must(uuid.NewV7()), nil
+	}
+	id, err := coredb.New(a.pool).ReferralOpenCaseOfPerson(ctx, string(key))
+	if err == nil {
+		return id, nil
+	}
+	if !errors.Is(err, pgx.ErrNoRows) {
+		return uuid.Nil, fmt.Errorf("find case of person: %w", err)
+	}
+	for range 3 {
+		e, err := a.cases.Get(ctx, string(key))
+		if err == nil {
+			return uuid.Parse(string(e.Value()))
+		}
+		if !errors.Is(err, jetstream.ErrKeyNotFound) {
+			return uuid.Nil, fmt.Errorf("read case index: %w", err)
+		}
+		id := uuid.Must(uuid.NewV7())
+		if _, err := a.cases.Create(ctx, string(key), []byte(id.String())); err == nil {
+			return id, nil
+		} else if !errors.Is(err, jetstream.ErrKeyExists) {
+			return uuid.Nil, fmt.Errorf("write case index: %w", err)
+		}
+		// Another node started the case at the same moment: read it.
+	}
+	return uuid.Nil, errors.New("case index: no stable answer after 3 tries")
+}
+
+// Referral returns one referral this node sent or received. Returns
+// ErrNotFound if there is none with that id.
+func (a *App) Referral(ctx context.Context, id uuid.UUID) (Referral, error) {
+	r, err := coredb.New(a.pool).ReferralGet(ctx, id)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Referral{}, fmt.Errorf("%w: no referral %s at %s", ErrNotFound, id, a.self)
+	}
+	if err != nil {
+		return Referral{}, fmt.Errorf("get referral: %w", err)
+	}
+	return referralFromDB(r), nil
+}
+
+// Inbox lists the referrals this node received, newest first.
+func (a *App) Inbox(ctx context.Context, limit int) ([]Referral, error) {
+	rs, err := coredb.New(a.pool).ReferralListIncoming(ctx, coredb.ReferralListIncomingParams{Agency: a.self, MaxRows: int32(limit)})
+	if err != nil {
+		return nil, fmt.Errorf("list inbox: %w", err)
+	}
+	return mapSlice(rs, referralFromDB), nil
+}
+
+// Sent lists the referrals this node sent, newest first.
+func (a *App) Sent(ctx context.Context, limit int) ([]Referral, error) {
+	rs, err := coredb.New(a.pool).ReferralListOutgoing(ctx, coredb.ReferralListOutgoingParams{Agency: a.self, MaxRows: int32(limit)})
+	if err != nil {
+		return nil, fmt.Errorf("list sent: %w", err)
+	}
+	return mapSlice(rs, referralFromDB), nil
+}
+
+// newTraceparent starts a W3C trace for a new chain of help.
+func newTraceparent() string {
+	var b [24]byte
+	_, _ = rand.Read(b[:])
+	return "00-" + hex.EncodeToString(b[:16]) + "-" + hex.EncodeToString(b[16:]) + "-01"
+}

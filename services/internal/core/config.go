@@ -1,0 +1,197 @@
+package core
+
+import (
+	"context"
+	"encoding/hex"
+	"fmt"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/danielgtaylor/huma/v2"
+
+	"github.com/refbus/refbus/pkg/bus"
+	"github.com/refbus/refbus/pkg/event"
+	"github.com/refbus/refbus/pkg/inbox"
+	"github.com/refbus/refbus/pkg/outbox"
+	"github.com/refbus/refbus/services/internal/core/app"
+	"github.com/refbus/refbus/services/internal/core/directory"
+)
+
+// Config is everything a node needs to run.
+type Config struct {
+	// Node is the node's name on the bus: one subject token, such as
+	// health or ngo_nur (default: its kind's name).
+	Node string
+	// HTTPAddr is where the API and the UI listen; empty serves no HTTP
+	// (tests use Handler).
+	HTTPAddr string
+	// DatabaseURL is the node's own Postgres database.
+	DatabaseURL string
+	// NATSURL and NATSCreds reach the NATS cluster; NATSCreds is a
+	// credentials file, empty on the embedded default.
+	NATSURL   string
+	NATSCreds string
+	// MaxConns bounds the Postgres pool (default 16).
+	MaxConns int32
+	// NetworkKey is the secret all nodes share to turn national ids into
+	// matching pseudonyms (at least 32 bytes). Without it the node refuses
+	// person ids.
+	NetworkKey []byte `json:"-"`
+	// SigningSeed is the node's nkeys seed: its events and receipts are
+	// signed with it (schemas/SIGNING.md); empty sends them unsigned.
+	SigningSeed []byte `json:"-"`
+	// Trust are the nodes' public keys (trust anchors); when set, an event
+	// not signed with its sender's key is rejected.
+	Trust event.Trust
+
+	// Offers are the services the node offers (default: its kind's).
+	Offers []directory.Offer
+	// SLAs are deadlines by service over those the directory lists; the
+	// "" entry applies to services with none (ParseSLAs).
+	SLAs map[string]app.SLA
+	// Coordinator is the node that sees every overdue referral; none if
+	// empty.
+	Coordinator string
+	// Now is the clock of consents and deadlines (default time.Now).
+	Now func() time.Time
+	// SLATick is how often due deadlines are looked for (default 1s).
+	SLATick time.Duration
+	// DirectoryTick is how often the listing is refreshed (default 1s).
+	DirectoryTick time.Duration
+	// Web, if set, wraps the HTTP API in the caseworker UI and its sign-in
+	// (package web's Mount); without it the API is open.
+	Web func(ctx context.Context, a *app.App, api huma.API, next http.Handler) (http.Handler, error)
+
+	Stream   bus.StreamConfig
+	Consumer bus.ConsumerConfig
+	Relay    outbox.RelayOptions
+	Inbox    inbox.Options
+
+	// errs are what ConfigFromEnv could not read, reported by New.
+	errs []error
+}
+
+// ConfigFromEnv reads a node's settings from the environment:
+// REFBUS_NODE, REFBUS_HTTP_ADDR, DATABASE_URL, NATS_URL, NATS_CREDS,
+// REFBUS_NETWORK_KEY (hex), REFBUS_SIGNING_SEED (an nkeys seed),
+// REFBUS_TRUST (node=PUBLICKEY,...), REFBUS_SLAS and REFBUS_COORDINATOR.
+func ConfigFromEnv(kindName string) Config {
+	c := Config{
+		Node:        os.Getenv("REFBUS_NODE"),
+		HTTPAddr:    os.Getenv("REFBUS_HTTP_ADDR"),
+		DatabaseURL: os.Getenv("DATABASE_URL"),
+		NATSURL:     os.Getenv("NATS_URL"),
+		NATSCreds:   os.Getenv("NATS_CREDS"),
+		Coordinator: os.Getenv("REFBUS_COORDINATOR"),
+	}
+	if c.Node == "" {
+		c.Node = kindName
+	}
+	if k, err := hex.DecodeString(os.Getenv("REFBUS_NETWORK_KEY")); err == nil {
+		c.NetworkKey = k
+	}
+	if seed := os.Getenv("REFBUS_SIGNING_SEED"); seed != "" {
+		c.SigningSeed = []byte(seed)
+	}
+	if t := os.Getenv("REFBUS_TRUST"); t != "" {
+		var err error
+		if c.Trust, err = event.ParseTrust(t); err != nil {
+			c.errs = append(c.errs, fmt.Errorf("REFBUS_TRUST: %w", err))
+		}
+	}
+	if v := os.Getenv("REFBUS_SLAS"); v != "" {
+		var err error
+		if c.SLAs, err = ParseSLAs(v); err != nil {
+			c.errs = append(c.errs, fmt.Errorf("REFBUS_SLAS: %w", err))
+		}
+	}
+	if c.HTTPAddr == "" {
+		c.HTTPAddr = "127.0.0.1:8080"
+	}
+	if c.NATSURL == "" {
+		c.NATSURL = "nats://127.0.0.1:4222"
+	}
+	return c
+}
+
+// check fills in the defaults and says what is wrong.
+func (c *Config) check(kindOffers []directory.Offer) error {
+	if len(c.errs) > 0 {
+		return fmt.Errorf("%s: %w", c.Node, c.errs[0])
+	}
+	if !bus.ValidNode(c.Node) {
+		return fmt.Errorf("node name %q (REFBUS_NODE): use lowercase letters, digits, _ and -, such as health or ngo_nur", c.Node)
+	}
+	if c.DatabaseURL == "" {
+		return fmt.Errorf("%s: DATABASE_URL is required", c.Node)
+	}
+	if c.NATSURL == "" {
+		return fmt.Errorf("%s: NATS_URL is required", c.Node)
+	}
+	if c.Coordinator != "" && !bus.ValidNode(c.Coordinator) {
+		return fmt.Errorf("%s: coordinator %q (REFBUS_COORDINATOR) is not a node name", c.Node, c.Coordinator)
+	}
+	if len(c.SigningSeed) > 0 {
+		// The relay's chain and the receipts' are apart: two signers.
+		for _, s := range []**event.Signer{&c.Relay.Signer, &c.Inbox.Signer} {
+			signer, err := event.NewSigner(c.SigningSeed)
+			if err != nil {
+				return fmt.Errorf("%s: %w", c.Node, err)
+			}
+			*s = signer
+		}
+	}
+	if c.Trust != nil {
+		c.Inbox.Trust = c.Trust
+	}
+	if c.MaxConns == 0 {
+		c.MaxConns = 16
+	}
+	if c.Offers == nil {
+		c.Offers = kindOffers
+	}
+	return nil
+}
+
+// signingKey is the public key of SigningSeed, this node's trust anchor
+// for the others ("" without a seed).
+func (c *Config) signingKey() string {
+	if c.Relay.Signer == nil {
+		return ""
+	}
+	return c.Relay.Signer.PublicKey()
+}
+
+// ParseSLAs reads deadlines per service from
+// "service=accept/complete,...", durations as Go writes them ("2h",
+// "240h"; "0" for none); the service "default" sets the deadlines of
+// services with none. For example "crisis_shelter=2h/4392h,legal_help=48h/0".
+func ParseSLAs(v string) (map[string]app.SLA, error) {
+	out := map[string]app.SLA{}
+	for entry := range strings.SplitSeq(v, ",") {
+		entry = strings.TrimSpace(entry)
+		if entry == "" {
+			continue
+		}
+		name, times, ok := strings.Cut(entry, "=")
+		accept, complete, ok2 := strings.Cut(times, "/")
+		if !ok || !ok2 || name == "" {
+			return nil, fmt.Errorf("%q: want service=accept/complete, such as crisis_shelter=2h/4392h", entry)
+		}
+		var sla app.SLA
+		var err error
+		if sla.Accept, err = time.ParseDuration(accept); err != nil || sla.Accept < 0 {
+			return nil, fmt.Errorf("%q: accept deadline %q: want a duration such as 2h or 240h", entry, accept)
+		}
+		if sla.Complete, err = time.ParseDuration(complete); err != nil || sla.Complete < 0 {
+			return nil, fmt.Errorf("%q: completion deadline %q: want a duration such as 720h, or 0 for none", entry, complete)
+		}
+		if name == "default" {
+			name = ""
+		}
+		out[name] = sla
+	}
+	return out, nil
+}

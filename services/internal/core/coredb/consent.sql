@@ -1,0 +1,41 @@
+-- name: ConsentInsert :one
+INSERT INTO core.consent (id, given_by, person_key, to_agency, purpose, data_categories, expires_at, recorded_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+RETURNING *;
+
+-- name: ConsentGet :one
+SELECT * FROM core.consent WHERE id = $1;
+
+-- name: ConsentGetForUpdate :one
+SELECT * FROM core.consent WHERE id = $1 FOR UPDATE;
+
+-- name: ConsentList :many
+SELECT * FROM core.consent ORDER BY recorded_at DESC, id DESC LIMIT $1;
+
+-- name: ConsentRevoke :one
+UPDATE core.consent SET revoked_at = sqlc.arg(at), revoke_reason = sqlc.arg(reason)
+WHERE id = $1
+RETURNING *;
+
+-- name: ReferralListByConsent :many
+-- The referrals this node sent under a consent, locked for the moves
+-- its revocation makes.
+SELECT * FROM core.referral
+WHERE consent_id = $1 AND from_agency = sqlc.arg(agency)
+ORDER BY created_at, id
+FOR UPDATE;
+
+-- name: ReferralRedact :exec
+-- The consent a referral was received under was revoked: its shared data
+-- goes; the referral, its status and its history stay as the audit trail.
+UPDATE core.referral
+SET note = '', person_key = '', work = NULL, consent_revoked_at = coalesce(consent_revoked_at, sqlc.arg(at)),
+    redacted_at = coalesce(redacted_at, now()), updated_at = now()
+WHERE id = $1;
+
+-- name: ReferralMarkConsentRevoked :exec
+UPDATE core.referral SET consent_revoked_at = coalesce(consent_revoked_at, sqlc.arg(at)), updated_at = now()
+WHERE id = $1;
+
+-- name: ConsentHold :exec
+SELECT core.consent_hold_all(sqlc.arg(consent_ids)::uuid[], sqlc.arg(at)::timestamptz);

@@ -1,0 +1,93 @@
+-- name: ReferralInsert :exec
+-- Writes new outgoing referrals, a group at a time. A referral's consent
+-- categories come joined by commas (they are names from a fixed list).
+INSERT INTO core.referral (id, case_id, from_agency, to_agency, service, note, status, seq_out, parent_id, traceparent, person_key,
+                      consent_id, consent_purpose, consent_categories, consent_expires_at, created_at, updated_at)
+SELECT u.id, u.case_id, u.from_agency, u.to_agency, u.service, u.note, 'requested', 1,
+       NULLIF(u.parent_id, '00000000-0000-0000-0000-000000000000'), u.traceparent, u.person_key,
+       u.consent_id, u.consent_purpose, string_to_array(u.consent_categories, ','), u.consent_expires_at, u.created_at, u.created_at
+FROM (SELECT unnest(sqlc.arg(ids)::uuid[]) AS id, unnest(sqlc.arg(case_ids)::uuid[]) AS case_id,
+             unnest(sqlc.arg(from_agencies)::text[]) AS from_agency, unnest(sqlc.arg(to_agencies)::text[]) AS to_agency,
+             unnest(sqlc.arg(services)::text[]) AS service, unnest(sqlc.arg(notes)::text[]) AS note,
+             unnest(sqlc.arg(parent_ids)::uuid[]) AS parent_id, unnest(sqlc.arg(traceparents)::text[]) AS traceparent,
+             unnest(sqlc.arg(person_keys)::text[]) AS person_key, unnest(sqlc.arg(consent_ids)::uuid[]) AS consent_id,
+             unnest(sqlc.arg(consent_purposes)::text[]) AS consent_purpose,
+             unnest(sqlc.arg(consent_categories)::text[]) AS consent_categories,
+             unnest(sqlc.arg(consent_expiries)::timestamptz[]) AS consent_expires_at,
+             unnest(sqlc.arg(created_ats)::timestamptz[]) AS created_at) AS u;
+
+-- name: ReferralReceive :exec
+-- Records referrals that arrived from other nodes; a referral seen before
+-- is left as it is.
+INSERT INTO core.referral (id, case_id, from_agency, to_agency, service, note, status, seq_in, parent_id, traceparent, person_key,
+                      consent_id, consent_purpose, consent_expires_at, received_at)
+SELECT u.id, u.case_id, u.from_agency, u.to_agency, u.service, u.note, 'received', 1,
+       NULLIF(u.parent_id, '00000000-0000-0000-0000-000000000000'), u.traceparent, u.person_key,
+       u.consent_id, u.consent_purpose, u.consent_expires_at, now()
+FROM (SELECT unnest(sqlc.arg(ids)::uuid[]) AS id, unnest(sqlc.arg(case_ids)::uuid[]) AS case_id,
+             unnest(sqlc.arg(from_agencies)::text[]) AS from_agency, unnest(sqlc.arg(to_agencies)::text[]) AS to_agency,
+             unnest(sqlc.arg(services)::text[]) AS service, unnest(sqlc.arg(notes)::text[]) AS note,
+             unnest(sqlc.arg(parent_ids)::uuid[]) AS parent_id, unnest(sqlc.arg(traceparents)::text[]) AS traceparent,
+             unnest(sqlc.arg(person_keys)::text[]) AS person_key, unnest(sqlc.arg(consent_ids)::uuid[]) AS consent_id,
+             unnest(sqlc.arg(consent_purposes)::text[]) AS consent_purpose,
+             unnest(sqlc.arg(consent_expiries)::timestamptz[]) AS consent_expires_at) AS u
+ON CONFLICT (id) DO NOTHING;
+
+-- name: ReferralMarkReceived :exec
+-- The receipts of these referrals' requests came back applied: they were
+-- received, if each receipt came from the node the referral went to.
+UPDATE core.referral r
+SET status = 'received', received_at = now(), updated_at = now()
+FROM (SELECT unnest(sqlc.arg(ids)::uuid[]) AS id, unnest(sqlc.arg(froms)::text[]) AS from_node) AS u
+WHERE r.id = u.id AND r.to_agency = u.from_node AND r.status = 'requested';
+
+-- name: ReferralMarkUndelivered :exec
+-- The nodes these referrals went to refused their requests at the bus,
+-- for these reasons.
+UPDATE core.referral r
+SET delivery_error = u.reason, updated_at = now()
+FROM (SELECT unnest(sqlc.arg(ids)::uuid[]) AS id, unnest(sqlc.arg(froms)::text[]) AS from_node,
+             unnest(sqlc.arg(reasons)::text[]) AS reason) AS u
+WHERE r.id = u.id AND r.to_agency = u.from_node AND r.status = 'requested';
+
+-- name: ReferralGet :one
+SELECT * FROM core.referral WHERE id = $1;
+
+-- name: ReferralListIncoming :many
+SELECT * FROM core.referral
+WHERE to_agency = sqlc.arg(agency)
+ORDER BY created_at DESC, id DESC
+LIMIT sqlc.arg(max_rows);
+
+-- name: ReferralListOutgoing :many
+SELECT * FROM core.referral
+WHERE from_agency = sqlc.arg(agency)
+ORDER BY created_at DESC, id DESC
+LIMIT sqlc.arg(max_rows);
+
+-- name: ReferralGetForUpdate :one
+SELECT * FROM core.referral WHERE id = $1 FOR UPDATE;
+
+-- name: ReferralMove :exec
+UPDATE core.referral
+SET status = $2, seq_out = $3, seq_in = $4, reason_code = $5, reason = $6, outcome = $7,
+    forwarded_to = $8, forwarded_agency = $9, updated_at = now()
+WHERE id = $1;
+
+-- name: ReferralListByCase :many
+SELECT * FROM core.referral WHERE case_id = $1 ORDER BY created_at, id;
+
+-- name: HistoryInsert :exec
+INSERT INTO core.referral_history (referral_id, case_id, agency, move, status, reason_code, reason, outcome)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8);
+
+-- name: HistoryByCase :many
+SELECT * FROM core.referral_history WHERE case_id = $1 ORDER BY id;
+
+-- name: ReferralOpenCaseOfPerson :one
+-- The case of the newest referral about a person that has not ended.
+SELECT case_id FROM core.referral
+WHERE person_key = $1 AND person_key <> ''
+  AND status NOT IN ('declined', 'completed', 'failed', 'cancelled', 'forwarded')
+ORDER BY created_at DESC
+LIMIT 1;

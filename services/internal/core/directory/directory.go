@@ -1,0 +1,225 @@
+// Package directory is the network's service directory: one listing per
+// node in a JetStream KV bucket, saying which services the node offers
+// (with their deadlines and free places) and the keys to seal to it and to
+// check its signatures. A node publishes its own listing and watches the
+// others', so that making a referral costs no directory read.
+package directory
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Bucket is the KV bucket of the directory: one key per node.
+const Bucket = "refbus_directory"
+
+// ErrNotListed: the node has no listing in the directory.
+var ErrNotListed = errors.New("not listed in the directory")
+
+// Offer is a service a node offers, as the directory lists it.
+type Offer struct {
+	Name        string   `json:"name" doc:"What a referral names in its service field."`
+	Title       string   `json:"title"`
+	Eligibility string   `json:"eligibility" doc:"Who may be referred."`
+	Languages   []string `json:"languages" doc:"Languages the service is given in (ISO 639-1)."`
+	Area        string   `json:"area" doc:"Where it is given."`
+	// Beds is how many people the service takes in at once (a shelter);
+	// zero for a service that takes no one in.
+	Beds     int  `json:"beds,omitempty" doc:"Places, for a service that takes people in."`
+	FreeBeds *int `json:"free_beds,omitempty" doc:"Places free now; a referral when none is free is declined with no_capacity."`
+	// AcceptWithin and CompleteWithin are the service's deadlines: how
+	// long a referral may wait to be accepted, then to be completed. The
+	// sender keeps them (zero: the sender's default).
+	AcceptWithin   Duration `json:"accept_within,omitempty" doc:"How long a referral may wait to be accepted, such as 2h0m0s; the sender escalates after."`
+	CompleteWithin Duration `json:"complete_within,omitempty" doc:"How long an accepted referral may take to be completed."`
+}
+
+// Duration is a time.Duration written as Go writes it ("2h0m0s").
+type Duration time.Duration
+
+// MarshalText writes d as Go writes durations.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
+
+// UnmarshalText reads a duration as Go writes it.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("duration %q: %w", b, err)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// Listing is one node's entry in the directory.
+type Listing struct {
+	Agency   string  `json:"agency" doc:"The node."`
+	Services []Offer `json:"services"`
+	// PublicKey is the node's X25519 key (base64) that confidential
+	// fields meant for it are sealed to.
+	PublicKey string `json:"public_key" doc:"X25519 public key (base64) that confidential fields for this node are sealed to (HPKE, RFC 9180)."`
+	// SigningKey is the nkeys public key of the node's Ed25519 signatures
+	// (schemas/SIGNING.md), for operators to compare with their trust
+	// anchors; a node that does not sign has none.
+	SigningKey string `json:"signing_key,omitempty" doc:"Ed25519 public key (nkeys) that checks this node's event signatures; compare it with your trust anchors (REFBUS_TRUST), which are what receivers check."`
+}
+
+// Offer returns the listing's offer of service.
+func (l Listing) Offer(service string) (Offer, bool) {
+	for _, o := range l.Services {
+		if o.Name == service {
+			return o, true
+		}
+	}
+	return Offer{}, false
+}
+
+// Directory is a node's view of the directory.
+type Directory struct {
+	kv   jetstream.KeyValue
+	self string
+	log  *slog.Logger
+
+	// mu guards listings, the directory as the watch last saw it.
+	mu       sync.Mutex
+	listings map[string]Listing
+	// pubMu guards published, the listing this node last put.
+	pubMu     sync.Mutex
+	published []byte
+}
+
+// Open opens (or makes) the directory bucket for node self.
+func Open(ctx context.Context, js jetstream.JetStream, self string, replicas int, log *slog.Logger) (*Directory, error) {
+	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      Bucket,
+		Description: "node -> the services it offers, with free places",
+		Storage:     jetstream.FileStorage,
+		Replicas:    max(replicas, 1),
+		History:     1,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open directory: %w", err)
+	}
+	return &Directory{kv: kv, self: self, log: log, listings: map[string]Listing{}}, nil
+}
+
+// Publish puts this node's listing into the directory, if it changed
+// since the last time.
+func (d *Directory) Publish(ctx context.Context, l Listing) error {
+	b, err := json.Marshal(l)
+	if err != nil {
+		return err
+	}
+	d.pubMu.Lock()
+	defer d.pubMu.Unlock()
+	if bytes.Equal(b, d.published) {
+		return nil
+	}
+	if _, err := d.kv.Put(ctx, d.self, b); err != nil {
+		return fmt.Errorf("publish directory: %w", err)
+	}
+	d.published = b
+	return nil
+}
+
+// Watch keeps the listings at hand until ctx ends.
+func (d *Directory) Watch(ctx context.Context) error {
+	w, err := d.kv.WatchAll(ctx)
+	if err != nil {
+		return fmt.Errorf("watch directory: %w", err)
+	}
+	defer func() { _ = w.Stop() }()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case e, ok := <-w.Updates():
+			if !ok {
+				return nil
+			}
+			if e == nil {
+				continue // the initial values are in
+			}
+			var l Listing
+			d.mu.Lock()
+			if e.Operation() != jetstream.KeyValuePut || json.Unmarshal(e.Value(), &l) != nil {
+				delete(d.listings, e.Key())
+			} else {
+				d.listings[e.Key()] = l
+			}
+			d.mu.Unlock()
+		}
+	}
+}
+
+// List lists every node's listing, read from the bucket, by node.
+func (d *Directory) List(ctx context.Context) ([]Listing, error) {
+	keys, err := d.kv.Keys(ctx)
+	if errors.Is(err, jetstream.ErrNoKeysFound) {
+		return []Listing{}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list directory: %w", err)
+	}
+	slices.Sort(keys)
+	out := make([]Listing, 0, len(keys))
+	for _, k := range keys {
+		l, err := d.get(ctx, k)
+		if errors.Is(err, ErrNotListed) {
+			continue // gone since Keys
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, l)
+	}
+	return out, nil
+}
+
+// Lookup is the listing of node: from the watch, or read from the bucket
+// before the watch has it. Returns ErrNotListed.
+func (d *Directory) Lookup(ctx context.Context, node string) (Listing, error) {
+	d.mu.Lock()
+	l, ok := d.listings[node]
+	d.mu.Unlock()
+	if ok {
+		return l, nil
+	}
+	return d.get(ctx, node)
+}
+
+func (d *Directory) get(ctx context.Context, node string) (Listing, error) {
+	var l Listing
+	e, err := d.kv.Get(ctx, node)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return l, fmt.Errorf("%s: %w", node, ErrNotListed)
+	}
+	if err != nil {
+		return l, fmt.Errorf("read directory: %w", err)
+	}
+	if err := json.Unmarshal(e.Value(), &l); err != nil {
+		return l, fmt.Errorf("read directory entry of %s: %w", node, err)
+	}
+	return l, nil
+}
+
+// Seen is the listings the watch has seen, by node.
+func (d *Directory) Seen() []Listing {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := make([]Listing, 0, len(d.listings))
+	for _, l := range d.listings {
+		out = append(out, l)
+	}
+	slices.SortFunc(out, func(a, b Listing) int { return strings.Compare(a.Agency, b.Agency) })
+	return out
+}

@@ -1,0 +1,116 @@
+// Package kind is the seam between the core and a kind of node: what
+// health, education, social or an NGO adds to the referral lifecycle,
+// consent, deadlines, directory, API and UI that every node shares.
+//
+// A kind owns its work records (the schemas.Work fields it names in
+// Records) and the tables that keep them, in a Postgres schema of its own
+// (Migrations); it checks its records, and it acts on a referral when it
+// is received, accepted and ended. The core calls it inside the
+// transaction of the change it is about, and knows no kind by name: each
+// kind's command hands its Kind to core.Main.
+package kind
+
+import (
+	"context"
+	"errors"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/refbus/refbus/pkg/pgmigrate"
+	"github.com/refbus/refbus/schemas"
+	"github.com/refbus/refbus/services/internal/core/directory"
+)
+
+// Kind is one kind of node. Embed Base for the parts a kind does not need.
+type Kind interface {
+	// Name is the kind's name (health, education, social, ngo): the
+	// Postgres schema of its tables, and a node's name unless configured.
+	Name() string
+	// Migrations is the kind's migration line, in the schema Name.
+	Migrations() pgmigrate.Line
+	// Offers are the services a node of this kind offers unless its
+	// operators configure others.
+	Offers() []directory.Offer
+	// Records names the work records a node of this kind makes, as
+	// schemas.Work names them ("screening"). A node records no others.
+	Records() []string
+
+	// Open is called once when a node starts, with the services it offers.
+	Open(ctx context.Context, db DB, offers []directory.Offer) error
+	// CheckWork says what is wrong with work this node is about to
+	// record, before anything is written. Returns errors wrapping
+	// ErrInvalid.
+	CheckWork(w *schemas.Work) error
+	// RecordWork keeps w, this node's own work on r, in the kind's tables.
+	// Returns errors wrapping ErrInvalid or ErrConflict for a caller's
+	// mistake.
+	RecordWork(ctx context.Context, db DB, r Referral, w *schemas.Work) error
+	// Accepting is asked before this node accepts r with w (nil when the
+	// accept carries no work). An error wrapping ErrInvalid refuses it.
+	Accepting(ctx context.Context, db DB, r Referral, w *schemas.Work) error
+	// Received is told of a referral this node has just received; a
+	// Decline declines it at once, so its sender can look elsewhere.
+	Received(ctx context.Context, db DB, r Referral) (*Decline, error)
+	// Ended is told that a referral this node received has ended
+	// (completed, declined, failed, cancelled or forwarded).
+	Ended(ctx context.Context, db DB, r Referral) error
+	// Places are the free places of the services that take people in, by
+	// service, for the directory; nil when none does.
+	Places(ctx context.Context, db DB) (map[string]int, error)
+}
+
+// Referral is what a kind sees of a referral: enough to file its records
+// and to act, nothing of the family.
+type Referral struct {
+	ID      uuid.UUID
+	CaseID  uuid.UUID
+	From    string // the node that sent it
+	To      string // the node it was sent to
+	Service string
+}
+
+// Decline is an automatic decline: its reason code and reason.
+type Decline struct {
+	ReasonCode string
+	Reason     string
+}
+
+// DB is a transaction, or a batch that commits with one: what sqlc's
+// generated code takes.
+type DB interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// Errors a kind returns for a caller's mistake; the core answers them as
+// its own (422 and 409 problems on HTTP). The message after the sentinel
+// is shown to the caseworker.
+var (
+	ErrInvalid  = errors.New("invalid request")
+	ErrConflict = errors.New("conflict")
+)
+
+// Base is a kind with no effects and no checks beyond the core's: embed it
+// and implement Name, Migrations, Offers, Records and RecordWork.
+type Base struct{}
+
+// Open does nothing.
+func (Base) Open(context.Context, DB, []directory.Offer) error { return nil }
+
+// CheckWork accepts any work of the kind's records.
+func (Base) CheckWork(*schemas.Work) error { return nil }
+
+// Accepting accepts.
+func (Base) Accepting(context.Context, DB, Referral, *schemas.Work) error { return nil }
+
+// Received declines nothing.
+func (Base) Received(context.Context, DB, Referral) (*Decline, error) { return nil, nil }
+
+// Ended does nothing.
+func (Base) Ended(context.Context, DB, Referral) error { return nil }
+
+// Places says no service takes people in.
+func (Base) Places(context.Context, DB) (map[string]int, error) { return nil, nil }

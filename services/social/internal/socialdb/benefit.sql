@@ -1,0 +1,3 @@
+-- name: BenefitDecisionInsert :exec
+INSERT INTO social.benefit_decision (id, referral_id, case_id, benefit, decision, monthly_kzt, reason)
+VALUES ($1, $2, $3, $4, $5, $6, $7);
