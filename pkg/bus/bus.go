@@ -1,9 +1,10 @@
 // Package bus names the JetStream stream, subjects and consumers that carry
-// referral events between agencies.
+// events between the nodes of a network.
 //
-// Subjects are refbus.<from>.<to>.<event>, where <event> is the event type
-// without its org.refbus. prefix and version (referral.requested, receipt).
-// Each agency reads refbus.*.<agency>.> through its own durable consumer.
+// Subjects are refbus.<from>.<to>.<event>, where <from> and <to> are node
+// names and <event> is the event type without its org.refbus. prefix and
+// version (referral.requested, receipt). Each node reads refbus.*.<node>.>
+// through its own durable consumer.
 package bus
 
 import (
@@ -15,42 +16,46 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// Stream is the name of the stream that keeps every referral event.
+// Stream is the name of the stream that keeps every event of the network.
 const Stream = "REFERRALS"
-
-// ReceiptType is the event type of the delivery receipt a receiver sends
-// back for every event it applied or rejected.
-const ReceiptType = "org.refbus.receipt.v1"
 
 const (
 	subjectRoot = "refbus"
 	typePrefix  = "org.refbus."
 	sourceRoot  = "/agencies/"
+	maxNodeLen  = 64
 )
 
-// Agencies are the agencies of the network, in a stable order.
-var Agencies = []string{"health", "education", "social", "ngo"}
-
-// KnownAgency reports whether name is one of Agencies.
-func KnownAgency(name string) bool {
-	for _, a := range Agencies {
-		if a == name {
-			return true
+// ValidNode reports whether name can name a node: one NATS subject token
+// of lowercase letters, digits, '_' and '-', starting with a letter or a
+// digit, at most 64 bytes.
+func ValidNode(name string) bool {
+	if name == "" || len(name) > maxNodeLen {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= '0' && c <= '9':
+		case (c == '_' || c == '-') && i > 0:
+		default:
+			return false
 		}
 	}
-	return false
+	return true
 }
 
-// Source is the CloudEvents source of an agency.
-func Source(agency string) string { return sourceRoot + agency }
+// Source is the CloudEvents source of a node: /agencies/<node>.
+func Source(node string) string { return sourceRoot + node }
 
-// AgencyOf returns the agency named by a CloudEvents source.
-func AgencyOf(source string) (string, bool) {
-	a, ok := strings.CutPrefix(source, sourceRoot)
-	return a, ok && KnownAgency(a)
+// NodeOf returns the node a CloudEvents source names, if the source is
+// /agencies/<node> with a valid node name.
+func NodeOf(source string) (string, bool) {
+	n, ok := strings.CutPrefix(source, sourceRoot)
+	return n, ok && ValidNode(n)
 }
 
-// Subject is the NATS subject of an event of eventType from one agency to
+// Subject is the NATS subject of an event of eventType from one node to
 // another.
 func Subject(from, to, eventType string) string {
 	return subjectRoot + "." + from + "." + to + "." + eventName(eventType)
@@ -65,7 +70,7 @@ func eventName(eventType string) string {
 	return n
 }
 
-// ParseSubject splits a subject into its sending and receiving agency.
+// ParseSubject splits a subject into its sending and receiving node.
 func ParseSubject(subject string) (from, to string, err error) {
 	parts := strings.SplitN(subject, ".", 4)
 	if len(parts) < 4 || parts[0] != subjectRoot {
@@ -97,7 +102,7 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, c StreamConfig) (
 	}
 	s, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name:        Stream,
-		Description: "referral events between agencies",
+		Description: "events between the nodes of the network",
 		Subjects:    []string{subjectRoot + ".>"},
 		Storage:     jetstream.FileStorage,
 		Retention:   jetstream.LimitsPolicy,
@@ -119,7 +124,7 @@ const AuditStream = "REFERRALS_AUDIT"
 // EnsureAuditStream creates or updates AuditStream: a JetStream mirror of
 // REFERRALS that no one may delete from or purge, kept for c.MaxAge (0:
 // 10 years), that auditors replay and verify across the whole retention
-// even if the stream the agencies use is ever purged or recreated. A
+// even if the stream the nodes use is ever purged or recreated. A
 // mirror takes no publishes: it only copies REFERRALS, in order.
 func EnsureAuditStream(ctx context.Context, js jetstream.JetStream, c StreamConfig) (jetstream.Stream, error) {
 	if c.MaxAge == 0 {
@@ -145,7 +150,7 @@ func EnsureAuditStream(ctx context.Context, js jetstream.JetStream, c StreamConf
 	return s, nil
 }
 
-// ConsumerConfig sets the redelivery policy of an agency's consumer.
+// ConsumerConfig sets the redelivery policy of a node's consumer.
 type ConsumerConfig struct {
 	// AckWait is how long JetStream waits for the acknowledgement of a
 	// delivered event before it delivers it again: the time a consumer
@@ -165,8 +170,11 @@ type ConsumerConfig struct {
 // DefaultBackOff is the redelivery schedule of a consumer.
 var DefaultBackOff = []time.Duration{time.Second, 5 * time.Second, 30 * time.Second, 2 * time.Minute, 10 * time.Minute}
 
-// EnsureConsumer creates or updates the durable consumer of agency.
-func EnsureConsumer(ctx context.Context, js jetstream.JetStream, agency string, c ConsumerConfig) (jetstream.Consumer, error) {
+// EnsureConsumer creates or updates the durable consumer of node.
+func EnsureConsumer(ctx context.Context, js jetstream.JetStream, node string, c ConsumerConfig) (jetstream.Consumer, error) {
+	if !ValidNode(node) {
+		return nil, fmt.Errorf("ensure consumer: %q is not a node name", node)
+	}
 	if c.AckWait == 0 {
 		c.AckWait = 30 * time.Second
 	}
@@ -176,9 +184,9 @@ func EnsureConsumer(ctx context.Context, js jetstream.JetStream, agency string, 
 	// No server-side BackOff: it would replace AckWait with its first step.
 	// The consumer naks what it cannot apply yet with its own delays.
 	cons, err := js.CreateOrUpdateConsumer(ctx, Stream, jetstream.ConsumerConfig{
-		Durable:       agency,
-		Description:   "events addressed to " + agency,
-		FilterSubject: subjectRoot + ".*." + agency + ".>",
+		Durable:       node,
+		Description:   "events addressed to " + node,
+		FilterSubject: subjectRoot + ".*." + node + ".>",
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		DeliverPolicy: jetstream.DeliverAllPolicy,
 		AckWait:       c.AckWait,
@@ -186,30 +194,7 @@ func EnsureConsumer(ctx context.Context, js jetstream.JetStream, agency string, 
 		MaxAckPending: 20000,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("ensure consumer %s: %w", agency, err)
+		return nil, fmt.Errorf("ensure consumer %s: %w", node, err)
 	}
 	return cons, nil
-}
-
-// CaseIndex is the KV bucket that maps a person's keyed pseudonym to the
-// open case of that person, so a referral about the same child joins the
-// same case whichever agency starts it. It holds no national ids.
-const CaseIndex = "refbus_cases"
-
-// EnsureCaseIndex creates or opens the case index.
-func EnsureCaseIndex(ctx context.Context, js jetstream.JetStream, replicas int) (jetstream.KeyValue, error) {
-	if replicas == 0 {
-		replicas = 1
-	}
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:      CaseIndex,
-		Description: "person key -> open case id",
-		Storage:     jetstream.FileStorage,
-		Replicas:    replicas,
-		History:     5,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("ensure case index: %w", err)
-	}
-	return kv, nil
 }

@@ -24,7 +24,7 @@ type maxDeliveriesAdvisory struct {
 }
 
 // WatchDeadLetters records in the dead_letter table every event JetStream
-// stops redelivering to agency (after MaxDeliver), from its advisories,
+// stops redelivering to this node (after MaxDeliver), from its advisories,
 // until ctx ends. The event stays in the stream; Redrive applies it later.
 func (c *Consumer) WatchDeadLetters(ctx context.Context, nc *nats.Conn, stream jetstream.Stream) error {
 	subject := "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES." + bus.Stream + "." + c.self

@@ -1,13 +1,17 @@
 // Package inbox receives events exactly once: each event is recorded in the
-// inbox table in the same Postgres transaction as its effect, and
-// acknowledged on JetStream only after that transaction commits. A repeat is
-// acknowledged and ignored; a bad event is stored as rejected with its
-// reason; every applied or rejected event sends a receipt back to its sender.
+// inbox in the same Postgres transaction as its effect, and acknowledged on
+// JetStream only after that transaction commits. A repeat is acknowledged
+// and ignored; a bad event is stored as rejected with its reason; every
+// applied or rejected event sends a receipt back to its sender (package
+// receipt), after the commit.
 //
-// Receipts are published straight after the commit, not through the
-// outbox: a receipt lost in a crash is healed by the sender, which sends its
-// event again for want of a receipt, and a repeat is answered with the
-// receipt again. That keeps half of all events out of the outbox.
+// Receipts that come back for the events this node sent are handled here
+// too: checked like any event, recorded in the outbox and told to the
+// Handler (Receipted), in the transaction of the batch they came with.
+//
+// Its tables (bus.inbox, bus.dead_letter) are made by the bus's migration
+// line, package busstore; ListReceived, Rejections and LastReceived are how
+// others read them.
 package inbox
 
 import (
@@ -28,18 +32,29 @@ import (
 	"github.com/refbus/refbus/pkg/internal/busdb"
 	"github.com/refbus/refbus/pkg/outbox"
 	"github.com/refbus/refbus/pkg/pgbatch"
+	"github.com/refbus/refbus/pkg/receipt"
 )
 
-// Handler applies events to an agency's own records.
+// Handler applies events to a node's own records.
 type Handler interface {
-	// Apply applies evs, none seen before, in tx and returns one result
-	// per event: nil when applied, an error made by Reject when the event
-	// is refused for good, or one made by Later when it cannot apply yet.
-	// It must make no writes for a refused or deferred event. A non-nil
-	// second result aborts the whole batch, which is then retried event
-	// by event. Writes queued with tx.Later go with the inbox's own
-	// record of the batch and its COMMIT, in one round trip.
+	// Apply applies evs, none seen before and none a receipt, in tx and
+	// returns one result per event: nil when applied, an error made by
+	// Reject when the event is refused for good, or one made by Later
+	// when it cannot apply yet. It must make no writes for a refused or
+	// deferred event. A non-nil second result aborts the whole batch,
+	// which is then retried event by event. Writes queued with tx.Later
+	// go with the inbox's own record of the batch and its COMMIT, in one
+	// round trip.
 	Apply(ctx context.Context, tx *pgbatch.Tx, evs []*ce.Event) ([]error, error)
+	// Receipted is told, in the transaction that records them, what
+	// receivers said of events this node sent. It is called after Apply,
+	// with every receipt that passed the checks (decoded, schema,
+	// signature, its sender matches its subject), repeats included, and
+	// receipts from any node: its writes must be idempotent, and it must
+	// check that a receipt comes from the node its event went to. Queue
+	// them with tx.Later so they go with the COMMIT. An error aborts the
+	// batch, as Apply's does.
+	Receipted(ctx context.Context, tx *pgbatch.Tx, rs []receipt.Receipt) error
 }
 
 // RejectError is an event refused for good, with a reason a person can act
@@ -66,6 +81,22 @@ func Later(err error) error { return &LaterError{Err: err} }
 // ErrFault wraps the error of a Fault hook.
 var ErrFault = errors.New("fault injected")
 
+// Stage is a point in a consumer's round where a Fault hook is called.
+type Stage int
+
+const (
+	// AfterCommit is after a batch's transaction committed, before its
+	// messages are acknowledged and its receipts sent.
+	AfterCommit Stage = iota + 1
+)
+
+func (s Stage) String() string {
+	if s == AfterCommit {
+		return "after_commit"
+	}
+	return "stage(" + strconv.Itoa(int(s)) + ")"
+}
+
 // Options tunes a Consumer; zero values take the defaults.
 type Options struct {
 	// MaxBatch bounds the events applied in one transaction (default 256).
@@ -74,12 +105,12 @@ type Options struct {
 	// cannot apply yet, by delivery; the last repeats. Use the consumer's
 	// (default bus.DefaultBackOff).
 	BackOff []time.Duration
-	// Fault, if set, is called at named points ("after_commit"); an error
-	// stops the consumer there, without acknowledging, as a crash would.
-	Fault  func(stage string) error
+	// Fault, if set, is called at each Stage; an error stops the consumer
+	// there, without acknowledging, as a crash would. Tests use it.
+	Fault  func(Stage) error
 	Logger *slog.Logger
-	// Trust, if set, are the agencies' public keys: an event not signed
-	// by its sender's is rejected (schemas/SIGNING.md).
+	// Trust, if set, are the nodes' public keys: an event not signed by
+	// its sender's is rejected (schemas/SIGNING.md).
 	Trust event.Trust
 	// Signer, if set, signs the receipts, chained in the order this
 	// consumer sends them: a chain apart from the relay's, so give it a
@@ -87,20 +118,21 @@ type Options struct {
 	Signer *event.Signer
 }
 
-// Consumer applies the events addressed to one agency.
+// Consumer applies the events addressed to one node.
 type Consumer struct {
 	self     string
 	pool     *pgxpool.Pool
 	cons     jetstream.Consumer
 	registry *event.Registry
 	out      *outbox.Outbox
-	js       jetstream.JetStream
+	receipts *receipt.Sender
 	h        Handler
 	o        Options
 	log      *slog.Logger
 }
 
-// NewConsumer returns the consumer of agency self, reading cons.
+// NewConsumer returns the consumer of node self, reading cons. registry
+// checks the events (receipts are checked against their own schema).
 // Receipts are published with js; out is woken when Apply enqueued events.
 func NewConsumer(self string, pool *pgxpool.Pool, cons jetstream.Consumer, js jetstream.JetStream, registry *event.Registry, out *outbox.Outbox, h Handler, o Options) *Consumer {
 	if o.MaxBatch == 0 {
@@ -113,7 +145,8 @@ func NewConsumer(self string, pool *pgxpool.Pool, cons jetstream.Consumer, js je
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Consumer{self: self, pool: pool, cons: cons, js: js, registry: registry, out: out, h: h, o: o, log: log}
+	return &Consumer{self: self, pool: pool, cons: cons, registry: registry, out: out, h: h, o: o, log: log,
+		receipts: receipt.NewSender(self, js, o.Signer)}
 }
 
 // Run consumes until ctx ends. It returns nil then, or an error wrapping
@@ -129,10 +162,9 @@ func (c *Consumer) Run(ctx context.Context) error {
 		}
 	},
 		jetstream.PullMaxMessages(2*c.o.MaxBatch),
-		// Short pulls with frequent heartbeats: when the node that leads
+		// Short pulls with frequent heartbeats: when the server that leads
 		// this consumer is lost, a missed heartbeat shows it within 4s and
-		// the client pulls again from the new leader (the defaults, 30s
-		// and 15s, left a consumer idle for up to a minute).
+		// the client pulls again from the new leader.
 		jetstream.PullExpiry(5*time.Second),
 		jetstream.PullHeartbeat(2*time.Second),
 		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
@@ -176,6 +208,8 @@ type delivery struct {
 	ev      *ce.Event
 	source  string
 	id      string
+	// receipt is a receipt event's content, once it passed its checks.
+	receipt *receipt.Receipt
 	// outcome: "" fresh, "applied", "rejected", "duplicate", "later".
 	outcome string
 	reason  string
@@ -221,8 +255,10 @@ func (c *Consumer) process(ctx context.Context, msgs []jetstream.Msg) error {
 			switch ds[j].outcome {
 			case "applied", "duplicate":
 			case "rejected":
+				// The reason may quote the event's data: it is in the
+				// inbox (Rejections), not in the log.
 				rejected++
-				c.log.Warn("event rejected", "stream_seq", ds[j].seq, "event_id", ds[j].id, "source", ds[j].source, "reason", ds[j].reason)
+				c.log.Warn("event rejected", "stream_seq", ds[j].seq, "event_id", ds[j].id, "source", ds[j].source)
 			default:
 				later = true
 			}
@@ -289,6 +325,16 @@ func (c *Consumer) inspect(d *delivery, h nats.Header) {
 		d.outcome, d.reason = "rejected", fmt.Sprintf("event is addressed to %s, not to %s", to, c.self)
 	case ev.Source() != bus.Source(from):
 		d.outcome, d.reason = "rejected", fmt.Sprintf("event source %q does not match its sender %s", ev.Source(), from)
+	case ev.Type() == receipt.Type:
+		r, err := receipt.Decode(ev)
+		if err == nil && c.o.Trust != nil {
+			err = event.Verify(ev, c.o.Trust)
+		}
+		if err != nil {
+			d.outcome, d.reason = "rejected", err.Error()
+			return
+		}
+		d.receipt = &r
 	default:
 		err := c.registry.Validate(ev)
 		if err == nil && c.o.Trust != nil {
@@ -301,9 +347,10 @@ func (c *Consumer) inspect(d *delivery, h nats.Header) {
 }
 
 // apply runs one transaction for the batch and records each outcome. For
-// a batch of new referrals that takes two round trips to Postgres: BEGIN
+// a batch of new events that takes two round trips to Postgres: BEGIN
 // with the dedupe lookup, then the handler's queued writes, the inbox rows
-// and COMMIT.
+// and COMMIT. A batch of receipts takes one: they skip the dedupe lookup,
+// and their records and the handler's go with the COMMIT.
 func (c *Consumer) apply(ctx context.Context, ds []*delivery) error {
 	conn, err := c.pool.Acquire(ctx)
 	if err != nil {
@@ -318,10 +365,16 @@ func (c *Consumer) apply(ctx context.Context, ds []*delivery) error {
 	if err := c.markSeen(ctx, q, ds); err != nil {
 		return err
 	}
-	var fresh []*delivery
+	var fresh, receipted []*delivery
 	var evs []*ce.Event
+	var rs []receipt.Receipt
 	for _, d := range ds {
-		if d.outcome == "" {
+		switch {
+		case d.outcome != "":
+		case d.receipt != nil:
+			receipted = append(receipted, d)
+			rs = append(rs, *d.receipt)
+		default:
 			fresh = append(fresh, d)
 			evs = append(evs, d.ev)
 		}
@@ -344,16 +397,26 @@ func (c *Consumer) apply(ctx context.Context, ds []*delivery) error {
 			}
 		}
 	}
+	if len(rs) > 0 {
+		if err := receipt.Record(ctx, tx.Later(), rs); err != nil {
+			return err
+		}
+		if err := c.h.Receipted(ctx, tx, rs); err != nil {
+			return fmt.Errorf("receipted: %w", err)
+		}
+		for _, d := range receipted {
+			d.outcome = "applied"
+		}
+	}
 	if err := c.record(ctx, busdb.New(tx.Later()), ds); err != nil {
 		return err
 	}
-	receipts := c.receipts(ds)
 	if err := tx.Commit(ctx); err != nil {
 		return fmt.Errorf("commit: %w", err)
 	}
 	if c.o.Fault != nil {
-		if err := c.o.Fault("after_commit"); err != nil {
-			return fmt.Errorf("%w at after_commit: %v", ErrFault, err)
+		if err := c.o.Fault(AfterCommit); err != nil {
+			return fmt.Errorf("%w at %s: %v", ErrFault, AfterCommit, err)
 		}
 	}
 	if c.out.Enqueued() != enqueued {
@@ -361,11 +424,9 @@ func (c *Consumer) apply(ctx context.Context, ds []*delivery) error {
 	} else {
 		c.out.Committed() // the relay may wait for this transaction
 	}
-	for _, m := range receipts {
-		// Not awaited: a lost receipt is healed by the sender's re-send.
-		if _, err := c.js.PublishMsgAsync(m); err != nil {
-			c.log.Warn("publish receipt", "err", err, "subject", m.Subject)
-		}
+	if err := c.receipts.Send(answers(ds)); err != nil {
+		// The senders heal what is lost here: they send the events again.
+		c.log.Warn("send receipts", "err", err)
 	}
 	return nil
 }
@@ -413,7 +474,7 @@ func (c *Consumer) markSeen(ctx context.Context, q *busdb.Queries, ds []*deliver
 // applied again, and an applied receipt leaves no inbox row. A rejected
 // one is kept, like any rejected event.
 func isReceipt(d *delivery) bool {
-	return d.ev != nil && d.ev.Type() == bus.ReceiptType
+	return d.ev != nil && d.ev.Type() == receipt.Type
 }
 
 // record inserts the inbox rows of applied and rejected deliveries.
@@ -449,14 +510,12 @@ func (c *Consumer) record(ctx context.Context, q *busdb.Queries, ds []*delivery)
 	return nil
 }
 
-// receipts builds the receipts of applied and rejected deliveries, and
-// again those of repeats: a sender that sends an event twice may have
-// missed its receipt. The receipts to one sender go in one message, a
-// batch when there are several: a receipt then costs the broker a fraction
-// of a message.
-func (c *Consumer) receipts(ds []*delivery) []*nats.Msg {
-	byTo := map[string][]*ce.Event{}
-	var order []string
+// answers are the receipts to send for a batch: those of applied and
+// rejected deliveries, and again those of repeats, with the outcome they
+// had when they first came: a sender that sends an event twice may have
+// missed its receipt.
+func answers(ds []*delivery) []receipt.Answer {
+	var as []receipt.Answer
 	for _, d := range ds {
 		outcome := d.outcome
 		switch d.outcome {
@@ -469,72 +528,12 @@ func (c *Consumer) receipts(ds []*delivery) []*nats.Msg {
 		default:
 			continue
 		}
-		to, r, ok := c.receipt(d, outcome)
-		if !ok {
-			continue
+		if d.ev == nil || d.receipt != nil {
+			continue // no sender to answer, or a receipt
 		}
-		if byTo[to] == nil {
-			order = append(order, to)
-		}
-		byTo[to] = append(byTo[to], r)
+		as = append(as, receipt.Answer{Event: d.ev, StreamSeq: d.seq, Refused: outcome == "rejected", Reason: d.reason})
 	}
-	var out []*nats.Msg
-	for _, to := range order {
-		subject := bus.Subject(c.self, to, bus.ReceiptType)
-		var m *nats.Msg
-		var err error
-		if rs := byTo[to]; len(rs) == 1 {
-			m, err = event.NewMsg(subject, rs[0])
-		} else {
-			m, err = event.NewBatchMsg(subject, rs)
-		}
-		if err != nil {
-			c.log.Error("encode receipts", "err", err, "to", to)
-			continue
-		}
-		out = append(out, m)
-	}
-	return out
-}
-
-// ReceiptData is the data of a receipt event.
-type ReceiptData struct {
-	EventID   string `json:"event_id"`
-	EventType string `json:"event_type"`
-	Outcome   string `json:"outcome"`
-	Reason    string `json:"reason,omitempty"`
-	StreamSeq uint64 `json:"stream_seq"`
-}
-
-// receipt builds the receipt of a delivery and names the agency it goes
-// to, if the delivery's sender is an agency and it is not itself a receipt.
-func (c *Consumer) receipt(d *delivery, outcome string) (string, *ce.Event, bool) {
-	if d.ev == nil || d.ev.Type() == bus.ReceiptType {
-		return "", nil, false
-	}
-	to, ok := bus.AgencyOf(d.source)
-	if !ok || to == c.self {
-		return "", nil, false
-	}
-	r, err := c.registry.New(bus.Source(c.self), bus.ReceiptType, d.ev.Subject(), ReceiptData{
-		EventID: d.id, EventType: d.ev.Type(), Outcome: outcome, Reason: truncate(d.reason, 1000), StreamSeq: d.seq,
-	})
-	if err != nil {
-		c.log.Error("build receipt", "err", err, "event_id", d.id)
-		return "", nil, false
-	}
-	for _, ext := range []string{event.ExtCaseID, event.ExtTraceparent} {
-		if v, ok := d.ev.Extensions()[ext]; ok {
-			r.SetExtension(ext, v)
-		}
-	}
-	if c.o.Signer != nil {
-		if _, err := c.o.Signer.Sign(r); err != nil {
-			c.log.Error("sign receipt", "err", err, "event_id", d.id)
-			return "", nil, false
-		}
-	}
-	return to, r, true
+	return as
 }
 
 // backoff is the wait after the tries-th delivery failed.

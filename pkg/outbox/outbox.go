@@ -1,8 +1,11 @@
 // Package outbox sends events without losing them: an event is written in
 // the same Postgres transaction as the change that caused it, and a relay
-// publishes it to JetStream afterwards, as often as it takes.
+// publishes it to JetStream afterwards, as often as it takes: again after a
+// crash, and again while no receipt comes back.
 //
-// The tables are created by the agency store's migrations (sql/agency).
+// Its tables (bus.outbox, bus.outbox_published, bus.outbox_awaiting,
+// bus.relay_cursor) are made by the bus's migration line, package
+// busstore; ListSent and LastSeq are how others read them.
 package outbox
 
 import (
@@ -22,15 +25,16 @@ import (
 	"github.com/refbus/refbus/pkg/bus"
 	"github.com/refbus/refbus/pkg/event"
 	"github.com/refbus/refbus/pkg/internal/busdb"
+	"github.com/refbus/refbus/pkg/receipt"
 )
 
-// Message is an event and the agency it is addressed to.
+// Message is an event and the node it is addressed to.
 type Message struct {
 	To    string
 	Event *ce.Event
 }
 
-// Outbox enqueues the events of one agency.
+// Outbox enqueues the events of one node.
 type Outbox struct {
 	self     string
 	registry *event.Registry
@@ -56,7 +60,7 @@ func (o *Outbox) Enqueued() uint64 { return o.enqueued.Load() }
 // directly while it leads.
 func (o *Outbox) SetLocalRelay(r *Relay) { o.local = r }
 
-// New returns the outbox of agency self. pool is used only by Wake.
+// New returns the outbox of node self. pool is used only by Wake.
 func New(pool *pgxpool.Pool, self string, registry *event.Registry, log *slog.Logger) *Outbox {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -64,8 +68,9 @@ func New(pool *pgxpool.Pool, self string, registry *event.Registry, log *slog.Lo
 	return &Outbox{self: self, registry: registry, pool: pool, log: log, notify: make(chan struct{}, 1), done: make(chan struct{})}
 }
 
-// DB is where Enqueue writes: a pgx.Tx, or a pgbatch.Batch that commits with
-// the caller's other writes in one round trip.
+// DB is where Enqueue writes and the read functions read: a pgx.Tx, a pool,
+// or, for Enqueue, a pgbatch.Batch that commits with the caller's other
+// writes in one round trip.
 type DB interface {
 	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
 	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
@@ -109,7 +114,7 @@ func (o *Outbox) Enqueue(ctx context.Context, tx DB, msgs ...Message) error {
 		p.MsgIds[i] = event.MsgID(e)
 		p.Traceparents[i] = tp
 		p.Payloads[i] = payload
-		p.WantsReceipts[i] = e.Type() != bus.ReceiptType
+		p.WantsReceipts[i] = e.Type() != receipt.Type
 	}
 	if err := busdb.New(tx).OutboxInsert(ctx, p); err != nil {
 		return fmt.Errorf("enqueue: insert outbox: %w", err)
@@ -161,34 +166,4 @@ func (o *Outbox) notifier() {
 // Close stops the goroutine behind Wake. Call it before closing the pool.
 func (o *Outbox) Close() {
 	o.closeOnce.Do(func() { close(o.done) })
-}
-
-// Receipt is what a receiver said about one event this agency sent.
-type Receipt struct {
-	EventID uuid.UUID
-	// Outcome is "applied" or "rejected".
-	Outcome string
-	Reason  string
-	// From is the agency that sent the receipt; a receipt from any agency
-	// but the event's addressee is ignored.
-	From string
-}
-
-// RecordReceipts records receipts in db: the first receipt of each event
-// from the agency it was addressed to counts, others change nothing. It
-// returns nothing, so a pgbatch.Tx may send it with its COMMIT.
-func RecordReceipts(ctx context.Context, db DB, rs []Receipt) error {
-	p := busdb.OutboxMarkReceiptedParams{
-		EventIds: make([]uuid.UUID, len(rs)),
-		Outcomes: make([]string, len(rs)),
-		Reasons:  make([]string, len(rs)),
-		Froms:    make([]string, len(rs)),
-	}
-	for i, r := range rs {
-		p.EventIds[i], p.Outcomes[i], p.Reasons[i], p.Froms[i] = r.EventID, r.Outcome, r.Reason, r.From
-	}
-	if err := busdb.New(db).OutboxMarkReceipted(ctx, p); err != nil {
-		return fmt.Errorf("record receipts: %w", err)
-	}
-	return nil
 }

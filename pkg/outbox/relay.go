@@ -31,10 +31,9 @@ type RelayOptions struct {
 	// ReceiptTimeout is how long a published event may wait for its receipt
 	// before the relay sends it again (default 2m).
 	ReceiptTimeout time.Duration
-	// Fault, if set, is called at named points ("before_publish",
-	// "before_mark"); an error stops the relay there as a crash would.
-	// Tests use it.
-	Fault  func(stage string) error
+	// Fault, if set, is called at each Stage; an error stops the relay
+	// there as a crash would. Tests use it.
+	Fault  func(Stage) error
 	Logger *slog.Logger
 	// Signer, if set, signs and chains each event before its first
 	// publish (schemas/SIGNING.md).
@@ -42,6 +41,28 @@ type RelayOptions struct {
 	// GateWarnAfter is how long rows may wait behind an open transaction
 	// before the relay logs which one holds them (default 10s).
 	GateWarnAfter time.Duration
+}
+
+// Stage is a point in a relay's round where a Fault hook is called.
+type Stage int
+
+const (
+	// BeforePublish is after the relay read (and signed) a batch, before
+	// it publishes it; also before a re-send for want of receipts.
+	BeforePublish Stage = iota + 1
+	// BeforeMark is after JetStream acknowledged the batch, before the
+	// relay records it as published.
+	BeforeMark
+)
+
+func (s Stage) String() string {
+	switch s {
+	case BeforePublish:
+		return "before_publish"
+	case BeforeMark:
+		return "before_mark"
+	}
+	return "stage(" + strconv.Itoa(int(s)) + ")"
 }
 
 // DefaultLockKey is the advisory lock key of the relay ("refbus").
@@ -65,8 +86,8 @@ type Relay struct {
 // gated are the relays of this process that wait for open transactions
 // holding their rows back (the commit-order gate): a commit anywhere in
 // the process may be the one they wait for, since the gate reads the
-// oldest transaction of the whole Postgres cluster, and the dev stack runs
-// all four agencies' databases in one.
+// oldest transaction of the whole Postgres cluster, which several nodes'
+// databases may share.
 var gated struct {
 	mu     sync.Mutex
 	relays map[*Relay]struct{}
@@ -245,7 +266,7 @@ func (r *Relay) lead(ctx context.Context) error {
 
 // warnGated logs, every GateWarnAfter while the gate stays shut, the open
 // transaction it waits for: a session left open in a transaction (an
-// operator's psql, say) holds back every event of the agency.
+// operator's psql, say) holds back every event of the node.
 func (r *Relay) warnGated(ctx context.Context, conn *pgx.Conn, blocked bool, since *time.Time) {
 	switch {
 	case !blocked:
@@ -340,7 +361,7 @@ func (r *Relay) publishBatch(ctx context.Context, q *busdb.Queries, cur *busdb.R
 			return 0, false, err
 		}
 	}
-	if err := r.fault("before_publish"); err != nil {
+	if err := r.fault(BeforePublish); err != nil {
 		return 0, false, err
 	}
 	msgs := make([]*nats.Msg, len(rows))
@@ -351,7 +372,7 @@ func (r *Relay) publishBatch(ctx context.Context, q *busdb.Queries, cur *busdb.R
 	if ctx.Err() != nil {
 		return 0, false, ctx.Err()
 	}
-	if err := r.fault("before_mark"); err != nil {
+	if err := r.fault(BeforeMark); err != nil {
 		return 0, false, err
 	}
 	if k := len(streamSeqs); k > 0 {
@@ -384,10 +405,9 @@ type marker struct {
 }
 
 // markLinger is how long the marker waits for more published batches
-// before it records them. At a few hundred events a second the relay
-// publishes them one or two at a time; recording each batch on its own
-// cost a round trip and a commit per event. What waits unrecorded when
-// the relay crashes is published again at restart, and dropped as a
+// before it records them, so that a relay publishing a few events at a
+// time records many in one statement and commit. What waits unrecorded
+// when the relay crashes is published again at restart, and dropped as a
 // duplicate.
 const markLinger = 20 * time.Millisecond
 
@@ -472,7 +492,7 @@ func (r *Relay) resend(ctx context.Context, q *busdb.Queries, cutoff time.Time) 
 		return 0, nil
 	}
 	r.log.Warn("resending events without receipt", "events", len(rows))
-	if err := r.fault("before_publish"); err != nil {
+	if err := r.fault(BeforePublish); err != nil {
 		return 0, err
 	}
 	msgs := make([]*nats.Msg, len(rows))
@@ -483,7 +503,7 @@ func (r *Relay) resend(ctx context.Context, q *busdb.Queries, cutoff time.Time) 
 	if ctx.Err() != nil {
 		return 0, ctx.Err()
 	}
-	if err := r.fault("before_mark"); err != nil {
+	if err := r.fault(BeforeMark); err != nil {
 		return 0, err
 	}
 	if k := len(streamSeqs); k > 0 {
@@ -559,7 +579,7 @@ func (r *Relay) backOff(ctx context.Context, err error, published, found int) {
 	}
 }
 
-func (r *Relay) fault(stage string) error {
+func (r *Relay) fault(stage Stage) error {
 	if r.o.Fault == nil {
 		return nil
 	}

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -173,5 +174,73 @@ func TestStartWithoutBinaries(t *testing.T) {
 	_, err := pglocal.Start(t.Context(), pglocal.Options{Dir: t.TempDir(), BinDir: t.TempDir()})
 	if err == nil || !errors.Is(err, pglocal.ErrNoBinaries) {
 		t.Fatalf("err = %v, want ErrNoBinaries", err)
+	}
+}
+
+// Kill is a real crash: the postmaster dies by SIGKILL with a client in
+// the middle of a transaction, and the next start recovers from the WAL:
+// what was committed is there, what was not is gone.
+func TestKillThenRestartRecovers(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("Kill is implemented on Linux only")
+	}
+	ctx := t.Context()
+	dir := filepath.Join(tempDir(t), "data")
+	c, err := pglocal.Start(ctx, pglocal.Options{Dir: dir, Settings: map[string]string{"fsync": "off"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := c.Stop(context.Background()); err != nil {
+			t.Error(err)
+		}
+	})
+	conn, err := pgx.Connect(ctx, c.URL("postgres"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(ctx, "CREATE TABLE notes (note text); INSERT INTO notes VALUES ('committed')"); err != nil {
+		t.Fatal(err)
+	}
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, "INSERT INTO notes VALUES ('open')"); err != nil {
+		t.Fatal(err)
+	}
+
+	if err := c.Kill(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := conn.Ping(ctx); err == nil {
+		t.Fatal("the connection of a killed server still answers")
+	}
+	if err := c.Restart(ctx); err != nil {
+		t.Fatal(err)
+	}
+	conn2, err := pgx.Connect(ctx, c.URL("postgres"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn2.Close(context.Background())
+	rows, err := conn2.Query(ctx, "SELECT note FROM notes ORDER BY note")
+	if err != nil {
+		t.Fatal(err)
+	}
+	notes, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(notes) != 1 || notes[0] != "committed" {
+		t.Fatalf("after the crash the table holds %q, want only the committed note", notes)
+	}
+	log, err := os.ReadFile(filepath.Join(dir, "server.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(log), "automatic recovery in progress") {
+		t.Fatalf("the server did not recover from a crash; its log:\n%s", log)
 	}
 }

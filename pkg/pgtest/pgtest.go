@@ -106,7 +106,7 @@ func Cluster(t testing.TB) *pglocal.Cluster {
 		defer cancel()
 		// A failed start is remembered so the remaining tests fail fast
 		// instead of each waiting for its own failed initdb.
-		shared, sharedErr = startInstance(ctx)
+		shared, sharedErr = startInstance(ctx, settings)
 	}
 	if sharedErr != nil {
 		t.Fatalf("pgtest: %v", sharedErr)
@@ -147,10 +147,15 @@ func New(t testing.TB, name string, migrate func(ctx context.Context, url string
 }
 
 // NewCluster starts a cluster private to this test, for tests that stop,
-// restart or otherwise break the server. It is stopped when the test ends.
+// restart, kill (pglocal.Cluster.Kill) or otherwise break the server. It
+// commits synchronously, so that a killed server loses no transaction it
+// reported committed (fsync stays off: the kernel keeps what a killed
+// process wrote). It is stopped when the test ends.
 func NewCluster(t testing.TB) *pglocal.Cluster {
 	t.Helper()
-	in, err := startInstance(t.Context())
+	s := maps.Clone(settings)
+	s["synchronous_commit"] = "on"
+	in, err := startInstance(t.Context(), s)
 	if err != nil {
 		t.Fatalf("pgtest: %v", err)
 	}
@@ -170,7 +175,7 @@ type instance struct {
 	tmp     string
 }
 
-func startInstance(ctx context.Context) (*instance, error) {
+func startInstance(ctx context.Context, settings map[string]string) (*instance, error) {
 	tmp, err := os.MkdirTemp("", "pgtest-")
 	if err != nil {
 		return nil, fmt.Errorf("start cluster: %w", err)

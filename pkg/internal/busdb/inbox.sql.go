@@ -11,7 +11,7 @@ import (
 )
 
 const deadLetterInsert = `-- name: DeadLetterInsert :exec
-INSERT INTO dead_letter (stream_seq, subject, deliveries)
+INSERT INTO bus.dead_letter (stream_seq, subject, deliveries)
 VALUES ($1, $2, $3)
 ON CONFLICT (stream_seq) DO NOTHING
 `
@@ -28,7 +28,7 @@ func (q *Queries) DeadLetterInsert(ctx context.Context, arg DeadLetterInsertPara
 }
 
 const deadLetterMarkRedriven = `-- name: DeadLetterMarkRedriven :exec
-UPDATE dead_letter SET redriven_at = now() WHERE stream_seq = $1
+UPDATE bus.dead_letter SET redriven_at = now() WHERE stream_seq = $1
 `
 
 func (q *Queries) DeadLetterMarkRedriven(ctx context.Context, streamSeq int64) error {
@@ -37,7 +37,7 @@ func (q *Queries) DeadLetterMarkRedriven(ctx context.Context, streamSeq int64) e
 }
 
 const deadLetterPending = `-- name: DeadLetterPending :many
-SELECT stream_seq, subject, deliveries, noted_at FROM dead_letter
+SELECT stream_seq, subject, deliveries, noted_at FROM bus.dead_letter
 WHERE redriven_at IS NULL
 ORDER BY stream_seq
 `
@@ -75,7 +75,7 @@ func (q *Queries) DeadLetterPending(ctx context.Context) ([]DeadLetterPendingRow
 }
 
 const inboxInsert = `-- name: InboxInsert :exec
-INSERT INTO inbox (source, event_id, event_type, subject, stream_seq, outcome, reason, payload)
+INSERT INTO bus.inbox (source, event_id, event_type, subject, stream_seq, outcome, reason, payload)
 SELECT sources, event_ids, event_types, subjects, stream_seqs, outcomes, reasons, payloads FROM (SELECT
     unnest($1::text[]) AS sources, unnest($2::text[]) AS event_ids,
     unnest($3::text[]) AS event_types, unnest($4::text[]) AS subjects,
@@ -110,10 +110,130 @@ func (q *Queries) InboxInsert(ctx context.Context, arg InboxInsertParams) error 
 	return err
 }
 
+const inboxLastReceived = `-- name: InboxLastReceived :one
+SELECT coalesce(max(received_at), 'epoch')::timestamptz AS received_at FROM bus.inbox
+`
+
+// When the newest event was received, the epoch when none was.
+func (q *Queries) InboxLastReceived(ctx context.Context) (time.Time, error) {
+	row := q.db.QueryRow(ctx, inboxLastReceived)
+	var received_at time.Time
+	err := row.Scan(&received_at)
+	return received_at, err
+}
+
+const inboxListReceived = `-- name: InboxListReceived :many
+SELECT source, event_id, event_type, subject, stream_seq, outcome, received_at
+FROM bus.inbox
+WHERE event_type = $1
+  AND (source, event_id) > ($2::text, $3::text)
+ORDER BY source, event_id
+LIMIT $4
+`
+
+type InboxListReceivedParams struct {
+	EventType    string
+	AfterSource  string
+	AfterEventID string
+	MaxRows      int32
+}
+
+type InboxListReceivedRow struct {
+	Source     string
+	EventID    string
+	EventType  string
+	Subject    string
+	StreamSeq  int64
+	Outcome    string
+	ReceivedAt time.Time
+}
+
+// Every event of one type this node received, applied or rejected, a page
+// at a time in key order (after the source and event id of the previous
+// page, empty strings for the first).
+func (q *Queries) InboxListReceived(ctx context.Context, arg InboxListReceivedParams) ([]InboxListReceivedRow, error) {
+	rows, err := q.db.Query(ctx, inboxListReceived,
+		arg.EventType,
+		arg.AfterSource,
+		arg.AfterEventID,
+		arg.MaxRows,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []InboxListReceivedRow
+	for rows.Next() {
+		var i InboxListReceivedRow
+		if err := rows.Scan(
+			&i.Source,
+			&i.EventID,
+			&i.EventType,
+			&i.Subject,
+			&i.StreamSeq,
+			&i.Outcome,
+			&i.ReceivedAt,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const inboxRejections = `-- name: InboxRejections :many
+SELECT source, event_id, event_type, subject, stream_seq, reason, received_at
+FROM bus.inbox WHERE outcome = 'rejected'
+ORDER BY received_at DESC
+LIMIT $1
+`
+
+type InboxRejectionsRow struct {
+	Source     string
+	EventID    string
+	EventType  string
+	Subject    string
+	StreamSeq  int64
+	Reason     string
+	ReceivedAt time.Time
+}
+
+// The newest rejected events.
+func (q *Queries) InboxRejections(ctx context.Context, maxRows int32) ([]InboxRejectionsRow, error) {
+	rows, err := q.db.Query(ctx, inboxRejections, maxRows)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []InboxRejectionsRow
+	for rows.Next() {
+		var i InboxRejectionsRow
+		if err := rows.Scan(
+			&i.Source,
+			&i.EventID,
+			&i.EventType,
+			&i.Subject,
+			&i.StreamSeq,
+			&i.Reason,
+			&i.ReceivedAt,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const inboxSeen = `-- name: InboxSeen :many
 SELECT i.source, i.event_id, i.outcome, i.reason
 FROM (SELECT unnest($1::text[]) AS source, unnest($2::text[]) AS event_id) AS u
-JOIN inbox i ON i.source = u.source AND i.event_id = u.event_id
+JOIN bus.inbox i ON i.source = u.source AND i.event_id = u.event_id
 `
 
 type InboxSeenParams struct {

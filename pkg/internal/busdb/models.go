@@ -11,68 +11,12 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 )
 
-type AgencyKey struct {
-	Agency     string
-	PrivateKey []byte
-	CreatedAt  time.Time
-}
-
-type Assessment struct {
-	ID           uuid.UUID
-	ReferralID   *uuid.UUID
-	CaseID       uuid.UUID
-	Conclusion   string
-	NeedsSupport bool
-	AssessedAt   time.Time
-}
-
-type BenefitDecision struct {
-	ID         uuid.UUID
-	ReferralID *uuid.UUID
-	CaseID     uuid.UUID
-	Benefit    string
-	Decision   string
-	MonthlyKzt int32
-	Reason     string
-	DecidedAt  time.Time
-}
-
-type Capacity struct {
-	Service string
-	Beds    int32
-	Used    int32
-}
-
-type Consent struct {
-	ID             uuid.UUID
-	GivenBy        string
-	PersonKey      string
-	ToAgency       string
-	Purpose        string
-	DataCategories []string
-	ExpiresAt      time.Time
-	RecordedAt     time.Time
-	RevokedAt      *time.Time
-	RevokeReason   string
-}
-
 type DeadLetter struct {
 	StreamSeq  int64
 	Subject    string
 	Deliveries int32
 	NotedAt    time.Time
 	RedrivenAt *time.Time
-}
-
-type Escalation struct {
-	ReferralID uuid.UUID
-	Kind       string
-	CaseID     uuid.UUID
-	FromAgency string
-	ToAgency   string
-	Service    string
-	DueAt      time.Time
-	ReceivedAt time.Time
 }
 
 type Inbox struct {
@@ -85,17 +29,6 @@ type Inbox struct {
 	Reason     string
 	Payload    []byte
 	ReceivedAt time.Time
-}
-
-type LearningPlan struct {
-	ID           uuid.UUID
-	AssessmentID uuid.UUID
-	ReferralID   *uuid.UUID
-	CaseID       uuid.UUID
-	Programme    string
-	Goals        string
-	StartsOn     pgtype.Date
-	ReviewOn     pgtype.Date
 }
 
 type Outbox struct {
@@ -129,100 +62,8 @@ type OutboxPublished struct {
 	PublishedAt time.Time
 }
 
-type Placement struct {
-	ID         uuid.UUID
-	ReferralID uuid.UUID
-	CaseID     uuid.UUID
-	Service    string
-	Bed        string
-	Address    string
-	StartsOn   pgtype.Date
-	EndsOn     pgtype.Date
-	EndedAt    *time.Time
-}
-
-type Referral struct {
-	ID                uuid.UUID
-	CaseID            uuid.UUID
-	FromAgency        string
-	ToAgency          string
-	Service           string
-	Note              string
-	Status            string
-	DeliveryError     string
-	SeqOut            int32
-	SeqIn             int32
-	CreatedAt         time.Time
-	UpdatedAt         time.Time
-	ParentID          *uuid.UUID
-	ReasonCode        string
-	Reason            string
-	Outcome           string
-	ForwardedTo       *uuid.UUID
-	ForwardedAgency   string
-	Traceparent       string
-	PersonKey         string
-	ReceivedAt        *time.Time
-	OverdueAt         *time.Time
-	ConsentID         *uuid.UUID
-	ConsentPurpose    string
-	ConsentCategories []string
-	ConsentExpiresAt  *time.Time
-	ConsentRevokedAt  *time.Time
-	RedactedAt        *time.Time
-	Work              []byte
-}
-
-type ReferralHistory struct {
-	ID         int64
-	ReferralID uuid.UUID
-	CaseID     uuid.UUID
-	Agency     string
-	Move       string
-	Status     string
-	ReasonCode string
-	Reason     string
-	Outcome    string
-	At         time.Time
-}
-
 type RelayCursor struct {
 	One  bool
 	Txid pgtype.Uint64
 	Seq  int64
-}
-
-type Screening struct {
-	ID         uuid.UUID
-	ReferralID *uuid.UUID
-	CaseID     uuid.UUID
-	Kind       string
-	Result     string
-	Findings   string
-	ScreenedAt time.Time
-}
-
-type SlaTimer struct {
-	ReferralID uuid.UUID
-	Kind       string
-	DueAt      time.Time
-	FiredAt    *time.Time
-	ClearedAt  *time.Time
-}
-
-type WebSession struct {
-	TokenHash []byte
-	Username  string
-	Role      string
-	ExpiresAt time.Time
-	CreatedAt time.Time
-}
-
-type WebUser struct {
-	Username     string
-	DisplayName  string
-	Role         string
-	PasswordHash string
-	Lang         string
-	CreatedAt    time.Time
 }

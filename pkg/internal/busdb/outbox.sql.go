@@ -15,7 +15,7 @@ import (
 
 const outboxChainHead = `-- name: OutboxChainHead :one
 SELECT chain_pos::bigint AS chain_pos, chain_hash::text AS chain_hash
-FROM outbox
+FROM bus.outbox
 WHERE chain_pos IS NOT NULL
 ORDER BY chain_pos DESC
 LIMIT 1
@@ -26,7 +26,7 @@ type OutboxChainHeadRow struct {
 	ChainHash string
 }
 
-// The last event the relay signed: the head of the agency's hash chain.
+// The last event the relay signed: the head of the node's hash chain.
 func (q *Queries) OutboxChainHead(ctx context.Context) (OutboxChainHeadRow, error) {
 	row := q.db.QueryRow(ctx, outboxChainHead)
 	var i OutboxChainHeadRow
@@ -36,7 +36,7 @@ func (q *Queries) OutboxChainHead(ctx context.Context) (OutboxChainHeadRow, erro
 
 const outboxInsert = `-- name: OutboxInsert :exec
 WITH written AS (
-    INSERT INTO outbox (event_id, event_type, subject, msg_id, traceparent, payload, wants_receipt)
+    INSERT INTO bus.outbox (event_id, event_type, subject, msg_id, traceparent, payload, wants_receipt)
     SELECT event_ids, event_types, subjects, msg_ids, traceparents, payloads, wants_receipts FROM (SELECT
         unnest($1::uuid[]) AS event_ids, unnest($2::text[]) AS event_types,
         unnest($3::text[]) AS subjects, unnest($4::text[]) AS msg_ids,
@@ -44,7 +44,7 @@ WITH written AS (
         unnest($7::boolean[]) AS wants_receipts) AS u
     RETURNING seq, created_at, wants_receipt
 )
-INSERT INTO outbox_awaiting (seq, created_at)
+INSERT INTO bus.outbox_awaiting (seq, created_at)
 SELECT seq, created_at FROM written WHERE wants_receipt
 `
 
@@ -72,6 +72,88 @@ func (q *Queries) OutboxInsert(ctx context.Context, arg OutboxInsertParams) erro
 	return err
 }
 
+const outboxLastSeq = `-- name: OutboxLastSeq :one
+SELECT coalesce(max(seq), 0)::bigint AS seq FROM bus.outbox
+`
+
+// The newest event's seq, 0 when none was written.
+func (q *Queries) OutboxLastSeq(ctx context.Context) (int64, error) {
+	row := q.db.QueryRow(ctx, outboxLastSeq)
+	var seq int64
+	err := row.Scan(&seq)
+	return seq, err
+}
+
+const outboxListSent = `-- name: OutboxListSent :many
+SELECT o.seq, o.event_id, o.event_type, o.subject, o.msg_id, o.payload, o.created_at, p.stream_seq, p.published_at,
+       o.republished, o.receipted_at, o.receipt_outcome, o.receipt_reason
+FROM bus.outbox o
+LEFT JOIN bus.outbox_published p ON p.seq = o.seq
+WHERE o.event_type = $1 AND o.seq > $2
+ORDER BY o.seq
+LIMIT $3
+`
+
+type OutboxListSentParams struct {
+	EventType string
+	AfterSeq  int64
+	MaxRows   int32
+}
+
+type OutboxListSentRow struct {
+	Seq            int64
+	EventID        uuid.UUID
+	EventType      string
+	Subject        string
+	MsgID          string
+	Payload        []byte
+	CreatedAt      time.Time
+	StreamSeq      pgtype.Int8
+	PublishedAt    *time.Time
+	Republished    int32
+	ReceiptedAt    *time.Time
+	ReceiptOutcome pgtype.Text
+	ReceiptReason  pgtype.Text
+}
+
+// Every event of one type this node sent, in order, a page at a time
+// (after_seq is the last seq of the previous page, 0 for the first).
+// stream_seq and published_at are those of the first publish, NULL while
+// the event is not published.
+func (q *Queries) OutboxListSent(ctx context.Context, arg OutboxListSentParams) ([]OutboxListSentRow, error) {
+	rows, err := q.db.Query(ctx, outboxListSent, arg.EventType, arg.AfterSeq, arg.MaxRows)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []OutboxListSentRow
+	for rows.Next() {
+		var i OutboxListSentRow
+		if err := rows.Scan(
+			&i.Seq,
+			&i.EventID,
+			&i.EventType,
+			&i.Subject,
+			&i.MsgID,
+			&i.Payload,
+			&i.CreatedAt,
+			&i.StreamSeq,
+			&i.PublishedAt,
+			&i.Republished,
+			&i.ReceiptedAt,
+			&i.ReceiptOutcome,
+			&i.ReceiptReason,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const outboxListen = `-- name: OutboxListen :exec
 LISTEN refbus_outbox
 `
@@ -83,12 +165,12 @@ func (q *Queries) OutboxListen(ctx context.Context) error {
 
 const outboxMarkPublished = `-- name: OutboxMarkPublished :exec
 WITH published AS (
-    INSERT INTO outbox_published (seq, stream_seq)
+    INSERT INTO bus.outbox_published (seq, stream_seq)
     SELECT u.seq, u.stream_seq
     FROM (SELECT unnest($3::bigint[]) AS seq, unnest($4::bigint[]) AS stream_seq) AS u
-    WHERE NOT EXISTS (SELECT 1 FROM outbox_published p WHERE p.seq = u.seq)
+    WHERE NOT EXISTS (SELECT 1 FROM bus.outbox_published p WHERE p.seq = u.seq)
 )
-UPDATE relay_cursor c
+UPDATE bus.relay_cursor c
 SET txid = $1::xid8, seq = $2::bigint
 WHERE ($1::xid8, $2::bigint) > (c.txid, c.seq)
 `
@@ -102,11 +184,10 @@ type OutboxMarkPublishedParams struct {
 
 // Records where the events were published and moves the cursor to the last
 // of them (last_txid, last_seq), in one statement; the outbox rows are not
-// touched. The cursor only moves forward.
-// An event published before the migration to the cursor (00015) and again
-// after it keeps its first record. NOT EXISTS, not ON CONFLICT: a
-// speculative insert writes 110 bytes more WAL per event, and only the
-// leading relay writes here.
+// touched. The cursor only moves forward. An event published again (after
+// a crash, before its cursor was recorded) keeps its first record. NOT
+// EXISTS rather than ON CONFLICT: a speculative insert writes more WAL per
+// event, and only the leading relay writes here.
 func (q *Queries) OutboxMarkPublished(ctx context.Context, arg OutboxMarkPublishedParams) error {
 	_, err := q.db.Exec(ctx, outboxMarkPublished,
 		arg.LastTxid,
@@ -117,41 +198,8 @@ func (q *Queries) OutboxMarkPublished(ctx context.Context, arg OutboxMarkPublish
 	return err
 }
 
-const outboxMarkReceipted = `-- name: OutboxMarkReceipted :exec
-WITH receipted AS (
-    UPDATE outbox o
-    SET receipted_at = now(), receipt_outcome = u.outcome, receipt_reason = u.reason
-    FROM (SELECT unnest($1::uuid[]) AS event_id, unnest($2::text[]) AS from_agency,
-                 unnest($3::text[]) AS outcome, unnest($4::text[]) AS reason) AS u
-    WHERE o.event_id = u.event_id AND o.receipted_at IS NULL AND split_part(o.subject, '.', 3) = u.from_agency
-    RETURNING o.seq
-)
-DELETE FROM outbox_awaiting a USING receipted r WHERE a.seq = r.seq
-`
-
-type OutboxMarkReceiptedParams struct {
-	EventIds []uuid.UUID
-	Froms    []string
-	Outcomes []string
-	Reasons  []string
-}
-
-// Records receipts, in place (no indexed column changes), and takes the
-// events off outbox_awaiting. A receipt counts only from the agency the
-// event was addressed to (the third token of its subject), and only the
-// first of an event's receipts is kept.
-func (q *Queries) OutboxMarkReceipted(ctx context.Context, arg OutboxMarkReceiptedParams) error {
-	_, err := q.db.Exec(ctx, outboxMarkReceipted,
-		arg.EventIds,
-		arg.Froms,
-		arg.Outcomes,
-		arg.Reasons,
-	)
-	return err
-}
-
 const outboxMarkResent = `-- name: OutboxMarkResent :exec
-UPDATE outbox
+UPDATE bus.outbox
 SET republished = republished + 1, resent_at = now()
 WHERE seq = ANY($1::bigint[])
 `
@@ -173,7 +221,7 @@ func (q *Queries) OutboxNotify(ctx context.Context) error {
 }
 
 const outboxSign = `-- name: OutboxSign :exec
-UPDATE outbox
+UPDATE bus.outbox
 SET payload = ($1::bytea[])[array_position($2::bigint[], seq)],
     chain_pos = ($3::bigint[])[array_position($2::bigint[], seq)],
     chain_hash = ($4::text[])[array_position($2::bigint[], seq)]
@@ -202,8 +250,8 @@ const outboxUnpublished = `-- name: OutboxUnpublished :many
 SELECT o.seq, o.txid, o.subject, o.msg_id, o.traceparent, o.payload, o.republished, o.chain_pos,
        (o.txid < pg_snapshot_xmin(pg_current_snapshot()))::boolean AS ready,
        (p.seq IS NOT NULL)::boolean AS published
-FROM outbox o
-LEFT JOIN outbox_published p ON p.seq = o.seq
+FROM bus.outbox o
+LEFT JOIN bus.outbox_published p ON p.seq = o.seq
 WHERE (o.txid, o.seq) > ($1::xid8, $2::bigint)
 ORDER BY o.txid, o.seq
 LIMIT $3
@@ -231,9 +279,9 @@ type OutboxUnpublishedRow struct {
 // The rows after the relay's cursor in commit order. ready: the row's
 // transaction is older than every running one, so no row can still commit
 // before it in this order; ready rows come first, and only they may be
-// published. Events of one referral come from transactions that follow
-// each other, so they are in order here. published: the row was published
-// before its migration to the cursor (00015) and is sent again as it was.
+// published. published: the row has a publish on record although it is
+// after the cursor (a store migrated to the cursor with such rows); it is
+// sent again as it was.
 func (q *Queries) OutboxUnpublished(ctx context.Context, arg OutboxUnpublishedParams) ([]OutboxUnpublishedRow, error) {
 	rows, err := q.db.Query(ctx, outboxUnpublished, arg.AfterTxid, arg.AfterSeq, arg.MaxRows)
 	if err != nil {
@@ -267,9 +315,9 @@ func (q *Queries) OutboxUnpublished(ctx context.Context, arg OutboxUnpublishedPa
 
 const outboxUnreceipted = `-- name: OutboxUnreceipted :many
 SELECT o.seq, o.subject, o.msg_id, o.traceparent, o.payload, o.republished
-FROM outbox_awaiting a
-JOIN outbox o ON o.seq = a.seq
-JOIN outbox_published p ON p.seq = o.seq
+FROM bus.outbox_awaiting a
+JOIN bus.outbox o ON o.seq = a.seq
+JOIN bus.outbox_published p ON p.seq = o.seq
 WHERE a.created_at < $1 AND coalesce(o.resent_at, p.published_at) < $1
 ORDER BY a.seq
 LIMIT $2
@@ -290,7 +338,7 @@ type OutboxUnreceiptedRow struct {
 }
 
 // Published events whose receipt did not come back within the timeout of
-// their last send (cutoff is now minus the timeout), oldest first. Any event
+// their last send (cutoff is now minus the timeout), oldest first. An event
 // is written before it is sent, so created_at < cutoff narrows the scan of
 // outbox_awaiting.
 func (q *Queries) OutboxUnreceipted(ctx context.Context, arg OutboxUnreceiptedParams) ([]OutboxUnreceiptedRow, error) {
@@ -321,7 +369,7 @@ func (q *Queries) OutboxUnreceipted(ctx context.Context, arg OutboxUnreceiptedPa
 }
 
 const relayCursor = `-- name: RelayCursor :one
-SELECT txid, seq FROM relay_cursor
+SELECT txid, seq FROM bus.relay_cursor
 `
 
 type RelayCursorRow struct {
