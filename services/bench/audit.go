@@ -17,6 +17,7 @@ import (
 
 	"github.com/refbus/refbus/pkg/bus"
 	"github.com/refbus/refbus/pkg/event"
+	"github.com/refbus/refbus/pkg/receipt"
 	"github.com/refbus/refbus/schemas"
 )
 
@@ -155,7 +156,7 @@ func topUp(ctx context.Context, js jetstream.JetStream, n int, trustFile string)
 	req.SetExtension(event.ExtCaseID, csID)
 	req.SetExtension(event.ExtTraceparent, "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
 	event.SetSequence(req, 1)
-	rcp, err := reg.New(bus.Source("education"), bus.ReceiptType, refID, map[string]any{
+	rcp, err := reg.New(bus.Source("education"), receipt.Type, refID, map[string]any{
 		"event_id": evID, "event_type": req.Type(), "outcome": "applied", "stream_seq": 0,
 	})
 	if err != nil {

@@ -16,11 +16,13 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/refbus/refbus/pkg/natslocal"
 	"github.com/refbus/refbus/pkg/pglocal"
-	"github.com/refbus/refbus/services/internal/agency"
-	"github.com/refbus/refbus/services/internal/db"
-	"github.com/refbus/refbus/services/internal/web"
+	"github.com/refbus/refbus/services/bench/internal/benchdb"
+	"github.com/refbus/refbus/services/internal/core"
+	"github.com/refbus/refbus/services/internal/core/web"
+	"github.com/refbus/refbus/services/ngo"
 )
 
 // inboxResult is how fast a caseworker's inbox answers on a full store.
@@ -68,21 +70,26 @@ func benchInbox(ctx context.Context, log *slog.Logger, n, requests int) (res inb
 		return res, err
 	}
 	apiKey := []byte("inbox bench api key, 32 bytes or more")
-	svc, err := agency.New(ctx, agency.Config{Agency: self, DatabaseURL: pg.URL(self), NATSURL: ns.ClientURL(), Web: web.Mount(web.Config{APIKey: apiKey, Logger: log})}, log)
+	svc, err := core.New(ctx, core.Config{Node: self, DatabaseURL: pg.URL(self), NATSURL: ns.ClientURL(), Web: web.Mount(web.Config{APIKey: apiKey, Logger: log})}, ngo.New(), log)
 	if err != nil {
 		return res, err
 	}
 	defer svc.Close()
-	q := db.New(svc.Pool())
+	conn, err := pgx.Connect(ctx, pg.URL(self))
+	if err != nil {
+		return res, err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	q := benchdb.New(conn)
 	start := time.Now()
-	if err := q.ReferralSeedIncoming(ctx, db.ReferralSeedIncomingParams{FromAgencies: []string{"health", "education", "social"}, Agency: self, N: int32(n)}); err != nil {
+	if err := q.ReferralSeedIncoming(ctx, benchdb.ReferralSeedIncomingParams{FromAgencies: []string{"health", "education", "social"}, Agency: self, N: int32(n)}); err != nil {
 		return res, fmt.Errorf("seed referrals: %w", err)
 	}
 	if err := q.ReferralAnalyze(ctx); err != nil {
 		return res, fmt.Errorf("analyze: %w", err)
 	}
 	const password = "inbox bench password"
-	if err := web.SeedUser(ctx, q, web.User{Username: "bench", Name: "Bench", Role: web.RoleCaseworker, Password: password}); err != nil {
+	if err := web.SeedUser(ctx, svc.App(), web.User{Username: "bench", Name: "Bench", Role: web.RoleCaseworker, Password: password}); err != nil {
 		return res, err
 	}
 	fmt.Printf("bench: inbox: seeded %d referrals in %s\n", n, time.Since(start).Round(time.Millisecond))

@@ -7,8 +7,11 @@ import (
 	"slices"
 	"time"
 
-	"github.com/refbus/refbus/services/internal/agency"
-	"github.com/refbus/refbus/services/internal/db"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/refbus/refbus/pkg/inbox"
+	"github.com/refbus/refbus/pkg/outbox"
+	"github.com/refbus/refbus/schemas"
 )
 
 // percentiles summarise a set of durations.
@@ -32,12 +35,9 @@ func percentilesOf(ds []time.Duration) percentiles {
 func (st *stack) sentEventIDs(ctx context.Context) (map[string]bool, error) {
 	ids := map[string]bool{}
 	for a, pool := range st.pools {
-		rows, err := db.New(pool).OutboxCreatedTimes(ctx, agency.TypeRequested)
+		err := sent(ctx, pool, func(r outbox.Sent) { ids[r.EventID.String()] = true })
 		if err != nil {
 			return nil, fmt.Errorf("read outbox of %s: %w", a, err)
-		}
-		for _, r := range rows {
-			ids[r.EventID.String()] = true
 		}
 	}
 	return ids, nil
@@ -51,38 +51,68 @@ func (st *stack) sentEventIDs(ctx context.Context) (map[string]bool, error) {
 func (st *stack) busLatencies(ctx context.Context, earlier map[string]bool) ([]time.Duration, error) {
 	received := map[string]time.Time{}
 	for a, pool := range st.pools {
-		rows, err := db.New(pool).InboxReceivedTimes(ctx, agency.TypeRequested)
-		if err != nil {
-			return nil, fmt.Errorf("read inbox of %s: %w", a, err)
-		}
-		for _, r := range rows {
-			received[r.EventID] = r.ReceivedAt
+		after := inbox.Received{}
+		for {
+			rows, err := inbox.ListReceived(ctx, pool, schemas.TypeRequested, after.Source, after.EventID, page)
+			if err != nil {
+				return nil, fmt.Errorf("read inbox of %s: %w", a, err)
+			}
+			for _, r := range rows {
+				if r.Outcome == "applied" {
+					received[r.EventID] = r.ReceivedAt
+				}
+			}
+			if len(rows) < page {
+				break
+			}
+			after = rows[len(rows)-1]
 		}
 	}
 	var lat []time.Duration
 	missing := 0
 	var example string
 	for a, pool := range st.pools {
-		rows, err := db.New(pool).OutboxCreatedTimes(ctx, agency.TypeRequested)
-		if err != nil {
-			return nil, fmt.Errorf("read outbox of %s: %w", a, err)
-		}
-		for _, r := range rows {
+		err := sent(ctx, pool, func(r outbox.Sent) {
 			id := r.EventID.String()
 			if earlier[id] {
-				continue
+				return
 			}
 			at, ok := received[id]
 			if !ok {
 				missing++
 				example = a + "'s event " + id
-				continue
+				return
 			}
 			lat = append(lat, at.Sub(r.CreatedAt))
+		})
+		if err != nil {
+			return nil, fmt.Errorf("read outbox of %s: %w", a, err)
 		}
 	}
 	if missing > 0 {
 		return nil, fmt.Errorf("latency report: %d referral events sent are applied in no receiver's inbox, such as %s (see the receivers' rejections)", missing, example)
 	}
 	return lat, nil
+}
+
+// page is how many rows a report reads at a time.
+const page = 10000
+
+// sent calls f with every referral request the node whose store is pool
+// sent, in order.
+func sent(ctx context.Context, pool *pgxpool.Pool, f func(outbox.Sent)) error {
+	after := int64(0)
+	for {
+		rows, err := outbox.ListSent(ctx, pool, schemas.TypeRequested, after, page)
+		if err != nil {
+			return err
+		}
+		for _, r := range rows {
+			f(r)
+		}
+		if len(rows) < page {
+			return nil
+		}
+		after = rows[len(rows)-1].Seq
+	}
 }

@@ -10,19 +10,18 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
-	"github.com/refbus/refbus/pkg/bus"
-	"github.com/refbus/refbus/services/internal/agency"
+	"github.com/refbus/refbus/services/internal/core/app"
 )
 
 // pair is one direction of referral traffic.
 type pair struct{ from, to string }
 
-// pairs are every agency sending to each of the other three: referral i
+// pairs are every node sending to each of the other three: referral i
 // goes along pairs[i%len(pairs)], so the load is spread evenly.
 var pairs = func() []pair {
 	var ps []pair
-	for _, from := range bus.Agencies {
-		for _, to := range bus.Agencies {
+	for _, from := range nodes {
+		for _, to := range nodes {
 			if from != to {
 				ps = append(ps, pair{from, to})
 			}
@@ -37,12 +36,12 @@ const benchNote = "Bench referral: family of four, two children under five; " +
 	"the mother asks for an assessment and for help with housing before winter. " +
 	"Caseworker available on weekdays."
 
-// benchService is a service each agency offers that takes no bed.
+// benchService is a service each node offers that takes no bed.
 var benchService = map[string]string{"health": "child_health_check", "education": "school_transfer", "social": "family_support", "ngo": "legal_help"}
 
 func (st *stack) create(ctx context.Context, i int) error {
 	p := pairs[i%len(pairs)]
-	_, err := st.svcs[p.from].CreateReferral(ctx, agency.NewReferral{ToAgency: p.to, Service: benchService[p.to], Note: benchNote, ConsentID: st.consents[p][i/len(pairs)%len(st.consents[p])]})
+	_, err := st.svcs[p.from].App().CreateReferral(ctx, app.NewReferral{ToAgency: p.to, Service: benchService[p.to], Note: benchNote, ConsentID: st.consents[p][i/len(pairs)%len(st.consents[p])]})
 	if err != nil {
 		return fmt.Errorf("referral %d from %s to %s: %w", i, p.from, p.to, err)
 	}
@@ -203,7 +202,7 @@ func (st *stack) awaiting(ctx context.Context) (int64, error) {
 	for a, pool := range st.pools {
 		g.Go(func() error {
 			var n int64
-			if err := pool.QueryRow(gctx, "SELECT count(*) FROM outbox_awaiting").Scan(&n); err != nil {
+			if err := pool.QueryRow(gctx, "SELECT count(*) FROM bus.outbox_awaiting").Scan(&n); err != nil {
 				return fmt.Errorf("count referrals awaiting their receipt at %s: %w", a, err)
 			}
 			total.Add(n)

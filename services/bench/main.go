@@ -23,12 +23,12 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/refbus/refbus/services/internal/agency"
+	"github.com/refbus/refbus/services/internal/core"
 )
 
 func main() {
 	// The services run in this process: their collector, as in production.
-	agency.TuneGC()
+	core.TuneGC()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))

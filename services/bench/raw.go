@@ -17,7 +17,6 @@ import (
 	"github.com/refbus/refbus/pkg/bus"
 	"github.com/refbus/refbus/pkg/event"
 	"github.com/refbus/refbus/schemas"
-	"github.com/refbus/refbus/services/internal/agency"
 )
 
 // rawStream is the scratch stream of the raw baseline, deleted after each
@@ -36,7 +35,7 @@ func referralPayload() (*nats.Msg, error) {
 		return nil, fmt.Errorf("load schemas: %w", err)
 	}
 	data := map[string]string{"to_agency": "education", "service": "family_support", "note": benchNote}
-	ev, err := reg.New(bus.Source("health"), agency.TypeRequested, uuid.Must(uuid.NewV7()).String(), data)
+	ev, err := reg.New(bus.Source("health"), schemas.TypeRequested, uuid.Must(uuid.NewV7()).String(), data)
 	if err != nil {
 		return nil, fmt.Errorf("build referral event: %w", err)
 	}

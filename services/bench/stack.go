@@ -17,10 +17,16 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/refbus/refbus/pkg/bus"
 	"github.com/refbus/refbus/pkg/natslocal"
 	"github.com/refbus/refbus/pkg/pglocal"
-	"github.com/refbus/refbus/services/internal/agency"
+	"github.com/refbus/refbus/schemas"
+	"github.com/refbus/refbus/services/education"
+	"github.com/refbus/refbus/services/health"
+	"github.com/refbus/refbus/services/internal/core"
+	"github.com/refbus/refbus/services/internal/core/app"
+	"github.com/refbus/refbus/services/internal/core/kind"
+	"github.com/refbus/refbus/services/ngo"
+	"github.com/refbus/refbus/services/social"
 )
 
 // pgSettings are the server settings of the bench's Postgres: the real
@@ -31,15 +37,31 @@ var pgSettings = map[string]string{
 	"shared_buffers":  "256MB",
 }
 
-// stack is the system under test: Postgres, NATS and the four agencies, in
-// one temporary directory.
+// nodes are the bench's network: one node of each kind, named after it.
+var nodes = []string{"health", "education", "social", "ngo"}
+
+// newKind is the kind of each node.
+func newKind(node string) kind.Kind {
+	switch node {
+	case "health":
+		return health.New()
+	case "education":
+		return education.New()
+	case "social":
+		return social.New()
+	}
+	return ngo.New()
+}
+
+// stack is the system under test: Postgres, NATS and a node of each of the
+// four kinds, in one temporary directory.
 type stack struct {
 	dir  string
 	keep bool
 	log  *slog.Logger
 	pg   *pglocal.Cluster
 	nats *server.Server
-	svcs map[string]*agency.Service
+	svcs map[string]*core.Node
 	// consents are the family consents the bench referrals go under, one
 	// per pair of agencies.
 	consents map[pair][]uuid.UUID
@@ -64,7 +86,7 @@ func startStack(ctx context.Context, log *slog.Logger, keep bool, extra map[stri
 	if err != nil {
 		return nil, fmt.Errorf("make temporary directory: %w", err)
 	}
-	st = &stack{dir: dir, keep: keep, log: log, svcs: map[string]*agency.Service{}, pools: map[string]*pgxpool.Pool{}}
+	st = &stack{dir: dir, keep: keep, log: log, svcs: map[string]*core.Node{}, pools: map[string]*pgxpool.Pool{}}
 	defer func() {
 		if err != nil {
 			if cerr := st.close(context.WithoutCancel(ctx)); cerr != nil {
@@ -87,11 +109,11 @@ func startStack(ctx context.Context, log *slog.Logger, keep bool, extra map[stri
 	if st.nats, err = natslocal.Start(natslocal.Options{StoreDir: filepath.Join(dir, "nats"), Port: -1}); err != nil {
 		return st, err
 	}
-	for _, a := range bus.Agencies {
+	for _, a := range nodes {
 		if err := st.pg.CreateDatabase(ctx, a, ""); err != nil {
 			return st, err
 		}
-		svc, err := agency.New(ctx, agency.Config{Agency: a, DatabaseURL: st.pg.URL(a), NATSURL: st.nats.ClientURL()}, log)
+		svc, err := core.New(ctx, core.Config{Node: a, DatabaseURL: st.pg.URL(a), NATSURL: st.nats.ClientURL(), Coordinator: "social"}, newKind(a), log)
 		if err != nil {
 			return st, err
 		}
@@ -120,8 +142,8 @@ func startStack(ctx context.Context, log *slog.Logger, keep bool, extra map[stri
 		st.consents[p] = ids
 		for k := range families {
 			g.Go(func() error {
-				c, err := st.svcs[p.from].RecordConsent(gctx, agency.NewConsent{GivenBy: "bench", ToAgency: p.to, Purpose: "bench",
-					DataCategories: []string{agency.CategorySummary}, ExpiresAt: time.Now().AddDate(1, 0, 0)})
+				c, err := st.svcs[p.from].App().RecordConsent(gctx, app.NewConsent{GivenBy: "bench", ToAgency: p.to, Purpose: "bench",
+					DataCategories: []string{schemas.CategorySummary}, ExpiresAt: time.Now().AddDate(1, 0, 0)})
 				if err != nil {
 					return fmt.Errorf("record consent: %w", err)
 				}
@@ -140,9 +162,9 @@ func startStack(ctx context.Context, log *slog.Logger, keep bool, extra map[stri
 	for a, svc := range st.svcs {
 		st.running.Go(func() {
 			if err := svc.Run(svcCtx); err != nil {
-				st.cancelCtx(fmt.Errorf("agency %s stopped: %w", a, err))
+				st.cancelCtx(fmt.Errorf("node %s stopped: %w", a, err))
 			} else if svcCtx.Err() == nil {
-				st.cancelCtx(fmt.Errorf("agency %s stopped for no reason", a))
+				st.cancelCtx(fmt.Errorf("node %s stopped for no reason", a))
 			}
 		})
 	}
@@ -169,7 +191,7 @@ func (st *stack) close(ctx context.Context) error {
 		select {
 		case <-done:
 		case <-time.After(30 * time.Second):
-			errs = append(errs, errors.New("agency services did not stop within 30s"))
+			errs = append(errs, errors.New("the nodes did not stop within 30s"))
 		}
 		st.cancelCtx(context.Canceled)
 	}

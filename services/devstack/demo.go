@@ -8,17 +8,18 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/refbus/refbus/pkg/referral"
-	"github.com/refbus/refbus/services/internal/agency"
+	"github.com/refbus/refbus/schemas"
+	"github.com/refbus/refbus/services/internal/core/app"
 )
 
 // demo walks the four chains of help of DOMAIN.md part of the way, so a new
 // user finds referrals in every state to click through.
 type demo struct {
-	svcs map[string]*agency.Service
+	svcs map[string]*app.App
 }
 
 // loadDemo runs once: when health has sent nothing yet.
-func loadDemo(ctx context.Context, svcs map[string]*agency.Service) error {
+func loadDemo(ctx context.Context, svcs map[string]*app.App) error {
 	sent, err := svcs["health"].Sent(ctx, 1)
 	if err != nil || len(sent) > 0 {
 		return err
@@ -29,7 +30,7 @@ func loadDemo(ctx context.Context, svcs map[string]*agency.Service) error {
 
 	// 1. Early intervention: health -> education (in progress) -> social.
 	r1, err := d.refer(ctx, "health", "education", "early_intervention_assessment", "2-year check: speech and social delay; the family agrees to an assessment.", uuid.Nil,
-		&agency.Work{Screening: &agency.Screening{Kind: "development_2y", Result: "concern", Findings: "no two-word phrases; little eye contact"}})
+		&schemas.Work{Screening: &schemas.Screening{Kind: "development_2y", Result: "concern", Findings: "no two-word phrases; little eye contact"}})
 	if err != nil {
 		return err
 	}
@@ -37,9 +38,9 @@ func loadDemo(ctx context.Context, svcs map[string]*agency.Service) error {
 		return err
 	}
 	today := time.Now().UTC()
-	if _, err := d.svcs["education"].Move(ctx, r1.ID, referral.Complete, agency.MoveInput{Outcome: "Assessed; individual learning plan opened.", Work: &agency.Work{
-		Assessment:   &agency.Assessment{Conclusion: "Speech and communication delay; autism spectrum to be ruled out.", NeedsSupport: true},
-		LearningPlan: &agency.LearningPlan{Programme: "Early intervention, speech therapy twice a week", Goals: "Two-word phrases; joint attention", StartsOn: today.Format(time.DateOnly), ReviewOn: today.AddDate(0, 3, 0).Format(time.DateOnly)},
+	if _, err := d.svcs["education"].Move(ctx, r1.ID, referral.Complete, app.MoveInput{Outcome: "Assessed; individual learning plan opened.", Work: &schemas.Work{
+		Assessment:   &schemas.Assessment{Conclusion: "Speech and communication delay; autism spectrum to be ruled out.", NeedsSupport: true},
+		LearningPlan: &schemas.LearningPlan{Programme: "Early intervention, speech therapy twice a week", Goals: "Two-word phrases; joint attention", StartsOn: today.Format(time.DateOnly), ReviewOn: today.AddDate(0, 3, 0).Format(time.DateOnly)},
 	}}); err != nil {
 		return err
 	}
@@ -52,15 +53,15 @@ func loadDemo(ctx context.Context, svcs map[string]*agency.Service) error {
 	if err != nil {
 		return err
 	}
-	if _, err := d.svcs["ngo"].Move(ctx, r2.ID, referral.Accept, agency.MoveInput{Work: &agency.Work{
-		Placement: &agency.Placement{Bed: "M-4", Address: "Bishkek, Ene üyü, 12 Toktogul street", EndsOn: today.AddDate(0, 4, 0).Format(time.DateOnly)},
+	if _, err := d.svcs["ngo"].Move(ctx, r2.ID, referral.Accept, app.MoveInput{Work: &schemas.Work{
+		Placement: &schemas.Placement{Bed: "M-4", Address: "Bishkek, Ene üyü, 12 Toktogul street", EndsOn: today.AddDate(0, 4, 0).Format(time.DateOnly)},
 	}}); err != nil {
 		return err
 	}
 	if err := d.moves(ctx, "ngo", r2, referral.Start); err != nil {
 		return err
 	}
-	var toSocial agency.Referral
+	var toSocial app.Referral
 	for _, to := range []string{"social", "health"} {
 		service := map[string]string{"social": "benefits_and_housing", "health": "medical_accompaniment"}[to]
 		r, err := d.refer(ctx, "ngo", to, service, "Mother's Home: the mother needs support after her stay.", r2.CaseID, nil)
@@ -74,8 +75,8 @@ func loadDemo(ctx context.Context, svcs map[string]*agency.Service) error {
 	if err := d.moves(ctx, "social", toSocial, referral.Accept, referral.Start); err != nil {
 		return err
 	}
-	if _, err := d.svcs["social"].Move(ctx, toSocial.ID, referral.Complete, agency.MoveInput{Outcome: "Childbirth and childcare benefits granted.", Work: &agency.Work{
-		BenefitDecision: &agency.BenefitDecision{Benefit: "childcare_allowance", Decision: "granted", MonthlyKZT: 45000},
+	if _, err := d.svcs["social"].Move(ctx, toSocial.ID, referral.Complete, app.MoveInput{Outcome: "Childbirth and childcare benefits granted.", Work: &schemas.Work{
+		BenefitDecision: &schemas.BenefitDecision{Benefit: "childcare_allowance", Decision: "granted", MonthlyKZT: 45000},
 	}}); err != nil {
 		return err
 	}
@@ -93,14 +94,14 @@ func loadDemo(ctx context.Context, svcs map[string]*agency.Service) error {
 	if err != nil {
 		return err
 	}
-	f, err := d.svcs["social"].Move(ctx, r3.ID, referral.Forward, agency.MoveInput{ToAgency: "ngo", Service: "crisis_shelter", Note: "Mother and two children need a safe place tonight.", ConsentID: c.ID})
+	f, err := d.svcs["social"].Move(ctx, r3.ID, referral.Forward, app.MoveInput{ToAgency: "ngo", Service: "crisis_shelter", Note: "Mother and two children need a safe place tonight.", ConsentID: c.ID})
 	if err != nil {
 		return err
 	}
 	if err := d.received(ctx, "ngo", *f.ForwardedTo); err != nil {
 		return err
 	}
-	if _, err := d.svcs["ngo"].Move(ctx, *f.ForwardedTo, referral.Decline, agency.MoveInput{ReasonCode: "no_capacity", Reason: "No free bed tonight."}); err != nil {
+	if _, err := d.svcs["ngo"].Move(ctx, *f.ForwardedTo, referral.Decline, app.MoveInput{ReasonCode: "no_capacity", Reason: "No free bed tonight."}); err != nil {
 		return err
 	}
 	// Social sends the family to the other shelter, which takes them in;
@@ -109,8 +110,8 @@ func loadDemo(ctx context.Context, svcs map[string]*agency.Service) error {
 	if err != nil {
 		return err
 	}
-	if _, err := d.svcs["ngo"].Move(ctx, nur.ID, referral.Accept, agency.MoveInput{Work: &agency.Work{
-		Placement: &agency.Placement{Bed: "N-2", Address: "Almaty region, Nur crisis centre, 3 Abai street", EndsOn: today.AddDate(0, 3, 0).Format(time.DateOnly)},
+	if _, err := d.svcs["ngo"].Move(ctx, nur.ID, referral.Accept, app.MoveInput{Work: &schemas.Work{
+		Placement: &schemas.Placement{Bed: "N-2", Address: "Almaty region, Nur crisis centre, 3 Abai street", EndsOn: today.AddDate(0, 3, 0).Format(time.DateOnly)},
 	}}); err != nil {
 		return err
 	}
@@ -124,14 +125,14 @@ func loadDemo(ctx context.Context, svcs map[string]*agency.Service) error {
 	if err != nil {
 		return err
 	}
-	if _, err := d.svcs["ngo"].Move(ctx, r4a.ID, referral.Decline, agency.MoveInput{ReasonCode: "not_eligible", Reason: "The family lives outside our area of service."}); err != nil {
+	if _, err := d.svcs["ngo"].Move(ctx, r4a.ID, referral.Decline, app.MoveInput{ReasonCode: "not_eligible", Reason: "The family lives outside our area of service."}); err != nil {
 		return err
 	}
 	if err := d.moves(ctx, "health", r4b, referral.Accept, referral.Start); err != nil {
 		return err
 	}
-	if _, err := d.svcs["health"].Move(ctx, r4b.ID, referral.Complete, agency.MoveInput{Outcome: "Check done; nutrition support arranged.", Work: &agency.Work{
-		Screening: &agency.Screening{Kind: "pediatric", Result: "concern", Findings: "underweight for age"},
+	if _, err := d.svcs["health"].Move(ctx, r4b.ID, referral.Complete, app.MoveInput{Outcome: "Check done; nutrition support arranged.", Work: &schemas.Work{
+		Screening: &schemas.Screening{Kind: "pediatric", Result: "concern", Findings: "underweight for age"},
 	}}); err != nil {
 		return err
 	}
@@ -142,22 +143,24 @@ func loadDemo(ctx context.Context, svcs map[string]*agency.Service) error {
 // consent records the family's consent, at agency from, to share a
 // referral's summary and the sender's own work records with agency to, for
 // 90 days.
-func (d demo) consent(ctx context.Context, from, to, purpose string) (agency.Consent, error) {
-	cats := map[string]string{"health": agency.CategoryHealth, "education": agency.CategoryEducation, "social": agency.CategorySocial, "ngo": agency.CategoryShelter}
-	return d.svcs[from].RecordConsent(ctx, agency.NewConsent{
+func (d demo) consent(ctx context.Context, from, to, purpose string) (app.Consent, error) {
+	// The demo families consent to share the summary and the sender's own
+	// work records (by the category of each record its kind makes).
+	cats := map[string]string{"health": "health", "education": "education", "social": "social", "ngo": "shelter"}
+	return d.svcs[from].RecordConsent(ctx, app.NewConsent{
 		GivenBy: "the mother, for herself and her children", ToAgency: to, Purpose: purpose,
-		DataCategories: []string{agency.CategorySummary, cats[from]}, ExpiresAt: time.Now().AddDate(0, 0, 90),
+		DataCategories: []string{schemas.CategorySummary, cats[from]}, ExpiresAt: time.Now().AddDate(0, 0, 90),
 	})
 }
 
 // refer records the family's consent, sends a referral under it and waits
 // until the receiver has it.
-func (d demo) refer(ctx context.Context, from, to, service, note string, caseID uuid.UUID, work *agency.Work) (agency.Referral, error) {
+func (d demo) refer(ctx context.Context, from, to, service, note string, caseID uuid.UUID, work *schemas.Work) (app.Referral, error) {
 	c, err := d.consent(ctx, from, to, service)
 	if err != nil {
-		return agency.Referral{}, err
+		return app.Referral{}, err
 	}
-	r, err := d.svcs[from].CreateReferral(ctx, agency.NewReferral{ToAgency: to, Service: service, Note: note, CaseID: caseID, ConsentID: c.ID, Work: work})
+	r, err := d.svcs[from].CreateReferral(ctx, app.NewReferral{ToAgency: to, Service: service, Note: note, CaseID: caseID, ConsentID: c.ID, Work: work})
 	if err != nil {
 		return r, err
 	}
@@ -179,9 +182,9 @@ func (d demo) received(ctx context.Context, a string, id uuid.UUID) error {
 }
 
 // moves makes moves that need no input, as agency a.
-func (d demo) moves(ctx context.Context, a string, r agency.Referral, mvs ...referral.Move) error {
+func (d demo) moves(ctx context.Context, a string, r app.Referral, mvs ...referral.Move) error {
 	for _, mv := range mvs {
-		if _, err := d.svcs[a].Move(ctx, r.ID, mv, agency.MoveInput{}); err != nil {
+		if _, err := d.svcs[a].Move(ctx, r.ID, mv, app.MoveInput{}); err != nil {
 			return err
 		}
 	}

@@ -1,6 +1,7 @@
 // Command devstack runs the whole of refbus on one machine, for `make run`:
 // an embedded NATS server with JetStream, a private PostgreSQL cluster made
-// from the local binaries, the four agency services, and demo referrals.
+// from the local binaries, a node of each of the four kinds (nodes below),
+// and demo referrals.
 // Data lives under ./.data, so a second run finds it again.
 package main
 
@@ -29,12 +30,35 @@ import (
 	"github.com/refbus/refbus/pkg/event"
 	"github.com/refbus/refbus/pkg/natslocal"
 	"github.com/refbus/refbus/pkg/pglocal"
-	"github.com/refbus/refbus/services/internal/agency"
-	"github.com/refbus/refbus/services/internal/web"
+	"github.com/refbus/refbus/services/education"
+	"github.com/refbus/refbus/services/health"
+	"github.com/refbus/refbus/services/internal/core"
+	"github.com/refbus/refbus/services/internal/core/app"
+	"github.com/refbus/refbus/services/internal/core/kind"
+	"github.com/refbus/refbus/services/internal/core/web"
+	"github.com/refbus/refbus/services/ngo"
+	"github.com/refbus/refbus/services/social"
 )
 
+// nodes are the demo network: one node of each kind, named after it, with
+// its default HTTP port. The social node coordinates: it sees every
+// overdue referral.
+var nodes = []struct {
+	name string
+	kind func() kind.Kind
+	port int
+}{
+	{"health", func() kind.Kind { return health.New() }, 8081},
+	{"education", func() kind.Kind { return education.New() }, 8082},
+	{"social", func() kind.Kind { return social.New() }, 8083},
+	{"ngo", func() kind.Kind { return ngo.New() }, 8084},
+}
+
+// coordinator is the demo network's coordinating node.
+const coordinator = "social"
+
 func main() {
-	agency.TuneGC()
+	core.TuneGC()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
@@ -59,9 +83,9 @@ func parseFlags(args []string) (config, error) {
 	fs.IntVar(&c.natsPort, "nats-port", envInt("REFBUS_NATS_PORT", 4222), "NATS port on 127.0.0.1 (env REFBUS_NATS_PORT)")
 	fs.IntVar(&c.pgPort, "pg-port", envInt("REFBUS_PG_PORT", 5433), "Postgres port on 127.0.0.1 (env REFBUS_PG_PORT)")
 	fs.BoolVar(&c.demo, "demo", true, "load the demo referrals on the first run")
-	for _, a := range bus.Agencies {
-		env := "REFBUS_" + upper(a) + "_ADDR"
-		c.addrs[a] = fs.String(a, envOr(env, fmt.Sprintf("127.0.0.1:%d", agency.DefaultPort[a])), fmt.Sprintf("HTTP address of the %s agency (env %s)", a, env))
+	for _, nd := range nodes {
+		env := "REFBUS_" + upper(nd.name) + "_ADDR"
+		c.addrs[nd.name] = fs.String(nd.name, envOr(env, fmt.Sprintf("127.0.0.1:%d", nd.port)), fmt.Sprintf("HTTP address of the %s node (env %s)", nd.name, env))
 	}
 	return c, fs.Parse(args)
 }
@@ -113,8 +137,9 @@ func run(ctx context.Context, log *slog.Logger, args []string) error {
 	if err != nil {
 		return err
 	}
-	svcs, apiKeys := map[string]*agency.Service{}, map[string][]byte{}
-	for _, a := range bus.Agencies {
+	svcs, apps, apiKeys := map[string]*core.Node{}, map[string]*app.App{}, map[string][]byte{}
+	for _, nd := range nodes {
+		a := nd.name
 		if apiKeys[a], err = networkKey(filepath.Join(dataDir, "api-"+a+".key")); err != nil {
 			return err
 		}
@@ -122,36 +147,39 @@ func run(ctx context.Context, log *slog.Logger, args []string) error {
 			return err
 		}
 		ui := web.Mount(web.Config{APIKey: apiKeys[a], Logger: log})
-		svc, err := agency.New(ctx, agency.Config{Agency: a, HTTPAddr: *c.addrs[a], DatabaseURL: pg.URL(a), NATSURL: ns.ClientURL(), NetworkKey: key, SigningSeed: seeds[a], Trust: trust, Web: ui}, log)
+		svc, err := core.New(ctx, core.Config{
+			Node: a, HTTPAddr: *c.addrs[a], DatabaseURL: pg.URL(a), NATSURL: ns.ClientURL(), NetworkKey: key,
+			SigningSeed: seeds[a], Trust: trust, Coordinator: coordinator, Web: ui,
+		}, nd.kind(), log)
 		if err != nil {
 			return err
 		}
 		defer svc.Close()
-		svcs[a] = svc
+		svcs[a], apps[a] = svc, svc.App()
 	}
 
 	if err := auditMirror(ctx, ns.ClientURL()); err != nil {
 		return err
 	}
-	if err := seedUsers(ctx, svcs, users); err != nil {
+	if err := seedUsers(ctx, apps, users); err != nil {
 		return err
 	}
 
 	g, gctx := errgroup.WithContext(ctx)
-	for _, a := range bus.Agencies {
-		g.Go(func() error { return svcs[a].Run(gctx) })
+	for _, svc := range svcs {
+		g.Go(func() error { return svc.Run(gctx) })
 	}
 	if c.demo {
-		if err := loadDemo(gctx, svcs); err != nil {
+		if err := loadDemo(gctx, apps); err != nil {
 			return fmt.Errorf("demo data: %w", err)
 		}
 	}
 	fmt.Println()
-	fmt.Println("refbus is running. The agencies' APIs:")
-	for _, a := range bus.Agencies {
-		fmt.Printf("  %-10s http://%s/api/v1/inbox   (OpenAPI: http://%s/docs)\n", a, *c.addrs[a], *c.addrs[a])
+	fmt.Println("refbus is running. The nodes' APIs:")
+	for _, nd := range nodes {
+		fmt.Printf("  %-10s http://%s/api/v1/inbox   (OpenAPI: http://%s/docs)\n", nd.name, *c.addrs[nd.name], *c.addrs[nd.name])
 	}
-	fmt.Printf("  trust anchors of the agencies' signatures: %s (refbus-audit verify --trust)\n", filepath.Join(dataDir, "trust"))
+	fmt.Printf("  trust anchors of the nodes' signatures: %s (refbus-audit verify --trust)\n", filepath.Join(dataDir, "trust"))
 	if err := printUsers(c.addrs, users, apiKeys); err != nil {
 		return err
 	}
@@ -165,7 +193,7 @@ func run(ctx context.Context, log *slog.Logger, args []string) error {
 	return nil
 }
 
-// networkKey reads the network key the agencies share to pseudonymise
+// networkKey reads the network key the nodes share to pseudonymise
 // national ids, making one on the first run.
 func networkKey(path string) ([]byte, error) {
 	if b, err := os.ReadFile(path); err == nil {
@@ -197,9 +225,9 @@ func auditMirror(ctx context.Context, url string) error {
 	return err
 }
 
-// signingKeys reads each agency's nkeys signing seed from
-// dataDir/signing/<agency>.nk, making those missing, and writes the trust
-// anchors of all four to dataDir/trust (agency=PUBLICKEY lines), the file
+// signingKeys reads each node's nkeys signing seed from
+// dataDir/signing/<node>.nk, making those missing, and writes the trust
+// anchors of all of them to dataDir/trust (node=PUBLICKEY lines), the file
 // refbus-audit verify --trust reads.
 func signingKeys(dataDir string) (map[string][]byte, event.Trust, error) {
 	dir := filepath.Join(dataDir, "signing")
@@ -207,7 +235,8 @@ func signingKeys(dataDir string) (map[string][]byte, event.Trust, error) {
 		return nil, nil, err
 	}
 	seeds, trust := map[string][]byte{}, event.Trust{}
-	for _, a := range bus.Agencies {
+	for _, nd := range nodes {
+		a := nd.name
 		path := filepath.Join(dir, a+".nk")
 		seed, err := os.ReadFile(path)
 		if errors.Is(err, os.ErrNotExist) {
@@ -230,7 +259,7 @@ func signingKeys(dataDir string) (map[string][]byte, event.Trust, error) {
 		}
 		seeds[a], trust[a] = bytes.TrimSpace(seed), s.PublicKey()
 	}
-	anchors := "# agency=public key of its signing seed (schemas/SIGNING.md)\n" + strings.ReplaceAll(trust.String(), ",", "\n") + "\n"
+	anchors := "# node=public key of its signing seed (schemas/SIGNING.md)\n" + strings.ReplaceAll(trust.String(), ",", "\n") + "\n"
 	if err := os.WriteFile(filepath.Join(dataDir, "trust"), []byte(anchors), 0o644); err != nil {
 		return nil, nil, fmt.Errorf("write trust anchors: %w", err)
 	}

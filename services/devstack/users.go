@@ -11,20 +11,18 @@ import (
 	"strings"
 	"time"
 
-	"github.com/refbus/refbus/pkg/bus"
-	"github.com/refbus/refbus/services/internal/agency"
-	"github.com/refbus/refbus/services/internal/db"
-	"github.com/refbus/refbus/services/internal/web"
+	"github.com/refbus/refbus/services/internal/core/app"
+	"github.com/refbus/refbus/services/internal/core/web"
 )
 
-// demoUser is a person who may sign in to an agency's UI on the embedded
+// demoUser is a person who may sign in to a node's UI on the embedded
 // default.
 type demoUser struct {
 	agency, username, role, password string
 }
 
 // demoUsers makes, on the first run, a caseworker, a supervisor and an
-// auditor for each agency with random passwords, kept in users.txt under
+// auditor for each node with random passwords, kept in users.txt under
 // the data directory (readable by its owner only) so later runs print the
 // same; the store keeps only their bcrypt hashes.
 func demoUsers(dataDir string) ([]demoUser, error) {
@@ -42,7 +40,8 @@ func demoUsers(dataDir string) ([]demoUser, error) {
 	}
 	var out []demoUser
 	var b strings.Builder
-	for _, a := range bus.Agencies {
+	for _, nd := range nodes {
+		a := nd.name
 		for _, role := range web.Roles {
 			var pw [9]byte
 			_, _ = rand.Read(pw[:])
@@ -58,25 +57,26 @@ func demoUsers(dataDir string) ([]demoUser, error) {
 }
 
 // seedUsers writes the demo users into their agencies' stores.
-func seedUsers(ctx context.Context, svcs map[string]*agency.Service, users []demoUser) error {
+func seedUsers(ctx context.Context, svcs map[string]*app.App, users []demoUser) error {
 	for _, u := range users {
 		svc, ok := svcs[u.agency]
 		if !ok {
 			continue
 		}
 		name := strings.ToUpper(u.role[:1]) + u.role[1:] + " (" + u.agency + ", demo)"
-		if err := web.SeedUser(ctx, db.New(svc.Pool()), web.User{Username: u.username, Name: name, Role: u.role, Password: u.password}); err != nil {
+		if err := web.SeedUser(ctx, svc, web.User{Username: u.username, Name: name, Role: u.role, Password: u.password}); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// printUsers says where to sign in, as whom, and gives each agency's
+// printUsers says where to sign in, as whom, and gives each node's
 // systems a bearer token for the API, valid for a day.
 func printUsers(addrs map[string]*string, users []demoUser, apiKeys map[string][]byte) error {
 	fmt.Println("The caseworkers' UI (user name / password):")
-	for _, a := range bus.Agencies {
+	for _, nd := range nodes {
+		a := nd.name
 		fmt.Printf("  %-10s http://%s/ui/inbox\n", a, *addrs[a])
 		for _, u := range users {
 			if u.agency == a {
@@ -84,8 +84,9 @@ func printUsers(addrs map[string]*string, users []demoUser, apiKeys map[string][
 			}
 		}
 	}
-	fmt.Println("Bearer tokens for agency systems on the API (caseworker role, valid 24 h):")
-	for _, a := range bus.Agencies {
+	fmt.Println("Bearer tokens for the nodes' own systems on the API (caseworker role, valid 24 h):")
+	for _, nd := range nodes {
+		a := nd.name
 		tok, err := web.IssueToken(apiKeys[a], a, a+"-demo-system", web.RoleCaseworker, 24*time.Hour)
 		if err != nil {
 			return err

@@ -62,10 +62,16 @@ type Node struct {
 // the core's and the kind's, each in its own Postgres schema, and adopts
 // a store made by the single migration line of earlier versions.
 func Migrate(ctx context.Context, url string, k kind.Kind, log *slog.Logger) error {
-	if err := pgmigrate.Up(ctx, url, busstore.Migrations, coredb.Migrations, k.Migrations()); err != nil {
+	if err := pgmigrate.Up(ctx, url, Lines(k)...); err != nil {
 		return err
 	}
 	return dropLegacy(ctx, url, log)
+}
+
+// Lines are the migration lines of a node of kind k, in the order they
+// apply: the bus's, the core's, the kind's.
+func Lines(k kind.Kind) []pgmigrate.Line {
+	return []pgmigrate.Line{busstore.Migrations, coredb.Migrations, k.Migrations()}
 }
 
 // New migrates the node's store, connects to NATS, checks the stream and

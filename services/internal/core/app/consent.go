@@ -85,7 +85,7 @@ func (a *App) RecordConsent(ctx context.Context, in NewConsent) (Consent, error)
 	}
 	cats := slices.Clone(in.DataCategories)
 	slices.Sort(cats)
-	c, err := coredb.New(a.pool).ConsentInsert(ctx, corecoredb.ConsentInsertParams{
+	c, err := coredb.New(a.pool).ConsentInsert(ctx, coredb.ConsentInsertParams{
 		ID: uuid.Must(uuid.NewV7()), GivenBy: in.GivenBy, PersonKey: string(key), ToAgency: in.ToAgency, Purpose: in.Purpose,
 		DataCategories: slices.Compact(cats), ExpiresAt: in.ExpiresAt.UTC(), RecordedAt: now,
 	})
@@ -231,7 +231,7 @@ func (a *App) RevokeConsent(ctx context.Context, id uuid.UUID, reason string) (C
 			return fmt.Errorf("%w: consent %s was already revoked on %s", ErrConflict, id, c.RevokedAt.UTC().Format(time.RFC3339))
 		}
 		now := a.cfg.Now().UTC().Truncate(time.Microsecond)
-		if out, err = q.ConsentRevoke(ctx, corecoredb.ConsentRevokeParams{ID: id, At: &now, Reason: reason}); err != nil {
+		if out, err = q.ConsentRevoke(ctx, coredb.ConsentRevokeParams{ID: id, At: &now, Reason: reason}); err != nil {
 			return fmt.Errorf("revoke consent: %w", err)
 		}
 		rs, err := q.ReferralListByConsent(ctx, coredb.ReferralListByConsentParams{ConsentID: &id, Agency: a.self})

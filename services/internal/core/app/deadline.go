@@ -48,7 +48,7 @@ func (a *App) sla(ctx context.Context, to, service string) SLA {
 }
 
 // setTimer starts the deadline of kind for a referral this node sent.
-func (a *App) setTimer(ctx context.Context, q *corecoredb.Queries, r corecoredb.Referral, kind string) error {
+func (a *App) setTimer(ctx context.Context, q *coredb.Queries, r coredb.Referral, kind string) error {
 	sla := a.sla(ctx, r.ToAgency, r.Service)
 	d := sla.Accept
 	if kind == "complete" {
@@ -57,7 +57,7 @@ func (a *App) setTimer(ctx context.Context, q *corecoredb.Queries, r corecoredb.
 	if d == 0 {
 		return nil
 	}
-	if err := q.SLATimerSet(ctx, corecoredb.SLATimerSetParams{ReferralIds: []uuid.UUID{r.ID}, Kinds: []string{kind}, DueAts: []time.Time{a.cfg.Now().Add(d)}}); err != nil {
+	if err := q.SLATimerSet(ctx, coredb.SLATimerSetParams{ReferralIds: []uuid.UUID{r.ID}, Kinds: []string{kind}, DueAts: []time.Time{a.cfg.Now().Add(d)}}); err != nil {
 		return fmt.Errorf("set %s deadline: %w", kind, err)
 	}
 	return nil

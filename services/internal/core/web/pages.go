@@ -11,8 +11,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgtype"
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/refbus/refbus/pkg/bus"
@@ -459,7 +457,7 @@ func (u *UI) create(w http.ResponseWriter, r *http.Request) {
 		}
 		in.CaseID = id
 	}
-	if !bus.KnownAgency(in.ToAgency) || in.Service == "" || in.Note == "" {
+	if !bus.ValidNode(in.ToAgency) || in.Service == "" || in.Note == "" {
 		u.render(w, r, http.StatusUnprocessableEntity, "new", "new", d, "error.invalid")
 		return
 	}

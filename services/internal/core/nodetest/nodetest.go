@@ -1,0 +1,501 @@
+// Package nodetest runs nodes for tests: a network of nodes of any kinds
+// on one NATS server (embedded, or a child process a test can kill), each
+// with its own fresh database, and the helpers tests use to drive them
+// from outside, as an agency system would. Only tests import it; their
+// TestMain must call pgtest.Main.
+package nodetest
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/refbus/refbus/pkg/bus"
+	"github.com/refbus/refbus/pkg/bustest"
+	"github.com/refbus/refbus/pkg/natstest"
+	"github.com/refbus/refbus/pkg/pgtest"
+	"github.com/refbus/refbus/pkg/pgmigrate"
+	"github.com/refbus/refbus/pkg/poll"
+	"github.com/refbus/refbus/schemas"
+	"github.com/refbus/refbus/services/internal/core"
+	"github.com/refbus/refbus/services/internal/core/app"
+	"github.com/refbus/refbus/services/internal/core/directory"
+	"github.com/refbus/refbus/services/internal/core/kind"
+)
+
+// FastConsumer redelivers quickly, so fault tests finish in seconds.
+var FastConsumer = bus.ConsumerConfig{AckWait: time.Second, BackOff: []time.Duration{500 * time.Millisecond}, MaxDeliver: 50}
+
+// NetworkKey is the network key every test node shares.
+var NetworkKey = []byte("test network key, 32 bytes or more, shared by all")
+
+// Network is a set of nodes on one NATS server, each with its own
+// database.
+type Network struct {
+	T *testing.T
+	// NATS is the embedded server, nil when the network runs on a child
+	// process (Proc) or a cluster.
+	NATS *natstest.Server
+	// Proc is the server in a child process, when the network has one.
+	Proc *natstest.Process
+	// NATSURL is where nodes connect.
+	NATSURL string
+
+	mu    sync.Mutex
+	urls  map[string]string
+	kinds map[string]kind.Kind
+	nodes map[string]*Node
+}
+
+// Node is a running node.
+type Node struct {
+	*core.Node
+	HTTP   *httptest.Server
+	cancel context.CancelFunc
+	done   chan error
+	once   sync.Once
+	err    error
+}
+
+// New starts an embedded NATS server for a network with no nodes yet.
+func New(t *testing.T) *Network {
+	t.Helper()
+	srv := natstest.New(t)
+	return newNetwork(t, srv.ClientURL(), srv, nil)
+}
+
+// NewOnProcess starts a network whose NATS server is a child process, which
+// the test may kill (Proc.Kill) and start again (Proc.Start).
+func NewOnProcess(t *testing.T) *Network {
+	t.Helper()
+	p := natstest.NewProcess(t)
+	return newNetwork(t, p.ClientURL(), nil, p)
+}
+
+// NewOn makes a network on a NATS server the test runs itself, such as a
+// cluster (natsURL lists every node).
+func NewOn(t *testing.T, natsURL string) *Network { return newNetwork(t, natsURL, nil, nil) }
+
+func newNetwork(t *testing.T, url string, srv *natstest.Server, p *natstest.Process) *Network {
+	return &Network{T: t, NATS: srv, Proc: p, NATSURL: url, urls: map[string]string{}, kinds: map[string]kind.Kind{}, nodes: map[string]*Node{}}
+}
+
+// Logger logs at info when the tests run with -v, and discards otherwise.
+func Logger(t *testing.T) *slog.Logger {
+	if testing.Verbose() {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo})).With("test", t.Name())
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+// NewDB returns a fresh database migrated as the store of a node of kind
+// k. The template is migrated once per kind and test process.
+func NewDB(t testing.TB, k kind.Kind) string {
+	return pgtest.New(t, "node_"+k.Name(), func(ctx context.Context, url string) error {
+		return core.Migrate(ctx, url, k, slog.New(slog.DiscardHandler))
+	})
+}
+
+// Lines are the migration lines of a node of kind k, for tests that
+// migrate a store themselves.
+func Lines(k kind.Kind) []pgmigrate.Line { return core.Lines(k) }
+
+// SetDB makes name's store the database at url (for a node started later).
+func (n *Network) SetDB(name string, url string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.urls[name] = url
+}
+
+// DB is the database url of node name's store.
+func (n *Network) DB(name string) string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.urls[name]
+}
+
+// Start runs node name of kind k, on a fresh database the first time and
+// on the same one after; tune, if set, changes its config first. It is
+// stopped at the end of the test.
+func (n *Network) Start(name string, k kind.Kind, tune func(*core.Config)) *Node {
+	n.T.Helper()
+	n.mu.Lock()
+	url, ok := n.urls[name]
+	n.mu.Unlock()
+	if !ok {
+		url = NewDB(n.T, k)
+		n.SetDB(name, url)
+	}
+	cfg := core.Config{Node: name, DatabaseURL: url, NATSURL: n.NATSURL, Consumer: FastConsumer, NetworkKey: NetworkKey}
+	cfg.Relay.ReceiptTimeout = 10 * time.Second
+	if tune != nil {
+		tune(&cfg)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	node, err := core.New(ctx, cfg, k, Logger(n.T))
+	if err != nil {
+		cancel()
+		n.T.Fatalf("start %s: %v", name, err)
+	}
+	nd := &Node{Node: node, HTTP: httptest.NewServer(node.Handler()), cancel: cancel, done: make(chan error, 1)}
+	go func() { nd.done <- node.Run(ctx) }()
+	n.mu.Lock()
+	n.nodes[name], n.kinds[name] = nd, k
+	n.mu.Unlock()
+	n.T.Cleanup(func() { _ = nd.Stop() })
+	return nd
+}
+
+// Restart stops node name and starts it again, of the same kind, on the
+// same store.
+func (n *Network) Restart(name string, tune func(*core.Config)) *Node {
+	n.T.Helper()
+	_ = n.Node(name).Stop()
+	n.mu.Lock()
+	k := n.kinds[name]
+	n.mu.Unlock()
+	return n.Start(name, k, tune)
+}
+
+// Done is the node's Run result, when it stops by itself.
+func (nd *Node) Done() <-chan error { return nd.done }
+
+// Stop cancels the node and waits for it; safe to call twice.
+func (nd *Node) Stop() error {
+	nd.once.Do(func() {
+		nd.cancel()
+		nd.err = <-nd.done
+		nd.HTTP.Close()
+		nd.Close()
+	})
+	return nd.err
+}
+
+// Node is the running node name.
+func (n *Network) Node(name string) *Node {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	nd := n.nodes[name]
+	if nd == nil {
+		n.T.Fatalf("no node %s in the network", name)
+	}
+	return nd
+}
+
+// App is node name's application.
+func (n *Network) App(name string) *app.App { return n.Node(name).App() }
+
+// Do sends an HTTP request to node name and returns the status, the body
+// and the headers.
+func (n *Network) Do(name, method, path, body string) (int, string, http.Header) {
+	n.T.Helper()
+	req, err := http.NewRequest(method, n.Node(name).HTTP.URL+path, strings.NewReader(body))
+	if err != nil {
+		n.T.Fatal(err)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		n.T.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return res.StatusCode, string(b), res.Header
+}
+
+// Decode decodes a JSON body or fails the test.
+func Decode[T any](t testing.TB, body string) T {
+	t.Helper()
+	var v T
+	if err := json.Unmarshal([]byte(body), &v); err != nil {
+		t.Fatalf("decode %q: %v", body, err)
+	}
+	return v
+}
+
+// Eventually and Consistently wait on a condition (package poll).
+var (
+	Eventually   = poll.Until
+	Consistently = poll.Always
+)
+
+// MustUUID parses s or fails the test.
+func MustUUID(t testing.TB, s string) uuid.UUID {
+	t.Helper()
+	id, err := uuid.Parse(s)
+	if err != nil {
+		t.Fatalf("not a uuid: %q", s)
+	}
+	return id
+}
+
+// Referral reads a referral as node name sees it.
+func (n *Network) Referral(name string, id uuid.UUID) (app.Referral, error) {
+	return n.App(name).Referral(context.Background(), id)
+}
+
+// WantStatus holds once node name sees referral id in status.
+func (n *Network) WantStatus(name string, id uuid.UUID, status string) func() error {
+	return func() error {
+		r, err := n.Referral(name, id)
+		if err != nil {
+			return err
+		}
+		if r.Status != status {
+			return fmt.Errorf("%s sees referral %s as %q, want %q", name, id, r.Status, status)
+		}
+		return nil
+	}
+}
+
+// Both waits until both parties of r see it in status.
+func (n *Network) Both(r app.Referral, status string) {
+	n.T.Helper()
+	Eventually(n.T, 10*time.Second, n.WantStatus(r.FromAgency, r.ID, status))
+	Eventually(n.T, 10*time.Second, n.WantStatus(r.ToAgency, r.ID, status))
+}
+
+// Consent records at node from the family's consent to share every
+// category of data with node to for a day, and returns its id.
+func (n *Network) Consent(from, to string) uuid.UUID {
+	n.T.Helper()
+	c, err := n.App(from).RecordConsent(context.Background(), app.NewConsent{
+		GivenBy: "mother (legal representative)", ToAgency: to, Purpose: "help for the family",
+		DataCategories: schemas.Categories(), ExpiresAt: time.Now().Add(24 * time.Hour),
+	})
+	if err != nil {
+		n.T.Fatalf("%s records consent for %s: %v", from, to, err)
+	}
+	return c.ID
+}
+
+// Consented adds to a JSON referral body from node from the consent to
+// share with the node it names.
+func (n *Network) Consented(from, body string) string {
+	n.T.Helper()
+	var b struct {
+		ToAgency string `json:"to_agency"`
+	}
+	if err := json.Unmarshal([]byte(body), &b); err != nil {
+		n.T.Fatalf("referral body %s: %v", body, err)
+	}
+	return strings.TrimSuffix(body, "}") + fmt.Sprintf(`,"consent_id":%q}`, n.Consent(from, b.ToAgency))
+}
+
+// Refer posts a referral over HTTP (extra is more JSON fields, such as
+// `"work":{...}`, or "") and returns it.
+func (n *Network) Refer(from, to, service, caseID, extra string) app.Referral {
+	n.T.Helper()
+	body := fmt.Sprintf(`{"to_agency":%q,"service":%q,"note":"scenario"`, to, service)
+	if extra != "" {
+		body += "," + extra
+	}
+	if caseID != "" {
+		body += fmt.Sprintf(`,"case_id":%q`, caseID)
+	}
+	status, res, _ := n.Do(from, "POST", "/api/v1/referrals", n.Consented(from, body+"}"))
+	if status != 201 {
+		n.T.Fatalf("%s refers to %s: %d %s", from, to, status, res)
+	}
+	return Decode[app.Referral](n.T, res)
+}
+
+// Move makes a move over HTTP and fails the test unless it answers 200.
+func (n *Network) Move(name string, id uuid.UUID, mv, body string) app.Referral {
+	n.T.Helper()
+	status, res, _ := n.Do(name, "POST", "/api/v1/referrals/"+id.String()+"/"+mv, body)
+	if status != 200 {
+		n.T.Fatalf("%s %s %s: %d %s", name, mv, id, status, res)
+	}
+	return Decode[app.Referral](n.T, res)
+}
+
+// Case reads a case as node name sees it.
+func (n *Network) Case(name string, id uuid.UUID) app.Case {
+	n.T.Helper()
+	status, res, _ := n.Do(name, "GET", "/api/v1/cases/"+id.String(), "")
+	if status != 200 {
+		n.T.Fatalf("%s case %s: %d %s", name, id, status, res)
+	}
+	return Decode[app.Case](n.T, res)
+}
+
+// FreeBeds reads, from node name's view of the directory, the free places
+// of service at node at.
+func (n *Network) FreeBeds(name, at, service string) (int, error) {
+	status, body, _ := n.Do(name, "GET", "/api/v1/directory", "")
+	if status != 200 {
+		return 0, fmt.Errorf("directory: %d %s", status, body)
+	}
+	d := Decode[struct {
+		Agencies []directory.Listing `json:"agencies"`
+	}](n.T, body)
+	for _, l := range d.Agencies {
+		if o, ok := l.Offer(service); ok && l.Agency == at && o.FreeBeds != nil {
+			return *o.FreeBeds, nil
+		}
+	}
+	return 0, fmt.Errorf("the directory has no places of %s's %s: %s", at, service, body)
+}
+
+// WantFreeBeds waits until node name sees want free places of service at
+// node at.
+func (n *Network) WantFreeBeds(name, at, service string, want int) {
+	n.T.Helper()
+	Eventually(n.T, 10*time.Second, func() error {
+		got, err := n.FreeBeds(name, at, service)
+		if err == nil && got != want {
+			err = fmt.Errorf("%s sees %d free places in %s at %s, want %d", name, got, service, at, want)
+		}
+		return err
+	})
+}
+
+// Counts counts node name's bus tables.
+func (n *Network) Counts(name string) bustest.Tally {
+	n.T.Helper()
+	conn, err := pgx.Connect(context.Background(), n.DB(name))
+	if err != nil {
+		n.T.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	c, err := bustest.Counts(context.Background(), conn)
+	if err != nil {
+		n.T.Fatal(err)
+	}
+	return c
+}
+
+// JetStream is a client of the network's NATS, closed at the end of the
+// test.
+func (n *Network) JetStream() jetstream.JetStream {
+	n.T.Helper()
+	nc, err := nats.Connect(n.NATSURL)
+	if err != nil {
+		n.T.Fatal(err)
+	}
+	n.T.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		n.T.Fatal(err)
+	}
+	return js
+}
+
+// ConsumerIdle holds once node name's consumer has nothing pending or
+// unacknowledged.
+func (n *Network) ConsumerIdle(name string) func() error {
+	js := n.JetStream()
+	return func() error {
+		c, err := js.Consumer(context.Background(), bus.Stream, name)
+		if err != nil {
+			return err
+		}
+		info, err := c.Info(context.Background())
+		if err != nil {
+			return err
+		}
+		if info.NumPending != 0 || info.NumAckPending != 0 {
+			return fmt.Errorf("%s consumer: %d pending, %d unacknowledged", name, info.NumPending, info.NumAckPending)
+		}
+		return nil
+	}
+}
+
+// StoreText is every row of every table of node name's store, in every
+// schema but Postgres's own, as text (bytea columns in hex).
+func (n *Network) StoreText(name string) string {
+	n.T.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, n.DB(name))
+	if err != nil {
+		n.T.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	rows, err := conn.Query(ctx, `SELECT table_schema, table_name FROM information_schema.tables
+		WHERE table_schema NOT IN ('pg_catalog', 'information_schema') AND table_type = 'BASE TABLE'`)
+	if err != nil {
+		n.T.Fatal(err)
+	}
+	type table struct{ schema, name string }
+	tables, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (table, error) {
+		var t table
+		return t, r.Scan(&t.schema, &t.name)
+	})
+	if err != nil {
+		n.T.Fatal(err)
+	}
+	var sb strings.Builder
+	for _, t := range tables {
+		var text *string
+		if err := conn.QueryRow(ctx, `SELECT string_agg(t::text, E'\n') FROM `+pgx.Identifier{t.schema, t.name}.Sanitize()+` t`).Scan(&text); err != nil {
+			n.T.Fatal(err)
+		}
+		if text != nil {
+			sb.WriteString(*text)
+		}
+	}
+	return sb.String()
+}
+
+// Tables lists the tables of node name's store as schema.table, sorted.
+func (n *Network) Tables(name string) []string {
+	n.T.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, n.DB(name))
+	if err != nil {
+		n.T.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	rows, err := conn.Query(ctx, `SELECT table_schema || '.' || table_name FROM information_schema.tables
+		WHERE table_schema NOT IN ('pg_catalog', 'information_schema') AND table_type = 'BASE TABLE' ORDER BY 1`)
+	if err != nil {
+		n.T.Fatal(err)
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		n.T.Fatal(err)
+	}
+	return out
+}
+
+// EventsTo reports whether any event on the stream addressed to node name
+// (any node, if name is "") contains s.
+func (n *Network) EventsTo(name, s string) bool {
+	n.T.Helper()
+	ctx := context.Background()
+	st, err := n.JetStream().Stream(ctx, bus.Stream)
+	if err != nil {
+		n.T.Fatal(err)
+	}
+	info, err := st.Info(ctx)
+	if err != nil {
+		n.T.Fatal(err)
+	}
+	for seq := info.State.FirstSeq; seq <= info.State.LastSeq; seq++ {
+		m, err := st.GetMsg(ctx, seq)
+		if err != nil {
+			n.T.Fatalf("read stream message %d: %v", seq, err)
+		}
+		if _, to, _ := bus.ParseSubject(m.Subject); (to == name || name == "") && strings.Contains(string(m.Data), s) {
+			return true
+		}
+	}
+	return false
+}
