@@ -47,7 +47,9 @@ func legacy(ctx context.Context, url string) error {
 	return err
 }
 
-func migrateBus(ctx context.Context, url string) error { return pgmigrate.Up(ctx, url, busstore.Migrations) }
+func migrateBus(ctx context.Context, url string) error {
+	return pgmigrate.Up(ctx, url, busstore.Migrations)
+}
 
 func pool(t *testing.T, url string) *pgxpool.Pool {
 	t.Helper()
