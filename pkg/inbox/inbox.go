@@ -416,7 +416,7 @@ func (c *Consumer) apply(ctx context.Context, ds []*delivery) error {
 	}
 	if c.o.Fault != nil {
 		if err := c.o.Fault(AfterCommit); err != nil {
-			return fmt.Errorf("%w at %s: %v", ErrFault, AfterCommit, err)
+			return fmt.Errorf("%w at %s: %w", ErrFault, AfterCommit, err)
 		}
 	}
 	if c.out.Enqueued() != enqueued {

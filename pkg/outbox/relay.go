@@ -584,7 +584,7 @@ func (r *Relay) fault(stage Stage) error {
 		return nil
 	}
 	if err := r.o.Fault(stage); err != nil {
-		return fmt.Errorf("%w at %s: %v", ErrFault, stage, err)
+		return fmt.Errorf("%w at %s: %w", ErrFault, stage, err)
 	}
 	return nil
 }
