@@ -1,6 +1,0 @@
--- name: AgencyKeyCreate :exec
--- Keeps the first key made; a service starting at the same time loses.
-INSERT INTO agency_key (agency, private_key) VALUES ($1, $2) ON CONFLICT (agency) DO NOTHING;
-
--- name: AgencyKeyGet :one
-SELECT private_key FROM agency_key WHERE agency = $1;
