@@ -57,12 +57,11 @@ func (h handler) Apply(ctx context.Context, tx *pgbatch.Tx, evs []*ce.Event) ([]
 	}
 	q := coredb.New(tx)
 	if len(recv.Ids) > 0 {
-		// Nothing below needs its result: it goes with the next statement
-		// or the COMMIT.
-		if err := coredb.New(tx.Later()).ReferralReceive(ctx, recv); err != nil {
+		recorded, err := q.ReferralReceive(ctx, recv)
+		if err != nil {
 			return nil, fmt.Errorf("receive referrals: %w", err)
 		}
-		if err := a.received(ctx, q, tx, recv, carried); err != nil {
+		if err := a.received(ctx, q, tx, recv, carried, recorded); err != nil {
 			return nil, err
 		}
 	}
@@ -166,12 +165,21 @@ func (a *App) checkRequested(e *ce.Event, recv *coredb.ReferralReceiveParams) (d
 	return d, nil
 }
 
-// received finishes the referrals just received: it keeps the work they
-// carried, and lets the kind decline at once what it cannot take (a
-// shelter with no free bed), so the sender can look elsewhere.
-func (a *App) received(ctx context.Context, q *coredb.Queries, tx *pgbatch.Tx, recv coredb.ReferralReceiveParams, ds []schemas.Requested) error {
+// received finishes the referrals just recorded (a referral that was
+// already here is not recorded again, so nothing here happens twice): it
+// keeps the work they carried, and lets the kind decline at once what it
+// cannot take (a shelter with no free bed), so the sender can look
+// elsewhere.
+func (a *App) received(ctx context.Context, q *coredb.Queries, tx *pgbatch.Tx, recv coredb.ReferralReceiveParams, ds []schemas.Requested, recorded []uuid.UUID) error {
+	fresh := make(map[uuid.UUID]bool, len(recorded))
+	for _, id := range recorded {
+		fresh[id] = true
+	}
 	var msgs []outbox.Message
 	for i, d := range ds {
+		if !fresh[recv.Ids[i]] {
+			continue
+		}
 		if d.Work != nil {
 			b, err := json.Marshal(d.Work)
 			if err != nil {

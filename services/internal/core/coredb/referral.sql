@@ -16,9 +16,10 @@ FROM (SELECT unnest(sqlc.arg(ids)::uuid[]) AS id, unnest(sqlc.arg(case_ids)::uui
              unnest(sqlc.arg(consent_expiries)::timestamptz[]) AS consent_expires_at,
              unnest(sqlc.arg(created_ats)::timestamptz[]) AS created_at) AS u;
 
--- name: ReferralReceive :exec
--- Records referrals that arrived from other nodes; a referral seen before
--- is left as it is.
+-- name: ReferralReceive :many
+-- Records referrals that arrived from other nodes and returns the ids of
+-- those it recorded: a referral seen before is left as it is, and what
+-- follows its receipt (its work, the kind's effect) happens only once.
 INSERT INTO core.referral (id, case_id, from_agency, to_agency, service, note, status, seq_in, parent_id, traceparent, person_key,
                       consent_id, consent_purpose, consent_expires_at, received_at)
 SELECT u.id, u.case_id, u.from_agency, u.to_agency, u.service, u.note, 'received', 1,
@@ -31,7 +32,8 @@ FROM (SELECT unnest(sqlc.arg(ids)::uuid[]) AS id, unnest(sqlc.arg(case_ids)::uui
              unnest(sqlc.arg(person_keys)::text[]) AS person_key, unnest(sqlc.arg(consent_ids)::uuid[]) AS consent_id,
              unnest(sqlc.arg(consent_purposes)::text[]) AS consent_purpose,
              unnest(sqlc.arg(consent_expiries)::timestamptz[]) AS consent_expires_at) AS u
-ON CONFLICT (id) DO NOTHING;
+ON CONFLICT (id) DO NOTHING
+RETURNING id;
 
 -- name: ReferralMarkReceived :exec
 -- The receipts of these referrals' requests came back applied: they were

@@ -483,7 +483,7 @@ func (q *Queries) ReferralOpenCaseOfPerson(ctx context.Context, personKey string
 	return case_id, err
 }
 
-const referralReceive = `-- name: ReferralReceive :exec
+const referralReceive = `-- name: ReferralReceive :many
 INSERT INTO core.referral (id, case_id, from_agency, to_agency, service, note, status, seq_in, parent_id, traceparent, person_key,
                       consent_id, consent_purpose, consent_expires_at, received_at)
 SELECT u.id, u.case_id, u.from_agency, u.to_agency, u.service, u.note, 'received', 1,
@@ -497,6 +497,7 @@ FROM (SELECT unnest($1::uuid[]) AS id, unnest($2::uuid[]) AS case_id,
              unnest($11::text[]) AS consent_purpose,
              unnest($12::timestamptz[]) AS consent_expires_at) AS u
 ON CONFLICT (id) DO NOTHING
+RETURNING id
 `
 
 type ReferralReceiveParams struct {
@@ -514,10 +515,11 @@ type ReferralReceiveParams struct {
 	ConsentExpiries []time.Time
 }
 
-// Records referrals that arrived from other nodes; a referral seen before
-// is left as it is.
-func (q *Queries) ReferralReceive(ctx context.Context, arg ReferralReceiveParams) error {
-	_, err := q.db.Exec(ctx, referralReceive,
+// Records referrals that arrived from other nodes and returns the ids of
+// those it recorded: a referral seen before is left as it is, and what
+// follows its receipt (its work, the kind's effect) happens only once.
+func (q *Queries) ReferralReceive(ctx context.Context, arg ReferralReceiveParams) ([]uuid.UUID, error) {
+	rows, err := q.db.Query(ctx, referralReceive,
 		arg.Ids,
 		arg.CaseIds,
 		arg.FromAgencies,
@@ -531,5 +533,20 @@ func (q *Queries) ReferralReceive(ctx context.Context, arg ReferralReceiveParams
 		arg.ConsentPurposes,
 		arg.ConsentExpiries,
 	)
-	return err
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []uuid.UUID
+	for rows.Next() {
+		var id uuid.UUID
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		items = append(items, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
 }

@@ -1,0 +1,149 @@
+package core_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"testing/fstest"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/refbus/refbus/pkg/bustest"
+	"github.com/refbus/refbus/pkg/pgmigrate"
+	"github.com/refbus/refbus/schemas"
+	"github.com/refbus/refbus/services/internal/core"
+	"github.com/refbus/refbus/services/internal/core/app"
+	"github.com/refbus/refbus/services/internal/core/directory"
+	"github.com/refbus/refbus/services/internal/core/kind"
+	"github.com/refbus/refbus/services/internal/core/nodetest"
+)
+
+// witness is a kind whose only effect is a row for every referral it is
+// told it received, in a table with no unique key: a referral the core
+// applied twice leaves two.
+type witness struct{ kind.Base }
+
+func (witness) Name() string { return "witness" }
+
+func (witness) Migrations() pgmigrate.Line {
+	return pgmigrate.Line{Schema: "witness", FS: fstest.MapFS{"00001_received.sql": {Data: []byte(`-- +goose Up
+CREATE SCHEMA IF NOT EXISTS witness;
+CREATE TABLE witness.received (referral_id uuid NOT NULL, at timestamptz NOT NULL DEFAULT clock_timestamp());
+-- +goose Down
+DROP TABLE witness.received;
+`)}}}
+}
+
+func (witness) Offers() []directory.Offer {
+	return []directory.Offer{{Name: "help", Title: "Help", Eligibility: "families", Languages: []string{"ru"}, Area: "Almaty"}}
+}
+
+func (witness) Records() []string { return nil }
+
+func (witness) RecordWork(context.Context, kind.DB, kind.Referral, *schemas.Work) error { return nil }
+
+func (witness) Received(ctx context.Context, db kind.DB, r kind.Referral) (*kind.Decline, error) {
+	_, err := db.Exec(ctx, `INSERT INTO witness.received (referral_id) VALUES ($1)`, r.ID)
+	return nil, err
+}
+
+// crashApp is the core as the bus's crash suite drives it: a unit of work
+// is a referral, its effect the receiver's kind told it received it.
+type crashApp struct{ t *testing.T }
+
+func (a crashApp) Migrate(ctx context.Context, url string) error {
+	return core.Migrate(ctx, url, witness{}, nodetest.Logger(a.t))
+}
+
+func (a crashApp) Start(ctx context.Context, c bustest.NodeConfig) (bustest.Node, error) {
+	cfg := core.Config{Node: c.Name, DatabaseURL: c.DatabaseURL, NATSURL: c.NATSURL, Stream: c.Stream, Consumer: c.Consumer, NetworkKey: nodetest.NetworkKey}
+	cfg.Relay.Fault, cfg.Relay.ReceiptTimeout = c.RelayFault, c.ReceiptTimeout
+	cfg.Inbox.Fault = c.InboxFault
+	ctx, cancel := context.WithCancel(ctx)
+	n, err := core.New(ctx, cfg, witness{}, nodetest.Logger(a.t).With("node", c.Name))
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	done := make(chan error, 1)
+	go func() { done <- n.Run(ctx) }()
+	return &crashNode{n: n, cancel: cancel, done: done}, nil
+}
+
+func (crashApp) Effects(ctx context.Context, url string) (map[string]int, error) {
+	return countBy(ctx, url, `SELECT referral_id::text, count(*) FROM witness.received GROUP BY 1`)
+}
+
+func (crashApp) Delivered(ctx context.Context, url string) (map[string]bool, error) {
+	n, err := countBy(ctx, url, `SELECT id::text, 1 FROM core.referral WHERE status <> 'requested' AND delivery_error = ''`)
+	out := make(map[string]bool, len(n))
+	for id := range n {
+		out[id] = true
+	}
+	return out, err
+}
+
+func countBy(ctx context.Context, url, query string) (map[string]int, error) {
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	rows, err := conn.Query(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]int{}
+	for rows.Next() {
+		var id string
+		var n int
+		if err := rows.Scan(&id, &n); err != nil {
+			return nil, err
+		}
+		out[id] = n
+	}
+	return out, rows.Err()
+}
+
+type crashNode struct {
+	n      *core.Node
+	cancel context.CancelFunc
+	done   chan error
+}
+
+// Send makes a referral to node to under a consent of the family's.
+func (c *crashNode) Send(ctx context.Context, to string) (string, error) {
+	a := c.n.App()
+	consent, err := a.RecordConsent(ctx, app.NewConsent{GivenBy: "the mother", ToAgency: to, Purpose: "help",
+		DataCategories: []string{schemas.CategorySummary}, ExpiresAt: time.Now().Add(time.Hour)})
+	if err != nil {
+		return "", fmt.Errorf("consent: %w", err)
+	}
+	r, err := a.CreateReferral(ctx, app.NewReferral{ToAgency: to, Service: "help", Note: "crash suite", ConsentID: consent.ID})
+	if err != nil {
+		return "", err
+	}
+	return r.ID.String(), nil
+}
+
+func (c *crashNode) Stop() error {
+	c.cancel()
+	err := <-c.done
+	c.n.Close()
+	if errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
+}
+
+// The core passes the bus's crash suite: the relay killed before publish
+// and before marking, the consumer killed after commit, a duplicate
+// publish past JetStream's dedupe, the broker and the receiver's Postgres
+// killed with SIGKILL. Every referral's effect happens exactly once at
+// its receiver, and its sender sees it received.
+func TestCrashSuite(t *testing.T) {
+	t.Parallel()
+	bustest.Run(t, crashApp{t})
+}
