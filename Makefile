@@ -10,16 +10,18 @@ BIN   := bin
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-build: ## build the agency service and the dev stack into bin/
-	$(GO) build -o $(BIN)/ ./services/agency ./services/devstack
+build: ## build the node commands (one per kind), refbus-audit and the dev stack into bin/
+	$(GO) build -o $(BIN)/ ./services/health/cmd/refbus-health ./services/education/cmd/refbus-education \
+		./services/social/cmd/refbus-social ./services/ngo/cmd/refbus-ngo ./services/devstack
+	$(GO) build -o $(BIN)/refbus-audit ./services/auditor
 
-run: postgres build ## run everything on this machine: NATS, Postgres, the four agencies, demo data
+run: postgres build ## run everything on this machine: NATS, Postgres, a node of each kind, demo data
 	exec $(BIN)/devstack
 
 test: postgres chromium ## run every test (real Postgres, real NATS, headless Chromium)
 	$(GO) test -count=1 -timeout 15m $(PKGS)
 
-generate: ## regenerate the sqlc code from sql/
+generate: ## regenerate the sqlc code of every store package (sql/sqlc.yaml)
 	cd sql && $(SQLC) generate
 
 verify: ## fail if generated code is stale, code is unformatted, or vet complains
@@ -47,7 +49,7 @@ postgres:
 	fi
 
 # chromium makes sure Debian's headless Chromium is here for the browser
-# tests of the caseworker UI (services/internal/web): installed with apt on
+# tests of the caseworker UI (services/internal/core/web, services/internal/scenario): installed with apt on
 # Debian; elsewhere set CHROMIUM to a Chromium or Chrome binary.
 chromium:
 	@if [ -n "$$CHROMIUM" ] || command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ]; then exit 0; fi; \
@@ -61,4 +63,4 @@ chromium:
 
 screenshots: postgres chromium ## save the caseworker UI's main pages as PNG into docs/
 	mkdir -p docs
-	$(GO) test -count=1 -run TestBrowserDomesticViolence ./services/internal/web -args -screenshots=$(CURDIR)/docs
+	$(GO) test -count=1 -run TestBrowserDomesticViolence ./services/internal/scenario -args -screenshots=$(CURDIR)/docs
