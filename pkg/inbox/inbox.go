@@ -21,6 +21,7 @@ import (
 	"log/slog"
 	"strconv"
 	"time"
+	"unicode/utf8"
 
 	ce "github.com/cloudevents/sdk-go/v2/event"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -542,9 +543,13 @@ func (c *Consumer) backoff(tries uint64) time.Duration {
 	return c.o.BackOff[min(i, len(c.o.BackOff)-1)]
 }
 
+// truncate cuts s to at most n bytes, at a character's start, marked.
 func truncate(s string, n int) string {
 	if len(s) <= n {
 		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
 	}
 	return s[:n] + "…"
 }
