@@ -124,6 +124,10 @@ func TestRepeatAppliesOnce(t *testing.T) {
 	if !publish(t, js, "a", "b", e, "") {
 		t.Fatal("JetStream did not drop a publish with the same Nats-Msg-Id")
 	}
+	// The re-send comes once the first copy is settled, as the relay's
+	// does: it is then a repeat of an event in the inbox, not of one in
+	// the same batch.
+	idle(t, js, "b")
 	if publish(t, js, "a", "b", e, event.MsgID(e)+"#r1") {
 		t.Fatal("JetStream dropped a publish with a new Nats-Msg-Id")
 	}
@@ -149,6 +153,30 @@ func TestRepeatAppliesOnce(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// Copies of an event that arrive together, in one batch, have its effect
+// once too.
+func TestRepeatInOneBatchAppliesOnce(t *testing.T) {
+	t.Parallel()
+	natsURL, js := testapp.NewBroker(t)
+	if _, err := bus.EnsureConsumer(context.Background(), js, "b", consumerConfig); err != nil {
+		t.Fatal(err)
+	}
+	e := workEvent(t, "a", testapp.Work{})
+	for i := range 3 {
+		publish(t, js, "a", "b", e, fmt.Sprintf("%s#copy%d", event.MsgID(e), i))
+	}
+	_, pool := startNode(t, "b", natsURL, testapp.Config{}) // finds the copies waiting
+	poll.Until(t, 10*time.Second, func() error {
+		if d := delivered(t, js, "b"); d < 3 {
+			return fmt.Errorf("%d of 3 copies delivered", d)
+		}
+		return bustest.ConsumerIdle(context.Background(), js, "b")
+	})
+	if eff := effects(t, pool); eff[e.Subject()] != 1 {
+		t.Fatalf("effects %v, want one", eff)
+	}
 }
 
 // Bad input is kept, not dropped: each of these is stored as rejected with
