@@ -2,8 +2,10 @@ package receipt_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	ce "github.com/cloudevents/sdk-go/v2/event"
 	"github.com/google/uuid"
@@ -15,6 +17,7 @@ import (
 	"github.com/refbus/refbus/pkg/internal/testapp"
 	"github.com/refbus/refbus/pkg/outbox"
 	"github.com/refbus/refbus/pkg/pgtest"
+	"github.com/refbus/refbus/pkg/poll"
 	"github.com/refbus/refbus/pkg/receipt"
 )
 
@@ -62,6 +65,13 @@ func TestSendGroupsByNodeAndDecodes(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// Send does not wait for the broker.
+	poll.Until(t, 5*time.Second, func() error {
+		if n := len(testapp.Messages(t, js, "")); n < 2 {
+			return fmt.Errorf("%d messages stored", n)
+		}
+		return nil
+	})
 	toAlpha := testapp.Messages(t, js, bus.Subject("beta", "alpha", receipt.Type))
 	toGamma := testapp.Messages(t, js, bus.Subject("beta", "gamma", receipt.Type))
 	if all := testapp.Messages(t, js, ""); len(toAlpha) != 1 || len(toGamma) != 1 || len(all) != 2 {
