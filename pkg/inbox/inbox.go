@@ -70,7 +70,7 @@ func Reject(format string, args ...any) error {
 }
 
 // LaterError is an event that cannot apply yet, such as one that arrived
-// before an earlier event of the same referral.
+// before an earlier event about the same subject.
 type LaterError struct{ Err error }
 
 func (e *LaterError) Error() string { return "not yet: " + e.Err.Error() }
@@ -91,6 +91,7 @@ const (
 	AfterCommit Stage = iota + 1
 )
 
+// String names the stage, for messages.
 func (s Stage) String() string {
 	if s == AfterCommit {
 		return "after_commit"
