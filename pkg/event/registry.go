@@ -171,8 +171,8 @@ func (r *Registry) New(source, eventType, subject string, data any) (*ce.Event, 
 }
 
 // Build is New without validating the event, for an event that is
-// validated anyway before it leaves, as outbox.Enqueue does: validating
-// twice cost a tenth of a sender's CPU.
+// validated anyway before it leaves, as outbox.Enqueue does, so that it is
+// not validated twice.
 func (r *Registry) Build(source, eventType, subject string, data any) (*ce.Event, error) {
 	s, ok := r.schemas[eventType]
 	if !ok {

@@ -253,8 +253,8 @@ func (t Trust) String() string {
 	return b.String()
 }
 
-// publicKeys caches decoded public keys: decoding one costs about as much
-// as hashing the event.
+// publicKeys caches decoded public keys, so that a key is decoded once
+// rather than for every event it checks.
 var publicKeys sync.Map
 
 func publicKey(s string) (nkeys.KeyPair, error) {

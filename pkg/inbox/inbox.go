@@ -21,6 +21,7 @@ import (
 	"log/slog"
 	"strconv"
 	"time"
+	"unicode/utf8"
 
 	ce "github.com/cloudevents/sdk-go/v2/event"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -69,7 +70,7 @@ func Reject(format string, args ...any) error {
 }
 
 // LaterError is an event that cannot apply yet, such as one that arrived
-// before an earlier event of the same referral.
+// before an earlier event about the same subject.
 type LaterError struct{ Err error }
 
 func (e *LaterError) Error() string { return "not yet: " + e.Err.Error() }
@@ -90,6 +91,7 @@ const (
 	AfterCommit Stage = iota + 1
 )
 
+// String names the stage, for messages.
 func (s Stage) String() string {
 	if s == AfterCommit {
 		return "after_commit"
@@ -542,9 +544,13 @@ func (c *Consumer) backoff(tries uint64) time.Duration {
 	return c.o.BackOff[min(i, len(c.o.BackOff)-1)]
 }
 
+// truncate cuts s to at most n bytes, at a character's start, marked.
 func truncate(s string, n int) string {
 	if len(s) <= n {
 		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
 	}
 	return s[:n] + "…"
 }

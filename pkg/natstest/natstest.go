@@ -1,5 +1,7 @@
-// Package natstest gives each test its own embedded nats-server with
-// JetStream. Only tests import it.
+// Package natstest gives each test its own nats-server with JetStream:
+// embedded in the test process (New, NewCluster), or in a child process
+// (NewProcess) for tests that kill the broker for real. Only tests import
+// it.
 package natstest
 
 import (

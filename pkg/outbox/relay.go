@@ -55,6 +55,7 @@ const (
 	BeforeMark
 )
 
+// String names the stage, for messages.
 func (s Stage) String() string {
 	switch s {
 	case BeforePublish:

@@ -89,8 +89,8 @@ func TestUpConcurrentlyMigratesOnce(t *testing.T) {
 	t.Parallel()
 	url := pgtest.New(t, "pgmigrate_empty", empty)
 	var wg sync.WaitGroup
-	errs := make(chan error, 4)
-	for range 4 {
+	errs := make(chan error, 3)
+	for range 3 {
 		wg.Go(func() { errs <- pgmigrate.Up(context.Background(), url, first, second) })
 	}
 	wg.Wait()

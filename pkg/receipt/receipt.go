@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"unicode/utf8"
 
 	ce "github.com/cloudevents/sdk-go/v2/event"
 	"github.com/google/uuid"
@@ -159,11 +160,12 @@ func NewSender(self string, js Publisher, signer *event.Signer) *Sender {
 
 // Send sends the receipts of answers. The receipts to one node go in one
 // message, a CloudEvents JSON batch when there are several, so that a
-// receipt costs the broker a fraction of a message. Answers to receipts,
-// to events from no node and to this node's own events get none. Send
-// does not wait for the broker's acknowledgements (a lost receipt is
-// healed by the event's sender); it returns what it could not build or
-// publish, having sent the rest.
+// receipt costs the broker a fraction of a message; they are signed in the
+// order they are published, so that the chain runs as the stream does.
+// Answers to receipts, to events from no node and to this node's own
+// events get none. Send does not wait for the broker's acknowledgements (a
+// lost receipt is healed by the event's sender); it returns what it could
+// not build or publish, having sent the rest.
 func (s *Sender) Send(answers []Answer) error {
 	byTo := map[string][]*ce.Event{}
 	var order []string
@@ -183,10 +185,24 @@ func (s *Sender) Send(answers []Answer) error {
 		byTo[to] = append(byTo[to], r)
 	}
 	for _, to := range order {
+		rs := byTo[to]
+		if s.signer != nil {
+			signed := rs[:0]
+			for _, r := range rs {
+				if _, err := s.signer.Sign(r); err != nil {
+					errs = append(errs, fmt.Errorf("sign receipt %s: %w", r.ID(), err))
+					continue
+				}
+				signed = append(signed, r)
+			}
+			if rs = signed; len(rs) == 0 {
+				continue
+			}
+		}
 		subject := bus.Subject(s.self, to, Type)
 		var m *nats.Msg
 		var err error
-		if rs := byTo[to]; len(rs) == 1 {
+		if len(rs) == 1 {
 			m, err = event.NewMsg(subject, rs[0])
 		} else {
 			m, err = event.NewBatchMsg(subject, rs)
@@ -201,8 +217,8 @@ func (s *Sender) Send(answers []Answer) error {
 	return errors.Join(errs...)
 }
 
-// build makes the receipt of an answer and names the node it goes to; a nil
-// event when the answer gets none.
+// build makes the receipt of an answer, unsigned, and names the node it
+// goes to; a nil event when the answer gets none.
 func (s *Sender) build(a Answer) (string, *ce.Event, error) {
 	e := a.Event
 	if e == nil || e.Type() == Type {
@@ -229,17 +245,16 @@ func (s *Sender) build(a Answer) (string, *ce.Event, error) {
 			r.SetExtension(ext, v)
 		}
 	}
-	if s.signer != nil {
-		if _, err := s.signer.Sign(r); err != nil {
-			return "", nil, fmt.Errorf("sign receipt of event %s: %w", e.ID(), err)
-		}
-	}
 	return to, r, nil
 }
 
+// truncate cuts s to at most n bytes, at a character's start, marked.
 func truncate(s string, n int) string {
 	if len(s) <= n {
 		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
 	}
 	return s[:n] + "…"
 }
