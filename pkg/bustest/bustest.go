@@ -126,9 +126,11 @@ func Run(t *testing.T, app App) {
 		t.Parallel()
 		e := newEnv(t, app, natstest.New(t).ClientURL(), "")
 		e.start(receiver, NodeConfig{})
-		hook, fired := killAt(outbox.BeforePublish)
+		sent := make(chan struct{})
+		hook, fired := killAt(outbox.BeforePublish, sent)
 		a := e.start(sender, NodeConfig{RelayFault: hook})
 		ids := e.send(a, 5)
+		close(sent)
 		e.wait(fired, "the relay was not killed before publishing")
 		if n := e.streamMsgs(); n != 0 {
 			t.Fatalf("the relay published %d events before it was killed", n)
@@ -142,9 +144,11 @@ func Run(t *testing.T, app App) {
 		t.Parallel()
 		e := newEnv(t, app, natstest.New(t).ClientURL(), "")
 		e.start(receiver, NodeConfig{})
-		hook, fired := killAt(outbox.BeforeMark)
+		sent := make(chan struct{})
+		hook, fired := killAt(outbox.BeforeMark, sent)
 		a := e.start(sender, NodeConfig{RelayFault: hook})
 		ids := e.send(a, 5)
+		close(sent)
 		e.wait(fired, "the relay was not killed before recording a publish")
 		if n := e.streamMsgs(); n == 0 {
 			t.Fatal("nothing was published before the relay was killed")
@@ -160,7 +164,7 @@ func Run(t *testing.T, app App) {
 	t.Run("ConsumerKilledAfterCommit", func(t *testing.T) {
 		t.Parallel()
 		e := newEnv(t, app, natstest.New(t).ClientURL(), "")
-		hook, fired := killAt(inbox.AfterCommit)
+		hook, fired := killAt(inbox.AfterCommit, armed)
 		b := e.start(receiver, NodeConfig{InboxFault: hook})
 		a := e.start(sender, NodeConfig{})
 		ids := e.send(a, 5)
@@ -531,26 +535,39 @@ func (e *env) republish(from, to string) int {
 	return n
 }
 
-// killAt returns a hook that kills its part at stage, and keeps it dead:
-// every later call fails too. fired closes when it first fails.
-func killAt[S comparable](stage S) (hook func(S) error, fired <-chan struct{}) {
+// killAt returns a hook that kills its part at stage, once armed is
+// closed, and keeps it dead: every later call fails too. fired closes when
+// it first fails. Until armed, the part waits at stage: the suite arms the
+// hook once its work is committed, since an application whose node stops
+// with any of its parts (as a process does) would take no more.
+func killAt[S comparable](stage S, armed <-chan struct{}) (hook func(S) error, fired <-chan struct{}) {
 	ch := make(chan struct{})
 	var once sync.Once
 	var dead bool
 	var mu sync.Mutex
 	return func(s S) error {
-		mu.Lock()
-		defer mu.Unlock()
 		if s == stage {
+			<-armed
+			mu.Lock()
 			dead = true
 			once.Do(func() { close(ch) })
+			mu.Unlock()
 		}
+		mu.Lock()
+		defer mu.Unlock()
 		if dead {
 			return ErrKilled
 		}
 		return nil
 	}, ch
 }
+
+// armed is a channel already closed: a hook armed from the start.
+var armed = func() chan struct{} {
+	ch := make(chan struct{})
+	close(ch)
+	return ch
+}()
 
 // hold is a hook that, the first time its stage comes, holds its part
 // there until released.

@@ -377,6 +377,8 @@ func (s *handlers) problem(err error) error {
 		return huma.Error409Conflict(detail(app.ErrConflict))
 	case errors.Is(err, app.ErrForbidden):
 		return huma.Error403Forbidden(detail(app.ErrForbidden))
+	case errors.Is(err, app.ErrStopped):
+		return huma.Error503ServiceUnavailable("the node is stopping: the request was not applied; try again in a moment")
 	default:
 		s.log.Error("request failed", "err", err)
 		return huma.Error500InternalServerError("internal error: the request was not applied; try again, and tell the operators if it persists")

@@ -36,6 +36,8 @@ var (
 	ErrConflict = kind.ErrConflict
 	// ErrForbidden: this node is not the party that may make the move.
 	ErrForbidden = errors.New("forbidden")
+	// ErrStopped: the node is stopping (or stopped) and takes no more.
+	ErrStopped = errors.New("the node is stopping")
 )
 
 // Config is how a node's application behaves.
@@ -90,8 +92,10 @@ type App struct {
 	seal     *sealer
 	// consents caches consents for the check before a referral.
 	consents consentCache
-	// creations feeds commitGroups.
+	// creations feeds commitGroups; stopped closes when Run returns, after
+	// which nothing takes from it.
 	creations chan *creation
+	stopped   chan struct{}
 }
 
 // New opens the application of a node: it loads (or makes) the node's
@@ -111,7 +115,7 @@ func New(ctx context.Context, cfg Config, d Deps) (*App, error) {
 	}
 	a := &App{
 		cfg: cfg, self: cfg.Node, log: cfg.Logger, pool: d.Pool, kind: d.Kind, out: d.Outbox, registry: d.Registry,
-		dir: d.Directory, cases: d.Cases, keyer: d.Keyer, creations: make(chan *creation),
+		dir: d.Directory, cases: d.Cases, keyer: d.Keyer, creations: make(chan *creation), stopped: make(chan struct{}),
 	}
 	var err error
 	if a.seal, err = loadSealer(ctx, coredb.New(d.Pool), cfg.Node); err != nil {
@@ -129,6 +133,7 @@ func (a *App) Node() string { return a.self }
 // Run writes queued referrals, fires deadlines and keeps the node's
 // listing current until ctx ends.
 func (a *App) Run(ctx context.Context) error {
+	defer close(a.stopped)
 	g, ctx := errgroup.WithContext(ctx)
 	for range committers {
 		g.Go(func() error { return a.commitGroups(ctx) })

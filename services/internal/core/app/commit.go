@@ -78,6 +78,8 @@ func (a *App) commit(ctx context.Context, r newReferral) error {
 	c := &creation{r: r, done: make(chan error, 1)}
 	select {
 	case a.creations <- c:
+	case <-a.stopped:
+		return ErrStopped
 	case <-ctx.Done():
 		return ctx.Err()
 	}
