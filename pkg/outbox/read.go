@@ -69,3 +69,14 @@ func LastSeq(ctx context.Context, db DB) (int64, error) {
 	}
 	return seq, nil
 }
+
+// Awaiting is how many events this node sent still wait for their
+// receipt: work in flight, or, when it stays up, a receiver that does not
+// answer.
+func Awaiting(ctx context.Context, db DB) (int64, error) {
+	n, err := busdb.New(db).OutboxAwaitingCount(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("count events awaiting their receipt: %w", err)
+	}
+	return n, nil
+}

@@ -10,6 +10,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/refbus/refbus/pkg/outbox"
 	"github.com/refbus/refbus/services/internal/core/app"
 )
 
@@ -193,16 +194,16 @@ schedule:
 }
 
 // awaiting counts the referrals not yet received at their senders: the
-// events still waiting for their receipt. It counts a small table
-// (outbox_awaiting), not the referral tables, so polling it does
-// not load the databases under test.
+// events still waiting for their receipt (outbox.Awaiting counts a small
+// table, not the referral tables, so polling it does not load the
+// databases under test).
 func (st *stack) awaiting(ctx context.Context) (int64, error) {
 	var total atomic.Int64
 	g, gctx := errgroup.WithContext(ctx)
 	for a, pool := range st.pools {
 		g.Go(func() error {
-			var n int64
-			if err := pool.QueryRow(gctx, "SELECT count(*) FROM bus.outbox_awaiting").Scan(&n); err != nil {
+			n, err := outbox.Awaiting(gctx, pool)
+			if err != nil {
 				return fmt.Errorf("count referrals awaiting their receipt at %s: %w", a, err)
 			}
 			total.Add(n)

@@ -110,3 +110,7 @@ LIMIT sqlc.arg(max_rows);
 -- name: OutboxLastSeq :one
 -- The newest event's seq, 0 when none was written.
 SELECT coalesce(max(seq), 0)::bigint AS seq FROM bus.outbox;
+
+-- name: OutboxAwaitingCount :one
+-- How many events still wait for their receipt.
+SELECT count(*)::bigint AS n FROM bus.outbox_awaiting;

@@ -13,6 +13,18 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 )
 
+const outboxAwaitingCount = `-- name: OutboxAwaitingCount :one
+SELECT count(*)::bigint AS n FROM bus.outbox_awaiting
+`
+
+// How many events still wait for their receipt.
+func (q *Queries) OutboxAwaitingCount(ctx context.Context) (int64, error) {
+	row := q.db.QueryRow(ctx, outboxAwaitingCount)
+	var n int64
+	err := row.Scan(&n)
+	return n, err
+}
+
 const outboxChainHead = `-- name: OutboxChainHead :one
 SELECT chain_pos::bigint AS chain_pos, chain_hash::text AS chain_hash
 FROM bus.outbox
