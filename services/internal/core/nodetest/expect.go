@@ -2,6 +2,7 @@ package nodetest
 
 import (
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"mime"
@@ -203,4 +204,36 @@ const ShelterAddress = "Almaty, Zhetysu district, 14 Konaev street, flat 7"
 // for three months from today.
 func Placement(bed string) string {
 	return fmt.Sprintf(`{"work":{"placement":{"bed":%q,"address":%q,"ends_on":%q}}}`, bed, ShelterAddress, Date(3))
+}
+
+// WantSecretOnlyAt fails the test unless secret is held by the nodes at
+// (it is in their stores: the other checks could fail) and by none of the
+// nodes elsewhere once their consumers are idle: not in their stores, as
+// text or hex, not in what their API shows (inbox, sent, case caseID,
+// directory, rejections), not in an event addressed to them; and in clear
+// text in no event on the stream.
+func (n *Network) WantSecretOnlyAt(secret string, at, elsewhere []string, caseID uuid.UUID) {
+	n.T.Helper()
+	for _, name := range at {
+		if !strings.Contains(n.StoreText(name), secret) {
+			n.T.Fatalf("%q is not in %s's store: the checks that it is nowhere else would prove nothing", secret, name)
+		}
+	}
+	if n.EventsTo("", secret) {
+		n.T.Errorf("%q is in clear text on the stream", secret)
+	}
+	for _, name := range elsewhere {
+		Eventually(n.T, 10*time.Second, n.ConsumerIdle(name))
+		if s := n.StoreText(name); strings.Contains(s, secret) || strings.Contains(s, hex.EncodeToString([]byte(secret))) {
+			n.T.Errorf("%q is in %s's store", secret, name)
+		}
+		for _, path := range []string{"/api/v1/inbox", "/api/v1/referrals", "/api/v1/cases/" + caseID.String(), "/api/v1/directory", "/api/v1/rejections"} {
+			if _, body, _ := n.Do(name, "GET", path, ""); strings.Contains(body, secret) {
+				n.T.Errorf("%q is in %s's %s", secret, name, path)
+			}
+		}
+		if n.EventsTo(name, secret) {
+			n.T.Errorf("%q is in an event addressed to %s", secret, name)
+		}
+	}
 }
