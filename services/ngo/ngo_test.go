@@ -108,11 +108,7 @@ func TestDirectoryAndShelterCapacity(t *testing.T) {
 	n.Both(c, "forwarded")
 	n.WantFreeBeds("health", "ngo", "crisis_shelter", 1)
 	// Every stay ended: no row's last column (ended_at) is empty.
-	rows := n.Rows("ngo", "ngo.placement")
-	if len(rows) != 3 {
-		t.Fatalf("ngo.placement: %q", rows)
-	}
-	for _, row := range rows {
+	for _, row := range n.WantRows("ngo", "ngo.placement", 3) {
 		if strings.HasSuffix(row, ",)") {
 			t.Errorf("a stay that ended is running in ngo.placement: %s", row)
 		}
@@ -183,9 +179,7 @@ func TestPlacementRefusals(t *testing.T) {
 		422, "a placement is made when a shelter accepts a referral")
 	// Nothing was written: no bed taken, no stay, no referral moved.
 	n.WantFreeBeds("social", "ngo", "crisis_shelter", 2)
-	if rows := n.Rows("ngo", "ngo.placement"); len(rows) != 0 {
-		t.Fatalf("a refused placement was kept: %q", rows)
-	}
+	n.WantRows("ngo", "ngo.placement", 0)
 	for _, r := range []app.Referral{r1, legal} {
 		if got, _ := n.Referral("ngo", r.ID); got.Status != "received" || got.Work != nil {
 			t.Fatalf("a refused accept was written: %+v", got)
@@ -206,9 +200,7 @@ func TestPlacementRefusals(t *testing.T) {
 	}
 	n.Move("ngo", r3.ID, "decline", `{"reason_code":"no_capacity","reason":"the shelter filled up"}`)
 	n.Both(r3, "declined")
-	if rows := n.Rows("ngo", "ngo.placement"); len(rows) != 2 {
-		t.Fatalf("ngo.placement: %q", rows)
-	}
+	n.WantRows("ngo", "ngo.placement", 2)
 	// Legal help is accepted without a placement.
 	n.Move("ngo", legal.ID, "accept", ``)
 }
@@ -241,9 +233,7 @@ func TestShelterAddressSealedToReferrerOnly(t *testing.T) {
 	if got, _ := n.Referral("ngo", r.ID); got.Work == nil || got.Work.Placement == nil || got.Work.Placement.Address != nodetest.ShelterAddress {
 		t.Fatalf("the shelter's own view of the placement: %+v", got.Work)
 	}
-	if rows := n.Rows("ngo", "ngo.placement"); len(rows) != 1 || !strings.Contains(rows[0], nodetest.ShelterAddress) || !strings.Contains(rows[0], "Z-12") {
-		t.Fatalf("ngo.placement: %q", rows)
-	}
+	n.WantRows("ngo", "ngo.placement", 1, r.ID.String(), nodetest.ShelterAddress, "Z-12")
 
 	// The mother's check at the clinic, in the same case.
 	check := n.Refer("ngo", "polyclinic", "medical_accompaniment", r.CaseID.String(), "")

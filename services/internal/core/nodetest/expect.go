@@ -118,6 +118,36 @@ func (n *Network) Rows(name, table string) []string {
 	return out
 }
 
+// WantRows fails the test unless the table (schema.table) of node name's
+// store holds want rows, one of which mentions each of subs; it returns
+// the rows, each as text.
+func (n *Network) WantRows(name, table string, want int, subs ...string) []string {
+	n.T.Helper()
+	rows := n.Rows(name, table)
+	if len(rows) != want {
+		n.T.Fatalf("%s of %s holds %d rows, want %d: %q", table, name, len(rows), want, rows)
+	}
+	if len(subs) == 0 {
+		return rows
+	}
+	for _, row := range rows {
+		if containsAll(row, subs...) {
+			return rows
+		}
+	}
+	n.T.Fatalf("no row of %s of %s mentions each of %q: %q", table, name, subs, rows)
+	return nil
+}
+
+func containsAll(s string, subs ...string) bool {
+	for _, sub := range subs {
+		if !strings.Contains(s, sub) {
+			return false
+		}
+	}
+	return true
+}
+
 // sampleWork is one valid record of each kind of work record, as JSON.
 func sampleWork(record string) string {
 	switch record {
