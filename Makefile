@@ -47,7 +47,7 @@ postgres:
 	fi
 
 # chromium makes sure Debian's headless Chromium is here for the browser
-# tests of the caseworker UI (services/internal/web): installed with apt on
+# tests of the caseworker UI (services/internal/scenario): installed with apt on
 # Debian; elsewhere set CHROMIUM to a Chromium or Chrome binary.
 chromium:
 	@if [ -n "$$CHROMIUM" ] || command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ]; then exit 0; fi; \
@@ -61,4 +61,4 @@ chromium:
 
 screenshots: postgres chromium ## save the caseworker UI's main pages as PNG into docs/
 	mkdir -p docs
-	$(GO) test -count=1 -run TestBrowserDomesticViolence ./services/internal/web -args -screenshots=$(CURDIR)/docs
+	$(GO) test -count=1 -run TestBrowserDomesticViolence ./services/internal/scenario -args -screenshots=$(CURDIR)/docs

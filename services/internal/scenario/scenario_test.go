@@ -22,15 +22,18 @@ func TestMain(m *testing.M) { pgtest.Main(m) }
 
 // network starts a node of each of the four kinds, named after its kind;
 // social coordinates (it sees every overdue referral), as in the demo
-// network. tune, if set, changes the config of node name.
+// network. tune changes the config of the node it names, and its ""
+// entry every node's first.
 func network(t *testing.T, tune map[string]func(*core.Config)) *nodetest.Network {
 	t.Helper()
 	n := nodetest.New(t)
 	for _, k := range []kind.Kind{health.New(), education.New(), social.New(), ngo.New()} {
 		n.Start(k.Name(), k, func(c *core.Config) {
 			c.Coordinator = "social"
-			if f := tune[k.Name()]; f != nil {
-				f(c)
+			for _, name := range []string{"", k.Name()} {
+				if f := tune[name]; f != nil {
+					f(c)
+				}
 			}
 		})
 	}
