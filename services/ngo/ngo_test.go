@@ -201,6 +201,12 @@ func TestPlacementRefusals(t *testing.T) {
 	n.Move("ngo", r3.ID, "decline", `{"reason_code":"no_capacity","reason":"the shelter filled up"}`)
 	n.Both(r3, "declined")
 	n.WantRows("ngo", "ngo.placement", 2)
+	// A stay is recorded once: a second placement is refused as such, even
+	// when the shelter is full.
+	n.Move("ngo", r1.ID, "start", ``)
+	n.Refused("ngo", "POST", "/api/v1/referrals/"+r1.ID.String()+"/complete", `{"outcome":"moved on","work":`+strings.TrimPrefix(nodetest.Placement("7"), `{"work":`),
+		409, "referral "+r1.ID.String()+" already has its placement")
+	n.WantRows("ngo", "ngo.placement", 2)
 	// Legal help is accepted without a placement.
 	n.Move("ngo", legal.ID, "accept", ``)
 }
