@@ -194,6 +194,7 @@ func (tb *tab) shot(name string) {
 // address, which the shelter sends only to the clinic (health), never
 // appears on a page of the school or of social protection.
 func TestBrowserDomesticViolence(t *testing.T) {
+	t.Parallel()
 	b := browser(t)
 	n := uiNetwork(t, func(c *core.Config) {
 		// The shelter must accept at once: the referral is overdue when it
