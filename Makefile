@@ -49,7 +49,7 @@ postgres:
 	fi
 
 # chromium makes sure Debian's headless Chromium is here for the browser
-# tests of the caseworker UI (services/internal/core/web, services/internal/scenario): installed with apt on
+# tests of the caseworker UI (services/internal/scenario): installed with apt on
 # Debian; elsewhere set CHROMIUM to a Chromium or Chrome binary.
 chromium:
 	@if [ -n "$$CHROMIUM" ] || command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ]; then exit 0; fi; \

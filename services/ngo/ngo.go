@@ -120,22 +120,28 @@ func (k *Kind) RecordWork(ctx context.Context, db kind.DB, r kind.Referral, w *s
 		return fmt.Errorf("%w: placement.ends_on %s: a stay lasts at most %d months, until %s", kind.ErrInvalid, p.EndsOn, maxStayMonths, start.AddDate(0, maxStayMonths, 0).Format(time.DateOnly))
 	}
 	p.StartsOn = start.Format(time.DateOnly)
+	// The stay first, then the bed: a referral that has its stay, or a
+	// bed that is taken, is told as such even when the shelter is full.
+	// The caller's transaction rolls both back on an error.
 	q := ngodb.New(db)
-	if _, err := q.CapacityTake(ctx, r.Service); errors.Is(err, pgx.ErrNoRows) {
-		return fmt.Errorf("%w: no free bed in %s: decline with reason_code no_capacity", kind.ErrConflict, r.Service)
-	} else if err != nil {
-		return fmt.Errorf("take a bed: %w", err)
-	}
 	err = q.PlacementInsert(ctx, ngodb.PlacementInsertParams{
 		ID: uuid.Must(uuid.NewV7()), ReferralID: r.ID, CaseID: r.CaseID, Service: r.Service, Bed: p.Bed, Address: p.Address,
 		StartsOn: pgtype.Date{Time: start, Valid: true}, EndsOn: pgtype.Date{Time: end, Valid: true},
 	})
 	var pg *pgconn.PgError
 	if errors.As(err, &pg) && pg.Code == "23505" {
+		if pg.ConstraintName == "placement_referral" {
+			return fmt.Errorf("%w: referral %s already has its placement: a stay is recorded once, when the shelter accepts", kind.ErrConflict, r.ID)
+		}
 		return fmt.Errorf("%w: bed %s of %s is taken", kind.ErrConflict, p.Bed, r.Service)
 	}
 	if err != nil {
 		return fmt.Errorf("record placement: %w", err)
+	}
+	if _, err := q.CapacityTake(ctx, r.Service); errors.Is(err, pgx.ErrNoRows) {
+		return fmt.Errorf("%w: no free bed in %s: decline with reason_code no_capacity", kind.ErrConflict, r.Service)
+	} else if err != nil {
+		return fmt.Errorf("take a bed: %w", err)
 	}
 	return nil
 }

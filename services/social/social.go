@@ -65,4 +65,3 @@ func (*Kind) RecordWork(ctx context.Context, db kind.DB, r kind.Referral, w *sch
 	}
 	return nil
 }
-

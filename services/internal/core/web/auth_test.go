@@ -1,7 +1,6 @@
 package web_test
 
 import (
-	"context"
 	"net/http"
 	"net/url"
 	"strings"
@@ -9,7 +8,7 @@ import (
 	"time"
 
 	"github.com/refbus/refbus/pkg/poll"
-	"github.com/refbus/refbus/services/internal/web"
+	"github.com/refbus/refbus/services/internal/core/web"
 )
 
 // TestSignIn: nothing but the sign-in page without a session; a wrong
@@ -171,7 +170,7 @@ func TestIsolation(t *testing.T) {
 	}
 	res, _ = aud.form("/ui/referrals/"+r.ID.String()+"/accept", nil)
 	wantStatus(t, res, http.StatusForbidden)
-	if got, _ := n.svcs["ngo"].Referral(context.Background(), r.ID); got.Status != "received" {
+	if got, _ := n.Referral("ngo", r.ID); got.Status != "received" {
 		t.Fatalf("after the auditor's refused accept the referral is %s", got.Status)
 	}
 
@@ -195,12 +194,12 @@ func TestCrossSiteForms(t *testing.T) {
 		res, _ := c.form(path, nil, hdr...)
 		wantStatus(t, res, http.StatusForbidden)
 	}
-	if got, _ := n.svcs["ngo"].Referral(context.Background(), r.ID); got.Status != "received" {
+	if got, _ := n.Referral("ngo", r.ID); got.Status != "received" {
 		t.Fatalf("a cross-site form moved the referral to %s", got.Status)
 	}
 	res, _ := c.form(path, nil)
 	wantStatus(t, res, http.StatusSeeOther)
-	if got, _ := n.svcs["ngo"].Referral(context.Background(), r.ID); got.Status != "accepted" {
+	if got, _ := n.Referral("ngo", r.ID); got.Status != "accepted" {
 		t.Fatalf("the same-site accept left the referral %s", got.Status)
 	}
 }

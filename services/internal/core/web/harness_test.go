@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
@@ -14,14 +13,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/refbus/refbus/pkg/bus"
-	"github.com/refbus/refbus/pkg/natstest"
 	"github.com/refbus/refbus/pkg/pgtest"
 	"github.com/refbus/refbus/pkg/poll"
-	"github.com/refbus/refbus/services/internal/agency"
-	"github.com/refbus/refbus/services/internal/db"
-	"github.com/refbus/refbus/services/internal/web"
-	"github.com/refbus/refbus/sql/agency/migrations"
+	"github.com/refbus/refbus/schemas"
+	"github.com/refbus/refbus/services/internal/core"
+	"github.com/refbus/refbus/services/internal/core/app"
+	"github.com/refbus/refbus/services/internal/core/directory"
+	"github.com/refbus/refbus/services/internal/core/nodetest"
+	"github.com/refbus/refbus/services/internal/core/web"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
@@ -29,30 +28,46 @@ func TestMain(m *testing.M) { pgtest.Main(m) }
 // password is every test user's password.
 const password = "correct horse battery staple"
 
-// apiKey is the test agencies' bearer token key, by agency.
-func apiKey(a string) []byte { return []byte("test api key of the " + a + " agency, 32 bytes or more") }
+// apiKey is the test nodes' bearer token key, by node.
+func apiKey(a string) []byte { return []byte("test api key of the " + a + " node, 32 bytes or more") }
 
-// network is agency services with their UIs on one embedded NATS server,
-// each with its own database, and users <agency>-caseworker,
-// <agency>-supervisor and <agency>-auditor.
+// services are what each test node offers: the UI needs nodes that take
+// referrals, not the work of any kind, so they are plain nodes.
+var services = map[string][]string{
+	"health":    {"child_health_check", "medical_accompaniment"},
+	"education": {"early_intervention_assessment", "school_transfer"},
+	"social":    {"family_support", "housing"},
+	"ngo":       {"crisis_shelter", "legal_help", "psychological_help", "mothers_home"},
+}
+
+// plain is a plain kind whose nodes offer what node name offers.
+func plain(name string) *nodetest.Plain {
+	var offers []directory.Offer
+	for _, s := range services[name] {
+		offers = append(offers, directory.Offer{Name: s, Title: strings.ReplaceAll(s, "_", " "), Eligibility: "families", Languages: []string{"ru"}, Area: "Almaty"})
+	}
+	return nodetest.PlainKind("plain", offers...)
+}
+
+// network is nodes with their UIs, each with users <node>-caseworker,
+// <node>-supervisor and <node>-auditor; urls are where their UIs are.
 type network struct {
+	*nodetest.Network
 	t    *testing.T
-	svcs map[string]*agency.Service
 	urls map[string]string
 }
 
-func newNetwork(t *testing.T, tune func(a, url string, c *web.Config), agencies ...string) *network {
+func newNetwork(t *testing.T, tune func(a, url string, c *web.Config), nodes ...string) *network {
 	t.Helper()
-	return newNetworkWith(t, tune, nil, agencies...)
+	return newNetworkWith(t, tune, nil, nodes...)
 }
 
-// newNetworkWith is newNetwork with a hook on each agency's own config.
-func newNetworkWith(t *testing.T, tune func(a, url string, c *web.Config), tuneAgency func(*agency.Config), agencies ...string) *network {
+// newNetworkWith is newNetwork with a hook on each node's own config.
+func newNetworkWith(t *testing.T, tune func(a, url string, c *web.Config), tuneNode func(*core.Config), nodes ...string) *network {
 	t.Helper()
-	srv := natstest.New(t)
-	n := &network{t: t, svcs: map[string]*agency.Service{}, urls: map[string]string{}}
-	for _, a := range agencies {
-		// The server listens before the service exists, so the UI's
+	n := &network{Network: nodetest.New(t), t: t, urls: map[string]string{}}
+	for _, a := range nodes {
+		// The UI's server listens before the node exists, so the UI's
 		// config can name its URL (the OIDC redirect).
 		var handler http.Handler
 		hs := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -63,52 +78,33 @@ func newNetworkWith(t *testing.T, tune func(a, url string, c *web.Config), tuneA
 			handler.ServeHTTP(w, r)
 		}))
 		base := "http://" + hs.Listener.Addr().String()
-		wc := web.Config{APIKey: apiKey(a), Poll: 100 * time.Millisecond, Logger: testLogger()}
+		wc := web.Config{APIKey: apiKey(a), Poll: 100 * time.Millisecond, Logger: nodetest.Logger(t)}
 		if tune != nil {
 			tune(a, base, &wc)
 		}
-		cfg := agency.Config{
-			Agency: a, DatabaseURL: pgtest.New(t, "agency", migrations.Up), NATSURL: srv.ClientURL(),
-			NetworkKey: []byte("test network key, 32 bytes or more, shared by all"),
-			Consumer:   bus.ConsumerConfig{BackOff: []time.Duration{500 * time.Millisecond}, MaxDeliver: 50},
-			Web:        web.Mount(wc),
-		}
-		if tuneAgency != nil {
-			tuneAgency(&cfg)
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		svc, err := agency.New(ctx, cfg, testLogger())
-		if err != nil {
-			cancel()
-			t.Fatalf("start %s: %v", a, err)
-		}
-		handler = svc.Handler()
+		nd := n.Start(a, plain(a), func(c *core.Config) {
+			c.Web = web.Mount(wc)
+			if tuneNode != nil {
+				tuneNode(c)
+			}
+		})
+		handler = nd.Handler()
 		hs.Start()
-		done := make(chan error, 1)
-		go func() { done <- svc.Run(ctx) }()
+		// Cleanups run last first: the UI's server closes before the node
+		// stops, ending its event streams.
 		t.Cleanup(func() {
-			cancel()
 			hs.CloseClientConnections()
 			hs.Close()
-			<-done
-			svc.Close()
 		})
 		for _, role := range web.Roles {
 			u := web.User{Username: a + "-" + role, Name: "Test " + role + " of " + a, Role: role, Password: password}
-			if err := web.SeedUser(ctx, db.New(svc.Pool()), u); err != nil {
+			if err := web.SeedUser(context.Background(), nd.App(), u); err != nil {
 				t.Fatal(err)
 			}
 		}
-		n.svcs[a], n.urls[a] = svc, hs.URL
+		n.urls[a] = hs.URL
 	}
 	return n
-}
-
-func testLogger() *slog.Logger {
-	if testing.Verbose() {
-		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	}
-	return slog.New(slog.DiscardHandler)
 }
 
 // client is a browser without a browser: a cookie jar, no redirects
@@ -180,19 +176,19 @@ func (c *client) form(path string, v url.Values, hdr ...string) (*http.Response,
 
 // refer sends a referral from a to to over the service, and waits until to
 // has it.
-func (n *network) refer(from, to, service, note string) agency.Referral {
+func (n *network) refer(from, to, service, note string) app.Referral {
 	n.t.Helper()
-	c, err := n.svcs[from].RecordConsent(context.Background(), agency.NewConsent{GivenBy: "the mother", ToAgency: to, Purpose: "help for the family",
-		DataCategories: []string{agency.CategorySummary}, ExpiresAt: time.Now().Add(24 * time.Hour)})
+	c, err := n.App(from).RecordConsent(context.Background(), app.NewConsent{GivenBy: "the mother", ToAgency: to, Purpose: "help for the family",
+		DataCategories: []string{schemas.CategorySummary}, ExpiresAt: time.Now().Add(24 * time.Hour)})
 	if err != nil {
 		n.t.Fatal(err)
 	}
-	r, err := n.svcs[from].CreateReferral(context.Background(), agency.NewReferral{ToAgency: to, Service: service, Note: note, ConsentID: c.ID})
+	r, err := n.App(from).CreateReferral(context.Background(), app.NewReferral{ToAgency: to, Service: service, Note: note, ConsentID: c.ID})
 	if err != nil {
 		n.t.Fatal(err)
 	}
 	poll.Until(n.t, 20*time.Second, func() error {
-		_, err := n.svcs[to].Referral(context.Background(), r.ID)
+		_, err := n.Referral(to, r.ID)
 		return err
 	})
 	return r

@@ -17,7 +17,7 @@ import (
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
 
-	"github.com/refbus/refbus/services/internal/web"
+	"github.com/refbus/refbus/services/internal/core/web"
 )
 
 // issuer is a small OpenID provider the test runs: it signs in whoever the

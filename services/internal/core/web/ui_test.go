@@ -14,7 +14,8 @@ import (
 
 	"github.com/refbus/refbus/pkg/poll"
 	"github.com/refbus/refbus/pkg/referral"
-	"github.com/refbus/refbus/services/internal/agency"
+	"github.com/refbus/refbus/services/internal/core"
+	"github.com/refbus/refbus/services/internal/core/app"
 )
 
 var rowRe = regexp.MustCompile(`data-referral="([0-9a-f-]{36})"`)
@@ -31,20 +32,20 @@ func rows(body string) []string {
 // status, service, overdue and date; overdue referrals stand out.
 func TestInboxCountsAndFilters(t *testing.T) {
 	t.Parallel()
-	n := newNetworkWith(t, nil, func(c *agency.Config) {
+	n := newNetworkWith(t, nil, func(c *core.Config) {
 		// Psychological help must be accepted at once: it is overdue as
 		// soon as the sender's timer looks.
-		c.SLAs = map[string]agency.SLA{"psychological_help": {Accept: time.Nanosecond}, "": {Accept: time.Hour}}
+		c.SLAs = map[string]app.SLA{"psychological_help": {Accept: time.Nanosecond}, "": {Accept: time.Hour}}
 		c.SLATick = 50 * time.Millisecond
 	}, "social", "ngo")
 	a := n.refer("social", "ngo", "crisis_shelter", "Mother and two children.")
 	b := n.refer("social", "ngo", "legal_help", "Divorce and custody.")
 	late := n.refer("social", "ngo", "psychological_help", "Severe strain.")
-	if _, err := n.svcs["ngo"].Move(context.Background(), b.ID, referral.Accept, agency.MoveInput{}); err != nil {
+	if _, err := n.App("ngo").Move(context.Background(), b.ID, referral.Accept, app.MoveInput{}); err != nil {
 		t.Fatal(err)
 	}
 	poll.Until(t, 20*time.Second, func() error {
-		r, err := n.svcs["ngo"].Referral(context.Background(), late.ID)
+		r, err := n.Referral("ngo", late.ID)
 		if err == nil && !r.Overdue {
 			return errorf("not overdue yet at the ngo")
 		}
@@ -198,7 +199,7 @@ func TestIncompleteFormExplained(t *testing.T) {
 	if !strings.Contains(body, "Форма заполнена не полностью или неверно") || strings.Contains(body, "%!") {
 		t.Fatalf("the page does not explain the error whole:\n%s", body)
 	}
-	if sent, err := n.svcs["health"].Sent(context.Background(), 10); err != nil || len(sent) != 0 {
+	if sent, err := n.App("health").Sent(context.Background(), 10); err != nil || len(sent) != 0 {
 		t.Fatalf("sent: %v %v", sent, err)
 	}
 }

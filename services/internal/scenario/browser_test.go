@@ -1,4 +1,4 @@
-package web_test
+package scenario_test
 
 import (
 	"context"
@@ -12,7 +12,8 @@ import (
 
 	"github.com/chromedp/chromedp"
 
-	"github.com/refbus/refbus/services/internal/agency"
+	"github.com/refbus/refbus/services/internal/core"
+	"github.com/refbus/refbus/services/internal/core/app"
 )
 
 // screenshots, if set, is where TestBrowserDomesticViolence saves the main
@@ -193,18 +194,19 @@ func (tb *tab) shot(name string) {
 // address, which the shelter sends only to the clinic (health), never
 // appears on a page of the school or of social protection.
 func TestBrowserDomesticViolence(t *testing.T) {
+	t.Parallel()
 	b := browser(t)
-	n := newNetworkWith(t, nil, func(c *agency.Config) {
+	n := uiNetwork(t, func(c *core.Config) {
 		// The shelter must accept at once: the referral is overdue when it
 		// arrives, and must stand out.
-		c.SLAs = map[string]agency.SLA{"crisis_shelter": {Accept: time.Nanosecond}, "": {Accept: time.Hour}}
+		c.SLAs = map[string]app.SLA{"crisis_shelter": {Accept: time.Nanosecond}, "": {Accept: time.Hour}}
 		c.SLATick = 100 * time.Millisecond
-	}, "education", "social", "ngo", "health")
+	})
 	const (
 		schoolNote = "The school noticed bruises on both children; the mother asks for help."
 		address    = "Shelter address: 14 Zheltoksan Street, flat 3"
 	)
-	school, social, shelter := newTab(t, b, n.urls["education"]), newTab(t, b, n.urls["social"]), newTab(t, b, n.urls["ngo"])
+	school, social, shelter := newTab(t, b, n.Node("education").HTTP.URL), newTab(t, b, n.Node("social").HTTP.URL), newTab(t, b, n.Node("ngo").HTTP.URL)
 
 	// Social protection's caseworker has the inbox open before anything
 	// comes.
@@ -363,4 +365,11 @@ func consent(prefix, who string) chromedp.Action {
 		chromedp.SendKeys("#"+prefix+"-consent_purpose", "help for the family", chromedp.ByQuery),
 		chromedp.SetValue("#"+prefix+"-consent_until", time.Now().AddDate(0, 1, 0).Format("2006-01-02"), chromedp.ByQuery),
 	}
+}
+
+func trim(s string) string {
+	if len(s) > 3000 {
+		return s[:3000] + "…"
+	}
+	return s
 }
