@@ -40,8 +40,8 @@ func legacy(ctx context.Context, url string) error {
 	return err
 }
 
-// exec runs statements on the store at url.
-func exec(t *testing.T, url string, stmts ...string) {
+// execAll runs statements on the store at url.
+func execAll(t *testing.T, url string, stmts ...string) {
 	t.Helper()
 	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, url)
@@ -116,7 +116,7 @@ func TestLegacyStoreUpgradesInPlace(t *testing.T) {
 		`INSERT INTO web_session (token_hash, username, role, expires_at) VALUES ('\x01', 'old-caseworker', 'caseworker', now() + interval '1 hour')`,
 		`INSERT INTO dead_letter (stream_seq, subject, deliveries) VALUES (99, 'refbus.x.y.referral.requested', 20)`,
 	}
-	exec(t, healthURL, append(common,
+	execAll(t, healthURL, append(common,
 		`INSERT INTO agency_key (agency, private_key) VALUES ('health', decode(repeat('11', 32), 'hex'))`,
 		fmt.Sprintf(`INSERT INTO consent (id, given_by, to_agency, purpose, data_categories, expires_at) VALUES ('%s', 'the mother', 'ngo', 'safe place', '{summary,shelter}', now() + interval '30 days')`, consent),
 		fmt.Sprintf(`INSERT INTO referral (id, case_id, from_agency, to_agency, service, note, status, seq_out, seq_in, consent_id, consent_purpose, consent_categories, consent_expires_at, received_at, work, created_at)
@@ -129,7 +129,7 @@ func TestLegacyStoreUpgradesInPlace(t *testing.T) {
 		`UPDATE relay_cursor SET txid = o.txid, seq = o.seq FROM outbox o`,
 		fmt.Sprintf(`INSERT INTO inbox (source, event_id, event_type, subject, stream_seq, outcome) VALUES ('/agencies/ngo', '%s', 'org.refbus.referral.accepted.v1', 'refbus.ngo.health.referral.accepted', 2, 'applied')`, accepted),
 	)...)
-	exec(t, ngoURL, append(common,
+	execAll(t, ngoURL, append(common,
 		`INSERT INTO agency_key (agency, private_key) VALUES ('ngo', decode(repeat('22', 32), 'hex'))`,
 		fmt.Sprintf(`INSERT INTO referral (id, case_id, from_agency, to_agency, service, note, status, seq_out, seq_in, consent_id, consent_purpose, consent_expires_at, received_at, work, created_at)
 			VALUES ('%s', '%s', 'health', 'ngo', 'crisis_shelter', 'mother and two children', 'accepted', 1, 1, '%s', 'safe place', now() + interval '30 days', '%s', '%s', '%s')`, ref, caseID, consent, at, work, at),
