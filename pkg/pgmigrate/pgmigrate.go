@@ -75,3 +75,14 @@ func Up(ctx context.Context, url string, lines ...Line) error {
 	}
 	return nil
 }
+
+// Dir is the line, in schema, of the migrations in directory dir of fsys
+// (an embed.FS holding dir/*.sql, say). A dir fsys does not hold is the
+// caller's bug: Dir panics.
+func Dir(schema string, fsys fs.FS, dir string) Line {
+	sub, err := fs.Sub(fsys, dir)
+	if err != nil {
+		panic(fmt.Sprintf("pgmigrate: migrations of %s in %s: %v", schema, dir, err))
+	}
+	return Line{Schema: schema, FS: sub}
+}

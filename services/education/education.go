@@ -12,7 +12,6 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgtype"
 
-	"github.com/refbus/refbus/pkg/pgmigrate"
 	"github.com/refbus/refbus/schemas"
 	"github.com/refbus/refbus/services/education/internal/educationdb"
 	"github.com/refbus/refbus/services/internal/core/directory"
@@ -23,26 +22,19 @@ import (
 type Kind struct{ kind.Base }
 
 // New returns the education kind, for one node.
-func New() *Kind { return &Kind{} }
+func New() *Kind {
+	return &Kind{Base: kind.Base{Kind: "education", Line: educationdb.Migrations, Work: []string{"assessment", "learning_plan"}, Defaults: offers}}
+}
 
-// Name is "education".
-func (*Kind) Name() string { return "education" }
-
-// Migrations is education's migration line.
-func (*Kind) Migrations() pgmigrate.Line { return educationdb.Migrations }
-
-// Records are education's work records.
-func (*Kind) Records() []string { return []string{"assessment", "learning_plan"} }
-
-// Offers are what an education node offers unless configured otherwise.
-func (*Kind) Offers() []directory.Offer {
+// offers are what an education node offers unless configured otherwise.
+var offers = func() []directory.Offer {
 	kk := []string{"kk", "ru"}
 	return []directory.Offer{
 		{Name: "early_intervention_assessment", Title: "PMPK assessment and early intervention", Eligibility: "children 0-7 with a suspected developmental delay", Languages: kk, Area: "Almaty",
 			AcceptWithin: directory.Duration(10 * 24 * time.Hour), CompleteWithin: directory.Duration(60 * 24 * time.Hour)},
 		{Name: "school_transfer", Title: "School or kindergarten transfer", Eligibility: "children of school and preschool age", Languages: kk, Area: "Almaty"},
 	}
-}
+}()
 
 // CheckWork: a learning plan is opened from an assessment, and is reviewed
 // after it starts.

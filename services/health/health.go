@@ -10,7 +10,6 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/refbus/refbus/pkg/pgmigrate"
 	"github.com/refbus/refbus/schemas"
 	"github.com/refbus/refbus/services/health/internal/healthdb"
 	"github.com/refbus/refbus/services/internal/core/directory"
@@ -21,26 +20,19 @@ import (
 type Kind struct{ kind.Base }
 
 // New returns the health kind, for one node.
-func New() *Kind { return &Kind{} }
+func New() *Kind {
+	return &Kind{kind.Base{Kind: "health", Line: healthdb.Migrations, Work: []string{"screening"}, Defaults: offers}}
+}
 
-// Name is "health".
-func (*Kind) Name() string { return "health" }
-
-// Migrations is health's migration line.
-func (*Kind) Migrations() pgmigrate.Line { return healthdb.Migrations }
-
-// Records are health's work records.
-func (*Kind) Records() []string { return []string{"screening"} }
-
-// Offers are what a health node offers unless configured otherwise.
-func (*Kind) Offers() []directory.Offer {
+// offers are what a health node offers unless configured otherwise.
+var offers = func() []directory.Offer {
 	kk := []string{"kk", "ru"}
 	return []directory.Offer{
 		{Name: "child_health_check", Title: "Pediatric check of a child", Eligibility: "children 0-18", Languages: kk, Area: "Almaty"},
 		{Name: "medical_accompaniment", Title: "Medical accompaniment of a pregnancy or a newborn", Eligibility: "pregnant women, mothers of infants", Languages: kk, Area: "Almaty"},
 		{Name: "medical_rehabilitation", Title: "Medical rehabilitation", Eligibility: "children with a developmental disorder", Languages: kk, Area: "Almaty"},
 	}
-}
+}()
 
 // RecordWork keeps a screening.
 func (*Kind) RecordWork(ctx context.Context, db kind.DB, r kind.Referral, w *schemas.Work) error {

@@ -18,7 +18,6 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
 
-	"github.com/refbus/refbus/pkg/pgmigrate"
 	"github.com/refbus/refbus/pkg/referral"
 	"github.com/refbus/refbus/schemas"
 	"github.com/refbus/refbus/services/internal/core/directory"
@@ -31,25 +30,23 @@ const maxStayMonths = 6
 
 // Kind is the NGO kind of node. Make one per node with New.
 type Kind struct {
-	// beds names the node's services that take people in, as Open was
-	// told.
+	kind.Base
+	// beds names the node's services that take people in, and now is its
+	// clock, as Open was told.
 	beds map[string]bool
+	now  func() time.Time
 }
 
 // New returns the NGO kind, for one node.
-func New() *Kind { return &Kind{beds: map[string]bool{}} }
+func New() *Kind {
+	return &Kind{
+		Base: kind.Base{Kind: "ngo", Line: ngodb.Migrations, Work: []string{"placement"}, Defaults: offers},
+		beds: map[string]bool{}, now: time.Now,
+	}
+}
 
-// Name is "ngo".
-func (*Kind) Name() string { return "ngo" }
-
-// Migrations is the NGO's migration line.
-func (*Kind) Migrations() pgmigrate.Line { return ngodb.Migrations }
-
-// Records are the NGO's work records.
-func (*Kind) Records() []string { return []string{"placement"} }
-
-// Offers are what an NGO node offers unless configured otherwise.
-func (*Kind) Offers() []directory.Offer {
+// offers are what an NGO node offers unless configured otherwise.
+var offers = func() []directory.Offer {
 	ru, kk, ky := []string{"ru"}, []string{"kk", "ru"}, []string{"ky", "ru"}
 	stay := directory.Duration(183 * 24 * time.Hour)
 	return []directory.Offer{
@@ -62,12 +59,15 @@ func (*Kind) Offers() []directory.Offer {
 		{Name: "psychological_help", Title: "Psychological help", Eligibility: "families in crisis", Languages: kk, Area: "Almaty"},
 		{Name: "legal_help", Title: "Legal consultation", Eligibility: "families in crisis", Languages: kk, Area: "Almaty"},
 	}
-}
+}()
 
 // Open records the beds of the services that take people in.
-func (k *Kind) Open(ctx context.Context, db kind.DB, offers []directory.Offer) error {
+func (k *Kind) Open(ctx context.Context, db kind.DB, n kind.Node) error {
+	if n.Now != nil {
+		k.now = n.Now
+	}
 	q := ngodb.New(db)
-	for _, o := range offers {
+	for _, o := range n.Offers {
 		if o.Beds > 0 {
 			if err := q.CapacitySet(ctx, ngodb.CapacitySetParams{Service: o.Name, Beds: int32(o.Beds)}); err != nil {
 				return fmt.Errorf("record capacity of %s: %w", o.Name, err)
@@ -99,7 +99,7 @@ func (k *Kind) RecordWork(ctx context.Context, db kind.DB, r kind.Referral, w *s
 	if !k.beds[r.Service] {
 		return fmt.Errorf("%w: %s takes no one in: a placement needs a shelter service", kind.ErrInvalid, r.Service)
 	}
-	today := time.Now().UTC().Truncate(24 * time.Hour)
+	today := k.now().UTC().Truncate(24 * time.Hour)
 	start := today
 	if p.StartsOn != "" {
 		var err error

@@ -10,7 +10,6 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/refbus/refbus/pkg/pgmigrate"
 	"github.com/refbus/refbus/schemas"
 	"github.com/refbus/refbus/services/internal/core/directory"
 	"github.com/refbus/refbus/services/internal/core/kind"
@@ -21,19 +20,12 @@ import (
 type Kind struct{ kind.Base }
 
 // New returns the social kind, for one node.
-func New() *Kind { return &Kind{} }
+func New() *Kind {
+	return &Kind{Base: kind.Base{Kind: "social", Line: socialdb.Migrations, Work: []string{"benefit_decision"}, Defaults: offers}}
+}
 
-// Name is "social".
-func (*Kind) Name() string { return "social" }
-
-// Migrations is social protection's migration line.
-func (*Kind) Migrations() pgmigrate.Line { return socialdb.Migrations }
-
-// Records are social protection's work records.
-func (*Kind) Records() []string { return []string{"benefit_decision"} }
-
-// Offers are what a social node offers unless configured otherwise.
-func (*Kind) Offers() []directory.Offer {
+// offers are what a social node offers unless configured otherwise.
+var offers = func() []directory.Offer {
 	kk, ky := []string{"kk", "ru"}, []string{"ky", "ru"}
 	return []directory.Offer{
 		{Name: "family_support", Title: "Family Support Centre: social, legal and psychological help", Eligibility: "families in difficulty", Languages: kk, Area: "Almaty"},
@@ -41,7 +33,7 @@ func (*Kind) Offers() []directory.Offer {
 		{Name: "benefits_and_housing", Title: "Benefits and housing help", Eligibility: "low-income families, mothers with newborns", Languages: kk, Area: "Almaty"},
 		{Name: "housing", Title: "Housing help", Eligibility: "families at risk of losing their home", Languages: ky, Area: "Bishkek"},
 	}
-}
+}()
 
 // CheckWork: a refused benefit has no monthly amount.
 func (*Kind) CheckWork(w *schemas.Work) error {

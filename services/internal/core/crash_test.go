@@ -15,7 +15,6 @@ import (
 	"github.com/refbus/refbus/schemas"
 	"github.com/refbus/refbus/services/internal/core"
 	"github.com/refbus/refbus/services/internal/core/app"
-	"github.com/refbus/refbus/services/internal/core/directory"
 	"github.com/refbus/refbus/services/internal/core/kind"
 	"github.com/refbus/refbus/services/internal/core/nodetest"
 )
@@ -25,22 +24,14 @@ import (
 // applied twice leaves two.
 type witness struct{ kind.Base }
 
-func (witness) Name() string { return "witness" }
-
-func (witness) Migrations() pgmigrate.Line {
-	return pgmigrate.Line{Schema: "witness", FS: fstest.MapFS{"00001_received.sql": {Data: []byte(`-- +goose Up
+func newWitness() witness {
+	return witness{kind.Base{Kind: "witness", Defaults: nodetest.PlainKind("witness").Offers(), Line: pgmigrate.Line{Schema: "witness", FS: fstest.MapFS{"00001_received.sql": {Data: []byte(`-- +goose Up
 CREATE SCHEMA IF NOT EXISTS witness;
 CREATE TABLE witness.received (referral_id uuid NOT NULL, at timestamptz NOT NULL DEFAULT clock_timestamp());
 -- +goose Down
 DROP TABLE witness.received;
-`)}}}
+`)}}}}}
 }
-
-func (witness) Offers() []directory.Offer {
-	return []directory.Offer{{Name: "help", Title: "Help", Eligibility: "families", Languages: []string{"ru"}, Area: "Almaty"}}
-}
-
-func (witness) Records() []string { return nil }
 
 func (witness) RecordWork(context.Context, kind.DB, kind.Referral, *schemas.Work) error { return nil }
 
@@ -54,7 +45,7 @@ func (witness) Received(ctx context.Context, db kind.DB, r kind.Referral) (*kind
 type crashApp struct{ t *testing.T }
 
 func (a crashApp) Migrate(ctx context.Context, url string) error {
-	return core.Migrate(ctx, url, witness{}, nodetest.Logger(a.t))
+	return core.Migrate(ctx, url, newWitness(), nodetest.Logger(a.t))
 }
 
 func (a crashApp) Start(ctx context.Context, c bustest.NodeConfig) (bustest.Node, error) {
@@ -62,7 +53,7 @@ func (a crashApp) Start(ctx context.Context, c bustest.NodeConfig) (bustest.Node
 	cfg.Relay.Fault, cfg.Relay.ReceiptTimeout = c.RelayFault, c.ReceiptTimeout
 	cfg.Inbox.Fault = c.InboxFault
 	ctx, cancel := context.WithCancel(ctx)
-	n, err := core.New(ctx, cfg, witness{}, nodetest.Logger(a.t).With("node", c.Name))
+	n, err := core.New(ctx, cfg, newWitness(), nodetest.Logger(a.t).With("node", c.Name))
 	if err != nil {
 		cancel()
 		return nil, err

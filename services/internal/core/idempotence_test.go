@@ -24,7 +24,7 @@ func TestEffectsAreIdempotentWithoutTheInbox(t *testing.T) {
 	t.Parallel()
 	n := nodetest.New(t)
 	n.Start("sender", nodetest.PlainKind("plain"), nil)
-	n.Start("receiver", witness{}, nil)
+	n.Start("receiver", newWitness(), nil)
 
 	r := n.Refer("sender", "receiver", "help", "", "")
 	n.Both(r, "received")

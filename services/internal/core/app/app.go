@@ -121,7 +121,7 @@ func New(ctx context.Context, cfg Config, d Deps) (*App, error) {
 	if a.seal, err = loadSealer(ctx, coredb.New(d.Pool), cfg.Node); err != nil {
 		return nil, err
 	}
-	if err := a.kind.Open(ctx, d.Pool, cfg.Offers); err != nil {
+	if err := a.kind.Open(ctx, d.Pool, kind.Node{Name: cfg.Node, Offers: cfg.Offers, Now: cfg.Now}); err != nil {
 		return nil, fmt.Errorf("open %s: %w", a.kind.Name(), err)
 	}
 	return a, nil

@@ -13,6 +13,7 @@ package kind
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -23,7 +24,8 @@ import (
 	"github.com/refbus/refbus/services/internal/core/directory"
 )
 
-// Kind is one kind of node. Embed Base for the parts a kind does not need.
+// Kind is one kind of node. Embed Base for its name, line, records and
+// offers, and for the hooks a kind does not need.
 type Kind interface {
 	// Name is the kind's name (health, education, social, ngo): the
 	// Postgres schema of its tables, and a node's name unless configured.
@@ -37,8 +39,8 @@ type Kind interface {
 	// schemas.Work names them ("screening"). A node records no others.
 	Records() []string
 
-	// Open is called once when a node starts, with the services it offers.
-	Open(ctx context.Context, db DB, offers []directory.Offer) error
+	// Open is called once when a node starts.
+	Open(ctx context.Context, db DB, n Node) error
 	// CheckWork says what is wrong with work this node is about to
 	// record, before anything is written. Returns errors wrapping
 	// ErrInvalid.
@@ -59,6 +61,15 @@ type Kind interface {
 	// Places are the free places of the services that take people in, by
 	// service, for the directory; nil when none does.
 	Places(ctx context.Context, db DB) (map[string]int, error)
+}
+
+// Node is what a kind is told of the node it runs in.
+type Node struct {
+	Name string
+	// Offers are the services the node offers.
+	Offers []directory.Offer
+	// Now is the node's clock (tests move it).
+	Now func() time.Time
 }
 
 // Referral is what a kind sees of a referral: enough to file its records
@@ -93,12 +104,30 @@ var (
 	ErrConflict = errors.New("conflict")
 )
 
-// Base is a kind with no effects and no checks beyond the core's: embed it
-// and implement Name, Migrations, Offers, Records and RecordWork.
-type Base struct{}
+// Base is what every kind says of itself, and a kind with no effects and
+// no checks beyond the core's: embed it, fill it in, and implement
+// RecordWork and the hooks the kind needs.
+type Base struct {
+	Kind     string            // the kind's name (Name)
+	Line     pgmigrate.Line    // its migration line (Migrations)
+	Work     []string          // its work records (Records)
+	Defaults []directory.Offer // its default offers (Offers)
+}
+
+// Name is the kind's name.
+func (b Base) Name() string { return b.Kind }
+
+// Migrations is the kind's migration line.
+func (b Base) Migrations() pgmigrate.Line { return b.Line }
+
+// Records names the kind's work records.
+func (b Base) Records() []string { return b.Work }
+
+// Offers are the kind's default offers.
+func (b Base) Offers() []directory.Offer { return b.Defaults }
 
 // Open does nothing.
-func (Base) Open(context.Context, DB, []directory.Offer) error { return nil }
+func (Base) Open(context.Context, DB, Node) error { return nil }
 
 // CheckWork accepts any work of the kind's records.
 func (Base) CheckWork(*schemas.Work) error { return nil }

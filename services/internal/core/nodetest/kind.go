@@ -11,11 +11,7 @@ import (
 
 // Plain is a kind with no work records and no tables of its own, for tests
 // of what every node does whatever its kind.
-type Plain struct {
-	kind.Base
-	name   string
-	offers []directory.Offer
-}
+type Plain struct{ kind.Base }
 
 // PlainKind is a plain kind named name whose nodes offer offers (by
 // default one service, "help").
@@ -23,20 +19,8 @@ func PlainKind(name string, offers ...directory.Offer) *Plain {
 	if len(offers) == 0 {
 		offers = []directory.Offer{{Name: "help", Title: "Help", Eligibility: "families", Languages: []string{"ru"}, Area: "Almaty"}}
 	}
-	return &Plain{name: name, offers: offers}
+	return &Plain{kind.Base{Kind: name, Line: pgmigrate.Line{Schema: name}, Defaults: offers}}
 }
-
-// Name is the kind's name.
-func (p *Plain) Name() string { return p.name }
-
-// Migrations is none: a plain kind keeps no tables.
-func (p *Plain) Migrations() pgmigrate.Line { return pgmigrate.Line{Schema: p.name} }
-
-// Offers are the offers PlainKind was given.
-func (p *Plain) Offers() []directory.Offer { return p.offers }
-
-// Records is none.
-func (p *Plain) Records() []string { return nil }
 
 // RecordWork records nothing: a plain node has no work records.
 func (p *Plain) RecordWork(context.Context, kind.DB, kind.Referral, *schemas.Work) error { return nil }

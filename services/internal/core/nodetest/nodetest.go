@@ -7,9 +7,12 @@ package nodetest
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -103,11 +106,32 @@ func Logger(t *testing.T) *slog.Logger {
 }
 
 // NewDB returns a fresh database migrated as the store of a node of kind
-// k. The template is migrated once per kind and test process.
+// k. The template is migrated once per kind and test process: kinds are
+// told apart by their migrations, not only their names.
 func NewDB(t testing.TB, k kind.Kind) string {
-	return pgtest.New(t, "node_"+k.Name(), func(ctx context.Context, url string) error {
+	return pgtest.New(t, "node_"+k.Name()+"_"+lineDigest(t, k.Migrations()), func(ctx context.Context, url string) error {
 		return core.Migrate(ctx, url, k, slog.New(slog.DiscardHandler))
 	})
+}
+
+// lineDigest names a migration line by its files' names and contents.
+func lineDigest(t testing.TB, l pgmigrate.Line) string {
+	h := sha256.New()
+	if l.FS != nil {
+		err := fs.WalkDir(l.FS, ".", func(p string, d fs.DirEntry, err error) error {
+			if err != nil || d.IsDir() {
+				return err
+			}
+			b, err := fs.ReadFile(l.FS, p)
+			fmt.Fprintf(h, "%s %d\n", p, len(b))
+			h.Write(b)
+			return err
+		})
+		if err != nil {
+			t.Fatalf("read the migrations of %s: %v", l.Schema, err)
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil))[:8]
 }
 
 // Lines are the migration lines of a node of kind k, for tests that

@@ -66,7 +66,8 @@ func (t T) Msg(key string, args ...any) string {
 }
 
 // Maybe returns the message prefix+key if the catalogue has it, and key
-// itself otherwise: services named by other agencies may be unknown here.
+// itself otherwise: the services and nodes of a network are data, and a
+// name the catalogue does not know shows as itself.
 func (t T) Maybe(prefix, key string) string {
 	if m, ok := t.cat[prefix+key]; ok {
 		return m

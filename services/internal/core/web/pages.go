@@ -74,7 +74,7 @@ func (u *UI) errorPage(w http.ResponseWriter, r *http.Request, status int, key s
 	}
 	var args []any
 	if key == "error.other_agency" { // "…this is the service of the %s agency."
-		args = append(args, u.tr(r).Msg("agency."+u.agency))
+		args = append(args, u.tr(r).Maybe("agency.", u.agency))
 	}
 	u.render(w, r, status, "error", "", nil, key, args...)
 }
