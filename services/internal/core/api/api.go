@@ -159,13 +159,13 @@ func New(a *app.App, ops Ops, log *slog.Logger) (http.Handler, huma.API) {
 
 type postReferralInput struct {
 	Body struct {
-		ToAgency  string    `json:"to_agency" minLength:"1" maxLength:"64" doc:"The node asked to help, as the directory lists it (GET /api/v1/directory)."`
-		Service   string    `json:"service" minLength:"1" maxLength:"100" doc:"The service asked for."`
-		Note      string    `json:"note" minLength:"1" maxLength:"4000" doc:"What the receiving caseworker needs to know."`
-		CaseID    uuid.UUID `json:"case_id,omitempty" required:"false" format:"uuid" doc:"The case this referral belongs to; omit to join the person's open case or start a new one."`
-		PersonID  string    `json:"person_id,omitempty" required:"false" maxLength:"20" doc:"The Kazakh IIN (12 digits) or Kyrgyz PIN (14 digits) of the person referred. Only its keyed pseudonym is stored and sent, so nodes match the person without the id leaving this node."`
+		ToAgency  string        `json:"to_agency" minLength:"1" maxLength:"64" doc:"The node asked to help, as the directory lists it (GET /api/v1/directory)."`
+		Service   string        `json:"service" minLength:"1" maxLength:"100" doc:"The service asked for."`
+		Note      string        `json:"note" minLength:"1" maxLength:"4000" doc:"What the receiving caseworker needs to know."`
+		CaseID    uuid.UUID     `json:"case_id,omitempty" required:"false" format:"uuid" doc:"The case this referral belongs to; omit to join the person's open case or start a new one."`
+		PersonID  string        `json:"person_id,omitempty" required:"false" maxLength:"20" doc:"The Kazakh IIN (12 digits) or Kyrgyz PIN (14 digits) of the person referred. Only its keyed pseudonym is stored and sent, so nodes match the person without the id leaving this node."`
 		Work      *schemas.Work `json:"work,omitempty" required:"false" doc:"This node's own work the receiver needs: health sends its screening."`
-		ConsentID uuid.UUID `json:"consent_id" format:"uuid" doc:"The family's consent to share with to_agency (POST /api/v1/consents): it must be neither revoked nor expired, and cover the data the referral shares (summary; identity with person_id; the category of each work record)."`
+		ConsentID uuid.UUID     `json:"consent_id" format:"uuid" doc:"The family's consent to share with to_agency (POST /api/v1/consents): it must be neither revoked nor expired, and cover the data the referral shares (summary; identity with person_id; the category of each work record)."`
 	}
 }
 
@@ -258,13 +258,13 @@ type moveInput struct {
 
 // moveBody is optional: accept, start and resume need nothing.
 type moveBody struct {
-	ReasonCode reasonCode `json:"reason_code,omitempty" required:"false" doc:"Why it is declined."`
-	Reason     string    `json:"reason,omitempty" required:"false" maxLength:"4000" doc:"Why it is declined, held, failed or cancelled."`
-	Outcome    string    `json:"outcome,omitempty" required:"false" maxLength:"4000" doc:"What came of it (complete)."`
-	Note       string    `json:"note,omitempty" required:"false" maxLength:"4000"`
-	ToAgency   string    `json:"to_agency,omitempty" required:"false" maxLength:"64" doc:"The node to forward it to (forward)."`
-	Service    string    `json:"service,omitempty" required:"false" maxLength:"100" doc:"The service asked of the new node (forward)."`
-	ConsentID  uuid.UUID `json:"consent_id,omitempty" required:"false" format:"uuid" doc:"The family's consent, recorded here, to share with the new node (forward)."`
+	ReasonCode reasonCode    `json:"reason_code,omitempty" required:"false" doc:"Why it is declined."`
+	Reason     string        `json:"reason,omitempty" required:"false" maxLength:"4000" doc:"Why it is declined, held, failed or cancelled."`
+	Outcome    string        `json:"outcome,omitempty" required:"false" maxLength:"4000" doc:"What came of it (complete)."`
+	Note       string        `json:"note,omitempty" required:"false" maxLength:"4000"`
+	ToAgency   string        `json:"to_agency,omitempty" required:"false" maxLength:"64" doc:"The node to forward it to (forward)."`
+	Service    string        `json:"service,omitempty" required:"false" maxLength:"100" doc:"The service asked of the new node (forward)."`
+	ConsentID  uuid.UUID     `json:"consent_id,omitempty" required:"false" format:"uuid" doc:"The family's consent, recorded here, to share with the new node (forward)."`
 	Work       *schemas.Work `json:"work,omitempty" required:"false" doc:"This node's own work, told to the other party: a shelter's placement (accept, required for a shelter), an assessment and learning plan, a benefit decision or a screening (complete)."`
 }
 
@@ -385,12 +385,12 @@ func (s *handlers) problem(err error) error {
 
 type postConsentInput struct {
 	Body struct {
-		GivenBy        string    `json:"given_by" minLength:"1" maxLength:"200" doc:"Who consented: the person or their legal representative. Stays in this node."`
-		PersonID       string    `json:"person_id,omitempty" required:"false" maxLength:"20" doc:"The IIN or PIN of the person it is about; only its keyed pseudonym is kept."`
-		ToAgency       string    `json:"to_agency" minLength:"1" maxLength:"64" doc:"The node the family agrees to share with, as the directory lists it."`
-		Purpose        string    `json:"purpose" minLength:"1" maxLength:"400" doc:"What the data may be used for."`
+		GivenBy        string     `json:"given_by" minLength:"1" maxLength:"200" doc:"Who consented: the person or their legal representative. Stays in this node."`
+		PersonID       string     `json:"person_id,omitempty" required:"false" maxLength:"20" doc:"The IIN or PIN of the person it is about; only its keyed pseudonym is kept."`
+		ToAgency       string     `json:"to_agency" minLength:"1" maxLength:"64" doc:"The node the family agrees to share with, as the directory lists it."`
+		Purpose        string     `json:"purpose" minLength:"1" maxLength:"400" doc:"What the data may be used for."`
 		DataCategories []category `json:"data_categories" minItems:"1" uniqueItems:"true" doc:"What may be shared: summary (the referral's note), identity (the person key), and the category of each work record (health, education, social, shelter)."`
-		ExpiresAt      time.Time `json:"expires_at" doc:"Until when; a referral after that is refused."`
+		ExpiresAt      time.Time  `json:"expires_at" doc:"Until when; a referral after that is refused."`
 	}
 }
 

@@ -8,7 +8,6 @@ import (
 	"sync"
 	"time"
 
-
 	"github.com/refbus/refbus/services/internal/core/app"
 )
 
