@@ -108,7 +108,10 @@ func TestSLAOverdueEscalatesOnce(t *testing.T) {
 		}
 		return nil
 	})
-	if got, _ := n.Referral("shelter", onTime.ID); !got.Overdue {
-		t.Fatal("the shelter does not see the accepted referral overdue after its completion deadline")
-	}
+	nodetest.Eventually(t, 10*time.Second, func() error {
+		if got, err := n.Referral("shelter", onTime.ID); err != nil || !got.Overdue {
+			return fmt.Errorf("the shelter does not see the accepted referral overdue after its completion deadline: %+v %v", got, err)
+		}
+		return nil
+	})
 }
