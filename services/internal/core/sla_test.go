@@ -18,7 +18,8 @@ import (
 // coordinator, once, even across a restart; one accepted in time is not,
 // and its completion deadline runs instead. The sender's own deadline for
 // a service wins over the directory's, and its default applies to a
-// service the directory gives none.
+// service the directory gives none. A coordinator that is itself the
+// receiver of an overdue referral escalates it too.
 func TestSLAOverdueEscalatesOnce(t *testing.T) {
 	t.Parallel()
 	var clk clock
@@ -47,9 +48,12 @@ func TestSLAOverdueEscalatesOnce(t *testing.T) {
 	onTime := n.Refer("school", "shelter", "crisis_shelter", "", "")
 	legal := n.Refer("school", "shelter", "legal_help", "", "")
 	family := n.Refer("school", "shelter", "family_support", "", "")
+	// The coordinator is the receiver of this one.
+	check := n.Refer("school", "coordinator", "child_health_check", "", "")
 	for _, r := range []uuid.UUID{late.ID, onTime.ID, legal.ID, family.ID} {
 		nodetest.Eventually(t, 10*time.Second, n.WantStatus("shelter", r, "received"))
 	}
+	n.Both(check, "received")
 	n.Move("shelter", onTime.ID, "accept", ``)
 	n.Both(onTime, "accepted")
 
@@ -91,19 +95,19 @@ func TestSLAOverdueEscalatesOnce(t *testing.T) {
 		}
 	}
 	fire(3*time.Hour, 1, "after 5.5 hours (legal_help, by the school's own deadline)")
-	fire(19*time.Hour, 1, "after 24.5 hours (family_support, by the school's default)")
+	fire(19*time.Hour, 2, "after 24.5 hours (family_support and child_health_check, by the school's default)")
 	// Accepted, the completion clock of a crisis shelter (six months) runs.
 	fire(200*24*time.Hour, 1, "after 200 days (completion of the accepted one)")
 	nodetest.Eventually(t, 10*time.Second, func() error {
 		es, err := n.App("coordinator").Escalations(ctx, 10)
-		if err != nil || len(es) != 4 {
+		if err != nil || len(es) != 5 {
 			return fmt.Errorf("the coordinator's escalations: %+v %v", es, err)
 		}
 		kinds := map[uuid.UUID]string{}
 		for _, e := range es {
 			kinds[e.ReferralID] += e.Kind
 		}
-		if kinds[late.ID] != "accept" || kinds[legal.ID] != "accept" || kinds[family.ID] != "accept" || kinds[onTime.ID] != "complete" {
+		if kinds[late.ID] != "accept" || kinds[legal.ID] != "accept" || kinds[family.ID] != "accept" || kinds[check.ID] != "accept" || kinds[onTime.ID] != "complete" {
 			return fmt.Errorf("the coordinator's escalations by referral: %v", kinds)
 		}
 		return nil
@@ -111,6 +115,9 @@ func TestSLAOverdueEscalatesOnce(t *testing.T) {
 	nodetest.Eventually(t, 10*time.Second, func() error {
 		if got, err := n.Referral("shelter", onTime.ID); err != nil || !got.Overdue {
 			return fmt.Errorf("the shelter does not see the accepted referral overdue after its completion deadline: %+v %v", got, err)
+		}
+		if got, err := n.Referral("coordinator", check.ID); err != nil || !got.Overdue {
+			return fmt.Errorf("the coordinator, its receiver, does not see its referral overdue: %+v %v", got, err)
 		}
 		return nil
 	})
