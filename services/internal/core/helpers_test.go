@@ -45,11 +45,22 @@ func plain(offers ...directory.Offer) kind.Kind { return nodetest.PlainKind("pla
 // and the inbox row are each under a primary key, so a referral applied
 // twice does not show in them; it shows here, as it would in a shelter's
 // count of its beds.
-type ledger struct{ *nodetest.Plain }
+type ledger struct {
+	*nodetest.Plain
+	// declines is a service whose referrals the kind declines at once,
+	// as a full shelter does.
+	declines string
+}
 
 // ledgerKind is a ledger node offering offers.
 func ledgerKind(offers ...directory.Offer) ledger {
-	return ledger{nodetest.PlainKind("ledger", offers...)}
+	return ledger{Plain: nodetest.PlainKind("ledger", offers...)}
+}
+
+// declining is l declining every referral for service at once.
+func (l ledger) declining(service string) ledger {
+	l.declines = service
+	return l
 }
 
 // Migrations is the ledger's one table.
@@ -61,10 +72,16 @@ DROP TABLE ledger.received;
 `)}}}
 }
 
-// Received writes the row, in the inbox's transaction.
-func (ledger) Received(ctx context.Context, db kind.DB, r kind.Referral) (*kind.Decline, error) {
-	_, err := db.Exec(ctx, `INSERT INTO ledger.received (referral_id) VALUES ($1)`, r.ID)
-	return nil, err
+// Received writes the row, in the inbox's transaction, and declines the
+// referral if it is for the service the kind declines.
+func (l ledger) Received(ctx context.Context, db kind.DB, r kind.Referral) (*kind.Decline, error) {
+	if _, err := db.Exec(ctx, `INSERT INTO ledger.received (referral_id) VALUES ($1)`, r.ID); err != nil {
+		return nil, err
+	}
+	if r.Service == l.declines {
+		return &kind.Decline{ReasonCode: "no_capacity", Reason: "no free place in " + r.Service}, nil
+	}
+	return nil, nil
 }
 
 // heard counts, by referral, how often ledger node name was told it

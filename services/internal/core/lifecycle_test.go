@@ -1,6 +1,8 @@
 package core_test
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -148,6 +150,38 @@ func TestReferralLifecycleAcrossNodes(t *testing.T) {
 				t.Errorf("%s's timeline of %s's referral to %s:\n got %s\nwant %s", node, c.r.FromAgency, c.r.ToAgency, got, c.want)
 			}
 		}
+	}
+}
+
+// A kind may decline a referral the moment it is received (a shelter with
+// no free place): the core declines it, with the kind's reason, so the
+// sender can look elsewhere; a referral in the same batch that the kind
+// takes is received as usual.
+func TestKindDeclinesAtOnceWithinABatch(t *testing.T) {
+	t.Parallel()
+	n := nodetest.New(t)
+	n.Start("social", plain(familySupport), nil)
+	shelter := n.Start("shelter", ledgerKind(shelterOffers...).declining("crisis_shelter"), nil)
+	// The shelter is down while both referrals are sent, so that they
+	// arrive together when it is back.
+	// (Stopped as it starts, a node may say its directory watch was
+	// canceled: directory.Watch reports the canceled context as an error.)
+	if err := shelter.Stop(); err != nil && !errors.Is(err, context.Canceled) {
+		t.Fatal(err)
+	}
+	full := n.Refer("social", "shelter", "crisis_shelter", "", "")
+	free := n.Refer("social", "shelter", "legal_help", full.CaseID.String(), "")
+	n.Restart("shelter", nil)
+	n.Both(full, "declined")
+	n.Both(free, "received")
+	if got, _ := n.Referral("social", full.ID); got.ReasonCode != "no_capacity" || got.Reason != "no free place in crisis_shelter" {
+		t.Errorf("social sees the decline as %+v", got)
+	}
+	if c := n.Case("social", full.CaseID); moves(c, full.ID) != "social:request=requested shelter:receive=received shelter:decline=declined" {
+		t.Errorf("social's timeline of the declined referral: %s", moves(c, full.ID))
+	}
+	if h := heard(t, n, "shelter"); h[full.ID] != 1 || h[free.ID] != 1 || len(h) != 2 {
+		t.Errorf("the shelter's kind was told of the referrals %v, want each once", h)
 	}
 }
 
