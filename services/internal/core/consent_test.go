@@ -26,7 +26,6 @@ func TestConsentRefusals(t *testing.T) {
 	var clk clock
 	n := nodetest.New(t)
 	n.Start("school", plain(schoolTransfer), nil)
-	n.Start("social", plain(familySupport), nil)
 	n.Start("legal_aid", plain(legalHelp), nil)
 	n.Start("clinic", plain(healthCheck), func(c *core.Config) { c.Now = clk.now })
 	post := func(body string) (int, string) {
@@ -45,7 +44,7 @@ func TestConsentRefusals(t *testing.T) {
 	}
 	forMother := nodetest.Decode[app.Consent](t, res)
 	expiring := n.Consent("clinic", "school")
-	revoked := n.Consent("clinic", "social")
+	revoked := n.Consent("clinic", "school")
 	if status, res, _ := n.Do("clinic", "POST", "/api/v1/consents/"+revoked.String()+"/revoke", `{"reason":"the mother changed her mind"}`); status != 200 {
 		t.Fatalf("revoke: %d %s", status, res)
 	}
@@ -57,7 +56,7 @@ func TestConsentRefusals(t *testing.T) {
 		{"category", fmt.Sprintf(`{"to_agency":"legal_aid","service":"legal_help","note":"n","person_id":"880101300123","consent_id":%q}`, toLegalAid.ID), `"identity"`},
 		{"other person", fmt.Sprintf(`{"to_agency":"legal_aid","service":"legal_help","note":"n","person_id":"950715401237","consent_id":%q}`, forMother.ID), "another person"},
 		{"expired", fmt.Sprintf(`{"to_agency":"school","service":"school_transfer","note":"n","consent_id":%q}`, expiring), "expired"},
-		{"revoked", fmt.Sprintf(`{"to_agency":"social","service":"family_support","note":"n","consent_id":%q}`, revoked), "revoked"},
+		{"revoked", fmt.Sprintf(`{"to_agency":"school","service":"school_transfer","note":"n","consent_id":%q}`, revoked), "revoked"},
 	} {
 		status, body, h := n.Do("clinic", "POST", "/api/v1/referrals", c.body)
 		t.Run(c.name, func(t *testing.T) { checkProblem(t, status, body, h, 422, c.want) })

@@ -2,6 +2,7 @@ package core_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -13,6 +14,7 @@ import (
 	"github.com/refbus/refbus/pkg/pgtest"
 	"github.com/refbus/refbus/schemas"
 	"github.com/refbus/refbus/services/internal/core"
+	"github.com/refbus/refbus/services/internal/core/app"
 	"github.com/refbus/refbus/services/internal/core/nodetest"
 )
 
@@ -69,6 +71,9 @@ func inFlight(t *testing.T, n *nodetest.Network, h *hold, from, to, service stri
 	for _, id := range ids[1:] {
 		if r, err := n.Referral(from, id); err != nil || r.Status != "requested" {
 			t.Fatalf("referral %s is %q at its sender (%v): it is not in flight", id, r.Status, err)
+		}
+		if _, err := n.Referral(to, id); !errors.Is(err, app.ErrNotFound) {
+			t.Fatalf("referral %s is at the receiver already (%v): it is not in flight", id, err)
 		}
 	}
 	return ids
