@@ -111,7 +111,7 @@ func TestAPIReferralKeepsCaseID(t *testing.T) {
 	if got := nodetest.Decode[app.Referral](t, body); got.CaseID != caseID {
 		t.Errorf("clinic reads case_id %s, want %s", got.CaseID, caseID)
 	}
-	nodetest.Eventually(t, 10*time.Second, func() error {
+	nodetest.Eventually(t, 30*time.Second, func() error {
 		status, body, _ := n.Do("legal_aid", "GET", "/api/v1/referrals/"+created.ID.String(), "")
 		if status != 200 {
 			return fmt.Errorf("legal_aid: %d %s", status, body)

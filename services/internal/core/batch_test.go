@@ -56,7 +56,7 @@ func TestBatchedReceiptsJudgedOneByOne(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	nodetest.Eventually(t, 10*time.Second, func() error {
+	nodetest.Eventually(t, 30*time.Second, func() error {
 		reasons, err := rejectionReasons(n, "clinic")
 		if err != nil {
 			return err
@@ -76,7 +76,7 @@ func TestBatchedReceiptsJudgedOneByOne(t *testing.T) {
 		return nil
 	})
 	// Both messages are settled: nothing waits for redelivery.
-	nodetest.Eventually(t, 10*time.Second, func() error {
+	nodetest.Eventually(t, 30*time.Second, func() error {
 		info := consumerInfo(t, js, "clinic")
 		if info.NumAckPending != 0 || info.NumRedelivered != 0 {
 			return fmt.Errorf("%d messages wait for an ack, %d were redelivered", info.NumAckPending, info.NumRedelivered)
@@ -105,7 +105,7 @@ func TestRefusedOnDeliveryShowsWhy(t *testing.T) {
 	n.Start("clinic", plain(healthCheck), nil)
 	n.Start("legal_aid", plain(legalHelp), func(c *core.Config) { c.Trust = event.Trust{"clinic": stranger} })
 	r := n.Refer("clinic", "legal_aid", "legal_help", "", "")
-	nodetest.Eventually(t, 10*time.Second, func() error {
+	nodetest.Eventually(t, 30*time.Second, func() error {
 		got, err := n.Referral("clinic", r.ID)
 		if err != nil {
 			return err

@@ -136,7 +136,7 @@ func TestConsentRevocationRedactsAtRecipient(t *testing.T) {
 
 	n.Both(open, "cancelled")
 	for _, id := range []uuid.UUID{open.ID, done.ID} {
-		nodetest.Eventually(t, 10*time.Second, func() error {
+		nodetest.Eventually(t, 30*time.Second, func() error {
 			r, err := n.Referral("legal_aid", id)
 			if err != nil || !r.Redacted || !r.ConsentRevoked {
 				return fmt.Errorf("legal_aid's referral %s is not redacted: %+v %v", id, r, err)
@@ -184,7 +184,7 @@ func TestConsentCheckedByReceiver(t *testing.T) {
 	} {
 		publish(t, js, "clinic", "legal_aid", requestedEvent(t, "clinic", data))
 	}
-	nodetest.Eventually(t, 10*time.Second, func() error {
+	nodetest.Eventually(t, 30*time.Second, func() error {
 		reasons, err := rejectionReasons(n, "legal_aid")
 		if err != nil {
 			return err

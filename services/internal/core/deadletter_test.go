@@ -55,7 +55,7 @@ func TestEarlyMoveWaitsThenDeadLetterRedrives(t *testing.T) {
 	}
 
 	n.Move("legal_aid", r.ID, "accept", ``) // legal_aid's move 1
-	nodetest.Eventually(t, 10*time.Second, n.WantStatus("clinic", r.ID, "accepted"))
+	nodetest.Eventually(t, 30*time.Second, n.WantStatus("clinic", r.ID, "accepted"))
 	status, body, _ := n.Do("clinic", "POST", "/api/v1/dead-letters/redrive", "")
 	if status != 200 || body != `{"$schema":"`+clinic.HTTP.URL+`/schemas/RedriveOutputBody.json","settled":1}`+"\n" {
 		t.Fatalf("redrive: %d %s", status, body)

@@ -44,7 +44,7 @@ func TestReferralCrossesAndReceiptReturns(t *testing.T) {
 		t.Fatalf("created: %+v", created)
 	}
 
-	nodetest.Eventually(t, 10*time.Second, func() error {
+	nodetest.Eventually(t, 30*time.Second, func() error {
 		_, body, _ := n.Do("legal_aid", "GET", "/api/v1/inbox", "")
 		in := nodetest.Decode[struct{ Referrals []app.Referral }](t, body)
 		if len(in.Referrals) != 1 {
@@ -56,7 +56,7 @@ func TestReferralCrossesAndReceiptReturns(t *testing.T) {
 		}
 		return nil
 	})
-	nodetest.Eventually(t, 10*time.Second, func() error {
+	nodetest.Eventually(t, 30*time.Second, func() error {
 		_, body, _ := n.Do("clinic", "GET", "/api/v1/referrals/"+created.ID.String(), "")
 		if r := nodetest.Decode[app.Referral](t, body); r.Status != "received" {
 			return fmt.Errorf("the clinic sees %q", r.Status)
@@ -210,7 +210,7 @@ func TestDuplicateEventAppliedOnce(t *testing.T) {
 	js := n.JetStream()
 	r := n.Refer("clinic", "legal_aid", "legal_help", "", "")
 	n.Both(r, "received")
-	nodetest.Eventually(t, 10*time.Second, n.ConsumerIdle("legal_aid"))
+	nodetest.Eventually(t, 30*time.Second, n.ConsumerIdle("legal_aid"))
 
 	before := consumerInfo(t, js, "legal_aid").Delivered.Consumer
 	delivered(t, n, js, "legal_aid", before, republish(t, js, "clinic", "legal_aid"))
@@ -218,7 +218,7 @@ func TestDuplicateEventAppliedOnce(t *testing.T) {
 
 	n.Move("legal_aid", r.ID, "accept", ``)
 	n.Both(r, "accepted")
-	nodetest.Eventually(t, 10*time.Second, n.ConsumerIdle("clinic"))
+	nodetest.Eventually(t, 30*time.Second, n.ConsumerIdle("clinic"))
 	before = consumerInfo(t, js, "clinic").Delivered.Consumer
 	delivered(t, n, js, "clinic", before, republish(t, js, "legal_aid", "clinic"))
 
@@ -325,10 +325,10 @@ func TestPoisonEventsRejectedAndFlowContinues(t *testing.T) {
 		t.Fatal(err)
 	}
 	good := create(t, n, "clinic", "legal_aid", "legal_help")
-	nodetest.Eventually(t, 10*time.Second, n.WantStatus("clinic", good.ID, "received"))
+	nodetest.Eventually(t, 30*time.Second, n.WantStatus("clinic", good.ID, "received"))
 
 	var reasons []string
-	nodetest.Eventually(t, 10*time.Second, func() error {
+	nodetest.Eventually(t, 30*time.Second, func() error {
 		var err error
 		if reasons, err = rejectionReasons(n, "legal_aid"); err != nil {
 			return err
@@ -383,7 +383,7 @@ func TestPoisonEventsRejectedAndFlowContinues(t *testing.T) {
 	}
 	// The rejected messages were terminated, not left to redeliver: once
 	// the consumer is idle, nothing more is delivered for several ack waits.
-	nodetest.Eventually(t, 10*time.Second, n.ConsumerIdle("legal_aid"))
+	nodetest.Eventually(t, 30*time.Second, n.ConsumerIdle("legal_aid"))
 	before := consumerInfo(t, js, "legal_aid").Delivered.Consumer
 	nodetest.Consistently(t, 2500*time.Millisecond, func() error {
 		if now := consumerInfo(t, js, "legal_aid").Delivered.Consumer; now != before {

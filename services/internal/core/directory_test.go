@@ -33,7 +33,7 @@ func TestDirectoryListsOffers(t *testing.T) {
 	n.Start("shelter", plain(familySupport), func(c *core.Config) { c.Offers = shelterOffers })
 
 	var ls []directory.Listing
-	nodetest.Eventually(t, 10*time.Second, func() error {
+	nodetest.Eventually(t, 30*time.Second, func() error {
 		if ls = directoryOf(t, n, "clinic"); len(ls) != 3 {
 			return fmt.Errorf("the directory lists %d nodes, want 3: %+v", len(ls), ls)
 		}
@@ -79,7 +79,7 @@ func TestDirectoryListsSigningKey(t *testing.T) {
 	n := nodetest.New(t)
 	n.Start("clinic", plain(healthCheck), nil)
 	n.Start("legal_aid", plain(legalHelp), func(c *core.Config) { c.SigningSeed = seed })
-	nodetest.Eventually(t, 10*time.Second, func() error {
+	nodetest.Eventually(t, 30*time.Second, func() error {
 		ls := directoryOf(t, n, "clinic")
 		found := false
 		for _, l := range ls {

@@ -43,7 +43,7 @@ func TestForeignMovesRejected(t *testing.T) {
 	// The right referral under another case.
 	cancel("clinic", r.ID.String(), uuid.NewString())
 
-	nodetest.Eventually(t, 10*time.Second, func() error {
+	nodetest.Eventually(t, 30*time.Second, func() error {
 		reasons, err := rejectionReasons(n, "legal_aid")
 		if err != nil {
 			return err

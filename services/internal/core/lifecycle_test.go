@@ -54,7 +54,7 @@ func TestReferralLifecycleAcrossNodes(t *testing.T) {
 		t.Fatalf("after forward: %+v", fwd)
 	}
 	n.Both(r1, "forwarded")
-	nodetest.Eventually(t, 10*time.Second, func() error {
+	nodetest.Eventually(t, 30*time.Second, func() error {
 		r, err := n.Referral("clinic", r1.ID)
 		if err != nil || r.ForwardedTo == nil || *r.ForwardedTo != *fwd.ForwardedTo || r.ForwardedAgency != "legal_aid" {
 			return fmt.Errorf("the clinic does not see the forward: %+v %v", r, err)
@@ -62,7 +62,7 @@ func TestReferralLifecycleAcrossNodes(t *testing.T) {
 		return nil
 	})
 	var r2 app.Referral
-	nodetest.Eventually(t, 10*time.Second, func() error {
+	nodetest.Eventually(t, 30*time.Second, func() error {
 		var err error
 		if r2, err = n.Referral("legal_aid", *fwd.ForwardedTo); err != nil {
 			return err

@@ -49,7 +49,7 @@ func TestSamePersonJoinsOpenCase(t *testing.T) {
 	n.Both(other, "received")
 
 	// The id is in no answer and no event on the bus.
-	nodetest.Eventually(t, 10*time.Second, n.ConsumerIdle("legal_aid"))
+	nodetest.Eventually(t, 30*time.Second, n.ConsumerIdle("legal_aid"))
 	for _, node := range []string{"clinic", "social", "legal_aid"} {
 		for _, path := range []string{"/api/v1/referrals", "/api/v1/inbox", "/api/v1/cases/" + first.CaseID.String()} {
 			if _, body, _ := n.Do(node, "GET", path, ""); strings.Contains(body, iin) {

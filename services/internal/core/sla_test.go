@@ -51,7 +51,7 @@ func TestSLAOverdueEscalatesOnce(t *testing.T) {
 	// The coordinator is the receiver of this one.
 	check := n.Refer("school", "coordinator", "child_health_check", "", "")
 	for _, r := range []uuid.UUID{late.ID, onTime.ID, legal.ID, family.ID} {
-		nodetest.Eventually(t, 10*time.Second, n.WantStatus("shelter", r, "received"))
+		nodetest.Eventually(t, 30*time.Second, n.WantStatus("shelter", r, "received"))
 	}
 	n.Both(check, "received")
 	n.Move("shelter", onTime.ID, "accept", ``)
@@ -75,7 +75,7 @@ func TestSLAOverdueEscalatesOnce(t *testing.T) {
 	n.Restart("school", school)
 	fire(0, 0, "after a restart")
 
-	nodetest.Eventually(t, 10*time.Second, func() error {
+	nodetest.Eventually(t, 30*time.Second, func() error {
 		r, err := n.Referral("shelter", late.ID)
 		if err != nil || !r.Overdue {
 			return fmt.Errorf("the shelter does not see the referral overdue: %+v %v", r, err)
@@ -98,7 +98,7 @@ func TestSLAOverdueEscalatesOnce(t *testing.T) {
 	fire(19*time.Hour, 2, "after 24.5 hours (family_support and child_health_check, by the school's default)")
 	// Accepted, the completion clock of a crisis shelter (six months) runs.
 	fire(200*24*time.Hour, 1, "after 200 days (completion of the accepted one)")
-	nodetest.Eventually(t, 10*time.Second, func() error {
+	nodetest.Eventually(t, 30*time.Second, func() error {
 		es, err := n.App("coordinator").Escalations(ctx, 10)
 		if err != nil || len(es) != 5 {
 			return fmt.Errorf("the coordinator's escalations: %+v %v", es, err)
@@ -112,7 +112,7 @@ func TestSLAOverdueEscalatesOnce(t *testing.T) {
 		}
 		return nil
 	})
-	nodetest.Eventually(t, 10*time.Second, func() error {
+	nodetest.Eventually(t, 30*time.Second, func() error {
 		if got, err := n.Referral("shelter", onTime.ID); err != nil || !got.Overdue {
 			return fmt.Errorf("the shelter does not see the accepted referral overdue after its completion deadline: %+v %v", got, err)
 		}
