@@ -133,7 +133,7 @@ func receivedOnce(t *testing.T, n *nodetest.Network, from, to string, ids []uuid
 			t.Errorf("%s's kind was told %d times that it received referral %s, want once", to, h[id], id)
 		}
 	}
-	in, err := n.App(to).Inbox(context.Background(), 10*len(ids)+100)
+	in, err := n.App(to).Inbox(context.Background(), 100000)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,13 +169,13 @@ func steps(c app.Case) map[uuid.UUID]map[string]int {
 	return out
 }
 
-// wantSteps checks that node name's timeline of referral r has each move
-// of moves once, and no other.
-func wantSteps(t *testing.T, n *nodetest.Network, name string, r app.Referral, moves ...string) {
+// wantSteps checks that node name's timeline of referral r has each of
+// the moves named once, and no other.
+func wantSteps(t *testing.T, n *nodetest.Network, name string, r app.Referral, names ...string) {
 	t.Helper()
 	got := steps(n.Case(name, r.CaseID))[r.ID]
 	want := map[string]int{}
-	for _, m := range moves {
+	for _, m := range names {
 		want[m]++
 	}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
