@@ -278,6 +278,20 @@ func consumerInfo(t *testing.T, js jetstream.JetStream, name string) *jetstream.
 	return info
 }
 
+// streamCount is how many messages the stream holds on subject.
+func streamCount(t *testing.T, js jetstream.JetStream, subject string) uint64 {
+	t.Helper()
+	s, err := js.Stream(context.Background(), bus.Stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(context.Background(), jetstream.WithSubjectFilter(subject))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info.State.Subjects[subject]
+}
+
 // rejectionReasons lists node name's rejected events as "event id: reason".
 func rejectionReasons(n *nodetest.Network, name string) ([]string, error) {
 	rej, err := n.App(name).Rejections(context.Background(), 100)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/refbus/refbus/pkg/bus"
 	"github.com/refbus/refbus/pkg/inbox"
 	"github.com/refbus/refbus/pkg/pgtest"
 	"github.com/refbus/refbus/schemas"
@@ -99,7 +100,8 @@ func TestBrokerRestartLosesNothing(t *testing.T) {
 }
 
 // The receiver's Postgres dies (SIGKILL of the postmaster) while events
-// arrive, and more arrive while it is down: the consumer's failures are
+// arrive, and more arrive while it is down, some twice (the sender sends
+// again what is not receipted in time): the consumer's failures are
 // retried with back-off, and once it is back every referral is applied
 // once.
 func TestReceiverDatabaseRestartLosesNothing(t *testing.T) {
@@ -127,12 +129,19 @@ func TestReceiverDatabaseRestartLosesNothing(t *testing.T) {
 	h.release()
 	during := sendMany(t, n, "clinic", "legal_aid", "legal_help", 10) // arriving while the store is down
 	ids = append(ids, during...)
-	// With the receiver's store down, none of them can be received.
-	nodetest.Consistently(t, time.Second, func() error {
+	// The store stays down until the sender, still without receipts, has
+	// sent requests again: copies the receiver must apply once when it is
+	// back. Meanwhile none of them can be received.
+	js := n.JetStream()
+	requests := bus.Subject("clinic", "legal_aid", schemas.TypeRequested)
+	nodetest.Eventually(t, 30*time.Second, func() error {
 		for _, id := range during {
 			if r, err := n.Referral("clinic", id); err != nil || r.Status != "requested" {
-				return fmt.Errorf("referral %s is %q at its sender (%v) while the receiver's store is down", id, r.Status, err)
+				t.Fatalf("referral %s is %q at its sender (%v) while the receiver's store is down", id, r.Status, err)
 			}
+		}
+		if k := streamCount(t, js, requests); k <= uint64(len(ids)) {
+			return fmt.Errorf("%d requests on the stream for %d referrals: none sent again yet", k, len(ids))
 		}
 		return nil
 	})
