@@ -96,8 +96,14 @@ func (a *App) FireDueTimers(ctx context.Context) (int, error) {
 		var msgs []outbox.Message
 		for _, t := range due {
 			data := schemas.Overdue{Kind: t.Kind, DueAt: t.DueAt.UTC(), FromAgency: t.FromAgency, ToAgency: t.ToAgency, Service: t.Service}
-			for _, to := range []string{t.ToAgency, a.cfg.Coordinator} {
-				if to == "" || to == a.self || (to == a.cfg.Coordinator && to == t.ToAgency) {
+			// The receiver, and the coordinator unless it is the receiver
+			// (which escalates as it marks the referral overdue).
+			targets := []string{t.ToAgency}
+			if a.cfg.Coordinator != "" && a.cfg.Coordinator != t.ToAgency {
+				targets = append(targets, a.cfg.Coordinator)
+			}
+			for _, to := range targets {
+				if to == a.self {
 					continue
 				}
 				e, err := a.registry.New(bus.Source(a.self), schemas.TypeOverdue, t.ReferralID.String(), data)
@@ -174,7 +180,11 @@ func (a *App) applyOverdue(ctx context.Context, q *coredb.Queries, e *ce.Event) 
 		if err := q.ReferralMarkOverdue(ctx, coredb.ReferralMarkOverdueParams{ID: r.ID, At: &at}); err != nil {
 			return nil, err
 		}
-		return nil, nil
+		if a.cfg.Coordinator != a.self {
+			return nil, nil
+		}
+		// The coordinator is the receiver: the sender told it once, as
+		// the receiver, and it escalates too.
 	}
 	if a.cfg.Coordinator == "" || a.cfg.Coordinator != a.self {
 		return inbox.Reject("%s is neither the receiver of referral %s nor the coordinator", a.self, id), nil

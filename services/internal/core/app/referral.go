@@ -96,7 +96,7 @@ type NewReferral struct {
 // transaction. Returns ErrInvalid when the request is wrong.
 func (a *App) CreateReferral(ctx context.Context, in NewReferral) (Referral, error) {
 	if in.ToAgency == a.self {
-		return Referral{}, fmt.Errorf("%w: to_agency is %s, this node itself: refer to another node of the network", ErrInvalid, a.self)
+		return Referral{}, fmt.Errorf("%w: to_agency is %s, this node itself: refer to another node of the network (the directory lists %s)", ErrInvalid, a.self, strings.Join(a.Nodes(), ", "))
 	}
 	key, err := a.personKey(in.PersonID)
 	if err != nil {

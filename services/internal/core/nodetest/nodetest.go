@@ -512,6 +512,9 @@ func (n *Network) EventsTo(name, s string) bool {
 	if err != nil {
 		n.T.Fatal(err)
 	}
+	if info.State.Msgs == 0 {
+		return false // FirstSeq and LastSeq are 0: there is no message 0 to read
+	}
 	for seq := info.State.FirstSeq; seq <= info.State.LastSeq; seq++ {
 		m, err := st.GetMsg(ctx, seq)
 		if err != nil {

@@ -1,0 +1,98 @@
+package core_test
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nkeys"
+
+	"github.com/refbus/refbus/services/internal/core"
+	"github.com/refbus/refbus/services/internal/core/directory"
+	"github.com/refbus/refbus/services/internal/core/nodetest"
+)
+
+// shelterOffers are a node's own offers, set in its config over its kind's:
+// a service with deadlines, and one without.
+var shelterOffers = []directory.Offer{
+	{Name: "crisis_shelter", Title: "Zhan-Saya", Eligibility: "women and children", Languages: []string{"kk", "ru"}, Area: "Almaty",
+		AcceptWithin: directory.Duration(2 * time.Hour), CompleteWithin: directory.Duration(4392 * time.Hour)},
+	legalHelp,
+}
+
+// Every node lists its services in the directory, with their deadlines and
+// the key to seal to it; a node's configured offers replace its kind's; a
+// referral for a service the node does not offer is refused, naming what
+// it offers, and writes nothing.
+func TestDirectoryListsOffers(t *testing.T) {
+	t.Parallel()
+	n := nodetest.New(t)
+	n.Start("clinic", plain(healthCheck), nil)
+	n.Start("school", plain(schoolTransfer), nil)
+	n.Start("shelter", plain(familySupport), func(c *core.Config) { c.Offers = shelterOffers })
+
+	var ls []directory.Listing
+	nodetest.Eventually(t, 30*time.Second, func() error {
+		if ls = directoryOf(t, n, "clinic"); len(ls) != 3 {
+			return fmt.Errorf("the directory lists %d nodes, want 3: %+v", len(ls), ls)
+		}
+		return nil
+	})
+	want := map[string][]string{"clinic": {"child_health_check"}, "school": {"school_transfer"}, "shelter": {"crisis_shelter", "legal_help"}}
+	for i, name := range []string{"clinic", "school", "shelter"} {
+		l := ls[i]
+		var got []string
+		for _, o := range l.Services {
+			got = append(got, o.Name)
+		}
+		if l.Agency != name || fmt.Sprint(got) != fmt.Sprint(want[name]) || l.PublicKey == "" || l.SigningKey != "" {
+			t.Errorf("listing %d: %+v, want %s offering %v with a public key", i, l, name, want[name])
+		}
+	}
+	if o, ok := ls[2].Offer("crisis_shelter"); !ok || o.AcceptWithin != directory.Duration(2*time.Hour) || o.CompleteWithin != directory.Duration(4392*time.Hour) || o.Title != "Zhan-Saya" {
+		t.Errorf("the shelter's crisis_shelter: %+v", o)
+	}
+	if _, body, _ := n.Do("school", "GET", "/api/v1/directory", ""); !strings.Contains(body, `"accept_within":"2h0m0s"`) || !strings.Contains(body, `"complete_within":"4392h0m0s"`) {
+		t.Errorf("the directory does not write deadlines as durations: %s", body)
+	}
+
+	status, body, h := n.Do("clinic", "POST", "/api/v1/referrals", n.Consented("clinic", `{"to_agency":"shelter","service":"family_support","note":"n"}`))
+	checkProblem(t, status, body, h, 422, `shelter does not offer the service "family_support"`, "crisis_shelter, legal_help")
+	if sent, _ := n.App("clinic").Sent(t.Context(), 10); len(sent) != 0 {
+		t.Fatalf("a refused referral was written: %+v", sent)
+	}
+	r := n.Refer("clinic", "shelter", "crisis_shelter", "", "")
+	n.Both(r, "received")
+}
+
+// A node that signs its events lists the public key of its signatures in
+// the directory; one that does not lists none.
+func TestDirectoryListsSigningKey(t *testing.T) {
+	t.Parallel()
+	kp, err := nkeys.CreateAccount()
+	if err != nil {
+		t.Fatal(err)
+	}
+	seed, _ := kp.Seed()
+	pub, _ := kp.PublicKey()
+	n := nodetest.New(t)
+	n.Start("clinic", plain(healthCheck), nil)
+	n.Start("legal_aid", plain(legalHelp), func(c *core.Config) { c.SigningSeed = seed })
+	nodetest.Eventually(t, 30*time.Second, func() error {
+		ls := directoryOf(t, n, "clinic")
+		found := false
+		for _, l := range ls {
+			switch {
+			case l.Agency == "legal_aid" && l.SigningKey == pub:
+				found = true
+			case l.Agency == "clinic" && l.SigningKey != "":
+				t.Fatalf("the clinic signs nothing, yet lists the key %s", l.SigningKey)
+			}
+		}
+		if !found {
+			return fmt.Errorf("directory: %+v", ls)
+		}
+		return nil
+	})
+}
