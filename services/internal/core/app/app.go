@@ -138,9 +138,33 @@ func (a *App) Run(ctx context.Context) error {
 	for range committers {
 		g.Go(func() error { return a.commitGroups(ctx) })
 	}
-	g.Go(func() error { return a.runTimers(ctx) })
-	g.Go(func() error { return a.runListing(ctx) })
+	// Deadlines that passed fire within a tick; places taken or freed by
+	// events from the bus show in the listing within one.
+	g.Go(func() error {
+		return a.every(ctx, a.cfg.SLATick, "deadlines", func(ctx context.Context) error {
+			_, err := a.FireDueTimers(ctx)
+			return err
+		})
+	})
+	g.Go(func() error { return a.every(ctx, a.cfg.DirectoryTick, "directory", a.publishListing) })
 	return g.Wait()
+}
+
+// every runs f every d until ctx ends; a failure is logged as what's, and
+// tried again at the next tick.
+func (a *App) every(ctx context.Context, d time.Duration, what string, f func(context.Context) error) error {
+	tick := time.NewTicker(d)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+			if err := f(ctx); err != nil && ctx.Err() == nil {
+				a.log.Warn(what, "err", err)
+			}
+		}
+	}
 }
 
 // inTx runs fn in a transaction and wakes the relay after it commits, so

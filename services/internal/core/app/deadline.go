@@ -137,22 +137,6 @@ func (a *App) FireDueTimers(ctx context.Context) (int, error) {
 	return fired, nil
 }
 
-// runTimers fires due deadlines every tick until ctx ends.
-func (a *App) runTimers(ctx context.Context) error {
-	tick := time.NewTicker(a.cfg.SLATick)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-tick.C:
-			if _, err := a.FireDueTimers(ctx); err != nil && ctx.Err() == nil {
-				a.log.Warn("deadlines", "err", err)
-			}
-		}
-	}
-}
-
 // applyOverdue records an overdue referral: the receiver marks its copy,
 // the coordinator records an escalation.
 func (a *App) applyOverdue(ctx context.Context, q *coredb.Queries, e *ce.Event) (error, error) {
@@ -173,8 +157,11 @@ func (a *App) applyOverdue(ctx context.Context, q *coredb.Queries, e *ce.Event) 
 	}
 	if d.ToAgency == a.self {
 		r, err := q.ReferralGetForUpdate(ctx, id)
-		if err != nil {
+		if isNoRows(err) {
 			return inbox.Reject("%s has no referral %s to mark overdue", a.self, id), nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read referral: %w", err)
 		}
 		at := e.Time()
 		if err := q.ReferralMarkOverdue(ctx, coredb.ReferralMarkOverdueParams{ID: r.ID, At: &at}); err != nil {

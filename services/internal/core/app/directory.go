@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/refbus/refbus/services/internal/core/directory"
 )
@@ -97,23 +96,6 @@ func (a *App) publishListing(ctx context.Context) error {
 		}
 	}
 	return a.dir.Publish(ctx, l)
-}
-
-// runListing keeps this node's listing current, so places taken or freed
-// by events applied from the bus show within a tick.
-func (a *App) runListing(ctx context.Context) error {
-	tick := time.NewTicker(a.cfg.DirectoryTick)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-tick.C:
-			if err := a.publishListing(ctx); err != nil && ctx.Err() == nil {
-				a.log.Warn("directory", "err", err)
-			}
-		}
-	}
 }
 
 // PublishListing puts this node's listing into the directory now: a node

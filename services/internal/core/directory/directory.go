@@ -134,6 +134,9 @@ func (d *Directory) Publish(ctx context.Context, l Listing) error {
 // Watch keeps the listings at hand until ctx ends.
 func (d *Directory) Watch(ctx context.Context) error {
 	w, err := d.kv.WatchAll(ctx)
+	if ctx.Err() != nil {
+		return nil // stopped while it started
+	}
 	if err != nil {
 		return fmt.Errorf("watch directory: %w", err)
 	}
