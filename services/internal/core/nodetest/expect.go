@@ -253,7 +253,7 @@ func (n *Network) WantSecretOnlyAt(secret string, at, elsewhere []string, caseID
 		n.T.Errorf("%q is in clear text on the stream", secret)
 	}
 	for _, name := range elsewhere {
-		Eventually(n.T, 10*time.Second, n.ConsumerIdle(name))
+		Eventually(n.T, 30*time.Second, n.ConsumerIdle(name))
 		if s := n.StoreText(name); strings.Contains(s, secret) || strings.Contains(s, hex.EncodeToString([]byte(secret))) {
 			n.T.Errorf("%q is in %s's store", secret, name)
 		}

@@ -291,8 +291,8 @@ func (n *Network) WantStatus(name string, id uuid.UUID, status string) func() er
 // Both waits until both parties of r see it in status.
 func (n *Network) Both(r app.Referral, status string) {
 	n.T.Helper()
-	Eventually(n.T, 10*time.Second, n.WantStatus(r.FromAgency, r.ID, status))
-	Eventually(n.T, 10*time.Second, n.WantStatus(r.ToAgency, r.ID, status))
+	Eventually(n.T, 30*time.Second, n.WantStatus(r.FromAgency, r.ID, status))
+	Eventually(n.T, 30*time.Second, n.WantStatus(r.ToAgency, r.ID, status))
 }
 
 // Consent records at node from the family's consent to share every
@@ -382,7 +382,7 @@ func (n *Network) FreeBeds(name, at, service string) (int, error) {
 // node at.
 func (n *Network) WantFreeBeds(name, at, service string, want int) {
 	n.T.Helper()
-	Eventually(n.T, 10*time.Second, func() error {
+	Eventually(n.T, 30*time.Second, func() error {
 		got, err := n.FreeBeds(name, at, service)
 		if err == nil && got != want {
 			err = fmt.Errorf("%s sees %d free places in %s at %s, want %d", name, got, service, at, want)
