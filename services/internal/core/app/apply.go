@@ -20,6 +20,7 @@ import (
 	"github.com/refbus/refbus/pkg/referral"
 	"github.com/refbus/refbus/schemas"
 	"github.com/refbus/refbus/services/internal/core/coredb"
+	"github.com/refbus/refbus/services/internal/core/kind"
 )
 
 // Handler applies what other nodes send: it is the inbox's handler.
@@ -36,15 +37,10 @@ func (h handler) Apply(ctx context.Context, tx *pgbatch.Tx, evs []*ce.Event) ([]
 	results := make([]error, len(evs))
 	var recv coredb.ReferralReceiveParams
 	var moves []int
-	var carried []schemas.Requested
 	for i, e := range evs {
 		switch e.Type() {
 		case schemas.TypeRequested:
-			var d schemas.Requested
-			d, results[i] = a.checkRequested(e, &recv)
-			if results[i] == nil {
-				carried = append(carried, d)
-			}
+			results[i] = a.checkRequested(e, &recv)
 		case schemas.TypeOverdue, schemas.TypeConsentRevoked:
 			moves = append(moves, i)
 		default:
@@ -57,11 +53,12 @@ func (h handler) Apply(ctx context.Context, tx *pgbatch.Tx, evs []*ce.Event) ([]
 	}
 	q := coredb.New(tx)
 	if len(recv.Ids) > 0 {
-		recorded, err := q.ReferralReceive(ctx, recv)
-		if err != nil {
+		// With no read needed, it goes with the next statement or the
+		// COMMIT.
+		if err := coredb.New(tx.Later()).ReferralReceive(ctx, recv); err != nil {
 			return nil, fmt.Errorf("receive referrals: %w", err)
 		}
-		if err := a.received(ctx, q, tx, recv, carried, recorded); err != nil {
+		if err := a.received(ctx, q, tx, recv); err != nil {
 			return nil, err
 		}
 	}
@@ -116,32 +113,33 @@ func (h handler) Receipted(ctx context.Context, tx *pgbatch.Tx, rs []receipt.Rec
 
 // checkRequested adds a requested referral to recv, or says why it is
 // refused.
-func (a *App) checkRequested(e *ce.Event, recv *coredb.ReferralReceiveParams) (d schemas.Requested, _ error) {
+func (a *App) checkRequested(e *ce.Event, recv *coredb.ReferralReceiveParams) error {
+	var d schemas.Requested
 	if err := event.Data(e, &d); err != nil {
-		return d, inbox.Reject("%v", err)
+		return inbox.Reject("%v", err)
 	}
 	if d.ToAgency != a.self {
-		return d, inbox.Reject("referral is for %s, not for %s", d.ToAgency, a.self)
+		return inbox.Reject("referral is for %s, not for %s", d.ToAgency, a.self)
 	}
 	id, err := uuid.Parse(e.Subject())
 	if err != nil {
-		return d, inbox.Reject("event subject %q is not a referral id (a UUID)", e.Subject())
+		return inbox.Reject("event subject %q is not a referral id (a UUID)", e.Subject())
 	}
 	caseID, err := uuid.Parse(event.CaseID(e))
 	if err != nil {
-		return d, inbox.Reject("caseid extension %q is not a case id (a UUID)", event.CaseID(e))
+		return inbox.Reject("caseid extension %q is not a case id (a UUID)", event.CaseID(e))
 	}
 	// The receiver checks the consent too: it takes nothing the family
 	// did not agree to give it.
 	switch c := d.Consent; {
 	case c == nil:
-		return d, inbox.Reject("referral %s carries no consent of the family", id)
+		return inbox.Reject("referral %s carries no consent of the family", id)
 	case !c.ExpiresAt.After(e.Time()):
-		return d, inbox.Reject("referral %s was sent under consent %s, which expired on %s", id, c.ID, c.ExpiresAt.Format(time.RFC3339))
+		return inbox.Reject("referral %s was sent under consent %s, which expired on %s", id, c.ID, c.ExpiresAt.Format(time.RFC3339))
 	}
 	for _, cat := range append(sharedCategories(person.Key(d.PersonKey)), d.Work.Categories()...) {
 		if !slices.Contains(d.Consent.DataCategories, cat) {
-			return d, inbox.Reject("referral %s shares %s data, which consent %s does not cover", id, cat, d.Consent.ID)
+			return inbox.Reject("referral %s shares %s data, which consent %s does not cover", id, cat, d.Consent.ID)
 		}
 	}
 	from, _ := bus.NodeOf(e.Source())
@@ -162,47 +160,50 @@ func (a *App) checkRequested(e *ce.Event, recv *coredb.ReferralReceiveParams) (d
 	recv.PersonKeys = append(recv.PersonKeys, d.PersonKey)
 	tp, _ := e.Extensions()[event.ExtTraceparent].(string)
 	recv.Traceparents = append(recv.Traceparents, tp)
-	return d, nil
+	work := ""
+	if d.Work != nil {
+		b, err := json.Marshal(d.Work)
+		if err != nil {
+			return inbox.Reject("work: %v", err)
+		}
+		work = string(b)
+	}
+	recv.Works = append(recv.Works, work)
+	return nil
 }
 
-// received finishes the referrals just recorded (a referral that was
-// already here is not recorded again, so nothing here happens twice): it
-// keeps the work they carried, and lets the kind decline at once what it
-// cannot take (a shelter with no free bed), so the sender can look
-// elsewhere.
-func (a *App) received(ctx context.Context, q *coredb.Queries, tx *pgbatch.Tx, recv coredb.ReferralReceiveParams, ds []schemas.Requested, recorded []uuid.UUID) error {
-	fresh := make(map[uuid.UUID]bool, len(recorded))
-	for _, id := range recorded {
-		fresh[id] = true
+// received tells the kind, if it acts on what its node receives, of the
+// referrals this transaction recorded (a referral that was already here
+// is not recorded again, nor told), and declines at once those it cannot
+// take (a shelter with no free bed), so the sender can look elsewhere.
+func (a *App) received(ctx context.Context, q *coredb.Queries, tx *pgbatch.Tx, recv coredb.ReferralReceiveParams) error {
+	k, ok := a.kind.(kind.Receiver)
+	if !ok {
+		return nil
+	}
+	fresh, err := q.ReferralReceivedNow(ctx, recv.Ids)
+	if err != nil {
+		return fmt.Errorf("read referrals received: %w", err)
+	}
+	now := make(map[uuid.UUID]bool, len(fresh))
+	for _, id := range fresh {
+		now[id] = true
 	}
 	var msgs []outbox.Message
-	for i, d := range ds {
-		if !fresh[recv.Ids[i]] {
+	for i, id := range recv.Ids {
+		if !now[id] {
 			continue
 		}
-		if d.Work != nil {
-			b, err := json.Marshal(d.Work)
-			if err != nil {
-				return err
-			}
-			if err := q.ReferralSetWork(ctx, coredb.ReferralSetWorkParams{ID: recv.Ids[i], Work: b}); err != nil {
-				return fmt.Errorf("keep work: %w", err)
-			}
-		}
-		r := coredb.Referral{ID: recv.Ids[i], CaseID: recv.CaseIds[i], FromAgency: recv.FromAgencies[i], ToAgency: a.self, Service: d.Service}
-		decline, err := a.kind.Received(ctx, tx, kindReferral(r))
+		r := coredb.Referral{ID: id, CaseID: recv.CaseIds[i], FromAgency: recv.FromAgencies[i], ToAgency: a.self, Service: recv.Services[i]}
+		decline, err := k.Received(ctx, tx, kindReferral(r))
 		if err != nil {
 			return fmt.Errorf("%s receives referral %s: %w", a.kind.Name(), r.ID, err)
 		}
 		if decline == nil {
 			continue
 		}
-		r, err = q.ReferralGetForUpdate(ctx, r.ID)
-		if err != nil {
+		if r, err = q.ReferralGetForUpdate(ctx, id); err != nil {
 			return fmt.Errorf("read referral: %w", err)
-		}
-		if r.Status != string(referral.Received) || r.FromAgency == a.self {
-			continue // seen before
 		}
 		m, err := a.moveTx(ctx, q, tx, r, referral.Decline, MoveInput{ReasonCode: decline.ReasonCode, Reason: decline.Reason}, SLA{})
 		if err != nil {

@@ -16,24 +16,29 @@ FROM (SELECT unnest(sqlc.arg(ids)::uuid[]) AS id, unnest(sqlc.arg(case_ids)::uui
              unnest(sqlc.arg(consent_expiries)::timestamptz[]) AS consent_expires_at,
              unnest(sqlc.arg(created_ats)::timestamptz[]) AS created_at) AS u;
 
--- name: ReferralReceive :many
--- Records referrals that arrived from other nodes and returns the ids of
--- those it recorded: a referral seen before is left as it is, and what
--- follows its receipt (its work, the kind's effect) happens only once.
+-- name: ReferralReceive :exec
+-- Records referrals that arrived from other nodes, with the work records
+-- they carried (empty for none); a referral seen before is left as it is.
 INSERT INTO core.referral (id, case_id, from_agency, to_agency, service, note, status, seq_in, parent_id, traceparent, person_key,
-                      consent_id, consent_purpose, consent_expires_at, received_at)
+                      consent_id, consent_purpose, consent_expires_at, work, received_at)
 SELECT u.id, u.case_id, u.from_agency, u.to_agency, u.service, u.note, 'received', 1,
        NULLIF(u.parent_id, '00000000-0000-0000-0000-000000000000'), u.traceparent, u.person_key,
-       u.consent_id, u.consent_purpose, u.consent_expires_at, now()
+       u.consent_id, u.consent_purpose, u.consent_expires_at, NULLIF(u.work, '')::jsonb, now()
 FROM (SELECT unnest(sqlc.arg(ids)::uuid[]) AS id, unnest(sqlc.arg(case_ids)::uuid[]) AS case_id,
              unnest(sqlc.arg(from_agencies)::text[]) AS from_agency, unnest(sqlc.arg(to_agencies)::text[]) AS to_agency,
              unnest(sqlc.arg(services)::text[]) AS service, unnest(sqlc.arg(notes)::text[]) AS note,
              unnest(sqlc.arg(parent_ids)::uuid[]) AS parent_id, unnest(sqlc.arg(traceparents)::text[]) AS traceparent,
              unnest(sqlc.arg(person_keys)::text[]) AS person_key, unnest(sqlc.arg(consent_ids)::uuid[]) AS consent_id,
              unnest(sqlc.arg(consent_purposes)::text[]) AS consent_purpose,
-             unnest(sqlc.arg(consent_expiries)::timestamptz[]) AS consent_expires_at) AS u
-ON CONFLICT (id) DO NOTHING
-RETURNING id;
+             unnest(sqlc.arg(consent_expiries)::timestamptz[]) AS consent_expires_at,
+             unnest(sqlc.arg(works)::text[]) AS work) AS u
+ON CONFLICT (id) DO NOTHING;
+
+-- name: ReferralReceivedNow :many
+-- Those of the referrals ids that this transaction recorded (a referral
+-- seen before was left as it was): what follows a receipt happens once.
+SELECT id FROM core.referral
+WHERE id = ANY(sqlc.arg(ids)::uuid[]) AND xmin = pg_current_xact_id()::xid;
 
 -- name: ReferralMarkReceived :exec
 -- The receipts of these referrals' requests came back applied: they were

@@ -483,21 +483,21 @@ func (q *Queries) ReferralOpenCaseOfPerson(ctx context.Context, personKey string
 	return case_id, err
 }
 
-const referralReceive = `-- name: ReferralReceive :many
+const referralReceive = `-- name: ReferralReceive :exec
 INSERT INTO core.referral (id, case_id, from_agency, to_agency, service, note, status, seq_in, parent_id, traceparent, person_key,
-                      consent_id, consent_purpose, consent_expires_at, received_at)
+                      consent_id, consent_purpose, consent_expires_at, work, received_at)
 SELECT u.id, u.case_id, u.from_agency, u.to_agency, u.service, u.note, 'received', 1,
        NULLIF(u.parent_id, '00000000-0000-0000-0000-000000000000'), u.traceparent, u.person_key,
-       u.consent_id, u.consent_purpose, u.consent_expires_at, now()
+       u.consent_id, u.consent_purpose, u.consent_expires_at, NULLIF(u.work, '')::jsonb, now()
 FROM (SELECT unnest($1::uuid[]) AS id, unnest($2::uuid[]) AS case_id,
              unnest($3::text[]) AS from_agency, unnest($4::text[]) AS to_agency,
              unnest($5::text[]) AS service, unnest($6::text[]) AS note,
              unnest($7::uuid[]) AS parent_id, unnest($8::text[]) AS traceparent,
              unnest($9::text[]) AS person_key, unnest($10::uuid[]) AS consent_id,
              unnest($11::text[]) AS consent_purpose,
-             unnest($12::timestamptz[]) AS consent_expires_at) AS u
+             unnest($12::timestamptz[]) AS consent_expires_at,
+             unnest($13::text[]) AS work) AS u
 ON CONFLICT (id) DO NOTHING
-RETURNING id
 `
 
 type ReferralReceiveParams struct {
@@ -513,13 +513,13 @@ type ReferralReceiveParams struct {
 	ConsentIds      []uuid.UUID
 	ConsentPurposes []string
 	ConsentExpiries []time.Time
+	Works           []string
 }
 
-// Records referrals that arrived from other nodes and returns the ids of
-// those it recorded: a referral seen before is left as it is, and what
-// follows its receipt (its work, the kind's effect) happens only once.
-func (q *Queries) ReferralReceive(ctx context.Context, arg ReferralReceiveParams) ([]uuid.UUID, error) {
-	rows, err := q.db.Query(ctx, referralReceive,
+// Records referrals that arrived from other nodes, with the work records
+// they carried (empty for none); a referral seen before is left as it is.
+func (q *Queries) ReferralReceive(ctx context.Context, arg ReferralReceiveParams) error {
+	_, err := q.db.Exec(ctx, referralReceive,
 		arg.Ids,
 		arg.CaseIds,
 		arg.FromAgencies,
@@ -532,7 +532,20 @@ func (q *Queries) ReferralReceive(ctx context.Context, arg ReferralReceiveParams
 		arg.ConsentIds,
 		arg.ConsentPurposes,
 		arg.ConsentExpiries,
+		arg.Works,
 	)
+	return err
+}
+
+const referralReceivedNow = `-- name: ReferralReceivedNow :many
+SELECT id FROM core.referral
+WHERE id = ANY($1::uuid[]) AND xmin = pg_current_xact_id()::xid
+`
+
+// Those of the referrals ids that this transaction recorded (a referral
+// seen before was left as it was): what follows a receipt happens once.
+func (q *Queries) ReferralReceivedNow(ctx context.Context, ids []uuid.UUID) ([]uuid.UUID, error) {
+	rows, err := q.db.Query(ctx, referralReceivedNow, ids)
 	if err != nil {
 		return nil, err
 	}

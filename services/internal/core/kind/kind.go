@@ -52,9 +52,6 @@ type Kind interface {
 	// Accepting is asked before this node accepts r with w (nil when the
 	// accept carries no work). An error wrapping ErrInvalid refuses it.
 	Accepting(ctx context.Context, db DB, r Referral, w *schemas.Work) error
-	// Received is told of a referral this node has just received; a
-	// Decline declines it at once, so its sender can look elsewhere.
-	Received(ctx context.Context, db DB, r Referral) (*Decline, error)
 	// Ended is told that a referral this node received has ended
 	// (completed, declined, failed, cancelled or forwarded).
 	Ended(ctx context.Context, db DB, r Referral) error
@@ -70,6 +67,16 @@ type Node struct {
 	Offers []directory.Offer
 	// Now is the node's clock (tests move it).
 	Now func() time.Time
+}
+
+// Receiver is a kind that acts when its node receives a referral. The
+// core tells it once per referral, in the transaction that records it (a
+// repeat of the request is not recorded again, nor told); a Decline
+// declines the referral at once, so its sender can look elsewhere. A kind
+// with nothing to do there does not implement it, and its nodes record
+// what they receive with no read.
+type Receiver interface {
+	Received(ctx context.Context, db DB, r Referral) (*Decline, error)
 }
 
 // Referral is what a kind sees of a referral: enough to file its records
@@ -135,8 +142,6 @@ func (Base) CheckWork(*schemas.Work) error { return nil }
 // Accepting accepts.
 func (Base) Accepting(context.Context, DB, Referral, *schemas.Work) error { return nil }
 
-// Received declines nothing.
-func (Base) Received(context.Context, DB, Referral) (*Decline, error) { return nil, nil }
 
 // Ended does nothing.
 func (Base) Ended(context.Context, DB, Referral) error { return nil }
