@@ -146,12 +146,12 @@ func (k *Kind) RecordWork(ctx context.Context, db kind.DB, r kind.Referral, w *s
 	return nil
 }
 
+// Wants the referrals to a service that takes people in.
+func (k *Kind) Wants(r kind.Referral) bool { return k.beds[r.Service] }
+
 // Received declines at once a referral to a service with no free bed, so
 // the sender can refer the family to another shelter.
 func (k *Kind) Received(ctx context.Context, db kind.DB, r kind.Referral) (*kind.Decline, error) {
-	if !k.beds[r.Service] {
-		return nil, nil
-	}
 	c, err := ngodb.New(db).CapacityGet(ctx, r.Service)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, nil

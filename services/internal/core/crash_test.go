@@ -5,47 +5,24 @@ import (
 	"errors"
 	"fmt"
 	"testing"
-	"testing/fstest"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/refbus/refbus/pkg/bustest"
-	"github.com/refbus/refbus/pkg/pgmigrate"
 	"github.com/refbus/refbus/schemas"
 	"github.com/refbus/refbus/services/internal/core"
 	"github.com/refbus/refbus/services/internal/core/app"
-	"github.com/refbus/refbus/services/internal/core/kind"
 	"github.com/refbus/refbus/services/internal/core/nodetest"
 )
 
-// witness is a kind whose only effect is a row for every referral it is
-// told it received, in a table with no unique key: a referral the core
-// applied twice leaves two.
-type witness struct{ kind.Base }
-
-func newWitness() witness {
-	return witness{kind.Base{Kind: "witness", Defaults: nodetest.PlainKind("witness").Offers(), Line: pgmigrate.Line{Schema: "witness", FS: fstest.MapFS{"00001_received.sql": {Data: []byte(`-- +goose Up
-CREATE SCHEMA IF NOT EXISTS witness;
-CREATE TABLE witness.received (referral_id uuid NOT NULL, at timestamptz NOT NULL DEFAULT clock_timestamp());
--- +goose Down
-DROP TABLE witness.received;
-`)}}}}}
-}
-
-func (witness) RecordWork(context.Context, kind.DB, kind.Referral, *schemas.Work) error { return nil }
-
-func (witness) Received(ctx context.Context, db kind.DB, r kind.Referral) (*kind.Decline, error) {
-	_, err := db.Exec(ctx, `INSERT INTO witness.received (referral_id) VALUES ($1)`, r.ID)
-	return nil, err
-}
-
 // crashApp is the core as the bus's crash suite drives it: a unit of work
-// is a referral, its effect the receiver's kind told it received it.
+// is a referral, its effect the receiver's kind told it received it (the
+// ledger's row, which no unique key protects).
 type crashApp struct{ t *testing.T }
 
 func (a crashApp) Migrate(ctx context.Context, url string) error {
-	return core.Migrate(ctx, url, newWitness(), nodetest.Logger(a.t))
+	return core.Migrate(ctx, url, ledgerKind(), nodetest.Logger(a.t))
 }
 
 func (a crashApp) Start(ctx context.Context, c bustest.NodeConfig) (bustest.Node, error) {
@@ -53,7 +30,7 @@ func (a crashApp) Start(ctx context.Context, c bustest.NodeConfig) (bustest.Node
 	cfg.Relay.Fault, cfg.Relay.ReceiptTimeout = c.RelayFault, c.ReceiptTimeout
 	cfg.Inbox.Fault = c.InboxFault
 	ctx, cancel := context.WithCancel(ctx)
-	n, err := core.New(ctx, cfg, newWitness(), nodetest.Logger(a.t).With("node", c.Name))
+	n, err := core.New(ctx, cfg, ledgerKind(), nodetest.Logger(a.t).With("node", c.Name))
 	if err != nil {
 		cancel()
 		return nil, err
@@ -64,7 +41,7 @@ func (a crashApp) Start(ctx context.Context, c bustest.NodeConfig) (bustest.Node
 }
 
 func (crashApp) Effects(ctx context.Context, url string) (map[string]int, error) {
-	return countBy(ctx, url, `SELECT referral_id::text, count(*) FROM witness.received GROUP BY 1`)
+	return countBy(ctx, url, `SELECT referral_id::text, count(*) FROM ledger.received GROUP BY 1`)
 }
 
 func (crashApp) Delivered(ctx context.Context, url string) (map[string]bool, error) {

@@ -74,6 +74,8 @@ DROP TABLE ledger.received;
 
 // Received writes the row, in the inbox's transaction, and declines the
 // referral if it is for the service the kind declines.
+func (ledger) Wants(kind.Referral) bool { return true }
+
 func (l ledger) Received(ctx context.Context, db kind.DB, r kind.Referral) (*kind.Decline, error) {
 	if _, err := db.Exec(ctx, `INSERT INTO ledger.received (referral_id) VALUES ($1)`, r.ID); err != nil {
 		return nil, err

@@ -24,7 +24,7 @@ func TestEffectsAreIdempotentWithoutTheInbox(t *testing.T) {
 	t.Parallel()
 	n := nodetest.New(t)
 	n.Start("sender", nodetest.PlainKind("plain"), nil)
-	n.Start("receiver", newWitness(), nil)
+	n.Start("receiver", ledgerKind(), nil)
 
 	r := n.Refer("sender", "receiver", "help", "", "")
 	n.Both(r, "received")
@@ -112,11 +112,7 @@ func TestEffectsAreIdempotentWithoutTheInbox(t *testing.T) {
 			t.Errorf("%s's timeline has %d accept steps, want 1", node, accepts)
 		}
 	}
-	told, err := countBy(context.Background(), n.DB("receiver"), `SELECT referral_id::text, count(*) FROM witness.received GROUP BY 1`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if told[r.ID.String()] != 1 {
-		t.Errorf("the receiver's kind was told %d times it received the referral, want 1", told[r.ID.String()])
+	if told := heard(t, n, "receiver")[r.ID]; told != 1 {
+		t.Errorf("the receiver's kind was told %d times it received the referral, want 1", told)
 	}
 }

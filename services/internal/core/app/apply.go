@@ -181,28 +181,33 @@ func (a *App) received(ctx context.Context, q *coredb.Queries, tx *pgbatch.Tx, r
 	if !ok {
 		return nil
 	}
-	fresh, err := q.ReferralReceivedNow(ctx, recv.Ids)
+	var wanted []uuid.UUID
+	rs := make(map[uuid.UUID]kind.Referral, len(recv.Ids))
+	for i, id := range recv.Ids {
+		r := kind.Referral{ID: id, CaseID: recv.CaseIds[i], From: recv.FromAgencies[i], To: a.self, Service: recv.Services[i]}
+		if k.Wants(r) {
+			wanted = append(wanted, id)
+			rs[id] = r
+		}
+	}
+	if len(wanted) == 0 {
+		return nil
+	}
+	fresh, err := q.ReferralReceivedNow(ctx, wanted)
 	if err != nil {
 		return fmt.Errorf("read referrals received: %w", err)
 	}
-	now := make(map[uuid.UUID]bool, len(fresh))
-	for _, id := range fresh {
-		now[id] = true
-	}
 	var msgs []outbox.Message
-	for i, id := range recv.Ids {
-		if !now[id] {
-			continue
-		}
-		r := coredb.Referral{ID: id, CaseID: recv.CaseIds[i], FromAgency: recv.FromAgencies[i], ToAgency: a.self, Service: recv.Services[i]}
-		decline, err := k.Received(ctx, tx, kindReferral(r))
+	for _, id := range fresh {
+		decline, err := k.Received(ctx, tx, rs[id])
 		if err != nil {
-			return fmt.Errorf("%s receives referral %s: %w", a.kind.Name(), r.ID, err)
+			return fmt.Errorf("%s receives referral %s: %w", a.kind.Name(), id, err)
 		}
 		if decline == nil {
 			continue
 		}
-		if r, err = q.ReferralGetForUpdate(ctx, id); err != nil {
+		r, err := q.ReferralGetForUpdate(ctx, id)
+		if err != nil {
 			return fmt.Errorf("read referral: %w", err)
 		}
 		m, err := a.moveTx(ctx, q, tx, r, referral.Decline, MoveInput{ReasonCode: decline.ReasonCode, Reason: decline.Reason}, SLA{})

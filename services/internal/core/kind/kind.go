@@ -72,10 +72,14 @@ type Node struct {
 // Receiver is a kind that acts when its node receives a referral. The
 // core tells it once per referral, in the transaction that records it (a
 // repeat of the request is not recorded again, nor told); a Decline
-// declines the referral at once, so its sender can look elsewhere. A kind
-// with nothing to do there does not implement it, and its nodes record
-// what they receive with no read.
+// declines the referral at once, so its sender can look elsewhere. Telling
+// it costs the transaction a read, so the core first asks Wants, which
+// must answer without I/O; a kind with nothing to do there does not
+// implement Receiver at all.
 type Receiver interface {
+	// Wants reports whether the kind acts on receiving r (a shelter: a
+	// referral to a service that takes people in).
+	Wants(r Referral) bool
 	Received(ctx context.Context, db DB, r Referral) (*Decline, error)
 }
 
