@@ -15,6 +15,7 @@ import (
 	"github.com/refbus/refbus/pkg/bus"
 	"github.com/refbus/refbus/pkg/event"
 	"github.com/refbus/refbus/pkg/natstest"
+	"github.com/refbus/refbus/pkg/receipt"
 	"github.com/refbus/refbus/schemas"
 	"github.com/refbus/refbus/services/auditor/internal/stream"
 )
@@ -68,11 +69,11 @@ func benchStream(b *testing.B, n int) string {
 		return body
 	}
 	// Templates whose ids are replaced, byte for byte, for each referral.
-	req := spec{id: ev(0), from: "health", to: "education", typ: requestedT, referral: ref(0), caseID: cs(0), seq: 1,
+	req := spec{id: ev(0), from: "health", to: "education", typ: schemas.TypeRequested, referral: ref(0), caseID: cs(0), seq: 1,
 		data: map[string]any{"to_agency": "education", "service": "family_support", "note": "Bench referral: family of four, two children under five; " +
 			"the mother asks for an assessment and for help with housing before winter. Caseworker available on weekdays."}}
 	reqBody := encode(req)
-	rcpBody := encode(receipt(ev(999_999_999_999), req, 0, 1))
+	rcpBody := encode(receiptOf(ev(999_999_999_999), req, 0, 1))
 	ids := func(body []byte, k int) []byte {
 		body = bytes.ReplaceAll(body, []byte(ev(0)), []byte(ev(2*k+1)))
 		body = bytes.ReplaceAll(body, []byte(ev(999_999_999_999)), []byte(ev(2*k+2)))
@@ -118,8 +119,8 @@ func benchStream(b *testing.B, n int) string {
 		return out
 	}
 	for k := range n / 2 {
-		pub(bus.Subject("health", "education", requestedT), "/agencies/health", 2*k+1, sign(ids(reqBody, k), true))
-		pub(bus.Subject("education", "health", bus.ReceiptType), "/agencies/education", 2*k+2, sign(ids(rcpBody, k), false))
+		pub(bus.Subject("health", "education", schemas.TypeRequested), "/agencies/health", 2*k+1, sign(ids(reqBody, k), true))
+		pub(bus.Subject("education", "health", receipt.Type), "/agencies/education", 2*k+2, sign(ids(rcpBody, k), false))
 	}
 	<-js.PublishAsyncComplete()
 	benchTrust = writeTrust(b, trust)
