@@ -57,15 +57,16 @@ type inspected struct {
 }
 
 // eventData is what the ordered checks read of an event's data, decoded
-// with the contract's type for its event type. Only requests, receipts and
-// moves are decoded, for only their data is checked (a request's receiver
-// and parent, what a receipt answers, a move's input); notices such as
-// overdue carry none a check reads, and decoding them would cost for
-// nothing.
+// with the contract's type for its event type: the one field of its type
+// is set. Only requests, receipts and moves are decoded, for only their
+// data is checked (a request's receiver and parent, what a receipt
+// answers, a move's input); notices such as overdue carry none a check
+// reads. The fields are pointers so that the batches of inspected events
+// stay small.
 type eventData struct {
-	requested schemas.Requested
-	receipt   receipt.Data
-	move      schemas.MoveFields
+	requested *schemas.Requested
+	receipt   *receipt.Data
+	move      *schemas.MoveFields
 }
 
 // read decodes the data of e, of type typ, into the field of its type. The
@@ -74,15 +75,17 @@ type eventData struct {
 func (d *eventData) read(typ string, e *ce.Event) error {
 	switch typ {
 	case schemas.TypeRequested:
-		return event.Data(e, &d.requested)
+		d.requested = new(schemas.Requested)
+		return event.Data(e, d.requested)
 	case receipt.Type:
-		return event.Data(e, &d.receipt)
+		d.receipt = new(receipt.Data)
+		return event.Data(e, d.receipt)
 	}
 	if _, ok := schemas.MoveOf(typ); !ok {
 		return nil
 	}
-	var err error
-	d.move, err = schemas.ReadMove(e)
+	m, err := schemas.ReadMove(e)
+	d.move = &m
 	return err
 }
 

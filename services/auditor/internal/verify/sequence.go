@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strconv"
 
+	"github.com/refbus/refbus/pkg/receipt"
 	"github.com/refbus/refbus/schemas"
 )
 
@@ -69,8 +70,11 @@ func (v *Verifier) sequence(in *inspected, source uint32) {
 // extension: a referral's request and its moves do; notices (overdue) and
 // receipts do not.
 func sequenced(typ string) bool {
-	if typ == schemas.TypeRequested {
+	switch typ {
+	case schemas.TypeRequested:
 		return true
+	case receipt.Type:
+		return false
 	}
 	_, ok := schemas.MoveOf(typ)
 	return ok

@@ -305,7 +305,7 @@ func (v *Verifier) request(in *inspected) {
 // receipt checks a delivery receipt and, for an applied request, moves the
 // referral to received on behalf of the system.
 func (v *Verifier) receipt(in *inspected) {
-	d := &in.data.receipt
+	d := in.data.receipt
 	answered := v.key(eventKey{source: v.intern(bus.Source(in.to)), id: idKey(d.EventID)})
 	switch rec, ok := v.events[answered]; {
 	case !ok && v.complete:
@@ -371,7 +371,7 @@ func (v *Verifier) move(in *inspected) {
 		r.setState(v, referral.Received)
 		r.delivered = true
 	}
-	d := &in.data.move
+	d := in.data.move
 	if v.step(in, r, mv, by, referral.Input{
 		ReasonCode: referral.ReasonCode(d.ReasonCode), Reason: d.Reason, Outcome: d.Outcome, ToAgency: d.ToAgency, Service: d.Service,
 	}) && mv == referral.Forward && v.linked {
