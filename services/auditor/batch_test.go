@@ -14,6 +14,8 @@ import (
 
 	"github.com/refbus/refbus/pkg/bus"
 	"github.com/refbus/refbus/pkg/event"
+	"github.com/refbus/refbus/pkg/receipt"
+	"github.com/refbus/refbus/schemas"
 	"github.com/refbus/refbus/services/auditor/internal/render"
 )
 
@@ -40,7 +42,7 @@ func (f *fixture) batchMsgs(story []spec, groups [][]int) []*nats.Msg {
 		subject := bus.Subject(s.from, s.to, s.typ)
 		var m *nats.Msg
 		var err error
-		if s.typ == bus.ReceiptType {
+		if s.typ == receipt.Type {
 			list := make([]*ce.Event, len(g))
 			for i, n := range g {
 				list[i] = evs[ev(n)]
@@ -93,7 +95,7 @@ func TestReplayBatches(t *testing.T) {
 		{nil, "1 2 3 4 5 6 7 7 7 8 9 10 11 12"},
 		{[]string{"--referral", ref(1)}, "1 2 3 4 6 7 7 7"},
 		{[]string{"--from-seq", "7", "--to-seq", "7"}, "7 7 7"},
-		{[]string{"--type", bus.ReceiptType}, "4 7 7 7 8 11 12"},
+		{[]string{"--type", receipt.Type}, "4 7 7 7 8 11 12"},
 		{[]string{"--agency", "ngo"}, "9 10 11 12"},
 	} {
 		f.replaySeqs(t, tc.args, tc.want)
@@ -218,7 +220,7 @@ func TestVerifyFindsTamperingInBatches(t *testing.T) {
 		tamper: func(f *fixture, story []spec, msgs []*nats.Msg) {
 			f.publishMsgs(msgs)
 			r := find(story, ev(6))
-			r.data = map[string]any{"event_id": ev(5), "event_type": startedT, "outcome": "rejected", "stream_seq": 5}
+			r.data = map[string]any{"event_id": ev(5), "event_type": schemas.TypeStarted, "outcome": "rejected", "stream_seq": 5}
 			f.publish(f.batchOf(find(story, ev(10)), r))
 		},
 		want: []string{"seq 13: altered: event " + ev(6) + " from /agencies/health differs from its first copy at seq 7"},
@@ -249,7 +251,7 @@ func TestVerifyFindsTamperingInBatches(t *testing.T) {
 			f.publishMsgs(msgs)
 			// A receipt that is a fine event, but not in a batch as its
 			// header says; an empty batch; a batch with a number in it.
-			extra := receipt(ev(97), find(story, ev(13)), 10, 97)
+			extra := receiptOf(ev(97), find(story, ev(13)), 10, 97)
 			one := f.msg(extra)
 			one.Header.Set("Content-Type", event.BatchContentType)
 			f.publish(one)
@@ -294,7 +296,7 @@ func TestReplayUndecodableBatch(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
 	f.publishAll(f.story()[:1])
-	f.publish(&nats.Msg{Subject: bus.Subject("education", "health", bus.ReceiptType),
+	f.publish(&nats.Msg{Subject: bus.Subject("education", "health", receipt.Type),
 		Header: nats.Header{"Content-Type": {event.BatchContentType}}, Data: []byte(`{"not":"a batch"}`)})
 	code, out, _ := f.audit("replay")
 	if code != exitOK || seqs(out) != "1 2" || !strings.Contains(out, "education → health     (unreadable)") {

@@ -16,6 +16,7 @@ import (
 	"github.com/refbus/refbus/pkg/event"
 	"github.com/refbus/refbus/pkg/natstest"
 	"github.com/refbus/refbus/pkg/pgtest"
+	"github.com/refbus/refbus/pkg/receipt"
 	"github.com/refbus/refbus/schemas"
 )
 
@@ -109,7 +110,7 @@ func (f *fixture) signed(s spec) *ce.Event {
 	f.t.Helper()
 	e := f.build(s)
 	signers := f.signers
-	if s.typ == bus.ReceiptType {
+	if s.typ == receipt.Type {
 		signers = f.receiptSigners
 	}
 	if signer := signers[s.from]; signer != nil {
@@ -176,18 +177,10 @@ func (f *fixture) copyOf(seq uint64, msgID string) *nats.Msg {
 	return &nats.Msg{Subject: orig.Subject, Header: h, Data: bytes.Clone(orig.Data)}
 }
 
-const (
-	requestedT = "org.refbus.referral.requested.v1"
-	acceptedT  = "org.refbus.referral.accepted.v1"
-	startedT   = "org.refbus.referral.started.v1"
-	completedT = "org.refbus.referral.completed.v1"
-	declinedT  = "org.refbus.referral.declined.v1"
-)
-
-// receipt is the receipt of the event of spec s, stored at seq.
-func receipt(id string, s spec, seq uint64, at int) spec {
-	return spec{id: id, from: s.to, to: s.from, typ: bus.ReceiptType, referral: s.referral, caseID: s.caseID, at: at,
-		data: map[string]any{"event_id": s.id, "event_type": s.typ, "outcome": "applied", "stream_seq": seq}}
+// receiptOf is the receipt of the event of spec s, stored at seq.
+func receiptOf(id string, s spec, seq uint64, at int) spec {
+	return spec{id: id, from: s.to, to: s.from, typ: receipt.Type, referral: s.referral, caseID: s.caseID, at: at,
+		data: receipt.Data{EventID: s.id, EventType: s.typ, Outcome: receipt.Applied, StreamSeq: seq}}
 }
 
 // story is the fixture stream: two cases. In case 1, health refers a child
@@ -196,30 +189,30 @@ func receipt(id string, s spec, seq uint64, at int) spec {
 // want of a bed. Every event has its receipt.
 func (f *fixture) story() []spec {
 	c1, c2 := cs(1), cs(2)
-	r1 := spec{id: ev(1), from: "health", to: "education", typ: requestedT, referral: ref(1), caseID: c1, seq: 1, at: 0,
+	r1 := spec{id: ev(1), from: "health", to: "education", typ: schemas.TypeRequested, referral: ref(1), caseID: c1, seq: 1, at: 0,
 		data: map[string]any{"to_agency": "education", "service": "early_intervention_assessment", "note": "speech delay seen at the 2-year check"}}
-	acc := spec{id: ev(3), from: "education", to: "health", typ: acceptedT, referral: ref(1), caseID: c1, seq: 1, at: 10,
+	acc := spec{id: ev(3), from: "education", to: "health", typ: schemas.TypeAccepted, referral: ref(1), caseID: c1, seq: 1, at: 10,
 		data: map[string]any{"note": "assessment on Monday"}}
-	start := spec{id: ev(5), from: "education", to: "health", typ: startedT, referral: ref(1), caseID: c1, seq: 2, at: 20,
+	start := spec{id: ev(5), from: "education", to: "health", typ: schemas.TypeStarted, referral: ref(1), caseID: c1, seq: 2, at: 20,
 		data: map[string]any{}}
-	r2 := spec{id: ev(7), from: "education", to: "social", typ: requestedT, referral: ref(2), caseID: c1, seq: 1, at: 30,
+	r2 := spec{id: ev(7), from: "education", to: "social", typ: schemas.TypeRequested, referral: ref(2), caseID: c1, seq: 1, at: 30,
 		data: map[string]any{"to_agency": "social", "service": "disability <support> & benefits", "note": "assessment done"}}
-	done := spec{id: ev(9), from: "education", to: "health", typ: completedT, referral: ref(1), caseID: c1, seq: 3, at: 40,
+	done := spec{id: ev(9), from: "education", to: "health", typ: schemas.TypeCompleted, referral: ref(1), caseID: c1, seq: 3, at: 40,
 		data: map[string]any{"outcome": "individual learning plan opened"}}
-	r3 := spec{id: ev(11), from: "social", to: "ngo", typ: requestedT, referral: ref(3), caseID: c2, seq: 1, at: 50,
+	r3 := spec{id: ev(11), from: "social", to: "ngo", typ: schemas.TypeRequested, referral: ref(3), caseID: c2, seq: 1, at: 50,
 		data: map[string]any{"to_agency": "ngo", "service": "shelter", "note": "mother and two children need a safe place"}}
-	dec := spec{id: ev(13), from: "ngo", to: "social", typ: declinedT, referral: ref(3), caseID: c2, seq: 1, at: 60,
+	dec := spec{id: ev(13), from: "ngo", to: "social", typ: schemas.TypeDeclined, referral: ref(3), caseID: c2, seq: 1, at: 60,
 		data: map[string]any{"reason_code": "no_capacity", "reason": "no free bed this week"}}
 	// Receipts follow their events; their sequence in the stream is known
 	// because the story is published in this order.
 	return []spec{
-		r1, receipt(ev(2), r1, 1, 1),
-		acc, receipt(ev(4), acc, 3, 11),
-		start, receipt(ev(6), start, 5, 21),
-		r2, receipt(ev(8), r2, 7, 31),
-		done, receipt(ev(10), done, 9, 41),
-		r3, receipt(ev(12), r3, 11, 51),
-		dec, receipt(ev(14), dec, 13, 61),
+		r1, receiptOf(ev(2), r1, 1, 1),
+		acc, receiptOf(ev(4), acc, 3, 11),
+		start, receiptOf(ev(6), start, 5, 21),
+		r2, receiptOf(ev(8), r2, 7, 31),
+		done, receiptOf(ev(10), done, 9, 41),
+		r3, receiptOf(ev(12), r3, 11, 51),
+		dec, receiptOf(ev(14), dec, 13, 61),
 	}
 }
 

@@ -2,11 +2,11 @@
 // alone whether every referral reached someone, whether anyone changed
 // history, and who did what when. It only reads: through ordered consumers
 // that never acknowledge on NATS, and in read-only transactions on the
-// agencies' Postgres stores.
+// nodes' Postgres stores.
 //
 //	refbus-audit replay     the events of a range, as a table, JSON Lines or HTML
 //	refbus-audit verify     check the stream is whole, untouched and legal
-//	refbus-audit reconcile  compare the agencies' outboxes and inboxes with the stream
+//	refbus-audit reconcile  compare the nodes' outboxes and inboxes with the stream
 //
 // Exit status: 0 when all is well, 1 when problems were found, 2 on a usage
 // or connection error.

@@ -9,16 +9,17 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/refbus/refbus/pkg/bus"
+	"github.com/refbus/refbus/schemas"
 	"github.com/refbus/refbus/services/auditor/internal/progress"
 	"github.com/refbus/refbus/services/auditor/internal/reconcile"
 )
 
-const reconcileLong = `Reconcile compares each agency's store with the REFERRALS stream and with the
-other stores. Every referral request (org.refbus.referral.requested.v1) must
+const reconcileLong = `Reconcile compares each node's store with the REFERRALS stream and with the
+other stores. Every referral request (` + schemas.TypeRequested + `) must
 be in its sender's outbox, published, in the stream at the sequence the
 outbox recorded, in its receiver's inbox (applied or rejected), and receipted.
 
-Give one --db per agency whose store to read, as agency=URL; a request whose
+Give one --db per node whose store to read, as node=URL; a request whose
 sender or receiver has no --db is checked on the sides that are given. The
 stream is read first, up to where it ends then, and the stores after it in
 read-only transactions, so events published meanwhile are not reported.
@@ -39,8 +40,8 @@ func (a *app) reconcileCommand() *cobra.Command {
 	var dbs []string
 	var stuck time.Duration
 	cmd := &cobra.Command{
-		Use:     "reconcile --db agency=URL ...",
-		Short:   "Compare the agencies' outboxes and inboxes with the stream and with each other",
+		Use:     "reconcile --db node=URL ...",
+		Short:   "Compare the nodes' outboxes and inboxes with the stream and with each other",
 		Long:    reconcileLong,
 		Example: reconcileExample,
 		Args:    cobra.NoArgs,
@@ -55,29 +56,29 @@ func (a *app) reconcileCommand() *cobra.Command {
 			return a.reconcile(cmd, stores, stuck)
 		},
 	}
-	cmd.Flags().StringArrayVar(&dbs, "db", nil, "an agency's database, as agency=URL (repeat for each agency)")
+	cmd.Flags().StringArrayVar(&dbs, "db", nil, "a node's database, as node=URL (repeat for each node)")
 	cmd.Flags().DurationVar(&stuck, "stuck-after", 10*time.Minute, "how long a request may wait for its receipt or its publication")
 	return cmd
 }
 
 func parseStores(dbs []string) ([]reconcile.Store, error) {
 	if len(dbs) == 0 {
-		return nil, usageError("give at least one --db agency=URL")
+		return nil, usageError("give at least one --db node=URL")
 	}
 	stores := make([]reconcile.Store, 0, len(dbs))
 	seen := map[string]bool{}
 	for _, d := range dbs {
-		agency, url, ok := strings.Cut(d, "=")
+		node, url, ok := strings.Cut(d, "=")
 		switch {
-		case !ok || agency == "" || url == "":
-			return nil, usageError("--db %q is not agency=URL", d)
-		case !bus.KnownAgency(agency):
-			return nil, usageError("--db %s: %q is not an agency of the network (%s)", agency, agency, strings.Join(bus.Agencies, ", "))
-		case seen[agency]:
-			return nil, usageError("--db %s is given twice", agency)
+		case !ok || node == "" || url == "":
+			return nil, usageError("--db %q is not node=URL", d)
+		case !bus.ValidNode(node):
+			return nil, usageError("--db %s: %q is not a well-formed node name (lowercase letters, digits, _ and -, such as health or ngo_nur)", node, node)
+		case seen[node]:
+			return nil, usageError("--db %s is given twice", node)
 		}
-		seen[agency] = true
-		stores = append(stores, reconcile.Store{Agency: agency, URL: url})
+		seen[node] = true
+		stores = append(stores, reconcile.Store{Node: node, URL: url})
 	}
 	return stores, nil
 }

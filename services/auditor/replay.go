@@ -15,9 +15,9 @@ const replayLong = `Replay prints the events of the REFERRALS stream in a range,
 
 The range is --from-seq or --since (RFC 3339, when the stream stored the
 message) to --to-seq or --until; without them, the whole stream as it is when
-the replay starts. Filters narrow it: --agency (as sender or receiver, from the
-subject refbus.<from>.<to>.<event>) and --type are applied by the server;
---case and --referral by refbus-audit.
+the replay starts. Filters narrow it: --agency, a node as sender or receiver
+(from the subject refbus.<from>.<to>.<event>), and --type are applied by the
+server; --case and --referral by refbus-audit.
 
 Formats:
   table  one line per event: stream sequence, the event's time (UTC), sender →

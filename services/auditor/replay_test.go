@@ -9,6 +9,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/refbus/refbus/schemas"
 	"github.com/refbus/refbus/services/auditor/internal/render"
 )
 
@@ -125,8 +126,8 @@ func TestReplayFilters(t *testing.T) {
 	}{
 		{nil, "1 2 3 4 5 6 7 8 9 10 11 12 13 14"},
 		{[]string{"--agency", "social"}, "7 8 11 12 13 14"},
-		{[]string{"--agency", "ngo", "--type", declinedT}, "13"},
-		{[]string{"--type", requestedT}, "1 7 11"},
+		{[]string{"--agency", "ngo", "--type", schemas.TypeDeclined}, "13"},
+		{[]string{"--type", schemas.TypeRequested}, "1 7 11"},
 		{[]string{"--type", "org.refbus.referral.requested.v2"}, ""},
 		{[]string{"--case", cs(2)}, "11 12 13 14"},
 		{[]string{"--referral", ref(2)}, "7 8"},
@@ -156,7 +157,9 @@ func TestUsageErrors(t *testing.T) {
 		{"verify", "extra"},
 		{"reconcile"},
 		{"reconcile", "--db", "health"},
-		{"reconcile", "--db", "mayor=postgres://x"},
+		{"reconcile", "--db", "Mayor=postgres://x"},
+		{"reconcile", "--db", "ngo=postgres://x", "--db", "ngo=postgres://y"},
+		{"replay", "--agency", "Health"},
 		{"nosuch"},
 	} {
 		code, _, errOut := f.audit(args...)

@@ -5,6 +5,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/refbus/refbus/schemas"
 	"github.com/refbus/refbus/services/auditor/internal/stream"
 )
 
@@ -21,10 +22,10 @@ func (s *selection) addFlags(cmd *cobra.Command) {
 	f.Uint64Var(&s.toSeq, "to-seq", 0, "last stream sequence to read")
 	f.StringVar(&s.since, "since", "", "read messages stored at or after this RFC 3339 time")
 	f.StringVar(&s.until, "until", "", "read messages stored at or before this RFC 3339 time")
-	f.StringVar(&s.filter.Agency, "agency", "", "only events this agency sent or received (from the subject)")
+	f.StringVar(&s.filter.Node, "agency", "", "only events this node sent or received (from the subject)")
 	f.StringVar(&s.filter.Case, "case", "", "only events of this case (the caseid extension)")
 	f.StringVar(&s.filter.Referral, "referral", "", "only events of this referral (the event's subject)")
-	f.StringVar(&s.filter.Type, "type", "", "only events of this type, such as org.refbus.referral.requested.v1")
+	f.StringVar(&s.filter.Type, "type", "", "only events of this type, such as "+schemas.TypeRequested)
 }
 
 // resolve checks the flags and returns the range; errors are usage errors.

@@ -17,14 +17,17 @@ import (
 	"github.com/nats-io/nkeys"
 
 	"github.com/refbus/refbus/pkg/bus"
+	"github.com/refbus/refbus/pkg/busstore"
 	"github.com/refbus/refbus/pkg/event"
 	"github.com/refbus/refbus/pkg/natstest"
 	"github.com/refbus/refbus/pkg/outbox"
+	"github.com/refbus/refbus/pkg/pgmigrate"
 	"github.com/refbus/refbus/pkg/pgtest"
 	"github.com/refbus/refbus/schemas"
 	"github.com/refbus/refbus/services/auditor/internal/stream"
-	"github.com/refbus/refbus/services/internal/agency"
-	"github.com/refbus/refbus/sql/agency/migrations"
+	"github.com/refbus/refbus/services/internal/core"
+	nodeapp "github.com/refbus/refbus/services/internal/core/app"
+	"github.com/refbus/refbus/services/ngo"
 )
 
 // testSeed makes a signing seed from a fixed byte, so that signatures in
@@ -46,17 +49,22 @@ func testSeed(t testing.TB, b byte) []byte {
 	return seed
 }
 
-// testKeys are a signing seed for each agency and the trust anchors of all.
+// testNodes are the nodes the tests' events go between; testKeys signs
+// for them.
+var testNodes = []string{"health", "education", "social", "ngo"}
+
+// testKeys are a signing seed for each of testNodes and the trust anchors
+// of all.
 func testKeys(t testing.TB) (map[string][]byte, event.Trust) {
 	t.Helper()
 	seeds, trust := map[string][]byte{}, event.Trust{}
-	for i, a := range bus.Agencies {
-		seeds[a] = testSeed(t, byte(i+1))
-		s, err := event.NewSigner(seeds[a])
+	for i, node := range testNodes {
+		seeds[node] = testSeed(t, byte(i+1))
+		s, err := event.NewSigner(seeds[node])
 		if err != nil {
 			t.Fatal(err)
 		}
-		trust[a] = s.PublicKey()
+		trust[node] = s.PublicKey()
 	}
 	return seeds, trust
 }
@@ -76,26 +84,26 @@ func TestInboxRejectsBadSignatures(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
 		name   string
-		health func(c *agency.Config)
+		health func(c *core.Config)
 		want   string
 	}{
-		{"other key", func(c *agency.Config) { c.SigningSeed = testSeed(t, 99) }, "bad signature: signer "},
-		{"unsigned", func(c *agency.Config) { c.SigningSeed = nil }, "event is not signed"},
+		{"other key", func(c *core.Config) { c.SigningSeed = testSeed(t, 99) }, "bad signature: signer "},
+		{"unsigned", func(c *core.Config) { c.SigningSeed = nil }, "event is not signed"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			n := newNetworkWith(t, func(a string, c *agency.Config) {
-				if a == "health" {
+			n := newNetworkWith(t, func(node string, c *core.Config) {
+				if node == "health" {
 					tc.health(c)
 					c.Trust = nil // so that it takes ngo's receipt
 				}
 			}, "health", "ngo")
-			r, err := n.svcs["health"].CreateReferral(context.Background(), agency.NewReferral{ToAgency: "ngo", Service: "psychological_help", Note: "n", ConsentID: n.consent(t, "health", "ngo")})
+			r, err := n.app("health").CreateReferral(context.Background(), nodeapp.NewReferral{ToAgency: "ngo", Service: "psychological_help", Note: "n", ConsentID: n.consent(t, "health", "ngo")})
 			if err != nil {
 				t.Fatal(err)
 			}
 			eventually(t, 10*time.Second, func() error {
-				got, err := n.svcs["health"].Referral(context.Background(), r.ID)
+				got, err := n.app("health").Referral(context.Background(), r.ID)
 				if err != nil {
 					return err
 				}
@@ -104,14 +112,14 @@ func TestInboxRejectsBadSignatures(t *testing.T) {
 				}
 				return nil
 			})
-			rej, err := n.svcs["ngo"].Rejections(context.Background(), 10)
+			rej, err := n.app("ngo").Rejections(context.Background(), 10)
 			if err != nil {
 				t.Fatal(err)
 			}
 			if len(rej) != 1 || !strings.Contains(rej[0].Reason, tc.want) {
 				t.Fatalf("ngo's rejections: %+v", rej)
 			}
-			if _, err := n.svcs["ngo"].Referral(context.Background(), r.ID); err == nil {
+			if _, err := n.app("ngo").Referral(context.Background(), r.ID); err == nil {
 				t.Fatal("ngo applied the badly signed referral")
 			}
 		})
@@ -126,7 +134,9 @@ func quote(s string) string { return `"` + s + `"` }
 func TestRelaySignsOnceAcrossCrashAndResend(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	pool, err := pgxpool.New(ctx, pgtest.New(t, "agency", migrations.Up))
+	pool, err := pgxpool.New(ctx, pgtest.New(t, "bus", func(ctx context.Context, url string) error {
+		return pgmigrate.Up(ctx, url, busstore.Migrations)
+	}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,7 +164,7 @@ func TestRelaySignsOnceAcrossCrashAndResend(t *testing.T) {
 		}
 		defer func() { _ = tx.Rollback(ctx) }()
 		for range k {
-			e, err := reg.New(bus.Source("health"), requestedT, uuid.NewString(), map[string]any{"to_agency": "ngo", "service": "shelter", "note": "n"})
+			e, err := reg.New(bus.Source("health"), schemas.TypeRequested, uuid.NewString(), schemas.Requested{ToAgency: "ngo", Service: "shelter", Note: "n"})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -185,8 +195,8 @@ func TestRelaySignsOnceAcrossCrashAndResend(t *testing.T) {
 	}
 
 	enqueue(3)
-	crashing := outbox.NewRelay(pool, js, outbox.RelayOptions{Signer: signer(), Fault: func(stage string) error {
-		if stage == "before_mark" {
+	crashing := outbox.NewRelay(pool, js, outbox.RelayOptions{Signer: signer(), Fault: func(stage outbox.Stage) error {
+		if stage == outbox.BeforeMark {
 			return errors.New("relay killed")
 		}
 		return nil
@@ -256,30 +266,32 @@ func TestRelaySignsOnceAcrossCrashAndResend(t *testing.T) {
 	}
 }
 
-// An agency reads its seed and the trust anchors from the environment, and
-// refuses to start on anchors it cannot read.
-func TestAgencySigningConfigFromEnv(t *testing.T) {
+// A node reads its seed and the trust anchors from the environment, and
+// refuses to start on anchors or a seed it cannot read.
+func TestNodeSigningConfigFromEnv(t *testing.T) {
 	seeds, trust := testKeys(t)
 	t.Setenv("REFBUS_SIGNING_SEED", string(seeds["ngo"]))
 	t.Setenv("REFBUS_TRUST", trust.String())
-	c := agency.ConfigFromEnv("ngo")
-	if key, err := c.SigningKey(); err != nil || key != trust["ngo"] {
-		t.Fatalf("SigningKey = %q, %v; want %s", key, err, trust["ngo"])
+	c := core.ConfigFromEnv("ngo")
+	s, err := event.NewSigner(c.SigningSeed)
+	if err != nil || s.PublicKey() != trust["ngo"] {
+		t.Fatalf("signing key %v, %v; want %s", s, err, trust["ngo"])
 	}
 	if c.Trust.String() != trust.String() {
 		t.Fatalf("Trust = %v, want %v", c.Trust, trust)
 	}
+	log := slog.New(slog.DiscardHandler)
 	t.Setenv("REFBUS_TRUST", "health=not-a-key")
-	c = agency.ConfigFromEnv("ngo")
+	c = core.ConfigFromEnv("ngo")
 	c.DatabaseURL = "postgres://127.0.0.1:1/none"
-	if _, err := agency.New(t.Context(), c, slog.New(slog.DiscardHandler)); err == nil || !strings.Contains(err.Error(), "REFBUS_TRUST") {
+	if _, err := core.New(t.Context(), c, ngo.New(), log); err == nil || !strings.Contains(err.Error(), "REFBUS_TRUST") {
 		t.Fatalf("New with bad anchors: %v", err)
 	}
 	t.Setenv("REFBUS_TRUST", "")
 	t.Setenv("REFBUS_SIGNING_SEED", "SAnot-a-seed")
-	c = agency.ConfigFromEnv("ngo")
+	c = core.ConfigFromEnv("ngo")
 	c.DatabaseURL = "postgres://127.0.0.1:1/none"
-	if _, err := agency.New(t.Context(), c, slog.New(slog.DiscardHandler)); err == nil || !strings.Contains(err.Error(), "signing seed") {
+	if _, err := core.New(t.Context(), c, ngo.New(), log); err == nil || !strings.Contains(err.Error(), "signing seed") {
 		t.Fatalf("New with a bad seed: %v", err)
 	}
 }

@@ -18,20 +18,21 @@ the same range and filters as replay. For every message:
 
   - it decodes as a CloudEvent (structured or binary mode) and its data
     matches the JSON Schema of its type;
-  - its source is the agency its subject refbus.<from>.<to>.<event> names as
+  - its source is the node its subject refbus.<from>.<to>.<event> names as
     the sender, and the subject matches its type;
   - no event (source and id) is stored twice, except as a republish: the same
     bytes on the same subject with the relay's Nats-Msg-Id (<source>#<id>,
     or <source>#<id>#r<n>); other bytes are "altered", the same bytes
     published otherwise "replayed";
-  - the sequence extension of each referral, per sending agency, starts at 1
+  - the sequence extension of each referral, per sending node, starts at 1
     and goes up by one: a number skipped is a "sequence gap" (an event was
     removed), a number that comes late is "reordered";
   - each referral moves only as the referral state machine allows: a request
     opens it, its receiver's receipt (outcome applied) receives it, and every
     later move is made by the party allowed to make it, with its input;
   - with --trust, every event is signed by its sender's key and the
-    signature matches it ("unsigned", "bad signature"); with or without,
+    signature matches it ("unsigned", "bad signature"), and goes between
+    nodes that have trust anchors: they are the network; with or without,
     each sender's events form one hash chain (schemas/SIGNING.md): an event
     whose prevhash no event in the stream has is "chain broken" (the one
     before it was removed or altered), one that comes after its successor
@@ -76,7 +77,7 @@ func (a *app) verifyCommand() *cobra.Command {
 		},
 	}
 	sel.addFlags(cmd)
-	cmd.Flags().StringVar(&trustFile, "trust", "", "file of trust anchors, one agency=PUBLICKEY a line (make run writes .data/trust); without it signatures are not checked, hash chains are")
+	cmd.Flags().StringVar(&trustFile, "trust", "", "file of trust anchors, one node=PUBLICKEY a line (make run writes .data/trust): the network's nodes; without it signatures are not checked, hash chains are")
 	cmd.Flags().IntVar(&workers, "workers", 0, "goroutines decoding and validating (default: one per CPU)")
 	_ = cmd.Flags().MarkHidden("workers")
 	return cmd

@@ -10,6 +10,7 @@ import (
 
 	"github.com/refbus/refbus/pkg/bus"
 	"github.com/refbus/refbus/pkg/event"
+	"github.com/refbus/refbus/schemas"
 )
 
 // indexOf is the position of the event id in story.
@@ -120,7 +121,7 @@ func TestVerifyFindsTamperingSigned(t *testing.T) {
 			}
 			// ngo cancels health's referral in health's name, signed with
 			// its own key: the only one it has.
-			c := f.build(spec{id: ev(90), from: "health", typ: "org.refbus.referral.cancelled.v1", referral: ref(1), caseID: cs(1), seq: 2, at: 90,
+			c := f.build(spec{id: ev(90), from: "health", typ: schemas.TypeCancelled, referral: ref(1), caseID: cs(1), seq: 2, at: 90,
 				data: map[string]any{"reason": "no longer needed"}})
 			if _, err := f.signers["ngo"].Sign(c); err != nil {
 				t.Fatal(err)
@@ -147,7 +148,7 @@ func TestVerifyFindsTamperingSigned(t *testing.T) {
 			for _, m := range msgs {
 				f.publish(m)
 			}
-			m, _ := event.NewMsg(bus.Subject("ngo", "social", acceptedT), f.build(spec{id: ev(91), from: "ngo", typ: acceptedT, referral: ref(3), caseID: cs(2), seq: 2, at: 91, data: map[string]any{}}))
+			m, _ := event.NewMsg(bus.Subject("ngo", "social", schemas.TypeAccepted), f.build(spec{id: ev(91), from: "ngo", typ: schemas.TypeAccepted, referral: ref(3), caseID: cs(2), seq: 2, at: 91, data: map[string]any{}}))
 			f.publish(m)
 		},
 		want: []string{"seq 15: unsigned: event " + ev(91) + ": event is not signed"},
@@ -165,6 +166,33 @@ func TestVerifyFindsTamperingSigned(t *testing.T) {
 	}
 }
 
+// With trust anchors, the anchors are the network: an event from a node
+// that has none fails its signature check, and one addressed to such a
+// node is a bad subject. Without them, the same stream is clean.
+func TestVerifyTrustIsTheNetwork(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	for _, m := range f.signAll(f.story()) {
+		f.publish(m)
+	}
+	mayor, err := event.NewSigner(testSeed(t, 50))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.signers["mayor"] = mayor
+	req := spec{id: ev(80), from: "mayor", to: "health", typ: schemas.TypeRequested, referral: ref(8), caseID: cs(8), seq: 1, at: 80,
+		data: map[string]any{"to_agency": "health", "service": "child_health_check", "note": "n"}}
+	f.send(req)
+	f.send(receiptOf(ev(81), req, 15, 81))
+	f.verifyProblems(t, []string{
+		"seq 15: bad signature: event " + ev(80) + ": bad signature: no trust anchor for agency mayor",
+		"seq 16: bad subject: subject \"refbus.health.mayor.receipt\" names mayor as its receiver, which has no trust anchor: no node of the network",
+	}, "--trust", f.trustFile)
+	if code, out, _ := f.audit("verify"); code != exitOK {
+		t.Fatalf("verify without --trust: exit %d\n%s", code, out)
+	}
+}
+
 // In a long chain, whose signatures are checked a run at a time, an
 // altered event is still found and named.
 func TestVerifyLongChainAltered(t *testing.T) {
@@ -172,7 +200,7 @@ func TestVerifyLongChainAltered(t *testing.T) {
 	f := newFixture(t)
 	var story []spec
 	for k := 1; k <= 150; k++ {
-		story = append(story, spec{id: ev(k), from: "health", to: "ngo", typ: requestedT, referral: ref(k), caseID: cs(k), seq: 1, at: k,
+		story = append(story, spec{id: ev(k), from: "health", to: "ngo", typ: schemas.TypeRequested, referral: ref(k), caseID: cs(k), seq: 1, at: k,
 			data: map[string]any{"to_agency": "ngo", "service": "shelter", "note": fmt.Sprintf("family %d", k)}})
 	}
 	msgs := f.signAll(story)

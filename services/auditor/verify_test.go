@@ -10,6 +10,8 @@ import (
 
 	"github.com/refbus/refbus/pkg/bus"
 	"github.com/refbus/refbus/pkg/event"
+	"github.com/refbus/refbus/pkg/receipt"
+	"github.com/refbus/refbus/schemas"
 )
 
 func TestVerifyClean(t *testing.T) {
@@ -34,7 +36,7 @@ func TestVerifyClean(t *testing.T) {
 	}
 	// A range that starts late sees referrals without their start: that
 	// is no problem, and neither is a filter on a type.
-	for _, args := range [][]string{{"--from-seq", "4"}, {"--type", acceptedT}, {"--agency", "ngo"}, {"--case", cs(1)}} {
+	for _, args := range [][]string{{"--from-seq", "4"}, {"--type", schemas.TypeAccepted}, {"--agency", "ngo"}, {"--case", cs(1)}} {
 		if code, out, _ := f.audit(append([]string{"verify"}, args...)...); code != exitOK {
 			t.Errorf("verify %v: exit %d\n%s", args, code, out)
 		}
@@ -69,7 +71,7 @@ func TestVerifyFindsTampering(t *testing.T) {
 			// drop the relay's message id as a duplicate, so a new one.
 			r1 := find(story, ev(1))
 			r1.data = map[string]any{"to_agency": "education", "service": "early_intervention_assessment", "note": "nothing was seen"}
-			m, _ := event.NewMsg(bus.Subject("health", "education", requestedT), f.build(r1))
+			m, _ := event.NewMsg(bus.Subject("health", "education", schemas.TypeRequested), f.build(r1))
 			m.Header.Set(nats.MsgIdHdr, "tampered")
 			f.publish(m)
 		},
@@ -100,7 +102,7 @@ func TestVerifyFindsTampering(t *testing.T) {
 			f.publishAll(story)
 			// ngo cancels health's referral in health's name, on the
 			// only subjects ngo may publish on.
-			c := f.build(spec{id: ev(90), from: "health", typ: "org.refbus.referral.cancelled.v1", referral: ref(1), caseID: cs(1), seq: 2, at: 90,
+			c := f.build(spec{id: ev(90), from: "health", typ: schemas.TypeCancelled, referral: ref(1), caseID: cs(1), seq: 2, at: 90,
 				data: map[string]any{"reason": "no longer needed"}})
 			m, _ := event.NewMsg("refbus.ngo.education.referral.cancelled", c)
 			f.publish(m)
@@ -129,7 +131,7 @@ func TestVerifyFindsTampering(t *testing.T) {
 		name: "move by the wrong party",
 		tamper: func(f *fixture, story []spec) {
 			f.publishAll(story)
-			f.send(spec{id: ev(91), from: "social", to: "ngo", typ: acceptedT, referral: ref(3), caseID: cs(2), seq: 2, at: 91, data: map[string]any{}})
+			f.send(spec{id: ev(91), from: "social", to: "ngo", typ: schemas.TypeAccepted, referral: ref(3), caseID: cs(2), seq: 2, at: 91, data: map[string]any{}})
 		},
 		want: []string{"seq 15: illegal move: event " + ev(91) + " for referral " + ref(3) + ": cannot accept a referral that is declined"},
 	}, {
@@ -138,13 +140,13 @@ func TestVerifyFindsTampering(t *testing.T) {
 			f.publishAll(story)
 			// A move and a receipt about a referral nobody requested, and a
 			// move that names another case than its referral's.
-			f.send(spec{id: ev(93), from: "ngo", to: "health", typ: acceptedT, referral: ref(9), caseID: cs(9), seq: 1, at: 93, data: map[string]any{}})
-			f.send(receipt(ev(94), spec{id: ev(95), from: "health", to: "ngo", typ: requestedT, referral: ref(9), caseID: cs(9)}, 1, 94))
-			f.send(spec{id: ev(96), from: "education", to: "social", typ: "org.refbus.referral.cancelled.v1", referral: ref(2), caseID: cs(2), seq: 2, at: 95,
+			f.send(spec{id: ev(93), from: "ngo", to: "health", typ: schemas.TypeAccepted, referral: ref(9), caseID: cs(9), seq: 1, at: 93, data: map[string]any{}})
+			f.send(receiptOf(ev(94), spec{id: ev(95), from: "health", to: "ngo", typ: schemas.TypeRequested, referral: ref(9), caseID: cs(9)}, 1, 94))
+			f.send(spec{id: ev(96), from: "education", to: "social", typ: schemas.TypeCancelled, referral: ref(2), caseID: cs(2), seq: 2, at: 95,
 				data: map[string]any{"reason": "family moved"}})
 		},
 		want: []string{
-			"seq 15: unknown referral: event " + ev(93) + " (" + acceptedT + ") is about referral \"" + ref(9) + "\", which was never requested",
+			"seq 15: unknown referral: event " + ev(93) + " (" + schemas.TypeAccepted + ") is about referral \"" + ref(9) + "\", which was never requested",
 			"seq 16: unknown event: receipt " + ev(94) + " from ngo answers event \"" + ev(95) + "\" from /agencies/health, which is not in the stream before it",
 			"seq 16: unknown referral: event " + ev(94),
 			"seq 17: case mismatch: event " + ev(96) + " names case \"" + cs(2) + "\", but referral " + ref(2) + " belongs to case " + cs(1),
@@ -154,10 +156,10 @@ func TestVerifyFindsTampering(t *testing.T) {
 		tamper: func(f *fixture, story []spec) {
 			f.publishAll(story[:2])
 			f.publish(&nats.Msg{Subject: "refbus.health.ngo.referral.requested", Data: []byte("not an event")})
-			e := f.build(spec{id: ev(92), from: "education", typ: declinedT, referral: ref(1), caseID: cs(1), seq: 1, at: 92,
+			e := f.build(spec{id: ev(92), from: "education", typ: schemas.TypeDeclined, referral: ref(1), caseID: cs(1), seq: 1, at: 92,
 				data: map[string]any{"reason_code": "no_capacity", "reason": "full"}})
 			e.DataEncoded = []byte(`{"reason_code":"sunny"}`)
-			m, _ := event.NewMsg(bus.Subject("education", "health", declinedT), e)
+			m, _ := event.NewMsg(bus.Subject("education", "health", schemas.TypeDeclined), e)
 			f.publish(m)
 		},
 		want: []string{
@@ -175,6 +177,30 @@ func TestVerifyFindsTampering(t *testing.T) {
 			}
 		})
 	}
+}
+
+// Nodes are data, not a list: without trust anchors, events between any
+// well-formed node names verify clean; a subject that names a node with a
+// name no node can have is a bad subject.
+func TestVerifyNodeNames(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	f.publishAll(f.story())
+	req := spec{id: ev(80), from: "ngo_nur", to: "health", typ: schemas.TypeRequested, referral: ref(8), caseID: cs(8), seq: 1, at: 80,
+		data: map[string]any{"to_agency": "health", "service": "child_health_check", "note": "n"}}
+	f.send(req)
+	f.send(receiptOf(ev(81), req, 15, 81))
+	code, out, errOut := f.audit("verify")
+	if code != exitOK || !strings.Contains(out, "referrals: 4 requested") {
+		t.Fatalf("verify: exit %d\n%s%s", code, out, errOut)
+	}
+	m := f.msg(spec{id: ev(82), from: "health", to: "ngo", typ: schemas.TypeRequested, referral: ref(9), caseID: cs(9), seq: 1, at: 82,
+		data: map[string]any{"to_agency": "ngo", "service": "legal_help", "note": "n"}})
+	m.Subject = "refbus.health.Ngo.referral.requested"
+	f.publish(m)
+	f.verifyProblems(t, []string{
+		"seq 17: bad subject: subject \"refbus.health.Ngo.referral.requested\" names \"Ngo\", which is not a well-formed node name",
+	})
 }
 
 // A copy published as the relay republishes an event whose receipt is
@@ -202,7 +228,7 @@ func TestBinaryMode(t *testing.T) {
 	h := nats.Header{"ce-specversion": {"1.0"}, "ce-id": {e.ID()}, "ce-source": {e.Source()}, "ce-type": {e.Type()}, "ce-subject": {e.Subject()},
 		"ce-time": {"2026-11-22T09:01:00Z"}, "ce-dataschema": {e.DataSchema()}, "ce-caseid": {cs(1)}, "Content-Type": {"application/json"}}
 	h.Set(nats.MsgIdHdr, event.MsgID(e))
-	f.publish(&nats.Msg{Subject: bus.Subject("education", "health", bus.ReceiptType), Header: h, Data: e.Data()})
+	f.publish(&nats.Msg{Subject: bus.Subject("education", "health", receipt.Type), Header: h, Data: e.Data()})
 	if code, out, _ := f.audit("verify"); code != exitOK {
 		t.Errorf("verify: exit %d\n%s", code, out)
 	}

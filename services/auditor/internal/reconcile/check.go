@@ -4,6 +4,9 @@ import (
 	"fmt"
 	"slices"
 	"time"
+
+	"github.com/refbus/refbus/pkg/outbox"
+	"github.com/refbus/refbus/pkg/receipt"
 )
 
 // check judges one request and reports what is wrong with it.
@@ -38,7 +41,7 @@ func (st *state) check(f *fact) {
 		receipted := f.out != nil && f.out.ReceiptedAt != nil
 		switch {
 		case receipted:
-			report(MissingFromInbox, "%s's inbox has no record of it, though %s holds %s's receipt (%s)", f.to, f.from, f.to, f.out.ReceiptOutcome.String)
+			report(MissingFromInbox, "%s's inbox has no record of it, though %s holds %s's receipt (%s)", f.to, f.from, f.to, receiptOutcome(f.out))
 		case st.now.Sub(f.stored) > st.o.StuckAfter:
 			report(MissingFromInbox, "%s's inbox has no record of it, %s after the stream stored it", f.to, age(st.now.Sub(f.stored)))
 		default:
@@ -59,7 +62,7 @@ func (st *state) checkSender(f *fact, report func(Kind, string, ...any)) {
 		return
 	}
 	old := st.now.Sub(o.CreatedAt) > st.o.StuckAfter
-	if !o.StreamSeq.Valid {
+	if o.StreamSeq == nil {
 		if old {
 			report(NotPublished, "%s wrote it %s ago and has not published it", f.from, age(st.now.Sub(o.CreatedAt)))
 		} else {
@@ -70,12 +73,12 @@ func (st *state) checkSender(f *fact, report func(Kind, string, ...any)) {
 	switch copies := len(f.seqs); {
 	case copies == 0:
 		if f.in == nil { // else reported once, for the inbox
-			report(MissingFromStream, "%s's outbox says it was published at seq %d, but the stream does not hold it", f.from, o.StreamSeq.Int64)
+			report(MissingFromStream, "%s's outbox says it was published at seq %d, but the stream does not hold it", f.from, *o.StreamSeq)
 		}
 		return
-	case uint64(o.StreamSeq.Int64) <= st.last && !slices.Contains(f.seqs, uint64(o.StreamSeq.Int64)):
+	case uint64(*o.StreamSeq) <= st.last && !slices.Contains(f.seqs, uint64(*o.StreamSeq)):
 		// (A later sequence is a republication after the stream was read.)
-		report(SeqMismatch, "%s's outbox says it was published at seq %d, but the stream holds it at %s", f.from, o.StreamSeq.Int64, seqList(f.seqs))
+		report(SeqMismatch, "%s's outbox says it was published at seq %d, but the stream holds it at %s", f.from, *o.StreamSeq, seqList(f.seqs))
 	case copies > 1+int(o.Republished):
 		report(Duplicated, "the stream holds it %d times (%s), but %s's relay published it again only %d times", copies, seqList(f.seqs), f.from, o.Republished)
 	case copies > 1:
@@ -83,20 +86,29 @@ func (st *state) checkSender(f *fact, report func(Kind, string, ...any)) {
 	}
 	switch {
 	case o.ReceiptedAt != nil:
+		outcome := receiptOutcome(o)
 		st.sum.Receipted++
-		if o.ReceiptOutcome.String == "applied" {
+		if outcome == receipt.Applied {
 			st.sum.Applied++
 		} else {
 			st.sum.Rejected++
 		}
-		if f.in != nil && o.ReceiptOutcome.String != f.in.Outcome {
-			report(ReceiptMismatch, "%s's receipt says %s, but %s's inbox says %s", f.to, o.ReceiptOutcome.String, f.to, f.in.Outcome)
+		if f.in != nil && outcome != f.in.Outcome {
+			report(ReceiptMismatch, "%s's receipt says %s, but %s's inbox says %s", f.to, outcome, f.to, f.in.Outcome)
 		}
 	case old:
 		report(Stuck, "published, but no receipt from %s %s after %s wrote it", f.to, age(st.now.Sub(o.CreatedAt)), f.from)
 	default:
 		st.sum.AwaitingReceipt++
 	}
+}
+
+// receiptOutcome is the outcome of the receipt o records, "" if none.
+func receiptOutcome(o *outbox.Sent) string {
+	if o.ReceiptOutcome == nil {
+		return ""
+	}
+	return *o.ReceiptOutcome
 }
 
 func seqList(seqs []uint64) string {

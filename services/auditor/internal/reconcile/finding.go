@@ -95,7 +95,7 @@ type Summary struct {
 	AwaitingReceipt, InFlight, Republished int
 	// Problems counts the findings by kind.
 	Problems map[Kind]int
-	// Stores are the agencies whose stores were read.
+	// Stores are the nodes whose stores were read.
 	Stores []string
 	// StuckAfter is the threshold the findings were judged by.
 	StuckAfter time.Duration

@@ -1,11 +1,13 @@
-// Package reconcile compares what each agency's store says it sent and
+// Package reconcile compares what each node's store says it sent and
 // received with what the REFERRALS stream holds, and the stores with each
 // other: every referral request in a sender's outbox must be in the stream,
 // in the receiver's inbox, and receipted.
 //
 // The stream is read first and only up to where it ended then; the stores
-// are read after it, each in one read-only snapshot. So an event published
-// while the auditor runs is never taken for one the stream lost.
+// are read after it, each in one read-only snapshot, through the bus's own
+// read functions (outbox.ListSent, inbox.ListReceived): the bus owns its
+// tables. So an event published while the auditor runs is never taken for
+// one the stream lost.
 package reconcile
 
 import (
@@ -20,17 +22,16 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/refbus/refbus/pkg/bus"
-	"github.com/refbus/refbus/services/auditor/internal/auditdb"
+	"github.com/refbus/refbus/pkg/inbox"
+	"github.com/refbus/refbus/pkg/outbox"
+	"github.com/refbus/refbus/schemas"
 	"github.com/refbus/refbus/services/auditor/internal/stream"
 )
 
-// RequestedType is the event type reconciled: the referral request.
-const RequestedType = "org.refbus.referral.requested.v1"
-
-// Store is one agency's database.
+// Store is one node's database.
 type Store struct {
-	Agency string
-	URL    string
+	Node string
+	URL  string
 }
 
 // Options say what to reconcile.
@@ -47,7 +48,7 @@ type Options struct {
 	Progress stream.Progress
 }
 
-// key names an event: the agency of its source, and its id.
+// key names an event: the node of its source, and its id.
 type key struct {
 	from string
 	id   uuid.UUID
@@ -59,8 +60,8 @@ type fact struct {
 	to, referral string
 	seqs         []uint64
 	stored       time.Time
-	out          *auditdb.AuditOutboxRow
-	in           *auditdb.AuditInboxRow
+	out          *outbox.Sent
+	in           *inbox.Received
 }
 
 // state is what a reconciliation gathers before judging.
@@ -79,14 +80,14 @@ func Run(ctx context.Context, js jetstream.JetStream, o Options) (Summary, error
 	st := &state{o: o, facts: map[key]*fact{}, stores: map[string]bool{}, seen: map[string]key{}}
 	st.sum.Problems, st.sum.StuckAfter = map[Kind]int{}, o.StuckAfter
 	for _, s := range o.Stores {
-		if !bus.KnownAgency(s.Agency) {
-			return Summary{}, fmt.Errorf("reconcile: %q is not an agency of the network", s.Agency)
+		if !bus.ValidNode(s.Node) {
+			return Summary{}, fmt.Errorf("reconcile: %q is not a node name", s.Node)
 		}
-		if st.stores[s.Agency] {
-			return Summary{}, fmt.Errorf("reconcile: two stores for %s", s.Agency)
+		if st.stores[s.Node] {
+			return Summary{}, fmt.Errorf("reconcile: two stores for %s", s.Node)
 		}
-		st.stores[s.Agency] = true
-		st.sum.Stores = append(st.sum.Stores, s.Agency)
+		st.stores[s.Node] = true
+		st.sum.Stores = append(st.sum.Stores, s.Node)
 	}
 	if err := st.readStream(ctx, js); err != nil {
 		return Summary{}, err
@@ -121,15 +122,15 @@ func (st *state) readStream(ctx context.Context, js jetstream.JetStream) error {
 	}
 	o := stream.Options{
 		Range:    stream.Range{ToSeq: st.last},
-		Subjects: []string{bus.Subject("*", "*", RequestedType)},
+		Subjects: []string{bus.Subject("*", "*", schemas.TypeRequested)},
 		Progress: st.o.Progress,
 	}
 	return stream.Read(ctx, js, o, func(m *stream.Msg) error {
 		a := m.Attrs()
-		from, ok := bus.AgencyOf(a.Source())
+		from, ok := bus.NodeOf(a.Source())
 		id, err := uuid.ParseBytes(a.Raw(stream.ID))
-		if a.Err != nil || !ok || err != nil || !a.Is(stream.Type, RequestedType) {
-			// Not a request an agency could have sent: verify's to report.
+		if a.Err != nil || !ok || err != nil || !a.Is(stream.Type, schemas.TypeRequested) {
+			// Not a request a node could have sent: verify's to report.
 			return nil
 		}
 		st.sum.Copies++
@@ -146,45 +147,47 @@ func (st *state) readStream(ctx context.Context, js jetstream.JetStream) error {
 // pageSize bounds the rows read from a store at a time.
 const pageSize = 5000
 
-// readStore reads the requests one agency sent and received, in one
+// readStore reads the requests one node sent and received, in one
 // read-only snapshot.
 func (st *state) readStore(ctx context.Context, s Store) error {
 	conn, err := pgx.Connect(ctx, s.URL)
 	if err != nil {
-		return fmt.Errorf("connect to the %s database: %w", s.Agency, err)
+		return fmt.Errorf("connect to the %s database: %w", s.Node, err)
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
 	err = pgx.BeginTxFunc(ctx, conn, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
-		q := auditdb.New(tx)
-		now, err := q.AuditClock(ctx)
-		if err != nil {
+		// The database's clock, so that "stuck" is judged by the clock
+		// that wrote created_at, not by the auditor's. It reads no table,
+		// so it needs no query of the bus's.
+		var now time.Time
+		if err := tx.QueryRow(ctx, "SELECT now()").Scan(&now); err != nil {
 			return fmt.Errorf("read clock: %w", err)
 		}
 		if now.After(st.now) {
 			st.now = now
 		}
-		if err := st.readOutbox(ctx, q, s.Agency); err != nil {
+		if err := st.readOutbox(ctx, tx, s.Node); err != nil {
 			return err
 		}
-		return st.readInbox(ctx, q, s.Agency)
+		return st.readInbox(ctx, tx, s.Node)
 	})
 	if err != nil {
-		return fmt.Errorf("read the %s database: %w", s.Agency, err)
+		return fmt.Errorf("read the %s database: %w", s.Node, err)
 	}
 	return nil
 }
 
-func (st *state) readOutbox(ctx context.Context, q *auditdb.Queries, agency string) error {
+func (st *state) readOutbox(ctx context.Context, tx pgx.Tx, node string) error {
 	var after int64
 	for {
-		rows, err := q.AuditOutbox(ctx, auditdb.AuditOutboxParams{EventType: RequestedType, AfterSeq: after, MaxRows: pageSize})
+		rows, err := outbox.ListSent(ctx, tx, schemas.TypeRequested, after, pageSize)
 		if err != nil {
-			return fmt.Errorf("read outbox: %w", err)
+			return err
 		}
 		for i := range rows {
 			r := &rows[i]
-			k := key{from: agency, id: r.EventID}
-			if _, read := st.facts[k]; !read && r.StreamSeq.Valid && uint64(r.StreamSeq.Int64) > st.last {
+			k := key{from: node, id: r.EventID}
+			if _, read := st.facts[k]; !read && r.StreamSeq != nil && uint64(*r.StreamSeq) > st.last {
 				// First published after the stream was read: judged
 				// next time.
 				st.sum.InFlight++
@@ -209,19 +212,19 @@ func (st *state) readOutbox(ctx context.Context, q *auditdb.Queries, agency stri
 	}
 }
 
-func (st *state) readInbox(ctx context.Context, q *auditdb.Queries, agency string) error {
-	p := auditdb.AuditInboxParams{EventType: RequestedType, MaxRows: pageSize}
+func (st *state) readInbox(ctx context.Context, tx pgx.Tx, node string) error {
+	var afterSource, afterID string
 	for {
-		rows, err := q.AuditInbox(ctx, p)
+		rows, err := inbox.ListReceived(ctx, tx, schemas.TypeRequested, afterSource, afterID, pageSize)
 		if err != nil {
-			return fmt.Errorf("read inbox: %w", err)
+			return err
 		}
 		for i := range rows {
 			r := &rows[i]
-			from, ok := bus.AgencyOf(r.Source)
+			from, ok := bus.NodeOf(r.Source)
 			id, err := uuid.Parse(r.EventID)
 			if !ok || err != nil {
-				continue // not a request an agency sent: verify's to report
+				continue // not a request a node sent: verify's to report
 			}
 			k := key{from: from, id: id}
 			if _, read := st.facts[k]; !read && uint64(r.StreamSeq) > st.last {
@@ -230,13 +233,13 @@ func (st *state) readInbox(ctx context.Context, q *auditdb.Queries, agency strin
 			f := st.fact(k)
 			f.in = r
 			if f.to == "" {
-				f.to = agency
+				f.to = node
 			}
 		}
 		if len(rows) < pageSize {
 			return nil
 		}
-		p.AfterSource, p.AfterEventID = rows[len(rows)-1].Source, rows[len(rows)-1].EventID
+		afterSource, afterID = rows[len(rows)-1].Source, rows[len(rows)-1].EventID
 	}
 }
 
@@ -262,8 +265,8 @@ func (f *fact) order() uint64 {
 		return f.seqs[0]
 	case f.in != nil:
 		return uint64(f.in.StreamSeq)
-	case f.out != nil && f.out.StreamSeq.Valid:
-		return uint64(f.out.StreamSeq.Int64)
+	case f.out != nil && f.out.StreamSeq != nil:
+		return uint64(*f.out.StreamSeq)
 	case f.out != nil:
 		return 1<<62 + uint64(f.out.Seq)
 	}

@@ -14,7 +14,8 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/refbus/refbus/pkg/bus"
+	"github.com/refbus/refbus/pkg/receipt"
+	"github.com/refbus/refbus/schemas"
 	"github.com/refbus/refbus/services/auditor/internal/stream"
 )
 
@@ -28,7 +29,7 @@ var timeline = template.Must(template.New("timeline.html.tmpl").
 // HTML writes one self-contained page per case: a timeline of its events
 // with what each says, and the event as stored. Pages are written by Close,
 // so a replay to HTML holds the selected events in memory: narrow it with
-// a case, an agency or a range.
+// a case, a node or a range.
 type HTML struct {
 	dir   string
 	out   io.Writer
@@ -47,7 +48,7 @@ type page struct {
 	Case      string
 	Events    []entry
 	Referrals []*referralSummary
-	Agencies  []string
+	Nodes     []string
 	refs      map[string]*referralSummary
 }
 
@@ -65,15 +66,40 @@ type referralSummary struct {
 	Events                        int
 }
 
-// data holds the members of event data a timeline puts into words.
+// data is an event's data, decoded with the contract's type for its event
+// type: what a timeline puts into words. Only the field of the event's
+// type is set.
 type data struct {
-	ToAgency   string `json:"to_agency"`
-	Service    string `json:"service"`
-	ReasonCode string `json:"reason_code"`
-	Reason     string `json:"reason"`
-	Outcome    string `json:"outcome"`
-	EventType  string `json:"event_type"`
-	ParentID   string `json:"parent_id"`
+	requested schemas.Requested
+	receipt   receipt.Data
+	move      schemas.MoveFields
+	overdue   schemas.Overdue
+}
+
+// readData decodes raw, the data of an event of type typ. Data that does
+// not decode leaves its fields empty: the event is still shown, as stored.
+func readData(typ string, raw []byte) data {
+	var d data
+	var v any
+	switch {
+	case typ == schemas.TypeRequested:
+		v = &d.requested
+	case typ == receipt.Type:
+		v = &d.receipt
+	case typ == schemas.TypeOverdue:
+		v = &d.overdue
+	case isMove(typ):
+		v = &d.move
+	default:
+		return d
+	}
+	_ = json.Unmarshal(raw, v)
+	return d
+}
+
+func isMove(typ string) bool {
+	_, ok := schemas.MoveOf(typ)
+	return ok
 }
 
 // Write adds m to the page of its case.
@@ -86,8 +112,7 @@ func (h *HTML) Write(m *stream.Msg) error {
 		p = &page{Case: caseID, refs: map[string]*referralSummary{}}
 		h.cases[caseID] = p
 	}
-	var d data
-	_ = json.Unmarshal(a.Data, &d)
+	d := readData(a.Type(), a.Data)
 	e := entry{
 		Seq: m.Seq, Time: eventTime(a.Time()), From: from, To: to, Type: shortType(a.Type()),
 		Referral: a.Subject(), ID: a.ID(), Source: a.Source(), JSON: indent(m.Data),
@@ -97,9 +122,9 @@ func (h *HTML) Write(m *stream.Msg) error {
 	}
 	e.Kind, e.Summary = describe(a, from, to, d)
 	p.Events = append(p.Events, e)
-	for _, ag := range []string{from, to} {
-		if ag != "" && !slices.Contains(p.Agencies, ag) {
-			p.Agencies = append(p.Agencies, ag)
+	for _, node := range []string{from, to} {
+		if node != "" && !slices.Contains(p.Nodes, node) {
+			p.Nodes = append(p.Nodes, node)
 		}
 	}
 	if a.Subject() != "" {
@@ -119,49 +144,52 @@ func (p *page) track(a *stream.Attrs, from, to string, d data) {
 		p.Referrals = append(p.Referrals, r)
 	}
 	r.Events++
-	switch {
-	case a.Type() == requestedType:
-		r.From, r.To, r.Service, r.Status = from, to, d.Service, "requested"
-	case a.Type() == bus.ReceiptType && d.EventType == requestedType:
+	switch typ := a.Type(); {
+	case typ == schemas.TypeRequested:
+		r.From, r.To, r.Service, r.Status = from, to, d.requested.Service, "requested"
+	case typ == receipt.Type && d.receipt.EventType == schemas.TypeRequested:
 		switch {
-		case d.Outcome != "applied":
+		case d.receipt.Outcome != receipt.Applied:
 			r.Status = "refused on delivery"
 		case r.Status == "requested":
 			r.Status = "received"
 		}
-	case strings.HasPrefix(a.Type(), "org.refbus.referral."):
-		r.Status = verb(a.Type())
+	case typ == schemas.TypeOverdue || isMove(typ):
+		r.Status = verb(typ)
 	}
 }
 
-const requestedType = "org.refbus.referral.requested.v1"
-
 // describe puts an event into words.
 func describe(a *stream.Attrs, from, to string, d data) (kind, summary string) {
-	switch {
-	case a.Err != nil && a.Type() == "":
+	switch typ := a.Type(); {
+	case a.Err != nil && typ == "":
 		return "unreadable", "The message could not be read as an event: " + a.Err.Error() + "."
-	case a.Type() == requestedType:
-		s := fmt.Sprintf("%s refers the case to %s for %q", from, d.ToAgency, d.Service)
-		if d.ParentID != "" {
-			s += ", forwarding referral " + d.ParentID
+	case typ == schemas.TypeRequested:
+		s := fmt.Sprintf("%s refers the case to %s for %q", from, d.requested.ToAgency, d.requested.Service)
+		if p := d.requested.ParentID; p != nil {
+			s += ", forwarding referral " + p.String()
 		}
 		return "requested", s + "."
-	case a.Type() == bus.ReceiptType:
-		s := fmt.Sprintf("%s confirms delivery of the %s event: %s.", from, shortType(d.EventType), d.Outcome)
-		if d.Reason != "" {
-			s += " Reason: " + d.Reason
+	case typ == receipt.Type:
+		s := fmt.Sprintf("%s confirms delivery of the %s event: %s.", from, shortType(d.receipt.EventType), d.receipt.Outcome)
+		if d.receipt.Reason != "" {
+			s += " Reason: " + d.receipt.Reason
 		}
 		return "receipt", s
-	case strings.HasPrefix(a.Type(), "org.refbus.referral."):
-		s := fmt.Sprintf("%s %s the referral", from, verb(a.Type()))
-		if d.ReasonCode != "" {
-			s += " (" + d.ReasonCode + ")"
+	case typ == schemas.TypeOverdue:
+		o := &d.overdue
+		return "move", fmt.Sprintf("%s notes that the %s deadline of the referral from %s to %s for %q passed at %s.",
+			from, o.Kind, o.FromAgency, o.ToAgency, o.Service, o.DueAt.UTC().Format(timeLayout))
+	case isMove(typ):
+		m := &d.move
+		s := fmt.Sprintf("%s %s the referral", from, verb(typ))
+		if m.ReasonCode != "" {
+			s += " (" + m.ReasonCode + ")"
 		}
-		if d.ToAgency != "" {
-			s += " to " + d.ToAgency
+		if m.ToAgency != "" {
+			s += " to " + m.ToAgency
 		}
-		for _, part := range []string{d.Reason, d.Outcome} {
+		for _, part := range []string{m.Reason, m.Outcome} {
 			if part != "" {
 				s += ": " + part
 			}
@@ -171,14 +199,13 @@ func describe(a *stream.Attrs, from, to string, d data) (kind, summary string) {
 	return "other", fmt.Sprintf("%s sent %s to %s.", from, a.Type(), to)
 }
 
-// verb returns the past tense a referral event type is named for
-// (org.refbus.referral.accepted.v1: accepted).
+// verb returns the word a referral event type is named for, the last
+// before its version (org.refbus.referral.accepted.v1: accepted).
 func verb(t string) string {
-	v := strings.TrimPrefix(t, "org.refbus.referral.")
-	if i := strings.LastIndex(v, ".v"); i > 0 {
-		v = v[:i]
+	if i := strings.LastIndex(t, ".v"); i > 0 {
+		t = t[:i]
 	}
-	return strings.ReplaceAll(v, "_", " ")
+	return strings.ReplaceAll(t[strings.LastIndex(t, ".")+1:], "_", " ")
 }
 
 func indent(b []byte) string {

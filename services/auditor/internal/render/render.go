@@ -27,9 +27,13 @@ func skipped(m *stream.Msg, format string, args ...any) error {
 	return fmt.Errorf("seq %d: %w: %s", m.Seq, ErrSkipped, fmt.Sprintf(format, args...))
 }
 
+// namespace starts every refbus event type; where types are shown, it is
+// left out.
+const namespace = "org.refbus."
+
 // shortType drops the namespace of a refbus event type:
 // org.refbus.referral.requested.v1 reads referral.requested.v1.
-func shortType(t string) string { return strings.TrimPrefix(t, "org.refbus.") }
+func shortType(t string) string { return strings.TrimPrefix(t, namespace) }
 
 // timeLayout shows event times in UTC to the millisecond, one width for all.
 const timeLayout = "2006-01-02T15:04:05.000Z"

@@ -76,7 +76,7 @@ func (t *Table) Write(m *stream.Msg) error {
 
 	b = append(b, "  "...)
 	start = len(b)
-	typ := bytes.TrimPrefix(a.Raw(stream.Type), []byte("org.refbus."))
+	typ := bytes.TrimPrefix(a.Raw(stream.Type), []byte(namespace))
 	if len(typ) == 0 && a.Err != nil {
 		typ = []byte("(unreadable)")
 	}

@@ -6,6 +6,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/refbus/refbus/pkg/receipt"
 	"github.com/refbus/refbus/services/auditor/internal/stream"
 )
 
@@ -30,7 +31,7 @@ func TestAppendTime(t *testing.T) {
 func TestTableCleansValues(t *testing.T) {
 	var out strings.Builder
 	tab := NewTable(&out)
-	body := `{"type":"org.refbus.receipt.v1","subject":"r1\n\u001b[31mred","caseid":"c1","time":"2026-11-22T09:00:00Z"}`
+	body := `{"type":"` + receipt.Type + `","subject":"r1\n\u001b[31mred","caseid":"c1","time":"2026-11-22T09:00:00Z"}`
 	m := &stream.Msg{Seq: 7, Subject: "refbus.ngo.health.receipt", Header: nats.Header{}, Data: []byte(body)}
 	if err := tab.Write(m); err != nil {
 		t.Fatal(err)

@@ -143,7 +143,7 @@ func fieldOf(name []byte) (Field, bool) {
 // attributes and the raw data and skipping everything else. It checks only
 // as much syntax as it needs to find its way.
 func scanJSON(b []byte, a *Attrs) error {
-	return Members(b, func(key, val []byte) {
+	return members(b, func(key, val []byte) {
 		if string(key) == "data" {
 			a.Data = val
 		} else if f, ok := fieldOf(key); ok {
@@ -271,11 +271,11 @@ func ScanBody(body []byte) Attrs {
 	return a
 }
 
-// Members calls fn with the key and raw value of every top-level member of
+// members calls fn with the key and raw value of every top-level member of
 // the JSON object obj, string values unquoted; it stops at the first syntax
 // problem and returns it. It spares a decode through reflection where a
 // few string members are all that is wanted.
-func Members(obj []byte, fn func(key, value []byte)) error {
+func members(obj []byte, fn func(key, value []byte)) error {
 	i := skipSpace(obj, 0)
 	if i >= len(obj) || obj[i] != '{' {
 		return errNotObject

@@ -5,17 +5,19 @@ import (
 	"testing"
 
 	"github.com/nats-io/nats.go"
+
+	"github.com/refbus/refbus/schemas"
 )
 
 func TestScanStructured(t *testing.T) {
-	body := []byte(` { "specversion":"1.0", "id" : "e1", "source":"/agencies/health","type":"org.refbus.referral.requested.v1",
+	body := []byte(` { "specversion":"1.0", "id" : "e1", "source":"/agencies/health","type":"` + schemas.TypeRequested + `",
 		"data":{"note":"a \"quoted\" } brace","list":[1,{"x":"]"}]},"subject":"r\u00e91","caseid":"c1","sequence":"0000000001",
 		"time":"2026-11-22T09:00:00Z","n":12.5e3,"b":true,"z":null}`)
 	a := scan(nats.Header{"Content-Type": {"application/cloudevents+json"}}, body)
 	if a.Err != nil {
 		t.Fatal(a.Err)
 	}
-	for f, want := range map[Field]string{ID: "e1", Source: "/agencies/health", Type: "org.refbus.referral.requested.v1",
+	for f, want := range map[Field]string{ID: "e1", Source: "/agencies/health", Type: schemas.TypeRequested,
 		Subject: "ré1", CaseID: "c1", Sequence: "0000000001", Time: "2026-11-22T09:00:00Z"} {
 		if got := string(a.Raw(f)); got != want {
 			t.Errorf("field %d: %q, want %q", f, got, want)

@@ -5,15 +5,15 @@ import (
 	"strings"
 
 	"github.com/refbus/refbus/pkg/bus"
+	"github.com/refbus/refbus/schemas"
 )
 
 // Filter selects events. Empty fields select everything.
 type Filter struct {
-	// Agency selects events the agency sent or received, from the subject
+	// Node selects events the node sent or received, from the subject
 	// refbus.<from>.<to>.<event>.
-	Agency string
-	// Type selects one CloudEvents type, such as
-	// org.refbus.referral.requested.v1.
+	Node string
+	// Type selects one CloudEvents type, such as schemas.TypeRequested.
 	Type string
 	// Case selects events whose caseid extension is Case.
 	Case string
@@ -24,43 +24,41 @@ type Filter struct {
 
 // Check returns an error a person can act on if a field cannot be a filter.
 func (f Filter) Check() error {
-	if f.Agency != "" && !isToken(f.Agency) {
-		return fmt.Errorf("--agency %q is not an agency name (such as %s)", f.Agency, strings.Join(bus.Agencies, ", "))
+	if f.Node != "" && !bus.ValidNode(f.Node) {
+		return fmt.Errorf("--agency %q is not a well-formed node name (lowercase letters, digits, _ and -, such as health or ngo_nur)", f.Node)
 	}
 	if f.Type != "" && strings.ContainsAny(f.Type, " \t*>") {
-		return fmt.Errorf("--type %q is not an event type (such as org.refbus.referral.requested.v1)", f.Type)
+		return fmt.Errorf("--type %q is not an event type (such as %s)", f.Type, schemas.TypeRequested)
 	}
 	return nil
 }
 
 // Subjects returns the subject filters that do on the server what can be
-// done there: the agency and the type (the subject names the type without
-// its version, so Match checks the type exactly). Nil reads every subject.
+// done there: the node, and the type when the contract knows it (the
+// subject names the type without its version, so Match checks the type
+// exactly; a type the contract does not know is left to Match alone). Nil
+// reads every subject.
 func (f Filter) Subjects() []string {
-	event := ">"
-	if name, ok := eventToken(f.Type); ok {
-		event = name
+	_, known := schemas.Types[f.Type]
+	switch {
+	case f.Node == "" && !known:
+		return nil
+	case f.Node == "":
+		return []string{bus.Subject("*", "*", f.Type)}
+	case !known:
+		// The two filters overlap only on refbus.<n>.<n>.>, which no node
+		// sends; JetStream delivers such a message once anyway.
+		return []string{"refbus." + f.Node + ".*.>", "refbus.*." + f.Node + ".>"}
 	}
-	if f.Agency == "" {
-		if event == ">" {
-			return nil
-		}
-		return []string{"refbus.*.*." + event}
-	}
-	// The two filters overlap only on refbus.<a>.<a>.>, which no agency
-	// sends; JetStream delivers such a message once anyway.
-	return []string{
-		"refbus." + f.Agency + ".*." + event,
-		"refbus.*." + f.Agency + "." + event,
-	}
+	return []string{bus.Subject(f.Node, "*", f.Type), bus.Subject("*", f.Node, f.Type)}
 }
 
 // Match reports whether m passes the filters that only the event itself
 // can answer; it scans m's attributes only when such a filter is set.
 func (f Filter) Match(m *Msg) bool {
-	if f.Agency != "" {
+	if f.Node != "" {
 		from, to := m.Route()
-		if from != f.Agency && to != f.Agency {
+		if from != f.Node && to != f.Node {
 			return false
 		}
 	}
@@ -77,46 +75,11 @@ func (f Filter) Match(m *Msg) bool {
 func (f Filter) None() bool { return f == Filter{} }
 
 // Narrows reports whether the filter can hide some events of a referral it
-// selects others of. Agency, case and referral select whole referrals; a
+// selects others of. Node, case and referral select whole referrals; a
 // type does not.
 func (f Filter) Narrows() bool { return f.Type != "" }
 
 // Splits reports whether the filter can select a referral and hide another
-// that a forward links it to: an agency or a referral filter can; a case
+// that a forward links it to: a node or a referral filter can; a case
 // filter cannot, since a forward stays in its case.
-func (f Filter) Splits() bool { return f.Agency != "" || f.Referral != "" }
-
-// eventToken returns the <event> subject tokens of an event type of the
-// refbus namespace (org.refbus.referral.requested.v1: referral.requested).
-func eventToken(eventType string) (string, bool) {
-	name, ok := strings.CutPrefix(eventType, "org.refbus.")
-	if !ok {
-		return "", false
-	}
-	i := strings.LastIndex(name, ".v")
-	if i <= 0 {
-		return "", false
-	}
-	name = name[:i]
-	for _, tok := range strings.Split(name, ".") {
-		if !isToken(tok) {
-			return "", false
-		}
-	}
-	return name, true
-}
-
-// isToken reports whether s can be one token of a NATS subject filter
-// without being a wildcard.
-func isToken(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
-			return false
-		}
-	}
-	return true
-}
+func (f Filter) Splits() bool { return f.Node != "" || f.Referral != "" }

@@ -93,7 +93,7 @@ func (m *Msg) Attrs() *Attrs {
 // Binary reports whether m is in binary mode, from its headers alone.
 func (m *Msg) Binary() bool { return binary(m.Header) }
 
-// Route returns the sending and receiving agency named by the subject, or
+// Route returns the sending and receiving node named by the subject, or
 // empty strings if the subject is not refbus.<from>.<to>.<event>. Unlike
 // bus.ParseSubject it does not allocate: it runs for every message.
 func (m *Msg) Route() (from, to string) {

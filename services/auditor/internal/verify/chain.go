@@ -8,8 +8,8 @@ import (
 
 	ce "github.com/cloudevents/sdk-go/v2/event"
 
-	"github.com/refbus/refbus/pkg/bus"
 	"github.com/refbus/refbus/pkg/event"
+	"github.com/refbus/refbus/pkg/receipt"
 )
 
 // hash32 is a chain hash (schemas/SIGNING.md), as bytes.
@@ -88,7 +88,7 @@ func (v *Verifier) chainOf(source uint32) *chain {
 // is the chain's start.
 func (v *Verifier) link(in *inspected, source uint32) {
 	key := source
-	if in.typ == bus.ReceiptType {
+	if in.typ == receipt.Type {
 		key |= receiptChain
 	}
 	c := v.chainOf(key)

@@ -5,13 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"hash/maphash"
-	"strings"
 
+	ce "github.com/cloudevents/sdk-go/v2/event"
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
 
 	"github.com/refbus/refbus/pkg/bus"
 	"github.com/refbus/refbus/pkg/event"
+	"github.com/refbus/refbus/pkg/receipt"
+	"github.com/refbus/refbus/schemas"
 	"github.com/refbus/refbus/services/auditor/internal/stream"
 )
 
@@ -27,23 +29,23 @@ type inspected struct {
 	// are set only then.
 	decoded bool
 	// valid is true when no stateless check failed; trusted when the
-	// event is at least from the agency that sent it (its source and
-	// subject agree), so its sequence number is its sender's.
-	valid     bool
-	trusted   bool
-	from, to  string
-	source    string
-	id        string
-	idKey     [16]byte
-	typ       string
-	referral  string
-	caseID    string
-	msgID     string
-	hash      uint64
-	sequence  int64
-	hasSeq    bool
-	data      eventData
-	dataError error
+	// event is at least from the node that sent it (its source and
+	// subject agree, and with trust anchors the node has one), so its
+	// sequence number is its sender's.
+	valid    bool
+	trusted  bool
+	from, to string
+	source   string
+	id       string
+	idKey    [16]byte
+	typ      string
+	referral string
+	caseID   string
+	msgID    string
+	hash     uint64
+	sequence int64
+	hasSeq   bool
+	data     eventData
 	// chained: the event has a prevhash; prev and chainHash are then
 	// set. signedOK: its signature was checked and holds, or no trust
 	// anchors were given.
@@ -54,52 +56,37 @@ type inspected struct {
 	signature *event.Signed
 }
 
-// eventData holds every member of event data that a check reads: the
-// receiver of a request, what a receipt answers, and the input of a move;
-// read fills it from the members of the same names in snake_case.
+// eventData is what the ordered checks read of an event's data, decoded
+// with the contract's type for its event type: the one field of its type
+// is set. Only requests, receipts and moves are decoded, for only their
+// data is checked (a request's receiver and parent, what a receipt
+// answers, a move's input); notices such as overdue carry none a check
+// reads. The fields are pointers so that the batches of inspected events
+// stay small.
 type eventData struct {
-	ToAgency   string
-	Service    string
-	ReasonCode string
-	Reason     string
-	Outcome    string
-	EventID    string
-	EventType  string
-	// NewReferralID names the referral a forward creates; ParentID the
-	// referral a request was forwarded from.
-	NewReferralID string
-	ParentID      string
+	requested *schemas.Requested
+	receipt   *receipt.Data
+	move      *schemas.MoveFields
 }
 
-// read fills d from the JSON object data. The schema has already checked
-// the data; only its string members are read, without reflection.
-func (d *eventData) read(data []byte) error {
-	return stream.Members(data, func(key, val []byte) {
-		var p *string
-		switch string(key) {
-		case "to_agency":
-			p = &d.ToAgency
-		case "service":
-			p = &d.Service
-		case "reason_code":
-			p = &d.ReasonCode
-		case "reason":
-			p = &d.Reason
-		case "outcome":
-			p = &d.Outcome
-		case "event_id":
-			p = &d.EventID
-		case "event_type":
-			p = &d.EventType
-		case "new_referral_id":
-			p = &d.NewReferralID
-		case "parent_id":
-			p = &d.ParentID
-		default:
-			return
-		}
-		*p = string(val)
-	})
+// read decodes the data of e, of type typ, into the field of its type. The
+// schema has already checked it, so an error means the Go types and the
+// schema disagree.
+func (d *eventData) read(typ string, e *ce.Event) error {
+	switch typ {
+	case schemas.TypeRequested:
+		d.requested = new(schemas.Requested)
+		return event.Data(e, d.requested)
+	case receipt.Type:
+		d.receipt = new(receipt.Data)
+		return event.Data(e, d.receipt)
+	}
+	if _, ok := schemas.MoveOf(typ); !ok {
+		return nil
+	}
+	m, err := schemas.ReadMove(e)
+	d.move = &m
+	return err
 }
 
 func (in *inspected) problem(k Kind, format string, args ...any) {
@@ -113,8 +100,14 @@ func (v *Verifier) inspect(m *stream.Msg) inspected {
 	switch {
 	case subjErr != nil:
 		in.problem(BadSubject, "%v", subjErr)
-	case !bus.KnownAgency(from) || !bus.KnownAgency(to):
-		in.problem(BadSubject, "subject %q names an agency outside the network (%s)", m.Subject, strings.Join(bus.Agencies, ", "))
+	case !bus.ValidNode(from):
+		in.problem(BadSubject, "subject %q names %q, which is not a well-formed node name", m.Subject, from)
+	case !bus.ValidNode(to):
+		in.problem(BadSubject, "subject %q names %q, which is not a well-formed node name", m.Subject, to)
+	case v.trust != nil && v.trust[to] == "":
+		// The trust anchors are the network's nodes. (A sender without
+		// one fails its signature check below.)
+		in.problem(BadSubject, "subject %q names %s as its receiver, which has no trust anchor: no node of the network", m.Subject, to)
 	}
 	in.from, in.to = from, to
 	if m.Err != nil {
@@ -140,7 +133,7 @@ func (v *Verifier) inspect(m *stream.Msg) inspected {
 	in.hash = maphash.Bytes(v.seed, body)
 
 	in.caseID = event.CaseID(ev)
-	in.trusted = subjErr == nil && ev.Source() == bus.Source(from)
+	in.trusted = subjErr == nil && ev.Source() == bus.Source(from) && bus.ValidNode(from) && (v.trust == nil || v.trust[from] != "")
 	if subjErr == nil {
 		if ev.Source() != bus.Source(from) {
 			in.problem(Forged, "event %s says it is from %s but came on %s, from %s", in.id, ev.Source(), m.Subject, from)
@@ -162,7 +155,7 @@ func (v *Verifier) inspect(m *stream.Msg) inspected {
 		sg, err := event.Prepare(ev, v.trust)
 		switch {
 		case err != nil:
-		case in.chained && v.chained && in.trusted && bus.KnownAgency(from):
+		case in.chained && v.chained && in.trusted:
 			// Left for the chain: a later event's signature vouches for
 			// this one (see settle).
 			in.signature = sg
@@ -176,7 +169,7 @@ func (v *Verifier) inspect(m *stream.Msg) inspected {
 			}
 			in.problem(kind, "event %s: %v", in.id, err)
 			in.signedOK = false
-		} else if in.typ != bus.ReceiptType && event.PrevHash(ev) == "" {
+		} else if in.typ != receipt.Type && event.PrevHash(ev) == "" {
 			in.problem(Unchained, "event %s (%s) is signed but has no prevhash", in.id, in.typ)
 		}
 	}
@@ -186,14 +179,15 @@ func (v *Verifier) inspect(m *stream.Msg) inspected {
 	}
 	if len(in.problems) == 0 {
 		in.valid = true
-		in.dataError = in.data.read(ev.Data())
-		if in.typ == requestedType && in.dataError == nil && in.data.ToAgency != to {
+		if err := in.data.read(in.typ, ev); err != nil {
+			in.problem(Invalid, "event %s: %v", in.id, err)
+			in.valid = false
+		} else if in.typ == schemas.TypeRequested && in.data.requested.ToAgency != to {
 			// Reported, but the request still opens its referral: the
 			// subject says where it went.
-			in.problem(Misaddressed, "referral %s is for %q in its data but was sent to %s", in.referral, in.data.ToAgency, to)
+			in.problem(Misaddressed, "referral %s is for %q in its data but was sent to %s", in.referral, in.data.requested.ToAgency, to)
 		}
 	}
-	in.trusted = in.trusted && bus.KnownAgency(from)
 	return in
 }
 

@@ -1,6 +1,6 @@
 // Package verify checks from the REFERRALS stream alone that its history is
 // whole and untouched: every message is a valid CloudEvent sent by the
-// agency its subject names, no event was changed or replayed, no event of a
+// node its subject names, no event was changed or replayed, no event of a
 // referral is missing or out of order, and every referral moved only as the
 // referral state machine allows.
 package verify
@@ -20,8 +20,9 @@ type Kind string
 const (
 	// Malformed: the message does not decode as a CloudEvent.
 	Malformed Kind = "malformed"
-	// BadSubject: the subject is not refbus.<from>.<to>.<event> of known
-	// agencies.
+	// BadSubject: the subject is not refbus.<from>.<to>.<event> of
+	// well-formed node names, or, with trust anchors, names a receiver
+	// that has none (the anchors are the network's nodes).
 	BadSubject Kind = "bad subject"
 	// Forged: the event's source is not the sender its subject names.
 	Forged Kind = "forged source"
@@ -55,7 +56,7 @@ const (
 	// UnknownEvent: a receipt for an event that is not in the stream
 	// before it, or that is of another type than the receipt says.
 	UnknownEvent Kind = "unknown event"
-	// NotParty: an event from an agency that is neither the referral's
+	// NotParty: an event from a node that is neither the referral's
 	// sender nor its receiver, or a move its party may not make.
 	NotParty Kind = "not a party"
 	// IllegalMove: a move the referral's state does not allow.

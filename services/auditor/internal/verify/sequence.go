@@ -4,7 +4,9 @@ import (
 	"cmp"
 	"slices"
 	"strconv"
-	"strings"
+
+	"github.com/refbus/refbus/pkg/receipt"
+	"github.com/refbus/refbus/schemas"
 )
 
 // senderSeq follows the sequence numbers one source gave the events of one
@@ -30,7 +32,7 @@ type gap struct {
 // gaps still open at the end are reported by Finish.
 func (v *Verifier) sequence(in *inspected, source uint32) {
 	if !in.hasSeq {
-		if strings.HasPrefix(in.typ, referralPrefix) {
+		if sequenced(in.typ) {
 			v.problem(Problem{Seq: in.seq, Kind: MissingSequence, Detail: "event " + in.id + " (" + in.typ + ") of referral " +
 				in.referral + " has no sequence extension"})
 		}
@@ -62,6 +64,20 @@ func (v *Verifier) sequence(in *inspected, source uint32) {
 		v.problem(Problem{Seq: in.seq, Kind: ReusedSequence, Detail: "event " + in.id + " of referral " + in.referral + " from " + in.source +
 			" has sequence " + itoa64(n) + ", which an earlier event of it already has"})
 	}
+}
+
+// sequenced reports whether events of type typ carry the sequence
+// extension: a referral's request and its moves do; notices (overdue) and
+// receipts do not.
+func sequenced(typ string) bool {
+	switch typ {
+	case schemas.TypeRequested:
+		return true
+	case receipt.Type:
+		return false
+	}
+	_, ok := schemas.MoveOf(typ)
+	return ok
 }
 
 // sender returns the sequence record of source in referral r (key k).

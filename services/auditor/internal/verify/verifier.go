@@ -10,7 +10,9 @@ import (
 
 	"github.com/refbus/refbus/pkg/bus"
 	"github.com/refbus/refbus/pkg/event"
+	"github.com/refbus/refbus/pkg/receipt"
 	"github.com/refbus/refbus/pkg/referral"
+	"github.com/refbus/refbus/schemas"
 )
 
 // Verifier checks messages in stream order and remembers what later
@@ -81,7 +83,7 @@ func short(n uint32) uint16 { return uint16(min(n, maxName)) }
 // refState is what is known of one referral. It holds no pointers, so
 // that the collector need not scan the hundreds of thousands there are.
 type refState struct {
-	from, to uint32 // interned agencies
+	from, to uint32 // interned node names
 	caseID   [16]byte
 	state    uint8  // index in Verifier.states
 	opened   uint64 // stream sequence of its request; 0 if not seen
@@ -103,20 +105,21 @@ type senderKey struct {
 type Options struct {
 	// Complete says that the read sees every event of each referral it
 	// sees any of: it starts at the beginning of the stream and filters
-	// only by agency, case or referral. Only then are events of unknown
+	// only by node, case or referral. Only then are events of unknown
 	// referrals and sequences that do not start at 1 problems; otherwise
 	// the first event seen of a referral is taken as it comes.
 	Complete bool
 	// Linked says that, besides, the read selects every referral that
-	// a forward links to one it selects: no agency or referral filter
+	// a forward links to one it selects: no node or referral filter
 	// hides the other end. Only then is a forward to or from a referral
 	// not seen a problem.
 	Linked bool
 	// Report is called with every problem as it is found (gaps at the
 	// end, by Finish).
 	Report func(Problem)
-	// Trust are the agencies' public keys; when set, every event's
-	// signature is checked.
+	// Trust are the nodes' public keys; when set, every event's
+	// signature is checked, and the nodes that have one are the network:
+	// an event from or to another node is a problem.
 	Trust event.Trust
 	// Chains says that the read selects every message of its range (no
 	// filter), so that each sender's hash chain can be checked.
@@ -143,7 +146,7 @@ func (v *Verifier) problem(p Problem) {
 }
 
 // intern returns a small number for a string that recurs (sources,
-// agencies, types), so that records hold no strings.
+// nodes, types), so that records hold no strings.
 func (v *Verifier) intern(s string) uint32 {
 	if n, ok := v.sources[s]; ok {
 		return n
@@ -181,7 +184,7 @@ func (v *Verifier) apply(in *inspected) {
 	}
 	v.events[ek] = rec
 	if !in.trusted {
-		// A forged event says nothing about the sequence of the agency
+		// A forged event says nothing about the sequence of the node
 		// it names; it is reported, and left out.
 		v.checkSignature(in)
 		return
@@ -198,15 +201,16 @@ func (v *Verifier) apply(in *inspected) {
 		// out of the referral's state.
 		return
 	}
-	switch {
-	case in.typ == bus.ReceiptType:
+	switch in.typ {
+	case receipt.Type:
 		v.receipt(in)
-	case in.typ == requestedType:
+	case schemas.TypeRequested:
 		v.request(in)
-	case in.typ == overdueType:
-		// A sender's deadline notice: it moves nothing, and its schema
-		// and source were checked above.
-	case strings.HasPrefix(in.typ, referralPrefix):
+	case schemas.TypeOverdue, schemas.TypeConsentRevoked:
+		// Notices (a sender's deadline passed, a family revoked its
+		// consent): they move nothing, and their schema and source were
+		// checked above.
+	default:
 		v.move(in)
 	}
 }
@@ -267,21 +271,6 @@ func relayMsgID(msgID, source, id string) bool {
 	return true
 }
 
-const (
-	requestedType  = "org.refbus.referral.requested.v1"
-	referralPrefix = "org.refbus.referral."
-	overdueType    = "org.refbus.referral.overdue.v1"
-)
-
-// moveOf maps the event type of each move to the move.
-var moveOf = func() map[string]referral.Move {
-	m := map[string]referral.Move{}
-	for _, mv := range referral.Moves() {
-		m[referral.EventType(mv)] = mv
-	}
-	return m
-}()
-
 // request opens a referral.
 func (v *Verifier) request(in *inspected) {
 	if r := v.refs[idKey(in.referral)]; r != nil && r.opened != 0 {
@@ -294,8 +283,9 @@ func (v *Verifier) request(in *inspected) {
 	r.setState(v, referral.Requested)
 	r.caseID = v.caseKey(in.caseID)
 	v.sum.Referrals++
-	if p := in.data.ParentID; p != "" {
-		parent := v.refs[idKey(p)]
+	if pid := in.data.requested.ParentID; pid != nil {
+		p := pid.String()
+		parent := v.refs[*pid]
 		switch {
 		case parent == nil || parent.opened == 0:
 			if v.linked {
@@ -315,7 +305,7 @@ func (v *Verifier) request(in *inspected) {
 // receipt checks a delivery receipt and, for an applied request, moves the
 // referral to received on behalf of the system.
 func (v *Verifier) receipt(in *inspected) {
-	d := in.data
+	d := in.data.receipt
 	answered := v.key(eventKey{source: v.intern(bus.Source(in.to)), id: idKey(d.EventID)})
 	switch rec, ok := v.events[answered]; {
 	case !ok && v.complete:
@@ -326,7 +316,7 @@ func (v *Verifier) receipt(in *inspected) {
 			" answers event " + d.EventID + " as a " + quote(d.EventType) + ", but it is a " + v.names[rec.typ]})
 		return
 	}
-	if d.EventType != requestedType {
+	if d.EventType != schemas.TypeRequested {
 		return
 	}
 	r := v.known(in)
@@ -338,7 +328,7 @@ func (v *Verifier) receipt(in *inspected) {
 			" comes from " + in.from + " to " + in.to + ", but the referral went from " + v.names[r.from] + " to " + v.names[r.to]})
 		return
 	}
-	if d.Outcome != "applied" {
+	if d.Outcome != receipt.Applied {
 		r.refused = true
 		return
 	}
@@ -355,7 +345,7 @@ func (v *Verifier) receipt(in *inspected) {
 
 // move checks a referral event of a sender or receiver.
 func (v *Verifier) move(in *inspected) {
-	mv, ok := moveOf[in.typ]
+	mv, ok := schemas.MoveOf(in.typ)
 	if !ok {
 		v.problem(Problem{Seq: in.seq, Kind: UnknownType, Detail: "event " + in.id + ": " + in.typ + " is no move of the referral state machine"})
 		return
@@ -377,17 +367,22 @@ func (v *Verifier) move(in *inspected) {
 	}
 	if by == referral.Receiver && r.getState(v) == referral.Requested {
 		// The receiver's move proves delivery even if its receipt comes
-		// later, as the agencies themselves take it.
+		// later, as the nodes themselves take it.
 		r.setState(v, referral.Received)
 		r.delivered = true
 	}
-	d := in.data
+	d := in.data.move
 	if v.step(in, r, mv, by, referral.Input{
 		ReasonCode: referral.ReasonCode(d.ReasonCode), Reason: d.Reason, Outcome: d.Outcome, ToAgency: d.ToAgency, Service: d.Service,
 	}) && mv == referral.Forward && v.linked {
-		if n := v.refs[idKey(d.NewReferralID)]; n == nil || n.opened == 0 {
+		var n *refState
+		newID := ""
+		if id := d.NewReferralID; id != nil {
+			n, newID = v.refs[*id], id.String()
+		}
+		if n == nil || n.opened == 0 {
 			v.problem(Problem{Seq: in.seq, Kind: UnknownReferral, Detail: "event " + in.id + " forwards referral " + in.referral +
-				" to referral " + quote(d.NewReferralID) + ", which was not requested before it"})
+				" to referral " + quote(newID) + ", which was not requested before it"})
 		}
 	}
 }
