@@ -146,7 +146,6 @@ func (Base) CheckWork(*schemas.Work) error { return nil }
 // Accepting accepts.
 func (Base) Accepting(context.Context, DB, Referral, *schemas.Work) error { return nil }
 
-
 // Ended does nothing.
 func (Base) Ended(context.Context, DB, Referral) error { return nil }
 
