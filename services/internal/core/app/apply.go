@@ -193,12 +193,19 @@ func (a *App) received(ctx context.Context, q *coredb.Queries, tx *pgbatch.Tx, r
 	if len(wanted) == 0 {
 		return nil
 	}
-	fresh, err := q.ReferralReceivedNow(ctx, wanted)
+	recorded, err := q.ReferralReceivedNow(ctx, wanted)
 	if err != nil {
 		return fmt.Errorf("read referrals received: %w", err)
 	}
+	fresh := make(map[uuid.UUID]bool, len(recorded))
+	for _, id := range recorded {
+		fresh[id] = true
+	}
 	var msgs []outbox.Message
-	for _, id := range fresh {
+	for _, id := range wanted { // in the stream's order
+		if !fresh[id] {
+			continue
+		}
 		decline, err := k.Received(ctx, tx, rs[id])
 		if err != nil {
 			return fmt.Errorf("%s receives referral %s: %w", a.kind.Name(), id, err)
