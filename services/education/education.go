@@ -46,11 +46,11 @@ func (*Kind) CheckWork(w *schemas.Work) error {
 	if w.Assessment == nil {
 		return fmt.Errorf("%w: work: a learning plan is opened from an assessment: give both", kind.ErrInvalid)
 	}
-	start, err := parseDate("learning_plan.starts_on", p.StartsOn)
+	start, err := kind.Date("learning_plan.starts_on", p.StartsOn)
 	if err != nil {
 		return err
 	}
-	review, err := parseDate("learning_plan.review_on", p.ReviewOn)
+	review, err := kind.Date("learning_plan.review_on", p.ReviewOn)
 	if err != nil {
 		return err
 	}
@@ -75,8 +75,8 @@ func (*Kind) RecordWork(ctx context.Context, db kind.DB, r kind.Referral, w *sch
 	if p == nil {
 		return nil
 	}
-	start, _ := parseDate("learning_plan.starts_on", p.StartsOn) // checked by CheckWork
-	review, _ := parseDate("learning_plan.review_on", p.ReviewOn)
+	start, _ := kind.Date("learning_plan.starts_on", p.StartsOn) // checked by CheckWork
+	review, _ := kind.Date("learning_plan.review_on", p.ReviewOn)
 	err := q.LearningPlanInsert(ctx, educationdb.LearningPlanInsertParams{
 		ID: uuid.Must(uuid.NewV7()), AssessmentID: id, ReferralID: &r.ID, CaseID: r.CaseID, Programme: p.Programme, Goals: p.Goals,
 		StartsOn: pgtype.Date{Time: start, Valid: true}, ReviewOn: pgtype.Date{Time: review, Valid: true},
@@ -85,12 +85,4 @@ func (*Kind) RecordWork(ctx context.Context, db kind.DB, r kind.Referral, w *sch
 		return fmt.Errorf("record learning plan: %w", err)
 	}
 	return nil
-}
-
-func parseDate(field, s string) (time.Time, error) {
-	t, err := time.Parse(time.DateOnly, s)
-	if err != nil {
-		return t, fmt.Errorf("%w: %s %q is not a date (YYYY-MM-DD)", kind.ErrInvalid, field, s)
-	}
-	return t, nil
 }

@@ -103,11 +103,11 @@ func (k *Kind) RecordWork(ctx context.Context, db kind.DB, r kind.Referral, w *s
 	start := today
 	if p.StartsOn != "" {
 		var err error
-		if start, err = parseDate("placement.starts_on", p.StartsOn); err != nil {
+		if start, err = kind.Date("placement.starts_on", p.StartsOn); err != nil {
 			return err
 		}
 	}
-	end, err := parseDate("placement.ends_on", p.EndsOn)
+	end, err := kind.Date("placement.ends_on", p.EndsOn)
 	if err != nil {
 		return err
 	}
@@ -196,11 +196,3 @@ func (*Kind) Places(ctx context.Context, db kind.DB) (map[string]int, error) {
 
 // CheckWork accepts any placement: RecordWork checks it against the beds.
 func (*Kind) CheckWork(*schemas.Work) error { return nil }
-
-func parseDate(field, s string) (time.Time, error) {
-	t, err := time.Parse(time.DateOnly, s)
-	if err != nil {
-		return t, fmt.Errorf("%w: %s %q is not a date (YYYY-MM-DD)", kind.ErrInvalid, field, s)
-	}
-	return t, nil
-}

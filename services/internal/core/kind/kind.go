@@ -13,6 +13,7 @@ package kind
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/google/uuid"
@@ -114,6 +115,16 @@ var (
 	ErrInvalid  = errors.New("invalid request")
 	ErrConflict = errors.New("conflict")
 )
+
+// Date reads a day a caller gave in field (YYYY-MM-DD). Returns an error
+// wrapping ErrInvalid that names the field.
+func Date(field, s string) (time.Time, error) {
+	t, err := time.Parse(time.DateOnly, s)
+	if err != nil {
+		return t, fmt.Errorf("%w: %s %q is not a date (YYYY-MM-DD)", ErrInvalid, field, s)
+	}
+	return t, nil
+}
 
 // Base is what every kind says of itself, and a kind with no effects and
 // no checks beyond the core's: embed it, fill it in, and implement
