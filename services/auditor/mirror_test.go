@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/refbus/refbus/pkg/bus"
+	"github.com/refbus/refbus/services/internal/core/nodetest"
 )
 
 // The audit mirror holds the stream's messages at the same sequences, so
@@ -22,7 +23,7 @@ func TestAuditMirror(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, func() error {
+	nodetest.Eventually(t, 10*time.Second, func() error {
 		info, err := mirror.Info(t.Context())
 		if err != nil {
 			return err

@@ -3,9 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -14,9 +12,6 @@ import (
 
 	"github.com/refbus/refbus/pkg/bus"
 	"github.com/refbus/refbus/pkg/event"
-	"github.com/refbus/refbus/pkg/natstest"
-	"github.com/refbus/refbus/pkg/pgtest"
-	"github.com/refbus/refbus/pkg/poll"
 	"github.com/refbus/refbus/pkg/referral"
 	"github.com/refbus/refbus/schemas"
 	"github.com/refbus/refbus/services/education"
@@ -24,22 +19,18 @@ import (
 	"github.com/refbus/refbus/services/internal/core"
 	nodeapp "github.com/refbus/refbus/services/internal/core/app"
 	"github.com/refbus/refbus/services/internal/core/kind"
+	"github.com/refbus/refbus/services/internal/core/nodetest"
 	"github.com/refbus/refbus/services/ngo"
 	"github.com/refbus/refbus/services/social"
 )
 
-// network is real nodes on one embedded NATS server, each of the kind it
-// is named after and with its own store, as the nodes' own tests run them.
-// (nodetest does the same, but waits for a package of pkg's not written
-// yet.)
+// network is real nodes (nodetest) of the kinds they are named after,
+// each signing with its own key and trusting all the others', with the
+// trust anchors also in a file for refbus-audit verify --trust.
 type network struct {
-	t     *testing.T
-	nats  *natstest.Server
-	dbs   map[string]string
-	nodes map[string]*core.Node
-	stops []func()
-	// seeds are the nodes' signing seeds, trust their public keys, also
-	// written to trustFile for refbus-audit verify --trust.
+	*nodetest.Network
+	nats      string
+	dbs       map[string]string
 	seeds     map[string][]byte
 	trust     event.Trust
 	trustFile string
@@ -64,13 +55,12 @@ func kindOf(t *testing.T, name string) kind.Kind {
 
 // stop stops every node; safe to call twice.
 func (n *network) stop() {
-	for _, stop := range n.stops {
-		stop()
+	for name := range n.dbs {
+		_ = n.Node(name).Stop()
 	}
 }
 
-// newNetwork starts the nodes, each signing with its own key and trusting
-// the keys of all of testNodes.
+// newNetwork starts the nodes.
 func newNetwork(t *testing.T, nodes ...string) *network {
 	return newNetworkWith(t, nil, nodes...)
 }
@@ -79,73 +69,36 @@ func newNetwork(t *testing.T, nodes ...string) *network {
 // configure, if not nil.
 func newNetworkWith(t *testing.T, configure func(node string, c *core.Config), nodes ...string) *network {
 	t.Helper()
-	n := &network{t: t, nats: natstest.New(t), dbs: map[string]string{}, nodes: map[string]*core.Node{}}
+	n := &network{Network: nodetest.New(t), dbs: map[string]string{}}
+	n.nats = n.NATSURL
 	n.seeds, n.trust = testKeys(t)
 	n.trustFile = writeTrust(t, n.trust)
-	log := slog.New(slog.DiscardHandler)
 	for _, name := range nodes {
-		k := kindOf(t, name)
-		n.dbs[name] = pgtest.New(t, "node_"+k.Name(), func(ctx context.Context, url string) error {
-			return core.Migrate(ctx, url, k, log)
+		n.Start(name, kindOf(t, name), func(c *core.Config) {
+			c.SigningSeed, c.Trust = n.seeds[name], n.trust
+			if configure != nil {
+				configure(name, c)
+			}
 		})
-		cfg := core.Config{
-			Node: name, DatabaseURL: n.dbs[name], NATSURL: n.nats.ClientURL(),
-			Consumer:    bus.ConsumerConfig{AckWait: time.Second, BackOff: []time.Duration{500 * time.Millisecond}, MaxDeliver: 50},
-			NetworkKey:  []byte("test network key, 32 bytes or more, shared by all"),
-			SigningSeed: n.seeds[name], Trust: n.trust,
-		}
-		if configure != nil {
-			configure(name, &cfg)
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		node, err := core.New(ctx, cfg, k, log)
-		if err != nil {
-			cancel()
-			t.Fatalf("start %s: %v", name, err)
-		}
-		done := make(chan error, 1)
-		go func() { done <- node.Run(ctx) }()
-		var once sync.Once
-		stop := func() {
-			once.Do(func() {
-				cancel()
-				<-done
-				node.Close()
-			})
-		}
-		t.Cleanup(stop)
-		n.stops = append(n.stops, stop)
-		n.nodes[name] = node
+		n.dbs[name] = n.DB(name)
 	}
 	return n
 }
 
 // app is node name's application.
-func (n *network) app(name string) *nodeapp.App { return n.nodes[name].App() }
-
-// eventually waits on a condition (package poll).
-var eventually = poll.Until
+func (n *network) app(name string) *nodeapp.App { return n.App(name) }
 
 // status waits until node name sees referral id in status.
 func (n *network) status(name string, id uuid.UUID, status string) {
-	n.t.Helper()
-	eventually(n.t, 10*time.Second, func() error {
-		r, err := n.app(name).Referral(context.Background(), id)
-		if err != nil {
-			return err
-		}
-		if r.Status != status {
-			return fmt.Errorf("%s sees referral %s as %s, want %s", name, id, r.Status, status)
-		}
-		return nil
-	})
+	n.T.Helper()
+	nodetest.Eventually(n.T, 30*time.Second, n.WantStatus(name, id, status))
 }
 
 func (n *network) move(name string, id uuid.UUID, mv referral.Move, in nodeapp.MoveInput) nodeapp.Referral {
-	n.t.Helper()
+	n.T.Helper()
 	r, err := n.app(name).Move(context.Background(), id, mv, in)
 	if err != nil {
-		n.t.Fatalf("%s %s %s: %v", name, mv, id, err)
+		n.T.Fatalf("%s %s %s: %v", name, mv, id, err)
 	}
 	return r
 }
@@ -176,13 +129,13 @@ func TestNodesVerifyAndReconcile(t *testing.T) {
 	n.status("health", r1.ID, "forwarded")
 	n.status("health", r3.ID, "declined")
 
-	args := []string{"--nats", n.nats.ClientURL(), "reconcile"}
+	args := []string{"--nats", n.nats, "reconcile"}
 	for _, node := range []string{"health", "education", "social"} {
 		args = append(args, "--db", node+"="+n.dbs[node])
 	}
 	// Receipts of the last moves may still be on their way.
 	var out string
-	eventually(t, 15*time.Second, func() error {
+	nodetest.Eventually(t, 15*time.Second, func() error {
 		var code int
 		if code, out, _ = runAudit(t, args...); code != exitOK {
 			return fmt.Errorf("reconcile: exit %d\n%s", code, out)
@@ -194,7 +147,7 @@ func TestNodesVerifyAndReconcile(t *testing.T) {
 		t.Errorf("reconcile output:\n%s", out)
 	}
 
-	code, out, errOut := runAudit(t, "--nats", n.nats.ClientURL(), "verify", "--trust", n.trustFile)
+	code, out, errOut := runAudit(t, "--nats", n.nats, "verify", "--trust", n.trustFile)
 	if code != exitOK {
 		t.Fatalf("verify of the agencies' stream: exit %d\n%s%s", code, out, errOut)
 	}
@@ -204,7 +157,7 @@ func TestNodesVerifyAndReconcile(t *testing.T) {
 	}
 	// Filters that show one end of the forward only are no problem.
 	for _, filter := range [][]string{{"--agency", "social"}, {"--agency", "health"}, {"--referral", r1.ID.String()}, {"--referral", fwd.ForwardedTo.String()}, {"--case", r1.CaseID.String()}} {
-		if code, out, _ := runAudit(t, append([]string{"--nats", n.nats.ClientURL(), "verify", "--trust", n.trustFile}, filter...)...); code != exitOK {
+		if code, out, _ := runAudit(t, append([]string{"--nats", n.nats, "verify", "--trust", n.trustFile}, filter...)...); code != exitOK {
 			t.Errorf("verify %v: exit %d\n%s", filter, code, out)
 		}
 	}

@@ -27,6 +27,7 @@ import (
 	"github.com/refbus/refbus/services/auditor/internal/stream"
 	"github.com/refbus/refbus/services/internal/core"
 	nodeapp "github.com/refbus/refbus/services/internal/core/app"
+	"github.com/refbus/refbus/services/internal/core/nodetest"
 	"github.com/refbus/refbus/services/ngo"
 )
 
@@ -102,7 +103,7 @@ func TestInboxRejectsBadSignatures(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			eventually(t, 10*time.Second, func() error {
+			nodetest.Eventually(t, 10*time.Second, func() error {
 				got, err := n.app("health").Referral(context.Background(), r.ID)
 				if err != nil {
 					return err
@@ -214,7 +215,7 @@ func TestRelaySignsOnceAcrossCrashAndResend(t *testing.T) {
 	relay := outbox.NewRelay(pool, js, outbox.RelayOptions{Signer: signer(), ReceiptTimeout: 400 * time.Millisecond, PollInterval: 50 * time.Millisecond})
 	go func() { done <- relay.Run(rctx) }()
 	// 4 events and a re-send of each: nobody receipts them.
-	eventually(t, 15*time.Second, func() error {
+	nodetest.Eventually(t, 15*time.Second, func() error {
 		if got := msgs(); got < 8 {
 			return errors.New("waiting for re-sends")
 		}
