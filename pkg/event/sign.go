@@ -23,7 +23,7 @@ const (
 	// ExtSignature is the Ed25519 signature of the event's canonical form,
 	// base64url without padding.
 	ExtSignature = "signature"
-	// ExtSigner is the nkeys public key of the signing agency.
+	// ExtSigner is the nkeys public key of the signing node.
 	ExtSigner = "signer"
 	// ExtPrevHash is the chain hash (hex SHA-256) of the sender's previous
 	// chained event, or GenesisHash on its first.
@@ -128,7 +128,7 @@ func ChainHash(e *ce.Event) (string, error) {
 	return hex.EncodeToString(sum[:]), nil
 }
 
-// Signer signs the events of one agency with its nkeys seed and keeps the
+// Signer signs the events of one node with its nkeys seed and keeps the
 // head of one hash chain. It is safe for concurrent use; the order of a
 // chain is the order of the calls to Sign.
 type Signer struct {
@@ -154,7 +154,7 @@ func NewSigner(seed []byte) (*Signer, error) {
 }
 
 // PublicKey is the nkeys public key that checks this signer's signatures:
-// the agency's trust anchor.
+// the node's trust anchor.
 func (s *Signer) PublicKey() string { return s.pub }
 
 // Head is the chain hash of the last event Sign signed (GenesisHash before
@@ -214,11 +214,11 @@ func (s *Signer) SignUnchained(e *ce.Event) error {
 // PrevHash returns the prevhash extension of e, or "" when it has none.
 func PrevHash(e *ce.Event) string { return stringExt(e, ExtPrevHash) }
 
-// Trust maps each agency to the nkeys public key its events must be signed
+// Trust maps each node to the nkeys public key its events must be signed
 // with: the trust anchors.
 type Trust map[string]string
 
-// ParseTrust reads trust anchors written as "agency=PUBLICKEY" entries,
+// ParseTrust reads trust anchors written as "node=PUBLICKEY" entries,
 // separated by commas or new lines; blank lines and lines starting with #
 // are skipped. Each key must be an nkeys public key.
 func ParseTrust(s string) (Trust, error) {
@@ -228,20 +228,20 @@ func ParseTrust(s string) (Trust, error) {
 		if line == "" || strings.HasPrefix(line, "#") {
 			continue
 		}
-		agency, key, ok := strings.Cut(line, "=")
-		agency, key = strings.TrimSpace(agency), strings.TrimSpace(key)
-		if !ok || agency == "" {
-			return nil, fmt.Errorf("trust anchor %q: want agency=PUBLICKEY", line)
+		node, key, ok := strings.Cut(line, "=")
+		node, key = strings.TrimSpace(node), strings.TrimSpace(key)
+		if !ok || node == "" {
+			return nil, fmt.Errorf("trust anchor %q: want node=PUBLICKEY", line)
 		}
 		if _, err := publicKey(key); err != nil {
-			return nil, fmt.Errorf("trust anchor of %s: %w", agency, err)
+			return nil, fmt.Errorf("trust anchor of %s: %w", node, err)
 		}
-		t[agency] = key
+		t[node] = key
 	}
 	return t, nil
 }
 
-// String writes t as ParseTrust reads it, sorted by agency.
+// String writes t as ParseTrust reads it, sorted by node.
 func (t Trust) String() string {
 	var b strings.Builder
 	for _, a := range slices.Sorted(maps.Keys(t)) {
@@ -269,8 +269,8 @@ func publicKey(s string) (nkeys.KeyPair, error) {
 	return kp, nil
 }
 
-// Verify checks that e is signed by the trust anchor of the agency its
-// source names (/agencies/<agency>). Errors wrap ErrUnsigned or
+// Verify checks that e is signed by the trust anchor of the node its
+// source names (/agencies/<node>). Errors wrap ErrUnsigned or
 // ErrBadSignature, with a message an operator can read.
 func Verify(e *ce.Event, trust Trust) error {
 	s, err := Prepare(e, trust)
@@ -285,29 +285,29 @@ func Verify(e *ce.Event, trust Trust) error {
 // later, or only for the last of a run of chained events, whose signature
 // vouches for every event before it (schemas/SIGNING.md).
 type Signed struct {
-	agency string
+	node string
 	msg    []byte
 	sig    []byte
 	key    nkeys.KeyPair
 }
 
 // Prepare does every check of Verify but the signature's own: e is signed,
-// its source an agency with a trust anchor, its signer that anchor.
+// its source a node with a trust anchor, its signer that anchor.
 func Prepare(e *ce.Event, trust Trust) (*Signed, error) {
 	sig, signer := stringExt(e, ExtSignature), stringExt(e, ExtSigner)
 	if sig == "" || signer == "" {
 		return nil, fmt.Errorf("%w: no %s or %s attribute", ErrUnsigned, ExtSignature, ExtSigner)
 	}
-	agency, ok := strings.CutPrefix(e.Source(), "/agencies/")
+	node, ok := strings.CutPrefix(e.Source(), "/agencies/")
 	if !ok {
-		return nil, fmt.Errorf("%w: source %q is not an agency", ErrBadSignature, e.Source())
+		return nil, fmt.Errorf("%w: source %q is not a node", ErrBadSignature, e.Source())
 	}
-	want, ok := trust[agency]
+	want, ok := trust[node]
 	if !ok {
-		return nil, fmt.Errorf("%w: no trust anchor for agency %s", ErrBadSignature, agency)
+		return nil, fmt.Errorf("%w: no trust anchor for node %s", ErrBadSignature, node)
 	}
 	if signer != want {
-		return nil, fmt.Errorf("%w: signer %s is not the key of agency %s", ErrBadSignature, signer, agency)
+		return nil, fmt.Errorf("%w: signer %s is not the key of node %s", ErrBadSignature, signer, node)
 	}
 	raw, err := base64.RawURLEncoding.DecodeString(sig)
 	if err != nil {
@@ -321,13 +321,13 @@ func Prepare(e *ce.Event, trust Trust) (*Signed, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrBadSignature, err)
 	}
-	return &Signed{agency: agency, msg: msg, sig: raw, key: kp}, nil
+	return &Signed{node: node, msg: msg, sig: raw, key: kp}, nil
 }
 
 // Check checks the signature; the error wraps ErrBadSignature.
 func (s *Signed) Check() error {
 	if err := s.key.Verify(s.msg, s.sig); err != nil {
-		return fmt.Errorf("%w: signature of agency %s does not match the event", ErrBadSignature, s.agency)
+		return fmt.Errorf("%w: signature of node %s does not match the event", ErrBadSignature, s.node)
 	}
 	return nil
 }

@@ -111,12 +111,12 @@ func TestVerifyRejects(t *testing.T) {
 		}, ErrBadSignature, "does not match the event"},
 		{"changed attribute", func(e *ce.Event) { e.SetExtension(ExtCaseID, "case-2") }, ErrBadSignature, "does not match the event"},
 		{"changed prevhash", func(e *ce.Event) { e.SetExtension(ExtPrevHash, strings.Repeat("1", 64)) }, ErrBadSignature, "does not match the event"},
-		{"forged source", func(e *ce.Event) { e.SetSource("/agencies/ngo") }, ErrBadSignature, "no trust anchor for agency ngo"},
+		{"forged source", func(e *ce.Event) { e.SetSource("/agencies/ngo") }, ErrBadSignature, "no trust anchor for node ngo"},
 		{"other key", func(e *ce.Event) {
 			if err := other.SignUnchained(e); err != nil {
 				t.Fatal(err)
 			}
-		}, ErrBadSignature, "is not the key of agency health"},
+		}, ErrBadSignature, "is not the key of node health"},
 		{"garbled signature", func(e *ce.Event) { e.SetExtension(ExtSignature, "!!") }, ErrBadSignature, "not base64url"},
 	}
 	for _, c := range cases {

@@ -213,7 +213,7 @@ func TestVerifyFindsTamperingInBatches(t *testing.T) {
 			m.Data = slices.Concat(m.Data[:j], []byte(`"outcome":"rejected"`), m.Data[j+len(`"outcome":"applied"`):])
 			f.publishMsgs(msgs)
 		},
-		want:   []string{"seq 7: bad signature: event " + ev(6) + ": bad signature: signature of agency health does not match the event"},
+		want:   []string{"seq 7: bad signature: event " + ev(6) + ": bad signature: signature of node health does not match the event"},
 		events: 14,
 	}, {
 		name: "altered copy in another batch",

@@ -62,7 +62,7 @@ func TestVerifyFindsTamperingSigned(t *testing.T) {
 		// the end (the move was taken as it came), and the next event
 		// follows a hash no event has.
 		want: []string{
-			"seq 5: bad signature: event " + ev(5) + ": bad signature: signature of agency education does not match the event",
+			"seq 5: bad signature: event " + ev(5) + ": bad signature: signature of node education does not match the event",
 			"seq 7: chain broken: event " + ev(7) + " of /agencies/education follows prevhash ",
 		},
 	}, {
@@ -80,7 +80,7 @@ func TestVerifyFindsTamperingSigned(t *testing.T) {
 			}
 		},
 		want: []string{
-			"seq 6: bad signature: event " + ev(6) + ": bad signature: signature of agency health does not match the event",
+			"seq 6: bad signature: event " + ev(6) + ": bad signature: signature of node health does not match the event",
 		},
 	}, {
 		name: "removed event",
@@ -131,7 +131,7 @@ func TestVerifyFindsTamperingSigned(t *testing.T) {
 		},
 		want: []string{
 			"seq 15: forged source: event " + ev(90) + " says it is from /agencies/health but came on refbus.ngo.education.referral.cancelled, from ngo",
-			"seq 15: bad signature: event " + ev(90) + ": bad signature: signer " + ngoKey + " is not the key of agency health",
+			"seq 15: bad signature: event " + ev(90) + ": bad signature: signer " + ngoKey + " is not the key of node health",
 		},
 	}, {
 		name: "old event replayed",
@@ -185,7 +185,7 @@ func TestVerifyTrustIsTheNetwork(t *testing.T) {
 	f.send(req)
 	f.send(receiptOf(ev(81), req, 15, 81))
 	f.verifyProblems(t, []string{
-		"seq 15: bad signature: event " + ev(80) + ": bad signature: no trust anchor for agency mayor",
+		"seq 15: bad signature: event " + ev(80) + ": bad signature: no trust anchor for node mayor",
 		"seq 16: bad subject: subject \"refbus.health.mayor.receipt\" names mayor as its receiver, which has no trust anchor: no node of the network",
 	}, "--trust", f.trustFile)
 	if code, out, _ := f.audit("verify"); code != exitOK {
@@ -211,7 +211,7 @@ func TestVerifyLongChainAltered(t *testing.T) {
 		f.publish(m)
 	}
 	code, out, _ := f.audit("verify", "--trust", f.trustFile)
-	want := "seq 100: bad signature: event " + ev(100) + ": bad signature: signature of agency health does not match the event\n" +
+	want := "seq 100: bad signature: event " + ev(100) + ": bad signature: signature of node health does not match the event\n" +
 		"seq 101: chain broken: event " + ev(101) + " of /agencies/health follows prevhash "
 	if code != exitProblems || !strings.HasPrefix(out, want) || !strings.Contains(out, ": 2 problems") {
 		t.Fatalf("verify: exit %d\n%s\nwant it to start with\n%s", code, out, want)
