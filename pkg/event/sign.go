@@ -286,9 +286,9 @@ func Verify(e *ce.Event, trust Trust) error {
 // vouches for every event before it (schemas/SIGNING.md).
 type Signed struct {
 	node string
-	msg    []byte
-	sig    []byte
-	key    nkeys.KeyPair
+	msg  []byte
+	sig  []byte
+	key  nkeys.KeyPair
 }
 
 // Prepare does every check of Verify but the signature's own: e is signed,

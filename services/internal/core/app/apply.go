@@ -270,6 +270,9 @@ func (a *App) applyMove(ctx context.Context, q *coredb.Queries, tx *pgbatch.Tx, 
 	if state == referral.Requested && party == referral.Receiver {
 		// The receiver's move proves delivery even if its receipt is late.
 		state = referral.Received
+		if err := q.ReferralMarkDelivered(ctx, coredb.ReferralMarkDeliveredParams{ID: r.ID, At: e.Time()}); err != nil {
+			return nil, fmt.Errorf("mark delivered: %w", err)
+		}
 	}
 	in := referral.Input{ReasonCode: referral.ReasonCode(f.ReasonCode), Reason: f.Reason, Outcome: f.Outcome, ToAgency: f.ToAgency, Service: f.Service}
 	next, merr := referral.Apply(state, mv, party, in)

@@ -98,3 +98,8 @@ WHERE person_key = $1 AND person_key <> ''
   AND status NOT IN ('declined', 'completed', 'failed', 'cancelled', 'forwarded')
 ORDER BY created_at DESC
 LIMIT 1;
+
+-- name: ReferralMarkDelivered :exec
+-- The receiver moved a referral whose receipt has not come back yet: the
+-- move proves it was received, no later than the move was made.
+UPDATE core.referral SET received_at = coalesce(received_at, sqlc.arg(at)::timestamptz) WHERE id = sqlc.arg(id);

@@ -393,6 +393,22 @@ func (q *Queries) ReferralListOutgoing(ctx context.Context, arg ReferralListOutg
 	return items, nil
 }
 
+const referralMarkDelivered = `-- name: ReferralMarkDelivered :exec
+UPDATE core.referral SET received_at = coalesce(received_at, $1::timestamptz) WHERE id = $2
+`
+
+type ReferralMarkDeliveredParams struct {
+	At time.Time
+	ID uuid.UUID
+}
+
+// The receiver moved a referral whose receipt has not come back yet: the
+// move proves it was received, no later than the move was made.
+func (q *Queries) ReferralMarkDelivered(ctx context.Context, arg ReferralMarkDeliveredParams) error {
+	_, err := q.db.Exec(ctx, referralMarkDelivered, arg.At, arg.ID)
+	return err
+}
+
 const referralMarkReceived = `-- name: ReferralMarkReceived :exec
 UPDATE core.referral r
 SET status = 'received', received_at = now(), updated_at = now()
