@@ -313,7 +313,7 @@ func summarize(verr *jsonschema.ValidationError) string {
 	add := func(loc []string, msg string) {
 		total++
 		if len(parts) < maxIssues {
-			parts = append(parts, truncate("at "+pointer(loc)+": "+msg, maxIssueLen))
+			parts = append(parts, Truncate("at "+pointer(loc)+": "+msg, maxIssueLen))
 		}
 	}
 	var walk func(*jsonschema.ValidationError)
@@ -371,11 +371,13 @@ func pointer(loc []string) string {
 	return sb.String()
 }
 
-func truncate(s string, n int) string {
+// Truncate cuts a reason to at most n bytes and marks the cut, backing up
+// to a character's start so that it stays valid UTF-8: a reason is shown
+// to people and stored with what it refuses.
+func Truncate(s string, n int) string {
 	if len(s) <= n {
 		return s
 	}
-	// Back up to a rune boundary so the message stays valid UTF-8.
 	for n > 0 && !utf8.RuneStart(s[n]) {
 		n--
 	}

@@ -21,7 +21,6 @@ import (
 	"log/slog"
 	"strconv"
 	"time"
-	"unicode/utf8"
 
 	ce "github.com/cloudevents/sdk-go/v2/event"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -269,7 +268,7 @@ func (c *Consumer) process(ctx context.Context, msgs []jetstream.Msg) error {
 		case later:
 			_ = m.NakWithDelay(c.backoff(ds[i].tries))
 		case rejected == j-i:
-			_ = m.TermWithReason(truncate(ds[i].reason, 200))
+			_ = m.TermWithReason(event.Truncate(ds[i].reason, 200))
 		default:
 			_ = m.Ack()
 		}
@@ -542,15 +541,4 @@ func answers(ds []*delivery) []receipt.Answer {
 func (c *Consumer) backoff(tries uint64) time.Duration {
 	i := int(max(tries, 1)) - 1
 	return c.o.BackOff[min(i, len(c.o.BackOff)-1)]
-}
-
-// truncate cuts s to at most n bytes, at a character's start, marked.
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n] + "…"
 }

@@ -15,7 +15,6 @@ import (
 	"errors"
 	"fmt"
 	"sync"
-	"unicode/utf8"
 
 	ce "github.com/cloudevents/sdk-go/v2/event"
 	"github.com/google/uuid"
@@ -234,7 +233,7 @@ func (s *Sender) build(a Answer) (string, *ce.Event, error) {
 	}
 	d := Data{EventID: e.ID(), EventType: e.Type(), Outcome: Applied, StreamSeq: a.StreamSeq}
 	if a.Refused {
-		d.Outcome, d.Reason = Rejected, truncate(a.Reason, maxReason)
+		d.Outcome, d.Reason = Rejected, event.Truncate(a.Reason, maxReason)
 	}
 	r, err := reg.New(bus.Source(s.self), Type, e.Subject(), d)
 	if err != nil {
@@ -246,15 +245,4 @@ func (s *Sender) build(a Answer) (string, *ce.Event, error) {
 		}
 	}
 	return to, r, nil
-}
-
-// truncate cuts s to at most n bytes, at a character's start, marked.
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n] + "…"
 }

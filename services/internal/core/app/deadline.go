@@ -16,6 +16,7 @@ import (
 	"github.com/refbus/refbus/pkg/referral"
 	"github.com/refbus/refbus/schemas"
 	"github.com/refbus/refbus/services/internal/core/coredb"
+	"github.com/refbus/refbus/services/internal/core/directory"
 )
 
 // SLA is how long a referral for a service may wait: to be accepted, and
@@ -33,13 +34,19 @@ var DefaultSLA = SLA{Accept: 72 * time.Hour}
 // own setting for the service, else the service's as the directory lists
 // it, else this node's default, else DefaultSLA.
 func (a *App) sla(ctx context.Context, to, service string) SLA {
+	l, _ := a.dir.Lookup(ctx, to) // a node not listed names no deadline: the defaults apply
+	o, _ := l.Offer(service)
+	return a.slaOf(service, o)
+}
+
+// slaOf is the deadlines of a referral for service, as the receiver
+// offers it in o (zero when it does not list it).
+func (a *App) slaOf(service string, o directory.Offer) SLA {
 	if v, ok := a.cfg.SLAs[service]; ok && service != "" {
 		return v
 	}
-	if l, err := a.dir.Lookup(ctx, to); err == nil {
-		if o, ok := l.Offer(service); ok && (o.AcceptWithin != 0 || o.CompleteWithin != 0) {
-			return SLA{Accept: time.Duration(o.AcceptWithin), Complete: time.Duration(o.CompleteWithin)}
-		}
+	if o.AcceptWithin != 0 || o.CompleteWithin != 0 {
+		return SLA{Accept: time.Duration(o.AcceptWithin), Complete: time.Duration(o.CompleteWithin)}
 	}
 	if v, ok := a.cfg.SLAs[""]; ok {
 		return v

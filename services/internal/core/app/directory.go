@@ -29,14 +29,15 @@ func (a *App) offered(ctx context.Context, node, service string) (SLA, error) {
 	if err != nil {
 		return SLA{}, err
 	}
-	if _, ok := l.Offer(service); !ok {
+	o, ok := l.Offer(service)
+	if !ok {
 		var names []string
 		for _, o := range l.Services {
 			names = append(names, o.Name)
 		}
 		return SLA{}, fmt.Errorf("%w: %s does not offer the service %q; it offers %s (GET /api/v1/directory)", ErrInvalid, node, service, strings.Join(names, ", "))
 	}
-	return a.sla(ctx, node, service), nil
+	return a.slaOf(service, o), nil
 }
 
 // Directory lists every node's services, as the nodes published them.

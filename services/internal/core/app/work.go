@@ -32,15 +32,13 @@ func (a *App) checkWork(w *schemas.Work) error {
 	return a.kind.CheckWork(w)
 }
 
-// recordWork keeps this node's work on referral r: in its kind's tables,
-// in the caller's transaction, and on the referral as it is sent. The kind
-// may complete w (a placement's first day).
+// recordWork keeps this node's work on referral r, which its caller
+// checked (checkWork): in its kind's tables, in the caller's transaction,
+// and on the referral as it is sent. The kind may complete w (a
+// placement's first day).
 func (a *App) recordWork(ctx context.Context, q *coredb.Queries, db kind.DB, r coredb.Referral, w *schemas.Work) error {
 	if w == nil {
 		return nil
-	}
-	if err := a.checkWork(w); err != nil {
-		return err
 	}
 	if w.Placement != nil {
 		w.Placement.SealedAddress = ""

@@ -134,10 +134,6 @@ func lineDigest(t testing.TB, l pgmigrate.Line) string {
 	return hex.EncodeToString(h.Sum(nil))[:8]
 }
 
-// Lines are the migration lines of a node of kind k, for tests that
-// migrate a store themselves.
-func Lines(k kind.Kind) []pgmigrate.Line { return core.Lines(k) }
-
 // SetDB makes name's store the database at url (for a node started later).
 func (n *Network) SetDB(name string, url string) {
 	n.mu.Lock()
@@ -423,56 +419,21 @@ func (n *Network) JetStream() jetstream.JetStream {
 }
 
 // ConsumerIdle holds once node name's consumer has nothing pending or
-// unacknowledged.
+// unacknowledged (bustest.ConsumerIdle).
 func (n *Network) ConsumerIdle(name string) func() error {
 	js := n.JetStream()
-	return func() error {
-		c, err := js.Consumer(context.Background(), bus.Stream, name)
-		if err != nil {
-			return err
-		}
-		info, err := c.Info(context.Background())
-		if err != nil {
-			return err
-		}
-		if info.NumPending != 0 || info.NumAckPending != 0 {
-			return fmt.Errorf("%s consumer: %d pending, %d unacknowledged", name, info.NumPending, info.NumAckPending)
-		}
-		return nil
-	}
+	return func() error { return bustest.ConsumerIdle(context.Background(), js, name) }
 }
 
 // StoreText is every row of every table of node name's store, in every
 // schema but Postgres's own, as text (bytea columns in hex).
 func (n *Network) StoreText(name string) string {
 	n.T.Helper()
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, n.DB(name))
-	if err != nil {
-		n.T.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	rows, err := conn.Query(ctx, `SELECT table_schema, table_name FROM information_schema.tables
-		WHERE table_schema NOT IN ('pg_catalog', 'information_schema') AND table_type = 'BASE TABLE'`)
-	if err != nil {
-		n.T.Fatal(err)
-	}
-	type table struct{ schema, name string }
-	tables, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (table, error) {
-		var t table
-		return t, r.Scan(&t.schema, &t.name)
-	})
-	if err != nil {
-		n.T.Fatal(err)
-	}
 	var sb strings.Builder
-	for _, t := range tables {
-		var text *string
-		if err := conn.QueryRow(ctx, `SELECT string_agg(t::text, E'\n') FROM `+pgx.Identifier{t.schema, t.name}.Sanitize()+` t`).Scan(&text); err != nil {
-			n.T.Fatal(err)
-		}
-		if text != nil {
-			sb.WriteString(*text)
+	for _, t := range n.Tables(name) {
+		for _, row := range n.Rows(name, t) {
+			sb.WriteString(row)
+			sb.WriteByte('\n')
 		}
 	}
 	return sb.String()
