@@ -144,7 +144,7 @@ func (n *Node) connect(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if n.dir, err = directory.Open(ctx, js, n.cfg.Node, n.cfg.Stream.Replicas, n.log); err != nil {
+	if n.dir, err = directory.Open(ctx, js, n.cfg.Node, n.cfg.Stream.Replicas); err != nil {
 		return err
 	}
 	var keyer *person.Keyer

@@ -11,7 +11,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"slices"
 	"strings"
 	"sync"
@@ -87,7 +86,6 @@ func (l Listing) Offer(service string) (Offer, bool) {
 type Directory struct {
 	kv   jetstream.KeyValue
 	self string
-	log  *slog.Logger
 
 	// mu guards listings, the directory as the watch last saw it.
 	mu       sync.Mutex
@@ -98,7 +96,7 @@ type Directory struct {
 }
 
 // Open opens (or makes) the directory bucket for node self.
-func Open(ctx context.Context, js jetstream.JetStream, self string, replicas int, log *slog.Logger) (*Directory, error) {
+func Open(ctx context.Context, js jetstream.JetStream, self string, replicas int) (*Directory, error) {
 	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket:      Bucket,
 		Description: "node -> the services it offers, with free places",
@@ -109,7 +107,7 @@ func Open(ctx context.Context, js jetstream.JetStream, self string, replicas int
 	if err != nil {
 		return nil, fmt.Errorf("open directory: %w", err)
 	}
-	return &Directory{kv: kv, self: self, log: log, listings: map[string]Listing{}}, nil
+	return &Directory{kv: kv, self: self, listings: map[string]Listing{}}, nil
 }
 
 // Publish puts this node's listing into the directory, if it changed
