@@ -14,14 +14,11 @@ import (
 	"github.com/refbus/refbus/pkg/event"
 	"github.com/refbus/refbus/pkg/referral"
 	"github.com/refbus/refbus/schemas"
-	"github.com/refbus/refbus/services/education"
-	"github.com/refbus/refbus/services/health"
 	"github.com/refbus/refbus/services/internal/core"
 	nodeapp "github.com/refbus/refbus/services/internal/core/app"
 	"github.com/refbus/refbus/services/internal/core/kind"
 	"github.com/refbus/refbus/services/internal/core/nodetest"
-	"github.com/refbus/refbus/services/ngo"
-	"github.com/refbus/refbus/services/social"
+	"github.com/refbus/refbus/services/internal/kinds"
 )
 
 // network is real nodes (nodetest) of the kinds they are named after,
@@ -39,18 +36,11 @@ type network struct {
 // kindOf is the kind of the test node name.
 func kindOf(t *testing.T, name string) kind.Kind {
 	t.Helper()
-	switch name {
-	case "health":
-		return health.New()
-	case "education":
-		return education.New()
-	case "social":
-		return social.New()
-	case "ngo":
-		return ngo.New()
+	k := kinds.New(name)
+	if k == nil {
+		t.Fatalf("no kind for node %s", name)
 	}
-	t.Fatalf("no kind for node %s", name)
-	return nil
+	return k
 }
 
 // stop stops every node; safe to call twice.

@@ -20,13 +20,9 @@ import (
 	"github.com/refbus/refbus/pkg/natslocal"
 	"github.com/refbus/refbus/pkg/pglocal"
 	"github.com/refbus/refbus/schemas"
-	"github.com/refbus/refbus/services/education"
-	"github.com/refbus/refbus/services/health"
 	"github.com/refbus/refbus/services/internal/core"
 	"github.com/refbus/refbus/services/internal/core/app"
-	"github.com/refbus/refbus/services/internal/core/kind"
-	"github.com/refbus/refbus/services/ngo"
-	"github.com/refbus/refbus/services/social"
+	"github.com/refbus/refbus/services/internal/kinds"
 )
 
 // pgSettings are the server settings of the bench's Postgres: the real
@@ -38,20 +34,7 @@ var pgSettings = map[string]string{
 }
 
 // nodes are the bench's network: one node of each kind, named after it.
-var nodes = []string{"health", "education", "social", "ngo"}
-
-// newKind is the kind of each node.
-func newKind(node string) kind.Kind {
-	switch node {
-	case "health":
-		return health.New()
-	case "education":
-		return education.New()
-	case "social":
-		return social.New()
-	}
-	return ngo.New()
-}
+var nodes = kinds.Names
 
 // stack is the system under test: Postgres, NATS and a node of each of the
 // four kinds, in one temporary directory.
@@ -113,7 +96,7 @@ func startStack(ctx context.Context, log *slog.Logger, keep bool, extra map[stri
 		if err := st.pg.CreateDatabase(ctx, a, ""); err != nil {
 			return st, err
 		}
-		svc, err := core.New(ctx, core.Config{Node: a, DatabaseURL: st.pg.URL(a), NATSURL: st.nats.ClientURL(), Coordinator: "social"}, newKind(a), log)
+		svc, err := core.New(ctx, core.Config{Node: a, DatabaseURL: st.pg.URL(a), NATSURL: st.nats.ClientURL(), Coordinator: "social"}, kinds.New(a), log)
 		if err != nil {
 			return st, err
 		}

@@ -30,29 +30,19 @@ import (
 	"github.com/refbus/refbus/pkg/event"
 	"github.com/refbus/refbus/pkg/natslocal"
 	"github.com/refbus/refbus/pkg/pglocal"
-	"github.com/refbus/refbus/services/education"
-	"github.com/refbus/refbus/services/health"
 	"github.com/refbus/refbus/services/internal/core"
 	"github.com/refbus/refbus/services/internal/core/app"
-	"github.com/refbus/refbus/services/internal/core/kind"
 	"github.com/refbus/refbus/services/internal/core/web"
-	"github.com/refbus/refbus/services/ngo"
-	"github.com/refbus/refbus/services/social"
+	"github.com/refbus/refbus/services/internal/kinds"
 )
 
-// nodes are the demo network: one node of each kind, named after it, with
-// its default HTTP port. The social node coordinates: it sees every
+// nodes are the demo network: one node of each kind, named after it,
+// with its default HTTP port. The social node coordinates: it sees every
 // overdue referral.
 var nodes = []struct {
 	name string
-	kind func() kind.Kind
 	port int
-}{
-	{"health", func() kind.Kind { return health.New() }, 8081},
-	{"education", func() kind.Kind { return education.New() }, 8082},
-	{"social", func() kind.Kind { return social.New() }, 8083},
-	{"ngo", func() kind.Kind { return ngo.New() }, 8084},
-}
+}{{"health", 8081}, {"education", 8082}, {"social", 8083}, {"ngo", 8084}}
 
 // coordinator is the demo network's coordinating node.
 const coordinator = "social"
@@ -150,7 +140,7 @@ func run(ctx context.Context, log *slog.Logger, args []string) error {
 		svc, err := core.New(ctx, core.Config{
 			Node: a, HTTPAddr: *c.addrs[a], DatabaseURL: pg.URL(a), NATSURL: ns.ClientURL(), NetworkKey: key,
 			SigningSeed: seeds[a], Trust: trust, Coordinator: coordinator, Web: ui,
-		}, nd.kind(), log)
+		}, kinds.New(a), log)
 		if err != nil {
 			return err
 		}
