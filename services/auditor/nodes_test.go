@@ -18,7 +18,7 @@ import (
 	nodeapp "github.com/refbus/refbus/services/internal/core/app"
 	"github.com/refbus/refbus/services/internal/core/kind"
 	"github.com/refbus/refbus/services/internal/core/nodetest"
-	"github.com/refbus/refbus/services/internal/kinds"
+	"github.com/refbus/refbus/services/kinds"
 )
 
 // network is real nodes (nodetest) of the kinds they are named after,

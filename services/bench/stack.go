@@ -22,7 +22,7 @@ import (
 	"github.com/refbus/refbus/schemas"
 	"github.com/refbus/refbus/services/internal/core"
 	"github.com/refbus/refbus/services/internal/core/app"
-	"github.com/refbus/refbus/services/internal/kinds"
+	"github.com/refbus/refbus/services/kinds"
 )
 
 // pgSettings are the server settings of the bench's Postgres: the real

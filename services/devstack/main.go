@@ -33,7 +33,7 @@ import (
 	"github.com/refbus/refbus/services/internal/core"
 	"github.com/refbus/refbus/services/internal/core/app"
 	"github.com/refbus/refbus/services/internal/core/web"
-	"github.com/refbus/refbus/services/internal/kinds"
+	"github.com/refbus/refbus/services/kinds"
 )
 
 // nodes are the demo network: one node of each kind, named after it,
