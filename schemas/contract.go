@@ -50,11 +50,16 @@ var Types = map[string]any{
 	TypeReceipt:        receipt.Data{},
 }
 
-// Requested is the data of TypeRequested: a node asks another to provide
-// a service to members of a case. The event's subject is the referral id,
-// its caseid extension the case.
+// Requested is the data of TypeRequested: an organization, through its
+// node, asks an organization of another node to provide a service to
+// members of a case. The event's subject is the referral id, its caseid
+// extension the case. FromOrg and ToOrg came later: a request without
+// ToOrg is for the receiving node's first organization, one without
+// FromOrg from the organization named after the sending node.
 type Requested struct {
 	ToAgency  string     `json:"to_agency"`
+	FromOrg   string     `json:"from_org,omitempty"`
+	ToOrg     string     `json:"to_org,omitempty"`
 	Service   string     `json:"service"`
 	Note      string     `json:"note"`
 	ParentID  *uuid.UUID `json:"parent_id,omitempty"`
@@ -125,6 +130,7 @@ type Cancelled struct {
 type Forwarded struct {
 	NewReferralID uuid.UUID `json:"new_referral_id"`
 	ToAgency      string    `json:"to_agency"`
+	ToOrg         string    `json:"to_org,omitempty"`
 	Service       string    `json:"service"`
 	Reason        string    `json:"reason,omitempty"`
 	Note          string    `json:"note,omitempty"`
@@ -136,6 +142,8 @@ type Overdue struct {
 	DueAt      time.Time `json:"due_at"`
 	FromAgency string    `json:"from_agency"`
 	ToAgency   string    `json:"to_agency"`
+	FromOrg    string    `json:"from_org,omitempty"`
+	ToOrg      string    `json:"to_org,omitempty"`
 	Service    string    `json:"service"`
 }
 
@@ -185,6 +193,7 @@ type MoveFields struct {
 	Note          string     `json:"note,omitempty"`
 	NewReferralID *uuid.UUID `json:"new_referral_id,omitempty"`
 	ToAgency      string     `json:"to_agency,omitempty"`
+	ToOrg         string     `json:"to_org,omitempty"`
 	Service       string     `json:"service,omitempty"`
 	Work          *Work      `json:"work,omitempty"`
 }
@@ -214,7 +223,7 @@ func MoveData(mv referral.Move, f MoveFields) (any, error) {
 		if f.NewReferralID == nil {
 			return nil, fmt.Errorf("%w: a forward names its new referral", event.ErrInvalid)
 		}
-		return Forwarded{NewReferralID: *f.NewReferralID, ToAgency: f.ToAgency, Service: f.Service, Reason: f.Reason, Note: f.Note}, nil
+		return Forwarded{NewReferralID: *f.NewReferralID, ToAgency: f.ToAgency, ToOrg: f.ToOrg, Service: f.Service, Reason: f.Reason, Note: f.Note}, nil
 	}
 	return nil, fmt.Errorf("%w: move %q has no event", event.ErrInvalid, mv)
 }

@@ -103,14 +103,14 @@ func TestNodesVerifyAndReconcile(t *testing.T) {
 	// Health refers a child to education, which accepts and forwards the
 	// family to social; health refers to social too, which declines.
 	consent := func(from, to string) uuid.UUID { return n.consent(t, from, to) }
-	r1, err := n.app("health").CreateReferral(ctx, nodeapp.NewReferral{ToAgency: "education", Service: "early_intervention_assessment", Note: "speech delay", ConsentID: consent("health", "education")})
+	r1, err := n.app("health").CreateReferral(ctx, nodeapp.NewReferral{ToOrg: "education", Service: "early_intervention_assessment", Note: "speech delay", ConsentID: consent("health", "education")})
 	if err != nil {
 		t.Fatal(err)
 	}
 	n.status("health", r1.ID, "received")
 	n.move("education", r1.ID, referral.Accept, nodeapp.MoveInput{})
-	fwd := n.move("education", r1.ID, referral.Forward, nodeapp.MoveInput{ToAgency: "social", Service: "disability_support", Reason: "needs benefits", ConsentID: consent("education", "social")})
-	r3, err := n.app("health").CreateReferral(ctx, nodeapp.NewReferral{ToAgency: "social", Service: "housing", Note: "risk of eviction", CaseID: r1.CaseID, ConsentID: consent("health", "social")})
+	fwd := n.move("education", r1.ID, referral.Forward, nodeapp.MoveInput{ToOrg: "social", Service: "disability_support", Reason: "needs benefits", ConsentID: consent("education", "social")})
+	r3, err := n.app("health").CreateReferral(ctx, nodeapp.NewReferral{ToOrg: "social", Service: "housing", Note: "risk of eviction", CaseID: r1.CaseID, ConsentID: consent("health", "social")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -221,7 +221,7 @@ func TestNodesVerifyAndReconcile(t *testing.T) {
 // consent records at from a consent, for an hour, to share a summary with to.
 func (n *network) consent(t *testing.T, from, to string) uuid.UUID {
 	t.Helper()
-	c, err := n.app(from).RecordConsent(context.Background(), nodeapp.NewConsent{GivenBy: "mother", ToAgency: to, Purpose: "help",
+	c, err := n.app(from).RecordConsent(context.Background(), nodeapp.NewConsent{GivenBy: "mother", ToOrg: to, Purpose: "help",
 		DataCategories: []string{schemas.CategorySummary}, ExpiresAt: time.Now().Add(time.Hour)})
 	if err != nil {
 		t.Fatal(err)

@@ -99,7 +99,7 @@ func TestInboxRejectsBadSignatures(t *testing.T) {
 					c.Trust = nil // so that it takes ngo's receipt
 				}
 			}, "health", "ngo")
-			r, err := n.app("health").CreateReferral(context.Background(), nodeapp.NewReferral{ToAgency: "ngo", Service: "psychological_help", Note: "n", ConsentID: n.consent(t, "health", "ngo")})
+			r, err := n.app("health").CreateReferral(context.Background(), nodeapp.NewReferral{ToOrg: "ngo", Service: "psychological_help", Note: "n", ConsentID: n.consent(t, "health", "ngo")})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -112,7 +112,7 @@ func benchInbox(ctx context.Context, log *slog.Logger, n, requests int) (res inb
 	}
 	month := time.Now().AddDate(0, -1, 0).Format("2006-01-02")
 	pages := []string{"/ui/inbox", "/ui/inbox?status=on_hold", "/ui/inbox?service=crisis_shelter", "/ui/inbox?overdue=1", "/ui/inbox?from=" + month, "/ui/inbox?status=completed&service=legal_help"}
-	token, err := web.IssueToken(apiKey, self, "bench", web.RoleCaseworker, time.Hour)
+	token, err := web.IssueToken(apiKey, self, "", "bench", web.RoleCaseworker, time.Hour)
 	if err != nil {
 		return res, err
 	}

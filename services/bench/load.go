@@ -42,7 +42,7 @@ var benchService = map[string]string{"health": "child_health_check", "education"
 
 func (st *stack) create(ctx context.Context, i int) error {
 	p := pairs[i%len(pairs)]
-	_, err := st.svcs[p.from].App().CreateReferral(ctx, app.NewReferral{ToAgency: p.to, Service: benchService[p.to], Note: benchNote, ConsentID: st.consents[p][i/len(pairs)%len(st.consents[p])]})
+	_, err := st.svcs[p.from].App().CreateReferral(ctx, app.NewReferral{ToOrg: p.to, Service: benchService[p.to], Note: benchNote, ConsentID: st.consents[p][i/len(pairs)%len(st.consents[p])]})
 	if err != nil {
 		return fmt.Errorf("referral %d from %s to %s: %w", i, p.from, p.to, err)
 	}

@@ -125,7 +125,7 @@ func startStack(ctx context.Context, log *slog.Logger, keep bool, extra map[stri
 		st.consents[p] = ids
 		for k := range families {
 			g.Go(func() error {
-				c, err := st.svcs[p.from].App().RecordConsent(gctx, app.NewConsent{GivenBy: "bench", ToAgency: p.to, Purpose: "bench",
+				c, err := st.svcs[p.from].App().RecordConsent(gctx, app.NewConsent{GivenBy: "bench", ToOrg: p.to, Purpose: "bench",
 					DataCategories: []string{schemas.CategorySummary}, ExpiresAt: time.Now().AddDate(1, 0, 0)})
 				if err != nil {
 					return fmt.Errorf("record consent: %w", err)

@@ -20,7 +20,7 @@ type demo struct {
 
 // loadDemo runs once: when health has sent nothing yet.
 func loadDemo(ctx context.Context, svcs map[string]*app.App) error {
-	sent, err := svcs["health"].Sent(ctx, 1)
+	sent, err := svcs["health"].Sent(ctx, "", 1)
 	if err != nil || len(sent) > 0 {
 		return err
 	}
@@ -94,7 +94,7 @@ func loadDemo(ctx context.Context, svcs map[string]*app.App) error {
 	if err != nil {
 		return err
 	}
-	f, err := d.svcs["social"].Move(ctx, r3.ID, referral.Forward, app.MoveInput{ToAgency: "ngo", Service: "crisis_shelter", Note: "Mother and two children need a safe place tonight.", ConsentID: c.ID})
+	f, err := d.svcs["social"].Move(ctx, r3.ID, referral.Forward, app.MoveInput{ToOrg: "ngo", Service: "crisis_shelter", Note: "Mother and two children need a safe place tonight.", ConsentID: c.ID})
 	if err != nil {
 		return err
 	}
@@ -148,7 +148,7 @@ func (d demo) consent(ctx context.Context, from, to, purpose string) (app.Consen
 	// work records (by the category of each record its kind makes).
 	cats := map[string]string{"health": "health", "education": "education", "social": "social", "ngo": "shelter"}
 	return d.svcs[from].RecordConsent(ctx, app.NewConsent{
-		GivenBy: "the mother, for herself and her children", ToAgency: to, Purpose: purpose,
+		GivenBy: "the mother, for herself and her children", ToOrg: to, Purpose: purpose,
 		DataCategories: []string{schemas.CategorySummary, cats[from]}, ExpiresAt: time.Now().AddDate(0, 0, 90),
 	})
 }
@@ -160,7 +160,7 @@ func (d demo) refer(ctx context.Context, from, to, service, note string, caseID 
 	if err != nil {
 		return app.Referral{}, err
 	}
-	r, err := d.svcs[from].CreateReferral(ctx, app.NewReferral{ToAgency: to, Service: service, Note: note, CaseID: caseID, ConsentID: c.ID, Work: work})
+	r, err := d.svcs[from].CreateReferral(ctx, app.NewReferral{ToOrg: to, Service: service, Note: note, CaseID: caseID, ConsentID: c.ID, Work: work})
 	if err != nil {
 		return r, err
 	}

@@ -87,7 +87,7 @@ func printUsers(addrs map[string]*string, users []demoUser, apiKeys map[string][
 	fmt.Println("Bearer tokens for the nodes' own systems on the API (caseworker role, valid 24 h):")
 	for _, nd := range nodes {
 		a := nd.name
-		tok, err := web.IssueToken(apiKeys[a], a, a+"-demo-system", web.RoleCaseworker, 24*time.Hour)
+		tok, err := web.IssueToken(apiKeys[a], a, "", a+"-demo-system", web.RoleCaseworker, 24*time.Hour)
 		if err != nil {
 			return err
 		}

@@ -54,16 +54,16 @@ func TestScreeningRecordedAndCarried(t *testing.T) {
 	n.WantRows("polyclinic", "health.screening", 2, c.ID.String(), c.CaseID.String(), "pediatric", "urgent", "underweight for age")
 
 	// Consent to share only the summary does not cover a screening.
-	narrow, err := n.App("polyclinic").RecordConsent(t.Context(), app.NewConsent{GivenBy: "mother", ToAgency: "pmpk", Purpose: "assessment",
+	narrow, err := n.App("polyclinic").RecordConsent(t.Context(), app.NewConsent{GivenBy: "mother", ToOrg: "pmpk", Purpose: "assessment",
 		DataCategories: []string{schemas.CategorySummary}, ExpiresAt: time.Now().Add(time.Hour)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	n.Refused("polyclinic", "POST", "/api/v1/referrals", fmt.Sprintf(
-		`{"to_agency":"pmpk","service":"school_transfer","note":"n","consent_id":%q,"work":{"screening":{"kind":"k","result":"normal"}}}`, narrow.ID),
+		`{"to_org":"pmpk","service":"school_transfer","note":"n","consent_id":%q,"work":{"screening":{"kind":"k","result":"normal"}}}`, narrow.ID),
 		422, `"health"`)
 	n.WantRows("polyclinic", "health.screening", 2) // the refused referral's screening was not kept
-	if sent, err := n.App("polyclinic").Sent(t.Context(), 10); err != nil || len(sent) != 1 {
+	if sent, err := n.App("polyclinic").Sent(t.Context(), "", 10); err != nil || len(sent) != 1 {
 		t.Fatalf("the polyclinic sent %d referrals, want 1 (%v)", len(sent), err)
 	}
 }

@@ -67,12 +67,14 @@ func (k *Kind) Open(ctx context.Context, db kind.DB, n kind.Node) error {
 		k.now = n.Now
 	}
 	q := ngodb.New(db)
-	for _, o := range n.Offers {
-		if o.Beds > 0 {
-			if err := q.CapacitySet(ctx, ngodb.CapacitySetParams{Service: o.Name, Beds: int32(o.Beds)}); err != nil {
-				return fmt.Errorf("record capacity of %s: %w", o.Name, err)
+	for _, org := range n.Organizations {
+		for _, o := range org.Services {
+			if o.Beds > 0 {
+				if err := q.CapacitySet(ctx, ngodb.CapacitySetParams{Service: o.Name, Beds: int32(o.Beds)}); err != nil {
+					return fmt.Errorf("record capacity of %s: %w", o.Name, err)
+				}
+				k.beds[o.Name] = true
 			}
-			k.beds[o.Name] = true
 		}
 	}
 	return nil

@@ -24,11 +24,11 @@ func TestMain(m *testing.M) { pgtest.Main(m) }
 // help, which takes no one in.
 func shelters(beds int) func(*core.Config) {
 	return func(c *core.Config) {
-		c.Offers = []directory.Offer{
-			{Name: "crisis_shelter", Title: "Zhan-Saya", Eligibility: "women and children", Languages: []string{"kk", "ru"}, Area: "Almaty", Beds: beds},
-			{Name: "crisis_shelter_nur", Title: "Nur", Eligibility: "women and children", Languages: []string{"ru"}, Area: "Almaty region", Beds: beds},
-			{Name: "legal_help", Title: "Legal consultation", Eligibility: "families", Languages: []string{"kk"}, Area: "Almaty"},
-		}
+		c.Organizations = []directory.Organization{nodetest.Org("ngo",
+			directory.Offer{Name: "crisis_shelter", Title: "Zhan-Saya", Eligibility: "women and children", Languages: []string{"kk", "ru"}, Area: "Almaty", Beds: beds},
+			directory.Offer{Name: "crisis_shelter_nur", Title: "Nur", Eligibility: "women and children", Languages: []string{"ru"}, Area: "Almaty region", Beds: beds},
+			directory.Offer{Name: "legal_help", Title: "Legal consultation", Eligibility: "families", Languages: []string{"kk"}, Area: "Almaty"},
+		)}
 	}
 }
 
@@ -49,16 +49,17 @@ func TestDirectoryAndShelterCapacity(t *testing.T) {
 
 	status, body, _ := n.Do("health", "GET", "/api/v1/directory", "")
 	d := nodetest.Decode[struct {
-		Agencies []directory.Listing `json:"agencies"`
+		Nodes []directory.Listing `json:"nodes"`
 	}](t, body)
-	if status != 200 || len(d.Agencies) != 3 || d.Agencies[0].Agency != "health" || d.Agencies[1].Agency != "ngo" || len(d.Agencies[1].Services) != 3 {
+	if status != 200 || len(d.Nodes) != 3 || d.Nodes[0].Node != "health" || d.Nodes[1].Node != "ngo" || d.Nodes[1].Kind != "ngo" ||
+		len(d.Nodes[1].Organizations) != 1 || len(d.Nodes[1].Organizations[0].Services) != 3 {
 		t.Fatalf("directory: %d %s", status, body)
 	}
 	n.WantFreeBeds("health", "ngo", "crisis_shelter", 1)
 
-	n.Refused("health", "POST", "/api/v1/referrals", n.Consented("health", `{"to_agency":"ngo","service":"brain_surgery","note":"n"}`),
+	n.Refused("health", "POST", "/api/v1/referrals", n.Consented("health", `{"to_org":"ngo","service":"brain_surgery","note":"n"}`),
 		422, `ngo does not offer the service "brain_surgery"`, "crisis_shelter_nur")
-	if sent, _ := n.App("health").Sent(t.Context(), 10); len(sent) != 0 {
+	if sent, _ := n.App("health").Sent(t.Context(), "", 10); len(sent) != 0 {
 		t.Fatalf("a refused referral was written: %+v", sent)
 	}
 
@@ -104,7 +105,7 @@ func TestDirectoryAndShelterCapacity(t *testing.T) {
 	n.Move("ngo", c.ID, "accept", nodetest.Placement("1"))
 	n.WantFreeBeds("health", "ngo", "crisis_shelter", 0)
 	// A stay the shelter forwards ends there too.
-	n.Move("ngo", c.ID, "forward", n.Consented("ngo", `{"to_agency":"social","service":"housing","note":"the family needs a flat"}`))
+	n.Move("ngo", c.ID, "forward", n.Consented("ngo", `{"to_org":"social","service":"housing","note":"the family needs a flat"}`))
 	n.Both(c, "forwarded")
 	n.WantFreeBeds("health", "ngo", "crisis_shelter", 1)
 	// Every stay ended: no row's last column (ended_at) is empty.
@@ -175,7 +176,7 @@ func TestPlacementRefusals(t *testing.T) {
 		n.Refused("ngo", "POST", c.path, c.body, c.want, c.text)
 	}
 	// No new referral carries a placement: it is made on accepting.
-	n.Refused("ngo", "POST", "/api/v1/referrals", n.Consented("ngo", `{"to_agency":"social","service":"housing","note":"n","work":`+strings.TrimPrefix(nodetest.Placement("1"), `{"work":`)),
+	n.Refused("ngo", "POST", "/api/v1/referrals", n.Consented("ngo", `{"to_org":"social","service":"housing","note":"n","work":`+strings.TrimPrefix(nodetest.Placement("1"), `{"work":`)),
 		422, "a placement is made when a shelter accepts a referral")
 	// Nothing was written: no bed taken, no stay, no referral moved.
 	n.WantFreeBeds("social", "ngo", "crisis_shelter", 2)

@@ -54,12 +54,12 @@ func TestRefusedBenefitHasNoAmount(t *testing.T) {
 	refused := `"work":{"benefit_decision":{"benefit":"housing_allowance","decision":"refused","monthly_kzt":100,"reason":"income above the threshold"}}`
 	n.Refused("family_centre", "POST", "/api/v1/referrals/"+r.ID.String()+"/complete", `{"outcome":"refused",`+refused+`}`,
 		422, "a refused benefit has no monthly amount")
-	n.Refused("family_centre", "POST", "/api/v1/referrals", n.Consented("family_centre", `{"to_agency":"pmpk","service":"school_transfer","note":"n",`+refused+`}`),
+	n.Refused("family_centre", "POST", "/api/v1/referrals", n.Consented("family_centre", `{"to_org":"pmpk","service":"school_transfer","note":"n",`+refused+`}`),
 		422, "a refused benefit has no monthly amount")
 	if got, _ := n.Referral("family_centre", r.ID); got.Status != "in_progress" || got.Work != nil {
 		t.Fatalf("a refused move was written: %+v", got)
 	}
-	if sent, err := n.App("family_centre").Sent(t.Context(), 10); err != nil || len(sent) != 0 {
+	if sent, err := n.App("family_centre").Sent(t.Context(), "", 10); err != nil || len(sent) != 0 {
 		t.Fatalf("a refused referral was written: %+v %v", sent, err)
 	}
 	n.WantRows("family_centre", "social.benefit_decision", 0)

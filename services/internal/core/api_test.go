@@ -8,35 +8,49 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/refbus/refbus/services/internal/core"
 	"github.com/refbus/refbus/services/internal/core/app"
+	"github.com/refbus/refbus/services/internal/core/directory"
 	"github.com/refbus/refbus/services/internal/core/nodetest"
 )
 
 // Every way a referral request can be wrong is answered with a problem the
-// caller can act on, and none of them writes anything. A node the
-// directory does not list is named as such, with the nodes it does list.
+// caller can act on, and none of them writes anything. An organization
+// the directory does not list is named as such, with some it does list;
+// a service the organization does not offer, with those it does; an
+// organization to refer on behalf of that this node does not host, with
+// those it does.
 func TestAPIBadReferralsAnswerProblems(t *testing.T) {
 	t.Parallel()
 	n := nodetest.New(t)
 	n.Start("clinic", plain(healthCheck), nil)
-	n.Start("legal_aid", plain(legalHelp), nil)
+	n.Start("legal_aid", plain(legalHelp), func(c *core.Config) {
+		c.Organizations = []directory.Organization{nodetest.Org("kz-legal-aid-almaty", legalHelp), nodetest.Org("kz-legal-aid-shymkent", familySupport)}
+	})
 
-	tooBig := `{"to_agency":"legal_aid","service":"legal_help","note":"` + strings.Repeat("a", 1<<20) + `"}`
+	const consent = `"consent_id":"0193a000-0000-7000-a000-000000000001"`
+	tooBig := `{"to_org":"kz-legal-aid-almaty","service":"legal_help","note":"` + strings.Repeat("a", 1<<20) + `"}`
 	cases := []struct {
 		name   string
 		body   string
 		status int
 		want   []string
 	}{
-		{"unknown node", `{"to_agency":"police","service":"legal_help","note":"n","consent_id":"0193a000-0000-7000-a000-000000000001"}`, 422, []string{"to_agency", `"police"`, "not a node", "legal_aid"}},
-		{"itself", `{"to_agency":"clinic","service":"legal_help","note":"n","consent_id":"0193a000-0000-7000-a000-000000000001"}`, 422, []string{"to_agency", "another node", "legal_aid"}},
-		{"no service", `{"to_agency":"legal_aid","note":"n"}`, 422, []string{"service"}},
-		{"no note", `{"to_agency":"legal_aid","service":"legal_help"}`, 422, []string{"note"}},
-		{"no to_agency", `{"service":"legal_help","note":"n"}`, 422, []string{"to_agency"}},
-		{"bad json", `{"to_agency":`, 400, []string{"JSON"}},
+		{"unknown organization", `{"to_org":"police","service":"legal_help","note":"n",` + consent + `}`, 422,
+			[]string{"to_org", `"police"`, "not an organization of the network", "kz-legal-aid-almaty, kz-legal-aid-shymkent", "GET /api/v1/directory"}},
+		{"service the organization does not offer", `{"to_org":"kz-legal-aid-shymkent","service":"legal_help","note":"n",` + consent + `}`, 422,
+			[]string{`kz-legal-aid-shymkent does not offer the service "legal_help"`, "it offers family_support"}},
+		{"from an organization of another node", `{"to_org":"kz-legal-aid-almaty","from_org":"kz-legal-aid-shymkent","service":"legal_help","note":"n",` + consent + `}`, 422,
+			[]string{"from_org", `"kz-legal-aid-shymkent"`, "not an organization of this node", "it hosts clinic"}},
+		{"itself", `{"to_org":"clinic","service":"legal_help","note":"n",` + consent + `}`, 422, []string{"to_org", "organization of this node", "another node"}},
+		{"a node, not an organization", `{"to_org":"legal_aid","service":"legal_help","note":"n",` + consent + `}`, 422, []string{"to_org", `"legal_aid"`, "not an organization"}},
+		{"no service", `{"to_org":"kz-legal-aid-almaty","note":"n"}`, 422, []string{"service"}},
+		{"no note", `{"to_org":"kz-legal-aid-almaty","service":"legal_help"}`, 422, []string{"note"}},
+		{"no to_org", `{"service":"legal_help","note":"n"}`, 422, []string{"to_org"}},
+		{"bad json", `{"to_org":`, 400, []string{"JSON"}},
 		{"body over 1 MiB", tooBig, 413, []string{"too large"}},
-		{"case_id not a uuid", `{"to_agency":"legal_aid","service":"legal_help","note":"n","case_id":"not-a-uuid"}`, 422, []string{"case_id", "UUID"}},
-		{"service too long", `{"to_agency":"legal_aid","service":"` + strings.Repeat("s", 101) + `","note":"n"}`, 422, []string{"service", "100"}},
+		{"case_id not a uuid", `{"to_org":"kz-legal-aid-almaty","service":"legal_help","note":"n","case_id":"not-a-uuid"}`, 422, []string{"case_id", "UUID"}},
+		{"service too long", `{"to_org":"kz-legal-aid-almaty","service":"` + strings.Repeat("s", 101) + `","note":"n"}`, 422, []string{"service", "100"}},
 	}
 	// Subtests run one after another: n.Do reports through the parent test.
 	for _, tc := range cases {
@@ -96,7 +110,7 @@ func TestAPIReferralKeepsCaseID(t *testing.T) {
 	caseID := uuid.New()
 
 	status, body, _ := n.Do("clinic", "POST", "/api/v1/referrals",
-		n.Consented("clinic", fmt.Sprintf(`{"to_agency":"legal_aid","service":"legal_help","note":"n","case_id":%q}`, caseID)))
+		n.Consented("clinic", fmt.Sprintf(`{"to_org":"legal_aid","service":"legal_help","note":"n","case_id":%q}`, caseID)))
 	if status != 201 {
 		t.Fatalf("create: %d %s", status, body)
 	}

@@ -1,8 +1,10 @@
 package core
 
 import (
+	"bytes"
 	"context"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -46,8 +48,14 @@ type Config struct {
 	// not signed with its sender's key is rejected.
 	Trust event.Trust
 
-	// Offers are the services the node offers (default: its kind's).
-	Offers []directory.Offer
+	// Organizations are the organizations the node hosts, each with the
+	// services it offers; the first is the node's default (a referral
+	// that names no organization is for it). Default: one organization
+	// whose id and name are the node's name, offering its kind's
+	// services. An id is one subject token (directory.ValidID), unique
+	// in the network; a service that takes people in (Beds) is offered
+	// by one organization of the node at most.
+	Organizations []directory.Organization
 	// SLAs are deadlines by service over those the directory lists; the
 	// "" entry applies to services with none (ParseSLAs).
 	SLAs map[string]app.SLA
@@ -76,7 +84,9 @@ type Config struct {
 // ConfigFromEnv reads a node's settings from the environment:
 // REFBUS_NODE, REFBUS_HTTP_ADDR, DATABASE_URL, NATS_URL, NATS_CREDS,
 // REFBUS_NETWORK_KEY (hex), REFBUS_SIGNING_SEED (an nkeys seed),
-// REFBUS_TRUST (node=PUBLICKEY,...), REFBUS_SLAS and REFBUS_COORDINATOR.
+// REFBUS_TRUST (node=PUBLICKEY,...), REFBUS_SLAS, REFBUS_COORDINATOR and
+// REFBUS_ORGS, the path of a JSON file of the organizations the node
+// hosts (ReadOrganizations).
 func ConfigFromEnv(kindName string) Config {
 	c := Config{
 		Node:        os.Getenv("REFBUS_NODE"),
@@ -105,6 +115,12 @@ func ConfigFromEnv(kindName string) Config {
 		var err error
 		if c.SLAs, err = ParseSLAs(v); err != nil {
 			c.errs = append(c.errs, fmt.Errorf("REFBUS_SLAS: %w", err))
+		}
+	}
+	if path := os.Getenv("REFBUS_ORGS"); path != "" {
+		var err error
+		if c.Organizations, err = ReadOrganizations(path); err != nil {
+			c.errs = append(c.errs, fmt.Errorf("REFBUS_ORGS: %w", err))
 		}
 	}
 	if c.HTTPAddr == "" {
@@ -149,8 +165,74 @@ func (c *Config) check(kindOffers []directory.Offer) error {
 	if c.MaxConns == 0 {
 		c.MaxConns = 16
 	}
-	if c.Offers == nil {
-		c.Offers = kindOffers
+	if len(c.Organizations) == 0 {
+		c.Organizations = []directory.Organization{{ID: c.Node, Name: c.Node, Services: kindOffers}}
+	}
+	if err := checkOrganizations(c.Organizations); err != nil {
+		return fmt.Errorf("%s: organizations (REFBUS_ORGS): %w", c.Node, err)
+	}
+	return nil
+}
+
+// ReadOrganizations reads the organizations a node hosts from the JSON
+// file at path: an array of objects as the directory lists them, such as
+//
+//	[{"id": "kz-almaty-polyclinic-5", "name": "Almaty polyclinic No. 5",
+//	  "area": "Almaty", "languages": ["kk", "ru"],
+//	  "services": [{"name": "child_health_check", "title": "Pediatric check of a child",
+//	                "eligibility": "children 0-18", "languages": ["kk", "ru"], "area": "Almaty",
+//	                "accept_within": "72h"}]}]
+//
+// (an offer's fields are directory.Offer's; "beds" for a service that
+// takes people in). New checks what it says.
+func ReadOrganizations(path string) ([]directory.Organization, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	var orgs []directory.Organization
+	if err := dec.Decode(&orgs); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return orgs, nil
+}
+
+// checkOrganizations says what is wrong with a node's organizations.
+func checkOrganizations(orgs []directory.Organization) error {
+	ids := map[string]bool{}
+	beds := map[string]string{}
+	for i := range orgs {
+		o := &orgs[i]
+		switch {
+		case !directory.ValidID(o.ID):
+			return fmt.Errorf("id %q: use one token of lowercase letters, digits, _ and -, such as kz-almaty-polyclinic-5", o.ID)
+		case ids[o.ID]:
+			return fmt.Errorf("id %s is given twice", o.ID)
+		case strings.TrimSpace(o.Name) == "":
+			return fmt.Errorf("%s has no name", o.ID)
+		}
+		ids[o.ID] = true
+		if o.Services == nil {
+			o.Services = []directory.Offer{} // an organization that only refers
+		}
+		names := map[string]bool{}
+		for _, s := range o.Services {
+			switch {
+			case strings.TrimSpace(s.Name) == "":
+				return fmt.Errorf("%s offers a service with no name", o.ID)
+			case names[s.Name]:
+				return fmt.Errorf("%s offers the service %s twice", o.ID, s.Name)
+			case s.Beds > 0 && beds[s.Name] != "":
+				// A kind counts the places of a node by service.
+				return fmt.Errorf("%s and %s both offer %s, which takes people in: one organization of a node at most may", beds[s.Name], o.ID, s.Name)
+			}
+			names[s.Name] = true
+			if s.Beds > 0 {
+				beds[s.Name] = o.ID
+			}
+		}
 	}
 	return nil
 }

@@ -33,12 +33,12 @@ func TestConsentRefusals(t *testing.T) {
 		return status, res
 	}
 	soon := time.Now().Add(48 * time.Hour).UTC().Format(time.RFC3339)
-	status, res := post(`{"given_by":"mother","to_agency":"legal_aid","purpose":"legal help","data_categories":["summary"],"expires_at":"` + soon + `"}`)
+	status, res := post(`{"given_by":"mother","to_org":"legal_aid","purpose":"legal help","data_categories":["summary"],"expires_at":"` + soon + `"}`)
 	if status != 201 {
 		t.Fatalf("record consent: %d %s", status, res)
 	}
 	toLegalAid := nodetest.Decode[app.Consent](t, res)
-	status, res = post(`{"given_by":"mother","person_id":"880101300123","to_agency":"legal_aid","purpose":"legal help","data_categories":["summary","identity"],"expires_at":"` + soon + `"}`)
+	status, res = post(`{"given_by":"mother","person_id":"880101300123","to_org":"legal_aid","purpose":"legal help","data_categories":["summary","identity"],"expires_at":"` + soon + `"}`)
 	if status != 201 {
 		t.Fatalf("record consent for a person: %d %s", status, res)
 	}
@@ -50,37 +50,37 @@ func TestConsentRefusals(t *testing.T) {
 	}
 	clk.advance(25 * time.Hour) // every consent of n.Consent lasts a day
 	for _, c := range []struct{ name, body, want string }{
-		{"none", `{"to_agency":"legal_aid","service":"legal_help","note":"n"}`, "consent_id"},
-		{"unknown", `{"to_agency":"legal_aid","service":"legal_help","note":"n","consent_id":"0193a000-0000-7000-a000-000000000001"}`, "not recorded"},
-		{"other node", fmt.Sprintf(`{"to_agency":"school","service":"school_transfer","note":"n","consent_id":%q}`, toLegalAid.ID), "allows sharing with legal_aid, not with school"},
-		{"category", fmt.Sprintf(`{"to_agency":"legal_aid","service":"legal_help","note":"n","person_id":"880101300123","consent_id":%q}`, toLegalAid.ID), `"identity"`},
-		{"other person", fmt.Sprintf(`{"to_agency":"legal_aid","service":"legal_help","note":"n","person_id":"950715401237","consent_id":%q}`, forMother.ID), "another person"},
-		{"expired", fmt.Sprintf(`{"to_agency":"school","service":"school_transfer","note":"n","consent_id":%q}`, expiring), "expired"},
-		{"revoked", fmt.Sprintf(`{"to_agency":"school","service":"school_transfer","note":"n","consent_id":%q}`, revoked), "revoked"},
+		{"none", `{"to_org":"legal_aid","service":"legal_help","note":"n"}`, "consent_id"},
+		{"unknown", `{"to_org":"legal_aid","service":"legal_help","note":"n","consent_id":"0193a000-0000-7000-a000-000000000001"}`, "not recorded"},
+		{"other node", fmt.Sprintf(`{"to_org":"school","service":"school_transfer","note":"n","consent_id":%q}`, toLegalAid.ID), "allows sharing with legal_aid, not with school"},
+		{"category", fmt.Sprintf(`{"to_org":"legal_aid","service":"legal_help","note":"n","person_id":"880101300123","consent_id":%q}`, toLegalAid.ID), `"identity"`},
+		{"other person", fmt.Sprintf(`{"to_org":"legal_aid","service":"legal_help","note":"n","person_id":"950715401237","consent_id":%q}`, forMother.ID), "another person"},
+		{"expired", fmt.Sprintf(`{"to_org":"school","service":"school_transfer","note":"n","consent_id":%q}`, expiring), "expired"},
+		{"revoked", fmt.Sprintf(`{"to_org":"school","service":"school_transfer","note":"n","consent_id":%q}`, revoked), "revoked"},
 	} {
 		status, body, h := n.Do("clinic", "POST", "/api/v1/referrals", c.body)
 		t.Run(c.name, func(t *testing.T) { checkProblem(t, status, body, h, 422, c.want) })
 	}
 	for _, c := range []struct{ name, body, want string }{
-		{"expired already", `{"given_by":"mother","to_agency":"legal_aid","purpose":"p","data_categories":["summary"],"expires_at":"2020-01-01T00:00:00Z"}`, "not in the future"},
-		{"node not listed", `{"given_by":"mother","to_agency":"police","purpose":"p","data_categories":["summary"],"expires_at":"` + soon + `"}`, "legal_aid"},
-		{"itself", `{"given_by":"mother","to_agency":"clinic","purpose":"p","data_categories":["summary"],"expires_at":"` + soon + `"}`, "this node itself"},
-		{"unknown category", `{"given_by":"mother","to_agency":"legal_aid","purpose":"p","data_categories":["horoscope"],"expires_at":"` + soon + `"}`, "data_categories"},
+		{"expired already", `{"given_by":"mother","to_org":"legal_aid","purpose":"p","data_categories":["summary"],"expires_at":"2020-01-01T00:00:00Z"}`, "not in the future"},
+		{"node not listed", `{"given_by":"mother","to_org":"police","purpose":"p","data_categories":["summary"],"expires_at":"` + soon + `"}`, "legal_aid"},
+		{"itself", `{"given_by":"mother","to_org":"clinic","purpose":"p","data_categories":["summary"],"expires_at":"` + soon + `"}`, "an organization of this node"},
+		{"unknown category", `{"given_by":"mother","to_org":"legal_aid","purpose":"p","data_categories":["horoscope"],"expires_at":"` + soon + `"}`, "data_categories"},
 	} {
 		status, body, h := n.Do("clinic", "POST", "/api/v1/consents", c.body)
 		t.Run("consent "+c.name, func(t *testing.T) { checkProblem(t, status, body, h, 422, c.want) })
 	}
-	if sent, err := n.App("clinic").Sent(context.Background(), 10); err != nil || len(sent) != 0 {
+	if sent, err := n.App("clinic").Sent(context.Background(), "", 10); err != nil || len(sent) != 0 {
 		t.Fatalf("refused referrals were written: %v %v", sent, err)
 	}
 	// Every category of the contract may be consented to.
 	cats := `"` + strings.Join(schemas.Categories(), `","`) + `"`
-	status, res = post(`{"given_by":"mother","to_agency":"legal_aid","purpose":"p","data_categories":[` + cats + `],"expires_at":"` + time.Now().Add(72*time.Hour).UTC().Format(time.RFC3339) + `"}`)
+	status, res = post(`{"given_by":"mother","to_org":"legal_aid","purpose":"p","data_categories":[` + cats + `],"expires_at":"` + time.Now().Add(72*time.Hour).UTC().Format(time.RFC3339) + `"}`)
 	if status != 201 {
 		t.Fatalf("a consent to every category: %d %s", status, res)
 	}
 	// The one good consent still works.
-	status, res, _ = n.Do("clinic", "POST", "/api/v1/referrals", fmt.Sprintf(`{"to_agency":"legal_aid","service":"legal_help","note":"n","consent_id":%q}`, toLegalAid.ID))
+	status, res, _ = n.Do("clinic", "POST", "/api/v1/referrals", fmt.Sprintf(`{"to_org":"legal_aid","service":"legal_help","note":"n","consent_id":%q}`, toLegalAid.ID))
 	if status != 201 {
 		t.Fatalf("referral under a valid consent: %d %s", status, res)
 	}
@@ -98,7 +98,7 @@ func TestConsentRevocationRedactsAtRecipient(t *testing.T) {
 	consent := n.Consent("clinic", "legal_aid")
 	refer := func() app.Referral {
 		status, res, _ := n.Do("clinic", "POST", "/api/v1/referrals",
-			fmt.Sprintf(`{"to_agency":"legal_aid","service":"legal_help","note":%q,"person_id":"880101300123","consent_id":%q}`, secret, consent))
+			fmt.Sprintf(`{"to_org":"legal_aid","service":"legal_help","note":%q,"person_id":"880101300123","consent_id":%q}`, secret, consent))
 		if status != 201 {
 			t.Fatalf("refer: %d %s", status, res)
 		}
@@ -195,7 +195,7 @@ func TestConsentCheckedByReceiver(t *testing.T) {
 		}
 		return nil
 	})
-	if in, _ := n.App("legal_aid").Inbox(context.Background(), 10); len(in) != 0 {
+	if in, _ := n.App("legal_aid").Inbox(context.Background(), "", 10); len(in) != 0 {
 		t.Fatalf("legal_aid took referrals without valid consent: %+v", in)
 	}
 }
@@ -211,7 +211,7 @@ func TestConsentRevokedElsewhereRefused(t *testing.T) {
 	n.Start("legal_aid", plain(legalHelp), nil)
 	ctx := context.Background()
 	c := n.Consent("clinic", "legal_aid")
-	body := fmt.Sprintf(`{"to_agency":"legal_aid","service":"legal_help","note":"n","consent_id":%q}`, c)
+	body := fmt.Sprintf(`{"to_org":"legal_aid","service":"legal_help","note":"n","consent_id":%q}`, c)
 	if status, res, _ := n.Do("clinic", "POST", "/api/v1/referrals", body); status != 201 {
 		t.Fatalf("first referral: %d %s", status, res)
 	}
@@ -225,7 +225,7 @@ func TestConsentRevokedElsewhereRefused(t *testing.T) {
 	}
 	status, res, h := n.Do("clinic", "POST", "/api/v1/referrals", body)
 	checkProblem(t, status, res, h, 422, "was revoked on")
-	if sent, err := n.App("clinic").Sent(ctx, 10); err != nil || len(sent) != 1 {
+	if sent, err := n.App("clinic").Sent(ctx, "", 10); err != nil || len(sent) != 1 {
 		t.Fatalf("sent after the refusal: %d referrals, %v; want the first only", len(sent), err)
 	}
 }

@@ -84,12 +84,12 @@ type crashNode struct {
 // Send makes a referral to node to under a consent of the family's.
 func (c *crashNode) Send(ctx context.Context, to string) (string, error) {
 	a := c.n.App()
-	consent, err := a.RecordConsent(ctx, app.NewConsent{GivenBy: "the mother", ToAgency: to, Purpose: "help",
+	consent, err := a.RecordConsent(ctx, app.NewConsent{GivenBy: "the mother", ToOrg: to, Purpose: "help",
 		DataCategories: []string{schemas.CategorySummary}, ExpiresAt: time.Now().Add(time.Hour)})
 	if err != nil {
 		return "", fmt.Errorf("consent: %w", err)
 	}
-	r, err := a.CreateReferral(ctx, app.NewReferral{ToAgency: to, Service: "help", Note: "crash suite", ConsentID: consent.ID})
+	r, err := a.CreateReferral(ctx, app.NewReferral{ToOrg: to, Service: "help", Note: "crash suite", ConsentID: consent.ID})
 	if err != nil {
 		return "", err
 	}

@@ -35,7 +35,7 @@ func TestReferralCrossesAndReceiptReturns(t *testing.T) {
 	n.Start("clinic", plain(healthCheck), nil)
 	n.Start("legal_aid", ledgerKind(legalHelp), nil)
 
-	status, body, _ := n.Do("clinic", "POST", "/api/v1/referrals", n.Consented("clinic", `{"to_agency":"legal_aid","service":"legal_help","note":"mother and two children need advice on custody"}`))
+	status, body, _ := n.Do("clinic", "POST", "/api/v1/referrals", n.Consented("clinic", `{"to_org":"legal_aid","service":"legal_help","note":"mother and two children need advice on custody"}`))
 	if status != 201 {
 		t.Fatalf("create: %d %s", status, body)
 	}
@@ -433,7 +433,7 @@ func TestThousandReferralsFromThreeNodes(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			r, err := n.App(from).CreateReferral(context.Background(), app.NewReferral{ToAgency: to, ConsentID: consents[[2]string{from, to}], Service: services[to], Note: fmt.Sprint(i)})
+			r, err := n.App(from).CreateReferral(context.Background(), app.NewReferral{ToOrg: to, ConsentID: consents[[2]string{from, to}], Service: services[to], Note: fmt.Sprint(i)})
 			if err != nil {
 				errs <- err
 				return

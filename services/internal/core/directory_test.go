@@ -21,16 +21,19 @@ var shelterOffers = []directory.Offer{
 	legalHelp,
 }
 
-// Every node lists its services in the directory, with their deadlines and
-// the key to seal to it; a node's configured offers replace its kind's; a
-// referral for a service the node does not offer is refused, naming what
-// it offers, and writes nothing.
+// Every node lists its organizations and their services in the
+// directory, with their deadlines and the key to seal to it; a node that
+// names no organizations hosts one named after it, offering its kind's
+// services; a referral for a service the organization does not offer is
+// refused, naming what it offers, and writes nothing.
 func TestDirectoryListsOffers(t *testing.T) {
 	t.Parallel()
 	n := nodetest.New(t)
 	n.Start("clinic", plain(healthCheck), nil)
 	n.Start("school", plain(schoolTransfer), nil)
-	n.Start("shelter", plain(familySupport), func(c *core.Config) { c.Offers = shelterOffers })
+	n.Start("shelter", plain(familySupport), func(c *core.Config) {
+		c.Organizations = []directory.Organization{nodetest.Org("shelter", shelterOffers...)}
+	})
 
 	var ls []directory.Listing
 	nodetest.Eventually(t, 30*time.Second, func() error {
@@ -42,24 +45,21 @@ func TestDirectoryListsOffers(t *testing.T) {
 	want := map[string][]string{"clinic": {"child_health_check"}, "school": {"school_transfer"}, "shelter": {"crisis_shelter", "legal_help"}}
 	for i, name := range []string{"clinic", "school", "shelter"} {
 		l := ls[i]
-		var got []string
-		for _, o := range l.Services {
-			got = append(got, o.Name)
-		}
-		if l.Agency != name || fmt.Sprint(got) != fmt.Sprint(want[name]) || l.PublicKey == "" || l.SigningKey != "" {
-			t.Errorf("listing %d: %+v, want %s offering %v with a public key", i, l, name, want[name])
+		if l.Node != name || l.Kind != "plain" || len(l.Organizations) != 1 || l.Organizations[0].ID != name || l.Organizations[0].Name != name ||
+			fmt.Sprint(l.Organizations[0].ServiceNames()) != fmt.Sprint(want[name]) || l.PublicKey == "" || l.SigningKey != "" {
+			t.Errorf("listing %d: %+v, want %s hosting %s offering %v with a public key", i, l, name, name, want[name])
 		}
 	}
-	if o, ok := ls[2].Offer("crisis_shelter"); !ok || o.AcceptWithin != directory.Duration(2*time.Hour) || o.CompleteWithin != directory.Duration(4392*time.Hour) || o.Title != "Zhan-Saya" {
+	if o, ok := ls[2].Organizations[0].Offer("crisis_shelter"); !ok || o.AcceptWithin != directory.Duration(2*time.Hour) || o.CompleteWithin != directory.Duration(4392*time.Hour) || o.Title != "Zhan-Saya" {
 		t.Errorf("the shelter's crisis_shelter: %+v", o)
 	}
 	if _, body, _ := n.Do("school", "GET", "/api/v1/directory", ""); !strings.Contains(body, `"accept_within":"2h0m0s"`) || !strings.Contains(body, `"complete_within":"4392h0m0s"`) {
 		t.Errorf("the directory does not write deadlines as durations: %s", body)
 	}
 
-	status, body, h := n.Do("clinic", "POST", "/api/v1/referrals", n.Consented("clinic", `{"to_agency":"shelter","service":"family_support","note":"n"}`))
+	status, body, h := n.Do("clinic", "POST", "/api/v1/referrals", n.Consented("clinic", `{"to_org":"shelter","service":"family_support","note":"n"}`))
 	checkProblem(t, status, body, h, 422, `shelter does not offer the service "family_support"`, "crisis_shelter, legal_help")
-	if sent, _ := n.App("clinic").Sent(t.Context(), 10); len(sent) != 0 {
+	if sent, _ := n.App("clinic").Sent(t.Context(), "", 10); len(sent) != 0 {
 		t.Fatalf("a refused referral was written: %+v", sent)
 	}
 	r := n.Refer("clinic", "shelter", "crisis_shelter", "", "")
@@ -84,9 +84,9 @@ func TestDirectoryListsSigningKey(t *testing.T) {
 		found := false
 		for _, l := range ls {
 			switch {
-			case l.Agency == "legal_aid" && l.SigningKey == pub:
+			case l.Node == "legal_aid" && l.SigningKey == pub:
 				found = true
-			case l.Agency == "clinic" && l.SigningKey != "":
+			case l.Node == "clinic" && l.SigningKey != "":
 				t.Fatalf("the clinic signs nothing, yet lists the key %s", l.SigningKey)
 			}
 		}

@@ -135,7 +135,7 @@ func receivedOnce(t *testing.T, n *nodetest.Network, from, to string, ids []uuid
 			t.Errorf("%s's kind was told %d times that it received referral %s, want once", to, h[id], id)
 		}
 	}
-	in, err := n.App(to).Inbox(context.Background(), 100000)
+	in, err := n.App(to).Inbox(context.Background(), "", 100000)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -204,7 +204,7 @@ func sendMany(t *testing.T, n *nodetest.Network, from, to, service string, k int
 	ids := make([]uuid.UUID, k)
 	consent := n.Consent(from, to)
 	for i := range ids {
-		r, err := n.App(from).CreateReferral(context.Background(), app.NewReferral{ToAgency: to, ConsentID: consent, Service: service, Note: fmt.Sprint(i)})
+		r, err := n.App(from).CreateReferral(context.Background(), app.NewReferral{ToOrg: to, ConsentID: consent, Service: service, Note: fmt.Sprint(i)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -217,7 +217,7 @@ func sendMany(t *testing.T, n *nodetest.Network, from, to, service string, k int
 // its own.
 func create(t *testing.T, n *nodetest.Network, from, to, service string) app.Referral {
 	t.Helper()
-	r, err := n.App(from).CreateReferral(context.Background(), app.NewReferral{ToAgency: to, ConsentID: n.Consent(from, to), Service: service, Note: "n"})
+	r, err := n.App(from).CreateReferral(context.Background(), app.NewReferral{ToOrg: to, ConsentID: n.Consent(from, to), Service: service, Note: "n"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -373,6 +373,6 @@ func directoryOf(t *testing.T, n *nodetest.Network, name string) []directory.Lis
 		t.Fatalf("%s's directory: %d %s", name, status, body)
 	}
 	return nodetest.Decode[struct {
-		Agencies []directory.Listing `json:"agencies"`
-	}](t, body).Agencies
+		Nodes []directory.Listing `json:"nodes"`
+	}](t, body).Nodes
 }

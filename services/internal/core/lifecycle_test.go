@@ -49,7 +49,7 @@ func TestReferralLifecycleAcrossNodes(t *testing.T) {
 	n.Both(r1, "accepted")
 
 	// social forwards the family to legal_aid, under its own consent.
-	fwd := n.Move("social", r1.ID, "forward", n.Consented("social", `{"to_agency":"legal_aid","service":"legal_help","note":"custody dispute"}`))
+	fwd := n.Move("social", r1.ID, "forward", n.Consented("social", `{"to_org":"legal_aid","service":"legal_help","note":"custody dispute"}`))
 	if fwd.Status != "forwarded" || fwd.ForwardedTo == nil || fwd.ForwardedAgency != "legal_aid" {
 		t.Fatalf("after forward: %+v", fwd)
 	}
@@ -226,11 +226,11 @@ func TestLifecycleRefusals(t *testing.T) {
 		{"clinic", "accept", ``, 403, "receiver"},
 		{"legal_aid", "cancel", `{"reason":"x"}`, 403, "sender"},
 		{"clinic", "cancel", ``, 422, "reason"},
-		{"legal_aid", "forward", `{"service":"x"}`, 422, "agency"},
-		{"legal_aid", "forward", `{"to_agency":"social","service":"family_support"}`, 422, "consent_id"},
-		{"legal_aid", "forward", `{"to_agency":"social","service":"brain_surgery"}`, 422, "does not offer"},
-		{"legal_aid", "forward", `{"to_agency":"police","service":"legal_help"}`, 422, "not a node of the network"},
-		{"legal_aid", "forward", `{"to_agency":"legal_aid","service":"legal_help"}`, 422, "another node"},
+		{"legal_aid", "forward", `{"service":"x"}`, 422, "to_org"},
+		{"legal_aid", "forward", `{"to_org":"social","service":"family_support"}`, 422, "consent_id"},
+		{"legal_aid", "forward", `{"to_org":"social","service":"brain_surgery"}`, 422, "does not offer"},
+		{"legal_aid", "forward", `{"to_org":"police","service":"legal_help"}`, 422, "not an organization of the network"},
+		{"legal_aid", "forward", `{"to_org":"legal_aid","service":"legal_help"}`, 422, "another node"},
 		{"legal_aid", "accept", `{"work":{"screening":{"kind":"x","result":"normal"}}}`, 422, "does not record screening"},
 		{"legal_aid", "hold", `{"reason":"x","work":{"screening":{"kind":"x","result":"normal"}}}`, 422, "accept"},
 	} {
@@ -244,9 +244,9 @@ func TestLifecycleRefusals(t *testing.T) {
 	}
 	// A node refers with none of the work records it does not make.
 	status, body, h := n.Do("clinic", "POST", "/api/v1/referrals", n.Consented("clinic",
-		`{"to_agency":"legal_aid","service":"legal_help","note":"n","work":{"screening":{"kind":"x","result":"normal"}}}`))
+		`{"to_org":"legal_aid","service":"legal_help","note":"n","work":{"screening":{"kind":"x","result":"normal"}}}`))
 	checkProblem(t, status, body, h, 422, "does not record screening")
-	if sent, _ := n.App("clinic").Sent(t.Context(), 10); len(sent) != 1 {
+	if sent, _ := n.App("clinic").Sent(t.Context(), "", 10); len(sent) != 1 {
 		t.Errorf("the clinic sent %d referrals, want 1", len(sent))
 	}
 	n.Both(r, "received")

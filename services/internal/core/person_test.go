@@ -23,14 +23,14 @@ func TestSamePersonJoinsOpenCase(t *testing.T) {
 	n.Start("clinic", plain(healthCheck), nil)
 	n.Start("social", plain(familySupport), nil)
 	n.Start("legal_aid", plain(legalHelp), nil)
-	status, body, _ := n.Do("clinic", "POST", "/api/v1/referrals", n.Consented("clinic", `{"to_agency":"legal_aid","service":"legal_help","note":"n","person_id":"`+iin+`"}`))
+	status, body, _ := n.Do("clinic", "POST", "/api/v1/referrals", n.Consented("clinic", `{"to_org":"legal_aid","service":"legal_help","note":"n","person_id":"`+iin+`"}`))
 	if status != 201 {
 		t.Fatalf("clinic: %d %s", status, body)
 	}
 	first := nodetest.Decode[app.Referral](t, body)
 	n.Both(first, "received")
 
-	status, body, _ = n.Do("social", "POST", "/api/v1/referrals", n.Consented("social", `{"to_agency":"legal_aid","service":"legal_help","note":"n","person_id":" `+iin+` "}`))
+	status, body, _ = n.Do("social", "POST", "/api/v1/referrals", n.Consented("social", `{"to_org":"legal_aid","service":"legal_help","note":"n","person_id":" `+iin+` "}`))
 	if status != 201 {
 		t.Fatalf("social: %d %s", status, body)
 	}
@@ -39,7 +39,7 @@ func TestSamePersonJoinsOpenCase(t *testing.T) {
 		t.Fatalf("social's referral for the same person started case %s, want %s", second.CaseID, first.CaseID)
 	}
 	// Someone else gets a case of their own.
-	_, body, _ = n.Do("social", "POST", "/api/v1/referrals", n.Consented("social", `{"to_agency":"legal_aid","service":"legal_help","note":"n","person_id":"950715401237"}`))
+	_, body, _ = n.Do("social", "POST", "/api/v1/referrals", n.Consented("social", `{"to_org":"legal_aid","service":"legal_help","note":"n","person_id":"950715401237"}`))
 	other := nodetest.Decode[app.Referral](t, body)
 	if other.CaseID == first.CaseID {
 		t.Fatal("a different person joined the case")
@@ -113,7 +113,7 @@ func TestBadPersonIDs(t *testing.T) {
 		{"8801013a0123", "letter"},
 		{"881301300123", "date"},
 	} {
-		status, body, _ := n.Do("clinic", "POST", "/api/v1/referrals", n.Consented("clinic", `{"to_agency":"legal_aid","service":"legal_help","note":"n","person_id":"`+c.id+`"}`))
+		status, body, _ := n.Do("clinic", "POST", "/api/v1/referrals", n.Consented("clinic", `{"to_org":"legal_aid","service":"legal_help","note":"n","person_id":"`+c.id+`"}`))
 		if status != 422 || !strings.Contains(body, c.want) || strings.Contains(body, c.id) {
 			t.Errorf("person_id %s: %d %s; want 422 mentioning %q, without echoing the id", c.id, status, body, c.want)
 		}
@@ -121,7 +121,7 @@ func TestBadPersonIDs(t *testing.T) {
 	if c := n.Counts("clinic"); len(c.Outbox) != 0 {
 		t.Fatalf("refused requests wrote events: %+v", c.Outbox)
 	}
-	if sent, _ := n.App("clinic").Sent(t.Context(), 10); len(sent) != 0 {
+	if sent, _ := n.App("clinic").Sent(t.Context(), "", 10); len(sent) != 0 {
 		t.Fatalf("refused requests wrote referrals: %+v", sent)
 	}
 }

@@ -188,15 +188,16 @@ func (tb *tab) shot(name string) {
 }
 
 // TestBrowserDomesticViolence walks the domestic-violence chain of help in
-// a real browser, as caseworkers of the school (education), social
-// protection and the crisis shelter (ngo): sign in, refer, accept, forward,
-// accept, complete, with the live status at the sender. The shelter's
-// address, which the shelter sends only to the clinic (health), never
-// appears on a page of the school or of social protection.
+// a real browser, on the Kazakh demo network, as caseworkers of the school
+// (education), a family support centre (social) and the Zhan-Saya crisis
+// shelter (ngo): sign in, refer, accept, forward, accept, complete, with
+// the live status at the sender. The shelter's address, which the shelter
+// sends only to the perinatal centre (health), never appears on a page of
+// the school or of the family support centre.
 func TestBrowserDomesticViolence(t *testing.T) {
 	t.Parallel()
 	b := browser(t)
-	n := uiNetwork(t, func(c *core.Config) {
+	n := uiNetwork(t, kz, func(c *core.Config) {
 		// The shelter must accept at once: the referral is overdue when it
 		// arrives, and must stand out.
 		c.SLAs = map[string]app.SLA{"crisis_shelter": {Accept: time.Nanosecond}, "": {Accept: time.Hour}}
@@ -210,16 +211,15 @@ func TestBrowserDomesticViolence(t *testing.T) {
 
 	// Social protection's caseworker has the inbox open before anything
 	// comes.
-	social.signIn("social-caseworker")
+	social.signIn("kz-almaty-fsc-almaly-caseworker")
 	social.a11y()
 
 	// The school refers the family.
-	school.signIn("education-caseworker")
+	school.signIn("kz-almaty-school-12-caseworker")
 	school.open("/ui/new")
 	school.run("refer to social",
 		chromedp.WaitVisible("#note", chromedp.ByQuery),
-		chromedp.SetValue("#to_agency", "social", chromedp.ByQuery),
-		chromedp.SetValue("#service", "family_support", chromedp.ByQuery),
+		chromedp.SetValue("#offer", "kz-almaty-fsc-almaly/family_support", chromedp.ByQuery),
 		chromedp.SendKeys("#note", schoolNote, chromedp.ByQuery),
 		consent("new", "the mother"),
 		chromedp.Submit("#note", chromedp.ByQuery),
@@ -238,8 +238,7 @@ func TestBrowserDomesticViolence(t *testing.T) {
 		chromedp.WaitVisible(`#status[data-status="accepted"]`, chromedp.ByQuery),
 	)
 	social.run("social forwards it to the shelter",
-		chromedp.SetValue("#forward-to_agency", "ngo", chromedp.ByQuery),
-		chromedp.SetValue("#forward-service", "crisis_shelter", chromedp.ByQuery),
+		chromedp.SetValue("#forward-offer", "kz-zhan-saya/crisis_shelter", chromedp.ByQuery),
 		chromedp.SendKeys("#forward-note", "Mother and two children need a safe place tonight.", chromedp.ByQuery),
 		consent("forward", "the mother"),
 		chromedp.Click("#do-forward", chromedp.ByQuery),
@@ -250,7 +249,7 @@ func TestBrowserDomesticViolence(t *testing.T) {
 
 	// The shelter accepts, starts, tells the clinic where the family
 	// stays, and completes.
-	shelter.signIn("ngo-caseworker")
+	shelter.signIn("kz-zhan-saya-caseworker")
 	shelter.run("the overdue referral stands out in the shelter's inbox",
 		chromedp.WaitVisible("tr.overdue strong.badge-overdue", chromedp.ByQuery))
 	shelter.shot("inbox")
@@ -272,10 +271,9 @@ func TestBrowserDomesticViolence(t *testing.T) {
 	shelter.run("read the case", chromedp.Text("dl.details code", &caseID, chromedp.ByQuery), chromedp.Location(&shelterURL))
 	shelterPath := strings.TrimPrefix(shelterURL, shelter.base)
 	shelter.open("/ui/new?case=" + caseID)
-	shelter.run("the shelter refers the mother to the clinic, with its address",
+	shelter.run("the shelter refers the mother to the perinatal centre, with its address",
 		chromedp.WaitVisible("#note", chromedp.ByQuery),
-		chromedp.SetValue("#to_agency", "health", chromedp.ByQuery),
-		chromedp.SetValue("#service", "medical_accompaniment", chromedp.ByQuery),
+		chromedp.SetValue("#offer", "kz-almaty-perinatal/medical_accompaniment", chromedp.ByQuery),
 		chromedp.SendKeys("#note", address, chromedp.ByQuery),
 		consent("new", "the mother"),
 		chromedp.Submit("#note", chromedp.ByQuery),
@@ -346,7 +344,7 @@ func TestBrowserDomesticViolence(t *testing.T) {
 		chromedp.Submit("#lang", chromedp.ByQuery),
 		chromedp.WaitVisible(`html[lang="kk"]`, chromedp.ByQuery),
 	)
-	school.signIn("education-caseworker")
+	school.signIn("kz-almaty-school-12-caseworker")
 	school.run("Kazakh after signing in again", chromedp.WaitVisible(`html[lang="kk"]`, chromedp.ByQuery))
 	school.open("/ui/new")
 	school.run("new form", chromedp.WaitVisible("#note", chromedp.ByQuery))

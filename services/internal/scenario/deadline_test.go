@@ -28,13 +28,13 @@ func (c *clock) advance(d time.Duration) { c.offset.Add(int64(d)) }
 func TestScenarioDeadlinesEscalate(t *testing.T) {
 	t.Parallel()
 	var clk clock
-	n := network(t, map[string]func(*core.Config){"": func(c *core.Config) {
+	n := network(t, kz, map[string]func(*core.Config){"": func(c *core.Config) {
 		c.Now = clk.now
 		c.SLATick = time.Hour // the test fires the deadlines itself
 	}})
-	late := n.Refer("education", "ngo", "crisis_shelter", "", "")
-	onTime := n.Refer("education", "ngo", "crisis_shelter", "", "")
-	assessment := n.Refer("health", "education", "early_intervention_assessment", "", "")
+	late := n.Refer("education", "kz-zhan-saya", "crisis_shelter", "", "")
+	onTime := n.Refer("education", "kz-zhan-saya", "crisis_shelter", "", "")
+	assessment := n.Refer("health", "kz-almaty-pmpk", "early_intervention_assessment", "", "")
 	for _, r := range []app.Referral{late, onTime, assessment} {
 		n.Both(r, "received")
 	}

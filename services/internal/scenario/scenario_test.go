@@ -2,35 +2,108 @@ package scenario_test
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/refbus/refbus/pkg/pgtest"
-	"github.com/refbus/refbus/services/education"
-	"github.com/refbus/refbus/services/health"
 	"github.com/refbus/refbus/services/internal/core"
 	"github.com/refbus/refbus/services/internal/core/app"
 	"github.com/refbus/refbus/services/internal/core/directory"
-	"github.com/refbus/refbus/services/internal/core/kind"
 	"github.com/refbus/refbus/services/internal/core/nodetest"
-	"github.com/refbus/refbus/services/ngo"
-	"github.com/refbus/refbus/services/social"
+	"github.com/refbus/refbus/services/kinds"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
 
-// network starts a node of each of the four kinds, named after its kind;
-// social coordinates (it sees every overdue referral), as in the demo
-// network. tune changes the config of the node it names, and its ""
-// entry every node's first.
-func network(t *testing.T, tune map[string]func(*core.Config)) *nodetest.Network {
+// demoNode is a node of a demo network of DOMAIN.md: its name, its kind,
+// and the organizations it hosts, which offer services of its kind's.
+type demoNode struct {
+	name, kind string
+	orgs       []directory.Organization
+}
+
+// offers are the services of kind named names, as the kind offers them
+// by default, each changed by the options that follow it.
+func offers(kindName string, names ...string) []directory.Offer {
+	var out []directory.Offer
+	for _, name := range names {
+		for _, o := range kinds.New(kindName).Offers() {
+			if o.Name == name {
+				out = append(out, o)
+			}
+		}
+	}
+	return out
+}
+
+// shelter is kind ngo's crisis_shelter, as a shelter of beds beds in area.
+func shelter(title, area string, beds int) directory.Offer {
+	o := offers("ngo", "crisis_shelter")[0]
+	o.Title, o.Area, o.Beds = title, area, beds
+	return o
+}
+
+// kz is the Kazakh demo network: the coordinator is social.
+var kz = []demoNode{
+	{"health", "health", []directory.Organization{
+		{ID: "kz-almaty-polyclinic-5", Name: "Almaty polyclinic No. 5", Area: "Almaty", Services: offers("health", "child_health_check", "medical_rehabilitation")},
+		{ID: "kz-almaty-perinatal", Name: "Almaty city perinatal centre", Area: "Almaty", Services: offers("health", "medical_accompaniment")},
+	}},
+	{"education", "education", []directory.Organization{
+		{ID: "kz-almaty-pmpk", Name: "PMPK and early-intervention centre, Almaty", Area: "Almaty", Services: offers("education", "early_intervention_assessment")},
+		{ID: "kz-almaty-school-12", Name: "School No. 12, Almaty", Area: "Almaty", Services: offers("education", "school_transfer")},
+	}},
+	{"social", "social", []directory.Organization{
+		{ID: "kz-almaty-fsc-almaly", Name: "Family support centre, Almaly district", Area: "Almaty", Services: offers("social", "family_support", "disability_support", "benefits_and_housing")},
+		{ID: "kz-almaty-fsc-auezov", Name: "Family support centre, Auezov district", Area: "Almaty", Services: offers("social", "family_support", "disability_support", "benefits_and_housing")},
+	}},
+	{"ngo", "ngo", []directory.Organization{
+		{ID: "kz-zhan-saya", Name: "Zhan-Saya crisis centre", Area: "Almaty", Services: append([]directory.Offer{shelter("Zhan-Saya: safe stay up to 6 months", "Almaty", 52)}, offers("ngo", "psychological_help", "legal_help")...)},
+	}},
+	{"ngo_nur", "ngo", []directory.Organization{
+		{ID: "kz-nur", Name: "Nur crisis centre", Area: "Almaty region", Services: []directory.Offer{shelter("Nur: safe stay up to 6 months", "Almaty region", 12)}},
+	}},
+}
+
+// kg is the Kyrgyz demo network: the coordinator is social, the ministry.
+var kg = []demoNode{
+	{"health", "health", []directory.Organization{
+		{ID: "kg-bishkek-fmc-1", Name: "Bishkek family medicine centre No. 1", Area: "Bishkek", Services: offers("health", "child_health_check", "medical_accompaniment")},
+	}},
+	{"social", "social", []directory.Organization{
+		{ID: "kg-mlssm", Name: "Ministry of Labour, Social Security and Migration, Bishkek", Area: "Bishkek", Services: offers("social", "benefits_and_housing", "housing")},
+	}},
+	{"ngo", "ngo", []directory.Organization{
+		{ID: "kg-ene-uyu", Name: `Mother's Home "Ene üyü"`, Area: "Bishkek", Services: offers("ngo", "mothers_home", "psychological_help", "legal_help")},
+	}},
+	{"ngo_league", "ngo", []directory.Organization{
+		{ID: "kg-child-rights-league", Name: "League of Child Rights Defenders", Area: "Bishkek", Services: offers("ngo", "legal_help")},
+	}},
+}
+
+// network starts the nodes of a demo network (nil: a node of each of the
+// four kinds, named after it, hosting one organization named after it),
+// social coordinating (it sees every overdue referral). tune changes the
+// config of the node it names, and its "" entry every node's first.
+func network(t *testing.T, demo []demoNode, tune map[string]func(*core.Config)) *nodetest.Network {
 	t.Helper()
+	if demo == nil {
+		for _, k := range kinds.Names {
+			demo = append(demo, demoNode{name: k, kind: k})
+		}
+	}
 	n := nodetest.New(t)
-	for _, k := range []kind.Kind{health.New(), education.New(), social.New(), ngo.New()} {
-		n.Start(k.Name(), k, func(c *core.Config) {
+	for _, nd := range demo {
+		n.Start(nd.name, kinds.New(nd.kind), func(c *core.Config) {
 			c.Coordinator = "social"
-			for _, name := range []string{"", k.Name()} {
+			// Each node its own copy: a test may change it.
+			for _, o := range nd.orgs {
+				o.Services = slices.Clone(o.Services)
+				c.Organizations = append(c.Organizations, o)
+			}
+			for _, name := range []string{"", nd.name} {
 				if f := tune[name]; f != nil {
 					f(c)
 				}
@@ -40,12 +113,14 @@ func network(t *testing.T, tune map[string]func(*core.Config)) *nodetest.Network
 	return n
 }
 
-// oneBedShelters gives the NGO two shelters of one bed each.
-func oneBedShelters(c *core.Config) {
-	c.Offers = []directory.Offer{
-		{Name: "crisis_shelter", Title: "Zhan-Saya", Eligibility: "women and children", Languages: []string{"kk", "ru"}, Area: "Almaty", Beds: 1},
-		{Name: "crisis_shelter_nur", Title: "Nur", Eligibility: "women and children", Languages: []string{"ru"}, Area: "Almaty region", Beds: 1},
-		{Name: "legal_help", Title: "Legal consultation", Eligibility: "families", Languages: []string{"kk"}, Area: "Almaty"},
+// oneBed leaves a node's shelters one bed each.
+func oneBed(c *core.Config) {
+	for _, o := range c.Organizations {
+		for i := range o.Services {
+			if o.Services[i].Beds > 0 {
+				o.Services[i].Beds = 1
+			}
+		}
 	}
 }
 
@@ -58,15 +133,22 @@ func timeline(c app.Case) string {
 	return strings.Join(steps, " ")
 }
 
-// Chain of help 1, early intervention: health refers the child to
-// education, which assesses and refers the family on to social; health
-// sees every status of its referral, and the case stays one case.
+// Chain of help 1, early intervention: the polyclinic (health) refers the
+// child to the PMPK (education), which assesses and refers the family on
+// to a family support centre (social); health sees every status of its
+// referral, and the case stays one case.
 func TestScenarioEarlyIntervention(t *testing.T) {
 	t.Parallel()
-	n := network(t, nil)
-	r1 := n.Refer("health", "education", "early_intervention_assessment", "",
+	n := network(t, kz, nil)
+	r1 := n.Refer("health", "kz-almaty-pmpk", "early_intervention_assessment", "",
 		`"work":{"screening":{"kind":"development_2y","result":"concern","findings":"no two-word phrases"}}`)
+	if r1.FromOrg != "kz-almaty-polyclinic-5" || r1.ToOrg != "kz-almaty-pmpk" || r1.ToAgency != "education" || r1.ToOrgName != "PMPK and early-intervention centre, Almaty" {
+		t.Fatalf("the referral goes from the node's first organization to the PMPK at education: %+v", r1)
+	}
 	n.Both(r1, "received")
+	if r, _ := n.Referral("education", r1.ID); r.FromOrg != "kz-almaty-polyclinic-5" || r.ToOrg != "kz-almaty-pmpk" || r.FromOrgName != "Almaty polyclinic No. 5" {
+		t.Fatalf("education files the referral under the PMPK, from the polyclinic: %+v", r)
+	}
 	if r, _ := n.Referral("education", r1.ID); r.Work == nil || r.Work.Screening == nil || r.Work.Screening.Result != "concern" {
 		t.Fatalf("education did not get health's screening: %+v", r.Work)
 	}
@@ -77,7 +159,7 @@ func TestScenarioEarlyIntervention(t *testing.T) {
 		n.Move("education", r1.ID, step.move, step.body)
 		n.Both(r1, step.status)
 	}
-	r2 := n.Refer("education", "social", "disability_support", r1.CaseID.String(), "")
+	r2 := n.Refer("education", "kz-almaty-fsc-almaly", "disability_support", r1.CaseID.String(), "")
 	n.Both(r2, "received")
 	n.Move("social", r2.ID, "accept", ``)
 	n.Move("social", r2.ID, "start", ``)
@@ -123,18 +205,19 @@ func TestScenarioEarlyIntervention(t *testing.T) {
 	n.WantRows("social", "social.benefit_decision", 1, r2.ID.String(), "child_disability_allowance")
 }
 
-// Chain of help 2, crisis pregnancy: the maternity clinic refers to the
-// NGO, which refers on to social and back to health; the sender cancels
-// one, which the receiver sees.
+// Chain of help 2, crisis pregnancy, on the Kyrgyz network: the family
+// medicine centre refers to the Mother's Home (ngo), which refers on to
+// the ministry (social) and back to health; the sender cancels one, which
+// the receiver sees.
 func TestScenarioCrisisPregnancy(t *testing.T) {
 	t.Parallel()
-	n := network(t, nil)
-	r1 := n.Refer("health", "ngo", "mothers_home", "", "")
+	n := network(t, kg, nil)
+	r1 := n.Refer("health", "kg-ene-uyu", "mothers_home", "", "")
 	n.Both(r1, "received")
 	n.Move("ngo", r1.ID, "accept", nodetest.Placement("M-3"))
 	n.Move("ngo", r1.ID, "start", ``)
-	toSocial := n.Refer("ngo", "social", "benefits_and_housing", r1.CaseID.String(), "")
-	back := n.Refer("ngo", "health", "medical_accompaniment", r1.CaseID.String(), "")
+	toSocial := n.Refer("ngo", "kg-mlssm", "benefits_and_housing", r1.CaseID.String(), "")
+	back := n.Refer("ngo", "kg-bishkek-fmc-1", "medical_accompaniment", r1.CaseID.String(), "")
 	n.Both(toSocial, "received")
 	n.Both(back, "received")
 	n.Move("social", toSocial.ID, "accept", ``)
@@ -152,42 +235,44 @@ func TestScenarioCrisisPregnancy(t *testing.T) {
 	if r, _ := n.Referral("ngo", toSocial.ID); r.Work == nil || r.Work.BenefitDecision == nil || r.Work.BenefitDecision.Decision != "granted" {
 		t.Fatalf("ngo does not see social's benefit decision: %+v", r.Work)
 	}
-	n.WantSecretOnlyAt(nodetest.ShelterAddress, []string{"ngo", "health"}, []string{"social", "education"}, r1.CaseID)
+	n.WantSecretOnlyAt(nodetest.ShelterAddress, []string{"ngo", "health"}, []string{"social", "ngo_league"}, r1.CaseID)
 	// health holds both sides of the case: its referral out and one in.
 	if c := n.Case("health", r1.CaseID); len(c.Referrals) != 2 {
 		t.Fatalf("health's case has %d referrals, want 2", len(c.Referrals))
 	}
 	// The mother's bed is taken while she stays.
-	n.WantFreeBeds("social", "ngo", "mothers_home", 19)
+	n.WantFreeBeds("social", "kg-ene-uyu", "mothers_home", 19)
 }
 
-// Chain of help 3, domestic violence: the school refers to social; social
-// forwards to the shelter, which is full and declines at once; social
-// sends the family to the other shelter, which takes them in and tells
-// social, and only social, its address; the children's school transfer
-// goes through education, and the mother's check through health, without
-// the address.
+// Chain of help 3, domestic violence: the school refers to a family
+// support centre (social); the centre forwards to the Zhan-Saya shelter
+// (ngo), which is full and declines at once; the centre sends the family
+// to the Nur shelter (another ngo node), which takes them in and tells the
+// centre, and only it, its address; the children's school transfer goes
+// through education, and the mother's check through health, without the
+// address.
 func TestScenarioDomesticViolence(t *testing.T) {
 	t.Parallel()
-	n := network(t, map[string]func(*core.Config){"ngo": oneBedShelters})
-	// Another family has the only bed of the first shelter.
-	other := n.Refer("social", "ngo", "crisis_shelter", "", "")
+	n := network(t, kz, map[string]func(*core.Config){"ngo": oneBed, "ngo_nur": oneBed})
+	// Another family has the only bed of the first shelter, at its own
+	// address.
+	other := n.Refer("social", "kz-zhan-saya", "crisis_shelter", "", "")
 	n.Both(other, "received")
-	n.Move("ngo", other.ID, "accept", nodetest.Placement("1"))
+	n.Move("ngo", other.ID, "accept", fmt.Sprintf(`{"work":{"placement":{"bed":"1","address":"Almaty, Zhan-Saya","ends_on":%q}}}`, nodetest.Date(3)))
 	n.Both(other, "accepted")
 
-	r1 := n.Refer("education", "social", "family_support", "", "")
+	r1 := n.Refer("education", "kz-almaty-fsc-almaly", "family_support", "", `"from_org":"kz-almaty-school-12"`)
 	n.Both(r1, "received")
 	n.Move("social", r1.ID, "accept", ``)
 	n.Both(r1, "accepted")
-	fwd := n.Move("social", r1.ID, "forward", n.Consented("social", `{"to_agency":"ngo","service":"crisis_shelter","note":"mother and children need a safe place"}`))
-	if fwd.Status != "forwarded" || fwd.ForwardedTo == nil || fwd.ForwardedAgency != "ngo" {
+	fwd := n.Move("social", r1.ID, "forward", n.Consented("social", `{"to_org":"kz-zhan-saya","service":"crisis_shelter","note":"mother and children need a safe place"}`))
+	if fwd.Status != "forwarded" || fwd.ForwardedTo == nil || fwd.ForwardedAgency != "ngo" || fwd.ForwardedOrg != "kz-zhan-saya" {
 		t.Fatalf("after forward: %+v", fwd)
 	}
 	n.Both(r1, "forwarded")
 	nodetest.Eventually(t, 10*time.Second, func() error {
 		r, err := n.Referral("education", r1.ID)
-		if err != nil || r.ForwardedTo == nil || *r.ForwardedTo != *fwd.ForwardedTo || r.ForwardedAgency != "ngo" {
+		if err != nil || r.ForwardedTo == nil || *r.ForwardedTo != *fwd.ForwardedTo || r.ForwardedAgency != "ngo" || r.ForwardedOrg != "kz-zhan-saya" || r.FromOrg != "kz-almaty-school-12" {
 			return fmt.Errorf("education does not see the forward: %+v %v", r, err)
 		}
 		return nil
@@ -199,7 +284,8 @@ func TestScenarioDomesticViolence(t *testing.T) {
 		if r2, err = n.Referral("social", *fwd.ForwardedTo); err != nil {
 			return err
 		}
-		if r2.ParentID == nil || *r2.ParentID != r1.ID || r2.CaseID != r1.CaseID || r2.Status != "declined" || r2.ReasonCode != "no_capacity" {
+		if r2.ParentID == nil || *r2.ParentID != r1.ID || r2.CaseID != r1.CaseID || r2.Status != "declined" || r2.ReasonCode != "no_capacity" ||
+			r2.FromOrg != "kz-almaty-fsc-almaly" || r2.ToOrg != "kz-zhan-saya" {
 			return fmt.Errorf("social's forwarded referral: %+v", r2)
 		}
 		return nil
@@ -207,9 +293,9 @@ func TestScenarioDomesticViolence(t *testing.T) {
 	n.Both(r2, "declined")
 
 	// Social sends the family to the other shelter, in the same case.
-	r3 := n.Refer("social", "ngo", "crisis_shelter_nur", r1.CaseID.String(), "")
+	r3 := n.Refer("social", "kz-nur", "crisis_shelter", r1.CaseID.String(), "")
 	n.Both(r3, "received")
-	n.Move("ngo", r3.ID, "accept", nodetest.Placement("N-1"))
+	n.Move("ngo_nur", r3.ID, "accept", nodetest.Placement("N-1"))
 	n.Both(r3, "accepted")
 	nodetest.Eventually(t, 10*time.Second, func() error {
 		r, err := n.Referral("social", r3.ID)
@@ -218,10 +304,11 @@ func TestScenarioDomesticViolence(t *testing.T) {
 		}
 		return nil
 	})
-	n.WantFreeBeds("education", "ngo", "crisis_shelter_nur", 0)
+	n.WantFreeBeds("education", "kz-nur", "crisis_shelter", 0)
+	n.WantFreeBeds("education", "kz-zhan-saya", "crisis_shelter", 0)
 	// The children's school transfer and the mother's check, without it.
-	school := n.Refer("social", "education", "school_transfer", r1.CaseID.String(), "")
-	check := n.Refer("ngo", "health", "medical_accompaniment", r1.CaseID.String(), "")
+	school := n.Refer("social", "kz-almaty-school-12", "school_transfer", r1.CaseID.String(), "")
+	check := n.Refer("ngo_nur", "kz-almaty-perinatal", "medical_accompaniment", r1.CaseID.String(), "")
 	n.Both(school, "received")
 	n.Both(check, "received")
 	n.Move("education", school.ID, "accept", ``)
@@ -235,7 +322,7 @@ func TestScenarioDomesticViolence(t *testing.T) {
 	if !n.EventsTo("social", `"sealed_address"`) {
 		t.Fatal("the address did not reach social sealed: the checks below would prove nothing")
 	}
-	n.WantSecretOnlyAt(nodetest.ShelterAddress, []string{"ngo", "social"}, []string{"education", "health"}, r1.CaseID)
+	n.WantSecretOnlyAt(nodetest.ShelterAddress, []string{"ngo_nur", "social"}, []string{"education", "health", "ngo"}, r1.CaseID)
 	// One case from the school's first referral to the shelter.
 	if c := n.Case("social", r1.CaseID); len(c.Referrals) != 4 {
 		t.Fatalf("social's case has %d referrals, want 4 (from the school, to both shelters, to the school): %+v", len(c.Referrals), c.Referrals)
@@ -246,9 +333,9 @@ func TestScenarioDomesticViolence(t *testing.T) {
 // eligible, the other accepted and completed with an outcome.
 func TestScenarioFamilyInCrisis(t *testing.T) {
 	t.Parallel()
-	n := network(t, nil)
-	toNGO := n.Refer("social", "ngo", "psychological_help", "", "")
-	toHealth := n.Refer("social", "health", "child_health_check", toNGO.CaseID.String(), "")
+	n := network(t, kz, nil)
+	toNGO := n.Refer("social", "kz-zhan-saya", "psychological_help", "", "")
+	toHealth := n.Refer("social", "kz-almaty-polyclinic-5", "child_health_check", toNGO.CaseID.String(), "")
 	n.Both(toNGO, "received")
 	n.Both(toHealth, "received")
 	n.Move("ngo", toNGO.ID, "decline", `{"reason_code":"not_eligible","reason":"family lives outside our area of service"}`)

@@ -15,9 +15,11 @@ import (
 	"github.com/refbus/refbus/services/education"
 	"github.com/refbus/refbus/services/health"
 	"github.com/refbus/refbus/services/internal/core"
+	"github.com/refbus/refbus/services/internal/core/directory"
 	"github.com/refbus/refbus/services/internal/core/kind"
 	"github.com/refbus/refbus/services/internal/core/nodetest"
 	"github.com/refbus/refbus/services/internal/core/web"
+	"github.com/refbus/refbus/services/kinds"
 	"github.com/refbus/refbus/services/ngo"
 	"github.com/refbus/refbus/services/social"
 )
@@ -26,20 +28,32 @@ import (
 const password = "correct horse battery staple"
 
 // uiNetwork is network with the caseworker UI on every node, and users
-// <node>-caseworker, <node>-supervisor and <node>-auditor at each; tune
-// changes every node's config after that.
-func uiNetwork(t *testing.T, tune func(*core.Config)) *nodetest.Network {
+// <node>-supervisor and <node>-auditor at each, who see all of its
+// organizations, and <org>-caseworker for each organization, who sees its
+// own; tune changes every node's config after that.
+func uiNetwork(t *testing.T, demo []demoNode, tune func(*core.Config)) *nodetest.Network {
 	t.Helper()
-	n := network(t, map[string]func(*core.Config){"": func(c *core.Config) {
+	n := network(t, demo, map[string]func(*core.Config){"": func(c *core.Config) {
 		c.Web = web.Mount(web.Config{Poll: 100 * time.Millisecond, Logger: nodetest.Logger(t)})
 		if tune != nil {
 			tune(c)
 		}
 	}})
-	for _, a := range []string{"health", "education", "social", "ngo"} {
-		for _, role := range web.Roles {
-			u := web.User{Username: a + "-" + role, Name: "Test " + role + " of " + a, Role: role, Password: password}
-			if err := web.SeedUser(context.Background(), n.App(a), u); err != nil {
+	if demo == nil {
+		for _, k := range kinds.Names {
+			demo = append(demo, demoNode{name: k, kind: k, orgs: []directory.Organization{{ID: k}}})
+		}
+	}
+	for _, nd := range demo {
+		users := []web.User{
+			{Username: nd.name + "-supervisor", Name: "Test supervisor of " + nd.name, Role: web.RoleSupervisor, Password: password},
+			{Username: nd.name + "-auditor", Name: "Test auditor of " + nd.name, Role: web.RoleAuditor, Password: password},
+		}
+		for _, o := range nd.orgs {
+			users = append(users, web.User{Username: o.ID + "-caseworker", Name: "Test caseworker of " + o.ID, Role: web.RoleCaseworker, Org: o.ID, Password: password})
+		}
+		for _, u := range users {
+			if err := web.SeedUser(context.Background(), n.App(nd.name), u); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -118,14 +132,32 @@ func options(t *testing.T, page, id string) map[string]string {
 	return out
 }
 
+var optgroupRe = regexp.MustCompile(`(?s)<optgroup label="([^"]*)">(.*?)</optgroup>`)
+
+// optgroups are the groups of options of the select id of a page, by the
+// organization of their options' values (org/service), to their labels.
+func optgroups(t *testing.T, page, id string) map[string]string {
+	t.Helper()
+	sel := regexp.MustCompile(`(?s)<select id="` + id + `".*?</select>`).FindString(page)
+	out := map[string]string{}
+	for _, g := range optgroupRe.FindAllStringSubmatch(sel, -1) {
+		for _, o := range optionRe.FindAllStringSubmatch(g[2], -1) {
+			org, _, _ := strings.Cut(o[1], "/")
+			out[org] = html.UnescapeString(g[1])
+		}
+	}
+	return out
+}
+
 // The UI names every kind of node and every service of the four kinds in
 // each of its languages: the catalogues are the core's, the names the
 // kinds', so this is checked where both are known.
 func TestUINamesEveryKind(t *testing.T) {
 	t.Parallel()
-	n := uiNetwork(t, nil)
-	kinds := []kind.Kind{health.New(), education.New(), social.New(), ngo.New()}
-	// Each node's new-referral form offers the others and every service.
+	n := uiNetwork(t, nil, nil)
+	all := []kind.Kind{health.New(), education.New(), social.New(), ngo.New()}
+	// Each node's new-referral form offers the others' organizations, each
+	// labelled with its kind, and every service they offer.
 	for _, at := range []string{"social", "health"} {
 		s := signIn(t, n.Node(at).HTTP.URL, at+"-caseworker")
 		for _, lang := range web.Langs {
@@ -136,16 +168,16 @@ func TestUINamesEveryKind(t *testing.T) {
 			if !strings.Contains(page, `<html lang="`+lang+`"`) {
 				t.Fatalf("the page at %s is not in %s", at, lang)
 			}
-			nodes, services := options(t, page, "to_agency"), options(t, page, "service")
-			for _, k := range kinds {
+			groups, offers := optgroups(t, page, "offer"), options(t, page, "offer")
+			for _, k := range all {
 				if k.Name() == at {
 					continue
 				}
-				if name, ok := nodes[k.Name()]; !ok || strings.TrimSpace(name) == "" || name == "agency."+k.Name() {
-					t.Errorf("%s: the UI at %s names the %s node %q", lang, at, k.Name(), name)
+				if name, ok := groups[k.Name()]; !ok || strings.TrimSpace(name) == "" || strings.Contains(name, "agency.") || strings.Contains(name, k.Name()) {
+					t.Errorf("%s: the UI at %s names the organization of the %s node %q", lang, at, k.Name(), name)
 				}
 				for _, o := range k.Offers() {
-					if name, ok := services[o.Name]; !ok || strings.TrimSpace(name) == "" || name == strings.ReplaceAll(o.Name, "_", " ") {
+					if name, ok := offers[k.Name()+"/"+o.Name]; !ok || strings.TrimSpace(name) == "" || name == strings.ReplaceAll(o.Name, "_", " ") {
 						t.Errorf("%s: the UI at %s names %s's service %s %q: the catalogue has no service.%s", lang, at, k.Name(), o.Name, name, o.Name)
 					}
 				}

@@ -52,7 +52,7 @@ func New(a *app.App, ops Ops, log *slog.Logger) (http.Handler, huma.API) {
 		OperationID:   "create-referral",
 		Method:        http.MethodPost,
 		Path:          "/api/v1/referrals",
-		Summary:       "Refer a case to another node",
+		Summary:       "Refer a case to an organization of another node",
 		DefaultStatus: http.StatusCreated,
 		MaxBodyBytes:  1 << 20,
 	}, s.postReferral)
@@ -66,13 +66,13 @@ func New(a *app.App, ops Ops, log *slog.Logger) (http.Handler, huma.API) {
 		OperationID: "list-sent",
 		Method:      http.MethodGet,
 		Path:        "/api/v1/referrals",
-		Summary:     "Referrals this node sent, newest first, with their live status",
+		Summary:     "Referrals this node sent, newest first, with their live status (of one of its organizations with org; of the caller's own, for a caller of one)",
 	}, s.listSent)
 	huma.Register(api, huma.Operation{
 		OperationID: "list-inbox",
 		Method:      http.MethodGet,
 		Path:        "/api/v1/inbox",
-		Summary:     "Referrals this node received, newest first",
+		Summary:     "Referrals this node received, newest first (for one of its organizations with org; for the caller's own, for a caller of one)",
 	}, s.listInbox)
 	for _, mv := range referral.Moves() {
 		if mv == referral.Receive {
@@ -120,13 +120,13 @@ func New(a *app.App, ops Ops, log *slog.Logger) (http.Handler, huma.API) {
 		OperationID: "get-directory",
 		Method:      http.MethodGet,
 		Path:        "/api/v1/directory",
-		Summary:     "The services every node offers, with their deadlines and free places (from the JetStream KV directory)",
+		Summary:     "The organizations every node hosts and the services they offer, with their deadlines and free places (from the JetStream KV directory)",
 	}, s.getDirectory)
 	huma.Register(api, huma.Operation{
 		OperationID:   "record-consent",
 		Method:        http.MethodPost,
 		Path:          "/api/v1/consents",
-		Summary:       "Record a family's consent to share data with another node",
+		Summary:       "Record a family's consent to share data with an organization of another node",
 		DefaultStatus: http.StatusCreated,
 		MaxBodyBytes:  1 << 16,
 	}, s.postConsent)
@@ -159,13 +159,14 @@ func New(a *app.App, ops Ops, log *slog.Logger) (http.Handler, huma.API) {
 
 type postReferralInput struct {
 	Body struct {
-		ToAgency  string        `json:"to_agency" minLength:"1" maxLength:"64" doc:"The node asked to help, as the directory lists it (GET /api/v1/directory)."`
+		ToOrg     string        `json:"to_org" minLength:"1" maxLength:"64" doc:"The organization asked to help, of another node, as the directory lists it (GET /api/v1/directory); the referral goes to the node that hosts it."`
+		FromOrg   string        `json:"from_org,omitempty" required:"false" maxLength:"64" doc:"The organization of this node that refers: the caller's own for a caller of one organization; otherwise the one named here, by default the node's first."`
 		Service   string        `json:"service" minLength:"1" maxLength:"100" doc:"The service asked for."`
 		Note      string        `json:"note" minLength:"1" maxLength:"4000" doc:"What the receiving caseworker needs to know."`
 		CaseID    uuid.UUID     `json:"case_id,omitempty" required:"false" format:"uuid" doc:"The case this referral belongs to; omit to join the person's open case or start a new one."`
 		PersonID  string        `json:"person_id,omitempty" required:"false" maxLength:"20" doc:"The Kazakh IIN (12 digits) or Kyrgyz PIN (14 digits) of the person referred. Only its keyed pseudonym is stored and sent, so nodes match the person without the id leaving this node."`
 		Work      *schemas.Work `json:"work,omitempty" required:"false" doc:"This node's own work the receiver needs: health sends its screening."`
-		ConsentID uuid.UUID     `json:"consent_id" format:"uuid" doc:"The family's consent to share with to_agency (POST /api/v1/consents): it must be neither revoked nor expired, and cover the data the referral shares (summary; identity with person_id; the category of each work record)."`
+		ConsentID uuid.UUID     `json:"consent_id" format:"uuid" doc:"The family's consent to share with to_org (POST /api/v1/consents): it must be neither revoked nor expired, and cover the data the referral shares (summary; identity with person_id; the category of each work record)."`
 	}
 }
 
@@ -187,8 +188,13 @@ type listInput struct {
 	Limit int `query:"limit" minimum:"1" maximum:"1000" default:"100"`
 }
 
+type orgListInput struct {
+	Limit int    `query:"limit" minimum:"1" maximum:"1000" default:"100"`
+	Org   string `query:"org" maxLength:"64" doc:"One of this node's organizations; a caller of one organization sees its own only."`
+}
+
 func (s *handlers) postReferral(ctx context.Context, in *postReferralInput) (*referralOutput, error) {
-	r, err := s.app.CreateReferral(ctx, app.NewReferral{ToAgency: in.Body.ToAgency, Service: in.Body.Service, Note: in.Body.Note, CaseID: in.Body.CaseID, PersonID: in.Body.PersonID, ConsentID: in.Body.ConsentID, Work: in.Body.Work})
+	r, err := s.app.CreateReferral(ctx, app.NewReferral{ToOrg: in.Body.ToOrg, FromOrg: in.Body.FromOrg, Service: in.Body.Service, Note: in.Body.Note, CaseID: in.Body.CaseID, PersonID: in.Body.PersonID, ConsentID: in.Body.ConsentID, Work: in.Body.Work})
 	if err != nil {
 		return nil, s.problem(err)
 	}
@@ -203,8 +209,8 @@ func (s *handlers) getReferral(ctx context.Context, in *idInput) (*referralOutpu
 	return &referralOutput{Body: r}, nil
 }
 
-func (s *handlers) listSent(ctx context.Context, in *listInput) (*referralsOutput, error) {
-	rs, err := s.app.Sent(ctx, in.Limit)
+func (s *handlers) listSent(ctx context.Context, in *orgListInput) (*referralsOutput, error) {
+	rs, err := s.app.Sent(ctx, in.Org, in.Limit)
 	if err != nil {
 		return nil, s.problem(err)
 	}
@@ -213,8 +219,8 @@ func (s *handlers) listSent(ctx context.Context, in *listInput) (*referralsOutpu
 	return out, nil
 }
 
-func (s *handlers) listInbox(ctx context.Context, in *listInput) (*referralsOutput, error) {
-	rs, err := s.app.Inbox(ctx, in.Limit)
+func (s *handlers) listInbox(ctx context.Context, in *orgListInput) (*referralsOutput, error) {
+	rs, err := s.app.Inbox(ctx, in.Org, in.Limit)
 	if err != nil {
 		return nil, s.problem(err)
 	}
@@ -248,7 +254,7 @@ var moveSummary = map[referral.Move]string{
 	referral.Complete: "Complete the referral, with its outcome (receiver)",
 	referral.Fail:     "End the referral as failed, with a reason (receiver)",
 	referral.Cancel:   "Cancel the referral, with a reason (sender)",
-	referral.Forward:  "Pass the referral on to another node in the same case, with to_agency and service (receiver)",
+	referral.Forward:  "Pass the referral on to an organization of another node in the same case, with to_org and service (receiver)",
 }
 
 type moveInput struct {
@@ -262,9 +268,9 @@ type moveBody struct {
 	Reason     string        `json:"reason,omitempty" required:"false" maxLength:"4000" doc:"Why it is declined, held, failed or cancelled."`
 	Outcome    string        `json:"outcome,omitempty" required:"false" maxLength:"4000" doc:"What came of it (complete)."`
 	Note       string        `json:"note,omitempty" required:"false" maxLength:"4000"`
-	ToAgency   string        `json:"to_agency,omitempty" required:"false" maxLength:"64" doc:"The node to forward it to (forward)."`
-	Service    string        `json:"service,omitempty" required:"false" maxLength:"100" doc:"The service asked of the new node (forward)."`
-	ConsentID  uuid.UUID     `json:"consent_id,omitempty" required:"false" format:"uuid" doc:"The family's consent, recorded here, to share with the new node (forward)."`
+	ToOrg      string        `json:"to_org,omitempty" required:"false" maxLength:"64" doc:"The organization of another node to forward it to, as the directory lists it (forward)."`
+	Service    string        `json:"service,omitempty" required:"false" maxLength:"100" doc:"The service asked of that organization (forward)."`
+	ConsentID  uuid.UUID     `json:"consent_id,omitempty" required:"false" format:"uuid" doc:"The family's consent, recorded here, to share with that organization (forward)."`
 	Work       *schemas.Work `json:"work,omitempty" required:"false" doc:"This node's own work, told to the other party: a shelter's placement (accept, required for a shelter), an assessment and learning plan, a benefit decision or a screening (complete)."`
 }
 
@@ -275,7 +281,7 @@ func (s *handlers) moveHandler(mv referral.Move) func(context.Context, *moveInpu
 		}
 		r, err := s.app.Move(ctx, in.ID, mv, app.MoveInput{
 			ReasonCode: string(in.Body.ReasonCode), Reason: in.Body.Reason, Outcome: in.Body.Outcome, Note: in.Body.Note,
-			ToAgency: in.Body.ToAgency, Service: in.Body.Service, ConsentID: in.Body.ConsentID, Work: in.Body.Work,
+			ToOrg: in.Body.ToOrg, Service: in.Body.Service, ConsentID: in.Body.ConsentID, Work: in.Body.Work,
 		})
 		if err != nil {
 			return nil, s.problem(err)
@@ -389,7 +395,7 @@ type postConsentInput struct {
 	Body struct {
 		GivenBy        string     `json:"given_by" minLength:"1" maxLength:"200" doc:"Who consented: the person or their legal representative. Stays in this node."`
 		PersonID       string     `json:"person_id,omitempty" required:"false" maxLength:"20" doc:"The IIN or PIN of the person it is about; only its keyed pseudonym is kept."`
-		ToAgency       string     `json:"to_agency" minLength:"1" maxLength:"64" doc:"The node the family agrees to share with, as the directory lists it."`
+		ToOrg          string     `json:"to_org" minLength:"1" maxLength:"64" doc:"The organization of another node the family agrees to share with, as the directory lists it."`
 		Purpose        string     `json:"purpose" minLength:"1" maxLength:"400" doc:"What the data may be used for."`
 		DataCategories []category `json:"data_categories" minItems:"1" uniqueItems:"true" doc:"What may be shared: summary (the referral's note), identity (the person key), and the category of each work record (health, education, social, shelter)."`
 		ExpiresAt      time.Time  `json:"expires_at" doc:"Until when; a referral after that is refused."`
@@ -406,7 +412,7 @@ func (s *handlers) postConsent(ctx context.Context, in *postConsentInput) (*cons
 		cats[i] = string(c)
 	}
 	c, err := s.app.RecordConsent(ctx, app.NewConsent{
-		GivenBy: in.Body.GivenBy, PersonID: in.Body.PersonID, ToAgency: in.Body.ToAgency, Purpose: in.Body.Purpose,
+		GivenBy: in.Body.GivenBy, PersonID: in.Body.PersonID, ToOrg: in.Body.ToOrg, Purpose: in.Body.Purpose,
 		DataCategories: cats, ExpiresAt: in.Body.ExpiresAt,
 	})
 	if err != nil {
@@ -460,7 +466,7 @@ func (s *handlers) revokeConsent(ctx context.Context, in *revokeConsentInput) (*
 
 type directoryOutput struct {
 	Body struct {
-		Agencies []directory.Listing `json:"agencies" doc:"Every node's listing."`
+		Nodes []directory.Listing `json:"nodes" doc:"Every node's listing: the organizations it hosts and their services."`
 	}
 }
 
@@ -470,7 +476,7 @@ func (s *handlers) getDirectory(ctx context.Context, _ *struct{}) (*directoryOut
 		return nil, s.problem(err)
 	}
 	out := &directoryOutput{}
-	out.Body.Agencies = ls
+	out.Body.Nodes = ls
 	return out, nil
 }
 

@@ -44,8 +44,9 @@ var (
 type Config struct {
 	// Node is this node's name on the bus.
 	Node string
-	// Offers are the services this node offers.
-	Offers []directory.Offer
+	// Organizations are the organizations this node hosts, with their
+	// services; the first is the node's default. At least one.
+	Organizations []directory.Organization
 	// SLAs are deadlines by service, over those the directory lists; the
 	// "" entry applies to services with none (default DefaultSLA).
 	SLAs map[string]SLA
@@ -121,7 +122,10 @@ func New(ctx context.Context, cfg Config, d Deps) (*App, error) {
 	if a.seal, err = loadSealer(ctx, coredb.New(d.Pool), cfg.Node); err != nil {
 		return nil, err
 	}
-	if err := a.kind.Open(ctx, d.Pool, kind.Node{Name: cfg.Node, Offers: cfg.Offers, Now: cfg.Now}); err != nil {
+	if len(cfg.Organizations) == 0 {
+		return nil, fmt.Errorf("node %s hosts no organization", cfg.Node)
+	}
+	if err := a.kind.Open(ctx, d.Pool, kind.Node{Name: cfg.Node, Organizations: cfg.Organizations, Now: cfg.Now}); err != nil {
 		return nil, fmt.Errorf("open %s: %w", a.kind.Name(), err)
 	}
 	return a, nil

@@ -1,6 +1,7 @@
 package app
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -121,6 +122,13 @@ func (a *App) checkRequested(e *ce.Event, recv *coredb.ReferralReceiveParams) er
 	if d.ToAgency != a.self {
 		return inbox.Reject("referral is for %s, not for %s", d.ToAgency, a.self)
 	}
+	// A sender that names no organizations is one named after its node,
+	// and refers to this node's first.
+	from, _ := bus.NodeOf(e.Source())
+	fromOrg, toOrg := cmp.Or(d.FromOrg, from), cmp.Or(d.ToOrg, a.cfg.Organizations[0].ID)
+	if _, ok := a.own(toOrg); !ok {
+		return inbox.Reject("referral is for the organization %s, which %s does not host (it hosts %s)", toOrg, a.self, a.ownIDs())
+	}
 	id, err := uuid.Parse(e.Subject())
 	if err != nil {
 		return inbox.Reject("event subject %q is not a referral id (a UUID)", e.Subject())
@@ -142,7 +150,6 @@ func (a *App) checkRequested(e *ce.Event, recv *coredb.ReferralReceiveParams) er
 			return inbox.Reject("referral %s shares %s data, which consent %s does not cover", id, cat, d.Consent.ID)
 		}
 	}
-	from, _ := bus.NodeOf(e.Source())
 	recv.ConsentIds = append(recv.ConsentIds, d.Consent.ID)
 	recv.ConsentPurposes = append(recv.ConsentPurposes, d.Consent.Purpose)
 	recv.ConsentExpiries = append(recv.ConsentExpiries, d.Consent.ExpiresAt)
@@ -150,6 +157,8 @@ func (a *App) checkRequested(e *ce.Event, recv *coredb.ReferralReceiveParams) er
 	recv.CaseIds = append(recv.CaseIds, caseID)
 	recv.FromAgencies = append(recv.FromAgencies, from)
 	recv.ToAgencies = append(recv.ToAgencies, a.self)
+	recv.FromOrgs = append(recv.FromOrgs, fromOrg)
+	recv.ToOrgs = append(recv.ToOrgs, toOrg)
 	recv.Services = append(recv.Services, d.Service)
 	recv.Notes = append(recv.Notes, d.Note)
 	parent := uuid.Nil
@@ -280,7 +289,7 @@ func (a *App) applyMove(ctx context.Context, q *coredb.Queries, tx *pgbatch.Tx, 
 		return inbox.Reject("%v", merr), nil
 	}
 	if mv == referral.Forward && f.NewReferralID != nil {
-		r.ForwardedTo, r.ForwardedAgency = f.NewReferralID, f.ToAgency
+		r.ForwardedTo, r.ForwardedAgency, r.ForwardedOrg = f.NewReferralID, f.ToAgency, cmp.Or(f.ToOrg, f.ToAgency)
 	}
 	if f.Work != nil {
 		b, err := json.Marshal(a.openWork(f.Work, r.ID))

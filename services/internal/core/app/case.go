@@ -32,13 +32,21 @@ type Case struct {
 	Timeline  []Step     `json:"timeline"`
 }
 
-// Case returns the case with id. Returns ErrNotFound if this node has no
-// referral in it.
+// Case returns the case with id: of a caller of one organization, the
+// referrals that organization sent or received. Returns ErrNotFound if
+// the caller sees no referral in it.
 func (a *App) Case(ctx context.Context, id uuid.UUID) (Case, error) {
 	q := coredb.New(a.pool)
-	rs, err := q.ReferralListByCase(ctx, id)
+	all, err := q.ReferralListByCase(ctx, id)
 	if err != nil {
 		return Case{}, fmt.Errorf("list case referrals: %w", err)
+	}
+	var rs []coredb.Referral
+	seen := map[uuid.UUID]bool{}
+	for _, r := range all {
+		if a.sees(ctx, r) {
+			rs, seen[r.ID] = append(rs, r), true
+		}
 	}
 	if len(rs) == 0 {
 		return Case{}, fmt.Errorf("%w: %s has no referral in case %s", ErrNotFound, a.self, id)
@@ -57,8 +65,11 @@ func (a *App) Case(ctx context.Context, id uuid.UUID) (Case, error) {
 		}
 	}
 	for _, h := range hs {
+		if !seen[h.ReferralID] {
+			continue
+		}
 		steps = append(steps, Step{ReferralID: h.ReferralID, Agency: h.Agency, Move: h.Move, Status: h.Status, ReasonCode: h.ReasonCode, Reason: h.Reason, Outcome: h.Outcome, At: h.At})
 	}
 	sort.SliceStable(steps, func(i, j int) bool { return steps[i].At.Before(steps[j].At) })
-	return Case{ID: id, Referrals: mapSlice(rs, referralFromDB), Timeline: steps}, nil
+	return Case{ID: id, Referrals: a.referrals(ctx, rs), Timeline: steps}, nil
 }

@@ -28,7 +28,8 @@ import (
 type Consent struct {
 	ID             uuid.UUID  `json:"id"`
 	GivenBy        string     `json:"given_by" doc:"Who consented: the person or their legal representative. Stays in this node."`
-	ToAgency       string     `json:"to_agency" doc:"The node the data may go to."`
+	ToAgency       string     `json:"to_agency" doc:"The node the data may go to: the one that hosts to_org."`
+	ToOrg          string     `json:"to_org" doc:"The organization the data may go to."`
 	Purpose        string     `json:"purpose"`
 	DataCategories []string   `json:"data_categories"`
 	ExpiresAt      time.Time  `json:"expires_at"`
@@ -39,29 +40,29 @@ type Consent struct {
 
 func consentFromDB(c coredb.Consent) Consent {
 	return Consent{
-		ID: c.ID, GivenBy: c.GivenBy, ToAgency: c.ToAgency, Purpose: c.Purpose, DataCategories: c.DataCategories,
+		ID: c.ID, GivenBy: c.GivenBy, ToAgency: c.ToAgency, ToOrg: c.ToOrg, Purpose: c.Purpose, DataCategories: c.DataCategories,
 		ExpiresAt: c.ExpiresAt, RecordedAt: c.RecordedAt, RevokedAt: c.RevokedAt, RevokeReason: c.RevokeReason,
 	}
 }
 
 // NewConsent is a consent as a caseworker records it.
 type NewConsent struct {
-	GivenBy        string
-	PersonID       string // optional: only its keyed pseudonym is kept
-	ToAgency       string
+	GivenBy  string
+	PersonID string // optional: only its keyed pseudonym is kept
+	// ToOrg is the organization of another node the family agrees to
+	// share with, as the directory lists it.
+	ToOrg          string
 	Purpose        string
 	DataCategories []string
 	ExpiresAt      time.Time
 }
 
-// RecordConsent keeps a consent. Returns ErrInvalid if it is for this
-// node itself, for a node not in the directory, names an unknown category, or has
-// already expired.
+// RecordConsent keeps a consent. Returns ErrInvalid if it is for an
+// organization of this node, for one not in the directory, names an
+// unknown category, or has already expired.
 func (a *App) RecordConsent(ctx context.Context, in NewConsent) (Consent, error) {
-	if in.ToAgency == a.self {
-		return Consent{}, fmt.Errorf("%w: to_agency %q is this node itself: name the node the family agrees to share with", ErrInvalid, in.ToAgency)
-	}
-	if err := a.listed(ctx, in.ToAgency); err != nil {
+	to, err := a.organization(ctx, "to_org", in.ToOrg)
+	if err != nil {
 		return Consent{}, err
 	}
 	if strings.TrimSpace(in.GivenBy) == "" || strings.TrimSpace(in.Purpose) == "" {
@@ -86,7 +87,7 @@ func (a *App) RecordConsent(ctx context.Context, in NewConsent) (Consent, error)
 	cats := slices.Clone(in.DataCategories)
 	slices.Sort(cats)
 	c, err := coredb.New(a.pool).ConsentInsert(ctx, coredb.ConsentInsertParams{
-		ID: uuid.Must(uuid.NewV7()), GivenBy: in.GivenBy, PersonKey: string(key), ToAgency: in.ToAgency, Purpose: in.Purpose,
+		ID: uuid.Must(uuid.NewV7()), GivenBy: in.GivenBy, PersonKey: string(key), ToAgency: to.Node, ToOrg: in.ToOrg, Purpose: in.Purpose,
 		DataCategories: slices.Compact(cats), ExpiresAt: in.ExpiresAt.UTC(), RecordedAt: now,
 	})
 	if err != nil {
@@ -118,10 +119,10 @@ func (a *App) Consents(ctx context.Context, limit int) ([]Consent, error) {
 }
 
 // checkConsent says why the consent id does not allow sharing categories
-// with node agency for a person, or returns it. Returns ErrInvalid.
-func (a *App) checkConsent(ctx context.Context, id uuid.UUID, agency string, key person.Key, categories []string) (coredb.Consent, error) {
+// with organization org for a person, or returns it. Returns ErrInvalid.
+func (a *App) checkConsent(ctx context.Context, id uuid.UUID, org string, key person.Key, categories []string) (coredb.Consent, error) {
 	if id == uuid.Nil {
-		return coredb.Consent{}, fmt.Errorf("%w: consent_id is required: record the family's consent to share with %s first (POST /api/v1/consents)", ErrInvalid, agency)
+		return coredb.Consent{}, fmt.Errorf("%w: consent_id is required: record the family's consent to share with %s first (POST /api/v1/consents)", ErrInvalid, org)
 	}
 	c, ok := a.consents.get(id)
 	if !ok {
@@ -140,8 +141,8 @@ func (a *App) checkConsent(ctx context.Context, id uuid.UUID, agency string, key
 		return c, fmt.Errorf("%w: consent %s was revoked on %s: the family no longer agrees to share", ErrInvalid, id, c.RevokedAt.UTC().Format(time.RFC3339))
 	case !c.ExpiresAt.After(now):
 		return c, fmt.Errorf("%w: consent %s expired on %s: record the family's consent again", ErrInvalid, id, c.ExpiresAt.UTC().Format(time.RFC3339))
-	case c.ToAgency != agency:
-		return c, fmt.Errorf("%w: consent %s allows sharing with %s, not with %s", ErrInvalid, id, c.ToAgency, agency)
+	case c.ToOrg != org:
+		return c, fmt.Errorf("%w: consent %s allows sharing with %s, not with %s", ErrInvalid, id, c.ToOrg, org)
 	case c.PersonKey != "" && key != "" && c.PersonKey != string(key):
 		return c, fmt.Errorf("%w: consent %s was given for another person", ErrInvalid, id)
 	}
@@ -155,9 +156,9 @@ func (a *App) checkConsent(ctx context.Context, id uuid.UUID, agency string, key
 
 // consentGone explains why the transaction of a referral under consent id
 // failed in consent_hold: it reads the consent again, past the cache.
-func (a *App) consentGone(ctx context.Context, id uuid.UUID, agency string, key person.Key, categories []string, what string) error {
+func (a *App) consentGone(ctx context.Context, id uuid.UUID, org string, key person.Key, categories []string, what string) error {
 	a.consents.drop(id)
-	if _, err := a.checkConsent(ctx, id, agency, key, categories); err != nil {
+	if _, err := a.checkConsent(ctx, id, org, key, categories); err != nil {
 		return err
 	}
 	return fmt.Errorf("%w: consent %s was revoked or expired while the referral was %s", ErrInvalid, id, what)

@@ -1,6 +1,7 @@
 package app
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"time"
@@ -30,12 +31,12 @@ type SLA struct {
 // within three days.
 var DefaultSLA = SLA{Accept: 72 * time.Hour}
 
-// sla is the deadlines of a referral to node to for service: this node's
-// own setting for the service, else the service's as the directory lists
-// it, else this node's default, else DefaultSLA.
-func (a *App) sla(ctx context.Context, to, service string) SLA {
-	l, _ := a.dir.Lookup(ctx, to) // a node not listed names no deadline: the defaults apply
-	o, _ := l.Offer(service)
+// sla is the deadlines of a referral to organization org for service:
+// this node's own setting for the service, else the service's as the
+// directory lists it, else this node's default, else DefaultSLA.
+func (a *App) sla(ctx context.Context, org, service string) SLA {
+	h, _ := a.dir.Organization(ctx, org) // one not listed names no deadline: the defaults apply
+	o, _ := h.Org.Offer(service)
 	return a.slaOf(service, o)
 }
 
@@ -56,7 +57,7 @@ func (a *App) slaOf(service string, o directory.Offer) SLA {
 
 // setTimer starts the deadline of kind for a referral this node sent.
 func (a *App) setTimer(ctx context.Context, q *coredb.Queries, r coredb.Referral, kind string) error {
-	sla := a.sla(ctx, r.ToAgency, r.Service)
+	sla := a.sla(ctx, r.ToOrg, r.Service)
 	d := sla.Accept
 	if kind == "complete" {
 		d = sla.Complete
@@ -102,7 +103,7 @@ func (a *App) FireDueTimers(ctx context.Context) (int, error) {
 		}
 		var msgs []outbox.Message
 		for _, t := range due {
-			data := schemas.Overdue{Kind: t.Kind, DueAt: t.DueAt.UTC(), FromAgency: t.FromAgency, ToAgency: t.ToAgency, Service: t.Service}
+			data := schemas.Overdue{Kind: t.Kind, DueAt: t.DueAt.UTC(), FromAgency: t.FromAgency, ToAgency: t.ToAgency, FromOrg: t.FromOrg, ToOrg: t.ToOrg, Service: t.Service}
 			// The receiver, and the coordinator unless it is the receiver
 			// (which escalates as it marks the referral overdue).
 			targets := []string{t.ToAgency}
@@ -188,7 +189,8 @@ func (a *App) applyOverdue(ctx context.Context, q *coredb.Queries, e *ce.Event) 
 
 func (a *App) escalate(ctx context.Context, q *coredb.Queries, id, caseID uuid.UUID, d schemas.Overdue) error {
 	return q.EscalationInsert(ctx, coredb.EscalationInsertParams{
-		ReferralID: id, Kind: d.Kind, CaseID: caseID, FromAgency: d.FromAgency, ToAgency: d.ToAgency, Service: d.Service, DueAt: d.DueAt,
+		ReferralID: id, Kind: d.Kind, CaseID: caseID, FromAgency: d.FromAgency, ToAgency: d.ToAgency,
+		FromOrg: cmp.Or(d.FromOrg, d.FromAgency), ToOrg: cmp.Or(d.ToOrg, d.ToAgency), Service: d.Service, DueAt: d.DueAt,
 	})
 }
 
@@ -200,6 +202,8 @@ type Escalation struct {
 	CaseID     uuid.UUID `json:"case_id"`
 	FromAgency string    `json:"from_agency"`
 	ToAgency   string    `json:"to_agency"`
+	FromOrg    string    `json:"from_org"`
+	ToOrg      string    `json:"to_org"`
 	Service    string    `json:"service"`
 	DueAt      time.Time `json:"due_at"`
 	ReceivedAt time.Time `json:"received_at"`
@@ -213,6 +217,9 @@ func (a *App) Escalations(ctx context.Context, limit int) ([]Escalation, error) 
 		return nil, fmt.Errorf("list escalations: %w", err)
 	}
 	return mapSlice(rs, func(e coredb.Escalation) Escalation {
-		return Escalation{ReferralID: e.ReferralID, Kind: e.Kind, CaseID: e.CaseID, FromAgency: e.FromAgency, ToAgency: e.ToAgency, Service: e.Service, DueAt: e.DueAt, ReceivedAt: e.ReceivedAt}
+		return Escalation{
+			ReferralID: e.ReferralID, Kind: e.Kind, CaseID: e.CaseID, FromAgency: e.FromAgency, ToAgency: e.ToAgency, FromOrg: e.FromOrg, ToOrg: e.ToOrg,
+			Service: e.Service, DueAt: e.DueAt, ReceivedAt: e.ReceivedAt,
+		}
 	}), nil
 }

@@ -7,64 +7,198 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/refbus/refbus/services/internal/core/coredb"
 	"github.com/refbus/refbus/services/internal/core/directory"
 )
 
-// listed returns ErrInvalid unless node is in the directory.
-func (a *App) listed(ctx context.Context, node string) error {
-	_, err := a.dir.Lookup(ctx, node)
-	if errors.Is(err, directory.ErrNotListed) {
-		return fmt.Errorf("%w: %s is not a node of the network: the directory lists %s (GET /api/v1/directory)", ErrInvalid, node, strings.Join(a.Nodes(), ", "))
+// Organizations are the organizations this node hosts, with their
+// services; the first is its default.
+func (a *App) Organizations() []directory.Organization { return a.cfg.Organizations }
+
+// own returns the organization of this node with id.
+func (a *App) own(id string) (directory.Organization, bool) {
+	for _, o := range a.cfg.Organizations {
+		if o.ID == id {
+			return o, true
+		}
 	}
-	return err
+	return directory.Organization{}, false
 }
 
-// offered returns the deadlines of service at node, or ErrInvalid unless
-// node offers it.
-func (a *App) offered(ctx context.Context, node, service string) (SLA, error) {
-	l, err := a.dir.Lookup(ctx, node)
+// ownIDs lists the ids of this node's organizations, for messages.
+func (a *App) ownIDs() string {
+	ids := make([]string, len(a.cfg.Organizations))
+	for i, o := range a.cfg.Organizations {
+		ids[i] = o.ID
+	}
+	return strings.Join(ids, ", ")
+}
+
+type orgKey struct{}
+
+// WithOrg returns ctx for a request made on behalf of organization org of
+// this node: by one of its caseworkers, or a system of its own. Such a
+// request sends referrals from org and sees org's referrals only. A
+// request without one is the node's (its supervisors', its operators'):
+// it sees every organization of the node.
+func WithOrg(ctx context.Context, org string) context.Context {
+	return context.WithValue(ctx, orgKey{}, org)
+}
+
+// OrgOf is the organization a request is made on behalf of; "" for the
+// node as a whole.
+func OrgOf(ctx context.Context) string {
+	org, _ := ctx.Value(orgKey{}).(string)
+	return org
+}
+
+// sees reports whether the request of ctx may see r: one made on behalf
+// of an organization sees the referrals that organization sent or
+// received.
+func (a *App) sees(ctx context.Context, r coredb.Referral) bool {
+	org := OrgOf(ctx)
+	return org == "" || (r.ToAgency == a.self && r.ToOrg == org) || (r.FromAgency == a.self && r.FromOrg == org)
+}
+
+// senderOrg is the organization a new referral goes out from: the
+// caller's, or for a request of the node the one it names (default: the
+// node's first). Returns ErrForbidden or ErrInvalid.
+func (a *App) senderOrg(ctx context.Context, given string) (string, error) {
+	if org := OrgOf(ctx); org != "" {
+		if given != "" && given != org {
+			return "", fmt.Errorf("%w: you refer on behalf of %s, not of %s", ErrForbidden, org, given)
+		}
+		given = org
+	}
+	if given == "" {
+		return a.cfg.Organizations[0].ID, nil
+	}
+	if _, ok := a.own(given); !ok {
+		return "", fmt.Errorf("%w: from_org %q is not an organization of this node (%s): it hosts %s", ErrInvalid, given, a.self, a.ownIDs())
+	}
+	return given, nil
+}
+
+// listOrg is the organization whose referrals a list shows: the caller's,
+// the one asked for, or none (NULL) for all of the node's. Returns
+// ErrForbidden or ErrInvalid.
+func (a *App) listOrg(ctx context.Context, asked string) (pgtype.Text, error) {
+	if org := OrgOf(ctx); org != "" {
+		if asked != "" && asked != org {
+			return pgtype.Text{}, fmt.Errorf("%w: you see the referrals of %s only", ErrForbidden, org)
+		}
+		return pgtype.Text{String: org, Valid: true}, nil
+	}
+	if asked == "" {
+		return pgtype.Text{}, nil
+	}
+	if _, ok := a.own(asked); !ok {
+		return pgtype.Text{}, fmt.Errorf("%w: org %q is not an organization of this node (%s): it hosts %s", ErrInvalid, asked, a.self, a.ownIDs())
+	}
+	return pgtype.Text{String: asked, Valid: true}, nil
+}
+
+// organization finds the organization with id (named in the request's
+// field) among those of the other nodes. Returns ErrInvalid.
+func (a *App) organization(ctx context.Context, field, id string) (directory.Hosted, error) {
+	if _, ok := a.own(id); ok {
+		return directory.Hosted{}, fmt.Errorf("%w: %s %q is an organization of this node (%s): refer to an organization of another node", ErrInvalid, field, id, a.self)
+	}
+	h, err := a.dir.Organization(ctx, id)
 	if errors.Is(err, directory.ErrNotListed) {
-		return SLA{}, fmt.Errorf("%w: to_agency %q is not a node of the network: the directory lists %s (GET /api/v1/directory)", ErrInvalid, node, strings.Join(a.Nodes(), ", "))
+		return h, fmt.Errorf("%w: %s %q is not an organization of the network: the directory lists %s (GET /api/v1/directory)", ErrInvalid, field, id, a.someOrgs())
 	}
 	if err != nil {
-		return SLA{}, err
+		return h, err
 	}
-	o, ok := l.Offer(service)
-	if !ok {
-		var names []string
-		for _, o := range l.Services {
-			names = append(names, o.Name)
-		}
-		return SLA{}, fmt.Errorf("%w: %s does not offer the service %q; it offers %s (GET /api/v1/directory)", ErrInvalid, node, service, strings.Join(names, ", "))
+	if h.Node == a.self {
+		return h, fmt.Errorf("%w: %s %q is an organization of this node (%s): refer to an organization of another node", ErrInvalid, field, id, a.self)
 	}
-	return a.slaOf(service, o), nil
+	return h, nil
 }
 
-// Directory lists every node's services, as the nodes published them.
+// someOrgs names a few of the other nodes' organizations, for a message.
+func (a *App) someOrgs() string {
+	const few = 8
+	var ids []string
+	for _, h := range a.Others() {
+		ids = append(ids, h.Org.ID)
+	}
+	switch {
+	case len(ids) == 0:
+		return "no organization of another node yet"
+	case len(ids) > few:
+		return fmt.Sprintf("%s and %d more", strings.Join(ids[:few], ", "), len(ids)-few)
+	}
+	return strings.Join(ids, ", ")
+}
+
+// offered returns the organization with id, its node, and the deadlines
+// of service there; ErrInvalid unless another node hosts it and it
+// offers service.
+func (a *App) offered(ctx context.Context, id, service string) (directory.Hosted, SLA, error) {
+	h, err := a.organization(ctx, "to_org", id)
+	if err != nil {
+		return h, SLA{}, err
+	}
+	o, ok := h.Org.Offer(service)
+	if !ok {
+		offers := strings.Join(h.Org.ServiceNames(), ", ")
+		if offers == "" {
+			offers = "no service"
+		}
+		return h, SLA{}, fmt.Errorf("%w: %s does not offer the service %q; it offers %s (GET /api/v1/directory)", ErrInvalid, id, service, offers)
+	}
+	return h, a.slaOf(service, o), nil
+}
+
+// Directory lists every node's organizations and services, as the nodes
+// published them.
 func (a *App) Directory(ctx context.Context) ([]directory.Listing, error) { return a.dir.List(ctx) }
 
-// Nodes are the other nodes of the network, as the directory lists them.
-func (a *App) Nodes() []string {
-	var out []string
+// Others are the organizations of the other nodes, as the directory
+// listed them when it was last seen, by node: those a caseworker may
+// refer to.
+func (a *App) Others() []directory.Hosted {
+	var out []directory.Hosted
 	for _, l := range a.dir.Seen() {
-		if l.Agency != a.self {
-			out = append(out, l.Agency)
+		if l.Node == a.self {
+			continue
+		}
+		for _, o := range l.Organizations {
+			if h, ok := a.dir.Known(o.ID); ok && h.Node == l.Node { // not one another node claims first
+				out = append(out, h)
+			}
 		}
 	}
 	return out
 }
 
+// OrgName is the name of the organization with id, of this node or as
+// the directory lists it; "" when neither knows it.
+func (a *App) OrgName(id string) string {
+	if o, ok := a.own(id); ok {
+		return o.Name
+	}
+	if h, ok := a.dir.Known(id); ok {
+		return h.Org.Name
+	}
+	return ""
+}
+
 // Services are the services offered in the network, as the directory
 // listed them when it was last seen, with this node's own, sorted: the
-// choices a caseworker is offered when referring, forwarding or filtering.
+// choices a caseworker is offered when filtering.
 func (a *App) Services() []string {
 	out := make([]string, 0, 16)
-	for _, o := range a.cfg.Offers {
-		out = append(out, o.Name)
+	for _, o := range a.cfg.Organizations {
+		out = append(out, o.ServiceNames()...)
 	}
 	for _, l := range a.dir.Seen() {
-		for _, o := range l.Services {
-			out = append(out, o.Name)
+		for _, o := range l.Organizations {
+			out = append(out, o.ServiceNames()...)
 		}
 	}
 	slices.Sort(out)
@@ -74,8 +208,8 @@ func (a *App) Services() []string {
 // TakesPeopleIn reports whether service is one of this node's that takes
 // people in (a shelter's): accepting a referral to it records a placement.
 func (a *App) TakesPeopleIn(service string) bool {
-	for _, o := range a.cfg.Offers {
-		if o.Name == service && o.Beds > 0 {
+	for _, org := range a.cfg.Organizations {
+		if o, ok := org.Offer(service); ok && o.Beds > 0 {
 			return true
 		}
 	}
@@ -89,12 +223,16 @@ func (a *App) publishListing(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("read free places: %w", err)
 	}
-	l := directory.Listing{Agency: a.self, Services: slices.Clone(a.cfg.Offers), PublicKey: a.seal.publicKey(), SigningKey: a.cfg.SigningKey}
-	for i, o := range l.Services {
-		if free, ok := places[o.Name]; ok && o.Beds > 0 {
-			free = max(free, 0)
-			l.Services[i].FreeBeds = &free
+	l := directory.Listing{Node: a.self, Kind: a.kind.Name(), Organizations: slices.Clone(a.cfg.Organizations), PublicKey: a.seal.publicKey(), SigningKey: a.cfg.SigningKey}
+	for i, org := range l.Organizations {
+		org.Services = slices.Clone(org.Services)
+		for j, o := range org.Services {
+			if free, ok := places[o.Name]; ok && o.Beds > 0 {
+				free = max(free, 0)
+				org.Services[j].FreeBeds = &free
+			}
 		}
+		l.Organizations[i] = org
 	}
 	return a.dir.Publish(ctx, l)
 }

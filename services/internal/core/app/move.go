@@ -25,25 +25,27 @@ type MoveInput struct {
 	Reason     string
 	Outcome    string
 	Note       string
-	// ToAgency and Service name the new referral of a forward, and
-	// ConsentID the family's consent to share with ToAgency.
-	ToAgency  string
+	// ToOrg and Service name the new referral of a forward (to an
+	// organization of another node), and ConsentID the family's consent
+	// to share with ToOrg.
+	ToOrg     string
 	Service   string
 	ConsentID uuid.UUID
 	// Work is this node's own work on the referral, told to the other
 	// party: a placement when a shelter accepts, an assessment, learning
 	// plan, benefit decision or screening when the work completes.
 	Work *schemas.Work
+
+	// toNode is the node that hosts ToOrg.
+	toNode string
 }
 
 // Move makes a move on a referral this node is party to, and tells the
 // other party. Returns ErrNotFound, ErrForbidden (not this node's move),
 // ErrConflict (not allowed now; the message lists what is) or ErrInvalid
-// (missing reason or outcome).
+// (missing reason or outcome). A caller of one organization moves that
+// organization's referrals only: another's is not found.
 func (a *App) Move(ctx context.Context, id uuid.UUID, mv referral.Move, in MoveInput) (Referral, error) {
-	if mv == referral.Forward && in.ToAgency == a.self {
-		return Referral{}, fmt.Errorf("%w: forward to another node than %s", ErrInvalid, a.self)
-	}
 	if in.Work != nil && mv != referral.Accept && mv != referral.Complete {
 		return Referral{}, fmt.Errorf("%w: work is told with accept (a placement) or complete, not with %s", ErrInvalid, mv)
 	}
@@ -51,15 +53,16 @@ func (a *App) Move(ctx context.Context, id uuid.UUID, mv referral.Move, in MoveI
 		return Referral{}, err
 	}
 	var sla SLA
-	if mv == referral.Forward && in.ToAgency != "" {
-		var err error
-		if sla, err = a.offered(ctx, in.ToAgency, in.Service); err != nil {
+	if mv == referral.Forward && in.ToOrg != "" {
+		to, s, err := a.offered(ctx, in.ToOrg, in.Service)
+		if err != nil {
 			return Referral{}, err
 		}
+		in.toNode, sla = to.Node, s
 	}
 	err := a.inTx(ctx, func(q *coredb.Queries, tx pgx.Tx) error {
 		r, err := q.ReferralGetForUpdate(ctx, id)
-		if errors.Is(err, pgx.ErrNoRows) {
+		if errors.Is(err, pgx.ErrNoRows) || (err == nil && !a.sees(ctx, r)) {
 			return fmt.Errorf("%w: no referral %s at %s", ErrNotFound, id, a.self)
 		}
 		if err != nil {
@@ -72,7 +75,7 @@ func (a *App) Move(ctx context.Context, id uuid.UUID, mv referral.Move, in MoveI
 		return a.enqueue(ctx, tx, msgs...)
 	})
 	if errConsentGone(err) {
-		return Referral{}, a.consentGone(ctx, in.ConsentID, in.ToAgency, "", nil, "forwarded")
+		return Referral{}, a.consentGone(ctx, in.ConsentID, in.ToOrg, "", nil, "forwarded")
 	}
 	if err != nil {
 		if known(err) {
@@ -99,7 +102,7 @@ func (a *App) moveTx(ctx context.Context, q *coredb.Queries, db kind.DB, r cored
 		party, other = referral.Sender, r.ToAgency
 	}
 	next, err := referral.Apply(referral.State(r.Status), mv, party, referral.Input{
-		ReasonCode: referral.ReasonCode(in.ReasonCode), Reason: in.Reason, Outcome: in.Outcome, ToAgency: in.ToAgency, Service: in.Service,
+		ReasonCode: referral.ReasonCode(in.ReasonCode), Reason: in.Reason, Outcome: in.Outcome, ToAgency: in.toNode, Service: in.Service,
 	})
 	if err != nil {
 		return nil, moveError(err)
@@ -120,12 +123,13 @@ func (a *App) moveTx(ctx context.Context, q *coredb.Queries, db kind.DB, r cored
 	var msgs []outbox.Message
 	if mv == referral.Forward {
 		newID := uuid.Must(uuid.NewV7())
-		f.NewReferralID, f.ToAgency, f.Service = &newID, in.ToAgency, in.Service
-		fwd := NewReferral{ToAgency: in.ToAgency, Service: in.Service, Note: in.Note, CaseID: r.CaseID}
+		f.NewReferralID, f.ToAgency, f.ToOrg, f.Service = &newID, in.toNode, in.ToOrg, in.Service
+		// The organization that received the referral passes it on.
+		fwd := NewReferral{ToOrg: in.ToOrg, FromOrg: r.ToOrg, Service: in.Service, Note: in.Note, CaseID: r.CaseID, toNode: in.toNode}
 		// The forwarding node shares the case on: it needs the family's
 		// consent of its own, covering the person key the referral carries.
 		key := person.Key(r.PersonKey)
-		consent, err := a.checkConsent(ctx, in.ConsentID, in.ToAgency, key, sharedCategories(key))
+		consent, err := a.checkConsent(ctx, in.ConsentID, in.ToOrg, key, sharedCategories(key))
 		if err != nil {
 			return nil, err
 		}
@@ -138,7 +142,7 @@ func (a *App) moveTx(ctx context.Context, q *coredb.Queries, db kind.DB, r cored
 			return nil, err
 		}
 		msgs = append(msgs, m...)
-		r.ForwardedTo, r.ForwardedAgency = &newID, in.ToAgency
+		r.ForwardedTo, r.ForwardedAgency, r.ForwardedOrg = &newID, in.toNode, in.ToOrg
 	}
 	seq := r.SeqOut + 1
 	data, err := schemas.MoveData(mv, f)
@@ -176,7 +180,7 @@ func (a *App) record(ctx context.Context, q *coredb.Queries, db kind.DB, r cored
 	}
 	if err := q.ReferralMove(ctx, coredb.ReferralMoveParams{
 		ID: r.ID, Status: string(next), SeqOut: seqOut, SeqIn: seqIn, ReasonCode: reasonCode, Reason: reason, Outcome: outcome,
-		ForwardedTo: r.ForwardedTo, ForwardedAgency: r.ForwardedAgency,
+		ForwardedTo: r.ForwardedTo, ForwardedAgency: r.ForwardedAgency, ForwardedOrg: r.ForwardedOrg,
 	}); err != nil {
 		return fmt.Errorf("update referral: %w", err)
 	}
@@ -196,6 +200,12 @@ func (a *App) record(ctx context.Context, q *coredb.Queries, db kind.DB, r cored
 
 // moveError maps the state machine's refusals to the application's errors.
 func moveError(err error) error {
+	// The state machine names the node a forward goes to; the caller names
+	// its organization, and the node follows.
+	var missing *referral.MissingInputError
+	if errors.As(err, &missing) && missing.Field == referral.FieldToAgency {
+		return fmt.Errorf("%w: %s needs the organization to forward to (to_org)", ErrInvalid, missing.Move)
+	}
 	switch {
 	case errors.Is(err, referral.ErrIllegalMove):
 		return fmt.Errorf("%w: %v", ErrConflict, err)

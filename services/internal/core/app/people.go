@@ -25,15 +25,23 @@ type User struct {
 	Username string
 	Name     string
 	Role     string
+	// Org is the organization of this node the user works for, whose
+	// referrals alone they see; empty for the node's own people, who see
+	// every organization's.
+	Org string
 	// PasswordHash is bcrypt; empty for people who sign in through OIDC.
 	PasswordHash string
 	Lang         string
 }
 
-// PutUser creates a user or changes its name, role and password hash; a
-// language the user chose is kept.
+// PutUser creates a user or changes its name, role, organization and
+// password hash; a language the user chose is kept. Returns ErrInvalid
+// for an organization this node does not host.
 func (a *App) PutUser(ctx context.Context, u User) error {
-	err := coredb.New(a.pool).WebUserUpsert(ctx, coredb.WebUserUpsertParams{Username: u.Username, DisplayName: u.Name, Role: u.Role, PasswordHash: u.PasswordHash})
+	if _, ok := a.own(u.Org); u.Org != "" && !ok {
+		return fmt.Errorf("%w: user %s: %s is not an organization of this node (%s): it hosts %s", ErrInvalid, u.Username, u.Org, a.self, a.ownIDs())
+	}
+	err := coredb.New(a.pool).WebUserUpsert(ctx, coredb.WebUserUpsertParams{Username: u.Username, DisplayName: u.Name, Role: u.Role, PasswordHash: u.PasswordHash, Org: u.Org})
 	if err != nil {
 		return fmt.Errorf("put user %s: %w", u.Username, err)
 	}
@@ -49,7 +57,7 @@ func (a *App) UserByName(ctx context.Context, username string) (User, error) {
 	if err != nil {
 		return User{}, fmt.Errorf("get user: %w", err)
 	}
-	return User{Username: u.Username, Name: u.DisplayName, Role: u.Role, PasswordHash: u.PasswordHash, Lang: u.Lang}, nil
+	return User{Username: u.Username, Name: u.DisplayName, Role: u.Role, Org: u.Org, PasswordHash: u.PasswordHash, Lang: u.Lang}, nil
 }
 
 // SetLanguage keeps the language a user chose.
@@ -66,6 +74,7 @@ type Session struct {
 	Role      string
 	Name      string
 	Lang      string
+	Org       string
 	ExpiresAt time.Time
 }
 
@@ -92,7 +101,7 @@ func (a *App) SessionByToken(ctx context.Context, tokenHash []byte) (Session, er
 	if err != nil {
 		return Session{}, fmt.Errorf("get session: %w", err)
 	}
-	return Session{Username: s.Username, Role: s.Role, Name: s.DisplayName, Lang: s.Lang, ExpiresAt: s.ExpiresAt}, nil
+	return Session{Username: s.Username, Role: s.Role, Name: s.DisplayName, Lang: s.Lang, Org: s.Org, ExpiresAt: s.ExpiresAt}, nil
 }
 
 // EndSession signs a session out.
@@ -105,6 +114,9 @@ func (a *App) EndSession(ctx context.Context, tokenHash []byte) error {
 
 // Filter narrows a list of referrals; zero values do not narrow.
 type Filter struct {
+	// Org is one of this node's organizations (the caller's own, for a
+	// caller of one).
+	Org         string
 	Status      string
 	Service     string
 	OverdueOnly bool
@@ -137,10 +149,15 @@ const (
 )
 
 // ListPage reads a page of the node's incoming (Incoming) or outgoing
-// (Outgoing) referrals, newest first.
+// (Outgoing) referrals, newest first: of the caller's organization, for a
+// caller of one. Returns ErrForbidden or ErrInvalid for another org.
 func (a *App) ListPage(ctx context.Context, list string, f Filter) (Page, error) {
+	org, err := a.listOrg(ctx, f.Org)
+	if err != nil {
+		return Page{}, err
+	}
 	p := coredb.WebInboxParams{
-		Agency: a.self, OverdueOnly: f.OverdueOnly, FromAt: f.From, ToAt: f.To,
+		Agency: a.self, Org: org, OverdueOnly: f.OverdueOnly, FromAt: f.From, ToAt: f.To,
 		BeforeAt: f.BeforeAt, BeforeID: f.BeforeID, MaxRows: int32(f.Limit),
 	}
 	if f.Status != "" {
@@ -153,7 +170,7 @@ func (a *App) ListPage(ctx context.Context, list string, f Filter) (Page, error)
 	// Planned at Postgres's default page cost, not the node's 1.1
 	// (core.plannerCosts): at 1.1 a filter that few referrals match walks
 	// the whole store in date order instead of scanning it in parallel.
-	err := pgx.BeginTxFunc(ctx, a.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+	err = pgx.BeginTxFunc(ctx, a.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, "SET LOCAL random_page_cost = 4"); err != nil {
 			return err
 		}
@@ -163,18 +180,18 @@ func (a *App) ListPage(ctx context.Context, list string, f Filter) (Page, error)
 		var err error
 		if list == Incoming {
 			if rs, err = q.WebInbox(ctx, p); err == nil {
-				cs, err = q.WebInboxCounts(ctx, a.self)
+				cs, err = q.WebInboxCounts(ctx, coredb.WebInboxCountsParams{Agency: a.self, Org: org})
 			}
 		} else {
 			if rs, err = q.WebSent(ctx, coredb.WebSentParams(p)); err == nil {
 				var sc []coredb.WebSentCountsRow
-				sc, err = q.WebSentCounts(ctx, a.self)
+				sc, err = q.WebSentCounts(ctx, coredb.WebSentCountsParams{Agency: a.self, Org: org})
 				for _, c := range sc {
 					cs = append(cs, coredb.WebInboxCountsRow(c))
 				}
 			}
 		}
-		page.Referrals = mapSlice(rs, referralFromDB)
+		page.Referrals = a.referrals(ctx, rs)
 		page.Counts = mapSlice(cs, func(c coredb.WebInboxCountsRow) Count { return Count{Status: c.Status, N: c.N, Overdue: c.Overdue} })
 		return err
 	})

@@ -30,6 +30,10 @@ type Referral struct {
 	CaseID          uuid.UUID     `json:"case_id"`
 	FromAgency      string        `json:"from_agency" doc:"The node that sent it."`
 	ToAgency        string        `json:"to_agency" doc:"The node it was sent to."`
+	FromOrg         string        `json:"from_org" doc:"The organization that sent it, hosted by from_agency."`
+	ToOrg           string        `json:"to_org" doc:"The organization it was sent to, hosted by to_agency."`
+	FromOrgName     string        `json:"from_org_name,omitempty" doc:"The sending organization's name, as the directory lists it."`
+	ToOrgName       string        `json:"to_org_name,omitempty" doc:"The receiving organization's name, as the directory lists it."`
 	Service         string        `json:"service"`
 	Note            string        `json:"note"`
 	Status          string        `json:"status" doc:"requested until the receiving node's receipt comes back, then received, accepted, declined, in_progress, on_hold, completed, failed, cancelled or forwarded"`
@@ -39,6 +43,7 @@ type Referral struct {
 	ParentID        *uuid.UUID    `json:"parent_id,omitempty" doc:"the referral this one was forwarded from"`
 	ForwardedTo     *uuid.UUID    `json:"forwarded_to,omitempty" doc:"the referral that carries the work on, once forwarded"`
 	ForwardedAgency string        `json:"forwarded_agency,omitempty" doc:"the node it was forwarded to"`
+	ForwardedOrg    string        `json:"forwarded_org,omitempty" doc:"the organization it was forwarded to"`
 	DeliveryError   string        `json:"delivery_error,omitempty" doc:"why the receiving node refused the referral at the bus, if it did"`
 	Overdue         bool          `json:"overdue,omitempty" doc:"a deadline of the referral passed (acceptance or completion, by its service)"`
 	ConsentID       *uuid.UUID    `json:"consent_id,omitempty" doc:"the family's consent the referral was made under"`
@@ -51,13 +56,30 @@ type Referral struct {
 
 func referralFromDB(r coredb.Referral) Referral {
 	return Referral{
-		ID: r.ID, CaseID: r.CaseID, FromAgency: r.FromAgency, ToAgency: r.ToAgency,
+		ID: r.ID, CaseID: r.CaseID, FromAgency: r.FromAgency, ToAgency: r.ToAgency, FromOrg: r.FromOrg, ToOrg: r.ToOrg,
 		Service: r.Service, Note: r.Note, Status: r.Status, DeliveryError: r.DeliveryError,
 		ReasonCode: r.ReasonCode, Reason: r.Reason, Outcome: r.Outcome, ParentID: r.ParentID,
-		ForwardedTo: r.ForwardedTo, ForwardedAgency: r.ForwardedAgency, Overdue: r.OverdueAt != nil,
+		ForwardedTo: r.ForwardedTo, ForwardedAgency: r.ForwardedAgency, ForwardedOrg: r.ForwardedOrg, Overdue: r.OverdueAt != nil,
 		ConsentID: r.ConsentID, ConsentRevoked: r.ConsentRevokedAt != nil, Redacted: r.RedactedAt != nil, Work: workFromDB(r.Work),
 		CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt,
 	}
+}
+
+// named is r with the names of its organizations.
+func (a *App) named(r Referral) Referral {
+	r.FromOrgName, r.ToOrgName = a.OrgName(r.FromOrg), a.OrgName(r.ToOrg)
+	return r
+}
+
+// referrals are rs as the request of ctx may see them, named.
+func (a *App) referrals(ctx context.Context, rs []coredb.Referral) []Referral {
+	out := make([]Referral, 0, len(rs))
+	for _, r := range rs {
+		if a.sees(ctx, r) {
+			out = append(out, a.named(referralFromDB(r)))
+		}
+	}
+	return out
 }
 
 // workFromDB decodes the work a referral's events carried.
@@ -74,9 +96,14 @@ func workFromDB(b []byte) *schemas.Work {
 
 // NewReferral is what a sending node asks for.
 type NewReferral struct {
-	ToAgency string
-	Service  string
-	Note     string
+	// ToOrg is the organization asked to help, of another node, as the
+	// directory lists it; the referral goes to its node.
+	ToOrg string
+	// FromOrg is the organization of this node that refers: the
+	// caller's (WithOrg), else the one given, else the node's first.
+	FromOrg string
+	Service string
+	Note    string
 	// CaseID joins an existing case; zero joins the open case of the
 	// person, if any, or starts a new one.
 	CaseID uuid.UUID
@@ -84,19 +111,24 @@ type NewReferral struct {
 	// optional. It never leaves this call: only its keyed pseudonym is
 	// stored and sent.
 	PersonID string
-	// ConsentID names the family's consent to share with ToAgency
+	// ConsentID names the family's consent to share with ToOrg
 	// (RecordConsent); required.
 	ConsentID uuid.UUID
 	// Work is this node's own work the receiver needs (a screening),
 	// optional.
 	Work *schemas.Work
+
+	// toNode is the node that hosts ToOrg, as the directory lists it.
+	toNode string
 }
 
 // CreateReferral records a referral and queues its event in one
-// transaction. Returns ErrInvalid when the request is wrong.
+// transaction. Returns ErrInvalid when the request is wrong, ErrForbidden
+// when the caller refers on behalf of another organization than its own.
 func (a *App) CreateReferral(ctx context.Context, in NewReferral) (Referral, error) {
-	if in.ToAgency == a.self {
-		return Referral{}, fmt.Errorf("%w: to_agency is %s, this node itself: refer to another node of the network (the directory lists %s)", ErrInvalid, a.self, strings.Join(a.Nodes(), ", "))
+	var err error
+	if in.FromOrg, err = a.senderOrg(ctx, in.FromOrg); err != nil {
+		return Referral{}, err
 	}
 	key, err := a.personKey(in.PersonID)
 	if err != nil {
@@ -110,12 +142,13 @@ func (a *App) CreateReferral(ctx context.Context, in NewReferral) (Referral, err
 			return Referral{}, err
 		}
 	}
-	sla, err := a.offered(ctx, in.ToAgency, in.Service)
+	to, sla, err := a.offered(ctx, in.ToOrg, in.Service)
 	if err != nil {
 		return Referral{}, err
 	}
+	in.toNode = to.Node
 	shared := append(sharedCategories(key), in.Work.Categories()...)
-	consent, err := a.checkConsent(ctx, in.ConsentID, in.ToAgency, key, shared)
+	consent, err := a.checkConsent(ctx, in.ConsentID, in.ToOrg, key, shared)
 	if err != nil {
 		return Referral{}, err
 	}
@@ -137,15 +170,15 @@ func (a *App) CreateReferral(ctx context.Context, in NewReferral) (Referral, err
 		return Referral{}, err
 	}
 	if errConsentGone(err) {
-		return Referral{}, a.consentGone(ctx, in.ConsentID, in.ToAgency, key, shared, "made")
+		return Referral{}, a.consentGone(ctx, in.ConsentID, in.ToOrg, key, shared, "made")
 	}
 	if err != nil {
 		return Referral{}, fmt.Errorf("create referral: %w", err)
 	}
-	return Referral{
-		ID: id, CaseID: in.CaseID, FromAgency: a.self, ToAgency: in.ToAgency, Service: in.Service, Note: in.Note,
+	return a.named(Referral{
+		ID: id, CaseID: in.CaseID, FromAgency: a.self, ToAgency: in.toNode, FromOrg: in.FromOrg, ToOrg: in.ToOrg, Service: in.Service, Note: in.Note,
 		Status: string(referral.Requested), ConsentID: &consent.ID, Work: in.Work, CreatedAt: now, UpdatedAt: now,
-	}, nil
+	}), nil
 }
 
 // newReferral is an outgoing referral ready to be written, with its event.
@@ -162,7 +195,7 @@ func (a *App) prepareReferral(id uuid.UUID, in NewReferral, parent *uuid.UUID, t
 	cd := &schemas.Consent{ID: consent.ID, Purpose: consent.Purpose, DataCategories: consent.DataCategories, ExpiresAt: consent.ExpiresAt.UTC()}
 	// Enqueue validates it, with the rest of its group (commit.go).
 	ev, err := a.registry.Build(bus.Source(a.self), schemas.TypeRequested, id.String(), schemas.Requested{
-		ToAgency: in.ToAgency, Service: in.Service, Note: in.Note, ParentID: parent, PersonKey: string(key), Consent: cd, Work: in.Work,
+		ToAgency: in.toNode, FromOrg: in.FromOrg, ToOrg: in.ToOrg, Service: in.Service, Note: in.Note, ParentID: parent, PersonKey: string(key), Consent: cd, Work: in.Work,
 	})
 	if err != nil {
 		if errors.Is(err, event.ErrInvalid) {
@@ -175,13 +208,13 @@ func (a *App) prepareReferral(id uuid.UUID, in NewReferral, parent *uuid.UUID, t
 	event.SetSequence(ev, 1)
 	return newReferral{
 		row: coredb.Referral{
-			ID: id, CaseID: in.CaseID, FromAgency: a.self, ToAgency: in.ToAgency, Service: in.Service, Note: in.Note,
+			ID: id, CaseID: in.CaseID, FromAgency: a.self, ToAgency: in.toNode, FromOrg: in.FromOrg, ToOrg: in.ToOrg, Service: in.Service, Note: in.Note,
 			ParentID: parent, Traceparent: traceparent, PersonKey: string(key), CreatedAt: now,
 		},
 		consent: consent,
 		work:    in.Work,
 		sla:     sla,
-		msg:     outbox.Message{To: in.ToAgency, Event: ev},
+		msg:     outbox.Message{To: in.toNode, Event: ev},
 	}, nil
 }
 
@@ -202,6 +235,8 @@ func (a *App) writeReferrals(ctx context.Context, q *coredb.Queries, db kind.DB,
 		p.CaseIds = append(p.CaseIds, r.row.CaseID)
 		p.FromAgencies = append(p.FromAgencies, r.row.FromAgency)
 		p.ToAgencies = append(p.ToAgencies, r.row.ToAgency)
+		p.FromOrgs = append(p.FromOrgs, r.row.FromOrg)
+		p.ToOrgs = append(p.ToOrgs, r.row.ToOrg)
 		p.Services = append(p.Services, r.row.Service)
 		p.Notes = append(p.Notes, r.row.Note)
 		p.ParentIds = append(p.ParentIds, parent)
@@ -321,34 +356,44 @@ func (a *App) caseOfPerson(ctx context.Context, key person.Key) (uuid.UUID, erro
 }
 
 // Referral returns one referral this node sent or received. Returns
-// ErrNotFound if there is none with that id.
+// ErrNotFound if there is none with that id that the caller may see.
 func (a *App) Referral(ctx context.Context, id uuid.UUID) (Referral, error) {
 	r, err := coredb.New(a.pool).ReferralGet(ctx, id)
-	if errors.Is(err, pgx.ErrNoRows) {
+	if errors.Is(err, pgx.ErrNoRows) || (err == nil && !a.sees(ctx, r)) {
 		return Referral{}, fmt.Errorf("%w: no referral %s at %s", ErrNotFound, id, a.self)
 	}
 	if err != nil {
 		return Referral{}, fmt.Errorf("get referral: %w", err)
 	}
-	return referralFromDB(r), nil
+	return a.named(referralFromDB(r)), nil
 }
 
-// Inbox lists the referrals this node received, newest first.
-func (a *App) Inbox(ctx context.Context, limit int) ([]Referral, error) {
-	rs, err := coredb.New(a.pool).ReferralListIncoming(ctx, coredb.ReferralListIncomingParams{Agency: a.self, MaxRows: int32(limit)})
+// Inbox lists the referrals this node received for organization org (""
+// for all of the node's), newest first; a caller of one organization sees
+// its own only. Returns ErrForbidden or ErrInvalid for another org.
+func (a *App) Inbox(ctx context.Context, org string, limit int) ([]Referral, error) {
+	o, err := a.listOrg(ctx, org)
+	if err != nil {
+		return nil, err
+	}
+	rs, err := coredb.New(a.pool).ReferralListIncoming(ctx, coredb.ReferralListIncomingParams{Agency: a.self, Org: o, MaxRows: int32(limit)})
 	if err != nil {
 		return nil, fmt.Errorf("list inbox: %w", err)
 	}
-	return mapSlice(rs, referralFromDB), nil
+	return a.referrals(ctx, rs), nil
 }
 
-// Sent lists the referrals this node sent, newest first.
-func (a *App) Sent(ctx context.Context, limit int) ([]Referral, error) {
-	rs, err := coredb.New(a.pool).ReferralListOutgoing(ctx, coredb.ReferralListOutgoingParams{Agency: a.self, MaxRows: int32(limit)})
+// Sent lists the referrals this node sent, as Inbox.
+func (a *App) Sent(ctx context.Context, org string, limit int) ([]Referral, error) {
+	o, err := a.listOrg(ctx, org)
+	if err != nil {
+		return nil, err
+	}
+	rs, err := coredb.New(a.pool).ReferralListOutgoing(ctx, coredb.ReferralListOutgoingParams{Agency: a.self, Org: o, MaxRows: int32(limit)})
 	if err != nil {
 		return nil, fmt.Errorf("list sent: %w", err)
 	}
-	return mapSlice(rs, referralFromDB), nil
+	return a.referrals(ctx, rs), nil
 }
 
 // newTraceparent starts a W3C trace for a new chain of help.

@@ -69,17 +69,17 @@ func (s *sealer) publicKey() string {
 func seal(l directory.Listing, id uuid.UUID, plain string) (string, error) {
 	raw, err := base64.StdEncoding.DecodeString(l.PublicKey)
 	if err != nil || l.PublicKey == "" {
-		return "", fmt.Errorf("%s publishes no usable public key in the directory: a confidential field cannot be sent to it", l.Agency)
+		return "", fmt.Errorf("%s publishes no usable public key in the directory: a confidential field cannot be sent to it", l.Node)
 	}
 	pub, err := ecdh.X25519().NewPublicKey(raw)
 	if err != nil {
-		return "", fmt.Errorf("public key of %s: %w", l.Agency, err)
+		return "", fmt.Errorf("public key of %s: %w", l.Node, err)
 	}
 	pk, err := hpke.NewDHKEMPublicKey(pub)
 	if err != nil {
 		return "", err
 	}
-	ct, err := hpke.Seal(pk, sealKDF, sealAEAD, sealInfo(l.Agency, id), []byte(plain))
+	ct, err := hpke.Seal(pk, sealKDF, sealAEAD, sealInfo(l.Node, id), []byte(plain))
 	if err != nil {
 		return "", fmt.Errorf("seal: %w", err)
 	}

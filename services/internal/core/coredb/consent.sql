@@ -1,6 +1,6 @@
 -- name: ConsentInsert :one
-INSERT INTO core.consent (id, given_by, person_key, to_agency, purpose, data_categories, expires_at, recorded_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+INSERT INTO core.consent (id, given_by, person_key, to_agency, to_org, purpose, data_categories, expires_at, recorded_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
 RETURNING *;
 
 -- name: ConsentGet :one

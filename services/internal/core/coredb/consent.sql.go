@@ -13,7 +13,7 @@ import (
 )
 
 const consentGet = `-- name: ConsentGet :one
-SELECT id, given_by, person_key, to_agency, purpose, data_categories, expires_at, recorded_at, revoked_at, revoke_reason FROM core.consent WHERE id = $1
+SELECT id, given_by, person_key, to_agency, purpose, data_categories, expires_at, recorded_at, revoked_at, revoke_reason, to_org FROM core.consent WHERE id = $1
 `
 
 func (q *Queries) ConsentGet(ctx context.Context, id uuid.UUID) (Consent, error) {
@@ -30,12 +30,13 @@ func (q *Queries) ConsentGet(ctx context.Context, id uuid.UUID) (Consent, error)
 		&i.RecordedAt,
 		&i.RevokedAt,
 		&i.RevokeReason,
+		&i.ToOrg,
 	)
 	return i, err
 }
 
 const consentGetForUpdate = `-- name: ConsentGetForUpdate :one
-SELECT id, given_by, person_key, to_agency, purpose, data_categories, expires_at, recorded_at, revoked_at, revoke_reason FROM core.consent WHERE id = $1 FOR UPDATE
+SELECT id, given_by, person_key, to_agency, purpose, data_categories, expires_at, recorded_at, revoked_at, revoke_reason, to_org FROM core.consent WHERE id = $1 FOR UPDATE
 `
 
 func (q *Queries) ConsentGetForUpdate(ctx context.Context, id uuid.UUID) (Consent, error) {
@@ -52,6 +53,7 @@ func (q *Queries) ConsentGetForUpdate(ctx context.Context, id uuid.UUID) (Consen
 		&i.RecordedAt,
 		&i.RevokedAt,
 		&i.RevokeReason,
+		&i.ToOrg,
 	)
 	return i, err
 }
@@ -71,9 +73,9 @@ func (q *Queries) ConsentHold(ctx context.Context, arg ConsentHoldParams) error 
 }
 
 const consentInsert = `-- name: ConsentInsert :one
-INSERT INTO core.consent (id, given_by, person_key, to_agency, purpose, data_categories, expires_at, recorded_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-RETURNING id, given_by, person_key, to_agency, purpose, data_categories, expires_at, recorded_at, revoked_at, revoke_reason
+INSERT INTO core.consent (id, given_by, person_key, to_agency, to_org, purpose, data_categories, expires_at, recorded_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+RETURNING id, given_by, person_key, to_agency, purpose, data_categories, expires_at, recorded_at, revoked_at, revoke_reason, to_org
 `
 
 type ConsentInsertParams struct {
@@ -81,6 +83,7 @@ type ConsentInsertParams struct {
 	GivenBy        string
 	PersonKey      string
 	ToAgency       string
+	ToOrg          string
 	Purpose        string
 	DataCategories []string
 	ExpiresAt      time.Time
@@ -93,6 +96,7 @@ func (q *Queries) ConsentInsert(ctx context.Context, arg ConsentInsertParams) (C
 		arg.GivenBy,
 		arg.PersonKey,
 		arg.ToAgency,
+		arg.ToOrg,
 		arg.Purpose,
 		arg.DataCategories,
 		arg.ExpiresAt,
@@ -110,12 +114,13 @@ func (q *Queries) ConsentInsert(ctx context.Context, arg ConsentInsertParams) (C
 		&i.RecordedAt,
 		&i.RevokedAt,
 		&i.RevokeReason,
+		&i.ToOrg,
 	)
 	return i, err
 }
 
 const consentList = `-- name: ConsentList :many
-SELECT id, given_by, person_key, to_agency, purpose, data_categories, expires_at, recorded_at, revoked_at, revoke_reason FROM core.consent ORDER BY recorded_at DESC, id DESC LIMIT $1
+SELECT id, given_by, person_key, to_agency, purpose, data_categories, expires_at, recorded_at, revoked_at, revoke_reason, to_org FROM core.consent ORDER BY recorded_at DESC, id DESC LIMIT $1
 `
 
 func (q *Queries) ConsentList(ctx context.Context, limit int32) ([]Consent, error) {
@@ -138,6 +143,7 @@ func (q *Queries) ConsentList(ctx context.Context, limit int32) ([]Consent, erro
 			&i.RecordedAt,
 			&i.RevokedAt,
 			&i.RevokeReason,
+			&i.ToOrg,
 		); err != nil {
 			return nil, err
 		}
@@ -152,7 +158,7 @@ func (q *Queries) ConsentList(ctx context.Context, limit int32) ([]Consent, erro
 const consentRevoke = `-- name: ConsentRevoke :one
 UPDATE core.consent SET revoked_at = $2, revoke_reason = $3
 WHERE id = $1
-RETURNING id, given_by, person_key, to_agency, purpose, data_categories, expires_at, recorded_at, revoked_at, revoke_reason
+RETURNING id, given_by, person_key, to_agency, purpose, data_categories, expires_at, recorded_at, revoked_at, revoke_reason, to_org
 `
 
 type ConsentRevokeParams struct {
@@ -175,12 +181,13 @@ func (q *Queries) ConsentRevoke(ctx context.Context, arg ConsentRevokeParams) (C
 		&i.RecordedAt,
 		&i.RevokedAt,
 		&i.RevokeReason,
+		&i.ToOrg,
 	)
 	return i, err
 }
 
 const referralListByConsent = `-- name: ReferralListByConsent :many
-SELECT id, case_id, from_agency, to_agency, service, note, status, delivery_error, seq_out, seq_in, created_at, updated_at, parent_id, reason_code, reason, outcome, forwarded_to, forwarded_agency, traceparent, person_key, received_at, overdue_at, consent_id, consent_purpose, consent_categories, consent_expires_at, consent_revoked_at, redacted_at, work FROM core.referral
+SELECT id, case_id, from_agency, to_agency, service, note, status, delivery_error, seq_out, seq_in, created_at, updated_at, parent_id, reason_code, reason, outcome, forwarded_to, forwarded_agency, traceparent, person_key, received_at, overdue_at, consent_id, consent_purpose, consent_categories, consent_expires_at, consent_revoked_at, redacted_at, work, from_org, to_org, forwarded_org FROM core.referral
 WHERE consent_id = $1 AND from_agency = $2
 ORDER BY created_at, id
 FOR UPDATE
@@ -232,6 +239,9 @@ func (q *Queries) ReferralListByConsent(ctx context.Context, arg ReferralListByC
 			&i.ConsentRevokedAt,
 			&i.RedactedAt,
 			&i.Work,
+			&i.FromOrg,
+			&i.ToOrg,
+			&i.ForwardedOrg,
 		); err != nil {
 			return nil, err
 		}

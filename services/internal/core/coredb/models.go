@@ -21,6 +21,7 @@ type Consent struct {
 	RecordedAt     time.Time
 	RevokedAt      *time.Time
 	RevokeReason   string
+	ToOrg          string
 }
 
 type Escalation struct {
@@ -32,6 +33,8 @@ type Escalation struct {
 	Service    string
 	DueAt      time.Time
 	ReceivedAt time.Time
+	FromOrg    string
+	ToOrg      string
 }
 
 type Referral struct {
@@ -64,6 +67,9 @@ type Referral struct {
 	ConsentRevokedAt  *time.Time
 	RedactedAt        *time.Time
 	Work              []byte
+	FromOrg           string
+	ToOrg             string
+	ForwardedOrg      string
 }
 
 type ReferralHistory struct {
@@ -86,4 +92,5 @@ type WebUser struct {
 	PasswordHash string
 	Lang         string
 	CreatedAt    time.Time
+	Org          string
 }

@@ -1,13 +1,14 @@
 -- name: ReferralInsert :exec
 -- Writes new outgoing referrals, a group at a time. A referral's consent
 -- categories come joined by commas (they are names from a fixed list).
-INSERT INTO core.referral (id, case_id, from_agency, to_agency, service, note, status, seq_out, parent_id, traceparent, person_key,
+INSERT INTO core.referral (id, case_id, from_agency, to_agency, from_org, to_org, service, note, status, seq_out, parent_id, traceparent, person_key,
                       consent_id, consent_purpose, consent_categories, consent_expires_at, created_at, updated_at)
-SELECT u.id, u.case_id, u.from_agency, u.to_agency, u.service, u.note, 'requested', 1,
+SELECT u.id, u.case_id, u.from_agency, u.to_agency, u.from_org, u.to_org, u.service, u.note, 'requested', 1,
        NULLIF(u.parent_id, '00000000-0000-0000-0000-000000000000'), u.traceparent, u.person_key,
        u.consent_id, u.consent_purpose, string_to_array(u.consent_categories, ','), u.consent_expires_at, u.created_at, u.created_at
 FROM (SELECT unnest(sqlc.arg(ids)::uuid[]) AS id, unnest(sqlc.arg(case_ids)::uuid[]) AS case_id,
              unnest(sqlc.arg(from_agencies)::text[]) AS from_agency, unnest(sqlc.arg(to_agencies)::text[]) AS to_agency,
+             unnest(sqlc.arg(from_orgs)::text[]) AS from_org, unnest(sqlc.arg(to_orgs)::text[]) AS to_org,
              unnest(sqlc.arg(services)::text[]) AS service, unnest(sqlc.arg(notes)::text[]) AS note,
              unnest(sqlc.arg(parent_ids)::uuid[]) AS parent_id, unnest(sqlc.arg(traceparents)::text[]) AS traceparent,
              unnest(sqlc.arg(person_keys)::text[]) AS person_key, unnest(sqlc.arg(consent_ids)::uuid[]) AS consent_id,
@@ -19,13 +20,14 @@ FROM (SELECT unnest(sqlc.arg(ids)::uuid[]) AS id, unnest(sqlc.arg(case_ids)::uui
 -- name: ReferralReceive :exec
 -- Records referrals that arrived from other nodes, with the work records
 -- they carried (empty for none); a referral seen before is left as it is.
-INSERT INTO core.referral (id, case_id, from_agency, to_agency, service, note, status, seq_in, parent_id, traceparent, person_key,
+INSERT INTO core.referral (id, case_id, from_agency, to_agency, from_org, to_org, service, note, status, seq_in, parent_id, traceparent, person_key,
                       consent_id, consent_purpose, consent_expires_at, work, received_at)
-SELECT u.id, u.case_id, u.from_agency, u.to_agency, u.service, u.note, 'received', 1,
+SELECT u.id, u.case_id, u.from_agency, u.to_agency, u.from_org, u.to_org, u.service, u.note, 'received', 1,
        NULLIF(u.parent_id, '00000000-0000-0000-0000-000000000000'), u.traceparent, u.person_key,
        u.consent_id, u.consent_purpose, u.consent_expires_at, NULLIF(u.work, '')::jsonb, now()
 FROM (SELECT unnest(sqlc.arg(ids)::uuid[]) AS id, unnest(sqlc.arg(case_ids)::uuid[]) AS case_id,
              unnest(sqlc.arg(from_agencies)::text[]) AS from_agency, unnest(sqlc.arg(to_agencies)::text[]) AS to_agency,
+             unnest(sqlc.arg(from_orgs)::text[]) AS from_org, unnest(sqlc.arg(to_orgs)::text[]) AS to_org,
              unnest(sqlc.arg(services)::text[]) AS service, unnest(sqlc.arg(notes)::text[]) AS note,
              unnest(sqlc.arg(parent_ids)::uuid[]) AS parent_id, unnest(sqlc.arg(traceparents)::text[]) AS traceparent,
              unnest(sqlc.arg(person_keys)::text[]) AS person_key, unnest(sqlc.arg(consent_ids)::uuid[]) AS consent_id,
@@ -61,14 +63,16 @@ WHERE r.id = u.id AND r.to_agency = u.from_node AND r.status = 'requested';
 SELECT * FROM core.referral WHERE id = $1;
 
 -- name: ReferralListIncoming :many
+-- The referrals this node received, for one of its organizations or (a
+-- NULL org) for any.
 SELECT * FROM core.referral
-WHERE to_agency = sqlc.arg(agency)
+WHERE to_agency = sqlc.arg(agency) AND (sqlc.narg(org)::text IS NULL OR to_org = sqlc.narg(org))
 ORDER BY created_at DESC, id DESC
 LIMIT sqlc.arg(max_rows);
 
 -- name: ReferralListOutgoing :many
 SELECT * FROM core.referral
-WHERE from_agency = sqlc.arg(agency)
+WHERE from_agency = sqlc.arg(agency) AND (sqlc.narg(org)::text IS NULL OR from_org = sqlc.narg(org))
 ORDER BY created_at DESC, id DESC
 LIMIT sqlc.arg(max_rows);
 
@@ -78,7 +82,7 @@ SELECT * FROM core.referral WHERE id = $1 FOR UPDATE;
 -- name: ReferralMove :exec
 UPDATE core.referral
 SET status = $2, seq_out = $3, seq_in = $4, reason_code = $5, reason = $6, outcome = $7,
-    forwarded_to = $8, forwarded_agency = $9, updated_at = now()
+    forwarded_to = $8, forwarded_agency = $9, forwarded_org = $10, updated_at = now()
 WHERE id = $1;
 
 -- name: ReferralListByCase :many

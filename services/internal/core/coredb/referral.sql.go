@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgtype"
 )
 
 const historyByCase = `-- name: HistoryByCase :many
@@ -78,7 +79,7 @@ func (q *Queries) HistoryInsert(ctx context.Context, arg HistoryInsertParams) er
 }
 
 const referralGet = `-- name: ReferralGet :one
-SELECT id, case_id, from_agency, to_agency, service, note, status, delivery_error, seq_out, seq_in, created_at, updated_at, parent_id, reason_code, reason, outcome, forwarded_to, forwarded_agency, traceparent, person_key, received_at, overdue_at, consent_id, consent_purpose, consent_categories, consent_expires_at, consent_revoked_at, redacted_at, work FROM core.referral WHERE id = $1
+SELECT id, case_id, from_agency, to_agency, service, note, status, delivery_error, seq_out, seq_in, created_at, updated_at, parent_id, reason_code, reason, outcome, forwarded_to, forwarded_agency, traceparent, person_key, received_at, overdue_at, consent_id, consent_purpose, consent_categories, consent_expires_at, consent_revoked_at, redacted_at, work, from_org, to_org, forwarded_org FROM core.referral WHERE id = $1
 `
 
 func (q *Queries) ReferralGet(ctx context.Context, id uuid.UUID) (Referral, error) {
@@ -114,12 +115,15 @@ func (q *Queries) ReferralGet(ctx context.Context, id uuid.UUID) (Referral, erro
 		&i.ConsentRevokedAt,
 		&i.RedactedAt,
 		&i.Work,
+		&i.FromOrg,
+		&i.ToOrg,
+		&i.ForwardedOrg,
 	)
 	return i, err
 }
 
 const referralGetForUpdate = `-- name: ReferralGetForUpdate :one
-SELECT id, case_id, from_agency, to_agency, service, note, status, delivery_error, seq_out, seq_in, created_at, updated_at, parent_id, reason_code, reason, outcome, forwarded_to, forwarded_agency, traceparent, person_key, received_at, overdue_at, consent_id, consent_purpose, consent_categories, consent_expires_at, consent_revoked_at, redacted_at, work FROM core.referral WHERE id = $1 FOR UPDATE
+SELECT id, case_id, from_agency, to_agency, service, note, status, delivery_error, seq_out, seq_in, created_at, updated_at, parent_id, reason_code, reason, outcome, forwarded_to, forwarded_agency, traceparent, person_key, received_at, overdue_at, consent_id, consent_purpose, consent_categories, consent_expires_at, consent_revoked_at, redacted_at, work, from_org, to_org, forwarded_org FROM core.referral WHERE id = $1 FOR UPDATE
 `
 
 func (q *Queries) ReferralGetForUpdate(ctx context.Context, id uuid.UUID) (Referral, error) {
@@ -155,25 +159,29 @@ func (q *Queries) ReferralGetForUpdate(ctx context.Context, id uuid.UUID) (Refer
 		&i.ConsentRevokedAt,
 		&i.RedactedAt,
 		&i.Work,
+		&i.FromOrg,
+		&i.ToOrg,
+		&i.ForwardedOrg,
 	)
 	return i, err
 }
 
 const referralInsert = `-- name: ReferralInsert :exec
-INSERT INTO core.referral (id, case_id, from_agency, to_agency, service, note, status, seq_out, parent_id, traceparent, person_key,
+INSERT INTO core.referral (id, case_id, from_agency, to_agency, from_org, to_org, service, note, status, seq_out, parent_id, traceparent, person_key,
                       consent_id, consent_purpose, consent_categories, consent_expires_at, created_at, updated_at)
-SELECT u.id, u.case_id, u.from_agency, u.to_agency, u.service, u.note, 'requested', 1,
+SELECT u.id, u.case_id, u.from_agency, u.to_agency, u.from_org, u.to_org, u.service, u.note, 'requested', 1,
        NULLIF(u.parent_id, '00000000-0000-0000-0000-000000000000'), u.traceparent, u.person_key,
        u.consent_id, u.consent_purpose, string_to_array(u.consent_categories, ','), u.consent_expires_at, u.created_at, u.created_at
 FROM (SELECT unnest($1::uuid[]) AS id, unnest($2::uuid[]) AS case_id,
              unnest($3::text[]) AS from_agency, unnest($4::text[]) AS to_agency,
-             unnest($5::text[]) AS service, unnest($6::text[]) AS note,
-             unnest($7::uuid[]) AS parent_id, unnest($8::text[]) AS traceparent,
-             unnest($9::text[]) AS person_key, unnest($10::uuid[]) AS consent_id,
-             unnest($11::text[]) AS consent_purpose,
-             unnest($12::text[]) AS consent_categories,
-             unnest($13::timestamptz[]) AS consent_expires_at,
-             unnest($14::timestamptz[]) AS created_at) AS u
+             unnest($5::text[]) AS from_org, unnest($6::text[]) AS to_org,
+             unnest($7::text[]) AS service, unnest($8::text[]) AS note,
+             unnest($9::uuid[]) AS parent_id, unnest($10::text[]) AS traceparent,
+             unnest($11::text[]) AS person_key, unnest($12::uuid[]) AS consent_id,
+             unnest($13::text[]) AS consent_purpose,
+             unnest($14::text[]) AS consent_categories,
+             unnest($15::timestamptz[]) AS consent_expires_at,
+             unnest($16::timestamptz[]) AS created_at) AS u
 `
 
 type ReferralInsertParams struct {
@@ -181,6 +189,8 @@ type ReferralInsertParams struct {
 	CaseIds           []uuid.UUID
 	FromAgencies      []string
 	ToAgencies        []string
+	FromOrgs          []string
+	ToOrgs            []string
 	Services          []string
 	Notes             []string
 	ParentIds         []uuid.UUID
@@ -201,6 +211,8 @@ func (q *Queries) ReferralInsert(ctx context.Context, arg ReferralInsertParams) 
 		arg.CaseIds,
 		arg.FromAgencies,
 		arg.ToAgencies,
+		arg.FromOrgs,
+		arg.ToOrgs,
 		arg.Services,
 		arg.Notes,
 		arg.ParentIds,
@@ -216,7 +228,7 @@ func (q *Queries) ReferralInsert(ctx context.Context, arg ReferralInsertParams) 
 }
 
 const referralListByCase = `-- name: ReferralListByCase :many
-SELECT id, case_id, from_agency, to_agency, service, note, status, delivery_error, seq_out, seq_in, created_at, updated_at, parent_id, reason_code, reason, outcome, forwarded_to, forwarded_agency, traceparent, person_key, received_at, overdue_at, consent_id, consent_purpose, consent_categories, consent_expires_at, consent_revoked_at, redacted_at, work FROM core.referral WHERE case_id = $1 ORDER BY created_at, id
+SELECT id, case_id, from_agency, to_agency, service, note, status, delivery_error, seq_out, seq_in, created_at, updated_at, parent_id, reason_code, reason, outcome, forwarded_to, forwarded_agency, traceparent, person_key, received_at, overdue_at, consent_id, consent_purpose, consent_categories, consent_expires_at, consent_revoked_at, redacted_at, work, from_org, to_org, forwarded_org FROM core.referral WHERE case_id = $1 ORDER BY created_at, id
 `
 
 func (q *Queries) ReferralListByCase(ctx context.Context, caseID uuid.UUID) ([]Referral, error) {
@@ -258,6 +270,9 @@ func (q *Queries) ReferralListByCase(ctx context.Context, caseID uuid.UUID) ([]R
 			&i.ConsentRevokedAt,
 			&i.RedactedAt,
 			&i.Work,
+			&i.FromOrg,
+			&i.ToOrg,
+			&i.ForwardedOrg,
 		); err != nil {
 			return nil, err
 		}
@@ -270,19 +285,22 @@ func (q *Queries) ReferralListByCase(ctx context.Context, caseID uuid.UUID) ([]R
 }
 
 const referralListIncoming = `-- name: ReferralListIncoming :many
-SELECT id, case_id, from_agency, to_agency, service, note, status, delivery_error, seq_out, seq_in, created_at, updated_at, parent_id, reason_code, reason, outcome, forwarded_to, forwarded_agency, traceparent, person_key, received_at, overdue_at, consent_id, consent_purpose, consent_categories, consent_expires_at, consent_revoked_at, redacted_at, work FROM core.referral
-WHERE to_agency = $1
+SELECT id, case_id, from_agency, to_agency, service, note, status, delivery_error, seq_out, seq_in, created_at, updated_at, parent_id, reason_code, reason, outcome, forwarded_to, forwarded_agency, traceparent, person_key, received_at, overdue_at, consent_id, consent_purpose, consent_categories, consent_expires_at, consent_revoked_at, redacted_at, work, from_org, to_org, forwarded_org FROM core.referral
+WHERE to_agency = $1 AND ($2::text IS NULL OR to_org = $2)
 ORDER BY created_at DESC, id DESC
-LIMIT $2
+LIMIT $3
 `
 
 type ReferralListIncomingParams struct {
 	Agency  string
+	Org     pgtype.Text
 	MaxRows int32
 }
 
+// The referrals this node received, for one of its organizations or (a
+// NULL org) for any.
 func (q *Queries) ReferralListIncoming(ctx context.Context, arg ReferralListIncomingParams) ([]Referral, error) {
-	rows, err := q.db.Query(ctx, referralListIncoming, arg.Agency, arg.MaxRows)
+	rows, err := q.db.Query(ctx, referralListIncoming, arg.Agency, arg.Org, arg.MaxRows)
 	if err != nil {
 		return nil, err
 	}
@@ -320,6 +338,9 @@ func (q *Queries) ReferralListIncoming(ctx context.Context, arg ReferralListInco
 			&i.ConsentRevokedAt,
 			&i.RedactedAt,
 			&i.Work,
+			&i.FromOrg,
+			&i.ToOrg,
+			&i.ForwardedOrg,
 		); err != nil {
 			return nil, err
 		}
@@ -332,19 +353,20 @@ func (q *Queries) ReferralListIncoming(ctx context.Context, arg ReferralListInco
 }
 
 const referralListOutgoing = `-- name: ReferralListOutgoing :many
-SELECT id, case_id, from_agency, to_agency, service, note, status, delivery_error, seq_out, seq_in, created_at, updated_at, parent_id, reason_code, reason, outcome, forwarded_to, forwarded_agency, traceparent, person_key, received_at, overdue_at, consent_id, consent_purpose, consent_categories, consent_expires_at, consent_revoked_at, redacted_at, work FROM core.referral
-WHERE from_agency = $1
+SELECT id, case_id, from_agency, to_agency, service, note, status, delivery_error, seq_out, seq_in, created_at, updated_at, parent_id, reason_code, reason, outcome, forwarded_to, forwarded_agency, traceparent, person_key, received_at, overdue_at, consent_id, consent_purpose, consent_categories, consent_expires_at, consent_revoked_at, redacted_at, work, from_org, to_org, forwarded_org FROM core.referral
+WHERE from_agency = $1 AND ($2::text IS NULL OR from_org = $2)
 ORDER BY created_at DESC, id DESC
-LIMIT $2
+LIMIT $3
 `
 
 type ReferralListOutgoingParams struct {
 	Agency  string
+	Org     pgtype.Text
 	MaxRows int32
 }
 
 func (q *Queries) ReferralListOutgoing(ctx context.Context, arg ReferralListOutgoingParams) ([]Referral, error) {
-	rows, err := q.db.Query(ctx, referralListOutgoing, arg.Agency, arg.MaxRows)
+	rows, err := q.db.Query(ctx, referralListOutgoing, arg.Agency, arg.Org, arg.MaxRows)
 	if err != nil {
 		return nil, err
 	}
@@ -382,6 +404,9 @@ func (q *Queries) ReferralListOutgoing(ctx context.Context, arg ReferralListOutg
 			&i.ConsentRevokedAt,
 			&i.RedactedAt,
 			&i.Work,
+			&i.FromOrg,
+			&i.ToOrg,
+			&i.ForwardedOrg,
 		); err != nil {
 			return nil, err
 		}
@@ -452,7 +477,7 @@ func (q *Queries) ReferralMarkUndelivered(ctx context.Context, arg ReferralMarkU
 const referralMove = `-- name: ReferralMove :exec
 UPDATE core.referral
 SET status = $2, seq_out = $3, seq_in = $4, reason_code = $5, reason = $6, outcome = $7,
-    forwarded_to = $8, forwarded_agency = $9, updated_at = now()
+    forwarded_to = $8, forwarded_agency = $9, forwarded_org = $10, updated_at = now()
 WHERE id = $1
 `
 
@@ -466,6 +491,7 @@ type ReferralMoveParams struct {
 	Outcome         string
 	ForwardedTo     *uuid.UUID
 	ForwardedAgency string
+	ForwardedOrg    string
 }
 
 func (q *Queries) ReferralMove(ctx context.Context, arg ReferralMoveParams) error {
@@ -479,6 +505,7 @@ func (q *Queries) ReferralMove(ctx context.Context, arg ReferralMoveParams) erro
 		arg.Outcome,
 		arg.ForwardedTo,
 		arg.ForwardedAgency,
+		arg.ForwardedOrg,
 	)
 	return err
 }
@@ -500,19 +527,20 @@ func (q *Queries) ReferralOpenCaseOfPerson(ctx context.Context, personKey string
 }
 
 const referralReceive = `-- name: ReferralReceive :exec
-INSERT INTO core.referral (id, case_id, from_agency, to_agency, service, note, status, seq_in, parent_id, traceparent, person_key,
+INSERT INTO core.referral (id, case_id, from_agency, to_agency, from_org, to_org, service, note, status, seq_in, parent_id, traceparent, person_key,
                       consent_id, consent_purpose, consent_expires_at, work, received_at)
-SELECT u.id, u.case_id, u.from_agency, u.to_agency, u.service, u.note, 'received', 1,
+SELECT u.id, u.case_id, u.from_agency, u.to_agency, u.from_org, u.to_org, u.service, u.note, 'received', 1,
        NULLIF(u.parent_id, '00000000-0000-0000-0000-000000000000'), u.traceparent, u.person_key,
        u.consent_id, u.consent_purpose, u.consent_expires_at, NULLIF(u.work, '')::jsonb, now()
 FROM (SELECT unnest($1::uuid[]) AS id, unnest($2::uuid[]) AS case_id,
              unnest($3::text[]) AS from_agency, unnest($4::text[]) AS to_agency,
-             unnest($5::text[]) AS service, unnest($6::text[]) AS note,
-             unnest($7::uuid[]) AS parent_id, unnest($8::text[]) AS traceparent,
-             unnest($9::text[]) AS person_key, unnest($10::uuid[]) AS consent_id,
-             unnest($11::text[]) AS consent_purpose,
-             unnest($12::timestamptz[]) AS consent_expires_at,
-             unnest($13::text[]) AS work) AS u
+             unnest($5::text[]) AS from_org, unnest($6::text[]) AS to_org,
+             unnest($7::text[]) AS service, unnest($8::text[]) AS note,
+             unnest($9::uuid[]) AS parent_id, unnest($10::text[]) AS traceparent,
+             unnest($11::text[]) AS person_key, unnest($12::uuid[]) AS consent_id,
+             unnest($13::text[]) AS consent_purpose,
+             unnest($14::timestamptz[]) AS consent_expires_at,
+             unnest($15::text[]) AS work) AS u
 ON CONFLICT (id) DO NOTHING
 `
 
@@ -521,6 +549,8 @@ type ReferralReceiveParams struct {
 	CaseIds         []uuid.UUID
 	FromAgencies    []string
 	ToAgencies      []string
+	FromOrgs        []string
+	ToOrgs          []string
 	Services        []string
 	Notes           []string
 	ParentIds       []uuid.UUID
@@ -540,6 +570,8 @@ func (q *Queries) ReferralReceive(ctx context.Context, arg ReferralReceiveParams
 		arg.CaseIds,
 		arg.FromAgencies,
 		arg.ToAgencies,
+		arg.FromOrgs,
+		arg.ToOrgs,
 		arg.Services,
 		arg.Notes,
 		arg.ParentIds,

@@ -10,7 +10,7 @@ WHERE referral_id = $1 AND kind = ANY(sqlc.arg(kinds)::text[]) AND cleared_at IS
 
 -- name: SLATimersDue :many
 -- Due timers, locked so that two services on one store never fire the same.
-SELECT t.referral_id, t.kind, t.due_at, r.case_id, r.from_agency, r.to_agency, r.service, r.traceparent
+SELECT t.referral_id, t.kind, t.due_at, r.case_id, r.from_agency, r.to_agency, r.from_org, r.to_org, r.service, r.traceparent
 FROM core.sla_timer t
 JOIN core.referral r ON r.id = t.referral_id
 WHERE t.fired_at IS NULL AND t.cleared_at IS NULL AND t.due_at <= sqlc.arg(now)
@@ -25,8 +25,8 @@ UPDATE core.sla_timer SET fired_at = sqlc.arg(now) WHERE referral_id = $1 AND ki
 UPDATE core.referral SET overdue_at = coalesce(overdue_at, sqlc.arg(at)) WHERE id = $1;
 
 -- name: EscalationInsert :exec
-INSERT INTO core.escalation (referral_id, kind, case_id, from_agency, to_agency, service, due_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7)
+INSERT INTO core.escalation (referral_id, kind, case_id, from_agency, to_agency, from_org, to_org, service, due_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
 ON CONFLICT (referral_id, kind) DO NOTHING;
 
 -- name: EscalationList :many

@@ -13,8 +13,8 @@ import (
 )
 
 const escalationInsert = `-- name: EscalationInsert :exec
-INSERT INTO core.escalation (referral_id, kind, case_id, from_agency, to_agency, service, due_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7)
+INSERT INTO core.escalation (referral_id, kind, case_id, from_agency, to_agency, from_org, to_org, service, due_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
 ON CONFLICT (referral_id, kind) DO NOTHING
 `
 
@@ -24,6 +24,8 @@ type EscalationInsertParams struct {
 	CaseID     uuid.UUID
 	FromAgency string
 	ToAgency   string
+	FromOrg    string
+	ToOrg      string
 	Service    string
 	DueAt      time.Time
 }
@@ -35,6 +37,8 @@ func (q *Queries) EscalationInsert(ctx context.Context, arg EscalationInsertPara
 		arg.CaseID,
 		arg.FromAgency,
 		arg.ToAgency,
+		arg.FromOrg,
+		arg.ToOrg,
 		arg.Service,
 		arg.DueAt,
 	)
@@ -42,7 +46,7 @@ func (q *Queries) EscalationInsert(ctx context.Context, arg EscalationInsertPara
 }
 
 const escalationList = `-- name: EscalationList :many
-SELECT referral_id, kind, case_id, from_agency, to_agency, service, due_at, received_at FROM core.escalation ORDER BY due_at DESC LIMIT $1
+SELECT referral_id, kind, case_id, from_agency, to_agency, service, due_at, received_at, from_org, to_org FROM core.escalation ORDER BY due_at DESC LIMIT $1
 `
 
 func (q *Queries) EscalationList(ctx context.Context, limit int32) ([]Escalation, error) {
@@ -63,6 +67,8 @@ func (q *Queries) EscalationList(ctx context.Context, limit int32) ([]Escalation
 			&i.Service,
 			&i.DueAt,
 			&i.ReceivedAt,
+			&i.FromOrg,
+			&i.ToOrg,
 		); err != nil {
 			return nil, err
 		}
@@ -137,7 +143,7 @@ func (q *Queries) SLATimerSet(ctx context.Context, arg SLATimerSetParams) error 
 }
 
 const sLATimersDue = `-- name: SLATimersDue :many
-SELECT t.referral_id, t.kind, t.due_at, r.case_id, r.from_agency, r.to_agency, r.service, r.traceparent
+SELECT t.referral_id, t.kind, t.due_at, r.case_id, r.from_agency, r.to_agency, r.from_org, r.to_org, r.service, r.traceparent
 FROM core.sla_timer t
 JOIN core.referral r ON r.id = t.referral_id
 WHERE t.fired_at IS NULL AND t.cleared_at IS NULL AND t.due_at <= $1
@@ -153,6 +159,8 @@ type SLATimersDueRow struct {
 	CaseID      uuid.UUID
 	FromAgency  string
 	ToAgency    string
+	FromOrg     string
+	ToOrg       string
 	Service     string
 	Traceparent string
 }
@@ -174,6 +182,8 @@ func (q *Queries) SLATimersDue(ctx context.Context, now time.Time) ([]SLATimersD
 			&i.CaseID,
 			&i.FromAgency,
 			&i.ToAgency,
+			&i.FromOrg,
+			&i.ToOrg,
 			&i.Service,
 			&i.Traceparent,
 		); err != nil {

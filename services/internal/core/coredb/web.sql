@@ -5,6 +5,7 @@
 -- filter does not narrow. before_at/before_id page backwards.
 SELECT * FROM core.referral
 WHERE to_agency = sqlc.arg(agency)
+  AND (sqlc.narg(org)::text IS NULL OR to_org = sqlc.narg(org))
   AND (sqlc.narg(status)::text IS NULL OR status = sqlc.narg(status))
   AND (sqlc.narg(service)::text IS NULL OR service = sqlc.narg(service))
   AND (NOT sqlc.arg(overdue_only)::boolean OR overdue_at IS NOT NULL)
@@ -18,6 +19,7 @@ LIMIT sqlc.arg(max_rows);
 -- Outgoing referrals, as WebInbox.
 SELECT * FROM core.referral
 WHERE from_agency = sqlc.arg(agency)
+  AND (sqlc.narg(org)::text IS NULL OR from_org = sqlc.narg(org))
   AND (sqlc.narg(status)::text IS NULL OR status = sqlc.narg(status))
   AND (sqlc.narg(service)::text IS NULL OR service = sqlc.narg(service))
   AND (NOT sqlc.arg(overdue_only)::boolean OR overdue_at IS NOT NULL)
@@ -28,27 +30,27 @@ ORDER BY created_at DESC, id DESC
 LIMIT sqlc.arg(max_rows);
 
 -- name: WebInboxCounts :many
--- How many incoming referrals are in each status, and how many of them are
--- overdue.
+-- How many incoming referrals (of one organization, or of any for a NULL
+-- org) are in each status, and how many of them are overdue.
 SELECT status, count(*) AS n, count(*) FILTER (WHERE overdue_at IS NOT NULL) AS overdue
-FROM core.referral WHERE to_agency = sqlc.arg(agency)
+FROM core.referral WHERE to_agency = sqlc.arg(agency) AND (sqlc.narg(org)::text IS NULL OR to_org = sqlc.narg(org))
 GROUP BY status;
 
 -- name: WebSentCounts :many
 SELECT status, count(*) AS n, count(*) FILTER (WHERE overdue_at IS NOT NULL) AS overdue
-FROM core.referral WHERE from_agency = sqlc.arg(agency)
+FROM core.referral WHERE from_agency = sqlc.arg(agency) AND (sqlc.narg(org)::text IS NULL OR from_org = sqlc.narg(org))
 GROUP BY status;
 
 -- name: WebHistoryByReferral :many
 SELECT * FROM core.referral_history WHERE referral_id = $1 ORDER BY id;
 
 -- name: WebUserUpsert :exec
--- Creates a user or changes its name, role and password; a language the
--- user chose is kept.
-INSERT INTO core.web_user (username, display_name, role, password_hash)
-VALUES ($1, $2, $3, $4)
+-- Creates a user or changes its name, role, organization and password; a
+-- language the user chose is kept.
+INSERT INTO core.web_user (username, display_name, role, password_hash, org)
+VALUES ($1, $2, $3, $4, $5)
 ON CONFLICT (username) DO UPDATE
-SET display_name = excluded.display_name, role = excluded.role, password_hash = excluded.password_hash;
+SET display_name = excluded.display_name, role = excluded.role, password_hash = excluded.password_hash, org = excluded.org;
 
 -- name: WebUserGet :one
 SELECT * FROM core.web_user WHERE username = $1;
@@ -61,7 +63,7 @@ INSERT INTO core.web_session (token_hash, username, role, expires_at) VALUES ($1
 
 -- name: WebSessionGet :one
 -- A live session with its user.
-SELECT s.username, s.role, s.expires_at, u.display_name, u.lang
+SELECT s.username, s.role, s.expires_at, u.display_name, u.lang, u.org
 FROM core.web_session s JOIN core.web_user u ON u.username = s.username
 WHERE s.token_hash = $1 AND s.expires_at > now();
 

@@ -50,20 +50,22 @@ func (q *Queries) WebHistoryByReferral(ctx context.Context, referralID uuid.UUID
 
 const webInbox = `-- name: WebInbox :many
 
-SELECT id, case_id, from_agency, to_agency, service, note, status, delivery_error, seq_out, seq_in, created_at, updated_at, parent_id, reason_code, reason, outcome, forwarded_to, forwarded_agency, traceparent, person_key, received_at, overdue_at, consent_id, consent_purpose, consent_categories, consent_expires_at, consent_revoked_at, redacted_at, work FROM core.referral
+SELECT id, case_id, from_agency, to_agency, service, note, status, delivery_error, seq_out, seq_in, created_at, updated_at, parent_id, reason_code, reason, outcome, forwarded_to, forwarded_agency, traceparent, person_key, received_at, overdue_at, consent_id, consent_purpose, consent_categories, consent_expires_at, consent_revoked_at, redacted_at, work, from_org, to_org, forwarded_org FROM core.referral
 WHERE to_agency = $1
-  AND ($2::text IS NULL OR status = $2)
-  AND ($3::text IS NULL OR service = $3)
-  AND (NOT $4::boolean OR overdue_at IS NOT NULL)
-  AND ($5::timestamptz IS NULL OR created_at >= $5)
-  AND ($6::timestamptz IS NULL OR created_at < $6)
-  AND ($7::timestamptz IS NULL OR (created_at, id) < ($7, $8::uuid))
+  AND ($2::text IS NULL OR to_org = $2)
+  AND ($3::text IS NULL OR status = $3)
+  AND ($4::text IS NULL OR service = $4)
+  AND (NOT $5::boolean OR overdue_at IS NOT NULL)
+  AND ($6::timestamptz IS NULL OR created_at >= $6)
+  AND ($7::timestamptz IS NULL OR created_at < $7)
+  AND ($8::timestamptz IS NULL OR (created_at, id) < ($8, $9::uuid))
 ORDER BY created_at DESC, id DESC
-LIMIT $9
+LIMIT $10
 `
 
 type WebInboxParams struct {
 	Agency      string
+	Org         pgtype.Text
 	Status      pgtype.Text
 	Service     pgtype.Text
 	OverdueOnly bool
@@ -80,6 +82,7 @@ type WebInboxParams struct {
 func (q *Queries) WebInbox(ctx context.Context, arg WebInboxParams) ([]Referral, error) {
 	rows, err := q.db.Query(ctx, webInbox,
 		arg.Agency,
+		arg.Org,
 		arg.Status,
 		arg.Service,
 		arg.OverdueOnly,
@@ -126,6 +129,9 @@ func (q *Queries) WebInbox(ctx context.Context, arg WebInboxParams) ([]Referral,
 			&i.ConsentRevokedAt,
 			&i.RedactedAt,
 			&i.Work,
+			&i.FromOrg,
+			&i.ToOrg,
+			&i.ForwardedOrg,
 		); err != nil {
 			return nil, err
 		}
@@ -139,9 +145,14 @@ func (q *Queries) WebInbox(ctx context.Context, arg WebInboxParams) ([]Referral,
 
 const webInboxCounts = `-- name: WebInboxCounts :many
 SELECT status, count(*) AS n, count(*) FILTER (WHERE overdue_at IS NOT NULL) AS overdue
-FROM core.referral WHERE to_agency = $1
+FROM core.referral WHERE to_agency = $1 AND ($2::text IS NULL OR to_org = $2)
 GROUP BY status
 `
+
+type WebInboxCountsParams struct {
+	Agency string
+	Org    pgtype.Text
+}
 
 type WebInboxCountsRow struct {
 	Status  string
@@ -149,10 +160,10 @@ type WebInboxCountsRow struct {
 	Overdue int64
 }
 
-// How many incoming referrals are in each status, and how many of them are
-// overdue.
-func (q *Queries) WebInboxCounts(ctx context.Context, agency string) ([]WebInboxCountsRow, error) {
-	rows, err := q.db.Query(ctx, webInboxCounts, agency)
+// How many incoming referrals (of one organization, or of any for a NULL
+// org) are in each status, and how many of them are overdue.
+func (q *Queries) WebInboxCounts(ctx context.Context, arg WebInboxCountsParams) ([]WebInboxCountsRow, error) {
+	rows, err := q.db.Query(ctx, webInboxCounts, arg.Agency, arg.Org)
 	if err != nil {
 		return nil, err
 	}
@@ -172,20 +183,22 @@ func (q *Queries) WebInboxCounts(ctx context.Context, agency string) ([]WebInbox
 }
 
 const webSent = `-- name: WebSent :many
-SELECT id, case_id, from_agency, to_agency, service, note, status, delivery_error, seq_out, seq_in, created_at, updated_at, parent_id, reason_code, reason, outcome, forwarded_to, forwarded_agency, traceparent, person_key, received_at, overdue_at, consent_id, consent_purpose, consent_categories, consent_expires_at, consent_revoked_at, redacted_at, work FROM core.referral
+SELECT id, case_id, from_agency, to_agency, service, note, status, delivery_error, seq_out, seq_in, created_at, updated_at, parent_id, reason_code, reason, outcome, forwarded_to, forwarded_agency, traceparent, person_key, received_at, overdue_at, consent_id, consent_purpose, consent_categories, consent_expires_at, consent_revoked_at, redacted_at, work, from_org, to_org, forwarded_org FROM core.referral
 WHERE from_agency = $1
-  AND ($2::text IS NULL OR status = $2)
-  AND ($3::text IS NULL OR service = $3)
-  AND (NOT $4::boolean OR overdue_at IS NOT NULL)
-  AND ($5::timestamptz IS NULL OR created_at >= $5)
-  AND ($6::timestamptz IS NULL OR created_at < $6)
-  AND ($7::timestamptz IS NULL OR (created_at, id) < ($7, $8::uuid))
+  AND ($2::text IS NULL OR from_org = $2)
+  AND ($3::text IS NULL OR status = $3)
+  AND ($4::text IS NULL OR service = $4)
+  AND (NOT $5::boolean OR overdue_at IS NOT NULL)
+  AND ($6::timestamptz IS NULL OR created_at >= $6)
+  AND ($7::timestamptz IS NULL OR created_at < $7)
+  AND ($8::timestamptz IS NULL OR (created_at, id) < ($8, $9::uuid))
 ORDER BY created_at DESC, id DESC
-LIMIT $9
+LIMIT $10
 `
 
 type WebSentParams struct {
 	Agency      string
+	Org         pgtype.Text
 	Status      pgtype.Text
 	Service     pgtype.Text
 	OverdueOnly bool
@@ -200,6 +213,7 @@ type WebSentParams struct {
 func (q *Queries) WebSent(ctx context.Context, arg WebSentParams) ([]Referral, error) {
 	rows, err := q.db.Query(ctx, webSent,
 		arg.Agency,
+		arg.Org,
 		arg.Status,
 		arg.Service,
 		arg.OverdueOnly,
@@ -246,6 +260,9 @@ func (q *Queries) WebSent(ctx context.Context, arg WebSentParams) ([]Referral, e
 			&i.ConsentRevokedAt,
 			&i.RedactedAt,
 			&i.Work,
+			&i.FromOrg,
+			&i.ToOrg,
+			&i.ForwardedOrg,
 		); err != nil {
 			return nil, err
 		}
@@ -259,9 +276,14 @@ func (q *Queries) WebSent(ctx context.Context, arg WebSentParams) ([]Referral, e
 
 const webSentCounts = `-- name: WebSentCounts :many
 SELECT status, count(*) AS n, count(*) FILTER (WHERE overdue_at IS NOT NULL) AS overdue
-FROM core.referral WHERE from_agency = $1
+FROM core.referral WHERE from_agency = $1 AND ($2::text IS NULL OR from_org = $2)
 GROUP BY status
 `
+
+type WebSentCountsParams struct {
+	Agency string
+	Org    pgtype.Text
+}
 
 type WebSentCountsRow struct {
 	Status  string
@@ -269,8 +291,8 @@ type WebSentCountsRow struct {
 	Overdue int64
 }
 
-func (q *Queries) WebSentCounts(ctx context.Context, agency string) ([]WebSentCountsRow, error) {
-	rows, err := q.db.Query(ctx, webSentCounts, agency)
+func (q *Queries) WebSentCounts(ctx context.Context, arg WebSentCountsParams) ([]WebSentCountsRow, error) {
+	rows, err := q.db.Query(ctx, webSentCounts, arg.Agency, arg.Org)
 	if err != nil {
 		return nil, err
 	}
@@ -308,7 +330,7 @@ func (q *Queries) WebSessionDeleteExpired(ctx context.Context) error {
 }
 
 const webSessionGet = `-- name: WebSessionGet :one
-SELECT s.username, s.role, s.expires_at, u.display_name, u.lang
+SELECT s.username, s.role, s.expires_at, u.display_name, u.lang, u.org
 FROM core.web_session s JOIN core.web_user u ON u.username = s.username
 WHERE s.token_hash = $1 AND s.expires_at > now()
 `
@@ -319,6 +341,7 @@ type WebSessionGetRow struct {
 	ExpiresAt   time.Time
 	DisplayName string
 	Lang        string
+	Org         string
 }
 
 // A live session with its user.
@@ -331,6 +354,7 @@ func (q *Queries) WebSessionGet(ctx context.Context, tokenHash []byte) (WebSessi
 		&i.ExpiresAt,
 		&i.DisplayName,
 		&i.Lang,
+		&i.Org,
 	)
 	return i, err
 }
@@ -357,7 +381,7 @@ func (q *Queries) WebSessionInsert(ctx context.Context, arg WebSessionInsertPara
 }
 
 const webUserGet = `-- name: WebUserGet :one
-SELECT username, display_name, role, password_hash, lang, created_at FROM core.web_user WHERE username = $1
+SELECT username, display_name, role, password_hash, lang, created_at, org FROM core.web_user WHERE username = $1
 `
 
 func (q *Queries) WebUserGet(ctx context.Context, username string) (WebUser, error) {
@@ -370,6 +394,7 @@ func (q *Queries) WebUserGet(ctx context.Context, username string) (WebUser, err
 		&i.PasswordHash,
 		&i.Lang,
 		&i.CreatedAt,
+		&i.Org,
 	)
 	return i, err
 }
@@ -389,10 +414,10 @@ func (q *Queries) WebUserSetLang(ctx context.Context, arg WebUserSetLangParams) 
 }
 
 const webUserUpsert = `-- name: WebUserUpsert :exec
-INSERT INTO core.web_user (username, display_name, role, password_hash)
-VALUES ($1, $2, $3, $4)
+INSERT INTO core.web_user (username, display_name, role, password_hash, org)
+VALUES ($1, $2, $3, $4, $5)
 ON CONFLICT (username) DO UPDATE
-SET display_name = excluded.display_name, role = excluded.role, password_hash = excluded.password_hash
+SET display_name = excluded.display_name, role = excluded.role, password_hash = excluded.password_hash, org = excluded.org
 `
 
 type WebUserUpsertParams struct {
@@ -400,16 +425,18 @@ type WebUserUpsertParams struct {
 	DisplayName  string
 	Role         string
 	PasswordHash string
+	Org          string
 }
 
-// Creates a user or changes its name, role and password; a language the
-// user chose is kept.
+// Creates a user or changes its name, role, organization and password; a
+// language the user chose is kept.
 func (q *Queries) WebUserUpsert(ctx context.Context, arg WebUserUpsertParams) error {
 	_, err := q.db.Exec(ctx, webUserUpsert,
 		arg.Username,
 		arg.DisplayName,
 		arg.Role,
 		arg.PasswordHash,
+		arg.Org,
 	)
 	return err
 }

@@ -1,8 +1,9 @@
 // Package directory is the network's service directory: one listing per
-// node in a JetStream KV bucket, saying which services the node offers
-// (with their deadlines and free places) and the keys to seal to it and to
-// check its signatures. A node publishes its own listing and watches the
-// others', so that making a referral costs no directory read.
+// node in a JetStream KV bucket, saying which organizations the node hosts
+// and the services each offers (with their deadlines and free places), and
+// the keys to seal to the node and to check its signatures. A node
+// publishes its own listing and watches the others', so that making a
+// referral costs no directory read.
 package directory
 
 import (
@@ -17,6 +18,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/refbus/refbus/pkg/bus"
 )
 
 // Bucket is the KV bucket of the directory: one key per node.
@@ -25,7 +28,7 @@ const Bucket = "refbus_directory"
 // ErrNotListed: the node has no listing in the directory.
 var ErrNotListed = errors.New("not listed in the directory")
 
-// Offer is a service a node offers, as the directory lists it.
+// Offer is a service an organization offers, as the directory lists it.
 type Offer struct {
 	Name        string   `json:"name" doc:"What a referral names in its service field."`
 	Title       string   `json:"title"`
@@ -59,10 +62,49 @@ func (d *Duration) UnmarshalText(b []byte) error {
 	return nil
 }
 
+// Organization is a place that takes referrals and has caseworkers (a
+// polyclinic, a family support centre, a crisis centre), hosted by a node.
+// Organizations are data: the node's configuration names them.
+type Organization struct {
+	// ID is the organization's stable id across the network, one NATS
+	// subject token (ValidID), such as kz-almaty-polyclinic-5.
+	ID        string   `json:"id" doc:"The organization's id, unique in the network, such as kz-almaty-polyclinic-5: what a referral names in to_org."`
+	Name      string   `json:"name" doc:"The organization's name, as people know it."`
+	Area      string   `json:"area,omitempty" doc:"Where it works."`
+	Languages []string `json:"languages,omitempty" doc:"Languages it works in (ISO 639-1)."`
+	Services  []Offer  `json:"services" doc:"The services it offers."`
+}
+
+// Offer returns the organization's offer of service.
+func (o Organization) Offer(service string) (Offer, bool) {
+	for _, x := range o.Services {
+		if x.Name == service {
+			return x, true
+		}
+	}
+	return Offer{}, false
+}
+
+// ServiceNames are the names of the services o offers, in its order.
+func (o Organization) ServiceNames() []string {
+	out := make([]string, len(o.Services))
+	for i, x := range o.Services {
+		out[i] = x.Name
+	}
+	return out
+}
+
+// ValidID reports whether id can be an organization's id: one NATS
+// subject token of lowercase letters, digits, _ and - (not first), at
+// most 64 long, as a node's name.
+func ValidID(id string) bool { return bus.ValidNode(id) }
+
 // Listing is one node's entry in the directory.
 type Listing struct {
-	Agency   string  `json:"agency" doc:"The node."`
-	Services []Offer `json:"services"`
+	Node string `json:"node" doc:"The node: one running service, which hosts the organizations below."`
+	// Kind is the node's kind (health, education, social, ngo).
+	Kind          string         `json:"kind" doc:"The node's kind: health, education, social or ngo."`
+	Organizations []Organization `json:"organizations" doc:"The organizations the node hosts, each with its services."`
 	// PublicKey is the node's X25519 key (base64) that confidential
 	// fields meant for it are sealed to.
 	PublicKey string `json:"public_key" doc:"X25519 public key (base64) that confidential fields for this node are sealed to (HPKE, RFC 9180)."`
@@ -72,14 +114,35 @@ type Listing struct {
 	SigningKey string `json:"signing_key,omitempty" doc:"Ed25519 public key (nkeys) that checks this node's event signatures; compare it with your trust anchors (REFBUS_TRUST), which are what receivers check."`
 }
 
-// Offer returns the listing's offer of service.
-func (l Listing) Offer(service string) (Offer, bool) {
-	for _, o := range l.Services {
-		if o.Name == service {
+// Org returns the organization of the listing with id.
+func (l Listing) Org(id string) (Organization, bool) {
+	for _, o := range l.Organizations {
+		if o.ID == id {
 			return o, true
 		}
 	}
-	return Offer{}, false
+	return Organization{}, false
+}
+
+// Hosted is an organization with the listing of the node that hosts it.
+type Hosted struct {
+	Listing
+	Org Organization
+}
+
+// Find returns the organization with id among listings, with the listing
+// of its node. An id is unique in the network; should two listings claim
+// one, the node whose name sorts first wins (the registry of nodes will
+// say which hosts it).
+func Find(listings []Listing, id string) (Hosted, bool) {
+	var found Hosted
+	ok := false
+	for _, l := range listings {
+		if o, has := l.Org(id); has && (!ok || l.Node < found.Node) {
+			found, ok = Hosted{Listing: l, Org: o}, true
+		}
+	}
+	return found, ok
 }
 
 // Directory is a node's view of the directory.
@@ -87,9 +150,11 @@ type Directory struct {
 	kv   jetstream.KeyValue
 	self string
 
-	// mu guards listings, the directory as the watch last saw it.
+	// mu guards listings, the directory as the watch last saw it, and
+	// orgs, its organizations by id (Find over listings).
 	mu       sync.Mutex
 	listings map[string]Listing
+	orgs     map[string]Hosted
 	// pubMu guards published, the listing this node last put.
 	pubMu     sync.Mutex
 	published []byte
@@ -99,7 +164,7 @@ type Directory struct {
 func Open(ctx context.Context, js jetstream.JetStream, self string, replicas int) (*Directory, error) {
 	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket:      Bucket,
-		Description: "node -> the services it offers, with free places",
+		Description: "node -> the organizations it hosts and the services they offer, with free places",
 		Storage:     jetstream.FileStorage,
 		Replicas:    max(replicas, 1),
 		History:     1,
@@ -107,7 +172,7 @@ func Open(ctx context.Context, js jetstream.JetStream, self string, replicas int
 	if err != nil {
 		return nil, fmt.Errorf("open directory: %w", err)
 	}
-	return &Directory{kv: kv, self: self, listings: map[string]Listing{}}, nil
+	return &Directory{kv: kv, self: self, listings: map[string]Listing{}, orgs: map[string]Hosted{}}, nil
 }
 
 // Publish puts this node's listing into the directory, if it changed
@@ -157,6 +222,7 @@ func (d *Directory) Watch(ctx context.Context) error {
 			} else {
 				d.listings[e.Key()] = l
 			}
+			d.orgs = index(d.listings)
 			d.mu.Unlock()
 		}
 	}
@@ -213,6 +279,45 @@ func (d *Directory) get(ctx context.Context, node string) (Listing, error) {
 	return l, nil
 }
 
+// index is the organizations of listings by id, as Find picks them.
+func index(listings map[string]Listing) map[string]Hosted {
+	out := make(map[string]Hosted, len(listings))
+	for _, l := range listings {
+		for _, o := range l.Organizations {
+			if h, ok := out[o.ID]; !ok || l.Node < h.Node {
+				out[o.ID] = Hosted{Listing: l, Org: o}
+			}
+		}
+	}
+	return out
+}
+
+// Organization is the organization with id and the listing of its node:
+// from the watch, or read from the bucket before the watch has it.
+// Returns ErrNotListed.
+func (d *Directory) Organization(ctx context.Context, id string) (Hosted, error) {
+	if h, ok := d.Known(id); ok {
+		return h, nil
+	}
+	ls, err := d.List(ctx)
+	if err != nil {
+		return Hosted{}, err
+	}
+	if h, ok := Find(ls, id); ok {
+		return h, nil
+	}
+	return Hosted{}, fmt.Errorf("organization %s: %w", id, ErrNotListed)
+}
+
+// Known is the organization with id and the listing of its node, as the
+// watch last saw them.
+func (d *Directory) Known(id string) (Hosted, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	h, ok := d.orgs[id]
+	return h, ok
+}
+
 // Seen is the listings the watch has seen, by node.
 func (d *Directory) Seen() []Listing {
 	d.mu.Lock()
@@ -221,6 +326,6 @@ func (d *Directory) Seen() []Listing {
 	for _, l := range d.listings {
 		out = append(out, l)
 	}
-	slices.SortFunc(out, func(a, b Listing) int { return strings.Compare(a.Agency, b.Agency) })
+	slices.SortFunc(out, func(a, b Listing) int { return strings.Compare(a.Node, b.Node) })
 	return out
 }

@@ -34,7 +34,8 @@ type Kind interface {
 	// Migrations is the kind's migration line, in the schema Name.
 	Migrations() pgmigrate.Line
 	// Offers are the services a node of this kind offers unless its
-	// operators configure others.
+	// operators configure its organizations: those of the one
+	// organization it then hosts.
 	Offers() []directory.Offer
 	// Records names the work records a node of this kind makes, as
 	// schemas.Work names them ("screening"). A node records no others.
@@ -64,8 +65,10 @@ type Kind interface {
 // Node is what a kind is told of the node it runs in.
 type Node struct {
 	Name string
-	// Offers are the services the node offers.
-	Offers []directory.Offer
+	// Organizations are the organizations the node hosts, with the
+	// services each offers. A service that takes people in is offered by
+	// one of them at most, so a kind may count places by service.
+	Organizations []directory.Organization
 	// Now is the node's clock (tests move it).
 	Now func() time.Time
 }

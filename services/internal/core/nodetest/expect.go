@@ -168,7 +168,7 @@ func sampleWork(record string) string {
 // WantOwnWorkOnly fails the test unless node name, of the kind kindName,
 // records the work records own and no other: told any other record of
 // schemas.Work with the completion of referral id, one it received, or
-// with a new referral to node to for service, it answers 422 naming the
+// with a new referral to organization to for service, it answers 422 naming the
 // records it keeps, and writes nothing.
 func (n *Network) WantOwnWorkOnly(name, kindName string, own []string, id uuid.UUID, to, service string) {
 	n.T.Helper()
@@ -176,7 +176,7 @@ func (n *Network) WantOwnWorkOnly(name, kindName string, own []string, id uuid.U
 	if err != nil {
 		n.T.Fatal(err)
 	}
-	sent, err := n.App(name).Sent(context.Background(), 1000)
+	sent, err := n.App(name).Sent(context.Background(), "", 1000)
 	if err != nil {
 		n.T.Fatal(err)
 	}
@@ -200,7 +200,7 @@ func (n *Network) WantOwnWorkOnly(name, kindName string, own []string, id uuid.U
 		if r.Name == "placement" {
 			continue // no new referral carries a placement, whatever the kind
 		}
-		body := fmt.Sprintf(`{"to_agency":%q,"service":%q,"note":"n",%s}`, to, service, work)
+		body := fmt.Sprintf(`{"to_org":%q,"service":%q,"note":"n",%s}`, to, service, work)
 		n.Refused(name, "POST", "/api/v1/referrals", n.Consented(name, body), 422, want)
 	}
 	if foreign == 0 {
@@ -213,7 +213,7 @@ func (n *Network) WantOwnWorkOnly(name, kindName string, own []string, id uuid.U
 	if after.Status != before.Status || !jsonEqual(after.Work, before.Work) {
 		n.T.Errorf("a refused move was written: before %+v, after %+v", before, after)
 	}
-	if now, err := n.App(name).Sent(context.Background(), 1000); err != nil || len(now) != len(sent) {
+	if now, err := n.App(name).Sent(context.Background(), "", 1000); err != nil || len(now) != len(sent) {
 		n.T.Errorf("%s sent %d referrals before the refused ones and %d after (%v)", name, len(sent), len(now), err)
 	}
 }

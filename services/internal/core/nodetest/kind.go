@@ -24,3 +24,8 @@ func PlainKind(name string, offers ...directory.Offer) *Plain {
 
 // RecordWork records nothing: a plain node has no work records.
 func (p *Plain) RecordWork(context.Context, kind.DB, kind.Referral, *schemas.Work) error { return nil }
+
+// Org is an organization with id, named after it, offering offers.
+func Org(id string, offers ...directory.Offer) directory.Organization {
+	return directory.Organization{ID: id, Name: id, Services: offers}
+}

@@ -292,11 +292,11 @@ func (n *Network) Both(r app.Referral, status string) {
 }
 
 // Consent records at node from the family's consent to share every
-// category of data with node to for a day, and returns its id.
+// category of data with organization to for a day, and returns its id.
 func (n *Network) Consent(from, to string) uuid.UUID {
 	n.T.Helper()
 	c, err := n.App(from).RecordConsent(context.Background(), app.NewConsent{
-		GivenBy: "mother (legal representative)", ToAgency: to, Purpose: "help for the family",
+		GivenBy: "mother (legal representative)", ToOrg: to, Purpose: "help for the family",
 		DataCategories: schemas.Categories(), ExpiresAt: time.Now().Add(24 * time.Hour),
 	})
 	if err != nil {
@@ -306,23 +306,25 @@ func (n *Network) Consent(from, to string) uuid.UUID {
 }
 
 // Consented adds to a JSON referral body from node from the consent to
-// share with the node it names.
+// share with the organization it names (to_org).
 func (n *Network) Consented(from, body string) string {
 	n.T.Helper()
 	var b struct {
-		ToAgency string `json:"to_agency"`
+		ToOrg string `json:"to_org"`
 	}
 	if err := json.Unmarshal([]byte(body), &b); err != nil {
 		n.T.Fatalf("referral body %s: %v", body, err)
 	}
-	return strings.TrimSuffix(body, "}") + fmt.Sprintf(`,"consent_id":%q}`, n.Consent(from, b.ToAgency))
+	return strings.TrimSuffix(body, "}") + fmt.Sprintf(`,"consent_id":%q}`, n.Consent(from, b.ToOrg))
 }
 
-// Refer posts a referral over HTTP (extra is more JSON fields, such as
-// `"work":{...}`, or "") and returns it.
+// Refer posts to node from a referral to organization to over HTTP (extra
+// is more JSON fields, such as `"from_org":"..."` or `"work":{...}`, or
+// "") and returns it. A node that names no organizations hosts one named
+// after it.
 func (n *Network) Refer(from, to, service, caseID, extra string) app.Referral {
 	n.T.Helper()
-	body := fmt.Sprintf(`{"to_agency":%q,"service":%q,"note":"scenario"`, to, service)
+	body := fmt.Sprintf(`{"to_org":%q,"service":%q,"note":"scenario"`, to, service)
 	if extra != "" {
 		body += "," + extra
 	}
@@ -357,17 +359,17 @@ func (n *Network) Case(name string, id uuid.UUID) app.Case {
 }
 
 // FreeBeds reads, from node name's view of the directory, the free places
-// of service at node at.
+// of service at organization at.
 func (n *Network) FreeBeds(name, at, service string) (int, error) {
 	status, body, _ := n.Do(name, "GET", "/api/v1/directory", "")
 	if status != 200 {
 		return 0, fmt.Errorf("directory: %d %s", status, body)
 	}
 	d := Decode[struct {
-		Agencies []directory.Listing `json:"agencies"`
+		Nodes []directory.Listing `json:"nodes"`
 	}](n.T, body)
-	for _, l := range d.Agencies {
-		if o, ok := l.Offer(service); ok && l.Agency == at && o.FreeBeds != nil {
+	if h, ok := directory.Find(d.Nodes, at); ok {
+		if o, ok := h.Org.Offer(service); ok && o.FreeBeds != nil {
 			return *o.FreeBeds, nil
 		}
 	}
@@ -375,7 +377,7 @@ func (n *Network) FreeBeds(name, at, service string) (int, error) {
 }
 
 // WantFreeBeds waits until node name sees want free places of service at
-// node at.
+// organization at.
 func (n *Network) WantFreeBeds(name, at, service string, want int) {
 	n.T.Helper()
 	Eventually(n.T, 30*time.Second, func() error {

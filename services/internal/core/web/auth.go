@@ -41,8 +41,11 @@ type Principal struct {
 	Username string
 	Name     string
 	Agency   string
-	Role     string
-	Lang     string
+	// Org is the organization of the agency's node the principal works
+	// for, whose referrals alone it sees; empty for the node as a whole.
+	Org  string
+	Role string
+	Lang string
 	// Session is the hash of the session token; nil for bearer tokens.
 	Session []byte
 }
@@ -69,6 +72,9 @@ type User struct {
 	Username string
 	Name     string
 	Role     string
+	// Org is the organization of the node the user works for; empty for
+	// the node's own people, who see every organization's referrals.
+	Org string
 	// Password is the clear password; empty makes a user who signs in
 	// only through OIDC.
 	Password string
@@ -86,7 +92,7 @@ func SeedUser(ctx context.Context, a *app.App, u User) error {
 			return err
 		}
 	}
-	return a.PutUser(ctx, app.User{Username: u.Username, Name: u.Name, Role: u.Role, PasswordHash: hash})
+	return a.PutUser(ctx, app.User{Username: u.Username, Name: u.Name, Role: u.Role, Org: u.Org, PasswordHash: hash})
 }
 
 // signInLimit slows down password guessing: each client address may try
@@ -172,14 +178,17 @@ func (u *UI) sessionPrincipal(r *http.Request) (*Principal, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Principal{Username: s.Username, Name: s.Name, Agency: u.agency, Role: s.Role, Lang: s.Lang, Session: hash[:]}, nil
+	return &Principal{Username: s.Username, Name: s.Name, Agency: u.agency, Org: s.Org, Role: s.Role, Lang: s.Lang, Session: hash[:]}, nil
 }
 
 // apiClaims are the claims of an agency system's bearer token.
 type apiClaims struct {
 	jwt.RegisteredClaims
 	Agency string `json:"agency"`
-	Role   string `json:"role"`
+	// Org, if set, is the organization of the agency's node the system
+	// works for.
+	Org  string `json:"org,omitempty"`
+	Role string `json:"role"`
 }
 
 // tokenIssuer and tokenAudience name refbus's own bearer tokens.
@@ -189,15 +198,16 @@ const (
 )
 
 // IssueToken makes a bearer token for an agency system of agency, signed
-// with that agency's API key (HS256), valid for ttl.
-func IssueToken(key []byte, agency, subject, role string, ttl time.Duration) (string, error) {
+// with that agency's API key (HS256), valid for ttl: for the system of one
+// organization org of the agency's node, or of the node as a whole ("").
+func IssueToken(key []byte, agency, org, subject, role string, ttl time.Duration) (string, error) {
 	now := time.Now()
 	c := apiClaims{
 		RegisteredClaims: jwt.RegisteredClaims{
 			Issuer: tokenIssuer, Subject: subject, Audience: jwt.ClaimStrings{tokenAudience},
 			IssuedAt: jwt.NewNumericDate(now), ExpiresAt: jwt.NewNumericDate(now.Add(ttl)),
 		},
-		Agency: agency, Role: role,
+		Agency: agency, Org: org, Role: role,
 	}
 	return jwt.NewWithClaims(jwt.SigningMethodHS256, c).SignedString(key)
 }
@@ -229,7 +239,7 @@ func (u *UI) bearerPrincipal(r *http.Request) (*Principal, error) {
 	if c.Agency != u.agency {
 		return nil, errOtherAgency
 	}
-	return &Principal{Username: c.Subject, Name: c.Subject, Agency: c.Agency, Role: c.Role}, nil
+	return &Principal{Username: c.Subject, Name: c.Subject, Agency: c.Agency, Org: c.Org, Role: c.Role}, nil
 }
 
 // publicPath reports whether anyone may fetch path: what the sign-in page
@@ -281,7 +291,8 @@ func (u *UI) guard(next http.Handler) http.Handler {
 			}
 		}
 		if p != nil {
-			r = r.WithContext(context.WithValue(r.Context(), principalKey{}, p))
+			// The application keeps a principal of one organization to it.
+			r = r.WithContext(app.WithOrg(context.WithValue(r.Context(), principalKey{}, p), p.Org))
 		}
 		switch {
 		case publicPath(r.URL.Path):

@@ -125,7 +125,7 @@ func TestIsolation(t *testing.T) {
 	// Bearer tokens: this agency's work; another agency's claim is 403;
 	// another agency's key, a bad signature or an expired token is 401.
 	tok := func(key []byte, a, role string, ttl time.Duration) string {
-		s, err := web.IssueToken(key, a, a+"-case-system", role, ttl)
+		s, err := web.IssueToken(key, a, "", a+"-case-system", role, ttl)
 		if err != nil {
 			t.Fatal(err)
 		}

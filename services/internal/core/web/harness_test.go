@@ -174,21 +174,22 @@ func (c *client) form(path string, v url.Values, hdr ...string) (*http.Response,
 	return c.do(req)
 }
 
-// refer sends a referral from a to to over the service, and waits until to
-// has it.
+// refer sends a referral from node from to organization to (a node
+// hosts one named after it unless configured) over the service, and waits
+// until its node has it.
 func (n *network) refer(from, to, service, note string) app.Referral {
 	n.t.Helper()
-	c, err := n.App(from).RecordConsent(context.Background(), app.NewConsent{GivenBy: "the mother", ToAgency: to, Purpose: "help for the family",
+	c, err := n.App(from).RecordConsent(context.Background(), app.NewConsent{GivenBy: "the mother", ToOrg: to, Purpose: "help for the family",
 		DataCategories: []string{schemas.CategorySummary}, ExpiresAt: time.Now().Add(24 * time.Hour)})
 	if err != nil {
 		n.t.Fatal(err)
 	}
-	r, err := n.App(from).CreateReferral(context.Background(), app.NewReferral{ToAgency: to, Service: service, Note: note, ConsentID: c.ID})
+	r, err := n.App(from).CreateReferral(context.Background(), app.NewReferral{ToOrg: to, Service: service, Note: note, ConsentID: c.ID})
 	if err != nil {
 		n.t.Fatal(err)
 	}
 	poll.Until(n.t, 20*time.Second, func() error {
-		_, err := n.Referral(to, r.ID)
+		_, err := n.Referral(r.ToAgency, r.ID)
 		return err
 	})
 	return r

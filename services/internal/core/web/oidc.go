@@ -27,10 +27,13 @@ type OIDCConfig struct {
 	// RedirectURL is this service's /ui/oidc/callback as the browser
 	// reaches it.
 	RedirectURL string
-	// AgencyClaim and RoleClaim name the ID token's claims that carry the
-	// person's agency and role (default refbus_agency and refbus_role).
+	// AgencyClaim, RoleClaim and OrgClaim name the ID token's claims
+	// that carry the person's agency, role and organization (default
+	// refbus_agency, refbus_role and refbus_org). A person with no
+	// organization works for the node as a whole.
 	AgencyClaim string
 	RoleClaim   string
+	OrgClaim    string
 }
 
 type oidcClient struct {
@@ -45,6 +48,9 @@ func newOIDC(ctx context.Context, cfg OIDCConfig) (*oidcClient, error) {
 	}
 	if cfg.RoleClaim == "" {
 		cfg.RoleClaim = "refbus_role"
+	}
+	if cfg.OrgClaim == "" {
+		cfg.OrgClaim = "refbus_org"
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
@@ -109,7 +115,13 @@ func (u *UI) oidcCallback(w http.ResponseWriter, r *http.Request) {
 		u.errorPage(w, r, http.StatusForbidden, "error.other_agency")
 		return
 	}
-	if err := u.app.PutUser(r.Context(), app.User{Username: claims.username, Name: claims.name, Role: claims.role}); err != nil {
+	err = u.app.PutUser(r.Context(), app.User{Username: claims.username, Name: claims.name, Role: claims.role, Org: claims.org})
+	if errors.Is(err, app.ErrInvalid) {
+		u.log.Info("oidc sign-in for an organization this node does not host refused")
+		u.errorPage(w, r, http.StatusForbidden, "error.forbidden")
+		return
+	}
+	if err != nil {
 		u.fail(w, r, err)
 		return
 	}
@@ -121,7 +133,7 @@ func (u *UI) oidcCallback(w http.ResponseWriter, r *http.Request) {
 }
 
 type oidcClaims struct {
-	username, name, agency, role string
+	username, name, agency, role, org string
 }
 
 func (o *oidcClient) exchange(ctx context.Context, code, nonce, verifier string) (oidcClaims, error) {
@@ -145,7 +157,7 @@ func (o *oidcClient) exchange(ctx context.Context, code, nonce, verifier string)
 		return oidcClaims{}, fmt.Errorf("read id token claims: %w", err)
 	}
 	str := func(k string) string { s, _ := all[k].(string); return s }
-	c := oidcClaims{username: str("preferred_username"), name: str("name"), agency: str(o.cfg.AgencyClaim), role: str(o.cfg.RoleClaim)}
+	c := oidcClaims{username: str("preferred_username"), name: str("name"), agency: str(o.cfg.AgencyClaim), role: str(o.cfg.RoleClaim), org: str(o.cfg.OrgClaim)}
 	if c.username == "" {
 		c.username = idt.Subject
 	}

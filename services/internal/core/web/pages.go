@@ -13,10 +13,10 @@ import (
 	"github.com/google/uuid"
 	"golang.org/x/crypto/bcrypt"
 
-	"github.com/refbus/refbus/pkg/bus"
 	"github.com/refbus/refbus/pkg/referral"
 	"github.com/refbus/refbus/schemas"
 	"github.com/refbus/refbus/services/internal/core/app"
+	"github.com/refbus/refbus/services/internal/core/directory"
 )
 
 // page is what every template gets.
@@ -24,8 +24,11 @@ type page struct {
 	T      T
 	P      *Principal
 	Agency string
-	Nav    string
-	Langs  []string
+	// OrgName is the name of the organization the principal works for,
+	// if one.
+	OrgName string
+	Nav     string
+	Langs   []string
 	// LangNames are the languages' own names.
 	LangNames map[string]string
 	// Path is the page's path and query, to come back to after a change of
@@ -52,6 +55,9 @@ func (u *UI) render(w http.ResponseWriter, r *http.Request, status int, name, na
 	p, _ := PrincipalFrom(r.Context())
 	t := u.tr(r)
 	pg := page{T: t, P: p, Agency: u.agency, Nav: nav, Langs: Langs, LangNames: langNames, Path: r.URL.RequestURI(), OIDC: u.oidc != nil, Data: data}
+	if p != nil && p.Org != "" {
+		pg.OrgName = u.orgLabel(t, p.Org)
+	}
 	if errKey != "" {
 		pg.Error = t.Msg(errKey, errArgs...)
 	}
@@ -77,6 +83,54 @@ func (u *UI) errorPage(w http.ResponseWriter, r *http.Request, status int, key s
 		args = append(args, u.tr(r).Maybe("agency.", u.agency))
 	}
 	u.render(w, r, status, "error", "", nil, key, args...)
+}
+
+// orgLabel is how a page names organization id: its name, or for one
+// named after its node (the default), the node's name in the page's
+// language.
+func (u *UI) orgLabel(t T, id string) string {
+	if name := u.app.OrgName(id); name != "" && name != id {
+		return name
+	}
+	return t.Maybe("agency.", id)
+}
+
+// orgAt names organization org at node: with the node's name too when
+// the organization is not named after it.
+func (u *UI) orgAt(t T, org, node string) string {
+	if org == node || org == "" {
+		return t.Maybe("agency.", node)
+	}
+	return u.orgLabel(t, org) + " (" + t.Maybe("agency.", node) + ")"
+}
+
+// choice is an organization of another node a referral may go to, with
+// the services it offers, as the forms offer them: one option per
+// service, in a group per organization, whose value is "org/service".
+type choice struct {
+	Label    string
+	ID       string
+	Services []string
+}
+
+// choices are the organizations of the other nodes, by node, each
+// labelled with its kind unless it is named after its node.
+func (u *UI) choices(t T) []choice {
+	var out []choice
+	for _, h := range u.app.Others() {
+		label := u.orgLabel(t, h.Org.ID)
+		if h.Org.ID != h.Node {
+			label += " · " + t.Maybe("agency.", h.Kind)
+		}
+		out = append(out, choice{Label: label, ID: h.Org.ID, Services: h.Org.ServiceNames()})
+	}
+	return out
+}
+
+// offerOf reads the org/service pair a form's choice posted in field.
+func offerOf(r *http.Request, field string) (org, service string) {
+	org, service, _ = strings.Cut(r.PostFormValue(field), "/")
+	return org, service
 }
 
 // --- sign-in ---
@@ -160,16 +214,16 @@ func (u *UI) fail(w http.ResponseWriter, r *http.Request, err error) {
 
 // filter is the inbox's and the sent view's filter, from the query.
 type filter struct {
-	Status, Service, From, To string
-	Overdue                   bool
-	before                    *time.Time
-	beforeID                  uuid.UUID
+	Org, Status, Service, From, To string
+	Overdue                        bool
+	before                         *time.Time
+	beforeID                       uuid.UUID
 }
 
 // Query is the filter as a query string, for links.
 func (f filter) Query() string {
 	v := url.Values{}
-	for k, s := range map[string]string{"status": f.Status, "service": f.Service, "from": f.From, "to": f.To} {
+	for k, s := range map[string]string{"org": f.Org, "status": f.Status, "service": f.Service, "from": f.From, "to": f.To} {
 		if s != "" {
 			v.Set(k, s)
 		}
@@ -182,7 +236,7 @@ func (f filter) Query() string {
 
 func (u *UI) readFilter(r *http.Request) filter {
 	q := r.URL.Query()
-	f := filter{Status: q.Get("status"), Service: q.Get("service"), Overdue: q.Get("overdue") != "", From: q.Get("from"), To: q.Get("to")}
+	f := filter{Org: q.Get("org"), Status: q.Get("status"), Service: q.Get("service"), Overdue: q.Get("overdue") != "", From: q.Get("from"), To: q.Get("to")}
 	if !slices.Contains(referral.States(), referral.State(f.Status)) {
 		f.Status = ""
 	}
@@ -212,11 +266,12 @@ func (u *UI) day(s string, plus int) *time.Time {
 // pageSize is how many referrals a list shows at once.
 const pageSize = 50
 
-// row is a referral as a list shows it.
+// row is a referral as a list shows it: Other is the organization at the
+// other end, Ours this node's.
 type row struct {
-	ID, Other, Service, Status string
-	Overdue                    bool
-	Created, Updated           time.Time
+	ID, Other, Ours, Service, Status string
+	Overdue                          bool
+	Created, Updated                 time.Time
 }
 
 type count struct {
@@ -234,6 +289,9 @@ type listData struct {
 	Older    string
 	Statuses []string
 	Services []string
+	// Orgs are this node's organizations to filter by, for a user who
+	// sees more than one.
+	Orgs []choice
 }
 
 func (u *UI) inboxPage(w http.ResponseWriter, r *http.Request) { u.list(w, r, "inbox") }
@@ -256,14 +314,20 @@ func (u *UI) listData(r *http.Request, box string, f filter) (listData, error) {
 		list = app.Outgoing
 	}
 	page, err := u.app.ListPage(ctx, list, app.Filter{
-		Status: f.Status, Service: f.Service, OverdueOnly: f.Overdue, From: u.day(f.From, 0), To: u.day(f.To, 1),
+		Org: f.Org, Status: f.Status, Service: f.Service, OverdueOnly: f.Overdue, From: u.day(f.From, 0), To: u.day(f.To, 1),
 		BeforeAt: f.before, BeforeID: f.beforeID, Limit: pageSize + 1,
 	})
 	if err != nil {
 		return listData{}, err
 	}
 	rs, cs := page.Referrals, page.Counts
+	t := u.tr(r)
 	d := listData{Box: box, Filter: f, Services: u.app.Services()}
+	if own := u.app.Organizations(); len(own) > 1 && app.OrgOf(ctx) == "" {
+		for _, o := range own {
+			d.Orgs = append(d.Orgs, choice{Label: u.orgLabel(t, o.ID), ID: o.ID})
+		}
+	}
 	for _, s := range referral.States() {
 		d.Statuses = append(d.Statuses, string(s))
 	}
@@ -284,11 +348,11 @@ func (u *UI) listData(r *http.Request, box string, f filter) (listData, error) {
 		rs = rs[:pageSize]
 	}
 	for _, x := range rs {
-		other := x.FromAgency
+		other, ours := u.orgAt(t, x.FromOrg, x.FromAgency), u.orgLabel(t, x.ToOrg)
 		if box == "sent" {
-			other = x.ToAgency
+			other, ours = u.orgAt(t, x.ToOrg, x.ToAgency), u.orgLabel(t, x.FromOrg)
 		}
-		d.Rows = append(d.Rows, row{ID: x.ID.String(), Other: other, Service: x.Service, Status: x.Status, Overdue: x.Overdue, Created: x.CreatedAt, Updated: x.UpdatedAt})
+		d.Rows = append(d.Rows, row{ID: x.ID.String(), Other: other, Ours: ours, Service: x.Service, Status: x.Status, Overdue: x.Overdue, Created: x.CreatedAt, Updated: x.UpdatedAt})
 	}
 	return d, nil
 }
@@ -310,7 +374,7 @@ var moveFields = map[referral.Move][]string{
 	referral.Fail:     {"reason"},
 	referral.Cancel:   {"reason"},
 	referral.Complete: {"outcome"},
-	referral.Forward:  {"to_agency", "service", "note", "consent"},
+	referral.Forward:  {"offer", "note", "consent"},
 }
 
 // placementFields are the fields of accepting a referral to a service that
@@ -320,13 +384,13 @@ var placementFields = []string{"bed", "ends_on", "address"}
 type referralData struct {
 	R        app.Referral
 	Incoming bool
-	Other    string
-	Actions  []action
-	ReadOnly bool
-	Timeline []app.Step
-	Others   []string
-	Services []string
-	Reasons  []string
+	// From, To and Forwarded name the organizations, with their nodes.
+	From, To, Forwarded string
+	Actions             []action
+	ReadOnly            bool
+	Timeline            []app.Step
+	Choices             []choice
+	Reasons             []string
 }
 
 func (u *UI) referralPage(w http.ResponseWriter, r *http.Request) {
@@ -354,11 +418,14 @@ func (u *UI) showReferral(w http.ResponseWriter, r *http.Request, status int, er
 		return
 	}
 	p, _ := PrincipalFrom(r.Context())
-	d := referralData{R: ref, Incoming: ref.ToAgency == u.agency, Timeline: c.Timeline, Others: u.app.Nodes(), Services: u.app.Services(), ReadOnly: p.Role == RoleAuditor}
-	d.Other = ref.FromAgency
+	t := u.tr(r)
+	d := referralData{
+		R: ref, Incoming: ref.ToAgency == u.agency, Timeline: c.Timeline, Choices: u.choices(t), ReadOnly: p.Role == RoleAuditor,
+		From: u.orgAt(t, ref.FromOrg, ref.FromAgency), To: u.orgAt(t, ref.ToOrg, ref.ToAgency), Forwarded: u.orgAt(t, ref.ForwardedOrg, ref.ForwardedAgency),
+	}
 	party := referral.Receiver
 	if !d.Incoming {
-		d.Other, party = ref.ToAgency, referral.Sender
+		party = referral.Sender
 	}
 	if ref.Status == string(referral.Requested) && party == referral.Receiver {
 		ref.Status = string(referral.Received)
@@ -388,8 +455,8 @@ func (u *UI) move(w http.ResponseWriter, r *http.Request) {
 	in := app.MoveInput{
 		ReasonCode: r.PostFormValue("reason_code"), Reason: strings.TrimSpace(r.PostFormValue("reason")),
 		Outcome: strings.TrimSpace(r.PostFormValue("outcome")), Note: strings.TrimSpace(r.PostFormValue("note")),
-		ToAgency: r.PostFormValue("to_agency"), Service: r.PostFormValue("service"),
 	}
+	in.ToOrg, in.Service = offerOf(r, "offer")
 	if bed := strings.TrimSpace(r.PostFormValue("bed")); bed != "" {
 		in.Work = &schemas.Work{Placement: &schemas.Placement{
 			Bed: bed, EndsOn: r.PostFormValue("ends_on"), Address: strings.TrimSpace(r.PostFormValue("address")),
@@ -398,7 +465,7 @@ func (u *UI) move(w http.ResponseWriter, r *http.Request) {
 	if mv == referral.Forward {
 		// The forwarded referral passes on the case's person key, if it
 		// has one: the consent covers identity too.
-		in.ConsentID, err = u.recordConsent(r, in.ToAgency, "", schemas.CategoryIdentity)
+		in.ConsentID, err = u.recordConsent(r, in.ToOrg, "", schemas.CategoryIdentity)
 	}
 	if err == nil {
 		_, err = u.app.Move(r.Context(), id, mv, in)
@@ -434,21 +501,35 @@ func moveProblem(err error) (int, string) {
 // --- a new referral ---
 
 type newData struct {
-	Others   []string
-	Services []string
-	CaseID   string
+	Choices []choice
+	// From are this node's organizations to refer on behalf of, for a
+	// user who works for none of them and may pick; empty otherwise.
+	From   []choice
+	CaseID string
+}
+
+func (u *UI) newData(r *http.Request, caseID string) newData {
+	t := u.tr(r)
+	d := newData{Choices: u.choices(t), CaseID: caseID}
+	if own := u.app.Organizations(); len(own) > 1 && app.OrgOf(r.Context()) == "" {
+		for _, o := range own {
+			d.From = append(d.From, choice{Label: u.orgLabel(t, o.ID), ID: o.ID})
+		}
+	}
+	return d
 }
 
 func (u *UI) newPage(w http.ResponseWriter, r *http.Request) {
-	u.render(w, r, http.StatusOK, "new", "new", newData{Others: u.app.Nodes(), Services: u.app.Services(), CaseID: r.URL.Query().Get("case")}, "")
+	u.render(w, r, http.StatusOK, "new", "new", u.newData(r, r.URL.Query().Get("case")), "")
 }
 
 func (u *UI) create(w http.ResponseWriter, r *http.Request) {
 	in := app.NewReferral{
-		ToAgency: r.PostFormValue("to_agency"), Service: r.PostFormValue("service"),
-		Note: strings.TrimSpace(r.PostFormValue("note")), PersonID: strings.TrimSpace(r.PostFormValue("person_id")),
+		FromOrg: r.PostFormValue("from_org"),
+		Note:    strings.TrimSpace(r.PostFormValue("note")), PersonID: strings.TrimSpace(r.PostFormValue("person_id")),
 	}
-	d := newData{Others: u.app.Nodes(), Services: u.app.Services(), CaseID: r.PostFormValue("case_id")}
+	in.ToOrg, in.Service = offerOf(r, "offer")
+	d := u.newData(r, r.PostFormValue("case_id"))
 	if c := strings.TrimSpace(d.CaseID); c != "" {
 		id, err := uuid.Parse(c)
 		if err != nil {
@@ -457,7 +538,7 @@ func (u *UI) create(w http.ResponseWriter, r *http.Request) {
 		}
 		in.CaseID = id
 	}
-	if !bus.ValidNode(in.ToAgency) || in.Service == "" || in.Note == "" {
+	if !directory.ValidID(in.ToOrg) || in.Service == "" || in.Note == "" {
 		u.render(w, r, http.StatusUnprocessableEntity, "new", "new", d, "error.invalid")
 		return
 	}
@@ -466,7 +547,7 @@ func (u *UI) create(w http.ResponseWriter, r *http.Request) {
 		identity = append(identity, schemas.CategoryIdentity)
 	}
 	var err error
-	in.ConsentID, err = u.recordConsent(r, in.ToAgency, in.PersonID, identity...)
+	in.ConsentID, err = u.recordConsent(r, in.ToOrg, in.PersonID, identity...)
 	var ref app.Referral
 	if err == nil {
 		ref, err = u.app.CreateReferral(r.Context(), in)
@@ -490,9 +571,21 @@ type consentFieldData struct {
 
 func consentField(t T, id string) consentFieldData { return consentFieldData{T: t, ID: id} }
 
+// offerFieldData is what the "offer" template needs: the page's language,
+// the select's id and the organizations to choose from.
+type offerFieldData struct {
+	T       T
+	ID      string
+	Choices []choice
+}
+
+func offerField(t T, id string, cs []choice) offerFieldData {
+	return offerFieldData{T: t, ID: id, Choices: cs}
+}
+
 // recordConsent records the family's consent from the form's consent
-// fields: to share a summary (and the extra categories) with agency, until
-// the end of the chosen day. A referral needs one; the consent stays on
+// fields: to share a summary (and the extra categories) with organization
+// to, until the end of the chosen day. A referral needs one; the consent stays on
 // record even if the referral is then refused, as what the family agreed.
 func (u *UI) recordConsent(r *http.Request, to, personID string, extra ...string) (uuid.UUID, error) {
 	until, err := time.ParseInLocation("2006-01-02", r.PostFormValue("consent_until"), u.cfg.Location)
@@ -502,7 +595,7 @@ func (u *UI) recordConsent(r *http.Request, to, personID string, extra ...string
 	c, err := u.app.RecordConsent(r.Context(), app.NewConsent{
 		GivenBy:        strings.TrimSpace(r.PostFormValue("consent_given_by")),
 		PersonID:       personID,
-		ToAgency:       to,
+		ToOrg:          to,
 		Purpose:        strings.TrimSpace(r.PostFormValue("consent_purpose")),
 		DataCategories: append([]string{schemas.CategorySummary}, extra...),
 		ExpiresAt:      until.AddDate(0, 0, 1),

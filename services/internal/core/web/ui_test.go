@@ -194,12 +194,12 @@ func TestIncompleteFormExplained(t *testing.T) {
 	t.Parallel()
 	n := newNetwork(t, nil, "health", "ngo")
 	c := n.signIn("health", "health-caseworker")
-	res, body := c.form("/ui/referrals", url.Values{"to_agency": {"ngo"}, "service": {"legal_help"}})
+	res, body := c.form("/ui/referrals", url.Values{"offer": {"ngo/legal_help"}})
 	wantStatus(t, res, http.StatusUnprocessableEntity)
 	if !strings.Contains(body, "Форма заполнена не полностью или неверно") || strings.Contains(body, "%!") {
 		t.Fatalf("the page does not explain the error whole:\n%s", body)
 	}
-	if sent, err := n.App("health").Sent(context.Background(), 10); err != nil || len(sent) != 0 {
+	if sent, err := n.App("health").Sent(context.Background(), "", 10); err != nil || len(sent) != 0 {
 		t.Fatalf("sent: %v %v", sent, err)
 	}
 }

@@ -135,7 +135,7 @@ func parsePages() (map[string]*template.Template, error) {
 		if name == "layout" {
 			continue
 		}
-		t, err := template.New(name).Funcs(template.FuncMap{"consentField": consentField}).ParseFS(templateFiles, "templates/layout.html", n)
+		t, err := template.New(name).Funcs(template.FuncMap{"consentField": consentField, "offerField": offerField}).ParseFS(templateFiles, "templates/layout.html", n)
 		if err != nil {
 			return nil, fmt.Errorf("template %s: %w", name, err)
 		}
@@ -160,12 +160,12 @@ var routes = []route{
 	{"GET", "/ui/oidc/login", "ui-oidc-login", "Sign in through the agency's OIDC provider", "text/html", (*UI).oidcLogin},
 	{"GET", "/ui/oidc/callback", "ui-oidc-callback", "Where the OIDC provider returns after sign-in", "text/html", (*UI).oidcCallback},
 	{"POST", "/ui/lang", "ui-lang", "Choose the UI's language (form: lang = ru, kk, ky or en)", "text/html", (*UI).setLang},
-	{"GET", "/ui/inbox", "ui-inbox", "Inbox page: referrals to this agency, with counts and filters (status, service, overdue, from, to, before)", "text/html", (*UI).inboxPage},
+	{"GET", "/ui/inbox", "ui-inbox", "Inbox page: referrals to this agency (to the user's organization, for a user of one), with counts and filters (org, status, service, overdue, from, to, before)", "text/html", (*UI).inboxPage},
 	{"GET", "/ui/sent", "ui-sent", "Sent page: this agency's referrals with their live status (same filters)", "text/html", (*UI).sentPage},
 	{"GET", "/ui/new", "ui-new", "New referral form", "text/html", (*UI).newPage},
-	{"POST", "/ui/referrals", "ui-create", "Send a new referral (form: to_agency, service, note, case_id, person_id)", "text/html", (*UI).create},
+	{"POST", "/ui/referrals", "ui-create", "Send a new referral (form: offer = to_org/service, from_org, note, case_id, person_id)", "text/html", (*UI).create},
 	{"GET", "/ui/referrals/{id}", "ui-referral", "Referral page with its case timeline and the forms of the moves open now", "text/html", (*UI).referralPage},
-	{"POST", "/ui/referrals/{id}/{move}", "ui-move", "Make a move on a referral (form: reason_code, reason, outcome, note, to_agency, service)", "text/html", (*UI).move},
+	{"POST", "/ui/referrals/{id}/{move}", "ui-move", "Make a move on a referral (form: reason_code, reason, outcome, note, offer = to_org/service)", "text/html", (*UI).move},
 	{"GET", "/ui/events", "ui-events", "Server-sent events: `changed` whenever a referral of this agency may have changed", "text/event-stream", (*UI).events},
 	{"GET", "/ui/static/{file...}", "ui-static", "The UI's scripts and style sheet, embedded in the binary", "application/octet-stream", (*UI).static},
 }
