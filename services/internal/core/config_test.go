@@ -3,12 +3,15 @@ package core_test
 import (
 	"log/slog"
 	"maps"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/refbus/refbus/services/internal/core"
 	"github.com/refbus/refbus/services/internal/core/app"
+	"github.com/refbus/refbus/services/internal/core/directory"
 )
 
 // Deadlines per service come from REFBUS_SLAS, "default" naming those of
@@ -46,5 +49,49 @@ func TestSLAsFromEnv(t *testing.T) {
 	c.DatabaseURL = "postgres://127.0.0.1:1/none"
 	if _, err := core.New(t.Context(), c, k, slog.New(slog.DiscardHandler)); err == nil || !strings.Contains(err.Error(), "REFBUS_COORDINATOR") {
 		t.Fatalf("New with a coordinator that is not a node name: %v", err)
+	}
+}
+
+// REFBUS_ORGS names a JSON file of the organizations a node hosts; a file
+// that cannot be read, or organizations that are wrong, stop the node
+// before it starts, saying what is wrong.
+func TestOrganizationsFromEnv(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	good := write("good.json", `[{"id": "kz-legal-aid-almaty", "name": "Legal aid centre, Almaty", "area": "Almaty", "languages": ["kk", "ru"],
+		"services": [{"name": "legal_help", "title": "Legal consultation", "eligibility": "families", "languages": ["kk"], "area": "Almaty", "accept_within": "48h"}]},
+		{"id": "kz-legal-aid-shymkent", "name": "Legal aid centre, Shymkent"}]`)
+	t.Setenv("REFBUS_ORGS", good)
+	c := core.ConfigFromEnv("legal_aid")
+	if len(c.Organizations) != 2 || c.Organizations[0].ID != "kz-legal-aid-almaty" || c.Organizations[0].Services[0].AcceptWithin != directory.Duration(48*time.Hour) {
+		t.Fatalf("organizations from %s: %+v", good, c.Organizations)
+	}
+	beds := `{"name": "crisis_shelter", "title": "t", "eligibility": "e", "languages": [], "area": "a", "beds": 5}`
+	for _, bad := range []struct{ body, want string }{
+		{`[{"id": "kz-x", "name": "X", "servces": []}]`, "servces"},
+		{`[{"id": "Almaty polyclinic", "name": "X"}]`, `id "Almaty polyclinic"`},
+		{`[{"id": "kz-x", "name": ""}]`, "kz-x has no name"},
+		{`[{"id": "kz-x", "name": "X"}, {"id": "kz-x", "name": "Y"}]`, "kz-x is given twice"},
+		{`[{"id": "kz-x", "name": "X", "services": [{"name": "legal_help"}, {"name": "legal_help"}]}]`, "offers the service legal_help twice"},
+		{`[{"id": "kz-x", "name": "X", "services": [` + beds + `]}, {"id": "kz-y", "name": "Y", "services": [` + beds + `]}]`, "kz-x and kz-y both offer crisis_shelter"},
+	} {
+		t.Setenv("REFBUS_ORGS", write("bad.json", bad.body))
+		c := core.ConfigFromEnv("legal_aid")
+		c.DatabaseURL = "postgres://127.0.0.1:1/none"
+		if _, err := core.New(t.Context(), c, plain(legalHelp), slog.New(slog.DiscardHandler)); err == nil || !strings.Contains(err.Error(), "REFBUS_ORGS") || !strings.Contains(err.Error(), bad.want) {
+			t.Errorf("New with organizations %s: %v, want an error naming REFBUS_ORGS and %q", bad.body, err, bad.want)
+		}
+	}
+	t.Setenv("REFBUS_ORGS", filepath.Join(dir, "missing.json"))
+	c = core.ConfigFromEnv("legal_aid")
+	c.DatabaseURL = "postgres://127.0.0.1:1/none"
+	if _, err := core.New(t.Context(), c, plain(legalHelp), slog.New(slog.DiscardHandler)); err == nil || !strings.Contains(err.Error(), "missing.json") {
+		t.Errorf("New with a missing REFBUS_ORGS file: %v", err)
 	}
 }

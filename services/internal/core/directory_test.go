@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	ce "github.com/cloudevents/sdk-go/v2/event"
 	"github.com/nats-io/nkeys"
 
 	"github.com/refbus/refbus/services/internal/core"
@@ -95,4 +96,46 @@ func TestDirectoryListsSigningKey(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// A node files what it receives under the organization the request names;
+// a request from before organizations (no to_org, no from_org) goes to
+// its first, from the organization named after its sender; one for an
+// organization it does not host is refused at the bus, saying so.
+func TestRequestsFiledByOrganization(t *testing.T) {
+	t.Parallel()
+	n := nodetest.New(t)
+	n.Start("legal_aid", plain(legalHelp), func(c *core.Config) {
+		c.Organizations = []directory.Organization{nodetest.Org("kz-legal-aid-almaty", legalHelp), nodetest.Org("kz-legal-aid-shymkent", legalHelp)}
+	})
+	n.Start("clinic", plain(healthCheck), nil)
+	js := n.JetStream()
+	old := requestedEvent(t, "clinic", map[string]any{"to_agency": "legal_aid", "service": "legal_help", "note": "sent by an older node"})
+	second := requestedEvent(t, "clinic", map[string]any{"to_agency": "legal_aid", "from_org": "clinic", "to_org": "kz-legal-aid-shymkent", "service": "legal_help", "note": "n"})
+	elsewhere := requestedEvent(t, "clinic", map[string]any{"to_agency": "legal_aid", "to_org": "kz-nur", "service": "legal_help", "note": "n"})
+	for _, e := range []*ce.Event{old, second, elsewhere} {
+		publish(t, js, "clinic", "legal_aid", e)
+	}
+	for _, c := range []struct {
+		e        *ce.Event
+		from, to string
+	}{{old, "clinic", "kz-legal-aid-almaty"}, {second, "clinic", "kz-legal-aid-shymkent"}} {
+		nodetest.Eventually(t, 30*time.Second, func() error {
+			r, err := n.Referral("legal_aid", nodetest.MustUUID(t, c.e.Subject()))
+			if err == nil && (r.FromOrg != c.from || r.ToOrg != c.to) {
+				err = fmt.Errorf("legal_aid files %s from %s to %s, want from %s to %s", r.ID, r.FromOrg, r.ToOrg, c.from, c.to)
+			}
+			return err
+		})
+	}
+	nodetest.Eventually(t, 30*time.Second, func() error {
+		reasons, err := rejectionReasons(n, "legal_aid")
+		if err == nil && (len(reasons) != 1 || !strings.Contains(reasons[0], "organization kz-nur, which legal_aid does not host")) {
+			err = fmt.Errorf("rejections %q", reasons)
+		}
+		return err
+	})
+	if _, err := n.Referral("legal_aid", nodetest.MustUUID(t, elsewhere.Subject())); err == nil {
+		t.Fatal("a referral for an organization the node does not host was filed")
+	}
 }

@@ -99,6 +99,10 @@ func TestScenarioDeadlinesEscalate(t *testing.T) {
 	}
 	nodetest.Eventually(t, 10*time.Second, overdue("ngo", late.ID, true))
 	escalated(esc(late.ID, "accept", "education"))
+	// The coordinator sees which organizations it is about.
+	if es, err := n.App("social").Escalations(t.Context(), 10); err != nil || es[0].FromOrg != "kz-almaty-pmpk" || es[0].ToOrg != "kz-zhan-saya" {
+		t.Fatalf("social's escalation: %+v (%v), want from kz-almaty-pmpk to kz-zhan-saya", es, err)
+	}
 	for _, c := range []struct {
 		node string
 		id   uuid.UUID

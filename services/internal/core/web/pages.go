@@ -101,7 +101,7 @@ func (u *UI) orgAt(t T, org, node string) string {
 	if org == node || org == "" {
 		return t.Maybe("agency.", node)
 	}
-	return u.orgLabel(t, org) + " (" + t.Maybe("agency.", node) + ")"
+	return u.orgLabel(t, org) + " · " + t.Maybe("agency.", node)
 }
 
 // choice is an organization of another node a referral may go to, with
