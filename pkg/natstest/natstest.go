@@ -1,7 +1,7 @@
 // Package natstest gives each test its own nats-server with JetStream:
-// embedded in the test process (New, NewCluster), or in a child process
-// (NewProcess) for tests that kill the broker for real. Only tests import
-// it.
+// embedded in the test process (New, NewCluster), or in child processes
+// (NewProcess, NewProcessCluster) for tests that kill a broker for real.
+// Only tests import it.
 package natstest
 
 import (
