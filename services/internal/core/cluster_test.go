@@ -19,7 +19,6 @@ import (
 	"github.com/refbus/refbus/schemas"
 	"github.com/refbus/refbus/services/internal/core"
 	"github.com/refbus/refbus/services/internal/core/app"
-	"github.com/refbus/refbus/services/internal/core/directory"
 	"github.com/refbus/refbus/services/internal/core/nodetest"
 )
 
@@ -35,7 +34,7 @@ func TestClusterLosesStreamLeaderMidFlow(t *testing.T) {
 	ctx := context.Background()
 	cl := natstest.NewProcessCluster(t, 3)
 	n := nodetest.NewOn(t, cl.URLs())
-	tune := replicated(t, n, 3, "clinic", "legal_aid")
+	tune := replicated(3)
 	n.Start("clinic", plain(healthCheck), tune)
 	n.Start("legal_aid", ledgerKind(legalHelp), tune)
 
@@ -188,35 +187,12 @@ func requests(t *testing.T, js jetstream.JetStream, from, to string) map[uuid.UU
 	return out
 }
 
-// replicated makes, as the network's admin would on a cluster, what the
-// nodes of n use on the bus with the given number of replicas: the stream,
-// each node's consumer, the case index and the directory. It returns the
-// change to a node's config that keeps them so.
-//
-// Nodes still make the stream themselves (bus.EnsureStream with
-// Config.Stream.Replicas, on start), hence the tune; when the admin makes
-// it and nodes only check, this function is what changes.
-func replicated(t *testing.T, n *nodetest.Network, replicas int, nodes ...string) func(*core.Config) {
-	t.Helper()
-	ctx := context.Background()
-	js := n.JetStream()
-	sc := bus.StreamConfig{Replicas: replicas}
-	if _, err := bus.EnsureStream(ctx, js, sc); err != nil {
-		t.Fatal(err)
-	}
-	for _, node := range nodes {
-		if _, err := bus.EnsureConsumer(ctx, js, node, nodetest.FastConsumer); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if _, err := app.OpenCaseIndex(ctx, js, replicas); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := directory.Open(ctx, js, "", replicas); err != nil {
-		t.Fatal(err)
-	}
+// replicated is the change to a node's config that has the network's
+// admin (nodetest's Provision, on the node's start) make the stream, the
+// buckets and the consumers with the given number of replicas.
+func replicated(replicas int) func(*core.Config) {
 	return func(c *core.Config) {
-		c.Stream = sc
+		c.Stream = bus.StreamConfig{Replicas: replicas}
 		// Receipts are published without waiting for the cluster's
 		// acknowledgement, so those sent while the stream has no leader
 		// are lost; the sender heals that by sending the event again
