@@ -5,7 +5,7 @@ PKGS  := ./... ./pkg/...
 SQLC  := $(GO) run github.com/sqlc-dev/sqlc/cmd/sqlc@v1.31.1
 BIN   := bin
 
-.PHONY: help run test generate verify bench lint postgres build chromium screenshots
+.PHONY: help run test generate verify bench lint lint-openapi postgres build chromium screenshots
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -33,6 +33,18 @@ bench: postgres ## measure the pipeline against raw JetStream (N=20000 by defaul
 	$(GO) run ./services/bench -n $${N:-20000}
 
 lint: verify ## alias of verify
+
+# REDOCLY is Redocly's CLI, pinned (it needs Node.js 20.19+ or 22.12+, and npm).
+REDOCLY := npx --yes @redocly/cli@2.77.0
+OPENAPI := services/internal/core/api/apiclient/openapi.json
+
+lint-openapi: ## lint the OpenAPI document a node serves (Redocly's recommended rules, redocly.yaml), and check the committed copy
+	@node -e 'const [a, b] = process.versions.node.split(".").map(Number); process.exit(a > 22 || (a === 22 && b >= 12) || (a === 20 && b >= 19) ? 0 : 1)' || \
+		{ echo "Redocly's CLI needs Node.js 20.19+ or 22.12+, not $$(node --version)"; exit 1; }
+	@mkdir -p $(BIN)
+	$(GO) run ./services/internal/core/api/cmd/openapi -o $(BIN)/openapi.json
+	$(REDOCLY) lint --config redocly.yaml $(BIN)/openapi.json
+	@cmp -s $(BIN)/openapi.json $(OPENAPI) || { echo "$(OPENAPI) is stale: go generate ./services/internal/core/api/apiclient"; exit 1; }
 
 # postgres makes sure the PostgreSQL server binaries are here: installed
 # with apt on Debian, otherwise it says what to install.

@@ -25,12 +25,13 @@ func setPasswords(t *testing.T) {
 	}
 }
 
+// Every shipped config loads with nats-server's own parser (with TLS
+// files made for the test where a config names them).
 func TestConfigsLoad(t *testing.T) {
 	setPasswords(t)
-	for _, f := range []string{"nats/single.conf", "nats/cluster-1.conf", "nats/cluster-2.conf", "nats/cluster-3.conf"} {
-		if _, err := server.ProcessConfigFile(f); err != nil {
-			t.Errorf("%s: %v", f, err)
-		}
+	confs := copyShipped(t)
+	for _, f := range []string{"single.conf", "cluster-1.conf", "cluster-2.conf", "cluster-3.conf"} {
+		confs.load(t, f)
 	}
 }
 

@@ -10,6 +10,7 @@ package bus
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -79,6 +80,19 @@ func ParseSubject(subject string) (from, to string, err error) {
 	return parts[1], parts[2], nil
 }
 
+// AllSubjects are the subjects of every event of a network.
+const AllSubjects = subjectRoot + ".>"
+
+// StreamTakes reports whether a stream of subjects keeps every event of
+// the network.
+func StreamTakes(subjects []string) bool {
+	return slices.Contains(subjects, AllSubjects)
+}
+
+// ConsumerSubject is what node's durable consumer reads: every event
+// addressed to it.
+func ConsumerSubject(node string) string { return subjectRoot + ".*." + node + ".>" }
+
 // StreamConfig sets what differs between deployments.
 type StreamConfig struct {
 	// MaxAge is the legal retention period; 0 keeps events for 10 years.
@@ -103,7 +117,7 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, c StreamConfig) (
 	s, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name:        Stream,
 		Description: "events between the nodes of the network",
-		Subjects:    []string{subjectRoot + ".>"},
+		Subjects:    []string{AllSubjects},
 		Storage:     jetstream.FileStorage,
 		Retention:   jetstream.LimitsPolicy,
 		MaxAge:      c.MaxAge,
@@ -186,7 +200,7 @@ func EnsureConsumer(ctx context.Context, js jetstream.JetStream, node string, c 
 	cons, err := js.CreateOrUpdateConsumer(ctx, Stream, jetstream.ConsumerConfig{
 		Durable:       node,
 		Description:   "events addressed to " + node,
-		FilterSubject: subjectRoot + ".*." + node + ".>",
+		FilterSubject: ConsumerSubject(node),
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		DeliverPolicy: jetstream.DeliverAllPolicy,
 		AckWait:       c.AckWait,

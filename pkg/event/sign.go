@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	ce "github.com/cloudevents/sdk-go/v2/event"
 	"github.com/cloudevents/sdk-go/v2/types"
@@ -214,9 +215,27 @@ func (s *Signer) SignUnchained(e *ce.Event) error {
 // PrevHash returns the prevhash extension of e, or "" when it has none.
 func PrevHash(e *ce.Event) string { return stringExt(e, ExtPrevHash) }
 
+// Keys says which key signs a node's events: a fixed list (Trust) or a
+// registry read at runtime, where nodes join and are suspended.
+type Keys interface {
+	// SigningKey is the nkeys public key that signs node's events made at
+	// time at; the error says why there is none (an unknown node, one
+	// suspended since before at), for an operator to read.
+	SigningKey(node string, at time.Time) (string, error)
+}
+
 // Trust maps each node to the nkeys public key its events must be signed
-// with: the trust anchors.
+// with: the trust anchors, as a fixed list.
 type Trust map[string]string
+
+// SigningKey is the key of node in t.
+func (t Trust) SigningKey(node string, _ time.Time) (string, error) {
+	k, ok := t[node]
+	if !ok {
+		return "", fmt.Errorf("no trust anchor for node %s", node)
+	}
+	return k, nil
+}
 
 // ParseTrust reads trust anchors written as "node=PUBLICKEY" entries,
 // separated by commas or new lines; blank lines and lines starting with #
@@ -272,7 +291,7 @@ func publicKey(s string) (nkeys.KeyPair, error) {
 // Verify checks that e is signed by the trust anchor of the node its
 // source names (/agencies/<node>). Errors wrap ErrUnsigned or
 // ErrBadSignature, with a message an operator can read.
-func Verify(e *ce.Event, trust Trust) error {
+func Verify(e *ce.Event, trust Keys) error {
 	s, err := Prepare(e, trust)
 	if err != nil {
 		return err
@@ -293,7 +312,7 @@ type Signed struct {
 
 // Prepare does every check of Verify but the signature's own: e is signed,
 // its source a node with a trust anchor, its signer that anchor.
-func Prepare(e *ce.Event, trust Trust) (*Signed, error) {
+func Prepare(e *ce.Event, trust Keys) (*Signed, error) {
 	sig, signer := stringExt(e, ExtSignature), stringExt(e, ExtSigner)
 	if sig == "" || signer == "" {
 		return nil, fmt.Errorf("%w: no %s or %s attribute", ErrUnsigned, ExtSignature, ExtSigner)
@@ -302,9 +321,9 @@ func Prepare(e *ce.Event, trust Trust) (*Signed, error) {
 	if !ok {
 		return nil, fmt.Errorf("%w: source %q is not a node", ErrBadSignature, e.Source())
 	}
-	want, ok := trust[node]
-	if !ok {
-		return nil, fmt.Errorf("%w: no trust anchor for node %s", ErrBadSignature, node)
+	want, err := trust.SigningKey(node, e.Time())
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrBadSignature, err)
 	}
 	if signer != want {
 		return nil, fmt.Errorf("%w: signer %s is not the key of node %s", ErrBadSignature, signer, node)

@@ -112,7 +112,7 @@ type Options struct {
 	Logger *slog.Logger
 	// Trust, if set, are the nodes' public keys: an event not signed by
 	// its sender's is rejected (schemas/SIGNING.md).
-	Trust event.Trust
+	Trust event.Keys
 	// Signer, if set, signs the receipts, chained in the order this
 	// consumer sends them: a chain apart from the relay's, so give it a
 	// Signer of its own (schemas/SIGNING.md).
@@ -141,6 +141,9 @@ func NewConsumer(self string, pool *pgxpool.Pool, cons jetstream.Consumer, js je
 	}
 	if len(o.BackOff) == 0 {
 		o.BackOff = bus.DefaultBackOff
+	}
+	if t, ok := o.Trust.(event.Trust); ok && t == nil {
+		o.Trust = nil // a nil list is no list
 	}
 	log := o.Logger
 	if log == nil {

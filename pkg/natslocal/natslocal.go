@@ -4,10 +4,14 @@ package natslocal
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 )
+
+// DefaultName is the name of a server started without one.
+const DefaultName = "refbus-embedded"
 
 // Options configures an embedded server.
 type Options struct {
@@ -20,6 +24,15 @@ type Options struct {
 	SyncAlways bool
 	// Logs enables the server's own log on stderr.
 	Logs bool
+	// Name is the server's name (default DefaultName); the servers of
+	// a cluster need names of their own.
+	Name string
+	// Cluster, if not empty, joins the server to the cluster of that
+	// name: it takes routes on 127.0.0.1:ClusterPort and connects to
+	// Routes (nats-route://host:port; its own address may be among them).
+	Cluster     string
+	ClusterPort int
+	Routes      []string
 }
 
 // Start starts an embedded server and waits until it accepts connections.
@@ -31,8 +44,12 @@ func Start(o Options) (*server.Server, error) {
 	if port == 0 {
 		port = 4222
 	}
+	name := o.Name
+	if name == "" {
+		name = DefaultName
+	}
 	opts := &server.Options{
-		ServerName:         "refbus-embedded",
+		ServerName:         name,
 		Host:               "127.0.0.1",
 		Port:               port,
 		JetStream:          true,
@@ -41,6 +58,10 @@ func Start(o Options) (*server.Server, error) {
 		NoSigs:             true,
 		MaxPayload:         8 << 20,
 		JetStreamMaxMemory: 256 << 20,
+	}
+	if o.Cluster != "" {
+		opts.Cluster = server.ClusterOpts{Name: o.Cluster, Host: "127.0.0.1", Port: o.ClusterPort}
+		opts.Routes = server.RoutesFromStr(strings.Join(o.Routes, ","))
 	}
 	srv, err := server.NewServer(opts)
 	if err != nil {

@@ -1,22 +1,17 @@
 // Package natstest gives each test its own nats-server with JetStream:
-// embedded in the test process (New, NewCluster), or in a child process
-// (NewProcess) for tests that kill the broker for real. Only tests import
-// it.
+// embedded in the test process (New), or in child processes
+// (NewProcess, NewProcessCluster) for tests that kill a broker for real.
+// Only tests import it.
 package natstest
 
 import (
-	"errors"
-	"fmt"
 	"net"
-	"strings"
 	"testing"
-	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
 	"github.com/refbus/refbus/pkg/natslocal"
-	"github.com/refbus/refbus/pkg/poll"
 )
 
 // Server is an embedded server private to one test.
@@ -63,77 +58,4 @@ func (s *Server) Connect() *nats.Conn {
 	}
 	s.t.Cleanup(nc.Close)
 	return nc
-}
-
-// Cluster is a NATS cluster of in-process servers, private to one test.
-type Cluster struct {
-	Servers []*server.Server
-}
-
-// NewCluster starts n servers clustered with JetStream on loopback, waits
-// until JetStream has a leader, and shuts them down in t.Cleanup.
-func NewCluster(t testing.TB, n int) *Cluster {
-	t.Helper()
-	ports := make([]int, n)
-	var routes []string
-	for i := range ports {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		ports[i] = l.Addr().(*net.TCPAddr).Port
-		l.Close()
-		routes = append(routes, fmt.Sprintf("nats-route://127.0.0.1:%d", ports[i]))
-	}
-	c := &Cluster{}
-	for i := range n {
-		opts := &server.Options{
-			ServerName: fmt.Sprintf("n%d", i+1),
-			Host:       "127.0.0.1",
-			Port:       -1,
-			JetStream:  true,
-			StoreDir:   t.TempDir(),
-			NoSigs:     true,
-			Cluster:    server.ClusterOpts{Name: "refbus-test", Host: "127.0.0.1", Port: ports[i]},
-			Routes:     server.RoutesFromStr(strings.Join(routes, ",")),
-		}
-		srv, err := server.NewServer(opts)
-		if err != nil {
-			t.Fatalf("natstest: cluster node %d: %v", i+1, err)
-		}
-		srv.Start()
-		t.Cleanup(srv.Shutdown)
-		c.Servers = append(c.Servers, srv)
-	}
-	for i, s := range c.Servers {
-		if !s.ReadyForConnections(10 * time.Second) {
-			t.Fatalf("natstest: cluster node %d not ready", i+1)
-		}
-	}
-	poll.Until(t, 30*time.Second, func() error {
-		if !c.hasLeader() {
-			return errors.New("natstest: the cluster has no JetStream leader")
-		}
-		return nil
-	})
-	return c
-}
-
-func (c *Cluster) hasLeader() bool {
-	for _, s := range c.Servers {
-		if s.JetStreamIsLeader() {
-			return true
-		}
-	}
-	return false
-}
-
-// URLs is the client URL of every node, comma-separated, as nats.Connect
-// takes it.
-func (c *Cluster) URLs() string {
-	var urls []string
-	for _, s := range c.Servers {
-		urls = append(urls, s.ClientURL())
-	}
-	return strings.Join(urls, ",")
 }

@@ -16,7 +16,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/refbus/refbus/services/internal/network"
+
 	"github.com/jackc/pgx/v5"
+	"github.com/refbus/refbus/pkg/bus"
 	"github.com/refbus/refbus/pkg/natslocal"
 	"github.com/refbus/refbus/pkg/pglocal"
 	"github.com/refbus/refbus/services/bench/internal/benchdb"
@@ -67,6 +70,9 @@ func benchInbox(ctx context.Context, log *slog.Logger, n, requests int) (res inb
 
 	const self = "ngo"
 	if err := pg.CreateDatabase(ctx, self, ""); err != nil {
+		return res, err
+	}
+	if err := network.Setup(ctx, ns.ClientURL(), bus.StreamConfig{}, bus.ConsumerConfig{}, []string{self}); err != nil {
 		return res, err
 	}
 	apiKey := []byte("inbox bench api key, 32 bytes or more")

@@ -12,11 +12,14 @@ import (
 	"sync"
 	"time"
 
+	"github.com/refbus/refbus/services/internal/network"
+
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats-server/v2/server"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/refbus/refbus/pkg/bus"
 	"github.com/refbus/refbus/pkg/natslocal"
 	"github.com/refbus/refbus/pkg/pglocal"
 	"github.com/refbus/refbus/schemas"
@@ -90,6 +93,9 @@ func startStack(ctx context.Context, log *slog.Logger, keep bool, extra map[stri
 		return st, err
 	}
 	if st.nats, err = natslocal.Start(natslocal.Options{StoreDir: filepath.Join(dir, "nats"), Port: -1}); err != nil {
+		return st, err
+	}
+	if err := network.Setup(ctx, st.nats.ClientURL(), bus.StreamConfig{}, bus.ConsumerConfig{}, nodes); err != nil {
 		return st, err
 	}
 	for _, a := range nodes {

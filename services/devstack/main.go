@@ -22,7 +22,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nkeys"
 	"golang.org/x/sync/errgroup"
 
@@ -33,6 +32,7 @@ import (
 	"github.com/refbus/refbus/services/internal/core"
 	"github.com/refbus/refbus/services/internal/core/app"
 	"github.com/refbus/refbus/services/internal/core/web"
+	"github.com/refbus/refbus/services/internal/network"
 	"github.com/refbus/refbus/services/kinds"
 )
 
@@ -127,6 +127,13 @@ func run(ctx context.Context, log *slog.Logger, args []string) error {
 	if err != nil {
 		return err
 	}
+	var names []string
+	for _, nd := range nodes {
+		names = append(names, nd.name)
+	}
+	if err := network.Setup(ctx, ns.ClientURL(), bus.StreamConfig{}, bus.ConsumerConfig{}, names, nats.Name("refbus-devstack")); err != nil {
+		return err
+	}
 	svcs, apps, apiKeys := map[string]*core.Node{}, map[string]*app.App{}, map[string][]byte{}
 	for _, nd := range nodes {
 		a := nd.name
@@ -148,9 +155,6 @@ func run(ctx context.Context, log *slog.Logger, args []string) error {
 		svcs[a], apps[a] = svc, svc.App()
 	}
 
-	if err := auditMirror(ctx, ns.ClientURL()); err != nil {
-		return err
-	}
 	if err := seedUsers(ctx, apps, users); err != nil {
 		return err
 	}
@@ -197,22 +201,6 @@ func networkKey(path string) ([]byte, error) {
 		return nil, fmt.Errorf("write network key: %w", err)
 	}
 	return key, nil
-}
-
-// auditMirror makes the auditors' mirror of the stream (refbus-audit
-// --mirror), which no one can delete from or purge.
-func auditMirror(ctx context.Context, url string) error {
-	nc, err := nats.Connect(url, nats.Name("refbus-devstack"))
-	if err != nil {
-		return fmt.Errorf("audit mirror: %w", err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return fmt.Errorf("audit mirror: %w", err)
-	}
-	_, err = bus.EnsureAuditStream(ctx, js, bus.StreamConfig{})
-	return err
 }
 
 // signingKeys reads each node's nkeys signing seed from

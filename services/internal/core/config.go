@@ -3,6 +3,7 @@ package core
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -45,8 +46,18 @@ type Config struct {
 	// signed with it (schemas/SIGNING.md); empty sends them unsigned.
 	SigningSeed []byte `json:"-"`
 	// Trust are the nodes' public keys (trust anchors); when set, an event
-	// not signed with its sender's key is rejected.
+	// not signed with its sender's key is rejected. A node with an Anchor
+	// trusts the registry instead.
 	Trust event.Trust
+	// Anchor is the network's public key (an nkeys account key): the one
+	// trust anchor of a node in a network its administrator runs. With
+	// it, the node reads the registry signed with that key, trusts the
+	// keys and organizations it holds, signs its own listing and checks
+	// the others'; it requires SigningSeed and SealingKey.
+	Anchor string
+	// SealingKey is the node's X25519 private key for data sealed to it,
+	// issued with the node; empty keeps one the node makes in its store.
+	SealingKey []byte `json:"-"`
 
 	// Organizations are the organizations the node hosts, each with the
 	// services it offers; the first is the node's default (a referral
@@ -84,7 +95,8 @@ type Config struct {
 // ConfigFromEnv reads a node's settings from the environment:
 // REFBUS_NODE, REFBUS_HTTP_ADDR, DATABASE_URL, NATS_URL, NATS_CREDS,
 // REFBUS_NETWORK_KEY (hex), REFBUS_SIGNING_SEED (an nkeys seed),
-// REFBUS_TRUST (node=PUBLICKEY,...), REFBUS_SLAS, REFBUS_COORDINATOR and
+// REFBUS_TRUST (node=PUBLICKEY,...), REFBUS_ANCHOR (the network's public
+// key), REFBUS_SEALING_KEY (base64), REFBUS_SLAS, REFBUS_COORDINATOR and
 // REFBUS_ORGS, the path of a JSON file of the organizations the node
 // hosts (ReadOrganizations).
 func ConfigFromEnv(kindName string) Config {
@@ -95,6 +107,13 @@ func ConfigFromEnv(kindName string) Config {
 		NATSURL:     os.Getenv("NATS_URL"),
 		NATSCreds:   os.Getenv("NATS_CREDS"),
 		Coordinator: os.Getenv("REFBUS_COORDINATOR"),
+		Anchor:      os.Getenv("REFBUS_ANCHOR"),
+	}
+	if k := os.Getenv("REFBUS_SEALING_KEY"); k != "" {
+		var err error
+		if c.SealingKey, err = base64.StdEncoding.DecodeString(k); err != nil {
+			c.errs = append(c.errs, fmt.Errorf("REFBUS_SEALING_KEY: not base64: %w", err))
+		}
 	}
 	if c.Node == "" {
 		c.Node = kindName
@@ -158,6 +177,9 @@ func (c *Config) check(kindOffers []directory.Offer) error {
 			}
 			*s = signer
 		}
+	}
+	if c.Anchor != "" && (len(c.SigningSeed) == 0 || c.SealingKey == nil) {
+		return fmt.Errorf("%s: a node of a network with a registry (REFBUS_ANCHOR) needs its signing seed (REFBUS_SIGNING_SEED) and sealing key (REFBUS_SEALING_KEY) from its bundle (refbus-admin node add)", c.Node)
 	}
 	if c.Trust != nil {
 		c.Inbox.Trust = c.Trust

@@ -28,7 +28,6 @@ import (
 	pgxuuid "github.com/vgarvardt/pgx-google-uuid/v5"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/refbus/refbus/pkg/bus"
 	"github.com/refbus/refbus/pkg/busstore"
 	"github.com/refbus/refbus/pkg/inbox"
 	"github.com/refbus/refbus/pkg/outbox"
@@ -40,6 +39,7 @@ import (
 	"github.com/refbus/refbus/services/internal/core/coredb"
 	"github.com/refbus/refbus/services/internal/core/directory"
 	"github.com/refbus/refbus/services/internal/core/kind"
+	"github.com/refbus/refbus/services/internal/network"
 )
 
 // Node is a running node.
@@ -54,6 +54,7 @@ type Node struct {
 	consumer *inbox.Consumer
 	stream   jetstream.Stream
 	dir      *directory.Directory
+	reg      *network.Registry
 	app      *app.App
 	handler  http.Handler
 }
@@ -119,7 +120,9 @@ func (n *Node) connect(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("load schemas: %w", err)
 	}
-	opts := []nats.Option{nats.Name("refbus-" + n.cfg.Node), nats.MaxReconnects(-1)}
+	// Replies come on the node's own inbox prefix: its NATS identity may
+	// receive nothing else.
+	opts := []nats.Option{nats.Name("refbus-" + n.cfg.Node), nats.MaxReconnects(-1), nats.CustomInboxPrefix(InboxPrefix(n.cfg.Node))}
 	if n.cfg.NATSCreds != "" {
 		opts = append(opts, nats.UserCredentials(n.cfg.NATSCreds))
 	}
@@ -133,20 +136,20 @@ func (n *Node) connect(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("jetstream: %w", err)
 	}
-	if n.stream, err = bus.EnsureStream(ctx, js, n.cfg.Stream); err != nil {
-		return err
-	}
-	cons, err := bus.EnsureConsumer(ctx, js, n.cfg.Node, n.cfg.Consumer)
+	h, err := network.Open(ctx, js, n.cfg.Node)
 	if err != nil {
 		return err
 	}
-	cases, err := app.OpenCaseIndex(ctx, js, n.cfg.Stream.Replicas)
-	if err != nil {
-		return err
+	n.stream = h.Stream
+	dirOpts := directory.Options{Logger: n.log}
+	if n.cfg.Anchor != "" {
+		if n.reg, err = n.openRegistry(ctx, h.Registry); err != nil {
+			return err
+		}
+		n.cfg.Inbox.Trust = n.reg
+		dirOpts.Encode, dirOpts.Decode = n.listingCodec()
 	}
-	if n.dir, err = directory.Open(ctx, js, n.cfg.Node, n.cfg.Stream.Replicas); err != nil {
-		return err
-	}
+	n.dir = directory.New(h.Directory, n.cfg.Node, dirOpts)
 	var keyer *person.Keyer
 	if n.cfg.NetworkKey != nil {
 		if keyer, err = person.NewKeyer(n.cfg.NetworkKey); err != nil {
@@ -156,13 +159,15 @@ func (n *Node) connect(ctx context.Context) error {
 	relayOpts := n.cfg.Relay
 	relayOpts.Logger = n.log
 	inboxOpts := n.cfg.Inbox
+	cons := h.Consumer
+	cases := h.Cases
 	inboxOpts.Logger = n.log
 	inboxOpts.BackOff = n.cfg.Consumer.BackOff
 	n.out = outbox.New(n.pool, n.cfg.Node, registry, n.log)
 	n.relay = outbox.NewRelay(n.pool, js, relayOpts)
 	n.out.SetLocalRelay(n.relay)
 	n.app, err = app.New(ctx, app.Config{
-		Node: n.cfg.Node, Organizations: n.cfg.Organizations, SLAs: n.cfg.SLAs, Coordinator: n.cfg.Coordinator, SigningKey: n.cfg.signingKey(),
+		Node: n.cfg.Node, Organizations: n.cfg.Organizations, SLAs: n.cfg.SLAs, Coordinator: n.cfg.Coordinator, SigningKey: n.cfg.signingKey(), SealingKey: n.cfg.SealingKey,
 		Now: n.cfg.Now, SLATick: n.cfg.SLATick, DirectoryTick: n.cfg.DirectoryTick, Logger: n.log,
 	}, app.Deps{Pool: n.pool, Kind: n.kind, Outbox: n.out, Registry: registry, Directory: n.dir, Cases: cases, Keyer: keyer})
 	if err != nil {
@@ -198,6 +203,9 @@ func (n *Node) Run(ctx context.Context) error {
 	g.Go(func() error { return n.consumer.Run(ctx) })
 	g.Go(func() error { return n.consumer.WatchDeadLetters(ctx, n.nc, n.stream) })
 	g.Go(func() error { return n.dir.Watch(ctx) })
+	if n.reg != nil {
+		g.Go(func() error { return n.reg.Watch(ctx) })
+	}
 	g.Go(func() error { return n.app.Run(ctx) })
 	if n.cfg.HTTPAddr != "" {
 		ln, err := net.Listen("tcp", n.cfg.HTTPAddr)

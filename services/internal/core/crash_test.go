@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/refbus/refbus/pkg/bustest"
 	"github.com/refbus/refbus/schemas"
@@ -29,6 +31,9 @@ func (a crashApp) Start(ctx context.Context, c bustest.NodeConfig) (bustest.Node
 	cfg := core.Config{Node: c.Name, DatabaseURL: c.DatabaseURL, NATSURL: c.NATSURL, Stream: c.Stream, Consumer: c.Consumer, NetworkKey: nodetest.NetworkKey}
 	cfg.Relay.Fault, cfg.Relay.ReceiptTimeout = c.RelayFault, c.ReceiptTimeout
 	cfg.Inbox.Fault = c.InboxFault
+	if err := provision(ctx, cfg); err != nil {
+		return nil, err
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	n, err := core.New(ctx, cfg, ledgerKind(), nodetest.Logger(a.t).With("node", c.Name))
 	if err != nil {
@@ -38,6 +43,20 @@ func (a crashApp) Start(ctx context.Context, c bustest.NodeConfig) (bustest.Node
 	done := make(chan error, 1)
 	go func() { done <- n.Run(ctx) }()
 	return &crashNode{n: n, cancel: cancel, done: done}, nil
+}
+
+// provision makes what the node of cfg needs on NATS, as the admin would.
+func provision(ctx context.Context, cfg core.Config) error {
+	nc, err := nats.Connect(cfg.NATSURL)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return err
+	}
+	return nodetest.Provision(ctx, js, cfg.Node, cfg)
 }
 
 func (crashApp) Effects(ctx context.Context, url string) (map[string]int, error) {

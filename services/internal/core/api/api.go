@@ -6,8 +6,12 @@ package api
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
+	"reflect"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -42,119 +46,305 @@ type handlers struct {
 // the OpenAPI document at /openapi.json; the API is returned too, for the
 // UI to document its own routes in it.
 func New(a *app.App, ops Ops, log *slog.Logger) (http.Handler, huma.API) {
-	s := &handlers{app: a, ops: ops, log: log}
+	return build(a.Node(), &handlers{app: a, ops: ops, log: log})
+}
+
+// Document is the OpenAPI document New serves for node, built without a
+// store or a bus: for linters and client generators (cmd/openapi). The
+// caseworker UI adds its routes to it when it is mounted (web.Document).
+func Document(node string) *huma.OpenAPI {
+	_, api := build(node, &handlers{})
+	return api.OpenAPI()
+}
+
+// The security schemes of the document: how package web, the sign-in in
+// front of the API, lets a request through.
+const (
+	bearerAuth  = "bearer"  // an agency system's bearer JWT
+	sessionAuth = "session" // a caseworker's session cookie
+)
+
+// The tags of the API's operations.
+const (
+	tagReferrals = "referrals"
+	tagConsents  = "consents"
+	tagDirectory = "directory"
+	tagOperators = "operators"
+)
+
+// build registers the operations of node's API on a new mux; s serves them.
+func build(node string, s *handlers) (http.Handler, huma.API) {
 	mux := http.NewServeMux()
-	cfg := huma.DefaultConfig("refbus "+a.Node(), "1.0.0")
-	cfg.Info.Description = "The referral API of the node " + a.Node() + "."
+	cfg := huma.DefaultConfig("refbus "+node, "1.0.0")
+	cfg.Info.Description = "The referral API of the node " + node + ": referrals to and from the other agencies' nodes, the families' consents under which they go, and the directory of what each node offers. " +
+		"Every operation but the liveness probe needs an agency system's bearer token or a caseworker's session; errors are RFC 9457 problems (application/problem+json)."
+	// Each node serves its own document, so the server is wherever the
+	// document was fetched from; a node's address is its deployment's
+	// (make run: http://127.0.0.1:8081 to 8084).
+	cfg.Servers = []*huma.Server{{URL: "/", Description: "The node that serves this document."}}
+	cfg.Components.SecuritySchemes = map[string]*huma.SecurityScheme{
+		bearerAuth: {
+			Type: "http", Scheme: "bearer", BearerFormat: "JWT",
+			Description: "An agency system's token: a JWT signed with HS256 under the agency's API key (REFBUS_API_KEY), " +
+				`with iss "refbus", aud "refbus-api", exp, sub (the system), and the claims agency (this node), role (caseworker, supervisor or auditor) and, for a system of one organization of the node, org.`,
+		},
+		sessionAuth: {
+			// The cookie package web sets when a caseworker signs in
+			// (apiclient's TestContract checks that the names agree).
+			Type: "apiKey", In: "cookie", Name: "refbus_" + node + "_session",
+			Description: "A caseworker's session, set by signing in to the UI (POST /ui/login, or the agency's OIDC provider through /ui/oidc/login); it ends after 10 hours or at sign-out.",
+		},
+	}
+	cfg.Security = []map[string][]string{{bearerAuth: {}}, {sessionAuth: {}}}
+	cfg.Tags = []*huma.Tag{
+		{Name: tagReferrals, Description: "Referrals this node sent and received, their moves, and the cases they belong to."},
+		{Name: tagConsents, Description: "The families' consents to share their data with an organization of another node, under which referrals go."},
+		{Name: tagDirectory, Description: "What every node of the network offers."},
+		{Name: tagOperators, Description: "For the node's operators: events refused or stuck, and liveness."},
+	}
+	// uuid.UUID is text to huma; the contract says which text.
+	cfg.Components.Schemas.RegisterTypeAlias(reflect.TypeFor[uuid.UUID](), reflect.TypeFor[uuidText]())
 	api := humago.New(mux, cfg)
 
-	huma.Register(api, huma.Operation{
+	register(api, huma.Operation{
 		OperationID:   "create-referral",
 		Method:        http.MethodPost,
 		Path:          "/api/v1/referrals",
 		Summary:       "Refer a case to an organization of another node",
+		Tags:          []string{tagReferrals},
 		DefaultStatus: http.StatusCreated,
 		MaxBodyBytes:  1 << 20,
-	}, s.postReferral)
-	huma.Register(api, huma.Operation{
+	}, "The referral, with status requested until the receiving node's receipt comes back.", writes(problems{
+		http.StatusBadRequest:            whyBadJSON,
+		http.StatusForbidden:             whyForbiddenWrite + " Or the caller works for one organization of this node, and from_org names another.",
+		http.StatusRequestEntityTooLarge: "The body is over 1 MiB.",
+		http.StatusUnprocessableEntity: "The body breaks the schema, or the referral cannot go: to_org is not an organization the directory lists (or is one of this node's), it does not offer the service, " +
+			"from_org is not an organization of this node, or the consent is missing, revoked, expired, for another organization or person, or does not cover what the referral shares. The detail says which.",
+		http.StatusServiceUnavailable: "The node is stopping: nothing was written; try again in a moment.",
+	}), s.postReferral)
+	register(api, huma.Operation{
 		OperationID: "get-referral",
 		Method:      http.MethodGet,
 		Path:        "/api/v1/referrals/{id}",
 		Summary:     "A referral this node sent or received",
-	}, s.getReferral)
-	huma.Register(api, huma.Operation{
+		Tags:        []string{tagReferrals},
+	}, "The referral, as this node sees it.", reads(problems{
+		http.StatusNotFound:            "This node neither sent nor received a referral with that id (for a caller of one of its organizations: that organization did not).",
+		http.StatusUnprocessableEntity: "The id is not a UUID.",
+	}), s.getReferral)
+	register(api, huma.Operation{
 		OperationID: "list-sent",
 		Method:      http.MethodGet,
 		Path:        "/api/v1/referrals",
 		Summary:     "Referrals this node sent, newest first, with their live status (of one of its organizations with org; of the caller's own, for a caller of one)",
-	}, s.listSent)
-	huma.Register(api, huma.Operation{
+		Tags:        []string{tagReferrals},
+	}, "The referrals, newest first.", reads(problems{http.StatusForbidden: whyForbiddenOrg, http.StatusUnprocessableEntity: whyLimitOrg}), s.listSent)
+	register(api, huma.Operation{
 		OperationID: "list-inbox",
 		Method:      http.MethodGet,
 		Path:        "/api/v1/inbox",
 		Summary:     "Referrals this node received, newest first (for one of its organizations with org; for the caller's own, for a caller of one)",
-	}, s.listInbox)
+		Tags:        []string{tagReferrals},
+	}, "The referrals, newest first.", reads(problems{http.StatusForbidden: whyForbiddenOrg, http.StatusUnprocessableEntity: whyLimitOrg}), s.listInbox)
 	for _, mv := range referral.Moves() {
 		if mv == referral.Receive {
 			continue // the bus makes that move, not a caseworker
 		}
-		huma.Register(api, huma.Operation{
+		register(api, huma.Operation{
 			OperationID: string(mv) + "-referral",
 			Method:      http.MethodPost,
 			Path:        "/api/v1/referrals/{id}/" + string(mv),
 			Summary:     moveSummary[mv],
 			Description: "Answers 409 with the moves allowed now if the referral's status does not allow this one, and 403 if this node is not the party that makes it.",
-		}, s.moveHandler(mv))
+			Tags:        []string{tagReferrals},
+		}, "The referral after the move; the move travels to the other party, which sees the same status.", writes(problems{
+			http.StatusBadRequest:            whyBadJSON,
+			http.StatusForbidden:             whyForbiddenWrite + " Or the move is the other party's: the receiver accepts, declines, starts, holds, resumes, completes, fails and forwards; the sender cancels.",
+			http.StatusNotFound:              "This node neither sent nor received a referral with that id (for a caller of one of its organizations: that organization did not).",
+			http.StatusConflict:              "The referral's status does not allow this move now (the detail lists the moves it allows), the family revoked its consent, or (accept at a shelter) no bed is free.",
+			http.StatusRequestEntityTooLarge: "The body is over 1 MiB.",
+			http.StatusUnprocessableEntity:   "The id or the body breaks the schema, or the move lacks what it needs (a reason_code and reason to decline, an outcome to complete, to_org, service and consent_id to forward (to_org an organization of another node that offers the service), a placement to accept at a shelter).",
+		}), s.moveHandler(mv))
 	}
-	huma.Register(api, huma.Operation{
+	register(api, huma.Operation{
 		OperationID: "get-case",
 		Method:      http.MethodGet,
 		Path:        "/api/v1/cases/{id}",
 		Summary:     "A case as this node sees it: its referrals in and out, and their timeline",
-	}, s.getCase)
-	huma.Register(api, huma.Operation{
+		Tags:        []string{tagReferrals},
+	}, "The case: the referrals of it this node sent or received, and their moves in order.", reads(problems{
+		http.StatusNotFound:            "This node has no referral in a case with that id.",
+		http.StatusUnprocessableEntity: "The id is not a UUID.",
+	}), s.getCase)
+	register(api, huma.Operation{
 		OperationID: "list-rejections",
 		Method:      http.MethodGet,
 		Path:        "/api/v1/rejections",
 		Summary:     "Events this node refused, with the reason, newest first",
-	}, s.listRejections)
-	huma.Register(api, huma.Operation{
+		Tags:        []string{tagOperators},
+	}, "The refused events, newest first.", reads(problems{http.StatusUnprocessableEntity: whyLimit}), s.listRejections)
+	register(api, huma.Operation{
 		OperationID: "list-escalations",
 		Method:      http.MethodGet,
 		Path:        "/api/v1/escalations",
 		Summary:     "Overdue referrals of other nodes, for the coordinator node (REFBUS_COORDINATOR)",
-	}, s.listEscalations)
-	huma.Register(api, huma.Operation{
+		Tags:        []string{tagReferrals},
+	}, "The overdue referrals, newest deadline first; none unless this node is the coordinator.", reads(problems{http.StatusUnprocessableEntity: whyLimit}), s.listEscalations)
+	register(api, huma.Operation{
 		OperationID: "list-dead-letters",
 		Method:      http.MethodGet,
 		Path:        "/api/v1/dead-letters",
 		Summary:     "Events the bus stopped redelivering here after every retry failed (for operators)",
-	}, s.listDeadLetters)
-	huma.Register(api, huma.Operation{
+		Tags:        []string{tagOperators},
+	}, "The dead letters not yet re-driven.", reads(nil), s.listDeadLetters)
+	register(api, huma.Operation{
 		OperationID: "redrive-dead-letters",
 		Method:      http.MethodPost,
 		Path:        "/api/v1/dead-letters/redrive",
 		Summary:     "Apply the dead letters again, once the cause is fixed; each applies at most once",
-	}, s.redrive)
-	huma.Register(api, huma.Operation{
+		Tags:        []string{tagOperators},
+	}, "How many dead letters settled.", writes(problems{
+		http.StatusForbidden: "The token or session is another agency's, or its role is not supervisor: only supervisors re-drive dead letters.",
+	}), s.redrive)
+	register(api, huma.Operation{
 		OperationID: "get-directory",
 		Method:      http.MethodGet,
 		Path:        "/api/v1/directory",
 		Summary:     "The organizations every node hosts and the services they offer, with their deadlines and free places (from the JetStream KV directory)",
-	}, s.getDirectory)
-	huma.Register(api, huma.Operation{
+		Tags:        []string{tagDirectory},
+	}, "Every node's listing.", reads(nil), s.getDirectory)
+	register(api, huma.Operation{
 		OperationID:   "record-consent",
 		Method:        http.MethodPost,
 		Path:          "/api/v1/consents",
 		Summary:       "Record a family's consent to share data with an organization of another node",
+		Tags:          []string{tagConsents},
 		DefaultStatus: http.StatusCreated,
 		MaxBodyBytes:  1 << 16,
-	}, s.postConsent)
-	huma.Register(api, huma.Operation{
+	}, "The consent, with the id a referral names as consent_id.", writes(problems{
+		http.StatusBadRequest:            whyBadJSON,
+		http.StatusRequestEntityTooLarge: "The body is over 64 KiB.",
+		http.StatusUnprocessableEntity:   "The body breaks the schema, to_org is not an organization of another node the directory lists, or expires_at is not in the future.",
+	}), s.postConsent)
+	register(api, huma.Operation{
 		OperationID: "list-consents",
 		Method:      http.MethodGet,
 		Path:        "/api/v1/consents",
 		Summary:     "Consents this node recorded, newest first",
-	}, s.listConsents)
-	huma.Register(api, huma.Operation{
+		Tags:        []string{tagConsents},
+	}, "The consents, newest first.", reads(problems{http.StatusUnprocessableEntity: whyLimit}), s.listConsents)
+	register(api, huma.Operation{
 		OperationID: "get-consent",
 		Method:      http.MethodGet,
 		Path:        "/api/v1/consents/{id}",
 		Summary:     "One consent",
-	}, s.getConsent)
-	huma.Register(api, huma.Operation{
+		Tags:        []string{tagConsents},
+	}, "The consent.", reads(problems{
+		http.StatusNotFound:            "This node recorded no consent with that id.",
+		http.StatusUnprocessableEntity: "The id is not a UUID.",
+	}), s.getConsent)
+	register(api, huma.Operation{
 		OperationID: "revoke-consent",
 		Method:      http.MethodPost,
 		Path:        "/api/v1/consents/{id}/revoke",
 		Summary:     "Revoke a consent: open referrals made under it are cancelled, and their receivers redact what was shared",
-	}, s.revokeConsent)
-	huma.Register(api, huma.Operation{
+		Tags:        []string{tagConsents},
+	}, "The consent, revoked.", writes(problems{
+		http.StatusBadRequest:            whyBadJSON,
+		http.StatusNotFound:              "This node recorded no consent with that id.",
+		http.StatusConflict:              "The consent was already revoked.",
+		http.StatusRequestEntityTooLarge: "The body is over 1 MiB.",
+		http.StatusUnprocessableEntity:   "The id is not a UUID, or the body has no reason.",
+	}), s.revokeConsent)
+	register(api, huma.Operation{
 		OperationID: "health",
 		Method:      http.MethodGet,
 		Path:        "/healthz",
 		Summary:     "Liveness: the store answers",
+		Tags:        []string{tagOperators},
+		Security:    []map[string][]string{}, // anyone may ask
+	}, "The node and its store answer.", problems{
+		http.StatusUnauthorized: "The probe needs no token, but one that does not verify is refused all the same.",
+		http.StatusForbidden:    "The probe needs no token, but another agency's is refused all the same.",
 	}, s.health)
 	return mux, api
+}
+
+// problems are the RFC 9457 problems an operation may answer besides 500,
+// by status, with why.
+type problems map[int]string
+
+// Why the sign-in in front of the API (package web) refuses a request, and
+// why huma does.
+const (
+	whyUnauthorized   = "No bearer token or session, or a token that does not verify (expired, or not signed with this agency's API key)."
+	whyForbiddenRead  = "The token or session is another agency's."
+	whyForbiddenWrite = "The token or session is another agency's, or its role may not make changes (auditors only read)."
+	whyBadJSON        = "The body is not JSON."
+	whyLimit          = "limit is not between 1 and 1000."
+	whyLimitOrg       = "limit is not between 1 and 1000, or org is not an organization of this node."
+	whyForbiddenOrg   = "The token or session is another agency's, or of one organization of this node, and org names another."
+)
+
+// reads are the problems of an operation that reads: those of the sign-in,
+// and more.
+func reads(more problems) problems {
+	return merge(problems{http.StatusUnauthorized: whyUnauthorized, http.StatusForbidden: whyForbiddenRead}, more)
+}
+
+// writes are the problems of an operation that changes something: those of
+// the sign-in, roles included, and more.
+func writes(more problems) problems {
+	return merge(problems{http.StatusUnauthorized: whyUnauthorized, http.StatusForbidden: whyForbiddenWrite}, more)
+}
+
+func merge(base, more problems) problems {
+	for code, why := range more {
+		base[code] = why
+	}
+	return base
+}
+
+// register registers op, documenting its success response with answers
+// and each of its problems (huma's Operation.Errors, with huma's error
+// model as application/problem+json) with why it happens rather than its
+// status text.
+func register[I, O any](api huma.API, op huma.Operation, answers string, why problems, h func(context.Context, *I) (*O, error)) {
+	status := op.DefaultStatus
+	if status == 0 {
+		status = http.StatusOK
+	}
+	op.Responses = map[string]*huma.Response{strconv.Itoa(status): {Description: answers}}
+	for code := range why {
+		op.Errors = append(op.Errors, code)
+	}
+	slices.Sort(op.Errors)
+	huma.Register(api, op, h)
+	// huma added 422 for parameters and bodies, and 500, to op.Errors.
+	why = merge(problems{http.StatusInternalServerError: "Something failed in the node: the request was not applied; try again, and tell the operators if it persists."}, why)
+	item := api.OpenAPI().Paths[op.Path]
+	registered := map[string]*huma.Operation{http.MethodGet: item.Get, http.MethodPost: item.Post}[op.Method]
+	if registered == nil {
+		panic("api: register knows GET and POST operations only, not " + op.Method)
+	}
+	for code, res := range registered.Responses {
+		if c, err := strconv.Atoi(code); err == nil && c >= 400 {
+			d, ok := why[c]
+			if !ok {
+				panic(fmt.Sprintf("api: %s answers %d, and register was not told why", op.OperationID, c))
+			}
+			res.Description = d
+		}
+	}
+}
+
+// uuidText is how the contract writes a uuid.UUID: a string in the UUID
+// format.
+type uuidText string
+
+// Schema is a string in the UUID format.
+func (uuidText) Schema(huma.Registry) *huma.Schema {
+	return &huma.Schema{Type: huma.TypeString, Format: "uuid"}
 }
 
 type postReferralInput struct {
@@ -182,6 +372,10 @@ type referralsOutput struct {
 
 type idInput struct {
 	ID uuid.UUID `path:"id" doc:"The referral id."`
+}
+
+type caseIDInput struct {
+	ID uuid.UUID `path:"id" doc:"The case id."`
 }
 
 type listInput struct {
@@ -294,7 +488,7 @@ type caseOutput struct {
 	Body app.Case
 }
 
-func (s *handlers) getCase(ctx context.Context, in *idInput) (*caseOutput, error) {
+func (s *handlers) getCase(ctx context.Context, in *caseIDInput) (*caseOutput, error) {
 	c, err := s.app.Case(ctx, in.ID)
 	if err != nil {
 		return nil, s.problem(err)

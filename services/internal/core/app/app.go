@@ -55,6 +55,10 @@ type Config struct {
 	Coordinator string
 	// SigningKey is this node's public signing key, for its listing.
 	SigningKey string
+	// SealingKey is this node's X25519 private key, as the network's
+	// administrator issued it with the registry's public half; nil keeps
+	// a key the node makes in its own store at first start.
+	SealingKey []byte
 	// Now is the clock of consents and deadlines (default time.Now).
 	Now func() time.Time
 	// SLATick is how often due deadlines are looked for (default 1s).
@@ -119,7 +123,7 @@ func New(ctx context.Context, cfg Config, d Deps) (*App, error) {
 		dir: d.Directory, cases: d.Cases, keyer: d.Keyer, creations: make(chan *creation), stopped: make(chan struct{}),
 	}
 	var err error
-	if a.seal, err = loadSealer(ctx, coredb.New(d.Pool), cfg.Node); err != nil {
+	if a.seal, err = loadSealer(ctx, coredb.New(d.Pool), cfg.Node, cfg.SealingKey); err != nil {
 		return nil, err
 	}
 	if len(cfg.Organizations) == 0 {

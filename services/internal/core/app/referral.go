@@ -302,26 +302,6 @@ func sharedCategories(key person.Key) []string {
 	return cats
 }
 
-// CaseIndex is the KV bucket that maps a person's keyed pseudonym to the
-// open case of that person, so a referral about the same child joins the
-// same case whichever node starts it. It holds no national ids.
-const CaseIndex = "refbus_cases"
-
-// OpenCaseIndex opens (or makes) the case index.
-func OpenCaseIndex(ctx context.Context, js jetstream.JetStream, replicas int) (jetstream.KeyValue, error) {
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:      CaseIndex,
-		Description: "person key -> open case id",
-		Storage:     jetstream.FileStorage,
-		Replicas:    max(replicas, 1),
-		History:     5,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("open case index: %w", err)
-	}
-	return kv, nil
-}
-
 // caseOfPerson finds the open case of the person with key: first among
 // this node's own referrals, then in the network's case index. Without
 // one, it starts a new case and records it in the index.

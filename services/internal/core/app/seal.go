@@ -39,8 +39,16 @@ type sealer struct {
 	key  *ecdh.PrivateKey
 }
 
-// loadSealer reads the node's private key, making it at first start.
-func loadSealer(ctx context.Context, q *coredb.Queries, self string) (*sealer, error) {
+// loadSealer reads the node's private key: the issued one, or else the
+// one in its store, made at first start.
+func loadSealer(ctx context.Context, q *coredb.Queries, self string, issued []byte) (*sealer, error) {
+	if issued != nil {
+		key, err := ecdh.X25519().NewPrivateKey(issued)
+		if err != nil {
+			return nil, fmt.Errorf("sealing key (REFBUS_SEALING_KEY): %w", err)
+		}
+		return &sealer{self: self, key: key}, nil
+	}
 	k, err := ecdh.X25519().GenerateKey(rand.Reader)
 	if err != nil {
 		return nil, err

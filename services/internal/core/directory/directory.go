@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 	"sync"
@@ -21,9 +22,6 @@ import (
 
 	"github.com/refbus/refbus/pkg/bus"
 )
-
-// Bucket is the KV bucket of the directory: one key per node.
-const Bucket = "refbus_directory"
 
 // ErrNotListed: the node has no listing in the directory.
 var ErrNotListed = errors.New("not listed in the directory")
@@ -149,6 +147,7 @@ func Find(listings []Listing, id string) (Hosted, bool) {
 type Directory struct {
 	kv   jetstream.KeyValue
 	self string
+	o    Options
 
 	// mu guards listings, the directory as the watch last saw it, and
 	// orgs, its organizations by id (Find over listings).
@@ -160,27 +159,42 @@ type Directory struct {
 	published []byte
 }
 
-// Open opens (or makes) the directory bucket for node self.
-func Open(ctx context.Context, js jetstream.JetStream, self string, replicas int) (*Directory, error) {
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:      Bucket,
-		Description: "node -> the organizations it hosts and the services they offer, with free places",
-		Storage:     jetstream.FileStorage,
-		Replicas:    max(replicas, 1),
-		History:     1,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("open directory: %w", err)
+// Options say how listings are written and read. Without them a listing
+// is plain JSON that every node takes as it is: for a network without a
+// registry (tests of one node's behaviour).
+type Options struct {
+	// Encode writes this node's listing as the bucket keeps it (signed).
+	Encode func(Listing) ([]byte, error)
+	// Decode reads node's listing from the bucket; an error (a listing
+	// not signed by the node's registered key, an organization the node
+	// does not host) has it ignored, with a log line saying why.
+	Decode func(node string, value []byte) (Listing, error)
+	Logger *slog.Logger
+}
+
+// New is node self's view of the directory in bucket kv.
+func New(kv jetstream.KeyValue, self string, o Options) *Directory {
+	if o.Encode == nil {
+		o.Encode = func(l Listing) ([]byte, error) { return json.Marshal(l) }
 	}
-	return &Directory{kv: kv, self: self, listings: map[string]Listing{}, orgs: map[string]Hosted{}}, nil
+	if o.Decode == nil {
+		o.Decode = func(_ string, b []byte) (Listing, error) {
+			var l Listing
+			return l, json.Unmarshal(b, &l)
+		}
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Directory{kv: kv, self: self, o: o, listings: map[string]Listing{}, orgs: map[string]Hosted{}}
 }
 
 // Publish puts this node's listing into the directory, if it changed
 // since the last time.
 func (d *Directory) Publish(ctx context.Context, l Listing) error {
-	b, err := json.Marshal(l)
+	b, err := d.o.Encode(l)
 	if err != nil {
-		return err
+		return fmt.Errorf("publish directory: %w", err)
 	}
 	d.pubMu.Lock()
 	defer d.pubMu.Unlock()
@@ -216,8 +230,14 @@ func (d *Directory) Watch(ctx context.Context) error {
 				continue // the initial values are in
 			}
 			var l Listing
+			var err error
+			if e.Operation() == jetstream.KeyValuePut {
+				if l, err = d.o.Decode(e.Key(), e.Value()); err != nil {
+					d.o.Logger.Warn("directory listing ignored", "listed_node", e.Key(), "err", err)
+				}
+			}
 			d.mu.Lock()
-			if e.Operation() != jetstream.KeyValuePut || json.Unmarshal(e.Value(), &l) != nil {
+			if e.Operation() != jetstream.KeyValuePut || err != nil {
 				delete(d.listings, e.Key())
 			} else {
 				d.listings[e.Key()] = l
@@ -265,16 +285,17 @@ func (d *Directory) Lookup(ctx context.Context, node string) (Listing, error) {
 }
 
 func (d *Directory) get(ctx context.Context, node string) (Listing, error) {
-	var l Listing
 	e, err := d.kv.Get(ctx, node)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return l, fmt.Errorf("%s: %w", node, ErrNotListed)
+		return Listing{}, fmt.Errorf("%s: %w", node, ErrNotListed)
 	}
 	if err != nil {
-		return l, fmt.Errorf("read directory: %w", err)
+		return Listing{}, fmt.Errorf("read directory: %w", err)
 	}
-	if err := json.Unmarshal(e.Value(), &l); err != nil {
-		return l, fmt.Errorf("read directory entry of %s: %w", node, err)
+	l, err := d.o.Decode(node, e.Value())
+	if err != nil {
+		// Not to be trusted is not to be listed.
+		return Listing{}, fmt.Errorf("%s: %w: %w", node, ErrNotListed, err)
 	}
 	return l, nil
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nkeys"
 
 	"github.com/refbus/refbus/pkg/bus"
 	"github.com/refbus/refbus/pkg/bustest"
@@ -38,6 +39,7 @@ import (
 	"github.com/refbus/refbus/services/internal/core/app"
 	"github.com/refbus/refbus/services/internal/core/directory"
 	"github.com/refbus/refbus/services/internal/core/kind"
+	"github.com/refbus/refbus/services/internal/network"
 )
 
 // FastConsumer redelivers quickly, so fault tests finish in seconds.
@@ -58,10 +60,13 @@ type Network struct {
 	// NATSURL is where nodes connect.
 	NATSURL string
 
-	mu    sync.Mutex
-	urls  map[string]string
-	kinds map[string]kind.Kind
-	nodes map[string]*Node
+	mu         sync.Mutex
+	admin      jetstream.JetStream
+	networkKey nkeys.KeyPair
+	ids        map[string]Identity
+	urls       map[string]string
+	kinds      map[string]kind.Kind
+	nodes      map[string]*Node
 }
 
 // Node is a running node.
@@ -165,6 +170,8 @@ func (n *Network) Start(name string, k kind.Kind, tune func(*core.Config)) *Node
 	if tune != nil {
 		tune(&cfg)
 	}
+	n.Provision(name, cfg)
+	n.registered(name, k.Name(), &cfg)
 	ctx, cancel := context.WithCancel(context.Background())
 	node, err := core.New(ctx, cfg, k, Logger(n.T))
 	if err != nil {
@@ -178,6 +185,36 @@ func (n *Network) Start(name string, k kind.Kind, tune func(*core.Config)) *Node
 	n.mu.Unlock()
 	n.T.Cleanup(func() { _ = nd.Stop() })
 	return nd
+}
+
+// Provision makes, as the network's administrator would, what node name
+// needs on NATS with cfg's stream and consumer settings: the stream, the
+// buckets and its consumer.
+func (n *Network) Provision(name string, cfg core.Config) {
+	n.T.Helper()
+	if err := Provision(n.T.Context(), n.adminJS(), name, cfg); err != nil {
+		n.T.Fatal(err)
+	}
+}
+
+// adminJS is the network administrator's connection.
+func (n *Network) adminJS() jetstream.JetStream {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.admin == nil {
+		n.admin = n.JetStream()
+	}
+	return n.admin
+}
+
+// Provision makes what node name needs on the NATS that js reaches, with
+// cfg's stream and consumer settings, as the network's administrator
+// would.
+func Provision(ctx context.Context, js jetstream.JetStream, name string, cfg core.Config) error {
+	if err := network.Provision(ctx, js, cfg.Stream); err != nil {
+		return err
+	}
+	return network.AddConsumer(ctx, js, name, cfg.Consumer)
 }
 
 // Restart stops node name and starts it again, of the same kind, on the

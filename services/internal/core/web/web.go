@@ -79,7 +79,7 @@ func Mount(cfg Config) func(ctx context.Context, a *app.App, api huma.API, next 
 		if err != nil {
 			return nil, err
 		}
-		u.document(api.OpenAPI())
+		Document(api.OpenAPI())
 		return u.Handler(next), nil
 	}
 }
@@ -207,15 +207,24 @@ func securityHeaders(next http.Handler) http.Handler {
 	})
 }
 
-// document adds the UI's routes to the API's OpenAPI document.
-func (u *UI) document(oapi *huma.OpenAPI) {
+// Document adds the UI's routes to the API's OpenAPI document, as Mount
+// does (for tools that need the document without a running node). They
+// need the document's security (a session), but for the public ones.
+func Document(oapi *huma.OpenAPI) {
+	oapi.Tags = append(oapi.Tags, &huma.Tag{Name: "caseworker UI", Description: "The caseworkers' pages, forms and live updates."})
 	for _, rt := range routes {
 		op := &huma.Operation{
 			OperationID: rt.id, Method: rt.method, Path: rt.pattern, Summary: rt.summary, Tags: []string{"caseworker UI"},
 			Responses: map[string]*huma.Response{"200": {
 				Description: "The page, or a redirect (303) after a form.",
 				Content:     map[string]*huma.MediaType{rt.contentType: {}},
+			}, "4XX": {
+				Description: "A page that says what is wrong: not signed in, or a wrong password (401; a page asked for without a session redirects to the sign-in instead), another agency's or not the role's (403), not found (404), not allowed now (409), an incomplete form (422), too many sign-in attempts (429).",
+				Content:     map[string]*huma.MediaType{"text/html": {}},
 			}},
+		}
+		if publicPath(rt.pattern) {
+			op.Security = []map[string][]string{}
 		}
 		if rt.pattern == "/ui/static/{file...}" {
 			op.Path = "/ui/static/{file}"

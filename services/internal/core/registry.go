@@ -1,0 +1,86 @@
+package core
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nkeys"
+
+	"github.com/refbus/refbus/services/internal/core/directory"
+	"github.com/refbus/refbus/services/internal/network"
+)
+
+// InboxPrefix is where node receives its replies: the one prefix its NATS
+// identity may subscribe to.
+func InboxPrefix(node string) string { return "_INBOX_" + node }
+
+// openRegistry reads the network's registry, trusting the anchor, and
+// checks that it holds this node, active, with the keys it was issued.
+func (n *Node) openRegistry(ctx context.Context, kv jetstream.KeyValue) (*network.Registry, error) {
+	reg, err := network.NewRegistry(kv, n.cfg.Anchor, n.log)
+	if err != nil {
+		return nil, err
+	}
+	if err := reg.Load(ctx); err != nil {
+		return nil, err
+	}
+	self, err := reg.Lookup(n.cfg.Node)
+	if err != nil {
+		return nil, fmt.Errorf("%w: the administrator adds it with refbus-admin node add %s", err, n.cfg.Node)
+	}
+	if self.Status != network.Active {
+		return nil, fmt.Errorf("the network's registry has node %s %s since %s: ask its administrator (refbus-admin node resume %s)", self.Node, self.Status, self.Since.Format("2006-01-02 15:04"), self.Node)
+	}
+	if self.SigningKey != n.cfg.signingKey() {
+		return nil, fmt.Errorf("the registry holds another signing key for node %s than REFBUS_SIGNING_SEED's: use the node's bundle", self.Node)
+	}
+	for _, o := range n.cfg.Organizations {
+		if !self.Hosts(o.ID) {
+			return nil, fmt.Errorf("the network's registry does not have node %s host the organization %s (REFBUS_ORGS), only %s: ask its administrator", self.Node, o.ID, strings.Join(self.Organizations, ", "))
+		}
+	}
+	return reg, nil
+}
+
+// listingCodec signs this node's listing with its signing key, and reads
+// another's only if it is signed with the key the registry holds for that
+// node, the node is active, and it lists only organizations the registry
+// says it hosts, with the sealing key the registry holds.
+func (n *Node) listingCodec() (encode func(directory.Listing) ([]byte, error), decode func(string, []byte) (directory.Listing, error)) {
+	encode = func(l directory.Listing) ([]byte, error) {
+		kp, err := nkeys.FromSeed(n.cfg.SigningSeed)
+		if err != nil {
+			return nil, err
+		}
+		defer kp.Wipe()
+		return network.Sign(kp, l)
+	}
+	decode = func(node string, b []byte) (directory.Listing, error) {
+		var l directory.Listing
+		e, err := n.reg.Lookup(node)
+		if err != nil {
+			return l, err
+		}
+		if e.Status != network.Active {
+			return l, fmt.Errorf("node %s is %s", node, e.Status)
+		}
+		if err := network.Verify(e.SigningKey, b, &l); err != nil {
+			return l, err
+		}
+		if l.Node != node {
+			return l, fmt.Errorf("the listing under %s names node %q", node, l.Node)
+		}
+		for _, o := range l.Organizations {
+			if !e.Hosts(o.ID) {
+				return l, fmt.Errorf("the listing of %s has the organization %s, which the registry does not say it hosts", node, o.ID)
+			}
+		}
+		if l.PublicKey != e.SealingKey {
+			return l, fmt.Errorf("the listing of %s gives another sealing key than the registry holds", node)
+		}
+		return l, nil
+	}
+	return encode, decode
+}
