@@ -12,10 +12,6 @@ import (
 	"github.com/refbus/refbus/services/internal/network"
 )
 
-// InboxPrefix is where node receives its replies: the one prefix its NATS
-// identity may subscribe to.
-func InboxPrefix(node string) string { return "_INBOX_" + node }
-
 // openRegistry reads the network's registry, trusting the anchor, and
 // checks that it holds this node, active, with the keys it was issued.
 func (n *Node) openRegistry(ctx context.Context, kv jetstream.KeyValue) (*network.Registry, error) {

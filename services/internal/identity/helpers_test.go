@@ -15,6 +15,7 @@ import (
 
 	"github.com/refbus/refbus/pkg/bus"
 	"github.com/refbus/refbus/pkg/poll"
+	"github.com/refbus/refbus/services/internal/network"
 )
 
 // startServer starts an embedded server in operator mode trusting op,
@@ -120,7 +121,7 @@ func provision(t testing.TB, ctx context.Context, j jetstream.JetStream, nodes .
 			t.Fatal(err)
 		}
 	}
-	for _, b := range []string{directoryBucket, registryBucket, casesBucket} {
+	for _, b := range []string{network.DirectoryBucket, network.RegistryBucket, network.CasesBucket} {
 		if _, err := j.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: b, History: 1}); err != nil {
 			t.Fatal(err)
 		}

@@ -24,15 +24,7 @@ import (
 	"github.com/nats-io/nkeys"
 
 	"github.com/refbus/refbus/pkg/bus"
-)
-
-// The KV buckets of a network. They are named again here, not imported,
-// so that this package depends on no service; a test checks that they
-// match the services' names.
-const (
-	directoryBucket = "refbus_directory"
-	registryBucket  = "refbus_registry"
-	casesBucket     = "refbus_cases"
+	"github.com/refbus/refbus/services/internal/network"
 )
 
 // ErrNotNode is returned for a name that cannot name a node (bus.ValidNode).
@@ -205,10 +197,10 @@ func Expires(t time.Time) UserOption {
 	return func(uc *jwt.UserClaims) { uc.Expires = t.Unix() }
 }
 
-// InboxPrefix is the inbox prefix of node: _INBOX_<node>. Replies to the
-// node go there, and it may subscribe nowhere else but to its own
+// InboxPrefix is the inbox prefix of node (network.InboxPrefix). Replies
+// to the node go there, and it may subscribe nowhere else but to its own
 // dead-letter advisories.
-func InboxPrefix(node string) string { return "_INBOX_" + node }
+var InboxPrefix = network.InboxPrefix
 
 // NodeUser makes the user of node in network n. It may publish only the
 // events it sends, pull and ack only its own durable consumer, write only

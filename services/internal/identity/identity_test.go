@@ -17,16 +17,7 @@ import (
 
 	"github.com/refbus/refbus/pkg/bus"
 	"github.com/refbus/refbus/pkg/poll"
-	"github.com/refbus/refbus/services/internal/core/app"
-	"github.com/refbus/refbus/services/internal/core/directory"
 )
-
-func TestBucketNamesMatchTheServices(t *testing.T) {
-	t.Parallel()
-	if directoryBucket != directory.Bucket || casesBucket != app.CaseIndex {
-		t.Fatalf("buckets %s, %s; the services use %s, %s", directoryBucket, casesBucket, directory.Bucket, app.CaseIndex)
-	}
-}
 
 func TestUsersAreWhatTheySay(t *testing.T) {
 	t.Parallel()

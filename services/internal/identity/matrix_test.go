@@ -15,6 +15,7 @@ import (
 
 	"github.com/refbus/refbus/pkg/bus"
 	"github.com/refbus/refbus/pkg/poll"
+	"github.com/refbus/refbus/services/internal/network"
 )
 
 // world is one server in operator mode with two networks: health, ngo
@@ -89,8 +90,8 @@ func (w *world) seed(t *testing.T) {
 	provision(t, ctx, js(t, w.admin2.Conn), "ngo")
 	w.toNgo = publish(t, w.educationJS, bus.Subject("education", "ngo", "org.refbus.referral.requested.v1"))
 	w.toHealth = publish(t, w.educationJS, bus.Subject("education", "health", "org.refbus.referral.requested.v1"))
-	put(t, w.ngoJS, directoryBucket, "ngo", `{"agency":"ngo"}`)
-	put(t, w.adminJS, registryBucket, "health", `{"kind":"health"}`)
+	put(t, w.ngoJS, network.DirectoryBucket, "ngo", `{"agency":"ngo"}`)
+	put(t, w.adminJS, network.RegistryBucket, "health", `{"kind":"health"}`)
 }
 
 func publish(t testing.TB, j jetstream.JetStream, subject string) uint64 {
@@ -317,7 +318,7 @@ var attacks = []attack{
 	}},
 	{"health sees replies on ngo's inbox prefix", true, func(ctx context.Context, w *world) error {
 		return w.cannotSee(ctx, w.health, InboxPrefix("ngo")+".>", func(ctx context.Context) error {
-			_, err := w.ngoJS.KeyValue(ctx, directoryBucket)
+			_, err := w.ngoJS.KeyValue(ctx, network.DirectoryBucket)
 			return err
 		})
 	}},
@@ -387,8 +388,8 @@ var attacks = []attack{
 		})
 	}},
 	{"health rewrites the directory's stream", true, func(ctx context.Context, w *world) error {
-		return w.refused(ctx, w.health, "$JS.API.STREAM.UPDATE.KV_"+directoryBucket, func(ctx context.Context) error {
-			s, err := w.healthJS.Stream(ctx, "KV_"+directoryBucket)
+		return w.refused(ctx, w.health, "$JS.API.STREAM.UPDATE.KV_"+network.DirectoryBucket, func(ctx context.Context) error {
+			s, err := w.healthJS.Stream(ctx, "KV_"+network.DirectoryBucket)
 			if err != nil {
 				return err
 			}
@@ -399,8 +400,8 @@ var attacks = []attack{
 		})
 	}},
 	{"health purges the directory's stream", true, func(ctx context.Context, w *world) error {
-		return w.refused(ctx, w.health, "$JS.API.STREAM.PURGE.KV_"+directoryBucket, func(ctx context.Context) error {
-			s, err := w.healthJS.Stream(ctx, "KV_"+directoryBucket)
+		return w.refused(ctx, w.health, "$JS.API.STREAM.PURGE.KV_"+network.DirectoryBucket, func(ctx context.Context) error {
+			s, err := w.healthJS.Stream(ctx, "KV_"+network.DirectoryBucket)
 			if err != nil {
 				return err
 			}
@@ -408,8 +409,8 @@ var attacks = []attack{
 		})
 	}},
 	{"health puts ngo's directory entry (replaces ngo's key)", true, func(ctx context.Context, w *world) error {
-		return then(w.refused(ctx, w.health, "$KV."+directoryBucket+".ngo", func(ctx context.Context) error {
-			kv, err := w.healthJS.KeyValue(ctx, directoryBucket)
+		return then(w.refused(ctx, w.health, "$KV."+network.DirectoryBucket+".ngo", func(ctx context.Context) error {
+			kv, err := w.healthJS.KeyValue(ctx, network.DirectoryBucket)
 			if err != nil {
 				return err
 			}
@@ -418,8 +419,8 @@ var attacks = []attack{
 		}), func() error { return w.ngoListed(ctx) })
 	}},
 	{"health deletes ngo's directory entry", true, func(ctx context.Context, w *world) error {
-		return then(w.refused(ctx, w.health, "$KV."+directoryBucket+".ngo", func(ctx context.Context) error {
-			kv, err := w.healthJS.KeyValue(ctx, directoryBucket)
+		return then(w.refused(ctx, w.health, "$KV."+network.DirectoryBucket+".ngo", func(ctx context.Context) error {
+			kv, err := w.healthJS.KeyValue(ctx, network.DirectoryBucket)
 			if err != nil {
 				return err
 			}
@@ -427,8 +428,8 @@ var attacks = []attack{
 		}), func() error { return w.ngoListed(ctx) })
 	}},
 	{"health writes the registry", true, func(ctx context.Context, w *world) error {
-		return w.refused(ctx, w.health, "$KV."+registryBucket+".health", func(ctx context.Context) error {
-			kv, err := w.healthJS.KeyValue(ctx, registryBucket)
+		return w.refused(ctx, w.health, "$KV."+network.RegistryBucket+".health", func(ctx context.Context) error {
+			kv, err := w.healthJS.KeyValue(ctx, network.RegistryBucket)
 			if err != nil {
 				return err
 			}
@@ -450,7 +451,7 @@ var attacks = []attack{
 		})
 	}},
 	{"health wipes the directory with a Nats-Rollup: all on its own key", false, func(ctx context.Context, w *world) error {
-		m := nats.NewMsg("$KV." + directoryBucket + ".health")
+		m := nats.NewMsg("$KV." + network.DirectoryBucket + ".health")
 		m.Header.Set("Nats-Rollup", "all")
 		m.Data = []byte(`{}`)
 		if _, err := w.healthJS.PublishMsg(ctx, m); err == nil {
@@ -463,15 +464,17 @@ var attacks = []attack{
 		// server delivers only to a subscription on exactly the deliver
 		// subject, and no one subscribes to an event's subject.
 		subject := bus.Subject("ngo", "health", "org.refbus.referral.requested.v1")
-		if err := putErr(ctx, w.healthJS, directoryBucket, "health", `{"forged":true}`); err != nil {
+		if err := putErr(ctx, w.healthJS, network.DirectoryBucket, "health", `{"forged":true}`); err != nil {
 			return err
 		}
-		cfg := `{"stream_name":"KV_` + directoryBucket + `","config":{"durable_name":"forge","deliver_subject":"` + subject +
-			`","filter_subject":"$KV.` + directoryBucket + `.health","ack_policy":"none","deliver_policy":"last_per_subject"}}`
-		if _, err := w.health.RequestWithContext(ctx, "$JS.API.CONSUMER.CREATE.KV_"+directoryBucket+".forge.$KV."+directoryBucket+".health", []byte(cfg)); err != nil {
+		cfg := `{"stream_name":"KV_` + network.DirectoryBucket + `","config":{"durable_name":"forge","deliver_subject":"` + subject +
+			`","filter_subject":"$KV.` + network.DirectoryBucket + `.health","ack_policy":"none","deliver_policy":"last_per_subject"}}`
+		if _, err := w.health.RequestWithContext(ctx, "$JS.API.CONSUMER.CREATE.KV_"+network.DirectoryBucket+".forge.$KV."+network.DirectoryBucket+".health", []byte(cfg)); err != nil {
 			return fmt.Errorf("make the consumer: %w", err)
 		}
-		defer func() { _ = w.adminJS.DeleteConsumer(context.WithoutCancel(ctx), "KV_"+directoryBucket, "forge") }()
+		defer func() {
+			_ = w.adminJS.DeleteConsumer(context.WithoutCancel(ctx), "KV_"+network.DirectoryBucket, "forge")
+		}()
 		return always(time.Second, func() error {
 			s, err := w.adminJS.Stream(ctx, bus.Stream)
 			if err != nil {
@@ -513,7 +516,7 @@ var attacks = []attack{
 		for m := range b.Messages() {
 			return fmt.Errorf("network two's ngo got %s", m.Subject())
 		}
-		kv, err := w.ngo2JS.KeyValue(ctx, directoryBucket)
+		kv, err := w.ngo2JS.KeyValue(ctx, network.DirectoryBucket)
 		if err != nil {
 			return err
 		}
@@ -530,8 +533,8 @@ var attacks = []attack{
 		})
 	}},
 	{"the auditor writes a directory entry", true, func(ctx context.Context, w *world) error {
-		return w.refused(ctx, w.auditor, "$KV."+directoryBucket+".ngo", func(ctx context.Context) error {
-			_, err := w.auditorJS.Publish(ctx, "$KV."+directoryBucket+".ngo", []byte(`{}`))
+		return w.refused(ctx, w.auditor, "$KV."+network.DirectoryBucket+".ngo", func(ctx context.Context) error {
+			_, err := w.auditorJS.Publish(ctx, "$KV."+network.DirectoryBucket+".ngo", []byte(`{}`))
 			return err
 		})
 	}},
@@ -562,7 +565,7 @@ var attacks = []attack{
 
 // ngoListed checks that ngo's directory entry is the one ngo put.
 func (w *world) ngoListed(ctx context.Context) error {
-	kv, err := w.adminJS.KeyValue(ctx, directoryBucket)
+	kv, err := w.adminJS.KeyValue(ctx, network.DirectoryBucket)
 	if err != nil {
 		return err
 	}
@@ -697,8 +700,8 @@ var allowed = []use{
 		}
 	}},
 	{"health puts its own directory entry, which ngo reads", func(t *testing.T, ctx context.Context, w *world) {
-		put(t, w.healthJS, directoryBucket, "health", `{"agency":"health"}`)
-		kv, err := w.ngoJS.KeyValue(ctx, directoryBucket)
+		put(t, w.healthJS, network.DirectoryBucket, "health", `{"agency":"health"}`)
+		kv, err := w.ngoJS.KeyValue(ctx, network.DirectoryBucket)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -708,7 +711,7 @@ var allowed = []use{
 	}},
 	{"health gets, lists and watches the directory and the registry", func(t *testing.T, ctx context.Context, w *world) {
 		// Enough that the watch needs flow control (about 2 MB).
-		akv, err := w.adminJS.KeyValue(ctx, directoryBucket)
+		akv, err := w.adminJS.KeyValue(ctx, network.DirectoryBucket)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -717,7 +720,7 @@ var allowed = []use{
 				t.Fatal(err)
 			}
 		}
-		for bucket, key := range map[string]string{directoryBucket: "ngo", registryBucket: "health"} {
+		for bucket, key := range map[string]string{network.DirectoryBucket: "ngo", network.RegistryBucket: "health"} {
 			kv, err := w.healthJS.KeyValue(ctx, bucket)
 			if err != nil {
 				t.Fatal(err)
@@ -755,14 +758,14 @@ var allowed = []use{
 		}
 	}},
 	{"health reads and writes the case index", func(t *testing.T, ctx context.Context, w *world) {
-		kv, err := w.healthJS.KeyValue(ctx, casesBucket)
+		kv, err := w.healthJS.KeyValue(ctx, network.CasesBucket)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if _, err := kv.Create(ctx, "person-1", []byte("case-1")); err != nil {
 			t.Fatal(err)
 		}
-		ekv, err := w.educationJS.KeyValue(ctx, casesBucket)
+		ekv, err := w.educationJS.KeyValue(ctx, network.CasesBucket)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -4,6 +4,7 @@ import (
 	"github.com/nats-io/jwt/v2"
 
 	"github.com/refbus/refbus/pkg/bus"
+	"github.com/refbus/refbus/services/internal/network"
 )
 
 // NodePermissions are the permissions of node: allow-lists, so anything
@@ -40,10 +41,10 @@ func NodePermissions(node string) jwt.Permissions {
 		"$JS.API.CONSUMER.INFO."+bus.Stream+"."+node,
 		"$JS.API.CONSUMER.MSG.NEXT."+bus.Stream+"."+node,
 		"$JS.ACK."+bus.Stream+"."+node+".>",
-		"$KV."+directoryBucket+"."+node,
-		"$KV."+casesBucket+".>",
+		"$KV."+network.DirectoryBucket+"."+node,
+		"$KV."+network.CasesBucket+".>",
 	)
-	for _, b := range []string{directoryBucket, registryBucket, casesBucket} {
+	for _, b := range []string{network.DirectoryBucket, network.RegistryBucket, network.CasesBucket} {
 		p.Pub.Allow.Add(kvReadPermissions(b)...)
 	}
 	p.Sub.Allow.Add(

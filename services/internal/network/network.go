@@ -33,6 +33,10 @@ const (
 	CasesBucket = "refbus_cases"
 )
 
+// InboxPrefix is where node receives its replies: the one prefix its NATS
+// identity may subscribe to.
+func InboxPrefix(node string) string { return "_INBOX_" + node }
+
 // Provision makes the network's stream, its auditors' mirror and its
 // buckets, or updates them to c. Only the administrator calls it.
 func Provision(ctx context.Context, js jetstream.JetStream, c bus.StreamConfig) error {
