@@ -45,7 +45,7 @@ func TestNodeJoinsUnderTraffic(t *testing.T) {
 				return
 			default:
 			}
-			r, err := n.App("clinic").CreateReferral(context.Background(), app.NewReferral{ToAgency: "legal_aid", ConsentID: consent, Service: legalHelp.Name, Note: fmt.Sprint(i)})
+			r, err := n.App("clinic").CreateReferral(context.Background(), app.NewReferral{ToOrg: "legal_aid", ConsentID: consent, Service: legalHelp.Name, Note: fmt.Sprint(i)})
 			if err != nil {
 				flowing <- err
 				return
@@ -60,7 +60,7 @@ func TestNodeJoinsUnderTraffic(t *testing.T) {
 	n.Start("mothers_home", ledgerKind(familySupport), nil)
 	var joined uuid.UUID
 	nodetest.Eventually(t, 10*time.Second, func() error {
-		r, err := n.App("clinic").CreateReferral(context.Background(), app.NewReferral{ToAgency: "mothers_home", ConsentID: n.Consent("clinic", "mothers_home"), Service: familySupport.Name, Note: "n"})
+		r, err := n.App("clinic").CreateReferral(context.Background(), app.NewReferral{ToOrg: "mothers_home", ConsentID: n.Consent("clinic", "mothers_home"), Service: familySupport.Name, Note: "n"})
 		joined = r.ID
 		return err
 	})
@@ -184,7 +184,7 @@ func TestForgedOrStaleListingIsIgnored(t *testing.T) {
 			}
 			return nil
 		})
-		status, body, h := n.Do("social", "POST", "/api/v1/referrals", fmt.Sprintf(`{"to_agency":"shelter","service":%q,"consent_id":%q,"note":"n"}`, legalHelp.Name, consent))
+		status, body, h := n.Do("social", "POST", "/api/v1/referrals", fmt.Sprintf(`{"to_org":"shelter","service":%q,"consent_id":%q,"note":"n"}`, legalHelp.Name, consent))
 		nodetest.WantProblem(t, status, body, h, 422, "shelter")
 	}
 	// The genuine listing, put again, is taken again.

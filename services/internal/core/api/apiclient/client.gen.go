@@ -164,8 +164,11 @@ type Consent struct {
 	RevokeReason *string            `json:"revoke_reason,omitempty"`
 	RevokedAt    *time.Time         `json:"revoked_at,omitempty"`
 
-	// ToAgency The node the data may go to.
+	// ToAgency The node the data may go to: the one that hosts to_org.
 	ToAgency string `json:"to_agency"`
+
+	// ToOrg The organization the data may go to.
+	ToOrg string `json:"to_org"`
 }
 
 // ConsentsOutputBody defines model for ConsentsOutputBody.
@@ -201,8 +204,8 @@ type DirectoryOutputBody struct {
 	// Examples: https://example.com/schemas/DirectoryOutputBody.json
 	Schema *string `json:"$schema,omitempty"`
 
-	// Agencies Every node's listing.
-	Agencies *[]Listing `json:"agencies"`
+	// Nodes Every node's listing: the organizations it hosts and their services.
+	Nodes *[]Listing `json:"nodes"`
 }
 
 // ErrorDetail defines model for ErrorDetail.
@@ -258,6 +261,7 @@ type Escalation struct {
 	CaseId     openapi_types.UUID `json:"case_id"`
 	DueAt      time.Time          `json:"due_at"`
 	FromAgency string             `json:"from_agency"`
+	FromOrg    string             `json:"from_org"`
 
 	// Kind accept or complete: which deadline passed
 	Kind       string             `json:"kind"`
@@ -265,6 +269,7 @@ type Escalation struct {
 	ReferralId openapi_types.UUID `json:"referral_id"`
 	Service    string             `json:"service"`
 	ToAgency   string             `json:"to_agency"`
+	ToOrg      string             `json:"to_org"`
 }
 
 // EscalationsOutputBody defines model for EscalationsOutputBody.
@@ -298,12 +303,17 @@ type LearningPlan struct {
 
 // Listing defines model for Listing.
 type Listing struct {
-	// Agency The node.
-	Agency string `json:"agency"`
+	// Kind The node's kind: health, education, social or ngo.
+	Kind string `json:"kind"`
+
+	// Node The node: one running service, which hosts the organizations below.
+	Node string `json:"node"`
+
+	// Organizations The organizations the node hosts, each with its services.
+	Organizations *[]Organization `json:"organizations"`
 
 	// PublicKey X25519 public key (base64) that confidential fields for this node are sealed to (HPKE, RFC 9180).
-	PublicKey string   `json:"public_key"`
-	Services  *[]Offer `json:"services"`
+	PublicKey string `json:"public_key"`
 
 	// SigningKey Ed25519 public key (nkeys) that checks this node's event signatures; compare it with your trust anchors (REFBUS_TRUST), which are what receivers check.
 	SigningKey *string `json:"signing_key,omitempty"`
@@ -316,7 +326,7 @@ type MoveBody struct {
 	// Examples: https://example.com/schemas/MoveBody.json
 	Schema *string `json:"$schema,omitempty"`
 
-	// ConsentId The family's consent, recorded here, to share with the new node (forward).
+	// ConsentId The family's consent, recorded here, to share with that organization (forward).
 	ConsentId *openapi_types.UUID `json:"consent_id,omitempty"`
 	Note      *string             `json:"note,omitempty"`
 
@@ -329,11 +339,11 @@ type MoveBody struct {
 	// ReasonCode Why it is declined.
 	ReasonCode *MoveBodyReasonCode `json:"reason_code,omitempty"`
 
-	// Service The service asked of the new node (forward).
+	// Service The service asked of that organization (forward).
 	Service *string `json:"service,omitempty"`
 
-	// ToAgency The node to forward it to (forward).
-	ToAgency *string `json:"to_agency,omitempty"`
+	// ToOrg The organization of another node to forward it to, as the directory lists it (forward).
+	ToOrg *string `json:"to_org,omitempty"`
 
 	// Work This node's own work, told to the other party: a shelter's placement (accept, required for a shelter), an assessment and learning plan, a benefit decision or a screening (complete).
 	Work *Work `json:"work,omitempty"`
@@ -368,6 +378,24 @@ type Offer struct {
 	// Name What a referral names in its service field.
 	Name  string `json:"name"`
 	Title string `json:"title"`
+}
+
+// Organization defines model for Organization.
+type Organization struct {
+	// Area Where it works.
+	Area *string `json:"area,omitempty"`
+
+	// Id The organization's id, unique in the network, such as kz-almaty-polyclinic-5: what a referral names in to_org.
+	Id string `json:"id"`
+
+	// Languages Languages it works in (ISO 639-1).
+	Languages *[]string `json:"languages,omitempty"`
+
+	// Name The organization's name, as people know it.
+	Name string `json:"name"`
+
+	// Services The services it offers.
+	Services *[]Offer `json:"services"`
 }
 
 // Placement defines model for Placement.
@@ -408,8 +436,8 @@ type PostConsentInputBody struct {
 	// Purpose What the data may be used for.
 	Purpose string `json:"purpose"`
 
-	// ToAgency The node the family agrees to share with, as the directory lists it.
-	ToAgency string `json:"to_agency"`
+	// ToOrg The organization of another node the family agrees to share with, as the directory lists it.
+	ToOrg string `json:"to_org"`
 }
 
 // PostConsentInputBodyDataCategories defines model for PostConsentInputBody.DataCategories.
@@ -425,8 +453,11 @@ type PostReferralInputBody struct {
 	// CaseId The case this referral belongs to; omit to join the person's open case or start a new one.
 	CaseId *openapi_types.UUID `json:"case_id,omitempty"`
 
-	// ConsentId The family's consent to share with to_agency (POST /api/v1/consents): it must be neither revoked nor expired, and cover the data the referral shares (summary; identity with person_id; the category of each work record).
+	// ConsentId The family's consent to share with to_org (POST /api/v1/consents): it must be neither revoked nor expired, and cover the data the referral shares (summary; identity with person_id; the category of each work record).
 	ConsentId openapi_types.UUID `json:"consent_id"`
+
+	// FromOrg The organization of this node that refers: the caller's own for a caller of one organization; otherwise the one named here, by default the node's first.
+	FromOrg *string `json:"from_org,omitempty"`
 
 	// Note What the receiving caseworker needs to know.
 	Note string `json:"note"`
@@ -437,8 +468,8 @@ type PostReferralInputBody struct {
 	// Service The service asked for.
 	Service string `json:"service"`
 
-	// ToAgency The node asked to help, as the directory lists it (GET /api/v1/directory).
-	ToAgency string `json:"to_agency"`
+	// ToOrg The organization asked to help, of another node, as the directory lists it (GET /api/v1/directory); the referral goes to the node that hosts it.
+	ToOrg string `json:"to_org"`
 
 	// Work This node's own work the receiver needs: health sends its screening.
 	Work *Work `json:"work,omitempty"`
@@ -476,13 +507,22 @@ type Referral struct {
 	// ForwardedAgency the node it was forwarded to
 	ForwardedAgency *string `json:"forwarded_agency,omitempty"`
 
+	// ForwardedOrg the organization it was forwarded to
+	ForwardedOrg *string `json:"forwarded_org,omitempty"`
+
 	// ForwardedTo the referral that carries the work on, once forwarded
 	ForwardedTo *openapi_types.UUID `json:"forwarded_to,omitempty"`
 
 	// FromAgency The node that sent it.
-	FromAgency string             `json:"from_agency"`
-	Id         openapi_types.UUID `json:"id"`
-	Note       string             `json:"note"`
+	FromAgency string `json:"from_agency"`
+
+	// FromOrg The organization that sent it, hosted by from_agency.
+	FromOrg string `json:"from_org"`
+
+	// FromOrgName The sending organization's name, as the directory lists it.
+	FromOrgName *string            `json:"from_org_name,omitempty"`
+	Id          openapi_types.UUID `json:"id"`
+	Note        string             `json:"note"`
 
 	// Outcome what came of it, once completed
 	Outcome *string `json:"outcome,omitempty"`
@@ -507,7 +547,13 @@ type Referral struct {
 	Status string `json:"status"`
 
 	// ToAgency The node it was sent to.
-	ToAgency  string    `json:"to_agency"`
+	ToAgency string `json:"to_agency"`
+
+	// ToOrg The organization it was sent to, hosted by to_agency.
+	ToOrg string `json:"to_org"`
+
+	// ToOrgName The receiving organization's name, as the directory lists it.
+	ToOrgName *string   `json:"to_org_name,omitempty"`
 	UpdatedAt time.Time `json:"updated_at"`
 
 	// Work the work records the referral's events carried, either way: a screening, an assessment and learning plan, a benefit decision, a shelter placement
@@ -618,11 +664,17 @@ type ListEscalationsParams struct {
 // ListInboxParams defines parameters for ListInbox.
 type ListInboxParams struct {
 	Limit *int64 `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Org One of this node's organizations; a caller of one organization sees its own only.
+	Org *string `form:"org,omitempty" json:"org,omitempty"`
 }
 
 // ListSentParams defines parameters for ListSent.
 type ListSentParams struct {
 	Limit *int64 `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Org One of this node's organizations; a caller of one organization sees its own only.
+	Org *string `form:"org,omitempty" json:"org,omitempty"`
 }
 
 // ListRejectionsParams defines parameters for ListRejections.
@@ -750,14 +802,14 @@ type ClientInterface interface {
 	// Corresponds with GET /api/v1/consents (the `ListConsents` operationId).
 	ListConsents(ctx context.Context, params *ListConsentsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
-	// RecordConsentWithBody Record a family's consent to share data with another node
+	// RecordConsentWithBody Record a family's consent to share data with an organization of another node
 	//
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with POST /api/v1/consents (the `RecordConsent` operationId).
 	RecordConsentWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
 
-	// RecordConsent Record a family's consent to share data with another node
+	// RecordConsent Record a family's consent to share data with an organization of another node
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -793,7 +845,7 @@ type ClientInterface interface {
 	// Corresponds with POST /api/v1/dead-letters/redrive (the `RedriveDeadLetters` operationId).
 	RedriveDeadLetters(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
 
-	// GetDirectory The services every node offers, with their deadlines and free places (from the JetStream KV directory)
+	// GetDirectory The organizations every node hosts and the services they offer, with their deadlines and free places (from the JetStream KV directory)
 	//
 	// Corresponds with GET /api/v1/directory (the `GetDirectory` operationId).
 	GetDirectory(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -803,24 +855,24 @@ type ClientInterface interface {
 	// Corresponds with GET /api/v1/escalations (the `ListEscalations` operationId).
 	ListEscalations(ctx context.Context, params *ListEscalationsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
-	// ListInbox Referrals this node received, newest first
+	// ListInbox Referrals this node received, newest first (for one of its organizations with org; for the caller's own, for a caller of one)
 	//
 	// Corresponds with GET /api/v1/inbox (the `ListInbox` operationId).
 	ListInbox(ctx context.Context, params *ListInboxParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
-	// ListSent Referrals this node sent, newest first, with their live status
+	// ListSent Referrals this node sent, newest first, with their live status (of one of its organizations with org; of the caller's own, for a caller of one)
 	//
 	// Corresponds with GET /api/v1/referrals (the `ListSent` operationId).
 	ListSent(ctx context.Context, params *ListSentParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
-	// CreateReferralWithBody Refer a case to another node
+	// CreateReferralWithBody Refer a case to an organization of another node
 	//
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with POST /api/v1/referrals (the `CreateReferral` operationId).
 	CreateReferralWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
 
-	// CreateReferral Refer a case to another node
+	// CreateReferral Refer a case to an organization of another node
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -922,7 +974,7 @@ type ClientInterface interface {
 	// Corresponds with POST /api/v1/referrals/{id}/fail (the `FailReferral` operationId).
 	FailReferral(ctx context.Context, id openapi_types.UUID, body FailReferralJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
-	// ForwardReferralWithBody Pass the referral on to another node in the same case, with to_agency and service (receiver)
+	// ForwardReferralWithBody Pass the referral on to an organization of another node in the same case, with to_org and service (receiver)
 	//
 	// Answers 409 with the moves allowed now if the referral's status does not allow this one, and 403 if this node is not the party that makes it.
 	//
@@ -931,7 +983,7 @@ type ClientInterface interface {
 	// Corresponds with POST /api/v1/referrals/{id}/forward (the `ForwardReferral` operationId).
 	ForwardReferralWithBody(ctx context.Context, id openapi_types.UUID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
 
-	// ForwardReferral Pass the referral on to another node in the same case, with to_agency and service (receiver)
+	// ForwardReferral Pass the referral on to an organization of another node in the same case, with to_org and service (receiver)
 	//
 	// Answers 409 with the moves allowed now if the referral's status does not allow this one, and 403 if this node is not the party that makes it.
 	//
@@ -1035,7 +1087,7 @@ func (c *Client) ListConsents(ctx context.Context, params *ListConsentsParams, r
 	return c.Client.Do(req)
 }
 
-// RecordConsentWithBody Record a family's consent to share data with another node
+// RecordConsentWithBody Record a family's consent to share data with an organization of another node
 //
 // Takes any type of body and a specified content type.
 //
@@ -1052,7 +1104,7 @@ func (c *Client) RecordConsentWithBody(ctx context.Context, contentType string, 
 	return c.Client.Do(req)
 }
 
-// RecordConsent Record a family's consent to share data with another node
+// RecordConsent Record a family's consent to share data with an organization of another node
 //
 // Takes a body of the `application/json` content type.
 //
@@ -1148,7 +1200,7 @@ func (c *Client) RedriveDeadLetters(ctx context.Context, reqEditors ...RequestEd
 	return c.Client.Do(req)
 }
 
-// GetDirectory The services every node offers, with their deadlines and free places (from the JetStream KV directory)
+// GetDirectory The organizations every node hosts and the services they offer, with their deadlines and free places (from the JetStream KV directory)
 //
 // Corresponds with GET /api/v1/directory (the `GetDirectory` operationId).
 func (c *Client) GetDirectory(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -1178,7 +1230,7 @@ func (c *Client) ListEscalations(ctx context.Context, params *ListEscalationsPar
 	return c.Client.Do(req)
 }
 
-// ListInbox Referrals this node received, newest first
+// ListInbox Referrals this node received, newest first (for one of its organizations with org; for the caller's own, for a caller of one)
 //
 // Corresponds with GET /api/v1/inbox (the `ListInbox` operationId).
 func (c *Client) ListInbox(ctx context.Context, params *ListInboxParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -1193,7 +1245,7 @@ func (c *Client) ListInbox(ctx context.Context, params *ListInboxParams, reqEdit
 	return c.Client.Do(req)
 }
 
-// ListSent Referrals this node sent, newest first, with their live status
+// ListSent Referrals this node sent, newest first, with their live status (of one of its organizations with org; of the caller's own, for a caller of one)
 //
 // Corresponds with GET /api/v1/referrals (the `ListSent` operationId).
 func (c *Client) ListSent(ctx context.Context, params *ListSentParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -1208,7 +1260,7 @@ func (c *Client) ListSent(ctx context.Context, params *ListSentParams, reqEditor
 	return c.Client.Do(req)
 }
 
-// CreateReferralWithBody Refer a case to another node
+// CreateReferralWithBody Refer a case to an organization of another node
 //
 // Takes any type of body and a specified content type.
 //
@@ -1225,7 +1277,7 @@ func (c *Client) CreateReferralWithBody(ctx context.Context, contentType string,
 	return c.Client.Do(req)
 }
 
-// CreateReferral Refer a case to another node
+// CreateReferral Refer a case to an organization of another node
 //
 // Takes a body of the `application/json` content type.
 //
@@ -1447,7 +1499,7 @@ func (c *Client) FailReferral(ctx context.Context, id openapi_types.UUID, body F
 	return c.Client.Do(req)
 }
 
-// ForwardReferralWithBody Pass the referral on to another node in the same case, with to_agency and service (receiver)
+// ForwardReferralWithBody Pass the referral on to an organization of another node in the same case, with to_org and service (receiver)
 //
 // Answers 409 with the moves allowed now if the referral's status does not allow this one, and 403 if this node is not the party that makes it.
 //
@@ -1466,7 +1518,7 @@ func (c *Client) ForwardReferralWithBody(ctx context.Context, id openapi_types.U
 	return c.Client.Do(req)
 }
 
-// ForwardReferral Pass the referral on to another node in the same case, with to_agency and service (receiver)
+// ForwardReferral Pass the referral on to an organization of another node in the same case, with to_org and service (receiver)
 //
 // Answers 409 with the moves allowed now if the referral's status does not allow this one, and 403 if this node is not the party that makes it.
 //
@@ -2013,6 +2065,18 @@ func NewListInboxRequest(server string, params *ListInboxParams) (*http.Request,
 
 		}
 
+		if params.Org != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "org", *params.Org, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
 		if encoded := queryValues.Encode(); encoded != "" {
 			rawQueryFragments = append(rawQueryFragments, encoded)
 		}
@@ -2058,6 +2122,18 @@ func NewListSentRequest(server string, params *ListSentParams) (*http.Request, e
 		if params.Limit != nil {
 
 			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Org != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "org", *params.Org, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
 				return nil, err
 			} else {
 				for _, qp := range strings.Split(queryFrag, "&") {
@@ -2717,14 +2793,14 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /api/v1/consents (the `ListConsents` operationId).
 	ListConsentsWithResponse(ctx context.Context, params *ListConsentsParams, reqEditors ...RequestEditorFn) (*ListConsentsResponse, error)
 
-	// RecordConsentWithBodyWithResponse Record a family's consent to share data with another node
+	// RecordConsentWithBodyWithResponse Record a family's consent to share data with an organization of another node
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /api/v1/consents (the `RecordConsent` operationId).
 	RecordConsentWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*RecordConsentResponse, error)
 
-	// RecordConsentWithResponse Record a family's consent to share data with another node
+	// RecordConsentWithResponse Record a family's consent to share data with an organization of another node
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -2766,7 +2842,7 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with POST /api/v1/dead-letters/redrive (the `RedriveDeadLetters` operationId).
 	RedriveDeadLettersWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*RedriveDeadLettersResponse, error)
 
-	// GetDirectoryWithResponse The services every node offers, with their deadlines and free places (from the JetStream KV directory)
+	// GetDirectoryWithResponse The organizations every node hosts and the services they offer, with their deadlines and free places (from the JetStream KV directory)
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -2780,28 +2856,28 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /api/v1/escalations (the `ListEscalations` operationId).
 	ListEscalationsWithResponse(ctx context.Context, params *ListEscalationsParams, reqEditors ...RequestEditorFn) (*ListEscalationsResponse, error)
 
-	// ListInboxWithResponse Referrals this node received, newest first
+	// ListInboxWithResponse Referrals this node received, newest first (for one of its organizations with org; for the caller's own, for a caller of one)
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with GET /api/v1/inbox (the `ListInbox` operationId).
 	ListInboxWithResponse(ctx context.Context, params *ListInboxParams, reqEditors ...RequestEditorFn) (*ListInboxResponse, error)
 
-	// ListSentWithResponse Referrals this node sent, newest first, with their live status
+	// ListSentWithResponse Referrals this node sent, newest first, with their live status (of one of its organizations with org; of the caller's own, for a caller of one)
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with GET /api/v1/referrals (the `ListSent` operationId).
 	ListSentWithResponse(ctx context.Context, params *ListSentParams, reqEditors ...RequestEditorFn) (*ListSentResponse, error)
 
-	// CreateReferralWithBodyWithResponse Refer a case to another node
+	// CreateReferralWithBodyWithResponse Refer a case to an organization of another node
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /api/v1/referrals (the `CreateReferral` operationId).
 	CreateReferralWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateReferralResponse, error)
 
-	// CreateReferralWithResponse Refer a case to another node
+	// CreateReferralWithResponse Refer a case to an organization of another node
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -2905,7 +2981,7 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with POST /api/v1/referrals/{id}/fail (the `FailReferral` operationId).
 	FailReferralWithResponse(ctx context.Context, id openapi_types.UUID, body FailReferralJSONRequestBody, reqEditors ...RequestEditorFn) (*FailReferralResponse, error)
 
-	// ForwardReferralWithBodyWithResponse Pass the referral on to another node in the same case, with to_agency and service (receiver)
+	// ForwardReferralWithBodyWithResponse Pass the referral on to an organization of another node in the same case, with to_org and service (receiver)
 	//
 	// Answers 409 with the moves allowed now if the referral's status does not allow this one, and 403 if this node is not the party that makes it.
 	//
@@ -2914,7 +2990,7 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with POST /api/v1/referrals/{id}/forward (the `ForwardReferral` operationId).
 	ForwardReferralWithBodyWithResponse(ctx context.Context, id openapi_types.UUID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ForwardReferralResponse, error)
 
-	// ForwardReferralWithResponse Pass the referral on to another node in the same case, with to_agency and service (receiver)
+	// ForwardReferralWithResponse Pass the referral on to an organization of another node in the same case, with to_org and service (receiver)
 	//
 	// Answers 409 with the moves allowed now if the referral's status does not allow this one, and 403 if this node is not the party that makes it.
 	//
@@ -4982,7 +5058,7 @@ func (c *ClientWithResponses) ListConsentsWithResponse(ctx context.Context, para
 	return ParseListConsentsResponse(rsp)
 }
 
-// RecordConsentWithBodyWithResponse Record a family's consent to share data with another node
+// RecordConsentWithBodyWithResponse Record a family's consent to share data with an organization of another node
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -4995,7 +5071,7 @@ func (c *ClientWithResponses) RecordConsentWithBodyWithResponse(ctx context.Cont
 	return ParseRecordConsentResponse(rsp)
 }
 
-// RecordConsentWithResponse Record a family's consent to share data with another node
+// RecordConsentWithResponse Record a family's consent to share data with an organization of another node
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -5073,7 +5149,7 @@ func (c *ClientWithResponses) RedriveDeadLettersWithResponse(ctx context.Context
 	return ParseRedriveDeadLettersResponse(rsp)
 }
 
-// GetDirectoryWithResponse The services every node offers, with their deadlines and free places (from the JetStream KV directory)
+// GetDirectoryWithResponse The organizations every node hosts and the services they offer, with their deadlines and free places (from the JetStream KV directory)
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -5099,7 +5175,7 @@ func (c *ClientWithResponses) ListEscalationsWithResponse(ctx context.Context, p
 	return ParseListEscalationsResponse(rsp)
 }
 
-// ListInboxWithResponse Referrals this node received, newest first
+// ListInboxWithResponse Referrals this node received, newest first (for one of its organizations with org; for the caller's own, for a caller of one)
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -5112,7 +5188,7 @@ func (c *ClientWithResponses) ListInboxWithResponse(ctx context.Context, params 
 	return ParseListInboxResponse(rsp)
 }
 
-// ListSentWithResponse Referrals this node sent, newest first, with their live status
+// ListSentWithResponse Referrals this node sent, newest first, with their live status (of one of its organizations with org; of the caller's own, for a caller of one)
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -5125,7 +5201,7 @@ func (c *ClientWithResponses) ListSentWithResponse(ctx context.Context, params *
 	return ParseListSentResponse(rsp)
 }
 
-// CreateReferralWithBodyWithResponse Refer a case to another node
+// CreateReferralWithBodyWithResponse Refer a case to an organization of another node
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -5138,7 +5214,7 @@ func (c *ClientWithResponses) CreateReferralWithBodyWithResponse(ctx context.Con
 	return ParseCreateReferralResponse(rsp)
 }
 
-// CreateReferralWithResponse Refer a case to another node
+// CreateReferralWithResponse Refer a case to an organization of another node
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -5314,7 +5390,7 @@ func (c *ClientWithResponses) FailReferralWithResponse(ctx context.Context, id o
 	return ParseFailReferralResponse(rsp)
 }
 
-// ForwardReferralWithBodyWithResponse Pass the referral on to another node in the same case, with to_agency and service (receiver)
+// ForwardReferralWithBodyWithResponse Pass the referral on to an organization of another node in the same case, with to_org and service (receiver)
 //
 // Answers 409 with the moves allowed now if the referral's status does not allow this one, and 403 if this node is not the party that makes it.
 //
@@ -5329,7 +5405,7 @@ func (c *ClientWithResponses) ForwardReferralWithBodyWithResponse(ctx context.Co
 	return ParseForwardReferralResponse(rsp)
 }
 
-// ForwardReferralWithResponse Pass the referral on to another node in the same case, with to_agency and service (receiver)
+// ForwardReferralWithResponse Pass the referral on to an organization of another node in the same case, with to_org and service (receiver)
 //
 // Answers 409 with the moves allowed now if the referral's status does not allow this one, and 403 if this node is not the party that makes it.
 //

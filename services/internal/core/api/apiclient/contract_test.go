@@ -210,7 +210,7 @@ func referAcceptComplete(t *testing.T, from, to *nodetest.Node) {
 	fc, tc := client(t, from), client(t, to)
 
 	consent, err := fc.RecordConsentWithResponse(ctx, apiclient.RecordConsentJSONRequestBody{
-		GivenBy: "the mother", ToAgency: to.Name(), Purpose: "psychological help",
+		GivenBy: "the mother", ToOrg: to.Name(), Purpose: "psychological help",
 		DataCategories: &[]apiclient.PostConsentInputBodyDataCategories{apiclient.PostConsentInputBodyDataCategoriesSummary},
 		ExpiresAt:      time.Now().Add(24 * time.Hour),
 	})
@@ -219,14 +219,14 @@ func referAcceptComplete(t *testing.T, from, to *nodetest.Node) {
 		t.Fatalf("record consent: %d %s", consent.StatusCode(), consent.Body)
 	}
 	created, err := fc.CreateReferralWithResponse(ctx, apiclient.CreateReferralJSONRequestBody{
-		ToAgency: to.Name(), Service: "psychological_help", Note: "mother and two children under strain", ConsentId: consent.JSON201.Id,
+		ToOrg: to.Name(), Service: "psychological_help", Note: "mother and two children under strain", ConsentId: consent.JSON201.Id,
 	})
 	reached(t, "refer", err)
 	if created.JSON201 == nil {
 		t.Fatalf("refer: %d %s", created.StatusCode(), created.Body)
 	}
 	r := created.JSON201
-	if r.Status != "requested" || r.FromAgency != from.Name() || r.ToAgency != to.Name() || r.ConsentId == nil || *r.ConsentId != consent.JSON201.Id {
+	if r.Status != "requested" || r.FromAgency != from.Name() || r.ToAgency != to.Name() || r.FromOrg != from.Name() || r.ToOrg != to.Name() || r.ConsentId == nil || *r.ConsentId != consent.JSON201.Id {
 		t.Fatalf("the new referral: %s", created.Body)
 	}
 
