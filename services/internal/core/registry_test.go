@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -158,6 +159,8 @@ func TestForgedOrStaleListingIsIgnored(t *testing.T) {
 	forged := listing
 	forged.PublicKey = attacker.SealingKey()
 	stale := nodetest.NewIdentity(t) // a key the registry no longer holds
+	annexing := listing
+	annexing.Organizations = append(slices.Clone(listing.Organizations), nodetest.Org("kz-nur", legalHelp))
 	for _, c := range []struct {
 		name string
 		sign nodetest.Identity
@@ -166,6 +169,7 @@ func TestForgedOrStaleListingIsIgnored(t *testing.T) {
 		{"forged: signed by another key, with its sealing key", attacker, forged},
 		{"stale: signed by a key the registry replaced", stale, listing},
 		{"the node's own key, but a sealing key the registry does not hold", n.Identity("shelter", ""), forged},
+		{"the node's own keys, but an organization the registry does not give it", n.Identity("shelter", ""), annexing},
 	} {
 		kp, err := nkeys.FromSeed(c.sign.Seed)
 		if err != nil {
@@ -216,6 +220,11 @@ func TestNodeStartsOnlyAsRegistered(t *testing.T) {
 		{"suspended", "suspended", func(cfg *core.Config) {
 			n.Identity(cfg.Node, "plain")
 			n.SetStatus(cfg.Node, network.Suspended)
+		}},
+		{"hosting an organization not registered", "does not have node hosting_an_organization_not_registered host the organization kz-nur", func(cfg *core.Config) {
+			id := n.Identity(cfg.Node, "plain")
+			cfg.SigningSeed, cfg.SealingKey = id.Seed, id.Sealing.Bytes()
+			cfg.Organizations = []directory.Organization{nodetest.Org(cfg.Node, legalHelp), nodetest.Org("kz-nur", legalHelp)}
 		}},
 	} {
 		node := strings.ReplaceAll(c.name, " ", "_")
