@@ -129,9 +129,10 @@ type Hosted struct {
 }
 
 // Find returns the organization with id among listings, with the listing
-// of its node. An id is unique in the network; should two listings claim
-// one, the node whose name sorts first wins (the registry of nodes will
-// say which hosts it).
+// of its node. An id is unique in the network: with a registry, a listing
+// that names an organization the registry does not give its node is not
+// taken at all (core's listing codec); without one, should two listings
+// claim an id, the node whose name sorts first wins.
 func Find(listings []Listing, id string) (Hosted, bool) {
 	var found Hosted
 	ok := false
