@@ -89,17 +89,21 @@ type Config struct {
 // REFBUS_NETWORK_KEY (hex), REFBUS_SIGNING_SEED (an nkeys seed),
 // REFBUS_TRUST (node=PUBLICKEY,...), REFBUS_ANCHOR (the network's public
 // key), REFBUS_SEALING_KEY (base64), REFBUS_SLAS and REFBUS_COORDINATOR.
-func ConfigFromEnv(kindName string) Config {
+func ConfigFromEnv(kindName string) Config { return ConfigFrom(os.Getenv, kindName) }
+
+// ConfigFrom reads a node's settings as ConfigFromEnv does, through
+// getenv (such as a bundle's node.env).
+func ConfigFrom(getenv func(string) string, kindName string) Config {
 	c := Config{
-		Node:        os.Getenv("REFBUS_NODE"),
-		HTTPAddr:    os.Getenv("REFBUS_HTTP_ADDR"),
-		DatabaseURL: os.Getenv("DATABASE_URL"),
-		NATSURL:     os.Getenv("NATS_URL"),
-		NATSCreds:   os.Getenv("NATS_CREDS"),
-		Coordinator: os.Getenv("REFBUS_COORDINATOR"),
-		Anchor:      os.Getenv("REFBUS_ANCHOR"),
+		Node:        getenv("REFBUS_NODE"),
+		HTTPAddr:    getenv("REFBUS_HTTP_ADDR"),
+		DatabaseURL: getenv("DATABASE_URL"),
+		NATSURL:     getenv("NATS_URL"),
+		NATSCreds:   getenv("NATS_CREDS"),
+		Coordinator: getenv("REFBUS_COORDINATOR"),
+		Anchor:      getenv("REFBUS_ANCHOR"),
 	}
-	if k := os.Getenv("REFBUS_SEALING_KEY"); k != "" {
+	if k := getenv("REFBUS_SEALING_KEY"); k != "" {
 		var err error
 		if c.SealingKey, err = base64.StdEncoding.DecodeString(k); err != nil {
 			c.errs = append(c.errs, fmt.Errorf("REFBUS_SEALING_KEY: not base64: %w", err))
@@ -108,19 +112,19 @@ func ConfigFromEnv(kindName string) Config {
 	if c.Node == "" {
 		c.Node = kindName
 	}
-	if k, err := hex.DecodeString(os.Getenv("REFBUS_NETWORK_KEY")); err == nil {
+	if k, err := hex.DecodeString(getenv("REFBUS_NETWORK_KEY")); err == nil {
 		c.NetworkKey = k
 	}
-	if seed := os.Getenv("REFBUS_SIGNING_SEED"); seed != "" {
+	if seed := getenv("REFBUS_SIGNING_SEED"); seed != "" {
 		c.SigningSeed = []byte(seed)
 	}
-	if t := os.Getenv("REFBUS_TRUST"); t != "" {
+	if t := getenv("REFBUS_TRUST"); t != "" {
 		var err error
 		if c.Trust, err = event.ParseTrust(t); err != nil {
 			c.errs = append(c.errs, fmt.Errorf("REFBUS_TRUST: %w", err))
 		}
 	}
-	if v := os.Getenv("REFBUS_SLAS"); v != "" {
+	if v := getenv("REFBUS_SLAS"); v != "" {
 		var err error
 		if c.SLAs, err = ParseSLAs(v); err != nil {
 			c.errs = append(c.errs, fmt.Errorf("REFBUS_SLAS: %w", err))
