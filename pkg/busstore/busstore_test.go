@@ -3,6 +3,7 @@ package busstore_test
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"fmt"
 	"os"
 	"slices"
@@ -82,6 +83,30 @@ func rows(t *testing.T, db *pgxpool.Pool, schema string) map[string]string {
 		out[tbl] = *js
 	}
 	return out
+}
+
+// oldColumns re-encodes the rows of a table (JSON, as rows reads them)
+// before and after its adoption with only the columns it had before: the
+// line's later migrations may add some.
+func oldColumns(t *testing.T, before, after string) (string, string) {
+	t.Helper()
+	var b, a []map[string]any
+	if err := json.Unmarshal([]byte(before), &b); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal([]byte(after), &a); err != nil {
+		t.Fatal(err)
+	}
+	for _, row := range a {
+		for col := range row {
+			if _, ok := b[0][col]; !ok {
+				delete(row, col)
+			}
+		}
+	}
+	bj, _ := json.Marshal(b)
+	aj, _ := json.Marshal(a)
+	return string(bj), string(aj)
 }
 
 // shape describes schema bus: its tables' columns, constraints, indexes
@@ -194,8 +219,8 @@ func TestAdoptsStoreOfTheSingleLine(t *testing.T) {
 
 	after := rows(t, old, "bus")
 	for _, tbl := range busTables {
-		if before[tbl] != after[tbl] {
-			t.Errorf("bus.%s differs from the public.%s it adopted:\n  before %s\n  after  %s", tbl, tbl, before[tbl], after[tbl])
+		if b, a := oldColumns(t, before[tbl], after[tbl]); b != a {
+			t.Errorf("bus.%s differs from the public.%s it adopted:\n  before %s\n  after  %s", tbl, tbl, b, a)
 		}
 	}
 	var left []string

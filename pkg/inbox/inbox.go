@@ -15,6 +15,7 @@
 package inbox
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -121,15 +122,17 @@ type Options struct {
 
 // Consumer applies the events addressed to one node.
 type Consumer struct {
-	self     string
-	pool     *pgxpool.Pool
-	cons     jetstream.Consumer
-	registry *event.Registry
-	out      *outbox.Outbox
-	receipts *receipt.Sender
-	h        Handler
-	o        Options
-	log      *slog.Logger
+	self string
+	pool *pgxpool.Pool
+	cons jetstream.Consumer
+	// maxDeliver is the consumer's MaxDeliver (0: unbounded).
+	maxDeliver int
+	registry   *event.Registry
+	out        *outbox.Outbox
+	receipts   *receipt.Sender
+	h          Handler
+	o          Options
+	log        *slog.Logger
 }
 
 // NewConsumer returns the consumer of node self, reading cons. registry
@@ -149,7 +152,11 @@ func NewConsumer(self string, pool *pgxpool.Pool, cons jetstream.Consumer, js je
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Consumer{self: self, pool: pool, cons: cons, registry: registry, out: out, h: h, o: o, log: log,
+	maxDeliver := 0
+	if info := cons.CachedInfo(); info != nil {
+		maxDeliver = info.Config.MaxDeliver
+	}
+	return &Consumer{self: self, pool: pool, cons: cons, maxDeliver: maxDeliver, registry: registry, out: out, h: h, o: o, log: log,
 		receipts: receipt.NewSender(self, js, o.Signer)}
 }
 
@@ -247,14 +254,14 @@ func (c *Consumer) process(ctx context.Context, msgs []jetstream.Msg) error {
 	if err != nil {
 		c.log.Warn("event failed, will retry", "err", err, "stream_seq", ds[0].seq)
 		for _, d := range ds {
-			d.outcome = "later"
+			d.outcome, d.reason = "later", err.Error()
 		}
 	}
 	// A message settles once for all the events it carries (a batch of
 	// receipts): it is redelivered if any of them must be applied later.
 	for i := 0; i < len(ds); {
 		m := ds[i].msg
-		j, later, rejected := i, false, 0
+		j, later, rejected := i, "", 0
 		for ; j < len(ds) && ds[j].msg == m; j++ {
 			switch ds[j].outcome {
 			case "applied", "duplicate":
@@ -264,11 +271,21 @@ func (c *Consumer) process(ctx context.Context, msgs []jetstream.Msg) error {
 				rejected++
 				c.log.Warn("event rejected", "stream_seq", ds[j].seq, "event_id", ds[j].id, "source", ds[j].source)
 			default:
-				later = true
+				later = cmp.Or(later, ds[j].reason, "not applied")
 			}
 		}
 		switch {
-		case later:
+		case later != "" && c.lastDelivery(ds[i].tries):
+			// JetStream delivers it no more, and this node may not read it
+			// back from the stream: keep it for Redrive now.
+			reason := fmt.Sprintf("not applied in %d deliveries: %s", ds[i].tries, event.Truncate(later, 500))
+			if err := c.recordDeadLetter(ctx, ds[i:j], reason); err != nil {
+				c.log.Warn("event could not apply on its last delivery; its advisory will record it", "err", err, "stream_seq", ds[i].seq)
+				_ = m.NakWithDelay(c.backoff(ds[i].tries))
+			} else {
+				_ = m.TermWithReason("dead letter")
+			}
+		case later != "":
 			_ = m.NakWithDelay(c.backoff(ds[i].tries))
 		case rejected == j-i:
 			_ = m.TermWithReason(event.Truncate(ds[i].reason, 200))
@@ -538,6 +555,12 @@ func answers(ds []*delivery) []receipt.Answer {
 		as = append(as, receipt.Answer{Event: d.ev, StreamSeq: d.seq, Refused: outcome == "rejected", Reason: d.reason})
 	}
 	return as
+}
+
+// lastDelivery reports whether JetStream delivers a message no more after
+// its tries-th delivery.
+func (c *Consumer) lastDelivery(tries uint64) bool {
+	return c.maxDeliver > 0 && tries >= uint64(c.maxDeliver)
 }
 
 // backoff is the wait after the tries-th delivery failed.

@@ -606,8 +606,9 @@ func TestRoundTrips(t *testing.T) {
 }
 
 // An event that cannot apply within its deliveries becomes a dead letter,
-// recorded from JetStream's advisory; once it can apply, Redrive applies
-// it through the same path, once.
+// recorded with its message by the consumer on its last delivery; once it
+// can apply, Redrive applies it through the same path, once, without
+// reading the stream (which a node may not).
 func TestDeadLetterRecordedAndRedriven(t *testing.T) {
 	t.Parallel()
 	natsURL, js := testapp.NewBroker(t)
@@ -626,11 +627,12 @@ func TestDeadLetterRecordedAndRedriven(t *testing.T) {
 		}
 		return err
 	})
-	if dead[0].Deliveries != 2 || dead[0].Subject != bus.Subject("a", "b", testapp.WorkType) {
+	if dead[0].Deliveries != 2 || dead[0].Subject != bus.Subject("a", "b", testapp.WorkType) ||
+		!strings.Contains(dead[0].Reason, "not applied in 2 deliveries") {
 		t.Fatalf("dead letter %+v", dead[0])
 	}
 	// Not yet: it still cannot apply, and stays.
-	if n, err := b.Consumer.Redrive(ctx, b.Stream); err != nil || n != 0 {
+	if n, err := b.Consumer.Redrive(ctx, nil); err != nil || n != 0 {
 		t.Fatalf("Redrive settled %d (%v) of an event that cannot apply", n, err)
 	}
 	first := workEvent(t, "a", testapp.Work{Work: "w"})
@@ -642,10 +644,10 @@ func TestDeadLetterRecordedAndRedriven(t *testing.T) {
 		}
 		return nil
 	})
-	if n, err := b.Consumer.Redrive(ctx, b.Stream); err != nil || n != 1 {
+	if n, err := b.Consumer.Redrive(ctx, nil); err != nil || n != 1 {
 		t.Fatalf("Redrive settled %d (%v), want 1", n, err)
 	}
-	if n, err := b.Consumer.Redrive(ctx, b.Stream); err != nil || n != 0 {
+	if n, err := b.Consumer.Redrive(ctx, nil); err != nil || n != 0 {
 		t.Fatalf("a second Redrive settled %d (%v)", n, err)
 	}
 	if dead, err := b.Consumer.DeadLetters(ctx); err != nil || len(dead) != 0 {
@@ -654,5 +656,71 @@ func TestDeadLetterRecordedAndRedriven(t *testing.T) {
 	order, err := testapp.EffectOrder(ctx, pool, "w")
 	if err != nil || !slices.Equal(order, []int64{1, 2}) {
 		t.Fatalf("applied in the order %v (%v), want [1 2]", order, err)
+	}
+}
+
+// An event whose acknowledgements never came in time (the consumer died
+// on each delivery) is recorded from JetStream's advisory. A node that
+// may not read the stream records it without its message, says so, and
+// cannot re-drive it; a Redrive with a stream that may be read (the
+// admin's) applies it.
+func TestDeadLetterFromAdvisoryWithoutTheMessage(t *testing.T) {
+	t.Parallel()
+	natsURL, js := testapp.NewBroker(t)
+	_, pool := testapp.NewStore(t)
+	ctx := context.Background()
+	cons, err := bus.EnsureConsumer(ctx, js, "b", bus.ConsumerConfig{AckWait: 300 * time.Millisecond, MaxDeliver: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ob := outbox.New(pool, "b", testapp.Registry(), nil)
+	t.Cleanup(ob.Close)
+	c := inbox.NewConsumer("b", pool, cons, js, testapp.Registry(), ob, testapp.Handler{}, inbox.Options{BackOff: consumerConfig.BackOff})
+	nc, err := nats.Connect(natsURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	wctx, stop := context.WithCancel(ctx)
+	watched := make(chan error, 1)
+	go func() { watched <- c.WatchDeadLetters(wctx, nc, nil) }()
+	t.Cleanup(func() { stop(); <-watched })
+
+	e := workEvent(t, "a", testapp.Work{Work: "w"})
+	publish(t, js, "a", "b", e, "")
+	// Delivered twice and never acknowledged; JetStream gives up when it
+	// would deliver it a third time.
+	for i := range 3 {
+		b, err := cons.Fetch(1, jetstream.FetchMaxWait(time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m := <-b.Messages(); (m != nil) != (i < 2) {
+			t.Fatalf("fetch %d: %v", i+1, m)
+		}
+	}
+	var dead []inbox.DeadLetter
+	poll.Until(t, 10*time.Second, func() error {
+		var err error
+		if dead, err = c.DeadLetters(ctx); err == nil && len(dead) != 1 {
+			err = fmt.Errorf("%d dead letters", len(dead))
+		}
+		return err
+	})
+	if dead[0].Deliveries != 2 || !strings.Contains(dead[0].Reason, "re-drive it with credentials that may") {
+		t.Fatalf("dead letter %+v", dead[0])
+	}
+	if n, err := c.Redrive(ctx, nil); err == nil || n != 0 {
+		t.Fatalf("Redrive without a stream settled %d (%v) of a dead letter without its message", n, err)
+	}
+	stream, err := js.Stream(ctx, bus.Stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := c.Redrive(ctx, stream); err != nil || n != 1 {
+		t.Fatalf("Redrive settled %d (%v), want 1", n, err)
+	}
+	if n := effects(t, pool)["w"]; n != 1 {
+		t.Fatalf("%d effects, want 1", n)
 	}
 }

@@ -33,6 +33,10 @@ type Options struct {
 	Cluster     string
 	ClusterPort int
 	Routes      []string
+	// ConfigFile, if set, is a nats-server configuration to start from,
+	// such as operator mode (its operator, system account and account
+	// resolver); the fields above set the address and the store over it.
+	ConfigFile string
 }
 
 // Start starts an embedded server and waits until it accepts connections.
@@ -48,17 +52,16 @@ func Start(o Options) (*server.Server, error) {
 	if name == "" {
 		name = DefaultName
 	}
-	opts := &server.Options{
-		ServerName:         name,
-		Host:               "127.0.0.1",
-		Port:               port,
-		JetStream:          true,
-		StoreDir:           o.StoreDir,
-		SyncAlways:         o.SyncAlways,
-		NoSigs:             true,
-		MaxPayload:         8 << 20,
-		JetStreamMaxMemory: 256 << 20,
+	opts := &server.Options{}
+	if o.ConfigFile != "" {
+		var err error
+		if opts, err = server.ProcessConfigFile(o.ConfigFile); err != nil {
+			return nil, fmt.Errorf("start nats: %w", err)
+		}
 	}
+	opts.ServerName, opts.Host, opts.Port = name, "127.0.0.1", port
+	opts.JetStream, opts.StoreDir, opts.SyncAlways = true, o.StoreDir, o.SyncAlways
+	opts.NoSigs, opts.MaxPayload, opts.JetStreamMaxMemory = true, 8<<20, 256<<20
 	if o.Cluster != "" {
 		opts.Cluster = server.ClusterOpts{Name: o.Cluster, Host: "127.0.0.1", Port: o.ClusterPort}
 		opts.Routes = server.RoutesFromStr(strings.Join(o.Routes, ","))

@@ -77,6 +77,13 @@ func NewProcess(t testing.TB) *Process {
 	return newProcess(t, natslocal.Options{Port: freePort(t)})
 }
 
+// NewProcessFrom starts a server as NewProcess does, from the nats-server
+// configuration file conf (such as operator mode's).
+func NewProcessFrom(t testing.TB, conf string) *Process {
+	t.Helper()
+	return newProcess(t, natslocal.Options{Port: freePort(t), ConfigFile: conf})
+}
+
 // newProcess starts a server with o, its store in a temp dir.
 func newProcess(t testing.TB, o natslocal.Options) *Process {
 	t.Helper()

@@ -39,12 +39,16 @@ LIMIT sqlc.arg(max_rows);
 SELECT coalesce(max(received_at), 'epoch')::timestamptz AS received_at FROM bus.inbox;
 
 -- name: DeadLetterInsert :exec
-INSERT INTO bus.dead_letter (stream_seq, subject, deliveries)
-VALUES ($1, $2, $3)
-ON CONFLICT (stream_seq) DO NOTHING;
+-- Recorded twice (from the last delivery and from the advisory), a dead
+-- letter keeps the first record that has the message.
+INSERT INTO bus.dead_letter AS d (stream_seq, subject, deliveries, header, payload, reason)
+VALUES ($1, $2, $3, $4, $5, $6)
+ON CONFLICT (stream_seq) DO UPDATE
+SET subject = excluded.subject, header = excluded.header, payload = excluded.payload, reason = excluded.reason
+WHERE d.payload IS NULL AND excluded.payload IS NOT NULL;
 
 -- name: DeadLetterPending :many
-SELECT stream_seq, subject, deliveries, noted_at FROM bus.dead_letter
+SELECT stream_seq, subject, deliveries, noted_at, header, payload, reason FROM bus.dead_letter
 WHERE redriven_at IS NULL
 ORDER BY stream_seq;
 

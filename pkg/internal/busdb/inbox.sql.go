@@ -11,19 +11,33 @@ import (
 )
 
 const deadLetterInsert = `-- name: DeadLetterInsert :exec
-INSERT INTO bus.dead_letter (stream_seq, subject, deliveries)
-VALUES ($1, $2, $3)
-ON CONFLICT (stream_seq) DO NOTHING
+INSERT INTO bus.dead_letter AS d (stream_seq, subject, deliveries, header, payload, reason)
+VALUES ($1, $2, $3, $4, $5, $6)
+ON CONFLICT (stream_seq) DO UPDATE
+SET subject = excluded.subject, header = excluded.header, payload = excluded.payload, reason = excluded.reason
+WHERE d.payload IS NULL AND excluded.payload IS NOT NULL
 `
 
 type DeadLetterInsertParams struct {
 	StreamSeq  int64
 	Subject    string
 	Deliveries int32
+	Header     []byte
+	Payload    []byte
+	Reason     string
 }
 
+// Recorded twice (from the last delivery and from the advisory), a dead
+// letter keeps the first record that has the message.
 func (q *Queries) DeadLetterInsert(ctx context.Context, arg DeadLetterInsertParams) error {
-	_, err := q.db.Exec(ctx, deadLetterInsert, arg.StreamSeq, arg.Subject, arg.Deliveries)
+	_, err := q.db.Exec(ctx, deadLetterInsert,
+		arg.StreamSeq,
+		arg.Subject,
+		arg.Deliveries,
+		arg.Header,
+		arg.Payload,
+		arg.Reason,
+	)
 	return err
 }
 
@@ -37,7 +51,7 @@ func (q *Queries) DeadLetterMarkRedriven(ctx context.Context, streamSeq int64) e
 }
 
 const deadLetterPending = `-- name: DeadLetterPending :many
-SELECT stream_seq, subject, deliveries, noted_at FROM bus.dead_letter
+SELECT stream_seq, subject, deliveries, noted_at, header, payload, reason FROM bus.dead_letter
 WHERE redriven_at IS NULL
 ORDER BY stream_seq
 `
@@ -47,6 +61,9 @@ type DeadLetterPendingRow struct {
 	Subject    string
 	Deliveries int32
 	NotedAt    time.Time
+	Header     []byte
+	Payload    []byte
+	Reason     string
 }
 
 func (q *Queries) DeadLetterPending(ctx context.Context) ([]DeadLetterPendingRow, error) {
@@ -63,6 +80,9 @@ func (q *Queries) DeadLetterPending(ctx context.Context) ([]DeadLetterPendingRow
 			&i.Subject,
 			&i.Deliveries,
 			&i.NotedAt,
+			&i.Header,
+			&i.Payload,
+			&i.Reason,
 		); err != nil {
 			return nil, err
 		}

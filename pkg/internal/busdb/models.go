@@ -17,6 +17,9 @@ type DeadLetter struct {
 	Deliveries int32
 	NotedAt    time.Time
 	RedrivenAt *time.Time
+	Header     []byte
+	Payload    []byte
+	Reason     string
 }
 
 type Inbox struct {

@@ -61,9 +61,10 @@ type Config struct {
 
 	// Organizations are the organizations the node hosts, each with the
 	// services it offers; the first is the node's default (a referral
-	// that names no organization is for it). Default: one organization
-	// whose id and name are the node's name, offering its kind's
-	// services. An id is one subject token (directory.ValidID), unique
+	// that names no organization is for it). Default: with an Anchor,
+	// those the registry gives the node, each named by its id and
+	// offering the kind's services; without, one organization whose id
+	// and name are the node's name, offering its kind's services. An id is one subject token (directory.ValidID), unique
 	// in the network; a service that takes people in (Beds) is offered
 	// by one organization of the node at most.
 	Organizations []directory.Organization
@@ -99,17 +100,21 @@ type Config struct {
 // key), REFBUS_SEALING_KEY (base64), REFBUS_SLAS, REFBUS_COORDINATOR and
 // REFBUS_ORGS, the path of a JSON file of the organizations the node
 // hosts (ReadOrganizations).
-func ConfigFromEnv(kindName string) Config {
+func ConfigFromEnv(kindName string) Config { return ConfigFrom(os.Getenv, kindName) }
+
+// ConfigFrom reads a node's settings as ConfigFromEnv does, through
+// getenv (such as a bundle's node.env).
+func ConfigFrom(getenv func(string) string, kindName string) Config {
 	c := Config{
-		Node:        os.Getenv("REFBUS_NODE"),
-		HTTPAddr:    os.Getenv("REFBUS_HTTP_ADDR"),
-		DatabaseURL: os.Getenv("DATABASE_URL"),
-		NATSURL:     os.Getenv("NATS_URL"),
-		NATSCreds:   os.Getenv("NATS_CREDS"),
-		Coordinator: os.Getenv("REFBUS_COORDINATOR"),
-		Anchor:      os.Getenv("REFBUS_ANCHOR"),
+		Node:        getenv("REFBUS_NODE"),
+		HTTPAddr:    getenv("REFBUS_HTTP_ADDR"),
+		DatabaseURL: getenv("DATABASE_URL"),
+		NATSURL:     getenv("NATS_URL"),
+		NATSCreds:   getenv("NATS_CREDS"),
+		Coordinator: getenv("REFBUS_COORDINATOR"),
+		Anchor:      getenv("REFBUS_ANCHOR"),
 	}
-	if k := os.Getenv("REFBUS_SEALING_KEY"); k != "" {
+	if k := getenv("REFBUS_SEALING_KEY"); k != "" {
 		var err error
 		if c.SealingKey, err = base64.StdEncoding.DecodeString(k); err != nil {
 			c.errs = append(c.errs, fmt.Errorf("REFBUS_SEALING_KEY: not base64: %w", err))
@@ -118,25 +123,25 @@ func ConfigFromEnv(kindName string) Config {
 	if c.Node == "" {
 		c.Node = kindName
 	}
-	if k, err := hex.DecodeString(os.Getenv("REFBUS_NETWORK_KEY")); err == nil {
+	if k, err := hex.DecodeString(getenv("REFBUS_NETWORK_KEY")); err == nil {
 		c.NetworkKey = k
 	}
-	if seed := os.Getenv("REFBUS_SIGNING_SEED"); seed != "" {
+	if seed := getenv("REFBUS_SIGNING_SEED"); seed != "" {
 		c.SigningSeed = []byte(seed)
 	}
-	if t := os.Getenv("REFBUS_TRUST"); t != "" {
+	if t := getenv("REFBUS_TRUST"); t != "" {
 		var err error
 		if c.Trust, err = event.ParseTrust(t); err != nil {
 			c.errs = append(c.errs, fmt.Errorf("REFBUS_TRUST: %w", err))
 		}
 	}
-	if v := os.Getenv("REFBUS_SLAS"); v != "" {
+	if v := getenv("REFBUS_SLAS"); v != "" {
 		var err error
 		if c.SLAs, err = ParseSLAs(v); err != nil {
 			c.errs = append(c.errs, fmt.Errorf("REFBUS_SLAS: %w", err))
 		}
 	}
-	if path := os.Getenv("REFBUS_ORGS"); path != "" {
+	if path := getenv("REFBUS_ORGS"); path != "" {
 		var err error
 		if c.Organizations, err = ReadOrganizations(path); err != nil {
 			c.errs = append(c.errs, fmt.Errorf("REFBUS_ORGS: %w", err))
@@ -188,6 +193,9 @@ func (c *Config) check(kindOffers []directory.Offer) error {
 		c.MaxConns = 16
 	}
 	if len(c.Organizations) == 0 {
+		if c.Anchor != "" {
+			return nil // the registry says which the node hosts (openRegistry)
+		}
 		c.Organizations = []directory.Organization{{ID: c.Node, Name: c.Node, Services: kindOffers}}
 	}
 	if err := checkOrganizations(c.Organizations); err != nil {

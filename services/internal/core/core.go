@@ -243,6 +243,9 @@ func (n *Node) Redrive(ctx context.Context) (int, error) {
 	return n.consumer.Redrive(ctx, n.stream)
 }
 
+// Connected reports whether the node is connected to NATS now.
+func (n *Node) Connected() bool { return n.nc.IsConnected() }
+
 // Ping says whether the node's store answers.
 func (n *Node) Ping(ctx context.Context) error { return n.pool.Ping(ctx) }
 

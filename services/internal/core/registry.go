@@ -32,6 +32,14 @@ func (n *Node) openRegistry(ctx context.Context, kv jetstream.KeyValue) (*networ
 	if self.SigningKey != n.cfg.signingKey() {
 		return nil, fmt.Errorf("the registry holds another signing key for node %s than REFBUS_SIGNING_SEED's: use the node's bundle", self.Node)
 	}
+	if len(n.cfg.Organizations) == 0 {
+		for _, id := range self.Organizations {
+			n.cfg.Organizations = append(n.cfg.Organizations, directory.Organization{ID: id, Name: id, Services: n.kind.Offers()})
+		}
+		if err := checkOrganizations(n.cfg.Organizations); err != nil {
+			return nil, fmt.Errorf("the organizations the registry gives node %s, each offering its kind's services: %w: say what each offers in REFBUS_ORGS", self.Node, err)
+		}
+	}
 	for _, o := range n.cfg.Organizations {
 		if !self.Hosts(o.ID) {
 			return nil, fmt.Errorf("the network's registry does not have node %s host the organization %s (REFBUS_ORGS), only %s: ask its administrator", self.Node, o.ID, strings.Join(self.Organizations, ", "))

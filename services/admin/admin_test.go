@@ -1,0 +1,179 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/nats-io/nats.go"
+
+	"github.com/refbus/refbus/pkg/natstest"
+	"github.com/refbus/refbus/pkg/pgtest"
+	"github.com/refbus/refbus/pkg/poll"
+	"github.com/refbus/refbus/schemas"
+	"github.com/refbus/refbus/services/internal/admin"
+	"github.com/refbus/refbus/services/internal/core"
+	"github.com/refbus/refbus/services/internal/core/app"
+	"github.com/refbus/refbus/services/internal/core/nodetest"
+	"github.com/refbus/refbus/services/kinds"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+// refbusAdmin runs refbus-admin with args on the admin directory dir and
+// NATS at url, and returns what it printed.
+func refbusAdmin(t *testing.T, dir, url string, args ...string) string {
+	t.Helper()
+	var out bytes.Buffer
+	cmd := command(&out)
+	cmd.SetArgs(append([]string{"--dir", dir, "--url", url}, args...))
+	if err := cmd.ExecuteContext(t.Context()); err != nil {
+		t.Fatalf("refbus-admin %s: %v", strings.Join(args, " "), err)
+	}
+	return out.String()
+}
+
+// The deploy guide's walk-through: an IT officer makes the operator, starts
+// nats-server in operator mode, makes a network, adds two nodes, and they
+// exchange a referral, each with its own credentials; a node suspended
+// while the network runs can send nothing, and once resumed, receives
+// what waited for it. No node restarts.
+func TestWalkThrough(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	refbusAdmin(t, dir, "", "init", "--operator", "refbus-test")
+	// The servers include server.conf; here its resolver keeps JWTs in
+	// the test's directory, not /var/lib/refbus.
+	a, err := admin.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf, err := a.ServerConfig(filepath.Join(dir, "jwt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	confPath := filepath.Join(dir, "nats.conf")
+	if err := os.WriteFile(confPath, conf, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	srv := natstest.NewProcessFrom(t, confPath)
+	url := srv.ClientURL()
+
+	if _, err := nats.Connect(url); err == nil {
+		t.Fatal("the server took an anonymous client")
+	}
+	out := refbusAdmin(t, dir, url, "network", "create", "kz", "--country", "KZ", "--coordinator", "kz-social")
+	if !strings.Contains(out, "trust anchor") {
+		t.Fatalf("network create says %q", out)
+	}
+	refbusAdmin(t, dir, url, "node", "add", "kz", "kz-social", "--kind", "social", "--org", "kz-fsc-almaly")
+	refbusAdmin(t, dir, url, "node", "add", "kz", "kz-ngo-nur", "--kind", "ngo", "--org", "kz-nur")
+
+	net, err := a.Network("kz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	social := startNode(t, net, url, "kz-social", "social")
+	ngo := startNode(t, net, url, "kz-ngo-nur", "ngo")
+
+	refer := func() uuid.UUID {
+		t.Helper()
+		var id uuid.UUID
+		poll.Until(t, 10*time.Second, func() error { // until social sees ngo's listing
+			c, err := social.App().RecordConsent(t.Context(), app.NewConsent{GivenBy: "mother", ToOrg: "kz-nur", Purpose: "shelter",
+				DataCategories: schemas.Categories(), ExpiresAt: time.Now().Add(time.Hour)})
+			if err != nil {
+				return err
+			}
+			r, err := social.App().CreateReferral(t.Context(), app.NewReferral{ToOrg: "kz-nur", ConsentID: c.ID, Service: "legal_help", Note: "n"})
+			id = r.ID
+			return err
+		})
+		return id
+	}
+	received := func(id uuid.UUID) func() error {
+		return func() error {
+			r, err := ngo.App().Referral(t.Context(), id)
+			if err == nil && r.Status != "received" {
+				err = fmt.Errorf("ngo sees %s", r.Status)
+			}
+			return err
+		}
+	}
+	first := refer()
+	poll.Until(t, 20*time.Second, received(first))
+
+	refbusAdmin(t, dir, url, "node", "suspend", "kz", "kz-ngo-nur")
+	if out := refbusAdmin(t, dir, url, "network", "list", "kz"); !strings.Contains(out, "kz-ngo-nur") || !strings.Contains(out, "suspended") {
+		t.Fatalf("network list: %s", out)
+	}
+	// The servers dropped the suspended node and refuse it.
+	poll.Until(t, 10*time.Second, func() error {
+		if ngo.Connected() {
+			return errors.New("the suspended node is still connected")
+		}
+		return nil
+	})
+	waiting := refer()
+	poll.Always(t, 2*time.Second, func() error {
+		if received(waiting)() == nil {
+			return errors.New("a suspended node received a referral")
+		}
+		return nil
+	})
+
+	refbusAdmin(t, dir, url, "node", "resume", "kz", "kz-ngo-nur")
+	poll.Until(t, 30*time.Second, received(waiting))
+
+	tok := strings.TrimSpace(refbusAdmin(t, dir, url, "token", "mint", "kz", "kz-social", "--subject", "mis-test", "--role", "caseworker"))
+	if strings.Count(tok, ".") != 2 {
+		t.Fatalf("token mint printed %q, not a JWT", tok)
+	}
+}
+
+// runningNode is a node started from its bundle.
+type runningNode struct {
+	*core.Node
+	nc func() bool
+}
+
+// Connected reports whether the node's NATS connection is up.
+func (r runningNode) Connected() bool { return r.nc() }
+
+// startNode runs node of kind as its operator would: from its bundle's
+// node.env, on a database of its own.
+func startNode(t *testing.T, n *admin.Network, url, node, kind string) runningNode {
+	t.Helper()
+	b, err := n.Bundle(node)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := kinds.New(kind)
+	env := map[string]string{"NATS_URL": url, "DATABASE_URL": nodetest.NewDB(t, k)}
+	for key, v := range b.Env {
+		env[key] = v
+	}
+	cfg := core.ConfigFrom(func(key string) string { return env[key] }, kind)
+	cfg.HTTPAddr = ""
+	ctx, cancel := context.WithCancel(context.Background())
+	nd, err := core.New(ctx, cfg, k, nodetest.Logger(t))
+	if err != nil {
+		cancel()
+		t.Fatalf("start %s: %v", node, err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- nd.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+		nd.Close()
+	})
+	return runningNode{Node: nd, nc: nd.Connected}
+}
