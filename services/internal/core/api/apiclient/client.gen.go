@@ -184,6 +184,7 @@ type ConsentsOutputBody struct {
 type DeadLetter struct {
 	Deliveries int32     `json:"deliveries"`
 	NotedAt    time.Time `json:"noted_at"`
+	Reason     *string   `json:"reason,omitempty"`
 	StreamSeq  int64     `json:"stream_seq"`
 	Subject    string    `json:"subject"`
 }
