@@ -416,3 +416,18 @@ func APIKey(b Bundle) ([]byte, error) {
 	}
 	return key, nil
 }
+
+// AddAuditor makes a read-only NATS user for auditor name (it may read
+// REFERRALS and replay REFERRALS_AUDIT, nothing else) and writes its
+// credentials; it returns their path and the inbox prefix it must use.
+func (n *Network) AddAuditor(name string) (creds, inbox string, err error) {
+	u, err := identity.AuditorUser(n.account, name)
+	if err != nil {
+		return "", "", err
+	}
+	creds = filepath.Join(n.dir, "auditors", name+".creds")
+	if err := os.MkdirAll(filepath.Dir(creds), 0o700); err != nil {
+		return "", "", err
+	}
+	return creds, u.InboxPrefix, os.WriteFile(creds, u.Creds, 0o600)
+}
