@@ -10,10 +10,11 @@ BIN   := bin
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-build: ## build the node commands (one per kind), refbus-audit and the dev stack into bin/
+build: ## build the node commands (one per kind), refbus-admin, refbus-audit and the dev stack into bin/
 	$(GO) build -o $(BIN)/ ./services/health/cmd/refbus-health ./services/education/cmd/refbus-education \
 		./services/social/cmd/refbus-social ./services/ngo/cmd/refbus-ngo ./services/devstack
 	$(GO) build -o $(BIN)/refbus-audit ./services/auditor
+	$(GO) build -o $(BIN)/refbus-admin ./services/admin
 
 run: postgres build ## run everything on this machine: NATS, Postgres, a node of each kind, demo data
 	exec $(BIN)/devstack

@@ -22,7 +22,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/jwt/v2"
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nkeys"
 
 	"github.com/refbus/refbus/pkg/poll"
 )
@@ -72,6 +74,11 @@ func copyShipped(t *testing.T) *shipped {
 		if err := os.WriteFile(filepath.Join(dir, filepath.Base(f)), b, 0o600); err != nil {
 			t.Fatal(err)
 		}
+	}
+	// operator.conf, as refbus-admin init writes it (services/admin's
+	// tests start a server from refbus-admin's own).
+	if err := os.WriteFile(filepath.Join(dir, "operator.conf"), operatorConf(t, filepath.Join(dir, "jwt")), 0o600); err != nil {
+		t.Fatal(err)
 	}
 	ca, caKey := newCA(t, filepath.Join(certs, "ca.pem"))
 	for _, f := range named {
@@ -168,7 +175,6 @@ func writePEM(t *testing.T, path, typ string, der []byte) {
 // with the peer's certificate verified on routes, and make one JetStream
 // cluster of three servers.
 func TestClusterConfigsTLS(t *testing.T) {
-	setPasswords(t)
 	confs := copyShipped(t)
 	var names, routes []string
 	for i := 1; i <= 3; i++ {
@@ -205,7 +211,6 @@ func TestClusterConfigsTLS(t *testing.T) {
 // cluster over TLS routes (each server checks the other's certificate)
 // with a JetStream leader and three peers, and serve clients over TLS.
 func TestClusterConfigsRun(t *testing.T) {
-	setPasswords(t)
 	confs := copyShipped(t)
 	var servers []*server.Server
 	ports := make([]int, 3)
@@ -288,4 +293,27 @@ func freePort(t *testing.T) int {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
+}
+
+// operatorConf is an operator mode configuration: an operator, its system
+// account, and a full resolver keeping JWTs in dir.
+func operatorConf(t *testing.T, dir string) []byte {
+	t.Helper()
+	op, _ := nkeys.CreateOperator()
+	sys, _ := nkeys.CreateAccount()
+	opPub, _ := op.PublicKey()
+	sysPub, _ := sys.PublicKey()
+	ac := jwt.NewAccountClaims(sysPub)
+	ac.Name = "SYS"
+	sysJWT, err := ac.Encode(op)
+	if err != nil {
+		t.Fatal(err)
+	}
+	oc := jwt.NewOperatorClaims(opPub)
+	oc.SystemAccount = sysPub
+	opJWT, err := oc.Encode(op)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Appendf(nil, "operator: %s\nsystem_account: %s\nresolver: { type: full, dir: %q }\nresolver_preload: { %s: %s }\n", opJWT, sysPub, dir, sysPub, sysJWT)
 }

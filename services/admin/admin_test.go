@@ -13,7 +13,9 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/refbus/refbus/pkg/bus"
 	"github.com/refbus/refbus/pkg/natstest"
 	"github.com/refbus/refbus/pkg/pgtest"
 	"github.com/refbus/refbus/pkg/poll"
@@ -131,6 +133,28 @@ func TestWalkThrough(t *testing.T) {
 
 	refbusAdmin(t, dir, url, "node", "resume", "kz", "kz-ngo-nur")
 	poll.Until(t, 30*time.Second, received(waiting))
+
+	// An auditor reads the mirror, and can write nothing.
+	refbusAdmin(t, dir, url, "auditor", "add", "kz", "ana")
+	nc, err := nats.Connect(url, nats.UserCredentials(filepath.Join(dir, "kz", "auditors", "ana.creds")), nats.CustomInboxPrefix("_INBOX_AUDIT_ana"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	poll.Until(t, 10*time.Second, func() error {
+		s, err := js.Stream(t.Context(), bus.AuditStream)
+		if err == nil && s.CachedInfo().State.Msgs < 2 {
+			err = fmt.Errorf("the mirror has %d events", s.CachedInfo().State.Msgs)
+		}
+		return err
+	})
+	if _, err := js.Publish(t.Context(), "refbus.kz-social.kz-ngo-nur.referral.requested", []byte("{}")); err == nil {
+		t.Fatal("an auditor published an event")
+	}
 
 	tok := strings.TrimSpace(refbusAdmin(t, dir, url, "token", "mint", "kz", "kz-social", "--subject", "mis-test", "--role", "caseworker"))
 	if strings.Count(tok, ".") != 2 {

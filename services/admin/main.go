@@ -9,6 +9,7 @@
 //	refbus-admin network list NAME
 //	refbus-admin node add NETWORK NODE --kind KIND --org ID [--org ID ...]
 //	refbus-admin node suspend|resume|remove NETWORK NODE
+//	refbus-admin auditor add NETWORK NAME
 //	refbus-admin token mint NETWORK NODE --subject SYSTEM [--role caseworker] [--ttl 720h]
 //
 // Exit status: 0 on success, 1 on an error (the message says what to do).
@@ -73,7 +74,7 @@ func command(out io.Writer) *cobra.Command {
 	}
 	initCmd.Flags().StringVar(&operator, "operator", "refbus", "the operator's name")
 
-	root.AddCommand(initCmd, networkCommand(out, &dir, &url), nodeCommand(out, &dir, &url), tokenCommand(out, &dir))
+	root.AddCommand(initCmd, networkCommand(out, &dir, &url), nodeCommand(out, &dir, &url), auditorCommand(out, &dir), tokenCommand(out, &dir))
 	return root
 }
 
@@ -191,6 +192,28 @@ func nodeCommand(out io.Writer, dir, url *string) *cobra.Command {
 			},
 		})
 	}
+	return cmd
+}
+
+func auditorCommand(out io.Writer, dir *string) *cobra.Command {
+	cmd := &cobra.Command{Use: "auditor", Short: "Read-only identities for auditors"}
+	cmd.AddCommand(&cobra.Command{
+		Use:   "add NETWORK NAME",
+		Short: "Make an auditor's NATS credentials: read the stream and replay its mirror, nothing else",
+		Args:  cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			n, err := openNetwork(*dir, args[0])
+			if err != nil {
+				return err
+			}
+			creds, inbox, err := n.AddAuditor(args[1])
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(out, "auditor %s of %s: %s\nrun: NATS_CREDS=%s NATS_INBOX=%s refbus-audit --mirror verify\n", args[1], n.Name, creds, creds, inbox)
+			return nil
+		},
+	})
 	return cmd
 }
 

@@ -24,6 +24,7 @@ type app struct {
 	getenv         func(string) string
 
 	natsURL string
+	inbox   string
 	creds   string
 	// mirror reads the audit mirror instead of REFERRALS.
 	mirror bool
@@ -101,7 +102,8 @@ Exit status:
 
 Environment:
   NATS_URL    default of --nats
-  NATS_CREDS  default of --creds`
+  NATS_CREDS  default of --creds
+  NATS_INBOX  default of --inbox`
 
 func (a *app) rootCommand() *cobra.Command {
 	root := &cobra.Command{
@@ -118,6 +120,7 @@ func (a *app) rootCommand() *cobra.Command {
 	}
 	root.PersistentFlags().StringVar(&a.natsURL, "nats", url, "NATS server URL (env NATS_URL)")
 	root.PersistentFlags().StringVar(&a.creds, "creds", a.getenv("NATS_CREDS"), "NATS credentials file of a read-only auditor user (env NATS_CREDS)")
+	root.PersistentFlags().StringVar(&a.inbox, "inbox", a.getenv("NATS_INBOX"), "the inbox prefix the auditor user receives on (refbus-admin auditor add prints it; env NATS_INBOX)")
 	root.PersistentFlags().BoolVar(&a.mirror, "mirror", false, "replay and verify the audit mirror "+bus.AuditStream+" (no deletes, no purges, the whole retention) instead of "+bus.Stream)
 	var cpuProfile string
 	root.PersistentFlags().StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile to this file (for go tool pprof)")
@@ -147,6 +150,9 @@ func (a *app) connect() (*nats.Conn, jetstream.JetStream, error) {
 	opts := []nats.Option{nats.Name("refbus-audit")}
 	if a.creds != "" {
 		opts = append(opts, nats.UserCredentials(a.creds))
+	}
+	if a.inbox != "" {
+		opts = append(opts, nats.CustomInboxPrefix(a.inbox))
 	}
 	nc, err := nats.Connect(a.natsURL, opts...)
 	if err != nil {

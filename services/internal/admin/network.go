@@ -31,6 +31,7 @@ type Network struct {
 	admin    *Admin
 	account  *identity.Account
 	key      nkeys.KeyPair
+	person   string
 }
 
 // kept is network.json.
@@ -38,8 +39,11 @@ type kept struct {
 	Account identity.KeptAccount `json:"account"`
 	// RegistryKey signs the registry: its public key is the nodes' trust
 	// anchor (REFBUS_ANCHOR).
-	RegistryKey string   `json:"registry_key"`
-	Settings    Settings `json:"settings"`
+	RegistryKey string `json:"registry_key"`
+	// PersonKey (hex) turns national ids into the pseudonyms every node
+	// of the network matches people by (REFBUS_NETWORK_KEY).
+	PersonKey string   `json:"person_key"`
+	Settings  Settings `json:"settings"`
 }
 
 // CreateNetwork makes the network name (its NATS account, admin user and
@@ -61,7 +65,11 @@ func (a *Admin) CreateNetwork(name string, s Settings) (*Network, error) {
 	if err != nil {
 		return nil, err
 	}
-	n := &Network{Name: name, Settings: s, dir: dir, admin: a, account: acc, key: key}
+	person := make([]byte, 32)
+	if _, err := rand.Read(person); err != nil {
+		return nil, err
+	}
+	n := &Network{Name: name, Settings: s, dir: dir, admin: a, account: acc, key: key, person: hex.EncodeToString(person)}
 	if err := n.save(); err != nil {
 		return nil, err
 	}
@@ -92,7 +100,7 @@ func (a *Admin) Network(name string) (*Network, error) {
 	if err != nil {
 		return nil, fmt.Errorf("network %s: registry key: %w", name, err)
 	}
-	return &Network{Name: name, Settings: k.Settings, dir: dir, admin: a, account: acc, key: key}, nil
+	return &Network{Name: name, Settings: k.Settings, dir: dir, admin: a, account: acc, key: key, person: k.PersonKey}, nil
 }
 
 func (n *Network) save() error {
@@ -104,7 +112,7 @@ func (n *Network) save() error {
 	if err != nil {
 		return err
 	}
-	return writeJSON(filepath.Join(n.dir, "network.json"), kept{Account: acc, RegistryKey: string(seed), Settings: n.Settings})
+	return writeJSON(filepath.Join(n.dir, "network.json"), kept{Account: acc, RegistryKey: string(seed), PersonKey: n.person, Settings: n.Settings})
 }
 
 // Anchor is the network's public key: the trust anchor of its nodes.
@@ -243,6 +251,7 @@ func (n *Network) newBundle(b *Bundle, spec NodeSpec) (network.Entry, error) {
 		"REFBUS_SIGNING_SEED": string(seed),
 		"REFBUS_SEALING_KEY":  base64.StdEncoding.EncodeToString(sealing.Bytes()),
 		"REFBUS_API_KEY":      hex.EncodeToString(apiKey),
+		"REFBUS_NETWORK_KEY":  n.person,
 		"NATS_CREDS":          b.Creds(),
 	}
 	if n.Settings.Coordinator != "" {
@@ -406,4 +415,19 @@ func APIKey(b Bundle) ([]byte, error) {
 		return nil, fmt.Errorf("bundle %s has no usable REFBUS_API_KEY", b.Dir)
 	}
 	return key, nil
+}
+
+// AddAuditor makes a read-only NATS user for auditor name (it may read
+// REFERRALS and replay REFERRALS_AUDIT, nothing else) and writes its
+// credentials; it returns their path and the inbox prefix it must use.
+func (n *Network) AddAuditor(name string) (creds, inbox string, err error) {
+	u, err := identity.AuditorUser(n.account, name)
+	if err != nil {
+		return "", "", err
+	}
+	creds = filepath.Join(n.dir, "auditors", name+".creds")
+	if err := os.MkdirAll(filepath.Dir(creds), 0o700); err != nil {
+		return "", "", err
+	}
+	return creds, u.InboxPrefix, os.WriteFile(creds, u.Creds, 0o600)
 }

@@ -122,7 +122,10 @@ func (n *Node) connect(ctx context.Context) error {
 	}
 	// Replies come on the node's own inbox prefix: its NATS identity may
 	// receive nothing else.
-	opts := []nats.Option{nats.Name("refbus-" + n.cfg.Node), nats.MaxReconnects(-1), nats.CustomInboxPrefix(network.InboxPrefix(n.cfg.Node))}
+	opts := []nats.Option{nats.Name("refbus-" + n.cfg.Node), nats.MaxReconnects(-1), nats.CustomInboxPrefix(network.InboxPrefix(n.cfg.Node)),
+		// A suspended node is refused until it is resumed: keep trying,
+		// so that it comes back without a restart.
+		nats.IgnoreAuthErrorAbort()}
 	if n.cfg.NATSCreds != "" {
 		opts = append(opts, nats.UserCredentials(n.cfg.NATSCreds))
 	}

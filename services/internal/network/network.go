@@ -56,6 +56,28 @@ func Provision(ctx context.Context, js jetstream.JetStream, c bus.StreamConfig) 
 		if _, err := js.CreateOrUpdateKeyValue(ctx, b); err != nil {
 			return fmt.Errorf("make bucket %s: %w", b.Bucket, err)
 		}
+		if err := denyRollup(ctx, js, b.Bucket); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// denyRollup takes from a bucket the roll-up a KV bucket allows by
+// default: a put with Nats-Rollup: all on a node's own key would wipe
+// every other node's, and subject permissions cannot tell it apart.
+func denyRollup(ctx context.Context, js jetstream.JetStream, bucket string) error {
+	s, err := js.Stream(ctx, "KV_"+bucket)
+	if err != nil {
+		return fmt.Errorf("bucket %s: %w", bucket, err)
+	}
+	cfg := s.CachedInfo().Config
+	if !cfg.AllowRollup {
+		return nil
+	}
+	cfg.AllowRollup = false
+	if _, err := js.UpdateStream(ctx, cfg); err != nil {
+		return fmt.Errorf("bucket %s: deny roll-ups: %w", bucket, err)
 	}
 	return nil
 }
