@@ -1,15 +1,14 @@
 // Command devstack runs the whole of refbus on one machine, for `make run`:
-// an embedded NATS server with JetStream, a private PostgreSQL cluster made
-// from the local binaries, a node of each of the four kinds (nodes below),
-// and demo referrals.
-// Data lives under ./.data, so a second run finds it again.
+// an embedded NATS server with JetStream in operator mode (no anonymous
+// client), a private PostgreSQL cluster made from the local binaries, the
+// demo networks of Kazakhstan and Kyrgyzstan (networks), each node with
+// its own credentials and keys made as refbus-admin makes them, and demo
+// referrals. Data lives under ./.data, so a second run finds it again;
+// ./.data/admin is the administrator's directory (refbus-admin --dir).
 package main
 
 import (
-	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -21,31 +20,16 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nkeys"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/refbus/refbus/pkg/bus"
-	"github.com/refbus/refbus/pkg/event"
 	"github.com/refbus/refbus/pkg/natslocal"
 	"github.com/refbus/refbus/pkg/pglocal"
+	"github.com/refbus/refbus/services/internal/admin"
 	"github.com/refbus/refbus/services/internal/core"
 	"github.com/refbus/refbus/services/internal/core/app"
 	"github.com/refbus/refbus/services/internal/core/web"
-	"github.com/refbus/refbus/services/internal/network"
 	"github.com/refbus/refbus/services/kinds"
 )
-
-// nodes are the demo network: one node of each kind, named after it,
-// with its default HTTP port. The social node coordinates: it sees every
-// overdue referral.
-var nodes = []struct {
-	name string
-	port int
-}{{"health", 8081}, {"education", 8082}, {"social", 8083}, {"ngo", 8084}}
-
-// coordinator is the demo network's coordinating node.
-const coordinator = "social"
 
 func main() {
 	core.TuneGC()
@@ -73,9 +57,11 @@ func parseFlags(args []string) (config, error) {
 	fs.IntVar(&c.natsPort, "nats-port", envInt("REFBUS_NATS_PORT", 4222), "NATS port on 127.0.0.1 (env REFBUS_NATS_PORT)")
 	fs.IntVar(&c.pgPort, "pg-port", envInt("REFBUS_PG_PORT", 5433), "Postgres port on 127.0.0.1 (env REFBUS_PG_PORT)")
 	fs.BoolVar(&c.demo, "demo", true, "load the demo referrals on the first run")
-	for _, nd := range nodes {
-		env := "REFBUS_" + upper(nd.name) + "_ADDR"
-		c.addrs[nd.name] = fs.String(nd.name, envOr(env, fmt.Sprintf("127.0.0.1:%d", nd.port)), fmt.Sprintf("HTTP address of the %s node (env %s)", nd.name, env))
+	for _, n := range networks {
+		for _, nd := range n.nodes {
+			env := "REFBUS_" + upper(strings.ReplaceAll(nd.name, "-", "_")) + "_ADDR"
+			c.addrs[nd.name] = fs.String(nd.name, envOr(env, fmt.Sprintf("127.0.0.1:%d", nd.port)), fmt.Sprintf("HTTP address of the node %s (env %s)", nd.name, env))
+		}
 	}
 	return c, fs.Parse(args)
 }
@@ -97,8 +83,27 @@ func run(ctx context.Context, log *slog.Logger, args []string) error {
 	if err := os.Chmod(dataDir, 0o755); err != nil {
 		return err
 	}
-	fmt.Printf("refbus: starting NATS (store %s) and Postgres (data %s)\n", filepath.Join(dataDir, "nats"), filepath.Join(dataDir, "pg"))
-	ns, err := natslocal.Start(natslocal.Options{StoreDir: filepath.Join(dataDir, "nats"), Port: c.natsPort})
+	adm, err := admin.Init(filepath.Join(dataDir, "admin"), "refbus-dev")
+	if err != nil {
+		return err
+	}
+	for _, n := range networks {
+		if _, err := adm.Network(n.name); err != nil {
+			if _, err := adm.CreateNetwork(n.name, n.settings); err != nil {
+				return err
+			}
+		}
+	}
+	conf, err := adm.ServerConfig(filepath.Join(dataDir, "nats-jwt"))
+	if err != nil {
+		return err
+	}
+	confPath := filepath.Join(dataDir, "nats.conf")
+	if err := os.WriteFile(confPath, conf, 0o600); err != nil {
+		return err
+	}
+	fmt.Printf("refbus: starting NATS (store %s, operator mode) and Postgres (data %s)\n", filepath.Join(dataDir, "nats"), filepath.Join(dataDir, "pg"))
+	ns, err := natslocal.Start(natslocal.Options{StoreDir: filepath.Join(dataDir, "nats"), Port: c.natsPort, ConfigFile: confPath})
 	if err != nil {
 		return err
 	}
@@ -114,47 +119,47 @@ func run(ctx context.Context, log *slog.Logger, args []string) error {
 			fmt.Fprintln(os.Stderr, "refbus: stop postgres:", err)
 		}
 	}()
-
-	key, err := networkKey(filepath.Join(dataDir, "network.key"))
-	if err != nil {
-		return err
-	}
-	seeds, trust, err := signingKeys(dataDir)
-	if err != nil {
-		return err
-	}
 	users, err := demoUsers(dataDir)
 	if err != nil {
 		return err
 	}
-	var names []string
-	for _, nd := range nodes {
-		names = append(names, nd.name)
-	}
-	if err := network.Setup(ctx, ns.ClientURL(), bus.StreamConfig{}, bus.ConsumerConfig{}, names, nats.Name("refbus-devstack")); err != nil {
-		return err
-	}
+
+	url := ns.ClientURL()
 	svcs, apps, apiKeys := map[string]*core.Node{}, map[string]*app.App{}, map[string][]byte{}
-	for _, nd := range nodes {
-		a := nd.name
-		if apiKeys[a], err = networkKey(filepath.Join(dataDir, "api-"+a+".key")); err != nil {
-			return err
-		}
-		if err := pg.CreateDatabase(ctx, a, ""); err != nil {
-			return err
-		}
-		ui := web.Mount(web.Config{APIKey: apiKeys[a], Logger: log})
-		svc, err := core.New(ctx, core.Config{
-			Node: a, HTTPAddr: *c.addrs[a], DatabaseURL: pg.URL(a), NATSURL: ns.ClientURL(), NetworkKey: key,
-			SigningSeed: seeds[a], Trust: trust, Coordinator: coordinator, Web: ui,
-		}, kinds.New(a), log)
+	for _, dn := range networks {
+		n, err := adm.Network(dn.name)
 		if err != nil {
 			return err
 		}
-		defer svc.Close()
-		svcs[a], apps[a] = svc, svc.App()
+		if err := n.Provision(ctx, url); err != nil {
+			return err
+		}
+		for _, nd := range dn.nodes {
+			b, err := n.AddNode(ctx, url, admin.NodeSpec{Name: nd.name, Kind: nd.kind, Organizations: nd.orgIDs()})
+			if err != nil {
+				return err
+			}
+			if apiKeys[nd.name], err = admin.APIKey(b); err != nil {
+				return err
+			}
+			db := strings.ReplaceAll(nd.name, "-", "_")
+			if err := pg.CreateDatabase(ctx, db, ""); err != nil {
+				return err
+			}
+			cfg := core.ConfigFrom(func(k string) string { return b.Env[k] }, nd.kind)
+			cfg.HTTPAddr, cfg.DatabaseURL, cfg.NATSURL = *c.addrs[nd.name], pg.URL(db), url
+			if cfg.Organizations, err = nd.organizations(); err != nil {
+				return err
+			}
+			cfg.Web = web.Mount(web.Config{APIKey: apiKeys[nd.name], Logger: log})
+			svc, err := core.New(ctx, cfg, kinds.New(nd.kind), log)
+			if err != nil {
+				return err
+			}
+			defer svc.Close()
+			svcs[nd.name], apps[nd.name] = svc, svc.App()
+		}
 	}
-
 	if err := seedUsers(ctx, apps, users); err != nil {
 		return err
 	}
@@ -169,15 +174,12 @@ func run(ctx context.Context, log *slog.Logger, args []string) error {
 		}
 	}
 	fmt.Println()
-	fmt.Println("refbus is running. The nodes' APIs:")
-	for _, nd := range nodes {
-		fmt.Printf("  %-10s http://%s/api/v1/inbox   (OpenAPI: http://%s/docs)\n", nd.name, *c.addrs[nd.name], *c.addrs[nd.name])
-	}
-	fmt.Printf("  trust anchors of the nodes' signatures: %s (refbus-audit verify --trust)\n", filepath.Join(dataDir, "trust"))
+	fmt.Println("refbus is running: two networks, each node with its own NATS credentials (no anonymous client).")
 	if err := printUsers(c.addrs, users, apiKeys); err != nil {
 		return err
 	}
-	fmt.Printf("  NATS       %s\n  Postgres   %s (databases health, education, social, ngo)\n", ns.ClientURL(), pg.URL("health"))
+	fmt.Printf("  NATS       %s (operator mode; credentials in %s)\n  Postgres   %s (one database per node)\n", url, filepath.Join(dataDir, "admin"), pg.URL("kz_health"))
+	fmt.Printf("  refbus-admin --dir %s --url %s network list kz\n", filepath.Join(dataDir, "admin"), url)
 	fmt.Println("Press Ctrl-C to stop.")
 	err = g.Wait()
 	fmt.Println("refbus: stopping")
@@ -185,63 +187,6 @@ func run(ctx context.Context, log *slog.Logger, args []string) error {
 		return err
 	}
 	return nil
-}
-
-// networkKey reads the network key the nodes share to pseudonymise
-// national ids, making one on the first run.
-func networkKey(path string) ([]byte, error) {
-	if b, err := os.ReadFile(path); err == nil {
-		return hex.DecodeString(strings.TrimSpace(string(b)))
-	}
-	key := make([]byte, 32)
-	if _, err := rand.Read(key); err != nil {
-		return nil, err
-	}
-	if err := os.WriteFile(path, []byte(hex.EncodeToString(key)+"\n"), 0o600); err != nil {
-		return nil, fmt.Errorf("write network key: %w", err)
-	}
-	return key, nil
-}
-
-// signingKeys reads each node's nkeys signing seed from
-// dataDir/signing/<node>.nk, making those missing, and writes the trust
-// anchors of all of them to dataDir/trust (node=PUBLICKEY lines), the file
-// refbus-audit verify --trust reads.
-func signingKeys(dataDir string) (map[string][]byte, event.Trust, error) {
-	dir := filepath.Join(dataDir, "signing")
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, nil, err
-	}
-	seeds, trust := map[string][]byte{}, event.Trust{}
-	for _, nd := range nodes {
-		a := nd.name
-		path := filepath.Join(dir, a+".nk")
-		seed, err := os.ReadFile(path)
-		if errors.Is(err, os.ErrNotExist) {
-			kp, err := nkeys.CreateAccount()
-			if err != nil {
-				return nil, nil, err
-			}
-			if seed, err = kp.Seed(); err != nil {
-				return nil, nil, err
-			}
-			if err := os.WriteFile(path, append(seed, '\n'), 0o600); err != nil {
-				return nil, nil, fmt.Errorf("write signing seed: %w", err)
-			}
-		} else if err != nil {
-			return nil, nil, err
-		}
-		s, err := event.NewSigner(seed)
-		if err != nil {
-			return nil, nil, fmt.Errorf("%s: %w", path, err)
-		}
-		seeds[a], trust[a] = bytes.TrimSpace(seed), s.PublicKey()
-	}
-	anchors := "# node=public key of its signing seed (schemas/SIGNING.md)\n" + strings.ReplaceAll(trust.String(), ",", "\n") + "\n"
-	if err := os.WriteFile(filepath.Join(dataDir, "trust"), []byte(anchors), 0o644); err != nil {
-		return nil, nil, fmt.Errorf("write trust anchors: %w", err)
-	}
-	return seeds, trust, nil
 }
 
 func envOr(key, def string) string {

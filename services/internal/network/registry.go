@@ -221,6 +221,21 @@ func (r *Registry) Lookup(node string) (Entry, error) {
 	r.mu.RLock()
 	e, ok := r.entries[node]
 	r.mu.RUnlock()
+	if ok {
+		return e, nil
+	}
+	// A node registered a moment ago may be in the bucket before the
+	// watch brings it: its listing must not be ignored for that.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	kve, err := r.kv.Get(ctx, node)
+	if err != nil {
+		return e, fmt.Errorf("%s: %w", node, ErrNotRegistered)
+	}
+	r.apply(kve)
+	r.mu.RLock()
+	e, ok = r.entries[node]
+	r.mu.RUnlock()
 	if !ok {
 		return e, fmt.Errorf("%s: %w", node, ErrNotRegistered)
 	}
