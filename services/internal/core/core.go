@@ -151,6 +151,7 @@ func (n *Node) connect(ctx context.Context) error {
 		}
 		n.cfg.Inbox.Trust = n.reg
 		dirOpts.Encode, dirOpts.Decode = n.listingCodec()
+		dirOpts.Check = n.active
 	}
 	n.dir = directory.New(h.Directory, n.cfg.Node, dirOpts)
 	var keyer *person.Keyer

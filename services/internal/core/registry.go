@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nkeys"
@@ -87,4 +88,16 @@ func (n *Node) listingCodec() (encode func(directory.Listing) ([]byte, error), d
 		return l, nil
 	}
 	return encode, decode
+}
+
+// active says whether node is active in the registry.
+func (n *Node) active(node string) error {
+	e, err := n.reg.Lookup(node)
+	if err != nil {
+		return err
+	}
+	if e.Status != network.Active {
+		return fmt.Errorf("node %s is %s since %s", node, e.Status, e.Since.UTC().Format(time.RFC3339))
+	}
+	return nil
 }

@@ -90,7 +90,16 @@ func TestSuspendedNodeIsNotHeard(t *testing.T) {
 	before := create(t, n, "clinic", "legal_aid", legalHelp.Name)
 	nodetest.Eventually(t, 10*time.Second, n.WantStatus("legal_aid", before.ID, "received"))
 
+	toClinic := n.Consent("school", "clinic")
 	n.SetStatus("clinic", network.Suspended)
+	// A referral to the suspended node's organization is refused, saying why.
+	nodetest.Eventually(t, 10*time.Second, func() error {
+		status, body, _ := n.Do("school", "POST", "/api/v1/referrals", fmt.Sprintf(`{"to_org":"clinic","service":%q,"consent_id":%q,"note":"n"}`, legalHelp.Name, toClinic))
+		if status != 422 || !strings.Contains(body, "suspended") {
+			return fmt.Errorf("referral to a suspended node's organization: %d %s", status, body)
+		}
+		return nil
+	})
 	suspended := create(t, n, "clinic", "legal_aid", legalHelp.Name)
 	other := create(t, n, "school", "legal_aid", legalHelp.Name)
 	nodetest.Eventually(t, 10*time.Second, n.WantStatus("legal_aid", other.ID, "received"))

@@ -107,6 +107,9 @@ func (a *App) organization(ctx context.Context, field, id string) (directory.Hos
 		return directory.Hosted{}, fmt.Errorf("%w: %s %q is an organization of this node (%s): refer to an organization of another node", ErrInvalid, field, id, a.self)
 	}
 	h, err := a.dir.Organization(ctx, id)
+	if errors.Is(err, directory.ErrNotTaking) {
+		return h, fmt.Errorf("%w: %s %q: %v", ErrInvalid, field, id, err)
+	}
 	if errors.Is(err, directory.ErrNotListed) {
 		return h, fmt.Errorf("%w: %s %q is not an organization of the network: the directory lists %s (GET /api/v1/directory)", ErrInvalid, field, id, a.someOrgs())
 	}

@@ -26,6 +26,10 @@ import (
 // ErrNotListed: the node has no listing in the directory.
 var ErrNotListed = errors.New("not listed in the directory")
 
+// ErrNotTaking: the organization is listed, but its node takes no
+// referrals now (suspended); the message says why.
+var ErrNotTaking = errors.New("not taking referrals")
+
 // Offer is a service an organization offers, as the directory lists it.
 type Offer struct {
 	Name        string   `json:"name" doc:"What a referral names in its service field."`
@@ -170,6 +174,9 @@ type Options struct {
 	// not signed by the node's registered key, an organization the node
 	// does not host) has it ignored, with a log line saying why.
 	Decode func(node string, value []byte) (Listing, error)
+	// Check, if set, says whether a listed node takes referrals now (a
+	// node suspended since its listing was read does not).
+	Check  func(node string) error
 	Logger *slog.Logger
 }
 
@@ -319,6 +326,11 @@ func index(listings map[string]Listing) map[string]Hosted {
 // Returns ErrNotListed.
 func (d *Directory) Organization(ctx context.Context, id string) (Hosted, error) {
 	if h, ok := d.Known(id); ok {
+		if d.o.Check != nil {
+			if err := d.o.Check(h.Node); err != nil {
+				return Hosted{}, fmt.Errorf("organization %s of node %s: %w: %w", id, h.Node, ErrNotTaking, err)
+			}
+		}
 		return h, nil
 	}
 	ls, err := d.List(ctx)
