@@ -254,6 +254,9 @@ func (n *Network) newBundle(b *Bundle, spec NodeSpec) (network.Entry, error) {
 		"REFBUS_NETWORK_KEY":  n.person,
 		"NATS_CREDS":          b.Creds(),
 	}
+	if n.Settings.Country != "" {
+		b.Env["REFBUS_COUNTRY"] = n.Settings.Country
+	}
 	if n.Settings.Coordinator != "" {
 		b.Env["REFBUS_COORDINATOR"] = n.Settings.Coordinator
 	}

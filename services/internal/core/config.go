@@ -18,6 +18,7 @@ import (
 	"github.com/refbus/refbus/pkg/event"
 	"github.com/refbus/refbus/pkg/inbox"
 	"github.com/refbus/refbus/pkg/outbox"
+	"github.com/refbus/refbus/pkg/person"
 	"github.com/refbus/refbus/services/internal/core/app"
 	"github.com/refbus/refbus/services/internal/core/directory"
 )
@@ -55,6 +56,9 @@ type Config struct {
 	// keys and organizations it holds, signs its own listing and checks
 	// the others'; it requires SigningSeed and SealingKey.
 	Anchor string
+	// Country is the network's country (REFBUS_COUNTRY: KZ or KG): the
+	// national id a person_id must be (an IIN, a PIN); empty takes either.
+	Country person.Country
 	// SealingKey is the node's X25519 private key for data sealed to it,
 	// issued with the node; empty keeps one the node makes in its store.
 	SealingKey []byte `json:"-"`
@@ -113,6 +117,7 @@ func ConfigFrom(getenv func(string) string, kindName string) Config {
 		NATSCreds:   getenv("NATS_CREDS"),
 		Coordinator: getenv("REFBUS_COORDINATOR"),
 		Anchor:      getenv("REFBUS_ANCHOR"),
+		Country:     person.Country(strings.ToUpper(getenv("REFBUS_COUNTRY"))),
 	}
 	if k := getenv("REFBUS_SEALING_KEY"); k != "" {
 		var err error
@@ -169,6 +174,9 @@ func (c *Config) check(kindOffers []directory.Offer) error {
 	}
 	if c.NATSURL == "" {
 		return fmt.Errorf("%s: NATS_URL is required", c.Node)
+	}
+	if c.Country != "" && c.Country != person.KZ && c.Country != person.KG {
+		return fmt.Errorf("%s: country %q (REFBUS_COUNTRY): KZ or KG", c.Node, c.Country)
 	}
 	if c.Coordinator != "" && !bus.ValidNode(c.Coordinator) {
 		return fmt.Errorf("%s: coordinator %q (REFBUS_COORDINATOR) is not a node name", c.Node, c.Coordinator)

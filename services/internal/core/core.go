@@ -171,7 +171,7 @@ func (n *Node) connect(ctx context.Context) error {
 	n.relay = outbox.NewRelay(n.pool, js, relayOpts)
 	n.out.SetLocalRelay(n.relay)
 	n.app, err = app.New(ctx, app.Config{
-		Node: n.cfg.Node, Organizations: n.cfg.Organizations, SLAs: n.cfg.SLAs, Coordinator: n.cfg.Coordinator, SigningKey: n.cfg.signingKey(), SealingKey: n.cfg.SealingKey,
+		Node: n.cfg.Node, Organizations: n.cfg.Organizations, SLAs: n.cfg.SLAs, Coordinator: n.cfg.Coordinator, SigningKey: n.cfg.signingKey(), SealingKey: n.cfg.SealingKey, Country: n.cfg.Country,
 		Now: n.cfg.Now, SLATick: n.cfg.SLATick, DirectoryTick: n.cfg.DirectoryTick, Logger: n.log,
 	}, app.Deps{Pool: n.pool, Kind: n.kind, Outbox: n.out, Registry: registry, Directory: n.dir, Cases: cases, Keyer: keyer})
 	if err != nil {

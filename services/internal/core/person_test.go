@@ -10,6 +10,8 @@ import (
 
 	"github.com/refbus/refbus/pkg/bus"
 	"github.com/refbus/refbus/pkg/event"
+	"github.com/refbus/refbus/pkg/person"
+	"github.com/refbus/refbus/services/internal/core"
 	"github.com/refbus/refbus/services/internal/core/app"
 	"github.com/refbus/refbus/services/internal/core/nodetest"
 )
@@ -123,5 +125,19 @@ func TestBadPersonIDs(t *testing.T) {
 	}
 	if sent, _ := n.App("clinic").Sent(t.Context(), "", 10); len(sent) != 0 {
 		t.Fatalf("refused requests wrote referrals: %+v", sent)
+	}
+}
+
+// The national id follows the network: a node of the Kyrgyz network takes
+// a PIN and refuses a valid Kazakh IIN, saying what it wants.
+func TestPersonIDFollowsTheNetwork(t *testing.T) {
+	t.Parallel()
+	n := nodetest.New(t)
+	n.Start("bishkek_clinic", plain(healthCheck), func(c *core.Config) { c.Country = person.KG })
+	n.Start("legal_aid", plain(legalHelp), nil)
+	const iin = "880101300123" // valid in Kazakhstan
+	status, body, _ := n.Do("bishkek_clinic", "POST", "/api/v1/referrals", n.Consented("bishkek_clinic", `{"to_org":"legal_aid","service":"legal_help","note":"n","person_id":"`+iin+`"}`))
+	if status != 422 || !strings.Contains(body, "14") || strings.Contains(body, iin) {
+		t.Fatalf("an IIN at a Kyrgyz node: %d %s; want 422 asking for a 14-digit PIN", status, body)
 	}
 }

@@ -55,6 +55,9 @@ type Config struct {
 	Coordinator string
 	// SigningKey is this node's public signing key, for its listing.
 	SigningKey string
+	// Country is the network's: a person_id must be its national id
+	// (empty: either).
+	Country person.Country
 	// SealingKey is this node's X25519 private key, as the network's
 	// administrator issued it with the registry's public half; nil keeps
 	// a key the node makes in its own store at first start.

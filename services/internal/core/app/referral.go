@@ -285,7 +285,11 @@ func (a *App) personKey(id string) (person.Key, error) {
 	if a.keyer == nil {
 		return "", fmt.Errorf("%w: person_id given, but this node has no network key configured (REFBUS_NETWORK_KEY): ask its operators", ErrInvalid)
 	}
-	pid, err := person.ParseAny(id)
+	parse := person.ParseAny
+	if c := a.cfg.Country; c != "" {
+		parse = func(s string) (person.ID, error) { return person.Parse(c, s) }
+	}
+	pid, err := parse(id)
 	if err != nil {
 		return "", fmt.Errorf("%w: person_id: %v", ErrInvalid, err)
 	}
