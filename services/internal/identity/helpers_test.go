@@ -108,32 +108,16 @@ func js(t testing.TB, nc *nats.Conn) jetstream.JetStream {
 
 // provision makes a network's stream, audit mirror, the durables of nodes
 // and the buckets, as the network's admin.
+// provision makes the network's stream, mirror and buckets as the admin
+// does (network.Provision: the matrix holds the real provisioning to its
+// promises, such as no roll-ups on the buckets), and the nodes' consumers.
 func provision(t testing.TB, ctx context.Context, j jetstream.JetStream, nodes ...string) {
 	t.Helper()
-	if _, err := bus.EnsureStream(ctx, j, bus.StreamConfig{}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := bus.EnsureAuditStream(ctx, j, bus.StreamConfig{}); err != nil {
+	if err := network.Provision(ctx, j, bus.StreamConfig{}); err != nil {
 		t.Fatal(err)
 	}
 	for _, n := range nodes {
-		if _, err := bus.EnsureConsumer(ctx, j, n, bus.ConsumerConfig{AckWait: time.Second, MaxDeliver: 2}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, b := range []string{network.DirectoryBucket, network.RegistryBucket, network.CasesBucket} {
-		if _, err := j.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: b, History: 1}); err != nil {
-			t.Fatal(err)
-		}
-		// A node that may put one key must not wipe the others with a
-		// Nats-Rollup: all header (a bucket's stream allows rollups).
-		s, err := j.Stream(ctx, "KV_"+b)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cfg := s.CachedInfo().Config
-		cfg.AllowRollup = false
-		if _, err := j.UpdateStream(ctx, cfg); err != nil {
+		if err := network.AddConsumer(ctx, j, n, bus.ConsumerConfig{AckWait: time.Second, MaxDeliver: 2}); err != nil {
 			t.Fatal(err)
 		}
 	}
