@@ -151,7 +151,11 @@ func run(ctx context.Context, log *slog.Logger, args []string) error {
 			if cfg.Organizations, err = nd.organizations(); err != nil {
 				return err
 			}
-			cfg.Web = web.Mount(web.Config{APIKey: apiKeys[nd.name], Logger: log})
+			loc, err := time.LoadLocation(dn.settings.TimeZone)
+			if err != nil {
+				return err
+			}
+			cfg.Web = web.Mount(web.Config{APIKey: apiKeys[nd.name], Logger: log, Lang: dn.settings.Language, Location: loc})
 			svc, err := core.New(ctx, cfg, kinds.New(nd.kind), log)
 			if err != nil {
 				return err

@@ -254,6 +254,12 @@ func (n *Network) newBundle(b *Bundle, spec NodeSpec) (network.Entry, error) {
 		"REFBUS_NETWORK_KEY":  n.person,
 		"NATS_CREDS":          b.Creds(),
 	}
+	if n.Settings.Language != "" {
+		b.Env["REFBUS_LANGUAGE"] = n.Settings.Language
+	}
+	if n.Settings.TimeZone != "" {
+		b.Env["REFBUS_TIME_ZONE"] = n.Settings.TimeZone
+	}
 	if n.Settings.Country != "" {
 		b.Env["REFBUS_COUNTRY"] = n.Settings.Country
 	}

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/danielgtaylor/huma/v2"
 
@@ -90,7 +91,14 @@ Flags:
 // identity provider. Without either, nobody could sign in: it refuses to
 // start.
 func webFromEnv(log *slog.Logger) (func(context.Context, *app.App, huma.API, http.Handler) (http.Handler, error), error) {
-	wc := web.Config{Logger: log}
+	wc := web.Config{Logger: log, Lang: os.Getenv("REFBUS_LANGUAGE")}
+	if tz := os.Getenv("REFBUS_TIME_ZONE"); tz != "" {
+		loc, err := time.LoadLocation(tz)
+		if err != nil {
+			return nil, fmt.Errorf("REFBUS_TIME_ZONE %q: %w", tz, err)
+		}
+		wc.Location = loc
+	}
 	if k := os.Getenv("REFBUS_API_KEY"); k != "" {
 		key, err := hex.DecodeString(k)
 		if err != nil || len(key) < 32 {

@@ -87,18 +87,18 @@ func (t T) Lang() string { return t.lang }
 var langMatcher = language.NewMatcher([]language.Tag{language.Russian, language.Kazakh, language.Kirghiz, language.English})
 
 // browserLang picks the language for a page before sign-in, from the
-// browser's Accept-Language.
-func browserLang(r *http.Request) string {
+// browser's Accept-Language; def when it asks for none of the UI's.
+func browserLang(r *http.Request, def string) string {
 	if c, err := r.Cookie(langCookie); err == nil && slices.Contains(Langs, c.Value) {
 		return c.Value
 	}
 	tags, _, err := language.ParseAcceptLanguage(r.Header.Get("Accept-Language"))
 	if err != nil || len(tags) == 0 {
-		return Langs[0]
+		return def
 	}
 	_, i, conf := langMatcher.Match(tags...)
 	if conf == language.No {
-		return Langs[0]
+		return def
 	}
 	return []string{"ru", "kk", "ky", "en"}[i]
 }

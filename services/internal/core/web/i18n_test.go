@@ -2,6 +2,7 @@ package web
 
 import (
 	"io/fs"
+	"net/http/httptest"
 	"regexp"
 	"slices"
 	"strings"
@@ -82,6 +83,25 @@ func TestCataloguesComplete(t *testing.T) {
 			if en := cats["en"][k]; strings.Join(verb.FindAllString(m, -1), "") != strings.Join(verb.FindAllString(en, -1), "") {
 				t.Errorf("catalogue %s: %q takes %v, English takes %v", l, k, verb.FindAllString(m, -1), verb.FindAllString(en, -1))
 			}
+		}
+	}
+}
+
+// A page before sign-in is in the browser's language if the UI has it,
+// else in the network's (Config.Lang), not always Russian.
+func TestBrowserLangFallsBackToTheNetworks(t *testing.T) {
+	for _, c := range []struct{ accept, def, want string }{
+		{"", "ky", "ky"},
+		{"de-DE,de;q=0.9", "ky", "ky"},
+		{"kk-KZ,ru;q=0.5", "ky", "kk"},
+		{"", "ru", "ru"},
+	} {
+		r := httptest.NewRequest("GET", "/ui/login", nil)
+		if c.accept != "" {
+			r.Header.Set("Accept-Language", c.accept)
+		}
+		if got := browserLang(r, c.def); got != c.want {
+			t.Errorf("Accept-Language %q, network's %s: %s, want %s", c.accept, c.def, got, c.want)
 		}
 	}
 }

@@ -42,7 +42,7 @@ type page struct {
 // tr returns the translator for a request: the signed-in user's language,
 // or the browser's before sign-in.
 func (u *UI) tr(r *http.Request) T {
-	lang := browserLang(r)
+	lang := browserLang(r, u.cfg.Lang)
 	if p, ok := PrincipalFrom(r.Context()); ok && slices.Contains(Langs, p.Lang) {
 		lang = p.Lang
 	}

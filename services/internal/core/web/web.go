@@ -18,6 +18,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 	_ "time/tzdata" // Asia/Almaty and Asia/Bishkek on machines without a zoneinfo database
@@ -32,8 +33,13 @@ type Config struct {
 	// SessionTTL is how long a sign-in lasts (default 10 hours: a working
 	// day, then sign in again).
 	SessionTTL time.Duration
-	// Location is the time zone dates are shown in (default Asia/Almaty).
+	// Location is the time zone dates are shown in (default Asia/Almaty):
+	// the network's (REFBUS_TIME_ZONE).
 	Location *time.Location
+	// Lang is the language of a page before sign-in when the browser
+	// asks for none of the UI's: the network's (REFBUS_LANGUAGE; default
+	// ru).
+	Lang string
 	// APIKey signs and checks the bearer tokens of this agency's systems
 	// (HS256, at least 32 bytes); empty accepts no bearer token.
 	APIKey []byte `json:"-"`
@@ -89,6 +95,12 @@ func Mount(cfg Config) func(ctx context.Context, a *app.App, api huma.API, next 
 func New(ctx context.Context, cfg Config, s *app.App) (*UI, error) {
 	if cfg.SessionTTL == 0 {
 		cfg.SessionTTL = 10 * time.Hour
+	}
+	if cfg.Lang == "" {
+		cfg.Lang = Langs[0]
+	}
+	if !slices.Contains(Langs, cfg.Lang) {
+		return nil, fmt.Errorf("web: language %q (REFBUS_LANGUAGE): one of %v", cfg.Lang, Langs)
 	}
 	if cfg.Location == nil {
 		loc, err := time.LoadLocation("Asia/Almaty")
