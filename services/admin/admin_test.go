@@ -45,8 +45,9 @@ func refbusAdmin(t *testing.T, dir, url string, args ...string) string {
 // The deploy guide's walk-through: an IT officer makes the operator, starts
 // nats-server in operator mode, makes a network, adds two nodes, and they
 // exchange a referral, each with its own credentials; a node suspended
-// while the network runs can send nothing, and once resumed, receives
-// what waited for it. No node restarts.
+// while the network runs is dropped by the servers and referrals to it are
+// refused, and once resumed it receives again; a node removed loses its
+// consumer. No node restarts.
 func TestWalkThrough(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
@@ -123,16 +124,20 @@ func TestWalkThrough(t *testing.T) {
 		}
 		return nil
 	})
-	waiting := refer()
-	poll.Always(t, 2*time.Second, func() error {
-		if received(waiting)() == nil {
-			return errors.New("a suspended node received a referral")
+	// Referring to its organization is refused, saying why; what the
+	// others send each other goes on.
+	poll.Until(t, 10*time.Second, func() error {
+		_, err := social.App().CreateReferral(t.Context(), app.NewReferral{ToOrg: "kz-nur", Service: "legal_help", Note: "n"})
+		if err == nil || !strings.Contains(err.Error(), "suspended") {
+			return fmt.Errorf("a referral to a suspended node's organization: %v", err)
 		}
 		return nil
 	})
 
 	refbusAdmin(t, dir, url, "node", "resume", "kz", "kz-ngo-nur")
-	poll.Until(t, 30*time.Second, received(waiting))
+	// It reconnects by itself (no restart) and receives again.
+	after := refer()
+	poll.Until(t, 30*time.Second, received(after))
 
 	// An auditor reads the mirror, and can write nothing.
 	refbusAdmin(t, dir, url, "auditor", "add", "kz", "ana")
@@ -154,6 +159,25 @@ func TestWalkThrough(t *testing.T) {
 	})
 	if _, err := js.Publish(t.Context(), "refbus.kz-social.kz-ngo-nur.referral.requested", []byte("{}")); err == nil {
 		t.Fatal("an auditor published an event")
+	}
+
+	// A node removed leaves the registry's active nodes and its consumer
+	// goes; the others go on.
+	refbusAdmin(t, dir, url, "node", "remove", "kz", "kz-ngo-nur")
+	if out := refbusAdmin(t, dir, url, "network", "list", "kz"); !strings.Contains(out, "removed") {
+		t.Fatalf("network list after remove: %s", out)
+	}
+	anc, err := nats.Connect(url, nats.UserCredentials(net.AdminCreds()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer anc.Close()
+	ajs, err := jetstream.New(anc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ajs.Consumer(t.Context(), bus.Stream, "kz-ngo-nur"); !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		t.Fatalf("the removed node's consumer: %v, want not found", err)
 	}
 
 	tok := strings.TrimSpace(refbusAdmin(t, dir, url, "token", "mint", "kz", "kz-social", "--subject", "mis-test", "--role", "caseworker"))
