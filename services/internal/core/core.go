@@ -125,7 +125,8 @@ func (n *Node) connect(ctx context.Context) error {
 	opts := []nats.Option{nats.Name("refbus-" + n.cfg.Node), nats.MaxReconnects(-1), nats.CustomInboxPrefix(network.InboxPrefix(n.cfg.Node)),
 		// A suspended node is refused until it is resumed: keep trying,
 		// so that it comes back without a restart.
-		nats.IgnoreAuthErrorAbort()}
+		nats.IgnoreAuthErrorAbort(),
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { n.log.Warn("nats", "err", err) })}
 	if n.cfg.NATSCreds != "" {
 		opts = append(opts, nats.UserCredentials(n.cfg.NATSCreds))
 	}
