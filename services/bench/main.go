@@ -86,6 +86,8 @@ type config struct {
 	netN       int
 	netNodes   int
 	netOrgs    int
+	netProfile string
+	netC       int
 }
 
 // settingsFlag collects repeated -pgset name=value flags.
@@ -123,6 +125,8 @@ func parseFlags(args []string) (config, error) {
 	fs.IntVar(&c.netN, "net-referrals", 3000, "referrals between random organizations in the network run")
 	fs.IntVar(&c.netNodes, "net-nodes", 24, "nodes of the network run, each with its own database (the last one is the onboarded one)")
 	fs.IntVar(&c.netOrgs, "net-orgs", 1000, "organizations of the network run, spread over its nodes")
+	fs.IntVar(&c.netC, "net-c", 0, "concurrent creators in the network run (0: as -c)")
+	fs.StringVar(&c.netProfile, "net-cpuprofile", "", "write a CPU profile of the network run's referrals to `file`")
 	fs.BoolVar(&c.keep, "keep", false, "keep the temporary directory (Postgres data, NATS store, logs) for inspection")
 	if err := fs.Parse(args); err != nil {
 		return c, err
@@ -274,14 +278,15 @@ func run(ctx context.Context, log *slog.Logger, args []string) (res result, err 
 		// After this stack's nodes stopped, on a Postgres and NATS of its own.
 		st.stopSvcs()
 		st.running.Wait()
-		nr, err := benchNetwork(ctx, log, c.netNodes, c.netOrgs, c.netN, c.concurrent, c.timeout, c.stall)
+		nr, err := benchNetwork(ctx, log, c.netNodes, c.netOrgs, c.netN, cmp.Or(c.netC, c.concurrent), c.timeout, c.stall, c.netProfile)
 		if err != nil {
 			return res, fmt.Errorf("network run: %w", err)
 		}
 		res.net = nr
 		fmt.Printf("network run:    %d nodes (one database each), %d organizations, registry and signed listings on, NATS without auth\n", nr.nodes, nr.orgs)
 		fmt.Printf("  %d referrals between random organizations of %d nodes by %d concurrent creators: created %s/s in %v, received end to end %s/s in %v (%.0f%% of the four-node run)\n",
-			nr.n, nr.nodes-1, c.concurrent, count(float64(nr.n)/nr.create.Seconds()), nr.create.Round(time.Millisecond), count(nr.perSec()), nr.e2e.Round(time.Millisecond), 100*nr.perSec()/res.e2ePerSec)
+			nr.n, nr.nodes-1, cmp.Or(c.netC, c.concurrent), count(float64(nr.n)/nr.create.Seconds()), nr.create.Round(time.Millisecond), count(nr.perSec()), nr.e2e.Round(time.Millisecond), 100*nr.perSec()/res.e2ePerSec)
+		fmt.Printf("  CPU: %s\n", nr.cpu)
 		fmt.Printf("  onboarding: node %d registered and started, its first referral received (receipt back at the sender) after %v\n", nr.nodes, nr.onboard.Round(time.Millisecond))
 		fmt.Printf("targets:        net_ratio >= 0.8: %s; onboard <= 5000 ms: %s\n", verdict(nr.perSec()/res.e2ePerSec >= 0.8), verdict(nr.onboard <= 5*time.Second))
 	}

@@ -40,6 +40,7 @@ type netRun struct {
 	create      time.Duration
 	e2e         time.Duration
 	onboard     time.Duration
+	cpu         cpuCost
 }
 
 func (r netRun) perSec() float64 { return float64(r.n) / r.e2e.Seconds() }
@@ -71,7 +72,7 @@ type netRef struct {
 // concurrent creators; then the last node is registered and started, and
 // onboard is the time from then to its first referral received (receipt
 // back at the sender).
-func benchNetwork(ctx context.Context, log *slog.Logger, nodeCount, orgCount, n, concurrent int, timeout, stall time.Duration) (r netRun, err error) {
+func benchNetwork(ctx context.Context, log *slog.Logger, nodeCount, orgCount, n, concurrent int, timeout, stall time.Duration, profile string) (r netRun, err error) {
 	r.nodes, r.orgs, r.n = nodeCount, orgCount, n
 	dir, err := os.MkdirTemp("", "refbus-bench-net-")
 	if err != nil {
@@ -284,6 +285,11 @@ func benchNetwork(ctx context.Context, log *slog.Logger, nodeCount, orgCount, n,
 	defer cancelC()
 	var next atomic.Int64
 	g, gctx = errgroup.WithContext(cctx)
+	stopProfile, err := startCPUProfile(profile)
+	if err != nil {
+		return r, err
+	}
+	meter := startCPU()
 	t0 := time.Now()
 	for range min(concurrent, n) {
 		g.Go(func() error {
@@ -308,6 +314,10 @@ func benchNetwork(ctx context.Context, log *slog.Logger, nodeCount, orgCount, n,
 		return r, cause(err)
 	}
 	r.e2e = done.Sub(t0)
+	r.cpu = meter.per(n)
+	if err := stopProfile(); err != nil {
+		return r, err
+	}
 
 	// Onboarding: the administrator adds the last node (its consumer and
 	// its registry entry), the node starts, and a caseworker of another
