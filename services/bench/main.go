@@ -58,6 +58,10 @@ func main() {
 	if res.inbox.referrals > 0 {
 		line += " " + res.inbox.String()
 	}
+	if nr := res.net; nr.n > 0 {
+		line += fmt.Sprintf(" net_nodes=%d net_orgs=%d net_e2e_per_s=%.0f net_ratio=%.3f onboard_ms=%.0f",
+			nr.nodes, nr.orgs, nr.perSec(), nr.perSec()/res.e2ePerSec, ms(nr.onboard))
+	}
 	fmt.Println(line)
 }
 
@@ -78,6 +82,12 @@ type config struct {
 	pgSettings settingsFlag
 	audit      int
 	inboxN     int
+	net        bool
+	netN       int
+	netNodes   int
+	netOrgs    int
+	netProfile string
+	netC       int
 }
 
 // settingsFlag collects repeated -pgset name=value flags.
@@ -111,6 +121,12 @@ func parseFlags(args []string) (config, error) {
 	fs.Var(c.pgSettings, "pgset", "extra Postgres `name=value` setting, for experiments (repeatable; the defaults are the real durability settings)")
 	fs.IntVar(&c.inboxN, "inbox-referrals", 100_000, "referrals in an agency's store for the caseworkers' inbox figures (0: skip)")
 	fs.IntVar(&c.audit, "audit-events", 1_000_000, "events in the stream for the auditors' replay and verify figures (0: skip)")
+	fs.BoolVar(&c.net, "net", true, "run the network figures: -net-nodes nodes hosting -net-orgs organizations, the registry on, and onboarding one more node")
+	fs.IntVar(&c.netN, "net-referrals", 3000, "referrals between random organizations in the network run")
+	fs.IntVar(&c.netNodes, "net-nodes", 24, "nodes of the network run, each with its own database (the last one is the onboarded one)")
+	fs.IntVar(&c.netOrgs, "net-orgs", 1000, "organizations of the network run, spread over its nodes")
+	fs.IntVar(&c.netC, "net-c", 0, "concurrent creators in the network run (0: as -c)")
+	fs.StringVar(&c.netProfile, "net-cpuprofile", "", "write a CPU profile of the network run's referrals to `file`")
 	fs.BoolVar(&c.keep, "keep", false, "keep the temporary directory (Postgres data, NATS store, logs) for inspection")
 	if err := fs.Parse(args); err != nil {
 		return c, err
@@ -118,6 +134,8 @@ func parseFlags(args []string) (config, error) {
 	switch {
 	case fs.NArg() > 0:
 		return c, fmt.Errorf("unexpected arguments %q", fs.Args())
+	case c.net && (c.netN < 1 || c.netNodes < 3 || c.netOrgs < c.netNodes):
+		return c, errors.New("-net-referrals must be positive, -net-nodes at least 3 and -net-orgs at least -net-nodes")
 	case c.n < 1 || c.concurrent < 1 || c.rate < 1 || c.duration <= 0 || c.warmup < 0 || c.rawN < 1 || c.rawRounds < 1 || c.timeout <= 0 || c.stall < 0:
 		return c, errors.New("-n, -c, -rate, -duration, -raw-n, -raw-rounds and -timeout must be positive, -warmup and -stall not negative")
 	}
@@ -132,6 +150,7 @@ type result struct {
 	cpu       cpuCost
 	audit     auditResult
 	inbox     inboxResult
+	net       netRun
 }
 
 func run(ctx context.Context, log *slog.Logger, args []string) (res result, err error) {
@@ -253,6 +272,23 @@ func run(ctx context.Context, log *slog.Logger, args []string) (res result, err 
 		}
 		fmt.Printf("inbox:          %d referrals in the ngo's store: inbox page p95 %.1f ms, GET /api/v1/inbox p95 %.1f ms (goal: 100 ms)\n",
 			res.inbox.referrals, ms(res.inbox.page), ms(res.inbox.api))
+	}
+
+	if c.net {
+		// After this stack's nodes stopped, on a Postgres and NATS of its own.
+		st.stopSvcs()
+		st.running.Wait()
+		nr, err := benchNetwork(ctx, log, c.netNodes, c.netOrgs, c.netN, cmp.Or(c.netC, c.concurrent), c.timeout, c.stall, c.netProfile)
+		if err != nil {
+			return res, fmt.Errorf("network run: %w", err)
+		}
+		res.net = nr
+		fmt.Printf("network run:    %d nodes (one database each), %d organizations, registry and signed listings on, NATS without auth\n", nr.nodes, nr.orgs)
+		fmt.Printf("  %d referrals between random organizations of %d nodes by %d concurrent creators: created %s/s in %v, received end to end %s/s in %v (%.0f%% of the four-node run)\n",
+			nr.n, nr.nodes-1, cmp.Or(c.netC, c.concurrent), count(float64(nr.n)/nr.create.Seconds()), nr.create.Round(time.Millisecond), count(nr.perSec()), nr.e2e.Round(time.Millisecond), 100*nr.perSec()/res.e2ePerSec)
+		fmt.Printf("  CPU: %s\n", nr.cpu)
+		fmt.Printf("  onboarding: node %d registered and started, its first referral received (receipt back at the sender) after %v\n", nr.nodes, nr.onboard.Round(time.Millisecond))
+		fmt.Printf("targets:        net_ratio >= 0.8: %s; onboard <= 5000 ms: %s\n", verdict(nr.perSec()/res.e2ePerSec >= 0.8), verdict(nr.onboard <= 5*time.Second))
 	}
 
 	fmt.Printf("ratio e2e/raw:  %.3f (load average now %s: other work on this host skews both figures, the ratio less)\n",

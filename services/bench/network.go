@@ -1,0 +1,359 @@
+package main
+
+import (
+	"context"
+	"crypto/ecdh"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	mrand "math/rand/v2"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nkeys"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/refbus/refbus/pkg/bus"
+	"github.com/refbus/refbus/pkg/natslocal"
+	"github.com/refbus/refbus/pkg/pglocal"
+	"github.com/refbus/refbus/schemas"
+	"github.com/refbus/refbus/services/internal/core"
+	"github.com/refbus/refbus/services/internal/core/app"
+	"github.com/refbus/refbus/services/internal/core/directory"
+	"github.com/refbus/refbus/services/internal/network"
+	"github.com/refbus/refbus/services/kinds"
+)
+
+// netRun is what benchNetwork measured.
+type netRun struct {
+	nodes, orgs int
+	n           int
+	create      time.Duration
+	e2e         time.Duration
+	onboard     time.Duration
+	cpu         cpuCost
+}
+
+func (r netRun) perSec() float64 { return float64(r.n) / r.e2e.Seconds() }
+
+// netNode is one node of the network run.
+type netNode struct {
+	name, kind string
+	orgs       []directory.Organization
+	seed       []byte
+	signingKey string
+	sealing    *ecdh.PrivateKey
+	svc        *core.Node
+}
+
+// netRef is one referral of the network run, with its consent.
+type netRef struct {
+	from       int // node index
+	fromOrg    string
+	toOrg, svc string
+	consent    uuid.UUID
+}
+
+// benchNetwork runs a network of nodes nodes (each with its own database
+// in one Postgres cluster, on one NATS) hosting orgs organizations, in
+// the production path: a registry signed with the network's key, every
+// node with its anchor, signing seed and sealing key, listings signed and
+// checked. NATS runs without auth. All nodes but the last take n
+// referrals between random organizations of different nodes from
+// concurrent creators; then the last node is registered and started, and
+// onboard is the time from then to its first referral received (receipt
+// back at the sender).
+func benchNetwork(ctx context.Context, log *slog.Logger, nodeCount, orgCount, n, concurrent int, timeout, stall time.Duration, profile string) (r netRun, err error) {
+	r.nodes, r.orgs, r.n = nodeCount, orgCount, n
+	dir, err := os.MkdirTemp("", "refbus-bench-net-")
+	if err != nil {
+		return r, err
+	}
+	defer os.RemoveAll(dir)
+	if err := os.Chmod(dir, 0o755); err != nil {
+		return r, err
+	}
+	const maxConns = 6
+	settings := map[string]string{"max_connections": fmt.Sprint(nodeCount*(maxConns+2) + 20), "shared_buffers": "256MB"}
+	pg, err := pglocal.Start(ctx, pglocal.Options{Dir: filepath.Join(dir, "pg"), Settings: settings, Logger: log})
+	if err != nil {
+		return r, err
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+		defer cancel()
+		if serr := pg.Stop(sctx); serr != nil {
+			err = errors.Join(err, serr)
+		}
+	}()
+	ns, err := natslocal.Start(natslocal.Options{StoreDir: filepath.Join(dir, "nats"), Port: -1})
+	if err != nil {
+		return r, err
+	}
+	defer func() { ns.Shutdown(); ns.WaitForShutdown() }()
+
+	// The network: its key, its nodes with their keys and organizations.
+	netKey, err := nkeys.CreateAccount()
+	if err != nil {
+		return r, err
+	}
+	anchor, _ := netKey.PublicKey()
+	nodesList := make([]*netNode, nodeCount)
+	names := make([]string, nodeCount)
+	for i := range nodeCount {
+		k := kinds.Names[i%len(kinds.Names)]
+		nd := &netNode{name: fmt.Sprintf("n%02d_%s", i, k), kind: k}
+		kp, err := nkeys.CreateAccount()
+		if err != nil {
+			return r, err
+		}
+		nd.seed, _ = kp.Seed()
+		nd.signingKey, _ = kp.PublicKey()
+		if nd.sealing, err = ecdh.X25519().GenerateKey(rand.Reader); err != nil {
+			return r, err
+		}
+		nodesList[i], names[i] = nd, nd.name
+	}
+	// Organizations round-robin over the nodes; each offers its kind's
+	// services that take no one in (a node may offer a bed service in
+	// one organization only).
+	for j := range orgCount {
+		nd := nodesList[j%nodeCount]
+		var offers []directory.Offer
+		for _, o := range kinds.New(nd.kind).Offers() {
+			if o.Beds == 0 {
+				offers = append(offers, o)
+			}
+		}
+		id := fmt.Sprintf("org-%04d", j)
+		nd.orgs = append(nd.orgs, directory.Organization{ID: id, Name: "Organization " + id, Services: offers})
+	}
+	last := nodesList[nodeCount-1]
+
+	if err := network.Setup(ctx, ns.ClientURL(), bus.StreamConfig{}, bus.ConsumerConfig{}, names[:nodeCount-1]); err != nil {
+		return r, err
+	}
+	nc, err := nats.Connect(ns.ClientURL())
+	if err != nil {
+		return r, err
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return r, err
+	}
+	reg, err := js.KeyValue(ctx, network.RegistryBucket)
+	if err != nil {
+		return r, err
+	}
+	register := func(nd *netNode) error {
+		ids := make([]string, len(nd.orgs))
+		for i, o := range nd.orgs {
+			ids[i] = o.ID
+		}
+		return network.Register(ctx, reg, netKey, network.Entry{Network: "bench", Node: nd.name, Kind: nd.kind, Organizations: ids,
+			SigningKey: nd.signingKey, SealingKey: base64.StdEncoding.EncodeToString(nd.sealing.PublicKey().Bytes()),
+			Status: network.Active, Since: time.Now()})
+	}
+
+	for _, nd := range nodesList {
+		if err := pg.CreateDatabase(ctx, nd.name, ""); err != nil {
+			return r, err
+		}
+	}
+	pools := map[string]*pgxpool.Pool{}
+	defer func() {
+		for _, p := range pools {
+			p.Close()
+		}
+	}()
+
+	runCtx, cancelRun := context.WithCancelCause(ctx)
+	defer cancelRun(nil)
+	svcCtx, stopSvcs := context.WithCancel(context.WithoutCancel(ctx))
+	var running sync.WaitGroup
+	defer func() {
+		stopSvcs()
+		running.Wait()
+		for _, nd := range nodesList {
+			if nd.svc != nil {
+				nd.svc.Close()
+			}
+		}
+	}()
+	start := func(nd *netNode) error {
+		svc, err := core.New(ctx, core.Config{Node: nd.name, DatabaseURL: pg.URL(nd.name), NATSURL: ns.ClientURL(), MaxConns: maxConns,
+			Organizations: nd.orgs, Anchor: anchor, SigningSeed: nd.seed, SealingKey: nd.sealing.Bytes()}, kinds.New(nd.kind), log)
+		if err != nil {
+			return err
+		}
+		nd.svc = svc
+		running.Go(func() {
+			if err := svc.Run(svcCtx); err != nil {
+				cancelRun(fmt.Errorf("node %s stopped: %w", nd.name, err))
+			}
+		})
+		pcfg, err := pgxpool.ParseConfig(pg.URL(nd.name))
+		if err != nil {
+			return err
+		}
+		pcfg.MaxConns = 1
+		pool, err := pgxpool.NewWithConfig(ctx, pcfg)
+		if err != nil {
+			return err
+		}
+		pools[nd.name] = pool
+		return nil
+	}
+	active := nodesList[:nodeCount-1]
+	for _, nd := range active {
+		if err := register(nd); err != nil {
+			return r, err
+		}
+	}
+	for _, nd := range active {
+		if err := start(nd); err != nil {
+			return r, err
+		}
+	}
+	cause := func(err error) error {
+		if c := context.Cause(runCtx); c != nil && !errors.Is(c, context.Canceled) {
+			return c
+		}
+		return err
+	}
+
+	// Wait until every node's directory lists every other active node's
+	// organizations.
+	want := 0
+	for _, nd := range active {
+		want += len(nd.orgs)
+	}
+	wctx, cancelW := context.WithTimeout(runCtx, timeout)
+	defer cancelW()
+	for _, nd := range active {
+		for len(nd.svc.App().Others()) < want-len(nd.orgs) {
+			select {
+			case <-wctx.Done():
+				return r, cause(fmt.Errorf("%s's directory lists %d of %d other organizations", nd.name, len(nd.svc.App().Others()), want-len(nd.orgs)))
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	}
+
+	// The referrals: from a random organization to a random organization
+	// of another node, each with its own consent recorded before timing.
+	rng := mrand.New(mrand.NewPCG(1, 2))
+	refs := make([]netRef, n)
+	for i := range refs {
+		f := rng.IntN(len(active))
+		t := rng.IntN(len(active) - 1)
+		if t >= f {
+			t++
+		}
+		to := active[t].orgs[rng.IntN(len(active[t].orgs))]
+		refs[i] = netRef{from: f, fromOrg: active[f].orgs[rng.IntN(len(active[f].orgs))].ID, toOrg: to.ID, svc: to.Services[0].Name}
+	}
+	g, gctx := errgroup.WithContext(runCtx)
+	g.SetLimit(32)
+	for i := range refs {
+		g.Go(func() error {
+			c, err := active[refs[i].from].svc.App().RecordConsent(gctx, app.NewConsent{GivenBy: "bench", ToOrg: refs[i].toOrg, Purpose: "bench",
+				DataCategories: []string{schemas.CategorySummary}, ExpiresAt: time.Now().AddDate(1, 0, 0)})
+			if err != nil {
+				return fmt.Errorf("record consent: %w", err)
+			}
+			refs[i].consent = c.ID
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return r, cause(err)
+	}
+
+	waiter := &stack{pools: pools, stall: stall}
+	cctx, cancelC := context.WithTimeout(runCtx, timeout)
+	defer cancelC()
+	var next atomic.Int64
+	g, gctx = errgroup.WithContext(cctx)
+	stopProfile, err := startCPUProfile(profile)
+	if err != nil {
+		return r, err
+	}
+	meter := startCPU()
+	t0 := time.Now()
+	for range min(concurrent, n) {
+		g.Go(func() error {
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= n {
+					return nil
+				}
+				ref := refs[i]
+				if _, err := active[ref.from].svc.App().CreateReferral(gctx, app.NewReferral{FromOrg: ref.fromOrg, ToOrg: ref.toOrg, Service: ref.svc, Note: benchNote, ConsentID: ref.consent}); err != nil {
+					return fmt.Errorf("referral %d from %s to %s: %w", i, ref.fromOrg, ref.toOrg, err)
+				}
+			}
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return r, cause(err)
+	}
+	r.create = time.Since(t0)
+	done, err := waiter.waitReceived(runCtx, n, timeout)
+	if err != nil {
+		return r, cause(err)
+	}
+	r.e2e = done.Sub(t0)
+	r.cpu = meter.per(n)
+	if err := stopProfile(); err != nil {
+		return r, err
+	}
+
+	// Onboarding: the administrator adds the last node (its consumer and
+	// its registry entry), the node starts, and a caseworker of another
+	// node refers to one of its organizations as soon as the directory
+	// lists it.
+	sender := active[0]
+	target := last.orgs[0]
+	t1 := time.Now()
+	if err := network.AddConsumer(ctx, js, last.name, bus.ConsumerConfig{}); err != nil {
+		return r, err
+	}
+	if err := register(last); err != nil {
+		return r, err
+	}
+	if err := start(last); err != nil {
+		return r, cause(err)
+	}
+	octx, cancelO := context.WithTimeout(runCtx, timeout)
+	defer cancelO()
+	for {
+		c, err := sender.svc.App().RecordConsent(octx, app.NewConsent{GivenBy: "bench", ToOrg: target.ID, Purpose: "bench",
+			DataCategories: []string{schemas.CategorySummary}, ExpiresAt: time.Now().AddDate(1, 0, 0)})
+		if err == nil {
+			_, err = sender.svc.App().CreateReferral(octx, app.NewReferral{ToOrg: target.ID, Service: target.Services[0].Name, Note: benchNote, ConsentID: c.ID})
+		}
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, app.ErrInvalid) || octx.Err() != nil {
+			return r, cause(fmt.Errorf("onboarding: refer to %s: %w", target.ID, err))
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if _, err := waiter.waitReceived(octx, 1, timeout); err != nil {
+		return r, cause(fmt.Errorf("onboarding: %w", err))
+	}
+	r.onboard = time.Since(t1)
+	return r, nil
+}
