@@ -124,7 +124,13 @@ func TestClusterLosesStreamLeaderMidFlow(t *testing.T) {
 	// was first published, not only as a copy the sender sent again for
 	// want of a receipt (which would hide its loss from the checks above).
 	// A first publish stored twice is no loss: the receiver applies it once.
-	reqs := requests(t, js, "clinic", "legal_aid")
+	// The restarted server may still be catching up on the cluster's
+	// metadata, and the JetStream API answer "no responders" meanwhile.
+	var reqs map[uuid.UUID]sent
+	nodetest.Eventually(t, 30*time.Second, func() (err error) {
+		reqs, err = requests(t, js, "clinic", "legal_aid")
+		return err
+	})
 	again, twice := 0, 0
 	for _, id := range ids {
 		if reqs[id].first == 0 {
@@ -143,20 +149,28 @@ type sent struct{ first, again int }
 
 // requests reads every referral request from node from to node to in the
 // stream, by referral.
-func requests(t *testing.T, js jetstream.JetStream, from, to string) map[uuid.UUID]sent {
+func requests(t *testing.T, js jetstream.JetStream, from, to string) (map[uuid.UUID]sent, error) {
 	t.Helper()
 	ctx := context.Background()
 	subject := bus.Subject(from, to, schemas.TypeRequested)
-	total := int(streamCount(t, js, subject))
+	s, err := js.Stream(ctx, bus.Stream)
+	if err != nil {
+		return nil, err
+	}
+	info, err := s.Info(ctx, jetstream.WithSubjectFilter(subject))
+	if err != nil {
+		return nil, err
+	}
+	total := int(info.State.Subjects[subject])
 	cons, err := js.OrderedConsumer(ctx, bus.Stream, jetstream.OrderedConsumerConfig{FilterSubjects: []string{subject}})
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	out := map[uuid.UUID]sent{}
 	for read := 0; read < total; {
 		batch, err := cons.Fetch(min(500, total-read), jetstream.FetchMaxWait(5*time.Second))
 		if err != nil {
-			t.Fatal(err)
+			return nil, err
 		}
 		k := 0
 		for m := range batch.Messages() {
@@ -177,14 +191,14 @@ func requests(t *testing.T, js jetstream.JetStream, from, to string) map[uuid.UU
 			out[id] = c
 		}
 		if err := batch.Error(); err != nil {
-			t.Fatal(err)
+			return nil, err
 		}
 		if k == 0 {
-			t.Fatalf("read %d of the %d requests in the stream, then nothing", read, total)
+			return nil, fmt.Errorf("read %d of the %d requests in the stream, then nothing", read, total)
 		}
 		read += k
 	}
-	return out
+	return out, nil
 }
 
 // replicated is the change to a node's config that has the network's
