@@ -2,6 +2,7 @@ package event
 
 import (
 	"bytes"
+	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
@@ -133,7 +134,9 @@ func ChainHash(e *ce.Event) (string, error) {
 // head of one hash chain. It is safe for concurrent use; the order of a
 // chain is the order of the calls to Sign.
 type Signer struct {
-	kp  nkeys.KeyPair
+	// key is the seed's Ed25519 key, derived once: nkeys derives it again
+	// on every Sign, which doubles the cost of signing.
+	key ed25519.PrivateKey
 	pub string
 
 	mu   sync.Mutex
@@ -147,11 +150,19 @@ func NewSigner(seed []byte) (*Signer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("signing seed: %w", err)
 	}
+	defer kp.Wipe()
 	pub, err := kp.PublicKey()
 	if err != nil {
 		return nil, fmt.Errorf("signing seed: %w", err)
 	}
-	return &Signer{kp: kp, pub: pub, head: GenesisHash}, nil
+	prefix, raw, err := nkeys.DecodeSeed(bytes.TrimSpace(seed))
+	if err != nil {
+		return nil, fmt.Errorf("signing seed: %w", err)
+	}
+	if prefix == nkeys.PrefixByteCurve {
+		return nil, errors.New("signing seed: an X25519 (curve) seed cannot sign: give an Ed25519 nkeys seed")
+	}
+	return &Signer{key: ed25519.NewKeyFromSeed(raw), pub: pub, head: GenesisHash}, nil
 }
 
 // PublicKey is the nkeys public key that checks this signer's signatures:
@@ -204,10 +215,7 @@ func (s *Signer) SignUnchained(e *ce.Event) error {
 	if err != nil {
 		return fmt.Errorf("sign event: %w", err)
 	}
-	sig, err := s.kp.Sign(b)
-	if err != nil {
-		return fmt.Errorf("sign event: %w", err)
-	}
+	sig := ed25519.Sign(s.key, b)
 	e.SetExtension(ExtSignature, base64.RawURLEncoding.EncodeToString(sig))
 	return nil
 }

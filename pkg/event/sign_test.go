@@ -1,6 +1,7 @@
 package event
 
 import (
+	"encoding/base64"
 	"errors"
 	"strings"
 	"testing"
@@ -214,5 +215,42 @@ func BenchmarkVerify(b *testing.B) {
 		if err := Verify(e, trust); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// The signer keeps the seed's derived key; its signatures are the ones
+// nkeys makes from the seed itself.
+func TestSignerSignsAsNkeys(t *testing.T) {
+	s, seed := newSigner(t)
+	kp, err := nkeys.FromSeed(seed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEvent(t, newRegistry(t))
+	if err := s.SignUnchained(e); err != nil {
+		t.Fatal(err)
+	}
+	delete(e.Context.AsV1().Extensions, ExtSignature)
+	b, err := Canonical(nil, e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := kp.Sign(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SignUnchained(e); err != nil {
+		t.Fatal(err)
+	}
+	if got := stringExt(e, ExtSignature); got != base64.RawURLEncoding.EncodeToString(want) {
+		t.Fatalf("signature %s, nkeys signs %s", got, base64.RawURLEncoding.EncodeToString(want))
+	}
+	curve, err := nkeys.CreateCurveKeys()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cseed, _ := curve.Seed()
+	if _, err := NewSigner(cseed); err == nil {
+		t.Fatal("NewSigner took an X25519 seed")
 	}
 }
