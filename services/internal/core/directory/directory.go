@@ -159,7 +159,8 @@ type Directory struct {
 	mu       sync.Mutex
 	listings map[string]Listing
 	orgs     map[string]Hosted
-	// pubMu guards published, the listing this node last put.
+	// pubMu guards published, the listing this node last put (as plain
+	// JSON, so an unchanged listing is not signed again every tick).
 	pubMu     sync.Mutex
 	published []byte
 }
@@ -200,19 +201,23 @@ func New(kv jetstream.KeyValue, self string, o Options) *Directory {
 // Publish puts this node's listing into the directory, if it changed
 // since the last time.
 func (d *Directory) Publish(ctx context.Context, l Listing) error {
-	b, err := d.o.Encode(l)
+	plain, err := json.Marshal(l)
 	if err != nil {
 		return fmt.Errorf("publish directory: %w", err)
 	}
 	d.pubMu.Lock()
 	defer d.pubMu.Unlock()
-	if bytes.Equal(b, d.published) {
+	if bytes.Equal(plain, d.published) {
 		return nil
+	}
+	b, err := d.o.Encode(l)
+	if err != nil {
+		return fmt.Errorf("publish directory: %w", err)
 	}
 	if _, err := d.kv.Put(ctx, d.self, b); err != nil {
 		return fmt.Errorf("publish directory: %w", err)
 	}
-	d.published = b
+	d.published = plain
 	return nil
 }
 
