@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -193,40 +195,59 @@ schedule:
 	return r, nil
 }
 
-// awaiting counts the referrals not yet received at their senders: the
-// events still waiting for their receipt (outbox.Awaiting counts a small
-// table, not the referral tables, so polling it does not load the
-// databases under test).
-func (st *stack) awaiting(ctx context.Context) (int64, error) {
-	var total atomic.Int64
+// awaiting counts the referrals not yet received at their senders, at
+// the nodes of left (all when nil): the events still waiting for their
+// receipt (outbox.Awaiting counts a small table, not the referral tables,
+// so polling it does not load the databases under test). It returns the
+// nodes where some still wait.
+func (st *stack) awaiting(ctx context.Context, left []string) (int64, []string, error) {
+	if left == nil {
+		left = slices.Sorted(maps.Keys(st.pools))
+	}
+	counts := make([]int64, len(left))
 	g, gctx := errgroup.WithContext(ctx)
-	for a, pool := range st.pools {
+	for i, a := range left {
 		g.Go(func() error {
-			n, err := outbox.Awaiting(gctx, pool)
+			n, err := outbox.Awaiting(gctx, st.pools[a])
 			if err != nil {
 				return fmt.Errorf("count referrals awaiting their receipt at %s: %w", a, err)
 			}
-			total.Add(n)
+			counts[i] = n
 			return nil
 		})
 	}
-	err := g.Wait()
-	return total.Load(), err
+	if err := g.Wait(); err != nil {
+		return 0, nil, err
+	}
+	var total int64
+	var still []string
+	for i, n := range counts {
+		if n > 0 {
+			total += n
+			still = append(still, left[i])
+		}
+	}
+	return total, still, nil
 }
 
 // waitReceived polls until every referral created so far is received at
 // its sender, and returns when it saw that; n is how many the current run
 // sent, for the message when it gives up: after timeout, or sooner when
-// not one more referral was received for st.stall.
+// not one more referral was received for st.stall. It is called once the
+// run created its last referral, so a node where none waits any more is
+// not asked again (with two dozen nodes, asking them all every few
+// milliseconds would load the machine it measures).
 func (st *stack) waitReceived(ctx context.Context, n int, timeout time.Duration) (time.Time, error) {
 	deadline := time.Now().Add(timeout)
 	var last int64 = -1
 	var lastProgress time.Time
+	var left []string
 	for {
-		missing, err := st.awaiting(ctx)
+		missing, still, err := st.awaiting(ctx, left)
 		if err != nil {
 			return time.Time{}, err
 		}
+		left = still
 		now := time.Now()
 		if missing == 0 {
 			return now, nil

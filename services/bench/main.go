@@ -278,12 +278,13 @@ func run(ctx context.Context, log *slog.Logger, args []string) (res result, err 
 		// After this stack's nodes stopped, on a Postgres and NATS of its own.
 		st.stopSvcs()
 		st.running.Wait()
-		nr, err := benchNetwork(ctx, log, c.netNodes, c.netOrgs, c.netN, cmp.Or(c.netC, c.concurrent), c.timeout, c.stall, c.netProfile)
+		nr, err := benchNetwork(ctx, log, c.netNodes, c.netOrgs, c.netN, c.warmup, cmp.Or(c.netC, c.concurrent), c.timeout, c.stall, c.netProfile)
 		if err != nil {
 			return res, fmt.Errorf("network run: %w", err)
 		}
 		res.net = nr
 		fmt.Printf("network run:    %d nodes (one database each), %d organizations, registry and signed listings on, NATS without auth\n", nr.nodes, nr.orgs)
+		fmt.Printf("  warm-up: %d referrals (as many per node as the four-node run's warm-up)\n", nr.warmup)
 		fmt.Printf("  %d referrals between random organizations of %d nodes by %d concurrent creators: created %s/s in %v, received end to end %s/s in %v (%.0f%% of the four-node run)\n",
 			nr.n, nr.nodes-1, cmp.Or(c.netC, c.concurrent), count(float64(nr.n)/nr.create.Seconds()), nr.create.Round(time.Millisecond), count(nr.perSec()), nr.e2e.Round(time.Millisecond), 100*nr.perSec()/res.e2ePerSec)
 		fmt.Printf("  CPU: %s\n", nr.cpu)

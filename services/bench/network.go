@@ -37,6 +37,7 @@ import (
 type netRun struct {
 	nodes, orgs int
 	n           int
+	warmup      int // referrals sent before timing
 	create      time.Duration
 	e2e         time.Duration
 	onboard     time.Duration
@@ -69,10 +70,11 @@ type netRef struct {
 // node with its anchor, signing seed and sealing key, listings signed and
 // checked. NATS runs without auth. All nodes but the last take n
 // referrals between random organizations of different nodes from
-// concurrent creators; then the last node is registered and started, and
+// concurrent creators, after as many untimed ones per node as warmup
+// gives each node of the four-node run; then the last node is registered and started, and
 // onboard is the time from then to its first referral received (receipt
 // back at the sender).
-func benchNetwork(ctx context.Context, log *slog.Logger, nodeCount, orgCount, n, concurrent int, timeout, stall time.Duration, profile string) (r netRun, err error) {
+func benchNetwork(ctx context.Context, log *slog.Logger, nodeCount, orgCount, n, warmup, concurrent int, timeout, stall time.Duration, profile string) (r netRun, err error) {
 	r.nodes, r.orgs, r.n = nodeCount, orgCount, n
 	dir, err := os.MkdirTemp("", "refbus-bench-net-")
 	if err != nil {
@@ -250,70 +252,95 @@ func benchNetwork(ctx context.Context, log *slog.Logger, nodeCount, orgCount, n,
 		}
 	}
 
-	// The referrals: from a random organization to a random organization
-	// of another node, each with its own consent recorded before timing.
+	// refs are n referrals from a random organization to a random
+	// organization of another node, each with its own consent, recorded
+	// before they are timed.
 	rng := mrand.New(mrand.NewPCG(1, 2))
-	refs := make([]netRef, n)
-	for i := range refs {
-		f := rng.IntN(len(active))
-		t := rng.IntN(len(active) - 1)
-		if t >= f {
-			t++
-		}
-		to := active[t].orgs[rng.IntN(len(active[t].orgs))]
-		refs[i] = netRef{from: f, fromOrg: active[f].orgs[rng.IntN(len(active[f].orgs))].ID, toOrg: to.ID, svc: to.Services[0].Name}
-	}
-	g, gctx := errgroup.WithContext(runCtx)
-	g.SetLimit(32)
-	for i := range refs {
-		g.Go(func() error {
-			c, err := active[refs[i].from].svc.App().RecordConsent(gctx, app.NewConsent{GivenBy: "bench", ToOrg: refs[i].toOrg, Purpose: "bench",
-				DataCategories: []string{schemas.CategorySummary}, ExpiresAt: time.Now().AddDate(1, 0, 0)})
-			if err != nil {
-				return fmt.Errorf("record consent: %w", err)
+	refs := func(n int) ([]netRef, error) {
+		rs := make([]netRef, n)
+		for i := range rs {
+			f := rng.IntN(len(active))
+			t := rng.IntN(len(active) - 1)
+			if t >= f {
+				t++
 			}
-			refs[i].consent = c.ID
-			return nil
-		})
+			to := active[t].orgs[rng.IntN(len(active[t].orgs))]
+			rs[i] = netRef{from: f, fromOrg: active[f].orgs[rng.IntN(len(active[f].orgs))].ID, toOrg: to.ID, svc: to.Services[0].Name}
+		}
+		g, gctx := errgroup.WithContext(runCtx)
+		g.SetLimit(32)
+		for i := range rs {
+			g.Go(func() error {
+				c, err := active[rs[i].from].svc.App().RecordConsent(gctx, app.NewConsent{GivenBy: "bench", ToOrg: rs[i].toOrg, Purpose: "bench",
+					DataCategories: []string{schemas.CategorySummary}, ExpiresAt: time.Now().AddDate(1, 0, 0)})
+				if err != nil {
+					return fmt.Errorf("record consent: %w", err)
+				}
+				rs[i].consent = c.ID
+				return nil
+			})
+		}
+		return rs, cause(g.Wait())
 	}
-	if err := g.Wait(); err != nil {
-		return r, cause(err)
+	// send creates rs from concurrent creators, then waits until all are
+	// received at their senders.
+	waiter := &stack{pools: pools, stall: stall}
+	send := func(rs []netRef) (create, e2e time.Duration, err error) {
+		cctx, cancelC := context.WithTimeout(runCtx, timeout)
+		defer cancelC()
+		var next atomic.Int64
+		g, gctx := errgroup.WithContext(cctx)
+		t0 := time.Now()
+		for range min(concurrent, len(rs)) {
+			g.Go(func() error {
+				for {
+					i := int(next.Add(1)) - 1
+					if i >= len(rs) {
+						return nil
+					}
+					ref := rs[i]
+					if _, err := active[ref.from].svc.App().CreateReferral(gctx, app.NewReferral{FromOrg: ref.fromOrg, ToOrg: ref.toOrg, Service: ref.svc, Note: benchNote, ConsentID: ref.consent}); err != nil {
+						return fmt.Errorf("referral %d from %s to %s: %w", i, ref.fromOrg, ref.toOrg, err)
+					}
+				}
+			})
+		}
+		if err := g.Wait(); err != nil {
+			return 0, 0, cause(err)
+		}
+		create = time.Since(t0)
+		done, err := waiter.waitReceived(runCtx, len(rs), timeout)
+		if err != nil {
+			return 0, 0, cause(err)
+		}
+		return create, done.Sub(t0), nil
 	}
 
-	waiter := &stack{pools: pools, stall: stall}
-	cctx, cancelC := context.WithTimeout(runCtx, timeout)
-	defer cancelC()
-	var next atomic.Int64
-	g, gctx = errgroup.WithContext(cctx)
+	// The warm-up gives each node as many referrals as the four-node
+	// run's warm-up gives each of its nodes: new connections, their
+	// caches and plans, and the Go runtime's heap are not timed.
+	if warmup > 0 {
+		ws, err := refs(warmup * len(active) / len(kinds.Names))
+		if err != nil {
+			return r, err
+		}
+		if _, _, err := send(ws); err != nil {
+			return r, fmt.Errorf("warm-up: %w", err)
+		}
+		r.warmup = len(ws)
+	}
+	timed, err := refs(n)
+	if err != nil {
+		return r, err
+	}
 	stopProfile, err := startCPUProfile(profile)
 	if err != nil {
 		return r, err
 	}
 	meter := startCPU()
-	t0 := time.Now()
-	for range min(concurrent, n) {
-		g.Go(func() error {
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= n {
-					return nil
-				}
-				ref := refs[i]
-				if _, err := active[ref.from].svc.App().CreateReferral(gctx, app.NewReferral{FromOrg: ref.fromOrg, ToOrg: ref.toOrg, Service: ref.svc, Note: benchNote, ConsentID: ref.consent}); err != nil {
-					return fmt.Errorf("referral %d from %s to %s: %w", i, ref.fromOrg, ref.toOrg, err)
-				}
-			}
-		})
+	if r.create, r.e2e, err = send(timed); err != nil {
+		return r, err
 	}
-	if err := g.Wait(); err != nil {
-		return r, cause(err)
-	}
-	r.create = time.Since(t0)
-	done, err := waiter.waitReceived(runCtx, n, timeout)
-	if err != nil {
-		return r, cause(err)
-	}
-	r.e2e = done.Sub(t0)
 	r.cpu = meter.per(n)
 	if err := stopProfile(); err != nil {
 		return r, err
