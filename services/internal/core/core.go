@@ -155,6 +155,10 @@ func (n *Node) connect(ctx context.Context) error {
 		dirOpts.Check = n.active
 	}
 	n.dir = directory.New(h.Directory, n.cfg.Node, dirOpts)
+	var hosts func(node, org string) error
+	if n.reg != nil {
+		hosts = n.hosts
+	}
 	var keyer *person.Keyer
 	if n.cfg.NetworkKey != nil {
 		if keyer, err = person.NewKeyer(n.cfg.NetworkKey); err != nil {
@@ -174,7 +178,7 @@ func (n *Node) connect(ctx context.Context) error {
 	n.app, err = app.New(ctx, app.Config{
 		Node: n.cfg.Node, Organizations: n.cfg.Organizations, SLAs: n.cfg.SLAs, Coordinator: n.cfg.Coordinator, SigningKey: n.cfg.signingKey(), SealingKey: n.cfg.SealingKey, Country: n.cfg.Country,
 		Now: n.cfg.Now, SLATick: n.cfg.SLATick, DirectoryTick: n.cfg.DirectoryTick, Logger: n.log,
-	}, app.Deps{Pool: n.pool, Kind: n.kind, Outbox: n.out, Registry: registry, Directory: n.dir, Cases: cases, Keyer: keyer})
+	}, app.Deps{Pool: n.pool, Kind: n.kind, Outbox: n.out, Registry: registry, Directory: n.dir, Cases: cases, Keyer: keyer, Hosts: hosts})
 	if err != nil {
 		return err
 	}

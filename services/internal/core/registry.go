@@ -90,6 +90,18 @@ func (n *Node) listingCodec() (encode func(directory.Listing) ([]byte, error), d
 	return encode, decode
 }
 
+// hosts says whether the registry has node host org.
+func (n *Node) hosts(node, org string) error {
+	e, err := n.reg.Lookup(node)
+	if err != nil {
+		return err
+	}
+	if !e.Hosts(org) {
+		return fmt.Errorf("the network's registry has %s host %s, not %s", node, strings.Join(e.Organizations, ", "), org)
+	}
+	return nil
+}
+
 // active says whether node is active in the registry.
 func (n *Node) active(node string) error {
 	e, err := n.reg.Lookup(node)

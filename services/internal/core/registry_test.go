@@ -119,6 +119,63 @@ func TestSuspendedNodeIsNotHeard(t *testing.T) {
 	nodetest.Eventually(t, 10*time.Second, n.WantStatus("legal_aid", after.ID, "received"))
 }
 
+// A node refers only for the organizations the registry has it host: a
+// referral that names another organization as its sender is refused at
+// the receiver with the reason, and nothing of it is recorded there.
+func TestSenderRefersOnlyForItsOrganizations(t *testing.T) {
+	t.Parallel()
+	n := nodetest.New(t).WithRegistry()
+	n.Start("clinic", plain(legalHelp), nil)
+	n.Start("school", plain(legalHelp), nil)
+	n.Start("legal_aid", ledgerKind(legalHelp), nil)
+	before := create(t, n, "clinic", "legal_aid", legalHelp.Name)
+	nodetest.Eventually(t, 10*time.Second, n.WantStatus("legal_aid", before.ID, "received"))
+
+	// The administrator moves the organization clinic to another node;
+	// the clinic's node still refers in its name.
+	e := n.Entry("clinic")
+	e.Organizations = []string{"clinic_annex"}
+	n.Register(e)
+	// A referral made before the receiver saw the change is received; the
+	// next is made once it was.
+	var claimed *app.Referral
+	nodetest.Eventually(t, 20*time.Second, func() error {
+		if claimed == nil {
+			r := create(t, n, "clinic", "legal_aid", legalHelp.Name)
+			claimed = &r
+		}
+		if n.WantStatus("legal_aid", claimed.ID, "received")() == nil {
+			claimed = nil
+			return errors.New("the receiver took a referral made before it saw the registry change; making another")
+		}
+		reasons, err := rejectionReasons(n, "legal_aid")
+		if err == nil && !containsOne(reasons, "referral is from the organization clinic, which its sender clinic may not refer for") {
+			err = fmt.Errorf("no rejection of the referral made in another node's organization's name: %q", reasons)
+		}
+		return err
+	})
+	if _, err := n.Referral("legal_aid", claimed.ID); err == nil {
+		t.Fatal("the receiver recorded a referral its sender made in another organization's name")
+	}
+	other := create(t, n, "school", "legal_aid", legalHelp.Name)
+	nodetest.Eventually(t, 10*time.Second, n.WantStatus("legal_aid", other.ID, "received"))
+
+	e.Organizations = []string{"clinic"}
+	n.Register(e)
+	var after *app.Referral
+	nodetest.Eventually(t, 20*time.Second, func() error {
+		if after == nil {
+			r := create(t, n, "clinic", "legal_aid", legalHelp.Name)
+			after = &r
+		}
+		err := n.WantStatus("legal_aid", after.ID, "received")()
+		if err != nil && n.WantStatus("clinic", after.ID, "requested")() != nil {
+			after = nil // refused before the receiver saw the change back
+		}
+		return err
+	})
+}
+
 func containsOne(list []string, subs ...string) bool {
 	for _, s := range list {
 		ok := true

@@ -83,6 +83,11 @@ type Deps struct {
 	Cases jetstream.KeyValue
 	// Keyer turns national ids into person keys; nil refuses them.
 	Keyer *person.Keyer
+	// Hosts, if set, says whether the network's registry has node host
+	// the organization org: a referral that names another node's
+	// organization as its sender is refused. Nil (no registry) takes a
+	// sender's word.
+	Hosts func(node, org string) error
 }
 
 // App is one node's application.
@@ -97,6 +102,7 @@ type App struct {
 	dir      *directory.Directory
 	cases    jetstream.KeyValue
 	keyer    *person.Keyer
+	hosts    func(node, org string) error
 	seal     *sealer
 	// consents caches consents for the check before a referral.
 	consents consentCache
@@ -123,7 +129,7 @@ func New(ctx context.Context, cfg Config, d Deps) (*App, error) {
 	}
 	a := &App{
 		cfg: cfg, self: cfg.Node, log: cfg.Logger, pool: d.Pool, kind: d.Kind, out: d.Outbox, registry: d.Registry,
-		dir: d.Directory, cases: d.Cases, keyer: d.Keyer, creations: make(chan *creation), stopped: make(chan struct{}),
+		dir: d.Directory, cases: d.Cases, keyer: d.Keyer, hosts: d.Hosts, creations: make(chan *creation), stopped: make(chan struct{}),
 	}
 	var err error
 	if a.seal, err = loadSealer(ctx, coredb.New(d.Pool), cfg.Node, cfg.SealingKey); err != nil {

@@ -129,6 +129,11 @@ func (a *App) checkRequested(e *ce.Event, recv *coredb.ReferralReceiveParams) er
 	if _, ok := a.own(toOrg); !ok {
 		return inbox.Reject("referral is for the organization %s, which %s does not host (it hosts %s)", toOrg, a.self, a.ownIDs())
 	}
+	if a.hosts != nil {
+		if err := a.hosts(from, fromOrg); err != nil {
+			return inbox.Reject("referral is from the organization %s, which its sender %s may not refer for: %v", fromOrg, from, err)
+		}
+	}
 	id, err := uuid.Parse(e.Subject())
 	if err != nil {
 		return inbox.Reject("event subject %q is not a referral id (a UUID)", e.Subject())
