@@ -152,9 +152,7 @@ func (a *App) Node() string { return a.self }
 func (a *App) Run(ctx context.Context) error {
 	defer close(a.stopped)
 	g, ctx := errgroup.WithContext(ctx)
-	for range committers {
-		g.Go(func() error { return a.commitGroups(ctx) })
-	}
+	g.Go(func() error { return a.commitGroups(ctx) })
 	// Deadlines that passed fire within a tick; places taken or freed by
 	// events from the bus show in the listing within one.
 	g.Go(func() error {

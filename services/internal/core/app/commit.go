@@ -16,13 +16,12 @@ type creation struct {
 // maxGroup bounds the referrals written in one transaction.
 const maxGroup = 128
 
-// committers is how many groups may be in flight at once.
-const committers = 2
-
 // commitGroups writes the referrals that callers of CreateReferral queue,
 // many per transaction: a caller waits for its own commit, but under load
 // one round trip and one WAL flush serve a whole group. Alone, a referral
-// goes at once.
+// goes at once. One group is in flight at a time: the next gathers while
+// it commits (two at once made smaller groups and a slower bus; see
+// docs/performance.md, 2026-12-04).
 func (a *App) commitGroups(ctx context.Context) error {
 	group := make([]*creation, 0, maxGroup)
 	for {
