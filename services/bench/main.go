@@ -283,12 +283,12 @@ func run(ctx context.Context, log *slog.Logger, args []string) (res result, err 
 			return res, fmt.Errorf("network run: %w", err)
 		}
 		res.net = nr
-		fmt.Printf("network run:    %d nodes (one database each), %d organizations, registry and signed listings on, NATS without auth\n", nr.nodes, nr.orgs)
+		fmt.Printf("network run:    %d nodes (one database each), %d organizations, registry and signed listings on, NATS in operator mode (each node with its own credentials)\n", nr.nodes, nr.orgs)
 		fmt.Printf("  warm-up: %d referrals (as many per node as the four-node run's warm-up)\n", nr.warmup)
 		fmt.Printf("  %d referrals between random organizations of %d nodes by %d concurrent creators: created %s/s in %v, received end to end %s/s in %v (%.0f%% of the four-node run)\n",
 			nr.n, nr.nodes-1, cmp.Or(c.netC, c.concurrent), count(float64(nr.n)/nr.create.Seconds()), nr.create.Round(time.Millisecond), count(nr.perSec()), nr.e2e.Round(time.Millisecond), 100*nr.perSec()/res.e2ePerSec)
 		fmt.Printf("  CPU: %s\n", nr.cpu)
-		fmt.Printf("  onboarding: node %d registered and started, its first referral received (receipt back at the sender) after %v\n", nr.nodes, nr.onboard.Round(time.Millisecond))
+		fmt.Printf("  onboarding: node %d added (refbus-admin node add) and started, its first referral received (receipt back at the sender) after %v\n", nr.nodes, nr.onboard.Round(time.Millisecond))
 		fmt.Printf("targets:        net_ratio >= 0.8: %s; onboard <= 5000 ms: %s\n", verdict(nr.perSec()/res.e2ePerSec >= 0.8), verdict(nr.onboard <= 5*time.Second))
 	}
 

@@ -2,9 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/ecdh"
-	"crypto/rand"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -17,19 +14,15 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
-	"github.com/nats-io/nkeys"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/refbus/refbus/pkg/bus"
 	"github.com/refbus/refbus/pkg/natslocal"
 	"github.com/refbus/refbus/pkg/pglocal"
 	"github.com/refbus/refbus/schemas"
+	"github.com/refbus/refbus/services/internal/admin"
 	"github.com/refbus/refbus/services/internal/core"
 	"github.com/refbus/refbus/services/internal/core/app"
 	"github.com/refbus/refbus/services/internal/core/directory"
-	"github.com/refbus/refbus/services/internal/network"
 	"github.com/refbus/refbus/services/kinds"
 )
 
@@ -50,9 +43,7 @@ func (r netRun) perSec() float64 { return float64(r.n) / r.e2e.Seconds() }
 type netNode struct {
 	name, kind string
 	orgs       []directory.Organization
-	seed       []byte
-	signingKey string
-	sealing    *ecdh.PrivateKey
+	env        map[string]string // its bundle's node.env
 	svc        *core.Node
 }
 
@@ -66,12 +57,15 @@ type netRef struct {
 
 // benchNetwork runs a network of nodes nodes (each with its own database
 // in one Postgres cluster, on one NATS) hosting orgs organizations, in
-// the production path: a registry signed with the network's key, every
-// node with its anchor, signing seed and sealing key, listings signed and
-// checked. NATS runs without auth. All nodes but the last take n
+// the production path: NATS in operator mode, the network made and each
+// node added by the administrator's library (refbus-admin), each node
+// with its bundle (credentials, anchor, signing seed and sealing key),
+// listings signed and checked against the registry. All nodes but the
+// last take n
 // referrals between random organizations of different nodes from
 // concurrent creators, after as many untimed ones per node as warmup
-// gives each node of the four-node run; then the last node is registered and started, and
+// gives each node of the four-node run; then the last node is added and
+// started, and
 // onboard is the time from then to its first referral received (receipt
 // back at the sender).
 func benchNetwork(ctx context.Context, log *slog.Logger, nodeCount, orgCount, n, warmup, concurrent int, timeout, stall time.Duration, profile string) (r netRun, err error) {
@@ -97,33 +91,38 @@ func benchNetwork(ctx context.Context, log *slog.Logger, nodeCount, orgCount, n,
 			err = errors.Join(err, serr)
 		}
 	}()
-	ns, err := natslocal.Start(natslocal.Options{StoreDir: filepath.Join(dir, "nats"), Port: -1})
+	// The network as its administrator makes it (refbus-admin's library):
+	// NATS in operator mode, no anonymous client, each node with its own
+	// credentials, keys and registry entry from its bundle.
+	adm, err := admin.Init(filepath.Join(dir, "admin"), "refbus-bench")
+	if err != nil {
+		return r, err
+	}
+	netw, err := adm.CreateNetwork("bench", admin.Settings{Country: "KZ"})
+	if err != nil {
+		return r, err
+	}
+	conf, err := adm.ServerConfig(filepath.Join(dir, "nats-jwt"))
+	if err != nil {
+		return r, err
+	}
+	confPath := filepath.Join(dir, "nats.conf")
+	if err := os.WriteFile(confPath, conf, 0o600); err != nil {
+		return r, err
+	}
+	ns, err := natslocal.Start(natslocal.Options{StoreDir: filepath.Join(dir, "nats"), Port: -1, ConfigFile: confPath})
 	if err != nil {
 		return r, err
 	}
 	defer func() { ns.Shutdown(); ns.WaitForShutdown() }()
-
-	// The network: its key, its nodes with their keys and organizations.
-	netKey, err := nkeys.CreateAccount()
-	if err != nil {
+	if err := netw.Provision(ctx, ns.ClientURL()); err != nil {
 		return r, err
 	}
-	anchor, _ := netKey.PublicKey()
+
 	nodesList := make([]*netNode, nodeCount)
-	names := make([]string, nodeCount)
 	for i := range nodeCount {
 		k := kinds.Names[i%len(kinds.Names)]
-		nd := &netNode{name: fmt.Sprintf("n%02d_%s", i, k), kind: k}
-		kp, err := nkeys.CreateAccount()
-		if err != nil {
-			return r, err
-		}
-		nd.seed, _ = kp.Seed()
-		nd.signingKey, _ = kp.PublicKey()
-		if nd.sealing, err = ecdh.X25519().GenerateKey(rand.Reader); err != nil {
-			return r, err
-		}
-		nodesList[i], names[i] = nd, nd.name
+		nodesList[i] = &netNode{name: fmt.Sprintf("n%02d_%s", i, k), kind: k}
 	}
 	// Organizations round-robin over the nodes; each offers its kind's
 	// services that take no one in (a node may offer a bed service in
@@ -140,31 +139,19 @@ func benchNetwork(ctx context.Context, log *slog.Logger, nodeCount, orgCount, n,
 		nd.orgs = append(nd.orgs, directory.Organization{ID: id, Name: "Organization " + id, Services: offers})
 	}
 	last := nodesList[nodeCount-1]
-
-	if err := network.Setup(ctx, ns.ClientURL(), bus.StreamConfig{}, bus.ConsumerConfig{}, names[:nodeCount-1]); err != nil {
-		return r, err
-	}
-	nc, err := nats.Connect(ns.ClientURL())
-	if err != nil {
-		return r, err
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return r, err
-	}
-	reg, err := js.KeyValue(ctx, network.RegistryBucket)
-	if err != nil {
-		return r, err
-	}
-	register := func(nd *netNode) error {
+	// add is the administrator's "refbus-admin node add": the node's
+	// consumer, registry entry and bundle.
+	add := func(nd *netNode) error {
 		ids := make([]string, len(nd.orgs))
 		for i, o := range nd.orgs {
 			ids[i] = o.ID
 		}
-		return network.Register(ctx, reg, netKey, network.Entry{Network: "bench", Node: nd.name, Kind: nd.kind, Organizations: ids,
-			SigningKey: nd.signingKey, SealingKey: base64.StdEncoding.EncodeToString(nd.sealing.PublicKey().Bytes()),
-			Status: network.Active, Since: time.Now()})
+		b, err := netw.AddNode(ctx, ns.ClientURL(), admin.NodeSpec{Name: nd.name, Kind: nd.kind, Organizations: ids})
+		if err != nil {
+			return err
+		}
+		nd.env = b.Env
+		return nil
 	}
 
 	for _, nd := range nodesList {
@@ -193,8 +180,9 @@ func benchNetwork(ctx context.Context, log *slog.Logger, nodeCount, orgCount, n,
 		}
 	}()
 	start := func(nd *netNode) error {
-		svc, err := core.New(ctx, core.Config{Node: nd.name, DatabaseURL: pg.URL(nd.name), NATSURL: ns.ClientURL(), MaxConns: maxConns,
-			Organizations: nd.orgs, Anchor: anchor, SigningSeed: nd.seed, SealingKey: nd.sealing.Bytes()}, kinds.New(nd.kind), log)
+		cfg := core.ConfigFrom(func(k string) string { return nd.env[k] }, nd.kind)
+		cfg.HTTPAddr, cfg.DatabaseURL, cfg.NATSURL, cfg.MaxConns, cfg.Organizations = "", pg.URL(nd.name), ns.ClientURL(), maxConns, nd.orgs
+		svc, err := core.New(ctx, cfg, kinds.New(nd.kind), log)
 		if err != nil {
 			return err
 		}
@@ -218,7 +206,7 @@ func benchNetwork(ctx context.Context, log *slog.Logger, nodeCount, orgCount, n,
 	}
 	active := nodesList[:nodeCount-1]
 	for _, nd := range active {
-		if err := register(nd); err != nil {
+		if err := add(nd); err != nil {
 			return r, err
 		}
 	}
@@ -353,10 +341,7 @@ func benchNetwork(ctx context.Context, log *slog.Logger, nodeCount, orgCount, n,
 	sender := active[0]
 	target := last.orgs[0]
 	t1 := time.Now()
-	if err := network.AddConsumer(ctx, js, last.name, bus.ConsumerConfig{}); err != nil {
-		return r, err
-	}
-	if err := register(last); err != nil {
+	if err := add(last); err != nil {
 		return r, err
 	}
 	if err := start(last); err != nil {
