@@ -1,6 +1,7 @@
 package core_test
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"testing"
@@ -12,6 +13,7 @@ import (
 	"github.com/refbus/refbus/services/internal/core"
 	"github.com/refbus/refbus/services/internal/core/directory"
 	"github.com/refbus/refbus/services/internal/core/nodetest"
+	"github.com/refbus/refbus/services/internal/network"
 )
 
 // shelterOffers are a node's own offers, set in its config over its kind's:
@@ -138,4 +140,27 @@ func TestRequestsFiledByOrganization(t *testing.T) {
 	if _, err := n.Referral("legal_aid", nodetest.MustUUID(t, elsewhere.Subject())); err == nil {
 		t.Fatal("a referral for an organization the node does not host was filed")
 	}
+}
+
+// A node's listing that was deleted from the directory (by an operator,
+// or a bucket made again) is put back by the node within its ticks.
+func TestDeletedListingComesBack(t *testing.T) {
+	t.Parallel()
+	n := nodetest.New(t)
+	n.Start("legal_aid", plain(legalHelp), nil)
+	kv, err := n.JetStream().KeyValue(context.Background(), network.DirectoryBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nodetest.Eventually(t, 30*time.Second, func() error {
+		_, err := kv.Get(context.Background(), "legal_aid")
+		return err
+	})
+	if err := kv.Delete(context.Background(), "legal_aid"); err != nil {
+		t.Fatal(err)
+	}
+	nodetest.Eventually(t, 30*time.Second, func() error {
+		_, err := kv.Get(context.Background(), "legal_aid")
+		return err
+	})
 }

@@ -242,6 +242,13 @@ func (d *Directory) Watch(ctx context.Context) error {
 			if e == nil {
 				continue // the initial values are in
 			}
+			if e.Key() == d.self && e.Operation() != jetstream.KeyValuePut {
+				// This node's listing was deleted or purged (by its
+				// administrator): the next Publish puts it again.
+				d.pubMu.Lock()
+				d.published = nil
+				d.pubMu.Unlock()
+			}
 			var l Listing
 			var err error
 			if e.Operation() == jetstream.KeyValuePut {
