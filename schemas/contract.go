@@ -55,7 +55,8 @@ var Types = map[string]any{
 // members of a case. The event's subject is the referral id, its caseid
 // extension the case. FromOrg and ToOrg came later: a request without
 // ToOrg is for the receiving node's first organization, one without
-// FromOrg from the organization named after the sending node.
+// FromOrg from the organization named after the sending node (a node
+// with a registry refuses one without FromOrg).
 type Requested struct {
 	ToAgency  string     `json:"to_agency"`
 	FromOrg   string     `json:"from_org,omitempty"`

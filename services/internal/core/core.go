@@ -155,7 +155,7 @@ func (n *Node) connect(ctx context.Context) error {
 		dirOpts.Check = n.active
 	}
 	n.dir = directory.New(h.Directory, n.cfg.Node, dirOpts)
-	var hosts func(node, org string) error
+	var hosts func(ctx context.Context, node, org string) error
 	if n.reg != nil {
 		hosts = n.hosts
 	}

@@ -64,3 +64,34 @@ func TestForeignMovesRejected(t *testing.T) {
 	}
 	wantSteps(t, n, "legal_aid", r, "request", "receive")
 }
+
+// Only the node that sent a referral reports it overdue: another node
+// that names itself as the sender of someone else's referral is refused,
+// and the referral is not marked.
+func TestForeignOverdueRejected(t *testing.T) {
+	t.Parallel()
+	n := nodetest.New(t)
+	n.Start("clinic", plain(healthCheck), nil)
+	n.Start("legal_aid", plain(legalHelp), nil)
+	r := n.Refer("clinic", "legal_aid", "legal_help", "", "")
+	n.Both(r, "received")
+	e, err := registry(t).New(bus.Source("social"), schemas.TypeOverdue, r.ID.String(), map[string]any{
+		"kind": "accept", "due_at": time.Now().Add(-time.Hour).UTC().Format(time.RFC3339),
+		"from_agency": "social", "to_agency": "legal_aid", "service": "legal_help"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.SetExtension(event.ExtCaseID, r.CaseID.String())
+	event.SetSequence(e, 1)
+	publish(t, n.JetStream(), "social", "legal_aid", e)
+	nodetest.Eventually(t, 30*time.Second, func() error {
+		reasons, err := rejectionReasons(n, "legal_aid")
+		if err == nil && !containsOne(reasons, e.ID()+": referral "+r.ID.String()+" came from clinic, not from social") {
+			err = fmt.Errorf("no rejection of another node's overdue report: %q", reasons)
+		}
+		return err
+	})
+	if got, _ := n.Referral("legal_aid", r.ID); got.Overdue {
+		t.Fatal("another node's overdue report marked the referral overdue")
+	}
+}

@@ -2,6 +2,7 @@ package core
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -9,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nkeys"
 
+	"github.com/refbus/refbus/services/internal/core/app"
 	"github.com/refbus/refbus/services/internal/core/directory"
 	"github.com/refbus/refbus/services/internal/network"
 )
@@ -90,14 +92,23 @@ func (n *Node) listingCodec() (encode func(directory.Listing) ([]byte, error), d
 	return encode, decode
 }
 
-// hosts says whether the registry has node host org.
-func (n *Node) hosts(node, org string) error {
-	e, err := n.reg.Lookup(node)
-	if err != nil {
-		return err
+// hosts says whether the registry has node host org: nil if it does, an
+// error wrapping app.ErrNotHosted with the reason if it does not, another
+// error if the registry could not be read. A refusal is final, so before
+// it the entry is read again from the bucket: a node just given an
+// organization is not refused because this node's watch lags.
+func (n *Node) hosts(ctx context.Context, node, org string) error {
+	if e, err := n.reg.Lookup(node); err == nil && e.Hosts(org) {
+		return nil
 	}
-	if !e.Hosts(org) {
-		return fmt.Errorf("the network's registry has %s host %s, not %s", node, strings.Join(e.Organizations, ", "), org)
+	e, err := n.reg.Reread(ctx, node)
+	switch {
+	case errors.Is(err, network.ErrNotRegistered):
+		return fmt.Errorf("%w: %w", app.ErrNotHosted, err)
+	case err != nil:
+		return err
+	case !e.Hosts(org):
+		return fmt.Errorf("%w: the network's registry has %s host %s, not %s", app.ErrNotHosted, node, strings.Join(e.Organizations, ", "), org)
 	}
 	return nil
 }

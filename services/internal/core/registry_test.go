@@ -11,10 +11,12 @@ import (
 	"testing"
 	"time"
 
+	ce "github.com/cloudevents/sdk-go/v2/event"
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nkeys"
 
+	"github.com/refbus/refbus/pkg/event"
 	"github.com/refbus/refbus/services/internal/core"
 	"github.com/refbus/refbus/services/internal/core/app"
 	"github.com/refbus/refbus/services/internal/core/directory"
@@ -120,59 +122,61 @@ func TestSuspendedNodeIsNotHeard(t *testing.T) {
 }
 
 // A node refers only for the organizations the registry has it host: a
-// referral that names another organization as its sender is refused at
-// the receiver with the reason, and nothing of it is recorded there.
+// referral, signed by its sender, that names another node's organization
+// as the one referring is refused at the receiver with the reason, and
+// nothing of it is recorded there; the same referral naming the sender's
+// own organization is taken.
 func TestSenderRefersOnlyForItsOrganizations(t *testing.T) {
 	t.Parallel()
 	n := nodetest.New(t).WithRegistry()
 	n.Start("clinic", plain(legalHelp), nil)
 	n.Start("school", plain(legalHelp), nil)
 	n.Start("legal_aid", ledgerKind(legalHelp), nil)
-	before := create(t, n, "clinic", "legal_aid", legalHelp.Name)
-	nodetest.Eventually(t, 10*time.Second, n.WantStatus("legal_aid", before.ID, "received"))
-
-	// The administrator moves the organization clinic to another node;
-	// the clinic's node still refers in its name.
-	e := n.Entry("clinic")
-	e.Organizations = []string{"clinic_annex"}
-	n.Register(e)
-	// A referral made before the receiver saw the change is received; the
-	// next is made once it was.
-	var claimed *app.Referral
-	nodetest.Eventually(t, 20*time.Second, func() error {
-		if claimed == nil {
-			r := create(t, n, "clinic", "legal_aid", legalHelp.Name)
-			claimed = &r
+	signer, err := event.NewSigner(n.Identity("clinic", "health").Seed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sent := func(fromOrg string) *ce.Event {
+		e := requestedEvent(t, "clinic", map[string]any{"to_agency": "legal_aid", "from_org": fromOrg, "to_org": "legal_aid", "service": legalHelp.Name, "note": "n"})
+		if _, err := signer.Sign(e); err != nil {
+			t.Fatal(err)
 		}
-		if n.WantStatus("legal_aid", claimed.ID, "received")() == nil {
-			claimed = nil
-			return errors.New("the receiver took a referral made before it saw the registry change; making another")
-		}
+		publish(t, n.JetStream(), "clinic", "legal_aid", e)
+		return e
+	}
+	forged, own := sent("school"), sent("clinic")
+	nodetest.Eventually(t, 30*time.Second, n.WantStatus("legal_aid", uuid.MustParse(own.Subject()), "received"))
+	nodetest.Eventually(t, 30*time.Second, func() error {
 		reasons, err := rejectionReasons(n, "legal_aid")
-		if err == nil && !containsOne(reasons, "referral is from the organization clinic, which its sender clinic may not refer for") {
+		if err == nil && !containsOne(reasons, forged.ID()+": referral is from the organization school, which its sender clinic may not refer for") {
 			err = fmt.Errorf("no rejection of the referral made in another node's organization's name: %q", reasons)
 		}
 		return err
 	})
-	if _, err := n.Referral("legal_aid", claimed.ID); err == nil {
+	if _, err := n.Referral("legal_aid", uuid.MustParse(forged.Subject())); err == nil {
 		t.Fatal("the receiver recorded a referral its sender made in another organization's name")
 	}
-	other := create(t, n, "school", "legal_aid", legalHelp.Name)
-	nodetest.Eventually(t, 10*time.Second, n.WantStatus("legal_aid", other.ID, "received"))
+}
 
-	e.Organizations = []string{"clinic"}
+// A node whose organization the administrator moved to another node no
+// longer refers in its name: the request is refused with the reason.
+func TestMovedOrganizationIsNoLongerReferredFor(t *testing.T) {
+	t.Parallel()
+	n := nodetest.New(t).WithRegistry()
+	n.Start("clinic", plain(legalHelp), nil)
+	n.Start("legal_aid", ledgerKind(legalHelp), nil)
+	before := create(t, n, "clinic", "legal_aid", legalHelp.Name)
+	nodetest.Eventually(t, 30*time.Second, n.WantStatus("legal_aid", before.ID, "received"))
+	e := n.Entry("clinic")
+	e.Organizations = []string{"clinic_annex"}
 	n.Register(e)
-	var after *app.Referral
-	nodetest.Eventually(t, 20*time.Second, func() error {
-		if after == nil {
-			r := create(t, n, "clinic", "legal_aid", legalHelp.Name)
-			after = &r
+	consent := n.Consent("clinic", "legal_aid")
+	nodetest.Eventually(t, 30*time.Second, func() error {
+		_, err := n.App("clinic").CreateReferral(context.Background(), app.NewReferral{ToOrg: "legal_aid", ConsentID: consent, Service: legalHelp.Name, Note: "n"})
+		if !errors.Is(err, app.ErrInvalid) || !strings.Contains(err.Error(), "clinic_annex") {
+			return fmt.Errorf("a referral for the organization the registry moved away: %v", err)
 		}
-		err := n.WantStatus("legal_aid", after.ID, "received")()
-		if err != nil && n.WantStatus("clinic", after.ID, "requested")() != nil {
-			after = nil // refused before the receiver saw the change back
-		}
-		return err
+		return nil
 	})
 }
 

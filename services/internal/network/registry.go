@@ -242,6 +242,30 @@ func (r *Registry) Lookup(node string) (Entry, error) {
 	return e, nil
 }
 
+// Reread is node's entry as the bucket holds it now, read past the watch
+// (which may not have brought a change yet): for a refusal that must not
+// rest on a view a moment old. ErrNotRegistered when the bucket has none.
+func (r *Registry) Reread(ctx context.Context, node string) (Entry, error) {
+	kve, err := r.kv.Get(ctx, node)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		r.mu.Lock()
+		delete(r.entries, node)
+		r.mu.Unlock()
+		return Entry{}, fmt.Errorf("%s: %w", node, ErrNotRegistered)
+	}
+	if err != nil {
+		return Entry{}, fmt.Errorf("read the registry's entry of %s: %w", node, err)
+	}
+	r.apply(kve)
+	r.mu.RLock()
+	e, ok := r.entries[node]
+	r.mu.RUnlock()
+	if !ok {
+		return e, fmt.Errorf("%s: %w", node, ErrNotRegistered)
+	}
+	return e, nil
+}
+
 // Entries are the registry's entries, by node.
 func (r *Registry) Entries() []Entry {
 	r.mu.RLock()

@@ -38,6 +38,9 @@ var (
 	ErrForbidden = errors.New("forbidden")
 	// ErrStopped: the node is stopping (or stopped) and takes no more.
 	ErrStopped = errors.New("the node is stopping")
+	// ErrNotHosted: the network's registry does not have a node host an
+	// organization (Deps.Hosts).
+	ErrNotHosted = errors.New("not hosted by the node")
 )
 
 // Config is how a node's application behaves.
@@ -84,10 +87,11 @@ type Deps struct {
 	// Keyer turns national ids into person keys; nil refuses them.
 	Keyer *person.Keyer
 	// Hosts, if set, says whether the network's registry has node host
-	// the organization org: a referral that names another node's
-	// organization as its sender is refused. Nil (no registry) takes a
-	// sender's word.
-	Hosts func(node, org string) error
+	// the organization org: an error wrapping ErrNotHosted if not (a
+	// referral that names another node's organization as its sender is
+	// refused), another if it could not tell (it is tried again later).
+	// Nil (no registry) takes a sender's word.
+	Hosts func(ctx context.Context, node, org string) error
 }
 
 // App is one node's application.
@@ -102,7 +106,7 @@ type App struct {
 	dir      *directory.Directory
 	cases    jetstream.KeyValue
 	keyer    *person.Keyer
-	hosts    func(node, org string) error
+	hosts    func(ctx context.Context, node, org string) error
 	seal     *sealer
 	// consents caches consents for the check before a referral.
 	consents consentCache

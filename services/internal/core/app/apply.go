@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -41,7 +42,7 @@ func (h handler) Apply(ctx context.Context, tx *pgbatch.Tx, evs []*ce.Event) ([]
 	for i, e := range evs {
 		switch e.Type() {
 		case schemas.TypeRequested:
-			results[i] = a.checkRequested(e, &recv)
+			results[i] = a.checkRequested(ctx, e, &recv)
 		case schemas.TypeOverdue, schemas.TypeConsentRevoked:
 			moves = append(moves, i)
 		default:
@@ -114,7 +115,7 @@ func (h handler) Receipted(ctx context.Context, tx *pgbatch.Tx, rs []receipt.Rec
 
 // checkRequested adds a requested referral to recv, or says why it is
 // refused.
-func (a *App) checkRequested(e *ce.Event, recv *coredb.ReferralReceiveParams) error {
+func (a *App) checkRequested(ctx context.Context, e *ce.Event, recv *coredb.ReferralReceiveParams) error {
 	var d schemas.Requested
 	if err := event.Data(e, &d); err != nil {
 		return inbox.Reject("%v", err)
@@ -130,8 +131,15 @@ func (a *App) checkRequested(e *ce.Event, recv *coredb.ReferralReceiveParams) er
 		return inbox.Reject("referral is for the organization %s, which %s does not host (it hosts %s)", toOrg, a.self, a.ownIDs())
 	}
 	if a.hosts != nil {
-		if err := a.hosts(from, fromOrg); err != nil {
+		if d.FromOrg == "" {
+			return inbox.Reject("referral names no sending organization (from_org): in a network with a registry a sender names the organization it refers for")
+		}
+		err := a.hosts(ctx, from, fromOrg)
+		if errors.Is(err, ErrNotHosted) {
 			return inbox.Reject("referral is from the organization %s, which its sender %s may not refer for: %v", fromOrg, from, err)
+		}
+		if err != nil {
+			return inbox.Later(err)
 		}
 	}
 	id, err := uuid.Parse(e.Subject())

@@ -19,9 +19,12 @@ const maxGroup = 128
 // commitGroups writes the referrals that callers of CreateReferral queue,
 // many per transaction: a caller waits for its own commit, but under load
 // one round trip and one WAL flush serve a whole group. Alone, a referral
-// goes at once. One group is in flight at a time: the next gathers while
-// it commits (two at once made smaller groups and a slower bus; see
-// docs/performance.md, 2026-12-04).
+// goes at once. One group is in flight at a time: while it commits, the
+// next callers wait to hand theirs over, and the next group takes them all
+// (two at once made smaller groups and a slower bus; docs/performance.md,
+// 2026-12-04). So a group that waits (a lock, a slow flush) holds up the
+// node's creates, as one that fails does while its referrals are written
+// again one by one.
 func (a *App) commitGroups(ctx context.Context) error {
 	group := make([]*creation, 0, maxGroup)
 	for {

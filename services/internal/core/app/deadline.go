@@ -3,6 +3,7 @@ package app
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -171,6 +172,9 @@ func (a *App) applyOverdue(ctx context.Context, q *coredb.Queries, e *ce.Event) 
 		if err != nil {
 			return nil, fmt.Errorf("read referral: %w", err)
 		}
+		if r.FromAgency != d.FromAgency {
+			return inbox.Reject("referral %s came from %s, not from %s", id, r.FromAgency, d.FromAgency), nil
+		}
 		at := e.Time()
 		if err := q.ReferralMarkOverdue(ctx, coredb.ReferralMarkOverdueParams{ID: r.ID, At: &at}); err != nil {
 			return nil, err
@@ -183,6 +187,22 @@ func (a *App) applyOverdue(ctx context.Context, q *coredb.Queries, e *ce.Event) 
 	}
 	if a.cfg.Coordinator == "" || a.cfg.Coordinator != a.self {
 		return inbox.Reject("%s is neither the receiver of referral %s nor the coordinator", a.self, id), nil
+	}
+	// The coordinator has no copy to compare with: the organizations the
+	// escalation names must be the nodes' own, as the registry says.
+	if a.hosts != nil {
+		for _, p := range [][2]string{{d.FromAgency, d.FromOrg}, {d.ToAgency, d.ToOrg}} {
+			if p[1] == "" {
+				continue
+			}
+			err := a.hosts(ctx, p[0], p[1])
+			if errors.Is(err, ErrNotHosted) {
+				return inbox.Reject("overdue referral %s names the organization %s of %s: %v", id, p[1], p[0], err), nil
+			}
+			if err != nil {
+				return inbox.Later(err), nil
+			}
+		}
 	}
 	return nil, a.escalate(ctx, q, id, caseID, d)
 }

@@ -73,12 +73,25 @@ func (a *App) senderOrg(ctx context.Context, given string) (string, error) {
 		given = org
 	}
 	if given == "" {
-		return a.cfg.Organizations[0].ID, nil
-	}
-	if _, ok := a.own(given); !ok {
+		given = a.cfg.Organizations[0].ID
+	} else if _, ok := a.own(given); !ok {
 		return "", fmt.Errorf("%w: from_org %q is not an organization of this node (%s): it hosts %s", ErrInvalid, given, a.self, a.ownIDs())
 	}
-	return given, nil
+	return given, a.refersFor(ctx, given)
+}
+
+// refersFor refuses org as the referring organization when the network's
+// registry does not have this node host it (the administrator moved it to
+// another node): its receivers would refuse the referral. A registry that
+// cannot be read now does not stop a referral; its receiver checks again.
+func (a *App) refersFor(ctx context.Context, org string) error {
+	if a.hosts == nil {
+		return nil
+	}
+	if err := a.hosts(ctx, a.self, org); errors.Is(err, ErrNotHosted) {
+		return fmt.Errorf("%w: %v: ask the network's administrator", ErrInvalid, err)
+	}
+	return nil
 }
 
 // listOrg is the organization whose referrals a list shows: the caller's,

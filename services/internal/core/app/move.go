@@ -125,6 +125,9 @@ func (a *App) moveTx(ctx context.Context, q *coredb.Queries, db kind.DB, r cored
 		newID := uuid.Must(uuid.NewV7())
 		f.NewReferralID, f.ToAgency, f.ToOrg, f.Service = &newID, in.toNode, in.ToOrg, in.Service
 		// The organization that received the referral passes it on.
+		if err := a.refersFor(ctx, r.ToOrg); err != nil {
+			return nil, err
+		}
 		fwd := NewReferral{ToOrg: in.ToOrg, FromOrg: r.ToOrg, Service: in.Service, Note: in.Note, CaseID: r.CaseID, toNode: in.toNode}
 		// The forwarding node shares the case on: it needs the family's
 		// consent of its own, covering the person key the referral carries.
