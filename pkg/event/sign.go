@@ -135,7 +135,7 @@ func ChainHash(e *ce.Event) (string, error) {
 // chain is the order of the calls to Sign.
 type Signer struct {
 	// key is the seed's Ed25519 key, derived once: nkeys derives it again
-	// on every Sign, which doubles the cost of signing.
+	// on every Sign, about 40% of what signing cost.
 	key ed25519.PrivateKey
 	pub string
 
