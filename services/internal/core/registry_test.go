@@ -16,7 +16,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nkeys"
 
+	"github.com/refbus/refbus/pkg/bus"
 	"github.com/refbus/refbus/pkg/event"
+	"github.com/refbus/refbus/schemas"
 	"github.com/refbus/refbus/services/internal/core"
 	"github.com/refbus/refbus/services/internal/core/app"
 	"github.com/refbus/refbus/services/internal/core/directory"
@@ -156,6 +158,59 @@ func TestSenderRefersOnlyForItsOrganizations(t *testing.T) {
 	if _, err := n.Referral("legal_aid", uuid.MustParse(forged.Subject())); err == nil {
 		t.Fatal("the receiver recorded a referral its sender made in another organization's name")
 	}
+}
+
+// The coordinator has no copy of another node's referral to compare an
+// overdue report with: it takes one only if the organizations it names
+// are the nodes' own, as the registry says.
+func TestCoordinatorChecksOverdueOrganizations(t *testing.T) {
+	t.Parallel()
+	coordinated := func(c *core.Config) { c.Coordinator = "coordinator" }
+	n := nodetest.New(t).WithRegistry()
+	n.Start("clinic", plain(healthCheck), coordinated)
+	n.Start("coordinator", plain(legalHelp), coordinated)
+	n.Start("legal_aid", plain(legalHelp), coordinated)
+	signer, err := event.NewSigner(n.Identity("clinic", "health").Seed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	report := func(toOrg string) *ce.Event {
+		e, err := registry(t).New(bus.Source("clinic"), schemas.TypeOverdue, uuid.NewString(), map[string]any{
+			"kind": "accept", "due_at": time.Now().Add(-time.Hour).UTC().Format(time.RFC3339),
+			"from_agency": "clinic", "to_agency": "legal_aid", "from_org": "clinic", "to_org": toOrg, "service": legalHelp.Name})
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.SetExtension(event.ExtCaseID, uuid.NewString())
+		event.SetSequence(e, 1)
+		if _, err := signer.Sign(e); err != nil {
+			t.Fatal(err)
+		}
+		publish(t, n.JetStream(), "clinic", "coordinator", e)
+		return e
+	}
+	forged, real := report("coordinator"), report("legal_aid")
+	nodetest.Eventually(t, 30*time.Second, func() error {
+		es, err := n.App("coordinator").Escalations(context.Background(), 10)
+		if err != nil {
+			return err
+		}
+		var got []string
+		for _, e := range es {
+			got = append(got, e.ReferralID.String())
+		}
+		if !slices.Contains(got, real.Subject()) {
+			return fmt.Errorf("escalations %v, want %s", got, real.Subject())
+		}
+		if slices.Contains(got, forged.Subject()) {
+			t.Fatalf("the coordinator escalated a report naming another node's organization: %v", got)
+		}
+		reasons, err := rejectionReasons(n, "coordinator")
+		if err == nil && !containsOne(reasons, forged.ID()+": overdue referral "+forged.Subject()+" names the organization coordinator of legal_aid") {
+			err = fmt.Errorf("no rejection of the report naming another node's organization: %q", reasons)
+		}
+		return err
+	})
 }
 
 // A node whose organization the administrator moved to another node no
