@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -54,7 +55,9 @@ Settings, from the environment:
   REFBUS_OIDC_ISSUER, REFBUS_OIDC_CLIENT_ID, REFBUS_OIDC_CLIENT_SECRET, REFBUS_OIDC_REDIRECT_URL
                        sign caseworkers in through the organization's identity provider
   REFBUS_NETWORK_KEY   hex: the network's key for person pseudonyms
-  REFBUS_SIGNING_SEED  the node's nkeys seed; REFBUS_TRUST the nodes' keys (node=KEY,...)
+  REFBUS_SIGNING_SEED  the node's nkeys seed (required, as REFBUS_ANCHOR or REFBUS_TRUST, unless -dev-unsigned)
+  REFBUS_ANCHOR        the network's public key: the registry it signs says whom to trust
+  REFBUS_TRUST         instead, a fixed list of the nodes' keys (node=KEY,...)
   REFBUS_SLAS          deadlines by service (crisis_shelter=2h/4392h,default=72h/0)
   REFBUS_COORDINATOR   the node that sees every overdue referral
 
@@ -63,12 +66,19 @@ Flags:
 		fs.PrintDefaults()
 	}
 	addr := fs.String("addr", "", "HTTP address (overrides REFBUS_HTTP_ADDR)")
+	devUnsigned := fs.Bool("dev-unsigned", false, "run without a signing seed or trust anchor, for development only: what the node sends goes unsigned and what it receives is not checked")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	cfg := ConfigFromEnv(k.Name())
 	if *addr != "" {
 		cfg.HTTPAddr = *addr
+	}
+	if err := requireSigned(cfg, *devUnsigned); err != nil {
+		return err
+	}
+	if *devUnsigned {
+		log.Warn("running UNSIGNED for development (-dev-unsigned): events go unsigned and others' are taken unchecked; never in production")
 	}
 	var err error
 	if cfg.Web, err = webFromEnv(log); err != nil {
@@ -81,6 +91,24 @@ Flags:
 	defer n.Close()
 	log.Info("node started", "node", n.Name(), "kind", k.Name(), "http", cfg.HTTPAddr)
 	return n.Run(ctx)
+}
+
+// requireSigned refuses a node that would send unsigned events or take
+// others' unchecked: without a signing seed, or without the network's
+// anchor (REFBUS_ANCHOR) or a fixed list of trust anchors (REFBUS_TRUST).
+// dev (-dev-unsigned) lets it run so for development.
+func requireSigned(c Config, dev bool) error {
+	var missing []string
+	if len(c.SigningSeed) == 0 {
+		missing = append(missing, "signing seed (REFBUS_SIGNING_SEED)")
+	}
+	if c.Anchor == "" && len(c.Trust) == 0 {
+		missing = append(missing, "trust anchor (REFBUS_ANCHOR, the network's key; or REFBUS_TRUST)")
+	}
+	if len(missing) == 0 || dev {
+		return nil
+	}
+	return fmt.Errorf("the node has no %s: a node signs what it sends and checks what it receives; start it with its bundle from refbus-admin node add (node.env), or with -dev-unsigned for development", strings.Join(missing, " and no "))
 }
 
 // webFromEnv mounts the caseworkers' UI and the API's sign-in, configured
