@@ -14,6 +14,7 @@ import (
 
 	"github.com/refbus/refbus/pkg/bus"
 	"github.com/refbus/refbus/pkg/event"
+	refnet "github.com/refbus/refbus/services/internal/network"
 )
 
 // app is one run of the command: where it writes, and what it would
@@ -156,7 +157,7 @@ func (a *app) connect() (*nats.Conn, jetstream.JetStream, error) {
 	}
 	nc, err := nats.Connect(a.natsURL, opts...)
 	if err != nil {
-		return nil, nil, fmt.Errorf("connect to NATS at %s: %w", a.natsURL, err)
+		return nil, nil, fmt.Errorf("connect to NATS at %s: %w", refnet.HideCredentials(a.natsURL), err)
 	}
 	js, err := jetstream.New(nc)
 	if err != nil {

@@ -25,6 +25,7 @@ import (
 
 	"github.com/refbus/refbus/pkg/bus"
 	"github.com/refbus/refbus/services/internal/identity"
+	"github.com/refbus/refbus/services/internal/network"
 )
 
 // Admin is an administrator's directory.
@@ -152,7 +153,7 @@ func (a *Admin) push(ctx context.Context, url string, acc *identity.Account) err
 	}
 	nc, err := nats.Connect(url, sys.Options()...)
 	if err != nil {
-		return fmt.Errorf("connect to nats at %s as the system user: %w", url, err)
+		return fmt.Errorf("connect to nats at %s as the system user: %w", network.HideCredentials(url), err)
 	}
 	defer nc.Close()
 	return identity.PushAccount(ctx, nc, acc.JWT)

@@ -137,7 +137,7 @@ func (n *Network) Push(ctx context.Context, url string) error {
 func (n *Network) connect(url string) (*nats.Conn, jetstream.JetStream, error) {
 	nc, err := nats.Connect(url, nats.UserCredentials(n.AdminCreds()), nats.Name("refbus-admin "+n.Name))
 	if err != nil {
-		return nil, nil, fmt.Errorf("connect to nats at %s as the admin of %s: %w", url, n.Name, err)
+		return nil, nil, fmt.Errorf("connect to nats at %s as the admin of %s: %w", network.HideCredentials(url), n.Name, err)
 	}
 	js, err := jetstream.New(nc)
 	if err != nil {

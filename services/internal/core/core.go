@@ -131,7 +131,7 @@ func (n *Node) connect(ctx context.Context) error {
 		opts = append(opts, nats.UserCredentials(n.cfg.NATSCreds))
 	}
 	if n.nc, err = nats.Connect(n.cfg.NATSURL, opts...); err != nil {
-		return fmt.Errorf("connect to nats at %s: %w", n.cfg.NATSURL, err)
+		return fmt.Errorf("connect to nats at %s: %w", network.HideCredentials(n.cfg.NATSURL), err)
 	}
 	// A publish whose acknowledgement never comes (the server that leads
 	// the stream was lost with it) fails after 5s, so the relay publishes

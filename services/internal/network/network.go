@@ -12,6 +12,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
+	"strings"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -153,7 +155,7 @@ func notProvisioned(err error, what, fix string) error {
 func Setup(ctx context.Context, url string, c bus.StreamConfig, cc bus.ConsumerConfig, nodes []string, opts ...nats.Option) error {
 	nc, err := nats.Connect(url, opts...)
 	if err != nil {
-		return fmt.Errorf("connect to nats at %s: %w", url, err)
+		return fmt.Errorf("connect to nats at %s: %w", HideCredentials(url), err)
 	}
 	defer nc.Close()
 	js, err := jetstream.New(nc)
@@ -169,4 +171,22 @@ func Setup(ctx context.Context, url string, c bus.StreamConfig, cc bus.ConsumerC
 		}
 	}
 	return nil
+}
+
+// HideCredentials is urls (one or a comma-separated list, as NATS_URL
+// takes) with any user, password or token in them replaced by REDACTED, for
+// messages and logs.
+func HideCredentials(urls string) string {
+	parts := strings.Split(urls, ",")
+	for i, p := range parts {
+		u, err := url.Parse(strings.TrimSpace(p))
+		switch {
+		case err != nil:
+			parts[i] = "(an address that does not parse)"
+		case u.User != nil:
+			u.User = url.User("REDACTED")
+			parts[i] = u.String()
+		}
+	}
+	return strings.Join(parts, ",")
 }
