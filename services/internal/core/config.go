@@ -119,7 +119,14 @@ func ConfigFrom(getenv func(string) string, kindName string) Config {
 		Anchor:      getenv("REFBUS_ANCHOR"),
 		Country:     person.Country(strings.ToUpper(getenv("REFBUS_COUNTRY"))),
 	}
-	if k := getenv("REFBUS_SEALING_KEY"); k != "" {
+	secret := func(name string) string {
+		v, err := Secret(getenv, name)
+		if err != nil {
+			c.errs = append(c.errs, err)
+		}
+		return v
+	}
+	if k := secret("REFBUS_SEALING_KEY"); k != "" {
 		var err error
 		if c.SealingKey, err = base64.StdEncoding.DecodeString(k); err != nil {
 			c.errs = append(c.errs, fmt.Errorf("REFBUS_SEALING_KEY: not base64: %w", err))
@@ -128,10 +135,10 @@ func ConfigFrom(getenv func(string) string, kindName string) Config {
 	if c.Node == "" {
 		c.Node = kindName
 	}
-	if k, err := hex.DecodeString(getenv("REFBUS_NETWORK_KEY")); err == nil {
+	if k, err := hex.DecodeString(secret("REFBUS_NETWORK_KEY")); err == nil {
 		c.NetworkKey = k
 	}
-	if seed := getenv("REFBUS_SIGNING_SEED"); seed != "" {
+	if seed := secret("REFBUS_SIGNING_SEED"); seed != "" {
 		c.SigningSeed = []byte(seed)
 	}
 	if t := getenv("REFBUS_TRUST"); t != "" {
@@ -159,6 +166,29 @@ func ConfigFrom(getenv func(string) string, kindName string) Config {
 		c.NATSURL = "nats://127.0.0.1:4222"
 	}
 	return c
+}
+
+// Secret is the setting name: the contents of the file that name_FILE
+// names, if set (a key kept out of the environment, in a file only its
+// owner may read), else the variable itself. A file that others may read
+// is refused.
+func Secret(getenv func(string) string, name string) (string, error) {
+	path := getenv(name + "_FILE")
+	if path == "" {
+		return getenv(name), nil
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		return "", fmt.Errorf("%s_FILE: %w", name, err)
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		return "", fmt.Errorf("%s_FILE: %s may be read by others (mode %v): chmod 600 %s", name, path, fi.Mode().Perm(), path)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("%s_FILE: %w", name, err)
+	}
+	return strings.TrimSpace(string(b)), nil
 }
 
 // check fills in the defaults and says what is wrong.

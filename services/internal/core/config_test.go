@@ -95,3 +95,29 @@ func TestOrganizationsFromEnv(t *testing.T) {
 		t.Errorf("New with a missing REFBUS_ORGS file: %v", err)
 	}
 }
+
+// A key may come from a file that name_FILE names, which only its owner
+// may read: the node reads it from there, and refuses a file others may
+// read, saying how to fix it.
+func TestSecretFromFile(t *testing.T) {
+	dir := t.TempDir()
+	seed := filepath.Join(dir, "seed")
+	if err := os.WriteFile(seed, []byte("SAAFROMFILE\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{"REFBUS_SIGNING_SEED_FILE": seed, "REFBUS_SIGNING_SEED": "SAAFROMENV"}
+	c := core.ConfigFrom(func(k string) string { return env[k] }, "ngo")
+	if string(c.SigningSeed) != "SAAFROMFILE" {
+		t.Fatalf("signing seed %q, want the file's", c.SigningSeed)
+	}
+	if err := os.Chmod(seed, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := core.Secret(func(k string) string { return env[k] }, "REFBUS_SIGNING_SEED")
+	if err == nil || !strings.Contains(err.Error(), "chmod 600 "+seed) {
+		t.Fatalf("a seed file others may read: %v", err)
+	}
+	if v, err := core.Secret(func(k string) string { return map[string]string{"REFBUS_API_KEY": "abc"}[k] }, "REFBUS_API_KEY"); err != nil || v != "abc" {
+		t.Fatalf("without _FILE: %q %v", v, err)
+	}
+}

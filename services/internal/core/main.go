@@ -61,6 +61,10 @@ Settings, from the environment:
   REFBUS_SLAS          deadlines by service (crisis_shelter=2h/4392h,default=72h/0)
   REFBUS_COORDINATOR   the node that sees every overdue referral
 
+A key may be kept out of the environment: REFBUS_SIGNING_SEED_FILE,
+REFBUS_SEALING_KEY_FILE, REFBUS_NETWORK_KEY_FILE, REFBUS_API_KEY_FILE and
+REFBUS_OIDC_CLIENT_SECRET_FILE name a file (mode 600) that holds it.
+
 Flags:
 `, k.Name(), k.Name(), k.Name())
 		fs.PrintDefaults()
@@ -98,6 +102,9 @@ Flags:
 // anchor (REFBUS_ANCHOR) or a fixed list of trust anchors (REFBUS_TRUST).
 // dev (-dev-unsigned) lets it run so for development.
 func requireSigned(c Config, dev bool) error {
+	if len(c.errs) > 0 {
+		return fmt.Errorf("%s: %w", c.Node, c.errs[0])
+	}
 	var missing []string
 	if len(c.SigningSeed) == 0 {
 		missing = append(missing, "signing seed (REFBUS_SIGNING_SEED)")
@@ -127,7 +134,11 @@ func webFromEnv(log *slog.Logger) (func(context.Context, *app.App, huma.API, htt
 		}
 		wc.Location = loc
 	}
-	if k := os.Getenv("REFBUS_API_KEY"); k != "" {
+	apiKey, err := Secret(os.Getenv, "REFBUS_API_KEY")
+	if err != nil {
+		return nil, err
+	}
+	if k := apiKey; k != "" {
 		key, err := hex.DecodeString(k)
 		if err != nil || len(key) < 32 {
 			return nil, errors.New("REFBUS_API_KEY: want at least 32 bytes in hex (openssl rand -hex 32)")
@@ -137,7 +148,10 @@ func webFromEnv(log *slog.Logger) (func(context.Context, *app.App, huma.API, htt
 	if iss := os.Getenv("REFBUS_OIDC_ISSUER"); iss != "" {
 		wc.OIDC = &web.OIDCConfig{
 			Issuer: iss, ClientID: os.Getenv("REFBUS_OIDC_CLIENT_ID"),
-			ClientSecret: os.Getenv("REFBUS_OIDC_CLIENT_SECRET"), RedirectURL: os.Getenv("REFBUS_OIDC_REDIRECT_URL"),
+			RedirectURL: os.Getenv("REFBUS_OIDC_REDIRECT_URL"),
+		}
+		if wc.OIDC.ClientSecret, err = Secret(os.Getenv, "REFBUS_OIDC_CLIENT_SECRET"); err != nil {
+			return nil, err
 		}
 		if wc.OIDC.ClientID == "" || wc.OIDC.RedirectURL == "" {
 			return nil, errors.New("REFBUS_OIDC_ISSUER is set: set REFBUS_OIDC_CLIENT_ID, REFBUS_OIDC_CLIENT_SECRET and REFBUS_OIDC_REDIRECT_URL (this node's /ui/oidc/callback) too")
