@@ -95,36 +95,89 @@ func SeedUser(ctx context.Context, a *app.App, u User) error {
 	return a.PutUser(ctx, app.User{Username: u.Username, Name: u.Name, Role: u.Role, Org: u.Org, PasswordHash: hash})
 }
 
-// signInLimit slows down password guessing: each client address may try
-// signInBurst passwords at once, then one every signInEvery.
+// Sign-in throttling slows down password guessing without letting one
+// person lock others out. Failed passwords are counted per account from
+// each client address: someone guessing one account's password behind a
+// shared proxy slows down only that guessing, not the colleagues behind
+// the same address. They are also counted per account from all addresses,
+// more loosely, so that guessing spread over many addresses is slowed too
+// (at the cost that someone can hold one named account back for a while).
+// A successful sign-in costs nothing.
 const (
-	signInBurst = 10
-	signInEvery = 6 * time.Second
+	signInBurst  = 10 // failures per account and address before a wait
+	accountBurst = 50 // failures per account from all addresses
+	signInEvery  = 6 * time.Second
+	maxThrottled = 10000
 )
 
-// throttle is the sign-in attempts per client address.
+// throttle counts failed sign-ins.
 type throttle struct {
 	mu sync.Mutex
 	by map[string]*rate.Limiter
 }
 
-// allow reports whether the client at addr may try a password now.
-func (th *throttle) allow(addr string) bool {
+// keys are the counters a sign-in as username from addr goes by.
+func throttleKeys(addr, username string) [2]string {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
 		host = addr
 	}
-	th.mu.Lock()
-	defer th.mu.Unlock()
-	if th.by == nil || len(th.by) > 10000 { // forget everyone rather than grow without end
+	account := strings.ToLower(username)
+	return [2]string{"addr " + host + " " + account, "account " + account}
+}
+
+// limiter is key's counter (th.mu held).
+func (th *throttle) limiter(key string) *rate.Limiter {
+	if th.by == nil {
 		th.by = map[string]*rate.Limiter{}
 	}
-	l, ok := th.by[host]
+	l, ok := th.by[key]
 	if !ok {
-		l = rate.NewLimiter(rate.Every(signInEvery), signInBurst)
-		th.by[host] = l
+		if len(th.by) >= maxThrottled {
+			th.forgetIdle()
+		}
+		burst := signInBurst
+		if strings.HasPrefix(key, "account ") {
+			burst = accountBurst
+		}
+		l = rate.NewLimiter(rate.Every(signInEvery), burst)
+		th.by[key] = l
 	}
-	return l.Allow()
+	return l
+}
+
+// forgetIdle drops the counters that are full again (they hold nothing);
+// if that is not enough, all of them rather than grow without end.
+func (th *throttle) forgetIdle() {
+	for k, l := range th.by {
+		if l.Tokens() >= float64(l.Burst()) {
+			delete(th.by, k)
+		}
+	}
+	if len(th.by) >= maxThrottled {
+		th.by = map[string]*rate.Limiter{}
+	}
+}
+
+// allow reports whether username may try a password from addr now.
+func (th *throttle) allow(addr, username string) bool {
+	th.mu.Lock()
+	defer th.mu.Unlock()
+	for _, k := range throttleKeys(addr, username) {
+		if th.limiter(k).Tokens() < 1 {
+			return false
+		}
+	}
+	return true
+}
+
+// failed counts a wrong password for username from addr.
+func (th *throttle) failed(addr, username string) {
+	th.mu.Lock()
+	defer th.mu.Unlock()
+	for _, k := range throttleKeys(addr, username) {
+		th.limiter(k).Allow()
+	}
 }
 
 // langCookie remembers the language chosen before signing in.

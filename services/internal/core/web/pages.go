@@ -143,13 +143,13 @@ func (u *UI) loginPage(w http.ResponseWriter, r *http.Request) {
 var dummyHash, _ = bcrypt.GenerateFromPassword([]byte("no user has this password"), bcrypt.DefaultCost)
 
 func (u *UI) login(w http.ResponseWriter, r *http.Request) {
-	if !u.tries.allow(r.RemoteAddr) {
+	name, password := strings.TrimSpace(r.PostFormValue("username")), r.PostFormValue("password")
+	if !u.tries.allow(r.RemoteAddr, name) {
 		u.log.Warn("sign-in attempts throttled")
 		w.Header().Set("Retry-After", fmt.Sprint(int(signInEvery.Seconds())))
 		u.render(w, r, http.StatusTooManyRequests, "login", "", nil, "login.throttled")
 		return
 	}
-	name, password := strings.TrimSpace(r.PostFormValue("username")), r.PostFormValue("password")
 	user, err := u.app.UserByName(r.Context(), name)
 	hash := dummyHash
 	if err == nil && user.PasswordHash != "" {
@@ -162,6 +162,7 @@ func (u *UI) login(w http.ResponseWriter, r *http.Request) {
 	// long and does not tell which user names exist.
 	match := bcrypt.CompareHashAndPassword(hash, []byte(password)) == nil
 	if !match || err != nil || user.PasswordHash == "" {
+		u.tries.failed(r.RemoteAddr, name)
 		u.log.Info("sign-in refused")
 		u.render(w, r, http.StatusUnauthorized, "login", "", nil, "login.failed")
 		return
