@@ -52,6 +52,7 @@ Settings, from the environment:
   REFBUS_NODE          the node's name on the bus (default %s)
   REFBUS_HTTP_ADDR     where the API and the UI listen (default 127.0.0.1:8080)
   REFBUS_API_KEY       hex, 32 bytes or more: signs the bearer tokens of the node's systems
+  REFBUS_TOKEN_MAX_TTL the longest a bearer token may be valid for (default 2160h, 90 days)
   REFBUS_OIDC_ISSUER, REFBUS_OIDC_CLIENT_ID, REFBUS_OIDC_CLIENT_SECRET, REFBUS_OIDC_REDIRECT_URL
                        sign caseworkers in through the organization's identity provider
   REFBUS_NETWORK_KEY   hex: the network's key for person pseudonyms
@@ -133,6 +134,13 @@ func webFromEnv(log *slog.Logger) (func(context.Context, *app.App, huma.API, htt
 			return nil, fmt.Errorf("REFBUS_TIME_ZONE %q: %w", tz, err)
 		}
 		wc.Location = loc
+	}
+	if v := os.Getenv("REFBUS_TOKEN_MAX_TTL"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return nil, fmt.Errorf("REFBUS_TOKEN_MAX_TTL %q: want a duration such as 720h", v)
+		}
+		wc.TokenMaxTTL = d
 	}
 	apiKey, err := Secret(os.Getenv, "REFBUS_API_KEY")
 	if err != nil {

@@ -244,6 +244,10 @@ type apiClaims struct {
 	Role string `json:"role"`
 }
 
+// DefaultTokenMaxTTL is the longest a bearer token may be valid for
+// unless the node says otherwise: 90 days.
+const DefaultTokenMaxTTL = 90 * 24 * time.Hour
+
 // tokenIssuer and tokenAudience name refbus's own bearer tokens.
 const (
 	tokenIssuer   = "refbus"
@@ -282,9 +286,15 @@ func (u *UI) bearerPrincipal(r *http.Request) (*Principal, error) {
 	var c apiClaims
 	_, err := jwt.ParseWithClaims(raw, &c, func(*jwt.Token) (any, error) { return u.cfg.APIKey, nil },
 		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}), jwt.WithIssuer(tokenIssuer),
-		jwt.WithAudience(tokenAudience), jwt.WithExpirationRequired(), jwt.WithLeeway(30*time.Second))
+		jwt.WithAudience(tokenAudience), jwt.WithExpirationRequired(), jwt.WithIssuedAt(), jwt.WithLeeway(30*time.Second))
 	if err != nil {
 		return nil, fmt.Errorf("bearer token: %w", err)
+	}
+	if c.IssuedAt == nil {
+		return nil, errors.New("bearer token: no iat (issued at): mint it with refbus-admin token mint")
+	}
+	if life := c.ExpiresAt.Sub(c.IssuedAt.Time); life > u.cfg.TokenMaxTTL {
+		return nil, fmt.Errorf("bearer token: valid for %v, longer than this node takes (%v, REFBUS_TOKEN_MAX_TTL): mint one with a shorter --ttl", life, u.cfg.TokenMaxTTL)
 	}
 	if !slices.Contains(Roles, c.Role) {
 		return nil, fmt.Errorf("bearer token: role %q is not one of %v", c.Role, Roles)
@@ -332,7 +342,10 @@ func (u *UI) guard(next http.Handler) http.Handler {
 			return
 		}
 		if err != nil {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="refbus-`+u.agency+`", error="invalid_token"`)
+			// RFC 6750: the caller, who holds the token, learns what is
+			// wrong with it.
+			desc := strings.NewReplacer(`"`, `'`, `\`, ``).Replace(err.Error())
+			w.Header().Set("WWW-Authenticate", `Bearer realm="refbus-`+u.agency+`", error="invalid_token", error_description="`+desc+`"`)
 			u.deny(w, r, http.StatusUnauthorized)
 			return
 		}

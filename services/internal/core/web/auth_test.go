@@ -153,6 +153,14 @@ func TestIsolation(t *testing.T) {
 	wantStatus(t, res, http.StatusUnauthorized)
 	res, _ = api.get("/api/v1/inbox", "Authorization", "Bearer not-a-token")
 	wantStatus(t, res, http.StatusUnauthorized)
+	// A token valid for longer than the node takes is refused, saying so.
+	res, _ = api.get("/api/v1/inbox", "Authorization", tok(apiKey("ngo"), "ngo", web.RoleCaseworker, web.DefaultTokenMaxTTL+time.Hour))
+	wantStatus(t, res, http.StatusUnauthorized)
+	if h := res.Header.Get("WWW-Authenticate"); !strings.Contains(h, "REFBUS_TOKEN_MAX_TTL") {
+		t.Fatalf("a token valid too long: WWW-Authenticate %q does not say why", h)
+	}
+	res, _ = api.get("/api/v1/inbox", "Authorization", tok(apiKey("ngo"), "ngo", web.RoleCaseworker, web.DefaultTokenMaxTTL))
+	wantStatus(t, res, http.StatusOK)
 
 	// An auditor's token reads and changes nothing; a caseworker's may not
 	// re-drive dead letters.

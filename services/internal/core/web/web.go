@@ -43,6 +43,10 @@ type Config struct {
 	// APIKey signs and checks the bearer tokens of this agency's systems
 	// (HS256, at least 32 bytes); empty accepts no bearer token.
 	APIKey []byte `json:"-"`
+	// TokenMaxTTL is the longest a bearer token may be valid for, from
+	// its iat to its exp (default DefaultTokenMaxTTL,
+	// REFBUS_TOKEN_MAX_TTL): a longer one is refused.
+	TokenMaxTTL time.Duration
 	// OIDC, if set, signs people in through the agency's identity provider.
 	OIDC *OIDCConfig
 	// InsecureCookies drops the Secure flag of cookies, for a service
@@ -95,6 +99,9 @@ func Mount(cfg Config) func(ctx context.Context, a *app.App, api huma.API, next 
 func New(ctx context.Context, cfg Config, s *app.App) (*UI, error) {
 	if cfg.SessionTTL == 0 {
 		cfg.SessionTTL = 10 * time.Hour
+	}
+	if cfg.TokenMaxTTL == 0 {
+		cfg.TokenMaxTTL = DefaultTokenMaxTTL
 	}
 	if cfg.Lang == "" {
 		cfg.Lang = Langs[0]
