@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -24,6 +26,7 @@ import (
 	"github.com/refbus/refbus/services/internal/core"
 	"github.com/refbus/refbus/services/internal/core/app"
 	"github.com/refbus/refbus/services/internal/core/nodetest"
+	"github.com/refbus/refbus/services/internal/core/web"
 	"github.com/refbus/refbus/services/kinds"
 )
 
@@ -184,6 +187,40 @@ func TestWalkThrough(t *testing.T) {
 	if strings.Count(tok, ".") != 2 {
 		t.Fatalf("token mint printed %q, not a JWT", tok)
 	}
+	// The node takes the token until the administrator revokes it, then
+	// refuses it, saying so, without a restart.
+	api := httptest.NewServer(social.Handler())
+	defer api.Close()
+	inbox := func() (*http.Response, error) {
+		req, err := http.NewRequest("GET", api.URL+"/api/v1/inbox", nil)
+		if err != nil {
+			return nil, err
+		}
+		req.Header.Set("Authorization", "Bearer "+tok)
+		res, err := http.DefaultClient.Do(req)
+		if err == nil {
+			res.Body.Close()
+		}
+		return res, err
+	}
+	if res, err := inbox(); err != nil || res.StatusCode != http.StatusOK {
+		t.Fatalf("the minted token at its node: %v %v", res, err)
+	}
+	id, err := web.TokenID(tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	refbusAdmin(t, dir, url, "token", "revoke", "kz", "kz-social", id)
+	poll.Until(t, 10*time.Second, func() error {
+		res, err := inbox()
+		if err != nil {
+			return err
+		}
+		if res.StatusCode != http.StatusUnauthorized || !strings.Contains(res.Header.Get("WWW-Authenticate"), "revoked") {
+			return fmt.Errorf("the revoked token at its node: %s, %q", res.Status, res.Header.Get("WWW-Authenticate"))
+		}
+		return nil
+	})
 }
 
 // runningNode is a node started from its bundle.
@@ -210,6 +247,11 @@ func startNode(t *testing.T, n *admin.Network, url, node, kind string) runningNo
 	}
 	cfg := core.ConfigFrom(func(key string) string { return env[key] }, kind)
 	cfg.HTTPAddr = ""
+	key, err := admin.APIKey(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Web = web.Mount(web.Config{APIKey: key, Logger: nodetest.Logger(t)})
 	ctx, cancel := context.WithCancel(context.Background())
 	nd, err := core.New(ctx, cfg, k, nodetest.Logger(t))
 	if err != nil {

@@ -11,6 +11,7 @@
 //	refbus-admin node suspend|resume|remove NETWORK NODE
 //	refbus-admin auditor add NETWORK NAME
 //	refbus-admin token mint NETWORK NODE --subject SYSTEM [--role caseworker] [--ttl 720h]
+//	refbus-admin token revoke NETWORK NODE TOKEN_ID
 //
 // Exit status: 0 on success, 1 on an error (the message says what to do).
 package main
@@ -74,7 +75,7 @@ func command(out io.Writer) *cobra.Command {
 	}
 	initCmd.Flags().StringVar(&operator, "operator", "refbus", "the operator's name")
 
-	root.AddCommand(initCmd, networkCommand(out, &dir, &url), nodeCommand(out, &dir, &url), auditorCommand(out, &dir), tokenCommand(out, &dir))
+	root.AddCommand(initCmd, networkCommand(out, &dir, &url), nodeCommand(out, &dir, &url), auditorCommand(out, &dir), tokenCommand(out, &dir, &url))
 	return root
 }
 
@@ -217,7 +218,7 @@ func auditorCommand(out io.Writer, dir *string) *cobra.Command {
 	return cmd
 }
 
-func tokenCommand(out io.Writer, dir *string) *cobra.Command {
+func tokenCommand(out io.Writer, dir, url *string) *cobra.Command {
 	cmd := &cobra.Command{Use: "token", Short: "API tokens for a node's own systems"}
 	var subject, role, org string
 	var ttl time.Duration
@@ -251,7 +252,12 @@ The node checks it with its API key (REFBUS_API_KEY in its bundle).`,
 			if err != nil {
 				return err
 			}
+			id, err := web.TokenID(tok)
+			if err != nil {
+				return err
+			}
 			fmt.Fprintln(out, tok)
+			fmt.Fprintf(cmd.ErrOrStderr(), "token id %s (refbus-admin token revoke %s %s %s)\n", id, args[0], args[1], id)
 			return nil
 		},
 	}
@@ -259,7 +265,23 @@ The node checks it with its API key (REFBUS_API_KEY in its bundle).`,
 	mint.Flags().StringVar(&role, "role", web.RoleCaseworker, "caseworker, supervisor or auditor")
 	mint.Flags().StringVar(&org, "org", "", "the organization of the node the system works for (none: the whole node)")
 	mint.Flags().DurationVar(&ttl, "ttl", 30*24*time.Hour, "how long the token is good for")
-	cmd.AddCommand(mint)
+	revoke := &cobra.Command{
+		Use:   "revoke NETWORK NODE TOKEN_ID",
+		Short: "Revoke a bearer token before it expires (its id, jti, as token mint printed it)",
+		Args:  cobra.ExactArgs(3),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			n, err := openNetwork(*dir, args[0])
+			if err != nil {
+				return err
+			}
+			if err := n.RevokeToken(cmd.Context(), *url, args[1], args[2]); err != nil {
+				return err
+			}
+			fmt.Fprintf(out, "token %s of %s revoked: the node refuses it from now\n", args[2], args[1])
+			return nil
+		},
+	}
+	cmd.AddCommand(mint, revoke)
 	return cmd
 }
 

@@ -209,7 +209,7 @@ func (n *Network) AddNode(ctx context.Context, url string, spec NodeSpec) (Bundl
 		return b, fmt.Errorf("registry: %w (refbus-admin network create first)", err)
 	}
 	if old, err := n.entry(ctx, kv, spec.Name); err == nil && old.User == entry.User {
-		entry.Status, entry.Since = old.Status, old.Since
+		entry.Status, entry.Since, entry.RevokedTokens = old.Status, old.Since, old.RevokedTokens
 	}
 	if err := network.Register(ctx, kv, n.key, entry); err != nil {
 		return b, err
@@ -343,6 +343,30 @@ func (n *Network) SetStatus(ctx context.Context, url, node string, s network.Sta
 		return network.RemoveConsumer(ctx, js, node)
 	}
 	return nil
+}
+
+// RevokeToken revokes the bearer token with id (jti) of node's systems
+// before it expires: the registry says so, and the node refuses the token
+// within a moment, without a restart.
+func (n *Network) RevokeToken(ctx context.Context, url, node, id string) error {
+	nc, js, err := n.connect(url)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	kv, err := js.KeyValue(ctx, network.RegistryBucket)
+	if err != nil {
+		return fmt.Errorf("registry: %w", err)
+	}
+	e, err := n.entry(ctx, kv, node)
+	if err != nil {
+		return err
+	}
+	if slices.Contains(e.RevokedTokens, id) {
+		return nil
+	}
+	e.RevokedTokens = append(e.RevokedTokens, id)
+	return network.Register(ctx, kv, n.key, e)
 }
 
 // entry reads node's registry entry and checks its signature.

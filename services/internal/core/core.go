@@ -156,8 +156,9 @@ func (n *Node) connect(ctx context.Context) error {
 	}
 	n.dir = directory.New(h.Directory, n.cfg.Node, dirOpts)
 	var hosts func(ctx context.Context, node, org string) error
+	var revoked func(id string) bool
 	if n.reg != nil {
-		hosts = n.hosts
+		hosts, revoked = n.hosts, n.tokenRevoked
 	}
 	var keyer *person.Keyer
 	if n.cfg.NetworkKey != nil {
@@ -178,7 +179,7 @@ func (n *Node) connect(ctx context.Context) error {
 	n.app, err = app.New(ctx, app.Config{
 		Node: n.cfg.Node, Organizations: n.cfg.Organizations, SLAs: n.cfg.SLAs, Coordinator: n.cfg.Coordinator, SigningKey: n.cfg.signingKey(), SealingKey: n.cfg.SealingKey, Country: n.cfg.Country,
 		Now: n.cfg.Now, SLATick: n.cfg.SLATick, DirectoryTick: n.cfg.DirectoryTick, Logger: n.log,
-	}, app.Deps{Pool: n.pool, Kind: n.kind, Outbox: n.out, Registry: registry, Directory: n.dir, Cases: cases, Keyer: keyer, Hosts: hosts})
+	}, app.Deps{Pool: n.pool, Kind: n.kind, Outbox: n.out, Registry: registry, Directory: n.dir, Cases: cases, Keyer: keyer, Hosts: hosts, TokenRevoked: revoked})
 	if err != nil {
 		return err
 	}

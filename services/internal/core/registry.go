@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -111,6 +112,13 @@ func (n *Node) hosts(ctx context.Context, node, org string) error {
 		return fmt.Errorf("%w: the network's registry has %s host %s, not %s", app.ErrNotHosted, node, strings.Join(e.Organizations, ", "), org)
 	}
 	return nil
+}
+
+// tokenRevoked says whether the registry's entry of this node lists the
+// bearer token id as revoked.
+func (n *Node) tokenRevoked(id string) bool {
+	e, err := n.reg.Lookup(n.cfg.Node)
+	return err == nil && slices.Contains(e.RevokedTokens, id)
 }
 
 // active says whether node is active in the registry.

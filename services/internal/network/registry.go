@@ -53,6 +53,9 @@ type Entry struct {
 	Status     Status `json:"status"`
 	// Since is when the node took its status.
 	Since time.Time `json:"since"`
+	// RevokedTokens are the ids (jti) of bearer tokens for the node's
+	// systems that its administrator revoked before they expire.
+	RevokedTokens []string `json:"revoked_tokens,omitempty"`
 }
 
 // Hosts reports whether the entry's node hosts organization org.

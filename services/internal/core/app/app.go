@@ -92,6 +92,9 @@ type Deps struct {
 	// refused), another if it could not tell (it is tried again later).
 	// Nil (no registry) takes a sender's word.
 	Hosts func(ctx context.Context, node, org string) error
+	// TokenRevoked, if set, says whether the network's administrator
+	// revoked the bearer token with id (jti) of this node's systems.
+	TokenRevoked func(id string) bool
 }
 
 // App is one node's application.
@@ -107,6 +110,7 @@ type App struct {
 	cases    jetstream.KeyValue
 	keyer    *person.Keyer
 	hosts    func(ctx context.Context, node, org string) error
+	revoked  func(id string) bool
 	seal     *sealer
 	// consents caches consents for the check before a referral.
 	consents consentCache
@@ -133,7 +137,7 @@ func New(ctx context.Context, cfg Config, d Deps) (*App, error) {
 	}
 	a := &App{
 		cfg: cfg, self: cfg.Node, log: cfg.Logger, pool: d.Pool, kind: d.Kind, out: d.Outbox, registry: d.Registry,
-		dir: d.Directory, cases: d.Cases, keyer: d.Keyer, hosts: d.Hosts, creations: make(chan *creation), stopped: make(chan struct{}),
+		dir: d.Directory, cases: d.Cases, keyer: d.Keyer, hosts: d.Hosts, revoked: d.TokenRevoked, creations: make(chan *creation), stopped: make(chan struct{}),
 	}
 	var err error
 	if a.seal, err = loadSealer(ctx, coredb.New(d.Pool), cfg.Node, cfg.SealingKey); err != nil {
@@ -150,6 +154,10 @@ func New(ctx context.Context, cfg Config, d Deps) (*App, error) {
 
 // Node is the node this application runs.
 func (a *App) Node() string { return a.self }
+
+// TokenRevoked reports whether the bearer token with id (jti) was revoked
+// by the network's administrator (false without a registry).
+func (a *App) TokenRevoked(id string) bool { return a.revoked != nil && a.revoked(id) }
 
 // Run writes queued referrals, fires deadlines and keeps the node's
 // listing current until ctx ends.

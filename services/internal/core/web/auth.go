@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/google/uuid"
 	"golang.org/x/crypto/bcrypt"
 	"golang.org/x/time/rate"
 
@@ -262,11 +263,24 @@ func IssueToken(key []byte, agency, org, subject, role string, ttl time.Duration
 	c := apiClaims{
 		RegisteredClaims: jwt.RegisteredClaims{
 			Issuer: tokenIssuer, Subject: subject, Audience: jwt.ClaimStrings{tokenAudience},
-			IssuedAt: jwt.NewNumericDate(now), ExpiresAt: jwt.NewNumericDate(now.Add(ttl)),
+			IssuedAt: jwt.NewNumericDate(now), ExpiresAt: jwt.NewNumericDate(now.Add(ttl)), ID: uuid.NewString(),
 		},
 		Agency: agency, Org: org, Role: role,
 	}
 	return jwt.NewWithClaims(jwt.SigningMethodHS256, c).SignedString(key)
+}
+
+// TokenID is the id (jti) of a token IssueToken made, which its
+// administrator revokes it by; the token is not checked.
+func TokenID(token string) (string, error) {
+	var c apiClaims
+	if _, _, err := jwt.NewParser().ParseUnverified(token, &c); err != nil {
+		return "", fmt.Errorf("read token: %w", err)
+	}
+	if c.ID == "" {
+		return "", errors.New("the token has no id (jti): it cannot be revoked, only wait for its exp")
+	}
+	return c.ID, nil
 }
 
 // errOtherAgency: the caller proved who it is, for another agency.
@@ -292,6 +306,9 @@ func (u *UI) bearerPrincipal(r *http.Request) (*Principal, error) {
 	}
 	if c.IssuedAt == nil {
 		return nil, errors.New("bearer token: no iat (issued at): mint it with refbus-admin token mint")
+	}
+	if c.ID != "" && u.app.TokenRevoked(c.ID) {
+		return nil, fmt.Errorf("bearer token %s: revoked by the network's administrator", c.ID)
 	}
 	if life := c.ExpiresAt.Sub(c.IssuedAt.Time); life > u.cfg.TokenMaxTTL {
 		return nil, fmt.Errorf("bearer token: valid for %v, longer than this node takes (%v, REFBUS_TOKEN_MAX_TTL): mint one with a shorter --ttl", life, u.cfg.TokenMaxTTL)
