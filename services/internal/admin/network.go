@@ -147,6 +147,15 @@ func (n *Network) connect(url string) (*nats.Conn, jetstream.JetStream, error) {
 	return nc, js, nil
 }
 
+// registryOf is the network's registry bucket.
+func registryOf(ctx context.Context, js jetstream.JetStream) (jetstream.KeyValue, error) {
+	kv, err := js.KeyValue(ctx, network.RegistryBucket)
+	if err != nil {
+		return nil, fmt.Errorf("registry: %w (refbus-admin network create first)", err)
+	}
+	return kv, nil
+}
+
 // Provision makes the network's stream, mirror and buckets at url, with
 // its settings' replicas (network.Provision).
 func (n *Network) Provision(ctx context.Context, url string) error {
@@ -204,9 +213,9 @@ func (n *Network) AddNode(ctx context.Context, url string, spec NodeSpec) (Bundl
 	if err := network.AddConsumer(ctx, js, spec.Name, n.Settings.Consumer); err != nil {
 		return b, err
 	}
-	kv, err := js.KeyValue(ctx, network.RegistryBucket)
+	kv, err := registryOf(ctx, js)
 	if err != nil {
-		return b, fmt.Errorf("registry: %w (refbus-admin network create first)", err)
+		return b, err
 	}
 	if old, err := n.entry(ctx, kv, spec.Name); err == nil && old.User == entry.User {
 		entry.Status, entry.Since, entry.RevokedTokens = old.Status, old.Since, old.RevokedTokens
@@ -307,9 +316,9 @@ func (n *Network) SetStatus(ctx context.Context, url, node string, s network.Sta
 		return err
 	}
 	defer nc.Close()
-	kv, err := js.KeyValue(ctx, network.RegistryBucket)
+	kv, err := registryOf(ctx, js)
 	if err != nil {
-		return fmt.Errorf("registry: %w", err)
+		return err
 	}
 	e, err := n.entry(ctx, kv, node)
 	if err != nil {
@@ -354,9 +363,9 @@ func (n *Network) RevokeToken(ctx context.Context, url, node, id string) error {
 		return err
 	}
 	defer nc.Close()
-	kv, err := js.KeyValue(ctx, network.RegistryBucket)
+	kv, err := registryOf(ctx, js)
 	if err != nil {
-		return fmt.Errorf("registry: %w", err)
+		return err
 	}
 	e, err := n.entry(ctx, kv, node)
 	if err != nil {
@@ -389,9 +398,9 @@ func (n *Network) List(ctx context.Context, url string) ([]network.Entry, error)
 		return nil, err
 	}
 	defer nc.Close()
-	kv, err := js.KeyValue(ctx, network.RegistryBucket)
+	kv, err := registryOf(ctx, js)
 	if err != nil {
-		return nil, fmt.Errorf("registry: %w", err)
+		return nil, err
 	}
 	keys, err := kv.Keys(ctx)
 	if errors.Is(err, jetstream.ErrNoKeysFound) {

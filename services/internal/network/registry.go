@@ -231,18 +231,11 @@ func (r *Registry) Lookup(node string) (Entry, error) {
 	// watch brings it: its listing must not be ignored for that.
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	kve, err := r.kv.Get(ctx, node)
-	if err != nil {
+	e, err := r.Reread(ctx, node)
+	if err != nil && !errors.Is(err, ErrNotRegistered) {
 		return e, fmt.Errorf("%s: %w", node, ErrNotRegistered)
 	}
-	r.apply(kve)
-	r.mu.RLock()
-	e, ok = r.entries[node]
-	r.mu.RUnlock()
-	if !ok {
-		return e, fmt.Errorf("%s: %w", node, ErrNotRegistered)
-	}
-	return e, nil
+	return e, err
 }
 
 // Reread is node's entry as the bucket holds it now, read past the watch

@@ -117,7 +117,10 @@ type throttle struct {
 	by map[string]*rate.Limiter
 }
 
-// keys are the counters a sign-in as username from addr goes by.
+// throttleKeys are the counters a sign-in as username from addr goes by,
+// with throttleBursts their budgets.
+var throttleBursts = [2]int{signInBurst, accountBurst}
+
 func throttleKeys(addr, username string) [2]string {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
@@ -127,8 +130,8 @@ func throttleKeys(addr, username string) [2]string {
 	return [2]string{"addr " + host + " " + account, "account " + account}
 }
 
-// limiter is key's counter (th.mu held).
-func (th *throttle) limiter(key string) *rate.Limiter {
+// limiter is key's counter, with a budget of burst (th.mu held).
+func (th *throttle) limiter(key string, burst int) *rate.Limiter {
 	if th.by == nil {
 		th.by = map[string]*rate.Limiter{}
 	}
@@ -136,10 +139,6 @@ func (th *throttle) limiter(key string) *rate.Limiter {
 	if !ok {
 		if len(th.by) >= maxThrottled {
 			th.forgetIdle()
-		}
-		burst := signInBurst
-		if strings.HasPrefix(key, "account ") {
-			burst = accountBurst
 		}
 		l = rate.NewLimiter(rate.Every(signInEvery), burst)
 		th.by[key] = l
@@ -164,8 +163,8 @@ func (th *throttle) forgetIdle() {
 func (th *throttle) allow(addr, username string) bool {
 	th.mu.Lock()
 	defer th.mu.Unlock()
-	for _, k := range throttleKeys(addr, username) {
-		if th.limiter(k).Tokens() < 1 {
+	for i, k := range throttleKeys(addr, username) {
+		if th.limiter(k, throttleBursts[i]).Tokens() < 1 {
 			return false
 		}
 	}
@@ -176,8 +175,8 @@ func (th *throttle) allow(addr, username string) bool {
 func (th *throttle) failed(addr, username string) {
 	th.mu.Lock()
 	defer th.mu.Unlock()
-	for _, k := range throttleKeys(addr, username) {
-		th.limiter(k).Allow()
+	for i, k := range throttleKeys(addr, username) {
+		th.limiter(k, throttleBursts[i]).Allow()
 	}
 }
 
