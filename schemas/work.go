@@ -50,16 +50,19 @@ type BenefitDecision struct {
 }
 
 // Placement is a stay in a shelter: a bed, for at most six months. Its
-// address is confidential: it travels only as SealedAddress, sealed to
-// the one node it is for.
+// address is confidential: it does not leave the shelter's node. The
+// referring organization learns that the family is placed, and until
+// when, not where.
 type Placement struct {
 	Bed string `json:"bed" minLength:"1" maxLength:"40"`
-	// Address is the address in clear, as a node holds it and its API
+	// Address is the address, as the shelter's node holds it and its API
 	// takes and shows it. It is not part of the contract (local:"true"):
 	// the schema has no such property, so an event that carries it is
-	// refused; the sender seals it into SealedAddress.
-	Address       string `json:"address,omitempty" local:"true" required:"true" minLength:"1" maxLength:"400" doc:"Confidential: shown only to this node and the one that referred the family; it travels sealed to that node alone."`
-	SealedAddress string `json:"sealed_address,omitempty" required:"false" doc:"Set by the bus, never by a caller: the address sealed to the recipient, when it could not be opened."`
+	// refused.
+	Address string `json:"address,omitempty" local:"true" required:"true" minLength:"1" maxLength:"400" doc:"Confidential: kept and shown only at the shelter's node; it is not sent to the referring organization."`
+	// SealedAddress is what events before sealing carried: the address
+	// sealed to the referring node. Nothing sends it any more.
+	SealedAddress string `json:"sealed_address,omitempty" required:"false" doc:"No longer sent: events of earlier versions carried the address sealed to the referring node here."`
 	StartsOn      string `json:"starts_on" required:"false" format:"date" doc:"Today, if left out."`
 	EndsOn        string `json:"ends_on" format:"date" doc:"At most six months after starts_on."`
 }

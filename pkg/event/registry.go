@@ -41,12 +41,17 @@ type Registry struct {
 type typeSchema struct {
 	id     string
 	schema *jsonschema.Schema
+	// sealed is the schema of the sealed form (seal.go), nil for a type
+	// that seals nothing; sealedFields are the properties it seals.
+	sealed       *jsonschema.Schema
+	sealedFields []string
 }
 
 type schemaFile struct {
-	path      string
-	id        string
-	eventType string
+	path         string
+	id           string
+	eventType    string
+	sealedFields []string
 }
 
 // NewRegistry compiles every *.json file in each of fsyss, walked
@@ -98,7 +103,13 @@ func NewRegistry(fsyss ...fs.FS) (*Registry, error) {
 		if err != nil {
 			return nil, fmt.Errorf("compile schema %s: %w", f.path, err)
 		}
-		r.schemas[f.eventType] = &typeSchema{id: f.id, schema: sch}
+		ts := &typeSchema{id: f.id, schema: sch, sealedFields: f.sealedFields}
+		if len(f.sealedFields) > 0 {
+			if ts.sealed, err = c.Compile(f.id + SealedForm); err != nil {
+				return nil, fmt.Errorf("compile the sealed form of schema %s: %w", f.path, err)
+			}
+		}
+		r.schemas[f.eventType] = ts
 		r.types = append(r.types, f.eventType)
 	}
 	sort.Strings(r.types)
@@ -133,6 +144,12 @@ func addSchemaResource(c *jsonschema.Compiler, fsys fs.FS, p string) (schemaFile
 			return f, fmt.Errorf("%q must be a non-empty string", typeKeyword)
 		}
 		f.eventType = t
+		var sealed map[string]any
+		if sealed, f.sealedFields = sealedFormSchema(obj, f.id); sealed != nil {
+			if err := c.AddResource(f.id+SealedForm, sealed); err != nil {
+				return f, err
+			}
+		}
 	}
 	if err := c.AddResource(f.id, doc); err != nil {
 		return f, err
@@ -202,8 +219,9 @@ func (r *Registry) Build(source, eventType, subject string, data any) (*ce.Event
 // Validate checks the envelope and the data of e. The envelope must pass the
 // CloudEvents SDK validation, be spec version 1.0, have id, source and type,
 // a datacontenttype of application/json (or none), a dataschema (if any)
-// equal to the registry's $id for the type, and a sequence (if any) of 10
-// digits. The data must match the type's schema.
+// equal to the registry's $id for the type (or that of its sealed form),
+// and a sequence (if any) of 10 digits. The data must match the type's
+// schema; a sealed event's readable part, that of its sealed form.
 //
 // Errors wrap ErrInvalid, or ErrUnknownType when the type has no schema.
 // Their message is meant for a person: it is the rejection reason an
@@ -219,10 +237,14 @@ func (r *Registry) Validate(e *ce.Event) error {
 	if !ok {
 		return fmt.Errorf("%w: %q", ErrUnknownType, e.Type())
 	}
-	if ds := e.DataSchema(); ds != "" && ds != s.id {
+	switch ds := e.DataSchema(); {
+	case ds == "" || ds == s.id:
+		return s.validate(s.schema, s.id, e.Data())
+	case s.sealed != nil && ds == s.id+SealedForm:
+		return s.validate(s.sealed, ds, e.Data())
+	default:
 		return fmt.Errorf("%w: dataschema %q does not match %s, the schema of %s", ErrInvalid, ds, s.id, e.Type())
 	}
-	return s.validate(e.Data())
 }
 
 // envelopeIssues lists what is wrong with the attributes of e, all at once
@@ -281,7 +303,7 @@ func envelopeIssues(e *ce.Event) []string {
 // dataJSON decodes event data for validation.
 var dataJSON = jsoniter.Config{UseNumber: true}.Froze()
 
-func (s *typeSchema) validate(data []byte) error {
+func (s *typeSchema) validate(schema *jsonschema.Schema, id string, data []byte) error {
 	var doc any
 	if len(data) > 0 {
 		// Numbers stay json.Number, so integer and multipleOf checks are
@@ -290,18 +312,18 @@ func (s *typeSchema) validate(data []byte) error {
 			return fmt.Errorf("%w: data is not JSON: %v", ErrInvalid, err)
 		}
 	}
-	err := s.schema.Validate(doc)
+	err := schema.Validate(doc)
 	if err == nil {
 		return nil
 	}
 	if len(data) == 0 {
-		return fmt.Errorf("%w: data is missing, schema %s requires it", ErrInvalid, s.id)
+		return fmt.Errorf("%w: data is missing, schema %s requires it", ErrInvalid, id)
 	}
 	var verr *jsonschema.ValidationError
 	if !errors.As(err, &verr) {
-		return fmt.Errorf("%w: data does not match schema %s: %w", ErrInvalid, s.id, err)
+		return fmt.Errorf("%w: data does not match schema %s: %w", ErrInvalid, id, err)
 	}
-	return fmt.Errorf("%w: data does not match schema %s: %s", ErrInvalid, s.id, summarize(verr))
+	return fmt.Errorf("%w: data does not match schema %s: %s", ErrInvalid, id, summarize(verr))
 }
 
 // summarize flattens a schema validation error into "at <location>:

@@ -32,6 +32,10 @@ import (
 type Message struct {
 	To    string
 	Event *ce.Event
+	// DataKey, if set, seals the event (event.Registry.Seal) once it is
+	// validated: its data about people travels under this key, with
+	// WrappedKey (the key wrapped to To, or nil) beside it.
+	DataKey, WrappedKey []byte
 }
 
 // Outbox enqueues the events of one node.
@@ -98,6 +102,11 @@ func (o *Outbox) Enqueue(ctx context.Context, tx DB, msgs ...Message) error {
 		e := m.Event
 		if err := o.registry.Validate(e); err != nil {
 			return fmt.Errorf("enqueue %s: %w", e.Type(), err)
+		}
+		if m.DataKey != nil {
+			if err := o.registry.Seal(e, m.DataKey, m.WrappedKey); err != nil {
+				return fmt.Errorf("enqueue %s: seal: %w", e.Type(), err)
+			}
 		}
 		id, err := uuid.Parse(e.ID())
 		if err != nil {

@@ -182,7 +182,7 @@ func TestConsentCheckedByReceiver(t *testing.T) {
 		{"to_agency": "legal_aid", "service": "legal_help", "note": "n", "consent": expired},
 		{"to_agency": "legal_aid", "service": "legal_help", "note": "n", "consent": narrow, "person_key": strings.Repeat("ab", 32)},
 	} {
-		publish(t, js, "clinic", "legal_aid", requestedEvent(t, "clinic", data))
+		publish(t, js, "clinic", "legal_aid", requestedEvent(t, n, "clinic", data))
 	}
 	nodetest.Eventually(t, 30*time.Second, func() error {
 		reasons, err := rejectionReasons(n, "legal_aid")

@@ -35,6 +35,9 @@ func TestEarlyMoveWaitsThenDeadLetterRedrives(t *testing.T) {
 	}
 	started.SetExtension(event.ExtCaseID, r.CaseID.String())
 	event.SetSequence(started, 2)
+	if err := registry(t).Seal(started, dataKey(t, n, "clinic", r.ID), nil); err != nil {
+		t.Fatal(err)
+	}
 	publish(t, n.JetStream(), "legal_aid", "clinic", started)
 	nodetest.Eventually(t, 30*time.Second, func() error {
 		dl, err := clinic.DeadLetters(ctx)

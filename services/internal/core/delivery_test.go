@@ -315,7 +315,7 @@ func TestPoisonEventsRejectedAndFlowContinues(t *testing.T) {
 	js := n.JetStream()
 	ctx := context.Background()
 
-	bad := requestedEvent(t, "clinic", map[string]any{"to_agency": "legal_aid", "service": "legal_help", "note": "ok"})
+	bad := requestedEvent(t, n, "clinic", map[string]any{"to_agency": "legal_aid", "service": "legal_help", "note": "ok"})
 	// Break the data after it was built, as a buggy sender would.
 	if err := bad.SetData("application/json", map[string]any{"to_agency": "legal_aid", "note": 42}); err != nil {
 		t.Fatal(err)

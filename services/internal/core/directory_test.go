@@ -112,9 +112,9 @@ func TestRequestsFiledByOrganization(t *testing.T) {
 	})
 	n.Start("clinic", plain(healthCheck), nil)
 	js := n.JetStream()
-	old := requestedEvent(t, "clinic", map[string]any{"to_agency": "legal_aid", "service": "legal_help", "note": "sent by an older node"})
-	second := requestedEvent(t, "clinic", map[string]any{"to_agency": "legal_aid", "from_org": "clinic", "to_org": "kz-legal-aid-shymkent", "service": "legal_help", "note": "n"})
-	elsewhere := requestedEvent(t, "clinic", map[string]any{"to_agency": "legal_aid", "to_org": "kz-nur", "service": "legal_help", "note": "n"})
+	old := requestedEvent(t, n, "clinic", map[string]any{"to_agency": "legal_aid", "service": "legal_help", "note": "sent by an older node"})
+	second := requestedEvent(t, n, "clinic", map[string]any{"to_agency": "legal_aid", "from_org": "clinic", "to_org": "kz-legal-aid-shymkent", "service": "legal_help", "note": "n"})
+	elsewhere := requestedEvent(t, n, "clinic", map[string]any{"to_agency": "legal_aid", "to_org": "kz-nur", "service": "legal_help", "note": "n"})
 	for _, e := range []*ce.Event{old, second, elsewhere} {
 		publish(t, js, "clinic", "legal_aid", e)
 	}

@@ -227,7 +227,7 @@ func create(t *testing.T, n *nodetest.Network, from, to, service string) app.Ref
 // requestedEvent builds a referral request as node from would send it to
 // node to, with a consent to share its summary for an hour unless data
 // names one.
-func requestedEvent(t *testing.T, from string, data map[string]any) *ce.Event {
+func requestedEvent(t *testing.T, n *nodetest.Network, from string, data map[string]any) *ce.Event {
 	t.Helper()
 	if _, ok := data["consent"]; !ok {
 		data["consent"] = map[string]any{"id": uuid.NewString(), "purpose": "help", "data_categories": []string{schemas.CategorySummary},
@@ -239,6 +239,18 @@ func requestedEvent(t *testing.T, from string, data map[string]any) *ce.Event {
 	}
 	ev.SetExtension(event.ExtCaseID, uuid.Must(uuid.NewV7()).String())
 	event.SetSequence(ev, 1)
+	// Sealed as a sender seals it: under a new data key wrapped to the
+	// node it is for.
+	to, _ := data["to_agency"].(string)
+	id := uuid.MustParse(ev.Subject())
+	key := event.NewDataKey()
+	wrapped, err := n.App(to).WrapKey(context.Background(), to, id, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := registry(t).Seal(ev, key, wrapped); err != nil {
+		t.Fatal(err)
+	}
 	return ev
 }
 

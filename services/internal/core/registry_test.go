@@ -139,7 +139,7 @@ func TestSenderRefersOnlyForItsOrganizations(t *testing.T) {
 		t.Fatal(err)
 	}
 	sent := func(fromOrg string) *ce.Event {
-		e := requestedEvent(t, "clinic", map[string]any{"to_agency": "legal_aid", "from_org": fromOrg, "to_org": "legal_aid", "service": legalHelp.Name, "note": "n"})
+		e := requestedEvent(t, n, "clinic", map[string]any{"to_agency": "legal_aid", "from_org": fromOrg, "to_org": "legal_aid", "service": legalHelp.Name, "note": "n"})
 		if _, err := signer.Sign(e); err != nil {
 			t.Fatal(err)
 		}
@@ -259,7 +259,7 @@ func TestForgedOrStaleListingIsIgnored(t *testing.T) {
 	n.Start("shelter", plain(legalHelp), nil)
 	ctx := context.Background()
 	nodetest.Eventually(t, 10*time.Second, func() error {
-		_, err := n.App("social").Seal(ctx, "shelter", uuid.New(), "x")
+		_, err := n.App("social").WrapKey(ctx, "shelter", uuid.New(), event.NewDataKey())
 		return err
 	})
 	kv, err := n.JetStream().KeyValue(ctx, network.DirectoryBucket)
@@ -308,7 +308,7 @@ func TestForgedOrStaleListingIsIgnored(t *testing.T) {
 			t.Fatal(err)
 		}
 		nodetest.Eventually(t, 10*time.Second, func() error {
-			if _, err := n.App("social").Seal(ctx, "shelter", uuid.New(), "x"); !errors.Is(err, app.ErrInvalid) {
+			if _, err := n.App("social").WrapKey(ctx, "shelter", uuid.New(), event.NewDataKey()); !errors.Is(err, app.ErrInvalid) {
 				return fmt.Errorf("%s: sealed to the listing: %v", c.name, err)
 			}
 			return nil
@@ -321,7 +321,7 @@ func TestForgedOrStaleListingIsIgnored(t *testing.T) {
 		t.Fatal(err)
 	}
 	nodetest.Eventually(t, 10*time.Second, func() error {
-		_, err := n.App("social").Seal(ctx, "shelter", uuid.New(), "x")
+		_, err := n.App("social").WrapKey(ctx, "shelter", uuid.New(), event.NewDataKey())
 		return err
 	})
 }

@@ -257,7 +257,7 @@ func TestBrowserDomesticViolence(t *testing.T) {
 		chromedp.WaitVisible(`tr[data-referral] a`, chromedp.ByQuery),
 		chromedp.Click(`tr[data-referral] a`, chromedp.ByQuery),
 		// A shelter's acceptance is a placement: a bed, until when, and
-		// where (sealed to social, which referred the family).
+		// where (which stays at the shelter).
 		chromedp.WaitVisible("#accept-bed", chromedp.ByQuery),
 		chromedp.SendKeys("#accept-bed", "B-4", chromedp.ByQuery),
 		chromedp.SetValue("#accept-ends_on", time.Now().AddDate(0, 3, 0).Format("2006-01-02"), chromedp.ByQuery),

@@ -45,7 +45,10 @@ type inspected struct {
 	hash     uint64
 	sequence int64
 	hasSeq   bool
-	data     eventData
+	// sealed: what the event says about people is sealed (pkg/event's
+	// sealed form); only its readable part is checked.
+	sealed bool
+	data   eventData
 	// chained: the event has a prevhash; prev and chainHash are then
 	// set. signedOK: its signature was checked and holds, or no trust
 	// anchors were given.
@@ -149,6 +152,7 @@ func (v *Verifier) inspect(m *stream.Msg) inspected {
 			in.problem(Invalid, "event %s: %v", in.id, err)
 		}
 	}
+	in.sealed = v.reg.IsSealed(ev)
 	in.signedOK = true
 	in.chainFields(ev)
 	if v.trust != nil {

@@ -127,6 +127,12 @@ type Summary struct {
 	// Decoded events read as CloudEvents; Republished of them were
 	// copies the relay published again.
 	Decoded, Republished int
+	// Sealed events carry what they say about people sealed to their
+	// receiver: only their readable part was checked (with their
+	// signature and chain, which cover the sealed form). KeyDestroyed of
+	// them are about referrals whose data key was destroyed (consent
+	// revoked): no one can open them any more, and that is no problem.
+	Sealed, KeyDestroyed int
 	// Referrals opened in the range, and how many ended up in each state.
 	Referrals int
 	States    map[string]int
@@ -162,6 +168,9 @@ func (s Summary) WriteTo(w io.Writer) (int64, error) {
 		}
 	}
 	fmt.Fprintf(&b, "  events: %d CloudEvents, %d republished copies\n", s.Decoded, s.Republished)
+	if s.Sealed > 0 {
+		fmt.Fprintf(&b, "  sealed: %d events (readable part checked), %d of them sealed, key destroyed\n", s.Sealed, s.KeyDestroyed)
+	}
 	fmt.Fprintf(&b, "  referrals: %d requested", s.Referrals)
 	for i, st := range slices.Sorted(maps.Keys(s.States)) {
 		sep := ", "

@@ -1,6 +1,7 @@
 package verify
 
 import (
+	"cmp"
 	"errors"
 	"hash/maphash"
 	"slices"
@@ -90,6 +91,10 @@ type refState struct {
 	// delivered: its receiver's receipt (applied) or a move of its
 	// receiver proved delivery; refused: a receipt said rejected.
 	delivered, refused bool
+	// sealed counts its sealed events; keyDestroyed: its sender said its
+	// consent was revoked, so both parties destroyed its data key.
+	sealed       uint32
+	keyDestroyed bool
 	// senders follow the sequence numbers of its two parties (more, in
 	// Verifier.extraSenders).
 	senders [2]senderSeq
@@ -206,12 +211,23 @@ func (v *Verifier) apply(in *inspected) {
 		v.receipt(in)
 	case schemas.TypeRequested:
 		v.request(in)
-	case schemas.TypeOverdue, schemas.TypeConsentRevoked:
-		// Notices (a sender's deadline passed, a family revoked its
-		// consent): they move nothing, and their schema and source were
-		// checked above.
+	case schemas.TypeConsentRevoked:
+		// A notice: it moves nothing, but from it on the referral's data
+		// key is destroyed at both its nodes.
+		if r := v.known(in); r != nil {
+			r.keyDestroyed = true
+		}
+	case schemas.TypeOverdue:
+		// A notice that a sender's deadline passed: it moves nothing, and
+		// its schema and source were checked above.
 	default:
 		v.move(in)
+	}
+	if in.sealed {
+		v.sum.Sealed++
+		if r := v.refs[idKey(in.referral)]; r != nil {
+			r.sealed++
+		}
 	}
 }
 
@@ -372,9 +388,13 @@ func (v *Verifier) move(in *inspected) {
 		r.delivered = true
 	}
 	d := in.data.move
-	if v.step(in, r, mv, by, referral.Input{
-		ReasonCode: referral.ReasonCode(d.ReasonCode), Reason: d.Reason, Outcome: d.Outcome, ToAgency: d.ToAgency, Service: d.Service,
-	}) && mv == referral.Forward && v.linked {
+	input := referral.Input{ReasonCode: referral.ReasonCode(d.ReasonCode), Reason: d.Reason, Outcome: d.Outcome, ToAgency: d.ToAgency, Service: d.Service}
+	if in.sealed {
+		// A reason or outcome travels sealed: the sender's node checked
+		// it against the schema, which requires it, before sealing.
+		input.Reason, input.Outcome = cmp.Or(input.Reason, "(sealed)"), cmp.Or(input.Outcome, "(sealed)")
+	}
+	if v.step(in, r, mv, by, input) && mv == referral.Forward && v.linked {
 		var n *refState
 		newID := ""
 		if id := d.NewReferralID; id != nil {
@@ -476,6 +496,9 @@ func (v *Verifier) Finish() Summary {
 		v.sum.States[string(r.getState(v))]++
 		if r.refused {
 			v.sum.Undelivered++
+		}
+		if r.keyDestroyed {
+			v.sum.KeyDestroyed += int(r.sealed)
 		}
 	}
 	return v.sum

@@ -72,6 +72,11 @@ type Config struct {
 	// DirectoryTick is how often the listing is refreshed with the free
 	// places (default 1s); it is published only when it changed.
 	DirectoryTick time.Duration
+	// KeyOfTheDay is how long a sealing key of the day is used before the
+	// next replaces it (default 24h); KeyGrace how long a replaced one is
+	// kept, for senders that still had the listing before, before it is
+	// destroyed (default 1h), once everything sent to it was taken in.
+	KeyOfTheDay, KeyGrace time.Duration
 	Logger        *slog.Logger
 }
 
@@ -95,6 +100,9 @@ type Deps struct {
 	// TokenRevoked, if set, says whether the network's administrator
 	// revoked the bearer token with id (jti) of this node's systems.
 	TokenRevoked func(id string) bool
+	// Idle says whether everything sent to this node was taken in (nil
+	// if so, or why not): before it, no retired sealing key is destroyed.
+	Idle func(ctx context.Context) error
 }
 
 // App is one node's application.
@@ -111,6 +119,7 @@ type App struct {
 	keyer    *person.Keyer
 	hosts    func(ctx context.Context, node, org string) error
 	revoked  func(id string) bool
+	idle     func(ctx context.Context) error
 	seal     *sealer
 	// consents caches consents for the check before a referral.
 	consents consentCache
@@ -132,12 +141,18 @@ func New(ctx context.Context, cfg Config, d Deps) (*App, error) {
 	if cfg.DirectoryTick == 0 {
 		cfg.DirectoryTick = time.Second
 	}
+	if cfg.KeyOfTheDay == 0 {
+		cfg.KeyOfTheDay = 24 * time.Hour
+	}
+	if cfg.KeyGrace == 0 {
+		cfg.KeyGrace = time.Hour
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	a := &App{
 		cfg: cfg, self: cfg.Node, log: cfg.Logger, pool: d.Pool, kind: d.Kind, out: d.Outbox, registry: d.Registry,
-		dir: d.Directory, cases: d.Cases, keyer: d.Keyer, hosts: d.Hosts, revoked: d.TokenRevoked, creations: make(chan *creation), stopped: make(chan struct{}),
+		dir: d.Directory, cases: d.Cases, keyer: d.Keyer, hosts: d.Hosts, revoked: d.TokenRevoked, idle: d.Idle, creations: make(chan *creation), stopped: make(chan struct{}),
 	}
 	var err error
 	if a.seal, err = loadSealer(ctx, coredb.New(d.Pool), cfg.Node, cfg.SealingKey); err != nil {
@@ -174,6 +189,17 @@ func (a *App) Run(ctx context.Context) error {
 		})
 	})
 	g.Go(func() error { return a.every(ctx, a.cfg.DirectoryTick, "directory", a.publishListing) })
+	// The listing makes a new sealing key of the day when it is due;
+	// retired ones are destroyed once used up.
+	g.Go(func() error {
+		return a.every(ctx, max(a.cfg.KeyGrace/4, time.Second), "sealing keys", func(ctx context.Context) error {
+			n, err := a.DestroyRetiredKeys(ctx, a.cfg.KeyGrace)
+			if n > 0 {
+				a.log.Info("sealing keys of the day destroyed", "keys", n)
+			}
+			return err
+		})
+	})
 	return g.Wait()
 }
 

@@ -116,6 +116,28 @@ func (h handler) Receipted(ctx context.Context, tx *pgbatch.Tx, rs []receipt.Rec
 // checkRequested adds a requested referral to recv, or says why it is
 // refused.
 func (a *App) checkRequested(ctx context.Context, e *ce.Event, recv *coredb.ReferralReceiveParams) error {
+	id, err := uuid.Parse(e.Subject())
+	if err != nil {
+		return inbox.Reject("event subject %q is not a referral id (a UUID)", e.Subject())
+	}
+	// What it says about the family comes sealed under the referral's
+	// data key, which comes wrapped to this node.
+	wrapped, err := a.registry.WrappedKey(e)
+	if err != nil {
+		return inbox.Reject("%v", err)
+	}
+	if wrapped == nil && a.registry.IsSealed(e) {
+		return inbox.Reject("referral %s comes sealed without its data key", id)
+	}
+	var key []byte
+	if wrapped != nil {
+		if key, err = a.seal.unwrapKey(ctx, id, wrapped); err != nil {
+			return inbox.Reject("referral %s: %v", id, err)
+		}
+	}
+	if e, err = a.openEvent(e, key); err != nil {
+		return err
+	}
 	var d schemas.Requested
 	if err := event.Data(e, &d); err != nil {
 		return inbox.Reject("%v", err)
@@ -141,10 +163,6 @@ func (a *App) checkRequested(ctx context.Context, e *ce.Event, recv *coredb.Refe
 		if err != nil {
 			return inbox.Later(err)
 		}
-	}
-	id, err := uuid.Parse(e.Subject())
-	if err != nil {
-		return inbox.Reject("event subject %q is not a referral id (a UUID)", e.Subject())
 	}
 	caseID, err := uuid.Parse(event.CaseID(e))
 	if err != nil {
@@ -191,6 +209,7 @@ func (a *App) checkRequested(ctx context.Context, e *ce.Event, recv *coredb.Refe
 		work = string(b)
 	}
 	recv.Works = append(recv.Works, work)
+	recv.DataKeys = append(recv.DataKeys, key)
 	return nil
 }
 
@@ -284,6 +303,9 @@ func (a *App) applyMove(ctx context.Context, q *coredb.Queries, tx *pgbatch.Tx, 
 	case seq > int64(r.SeqIn)+1:
 		return inbox.Later(fmt.Errorf("move %d of %s on referral %s waits for move %d", seq, from, id, r.SeqIn+1)), nil
 	}
+	if e, perr = a.openMove(e, r); perr != nil {
+		return perr, nil
+	}
 	f, derr := schemas.ReadMove(e)
 	if derr != nil {
 		return inbox.Reject("%v", derr), nil
@@ -305,7 +327,7 @@ func (a *App) applyMove(ctx context.Context, q *coredb.Queries, tx *pgbatch.Tx, 
 		r.ForwardedTo, r.ForwardedAgency, r.ForwardedOrg = f.NewReferralID, f.ToAgency, cmp.Or(f.ToOrg, f.ToAgency)
 	}
 	if f.Work != nil {
-		b, err := json.Marshal(a.openWork(f.Work, r.ID))
+		b, err := json.Marshal(f.Work)
 		if err != nil {
 			return nil, err
 		}

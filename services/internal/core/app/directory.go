@@ -240,6 +240,9 @@ func (a *App) publishListing(ctx context.Context) error {
 		return fmt.Errorf("read free places: %w", err)
 	}
 	l := directory.Listing{Node: a.self, Kind: a.kind.Name(), Organizations: slices.Clone(a.cfg.Organizations), PublicKey: a.seal.publicKey(), SigningKey: a.cfg.SigningKey}
+	if l.DayKeyID, l.DayKey, err = a.seal.today(ctx, a.cfg.KeyOfTheDay, false); err != nil {
+		return err
+	}
 	for i, org := range l.Organizations {
 		org.Services = slices.Clone(org.Services)
 		for j, o := range org.Services {

@@ -97,6 +97,9 @@ func (a *App) moveTx(ctx context.Context, q *coredb.Queries, db kind.DB, r cored
 	if incoming && r.ConsentRevokedAt != nil {
 		return nil, fmt.Errorf("%w: the family revoked its consent to referral %s on %s: it can no longer be worked on", ErrConflict, r.ID, r.ConsentRevokedAt.UTC().Format(time.RFC3339))
 	}
+	if r.KeyDestroyedAt != nil {
+		return nil, fmt.Errorf("%w: the data key of referral %s was destroyed on %s (consent revoked or person erased): it can no longer be worked on", ErrConflict, r.ID, r.KeyDestroyedAt.UTC().Format(time.RFC3339))
+	}
 	party, other := referral.Receiver, r.FromAgency
 	if !incoming {
 		party, other = referral.Sender, r.ToAgency
@@ -115,11 +118,7 @@ func (a *App) moveTx(ctx context.Context, q *coredb.Queries, db kind.DB, r cored
 	if err := a.recordWork(ctx, q, db, r, in.Work); err != nil {
 		return nil, err
 	}
-	wire, err := a.sealWork(ctx, in.Work, other, r.ID)
-	if err != nil {
-		return nil, err
-	}
-	f := schemas.MoveFields{ReasonCode: in.ReasonCode, Reason: in.Reason, Outcome: in.Outcome, Note: in.Note, Work: wire}
+	f := schemas.MoveFields{ReasonCode: in.ReasonCode, Reason: in.Reason, Outcome: in.Outcome, Note: in.Note, Work: wireWork(in.Work)}
 	var msgs []outbox.Message
 	if mv == referral.Forward {
 		newID := uuid.Must(uuid.NewV7())
@@ -136,7 +135,7 @@ func (a *App) moveTx(ctx context.Context, q *coredb.Queries, db kind.DB, r cored
 		if err != nil {
 			return nil, err
 		}
-		nr, err := a.prepareReferral(newID, fwd, &r.ID, r.Traceparent, key, consent, sla, time.Now().UTC().Truncate(time.Microsecond))
+		nr, err := a.prepareReferral(ctx, newID, fwd, &r.ID, r.Traceparent, key, consent, sla, time.Now().UTC().Truncate(time.Microsecond))
 		if err != nil {
 			return nil, err
 		}
@@ -164,7 +163,7 @@ func (a *App) moveTx(ctx context.Context, q *coredb.Queries, db kind.DB, r cored
 		ev.SetExtension(event.ExtTraceparent, r.Traceparent)
 	}
 	event.SetSequence(ev, int64(seq))
-	msgs = append(msgs, outbox.Message{To: other, Event: ev})
+	msgs = append(msgs, outbox.Message{To: other, Event: ev, DataKey: r.DataKey})
 	if err := a.record(ctx, q, db, r, a.self, mv, next, f, seq, r.SeqIn); err != nil {
 		return nil, err
 	}

@@ -161,7 +161,7 @@ func (a *App) CreateReferral(ctx context.Context, in NewReferral) (Referral, err
 	// The referral, its deadline and its event are written in one
 	// transaction, grouped with other creations (commit.go).
 	now := time.Now().UTC().Truncate(time.Microsecond)
-	r, err := a.prepareReferral(id, in, nil, newTraceparent(), key, consent, sla, now)
+	r, err := a.prepareReferral(ctx, id, in, nil, newTraceparent(), key, consent, sla, now)
 	if err != nil {
 		return Referral{}, err
 	}
@@ -190,8 +190,9 @@ type newReferral struct {
 	msg     outbox.Message
 }
 
-// prepareReferral builds a new outgoing referral and its requested event.
-func (a *App) prepareReferral(id uuid.UUID, in NewReferral, parent *uuid.UUID, traceparent string, key person.Key, consent coredb.Consent, sla SLA, now time.Time) (newReferral, error) {
+// prepareReferral builds a new outgoing referral and its requested event,
+// sealed under a new data key that travels wrapped to the receiving node.
+func (a *App) prepareReferral(ctx context.Context, id uuid.UUID, in NewReferral, parent *uuid.UUID, traceparent string, key person.Key, consent coredb.Consent, sla SLA, now time.Time) (newReferral, error) {
 	cd := &schemas.Consent{ID: consent.ID, Purpose: consent.Purpose, DataCategories: consent.DataCategories, ExpiresAt: consent.ExpiresAt.UTC()}
 	// Enqueue validates it, with the rest of its group (commit.go).
 	ev, err := a.registry.Build(bus.Source(a.self), schemas.TypeRequested, id.String(), schemas.Requested{
@@ -206,15 +207,20 @@ func (a *App) prepareReferral(id uuid.UUID, in NewReferral, parent *uuid.UUID, t
 	ev.SetExtension(event.ExtCaseID, in.CaseID.String())
 	ev.SetExtension(event.ExtTraceparent, traceparent)
 	event.SetSequence(ev, 1)
+	dataKey := event.NewDataKey()
+	wrapped, err := a.WrapKey(ctx, in.toNode, id, dataKey)
+	if err != nil {
+		return newReferral{}, err
+	}
 	return newReferral{
 		row: coredb.Referral{
 			ID: id, CaseID: in.CaseID, FromAgency: a.self, ToAgency: in.toNode, FromOrg: in.FromOrg, ToOrg: in.ToOrg, Service: in.Service, Note: in.Note,
-			ParentID: parent, Traceparent: traceparent, PersonKey: string(key), CreatedAt: now,
+			ParentID: parent, Traceparent: traceparent, PersonKey: string(key), CreatedAt: now, DataKey: dataKey,
 		},
 		consent: consent,
 		work:    in.Work,
 		sla:     sla,
-		msg:     outbox.Message{To: in.toNode, Event: ev},
+		msg:     outbox.Message{To: in.toNode, Event: ev, DataKey: dataKey, WrappedKey: wrapped},
 	}, nil
 }
 
@@ -247,6 +253,7 @@ func (a *App) writeReferrals(ctx context.Context, q *coredb.Queries, db kind.DB,
 		p.ConsentCategories = append(p.ConsentCategories, strings.Join(r.consent.DataCategories, ","))
 		p.ConsentExpiries = append(p.ConsentExpiries, r.consent.ExpiresAt.UTC())
 		p.CreatedAts = append(p.CreatedAts, r.row.CreatedAt)
+		p.DataKeys = append(p.DataKeys, r.row.DataKey)
 		hold.ConsentIds = append(hold.ConsentIds, r.consent.ID)
 		if r.sla.Accept > 0 {
 			timers.ReferralIds = append(timers.ReferralIds, r.row.ID)

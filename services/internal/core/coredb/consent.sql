@@ -27,14 +27,20 @@ FOR UPDATE;
 
 -- name: ReferralRedact :exec
 -- The consent a referral was received under was revoked: its shared data
--- goes; the referral, its status and its history stay as the audit trail.
+-- goes, and its data key, so the stream's copies cannot be opened here
+-- either; the referral, its status and its history stay as the audit
+-- trail.
 UPDATE core.referral
-SET note = '', person_key = '', work = NULL, consent_revoked_at = coalesce(consent_revoked_at, sqlc.arg(at)),
-    redacted_at = coalesce(redacted_at, now()), updated_at = now()
+SET note = '', person_key = '', work = NULL, consent_purpose = '', consent_revoked_at = coalesce(consent_revoked_at, sqlc.arg(at)),
+    redacted_at = coalesce(redacted_at, now()), updated_at = now(),
+    data_key = NULL, key_destroyed_at = coalesce(key_destroyed_at, now())
 WHERE id = $1;
 
 -- name: ReferralMarkConsentRevoked :exec
-UPDATE core.referral SET consent_revoked_at = coalesce(consent_revoked_at, sqlc.arg(at)), updated_at = now()
+-- The sender keeps what it wrote, but destroys the data key: the events
+-- of the referral on the stream can no longer be opened.
+UPDATE core.referral SET consent_revoked_at = coalesce(consent_revoked_at, sqlc.arg(at)), updated_at = now(),
+    data_key = NULL, key_destroyed_at = coalesce(key_destroyed_at, now())
 WHERE id = $1;
 
 -- name: ConsentHold :exec

@@ -187,7 +187,7 @@ func (q *Queries) ConsentRevoke(ctx context.Context, arg ConsentRevokeParams) (C
 }
 
 const referralListByConsent = `-- name: ReferralListByConsent :many
-SELECT id, case_id, from_agency, to_agency, service, note, status, delivery_error, seq_out, seq_in, created_at, updated_at, parent_id, reason_code, reason, outcome, forwarded_to, forwarded_agency, traceparent, person_key, received_at, overdue_at, consent_id, consent_purpose, consent_categories, consent_expires_at, consent_revoked_at, redacted_at, work, from_org, to_org, forwarded_org FROM core.referral
+SELECT id, case_id, from_agency, to_agency, service, note, status, delivery_error, seq_out, seq_in, created_at, updated_at, parent_id, reason_code, reason, outcome, forwarded_to, forwarded_agency, traceparent, person_key, received_at, overdue_at, consent_id, consent_purpose, consent_categories, consent_expires_at, consent_revoked_at, redacted_at, work, from_org, to_org, forwarded_org, data_key, key_destroyed_at FROM core.referral
 WHERE consent_id = $1 AND from_agency = $2
 ORDER BY created_at, id
 FOR UPDATE
@@ -242,6 +242,8 @@ func (q *Queries) ReferralListByConsent(ctx context.Context, arg ReferralListByC
 			&i.FromOrg,
 			&i.ToOrg,
 			&i.ForwardedOrg,
+			&i.DataKey,
+			&i.KeyDestroyedAt,
 		); err != nil {
 			return nil, err
 		}
@@ -254,7 +256,8 @@ func (q *Queries) ReferralListByConsent(ctx context.Context, arg ReferralListByC
 }
 
 const referralMarkConsentRevoked = `-- name: ReferralMarkConsentRevoked :exec
-UPDATE core.referral SET consent_revoked_at = coalesce(consent_revoked_at, $2), updated_at = now()
+UPDATE core.referral SET consent_revoked_at = coalesce(consent_revoked_at, $2), updated_at = now(),
+    data_key = NULL, key_destroyed_at = coalesce(key_destroyed_at, now())
 WHERE id = $1
 `
 
@@ -263,6 +266,8 @@ type ReferralMarkConsentRevokedParams struct {
 	At *time.Time
 }
 
+// The sender keeps what it wrote, but destroys the data key: the events
+// of the referral on the stream can no longer be opened.
 func (q *Queries) ReferralMarkConsentRevoked(ctx context.Context, arg ReferralMarkConsentRevokedParams) error {
 	_, err := q.db.Exec(ctx, referralMarkConsentRevoked, arg.ID, arg.At)
 	return err
@@ -270,8 +275,9 @@ func (q *Queries) ReferralMarkConsentRevoked(ctx context.Context, arg ReferralMa
 
 const referralRedact = `-- name: ReferralRedact :exec
 UPDATE core.referral
-SET note = '', person_key = '', work = NULL, consent_revoked_at = coalesce(consent_revoked_at, $2),
-    redacted_at = coalesce(redacted_at, now()), updated_at = now()
+SET note = '', person_key = '', work = NULL, consent_purpose = '', consent_revoked_at = coalesce(consent_revoked_at, $2),
+    redacted_at = coalesce(redacted_at, now()), updated_at = now(),
+    data_key = NULL, key_destroyed_at = coalesce(key_destroyed_at, now())
 WHERE id = $1
 `
 
@@ -281,7 +287,9 @@ type ReferralRedactParams struct {
 }
 
 // The consent a referral was received under was revoked: its shared data
-// goes; the referral, its status and its history stay as the audit trail.
+// goes, and its data key, so the stream's copies cannot be opened here
+// either; the referral, its status and its history stay as the audit
+// trail.
 func (q *Queries) ReferralRedact(ctx context.Context, arg ReferralRedactParams) error {
 	_, err := q.db.Exec(ctx, referralRedact, arg.ID, arg.At)
 	return err

@@ -7,6 +7,7 @@ package coredb
 
 import (
 	"context"
+	"time"
 )
 
 const agencyKeyCreate = `-- name: AgencyKeyCreate :exec
@@ -33,4 +34,94 @@ func (q *Queries) AgencyKeyGet(ctx context.Context, agency string) ([]byte, erro
 	var private_key []byte
 	err := row.Scan(&private_key)
 	return private_key, err
+}
+
+const epochKeyCreate = `-- name: EpochKeyCreate :exec
+WITH retired AS (
+    UPDATE core.epoch_key SET retired_at = now() WHERE retired_at IS NULL
+)
+INSERT INTO core.epoch_key (id, private_key, public_key) VALUES ($1, $2, $3)
+`
+
+type EpochKeyCreateParams struct {
+	ID         string
+	PrivateKey []byte
+	PublicKey  []byte
+}
+
+// A new key of the day; every other is retired.
+func (q *Queries) EpochKeyCreate(ctx context.Context, arg EpochKeyCreateParams) error {
+	_, err := q.db.Exec(ctx, epochKeyCreate, arg.ID, arg.PrivateKey, arg.PublicKey)
+	return err
+}
+
+const epochKeyCurrent = `-- name: EpochKeyCurrent :one
+SELECT id, private_key, public_key, created_at, retired_at, destroyed_at FROM core.epoch_key WHERE retired_at IS NULL ORDER BY created_at DESC LIMIT 1
+`
+
+// The sealing key of the day: the newest not retired.
+func (q *Queries) EpochKeyCurrent(ctx context.Context) (EpochKey, error) {
+	row := q.db.QueryRow(ctx, epochKeyCurrent)
+	var i EpochKey
+	err := row.Scan(
+		&i.ID,
+		&i.PrivateKey,
+		&i.PublicKey,
+		&i.CreatedAt,
+		&i.RetiredAt,
+		&i.DestroyedAt,
+	)
+	return i, err
+}
+
+const epochKeyDestroy = `-- name: EpochKeyDestroy :exec
+UPDATE core.epoch_key SET private_key = NULL, destroyed_at = now() WHERE id = ANY($1::text[])
+`
+
+func (q *Queries) EpochKeyDestroy(ctx context.Context, ids []string) error {
+	_, err := q.db.Exec(ctx, epochKeyDestroy, ids)
+	return err
+}
+
+const epochKeyGet = `-- name: EpochKeyGet :one
+SELECT id, private_key, public_key, created_at, retired_at, destroyed_at FROM core.epoch_key WHERE id = $1
+`
+
+func (q *Queries) EpochKeyGet(ctx context.Context, id string) (EpochKey, error) {
+	row := q.db.QueryRow(ctx, epochKeyGet, id)
+	var i EpochKey
+	err := row.Scan(
+		&i.ID,
+		&i.PrivateKey,
+		&i.PublicKey,
+		&i.CreatedAt,
+		&i.RetiredAt,
+		&i.DestroyedAt,
+	)
+	return i, err
+}
+
+const epochKeyRetiredBefore = `-- name: EpochKeyRetiredBefore :many
+SELECT id FROM core.epoch_key WHERE retired_at < $1::timestamptz AND destroyed_at IS NULL
+`
+
+// Keys retired before a time and not yet destroyed.
+func (q *Queries) EpochKeyRetiredBefore(ctx context.Context, before time.Time) ([]string, error) {
+	rows, err := q.db.Query(ctx, epochKeyRetiredBefore, before)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		items = append(items, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
 }

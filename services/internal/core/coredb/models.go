@@ -24,6 +24,15 @@ type Consent struct {
 	ToOrg          string
 }
 
+type EpochKey struct {
+	ID          string
+	PrivateKey  []byte
+	PublicKey   []byte
+	CreatedAt   time.Time
+	RetiredAt   *time.Time
+	DestroyedAt *time.Time
+}
+
 type Escalation struct {
 	ReferralID uuid.UUID
 	Kind       string
@@ -70,6 +79,8 @@ type Referral struct {
 	FromOrg           string
 	ToOrg             string
 	ForwardedOrg      string
+	DataKey           []byte
+	KeyDestroyedAt    *time.Time
 }
 
 type ReferralHistory struct {

@@ -2,10 +2,10 @@
 -- Writes new outgoing referrals, a group at a time. A referral's consent
 -- categories come joined by commas (they are names from a fixed list).
 INSERT INTO core.referral (id, case_id, from_agency, to_agency, from_org, to_org, service, note, status, seq_out, parent_id, traceparent, person_key,
-                      consent_id, consent_purpose, consent_categories, consent_expires_at, created_at, updated_at)
+                      consent_id, consent_purpose, consent_categories, consent_expires_at, created_at, updated_at, data_key)
 SELECT u.id, u.case_id, u.from_agency, u.to_agency, u.from_org, u.to_org, u.service, u.note, 'requested', 1,
        NULLIF(u.parent_id, '00000000-0000-0000-0000-000000000000'), u.traceparent, u.person_key,
-       u.consent_id, u.consent_purpose, string_to_array(u.consent_categories, ','), u.consent_expires_at, u.created_at, u.created_at
+       u.consent_id, u.consent_purpose, string_to_array(u.consent_categories, ','), u.consent_expires_at, u.created_at, u.created_at, u.data_key
 FROM (SELECT unnest(sqlc.arg(ids)::uuid[]) AS id, unnest(sqlc.arg(case_ids)::uuid[]) AS case_id,
              unnest(sqlc.arg(from_agencies)::text[]) AS from_agency, unnest(sqlc.arg(to_agencies)::text[]) AS to_agency,
              unnest(sqlc.arg(from_orgs)::text[]) AS from_org, unnest(sqlc.arg(to_orgs)::text[]) AS to_org,
@@ -15,16 +15,17 @@ FROM (SELECT unnest(sqlc.arg(ids)::uuid[]) AS id, unnest(sqlc.arg(case_ids)::uui
              unnest(sqlc.arg(consent_purposes)::text[]) AS consent_purpose,
              unnest(sqlc.arg(consent_categories)::text[]) AS consent_categories,
              unnest(sqlc.arg(consent_expiries)::timestamptz[]) AS consent_expires_at,
-             unnest(sqlc.arg(created_ats)::timestamptz[]) AS created_at) AS u;
+             unnest(sqlc.arg(created_ats)::timestamptz[]) AS created_at,
+             unnest(sqlc.arg(data_keys)::bytea[]) AS data_key) AS u;
 
 -- name: ReferralReceive :exec
 -- Records referrals that arrived from other nodes, with the work records
 -- they carried (empty for none); a referral seen before is left as it is.
 INSERT INTO core.referral (id, case_id, from_agency, to_agency, from_org, to_org, service, note, status, seq_in, parent_id, traceparent, person_key,
-                      consent_id, consent_purpose, consent_expires_at, work, received_at)
+                      consent_id, consent_purpose, consent_expires_at, work, received_at, data_key)
 SELECT u.id, u.case_id, u.from_agency, u.to_agency, u.from_org, u.to_org, u.service, u.note, 'received', 1,
        NULLIF(u.parent_id, '00000000-0000-0000-0000-000000000000'), u.traceparent, u.person_key,
-       u.consent_id, u.consent_purpose, u.consent_expires_at, NULLIF(u.work, '')::jsonb, now()
+       u.consent_id, u.consent_purpose, u.consent_expires_at, NULLIF(u.work, '')::jsonb, now(), NULLIF(u.data_key, '')
 FROM (SELECT unnest(sqlc.arg(ids)::uuid[]) AS id, unnest(sqlc.arg(case_ids)::uuid[]) AS case_id,
              unnest(sqlc.arg(from_agencies)::text[]) AS from_agency, unnest(sqlc.arg(to_agencies)::text[]) AS to_agency,
              unnest(sqlc.arg(from_orgs)::text[]) AS from_org, unnest(sqlc.arg(to_orgs)::text[]) AS to_org,
@@ -33,7 +34,8 @@ FROM (SELECT unnest(sqlc.arg(ids)::uuid[]) AS id, unnest(sqlc.arg(case_ids)::uui
              unnest(sqlc.arg(person_keys)::text[]) AS person_key, unnest(sqlc.arg(consent_ids)::uuid[]) AS consent_id,
              unnest(sqlc.arg(consent_purposes)::text[]) AS consent_purpose,
              unnest(sqlc.arg(consent_expiries)::timestamptz[]) AS consent_expires_at,
-             unnest(sqlc.arg(works)::text[]) AS work) AS u
+             unnest(sqlc.arg(works)::text[]) AS work,
+             unnest(sqlc.arg(data_keys)::bytea[]) AS data_key) AS u
 ON CONFLICT (id) DO NOTHING;
 
 -- name: ReferralReceivedNow :many

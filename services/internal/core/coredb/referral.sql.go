@@ -79,7 +79,7 @@ func (q *Queries) HistoryInsert(ctx context.Context, arg HistoryInsertParams) er
 }
 
 const referralGet = `-- name: ReferralGet :one
-SELECT id, case_id, from_agency, to_agency, service, note, status, delivery_error, seq_out, seq_in, created_at, updated_at, parent_id, reason_code, reason, outcome, forwarded_to, forwarded_agency, traceparent, person_key, received_at, overdue_at, consent_id, consent_purpose, consent_categories, consent_expires_at, consent_revoked_at, redacted_at, work, from_org, to_org, forwarded_org FROM core.referral WHERE id = $1
+SELECT id, case_id, from_agency, to_agency, service, note, status, delivery_error, seq_out, seq_in, created_at, updated_at, parent_id, reason_code, reason, outcome, forwarded_to, forwarded_agency, traceparent, person_key, received_at, overdue_at, consent_id, consent_purpose, consent_categories, consent_expires_at, consent_revoked_at, redacted_at, work, from_org, to_org, forwarded_org, data_key, key_destroyed_at FROM core.referral WHERE id = $1
 `
 
 func (q *Queries) ReferralGet(ctx context.Context, id uuid.UUID) (Referral, error) {
@@ -118,12 +118,14 @@ func (q *Queries) ReferralGet(ctx context.Context, id uuid.UUID) (Referral, erro
 		&i.FromOrg,
 		&i.ToOrg,
 		&i.ForwardedOrg,
+		&i.DataKey,
+		&i.KeyDestroyedAt,
 	)
 	return i, err
 }
 
 const referralGetForUpdate = `-- name: ReferralGetForUpdate :one
-SELECT id, case_id, from_agency, to_agency, service, note, status, delivery_error, seq_out, seq_in, created_at, updated_at, parent_id, reason_code, reason, outcome, forwarded_to, forwarded_agency, traceparent, person_key, received_at, overdue_at, consent_id, consent_purpose, consent_categories, consent_expires_at, consent_revoked_at, redacted_at, work, from_org, to_org, forwarded_org FROM core.referral WHERE id = $1 FOR UPDATE
+SELECT id, case_id, from_agency, to_agency, service, note, status, delivery_error, seq_out, seq_in, created_at, updated_at, parent_id, reason_code, reason, outcome, forwarded_to, forwarded_agency, traceparent, person_key, received_at, overdue_at, consent_id, consent_purpose, consent_categories, consent_expires_at, consent_revoked_at, redacted_at, work, from_org, to_org, forwarded_org, data_key, key_destroyed_at FROM core.referral WHERE id = $1 FOR UPDATE
 `
 
 func (q *Queries) ReferralGetForUpdate(ctx context.Context, id uuid.UUID) (Referral, error) {
@@ -162,16 +164,18 @@ func (q *Queries) ReferralGetForUpdate(ctx context.Context, id uuid.UUID) (Refer
 		&i.FromOrg,
 		&i.ToOrg,
 		&i.ForwardedOrg,
+		&i.DataKey,
+		&i.KeyDestroyedAt,
 	)
 	return i, err
 }
 
 const referralInsert = `-- name: ReferralInsert :exec
 INSERT INTO core.referral (id, case_id, from_agency, to_agency, from_org, to_org, service, note, status, seq_out, parent_id, traceparent, person_key,
-                      consent_id, consent_purpose, consent_categories, consent_expires_at, created_at, updated_at)
+                      consent_id, consent_purpose, consent_categories, consent_expires_at, created_at, updated_at, data_key)
 SELECT u.id, u.case_id, u.from_agency, u.to_agency, u.from_org, u.to_org, u.service, u.note, 'requested', 1,
        NULLIF(u.parent_id, '00000000-0000-0000-0000-000000000000'), u.traceparent, u.person_key,
-       u.consent_id, u.consent_purpose, string_to_array(u.consent_categories, ','), u.consent_expires_at, u.created_at, u.created_at
+       u.consent_id, u.consent_purpose, string_to_array(u.consent_categories, ','), u.consent_expires_at, u.created_at, u.created_at, u.data_key
 FROM (SELECT unnest($1::uuid[]) AS id, unnest($2::uuid[]) AS case_id,
              unnest($3::text[]) AS from_agency, unnest($4::text[]) AS to_agency,
              unnest($5::text[]) AS from_org, unnest($6::text[]) AS to_org,
@@ -181,7 +185,8 @@ FROM (SELECT unnest($1::uuid[]) AS id, unnest($2::uuid[]) AS case_id,
              unnest($13::text[]) AS consent_purpose,
              unnest($14::text[]) AS consent_categories,
              unnest($15::timestamptz[]) AS consent_expires_at,
-             unnest($16::timestamptz[]) AS created_at) AS u
+             unnest($16::timestamptz[]) AS created_at,
+             unnest($17::bytea[]) AS data_key) AS u
 `
 
 type ReferralInsertParams struct {
@@ -201,6 +206,7 @@ type ReferralInsertParams struct {
 	ConsentCategories []string
 	ConsentExpiries   []time.Time
 	CreatedAts        []time.Time
+	DataKeys          [][]byte
 }
 
 // Writes new outgoing referrals, a group at a time. A referral's consent
@@ -223,12 +229,13 @@ func (q *Queries) ReferralInsert(ctx context.Context, arg ReferralInsertParams) 
 		arg.ConsentCategories,
 		arg.ConsentExpiries,
 		arg.CreatedAts,
+		arg.DataKeys,
 	)
 	return err
 }
 
 const referralListByCase = `-- name: ReferralListByCase :many
-SELECT id, case_id, from_agency, to_agency, service, note, status, delivery_error, seq_out, seq_in, created_at, updated_at, parent_id, reason_code, reason, outcome, forwarded_to, forwarded_agency, traceparent, person_key, received_at, overdue_at, consent_id, consent_purpose, consent_categories, consent_expires_at, consent_revoked_at, redacted_at, work, from_org, to_org, forwarded_org FROM core.referral WHERE case_id = $1 ORDER BY created_at, id
+SELECT id, case_id, from_agency, to_agency, service, note, status, delivery_error, seq_out, seq_in, created_at, updated_at, parent_id, reason_code, reason, outcome, forwarded_to, forwarded_agency, traceparent, person_key, received_at, overdue_at, consent_id, consent_purpose, consent_categories, consent_expires_at, consent_revoked_at, redacted_at, work, from_org, to_org, forwarded_org, data_key, key_destroyed_at FROM core.referral WHERE case_id = $1 ORDER BY created_at, id
 `
 
 func (q *Queries) ReferralListByCase(ctx context.Context, caseID uuid.UUID) ([]Referral, error) {
@@ -273,6 +280,8 @@ func (q *Queries) ReferralListByCase(ctx context.Context, caseID uuid.UUID) ([]R
 			&i.FromOrg,
 			&i.ToOrg,
 			&i.ForwardedOrg,
+			&i.DataKey,
+			&i.KeyDestroyedAt,
 		); err != nil {
 			return nil, err
 		}
@@ -285,7 +294,7 @@ func (q *Queries) ReferralListByCase(ctx context.Context, caseID uuid.UUID) ([]R
 }
 
 const referralListIncoming = `-- name: ReferralListIncoming :many
-SELECT id, case_id, from_agency, to_agency, service, note, status, delivery_error, seq_out, seq_in, created_at, updated_at, parent_id, reason_code, reason, outcome, forwarded_to, forwarded_agency, traceparent, person_key, received_at, overdue_at, consent_id, consent_purpose, consent_categories, consent_expires_at, consent_revoked_at, redacted_at, work, from_org, to_org, forwarded_org FROM core.referral
+SELECT id, case_id, from_agency, to_agency, service, note, status, delivery_error, seq_out, seq_in, created_at, updated_at, parent_id, reason_code, reason, outcome, forwarded_to, forwarded_agency, traceparent, person_key, received_at, overdue_at, consent_id, consent_purpose, consent_categories, consent_expires_at, consent_revoked_at, redacted_at, work, from_org, to_org, forwarded_org, data_key, key_destroyed_at FROM core.referral
 WHERE to_agency = $1 AND ($2::text IS NULL OR to_org = $2)
 ORDER BY created_at DESC, id DESC
 LIMIT $3
@@ -341,6 +350,8 @@ func (q *Queries) ReferralListIncoming(ctx context.Context, arg ReferralListInco
 			&i.FromOrg,
 			&i.ToOrg,
 			&i.ForwardedOrg,
+			&i.DataKey,
+			&i.KeyDestroyedAt,
 		); err != nil {
 			return nil, err
 		}
@@ -353,7 +364,7 @@ func (q *Queries) ReferralListIncoming(ctx context.Context, arg ReferralListInco
 }
 
 const referralListOutgoing = `-- name: ReferralListOutgoing :many
-SELECT id, case_id, from_agency, to_agency, service, note, status, delivery_error, seq_out, seq_in, created_at, updated_at, parent_id, reason_code, reason, outcome, forwarded_to, forwarded_agency, traceparent, person_key, received_at, overdue_at, consent_id, consent_purpose, consent_categories, consent_expires_at, consent_revoked_at, redacted_at, work, from_org, to_org, forwarded_org FROM core.referral
+SELECT id, case_id, from_agency, to_agency, service, note, status, delivery_error, seq_out, seq_in, created_at, updated_at, parent_id, reason_code, reason, outcome, forwarded_to, forwarded_agency, traceparent, person_key, received_at, overdue_at, consent_id, consent_purpose, consent_categories, consent_expires_at, consent_revoked_at, redacted_at, work, from_org, to_org, forwarded_org, data_key, key_destroyed_at FROM core.referral
 WHERE from_agency = $1 AND ($2::text IS NULL OR from_org = $2)
 ORDER BY created_at DESC, id DESC
 LIMIT $3
@@ -407,6 +418,8 @@ func (q *Queries) ReferralListOutgoing(ctx context.Context, arg ReferralListOutg
 			&i.FromOrg,
 			&i.ToOrg,
 			&i.ForwardedOrg,
+			&i.DataKey,
+			&i.KeyDestroyedAt,
 		); err != nil {
 			return nil, err
 		}
@@ -528,10 +541,10 @@ func (q *Queries) ReferralOpenCaseOfPerson(ctx context.Context, personKey string
 
 const referralReceive = `-- name: ReferralReceive :exec
 INSERT INTO core.referral (id, case_id, from_agency, to_agency, from_org, to_org, service, note, status, seq_in, parent_id, traceparent, person_key,
-                      consent_id, consent_purpose, consent_expires_at, work, received_at)
+                      consent_id, consent_purpose, consent_expires_at, work, received_at, data_key)
 SELECT u.id, u.case_id, u.from_agency, u.to_agency, u.from_org, u.to_org, u.service, u.note, 'received', 1,
        NULLIF(u.parent_id, '00000000-0000-0000-0000-000000000000'), u.traceparent, u.person_key,
-       u.consent_id, u.consent_purpose, u.consent_expires_at, NULLIF(u.work, '')::jsonb, now()
+       u.consent_id, u.consent_purpose, u.consent_expires_at, NULLIF(u.work, '')::jsonb, now(), NULLIF(u.data_key, '')
 FROM (SELECT unnest($1::uuid[]) AS id, unnest($2::uuid[]) AS case_id,
              unnest($3::text[]) AS from_agency, unnest($4::text[]) AS to_agency,
              unnest($5::text[]) AS from_org, unnest($6::text[]) AS to_org,
@@ -540,7 +553,8 @@ FROM (SELECT unnest($1::uuid[]) AS id, unnest($2::uuid[]) AS case_id,
              unnest($11::text[]) AS person_key, unnest($12::uuid[]) AS consent_id,
              unnest($13::text[]) AS consent_purpose,
              unnest($14::timestamptz[]) AS consent_expires_at,
-             unnest($15::text[]) AS work) AS u
+             unnest($15::text[]) AS work,
+             unnest($16::bytea[]) AS data_key) AS u
 ON CONFLICT (id) DO NOTHING
 `
 
@@ -560,6 +574,7 @@ type ReferralReceiveParams struct {
 	ConsentPurposes []string
 	ConsentExpiries []time.Time
 	Works           []string
+	DataKeys        [][]byte
 }
 
 // Records referrals that arrived from other nodes, with the work records
@@ -581,6 +596,7 @@ func (q *Queries) ReferralReceive(ctx context.Context, arg ReferralReceiveParams
 		arg.ConsentPurposes,
 		arg.ConsentExpiries,
 		arg.Works,
+		arg.DataKeys,
 	)
 	return err
 }

@@ -109,7 +109,12 @@ type Listing struct {
 	Organizations []Organization `json:"organizations" doc:"The organizations the node hosts, each with its services."`
 	// PublicKey is the node's X25519 key (base64) that confidential
 	// fields meant for it are sealed to.
-	PublicKey string `json:"public_key" doc:"X25519 public key (base64) that confidential fields for this node are sealed to (HPKE, RFC 9180)."`
+	PublicKey string `json:"public_key" doc:"The node's long-term X25519 public key (base64), as the registry holds it (HPKE, RFC 9180)."`
+	// DayKey is the node's sealing key of the day (X25519, base64), that
+	// referrals' data keys are wrapped to; DayKeyID names it. The node
+	// destroys it some time after the next one replaces it.
+	DayKey   string `json:"day_key,omitempty" doc:"The node's X25519 sealing key of the day (base64) that referrals' data keys for it are wrapped to (HPKE, RFC 9180); the node destroys it once retired and used up."`
+	DayKeyID string `json:"day_key_id,omitempty" doc:"The id of the sealing key of the day."`
 	// SigningKey is the nkeys public key of the node's Ed25519 signatures
 	// (schemas/SIGNING.md), for operators to compare with their trust
 	// anchors; a node that does not sign has none.

@@ -401,14 +401,14 @@ type Organization struct {
 
 // Placement defines model for Placement.
 type Placement struct {
-	// Address Confidential: shown only to this node and the one that referred the family; it travels sealed to that node alone.
+	// Address Confidential: kept and shown only at the shelter's node; it is not sent to the referring organization.
 	Address string `json:"address"`
 	Bed     string `json:"bed"`
 
 	// EndsOn At most six months after starts_on.
 	EndsOn openapi_types.Date `json:"ends_on"`
 
-	// SealedAddress Set by the bus, never by a caller: the address sealed to the recipient, when it could not be opened.
+	// SealedAddress No longer sent: events of earlier versions carried the address sealed to the referring node here.
 	SealedAddress *string `json:"sealed_address,omitempty"`
 
 	// StartsOn Today, if left out.
