@@ -27,6 +27,7 @@ const (
 	TypeForwarded      = "org.refbus.referral.forwarded.v1"
 	TypeOverdue        = "org.refbus.referral.overdue.v1"
 	TypeConsentRevoked = "org.refbus.consent.revoked.v1"
+	TypePersonErased   = "org.refbus.person.erased.v1"
 	// TypeReceipt is the bus's own receipt (package receipt).
 	TypeReceipt = receipt.Type
 )
@@ -47,6 +48,7 @@ var Types = map[string]any{
 	TypeForwarded:      Forwarded{},
 	TypeOverdue:        Overdue{},
 	TypeConsentRevoked: ConsentRevoked{},
+	TypePersonErased:   PersonErased{},
 	TypeReceipt:        receipt.Data{},
 }
 
@@ -152,6 +154,11 @@ type Overdue struct {
 type ConsentRevoked struct {
 	ConsentID uuid.UUID `json:"consent_id"`
 	RevokedAt time.Time `json:"revoked_at"`
+}
+
+// PersonErased is the data of TypePersonErased.
+type PersonErased struct {
+	ErasedAt time.Time `json:"erased_at"`
 }
 
 // moveTypes are the event types that record each move; Receive has none

@@ -77,7 +77,7 @@ type Config struct {
 	// kept, for senders that still had the listing before, before it is
 	// destroyed (default 1h), once everything sent to it was taken in.
 	KeyOfTheDay, KeyGrace time.Duration
-	Logger        *slog.Logger
+	Logger                *slog.Logger
 }
 
 // Deps are what the application works with, made by the node.

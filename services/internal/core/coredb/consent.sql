@@ -45,3 +45,22 @@ WHERE id = $1;
 
 -- name: ConsentHold :exec
 SELECT core.consent_hold_all(sqlc.arg(consent_ids)::uuid[], sqlc.arg(at)::timestamptz);
+
+-- name: ReferralListByPerson :many
+-- The referrals about a person, this node's either way, locked.
+SELECT * FROM core.referral WHERE person_key = sqlc.arg(person_key)::text AND person_key <> '' ORDER BY created_at, id FOR UPDATE;
+
+-- name: ReferralErase :exec
+-- The person of these referrals was erased: everything about them goes,
+-- with the data keys, so the stream's copies cannot be opened here
+-- either; the referrals, their status and history stay as the audit
+-- trail.
+UPDATE core.referral
+SET note = '', person_key = '', work = NULL, consent_purpose = '', reason = '', outcome = '',
+    redacted_at = coalesce(redacted_at, now()), updated_at = now(),
+    data_key = NULL, key_destroyed_at = coalesce(key_destroyed_at, now())
+WHERE id = ANY(sqlc.arg(ids)::uuid[]);
+
+-- name: HistoryErase :exec
+-- The reasons and outcomes of erased referrals' moves go too.
+UPDATE core.referral_history SET reason = '', outcome = '' WHERE referral_id = ANY(sqlc.arg(ids)::uuid[]);

@@ -186,6 +186,33 @@ func (q *Queries) ConsentRevoke(ctx context.Context, arg ConsentRevokeParams) (C
 	return i, err
 }
 
+const historyErase = `-- name: HistoryErase :exec
+UPDATE core.referral_history SET reason = '', outcome = '' WHERE referral_id = ANY($1::uuid[])
+`
+
+// The reasons and outcomes of erased referrals' moves go too.
+func (q *Queries) HistoryErase(ctx context.Context, ids []uuid.UUID) error {
+	_, err := q.db.Exec(ctx, historyErase, ids)
+	return err
+}
+
+const referralErase = `-- name: ReferralErase :exec
+UPDATE core.referral
+SET note = '', person_key = '', work = NULL, consent_purpose = '', reason = '', outcome = '',
+    redacted_at = coalesce(redacted_at, now()), updated_at = now(),
+    data_key = NULL, key_destroyed_at = coalesce(key_destroyed_at, now())
+WHERE id = ANY($1::uuid[])
+`
+
+// The person of these referrals was erased: everything about them goes,
+// with the data keys, so the stream's copies cannot be opened here
+// either; the referrals, their status and history stay as the audit
+// trail.
+func (q *Queries) ReferralErase(ctx context.Context, ids []uuid.UUID) error {
+	_, err := q.db.Exec(ctx, referralErase, ids)
+	return err
+}
+
 const referralListByConsent = `-- name: ReferralListByConsent :many
 SELECT id, case_id, from_agency, to_agency, service, note, status, delivery_error, seq_out, seq_in, created_at, updated_at, parent_id, reason_code, reason, outcome, forwarded_to, forwarded_agency, traceparent, person_key, received_at, overdue_at, consent_id, consent_purpose, consent_categories, consent_expires_at, consent_revoked_at, redacted_at, work, from_org, to_org, forwarded_org, data_key, key_destroyed_at FROM core.referral
 WHERE consent_id = $1 AND from_agency = $2
@@ -202,6 +229,66 @@ type ReferralListByConsentParams struct {
 // its revocation makes.
 func (q *Queries) ReferralListByConsent(ctx context.Context, arg ReferralListByConsentParams) ([]Referral, error) {
 	rows, err := q.db.Query(ctx, referralListByConsent, arg.ConsentID, arg.Agency)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []Referral
+	for rows.Next() {
+		var i Referral
+		if err := rows.Scan(
+			&i.ID,
+			&i.CaseID,
+			&i.FromAgency,
+			&i.ToAgency,
+			&i.Service,
+			&i.Note,
+			&i.Status,
+			&i.DeliveryError,
+			&i.SeqOut,
+			&i.SeqIn,
+			&i.CreatedAt,
+			&i.UpdatedAt,
+			&i.ParentID,
+			&i.ReasonCode,
+			&i.Reason,
+			&i.Outcome,
+			&i.ForwardedTo,
+			&i.ForwardedAgency,
+			&i.Traceparent,
+			&i.PersonKey,
+			&i.ReceivedAt,
+			&i.OverdueAt,
+			&i.ConsentID,
+			&i.ConsentPurpose,
+			&i.ConsentCategories,
+			&i.ConsentExpiresAt,
+			&i.ConsentRevokedAt,
+			&i.RedactedAt,
+			&i.Work,
+			&i.FromOrg,
+			&i.ToOrg,
+			&i.ForwardedOrg,
+			&i.DataKey,
+			&i.KeyDestroyedAt,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const referralListByPerson = `-- name: ReferralListByPerson :many
+SELECT id, case_id, from_agency, to_agency, service, note, status, delivery_error, seq_out, seq_in, created_at, updated_at, parent_id, reason_code, reason, outcome, forwarded_to, forwarded_agency, traceparent, person_key, received_at, overdue_at, consent_id, consent_purpose, consent_categories, consent_expires_at, consent_revoked_at, redacted_at, work, from_org, to_org, forwarded_org, data_key, key_destroyed_at FROM core.referral WHERE person_key = $1::text AND person_key <> '' ORDER BY created_at, id FOR UPDATE
+`
+
+// The referrals about a person, this node's either way, locked.
+func (q *Queries) ReferralListByPerson(ctx context.Context, personKey string) ([]Referral, error) {
+	rows, err := q.db.Query(ctx, referralListByPerson, personKey)
 	if err != nil {
 		return nil, err
 	}

@@ -304,6 +304,12 @@ type LearningPlan struct {
 
 // Listing defines model for Listing.
 type Listing struct {
+	// DayKey The node's X25519 sealing key of the day (base64) that referrals' data keys for it are wrapped to (HPKE, RFC 9180); the node destroys it once retired and used up.
+	DayKey *string `json:"day_key,omitempty"`
+
+	// DayKeyId The id of the sealing key of the day.
+	DayKeyId *string `json:"day_key_id,omitempty"`
+
 	// Kind The node's kind: health, education, social or ngo.
 	Kind string `json:"kind"`
 
@@ -313,7 +319,7 @@ type Listing struct {
 	// Organizations The organizations the node hosts, each with its services.
 	Organizations *[]Organization `json:"organizations"`
 
-	// PublicKey X25519 public key (base64) that confidential fields for this node are sealed to (HPKE, RFC 9180).
+	// PublicKey The node's long-term X25519 public key (base64), as the registry holds it (HPKE, RFC 9180).
 	PublicKey string `json:"public_key"`
 
 	// SigningKey Ed25519 public key (nkeys) that checks this node's event signatures; compare it with your trust anchors (REFBUS_TRUST), which are what receivers check.
