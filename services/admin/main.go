@@ -104,8 +104,8 @@ func networkCommand(out io.Writer, dir, url *string) *cobra.Command {
 			if err := n.Provision(cmd.Context(), *url); err != nil {
 				return err
 			}
-			fmt.Fprintf(out, "network %s: stream %s (%d replicas), mirror %s, buckets %s, %s, %s\ntrust anchor (REFBUS_ANCHOR): %s\n",
-				n.Name, bus.Stream, max(s.Stream.Replicas, 1), bus.AuditStream, network.DirectoryBucket, network.RegistryBucket, network.CasesBucket, n.Anchor())
+			fmt.Fprintf(out, "network %s: stream %s (%d replicas), mirror %s, buckets %s, %s\ntrust anchor (REFBUS_ANCHOR): %s\n",
+				n.Name, bus.Stream, max(s.Stream.Replicas, 1), bus.AuditStream, network.DirectoryBucket, network.RegistryBucket, n.Anchor())
 			return nil
 		},
 	}

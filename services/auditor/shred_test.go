@@ -19,28 +19,37 @@ import (
 	"github.com/refbus/refbus/services/internal/core/nodetest"
 )
 
-// Once a family revokes its consent, the referral's data key is
-// destroyed at both its nodes, and each node destroys its sealing key of
-// the day once it is retired and used up: from then on no node opens the
-// referral's events with any key that remains, while the stream stays
-// complete and verify passes, reporting them as sealed, key destroyed.
-// A referral under another consent still opens with the key its nodes
-// keep (the check can succeed).
-func TestRevokedReferralUnreadableButVerifiable(t *testing.T) {
+// Once a family revokes its consent, or a supervisor erases the person
+// on request, the referral's data key is destroyed at both its nodes, and
+// each node destroys its sealing key of the day once it is retired and
+// used up: from then on no node opens the referral's events with any key
+// that remains, while the stream stays complete and verify passes,
+// reporting them as sealed, key destroyed. A referral about someone else
+// still opens with the key its nodes keep (the check can succeed).
+func TestShreddedReferralUnreadableButVerifiable(t *testing.T) {
 	t.Parallel()
+	for _, how := range []string{"revoked", "erased"} {
+		t.Run(how, func(t *testing.T) {
+			t.Parallel()
+			shredded(t, how)
+		})
+	}
+}
+
+func shredded(t *testing.T, how string) {
 	n := newNetwork(t, "health", "social")
 	ctx := context.Background()
 	reg, err := schemas.Registry()
 	if err != nil {
 		t.Fatal(err)
 	}
-	const note = "The mother says her partner hits the children"
-	revoked := n.consent(t, "health", "social")
-	r, err := n.app("health").CreateReferral(ctx, nodeapp.NewReferral{ToOrg: "social", Service: "housing", Note: note, ConsentID: revoked})
+	const note, iin = "The mother says her partner hits the children", "880101300123"
+	revoked := n.consentOf(t, "health", "social", iin)
+	r, err := n.app("health").CreateReferral(ctx, nodeapp.NewReferral{ToOrg: "social", Service: "housing", Note: note, PersonID: iin, ConsentID: revoked})
 	if err != nil {
 		t.Fatal(err)
 	}
-	kept, err := n.app("health").CreateReferral(ctx, nodeapp.NewReferral{ToOrg: "social", Service: "housing", Note: "risk of eviction", CaseID: r.CaseID, ConsentID: n.consent(t, "health", "social")})
+	kept, err := n.app("health").CreateReferral(ctx, nodeapp.NewReferral{ToOrg: "social", Service: "housing", Note: "risk of eviction", ConsentID: n.consent(t, "health", "social")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,13 +57,34 @@ func TestRevokedReferralUnreadableButVerifiable(t *testing.T) {
 	n.status("social", kept.ID, "received")
 	n.move("social", r.ID, referral.Accept, nodeapp.MoveInput{Note: "we will call the mother today"})
 	n.status("health", r.ID, "accepted")
-	if _, err := n.app("health").RevokeConsent(ctx, revoked, "the mother withdrew it"); err != nil {
-		t.Fatal(err)
+	if how == "revoked" {
+		if _, err := n.app("health").RevokeConsent(ctx, revoked, "the mother withdrew it"); err != nil {
+			t.Fatal(err)
+		}
+		n.status("social", r.ID, "cancelled")
+	} else {
+		// The receiver erases: it fails the accepted referral, and the
+		// sender erases its side too.
+		e, err := n.app("social").ErasePerson(ctx, iin, "the mother asked, in writing")
+		if err != nil || len(e.Referrals) != 1 || e.Referrals[0] != r.ID {
+			t.Fatalf("erase: %+v, %v", e, err)
+		}
+		n.status("health", r.ID, "failed")
 	}
-	n.status("social", r.ID, "cancelled")
+	for _, name := range []string{"health", "social"} {
+		if how == "revoked" && name == "health" {
+			continue // the sender keeps what it wrote; its data key goes
+		}
+		nodetest.Eventually(t, 30*time.Second, func() error {
+			if got, _ := n.Referral(name, r.ID); got.Note != "" {
+				return fmt.Errorf("%s still holds the note %q", name, got.Note)
+			}
+			return nil
+		})
+	}
 	nodetest.Eventually(t, 30*time.Second, func() error {
-		if got, _ := n.Referral("social", r.ID); got.Note != "" {
-			return fmt.Errorf("social still holds the note %q", got.Note)
+		if k := dataKeys(t, n.dbs["health"]); len(k) != 1 {
+			return fmt.Errorf("health holds %d data keys, want 1 (the other referral's)", len(k))
 		}
 		return nil
 	})
@@ -88,16 +118,21 @@ func TestRevokedReferralUnreadableButVerifiable(t *testing.T) {
 		}
 		return with
 	}
-	gone := referralEvents(t, n, r.ID)
+	var gone []*ce.Event
+	for _, e := range referralEvents(t, n, r.ID) {
+		if len(reg.SealedFields(e.Type())) > 0 {
+			gone = append(gone, e)
+		}
+	}
 	if len(gone) != 3 {
-		t.Fatalf("%d events of the revoked referral on the stream, want 3 (requested, accepted, cancelled)", len(gone))
+		t.Fatalf("%d events of the %s referral on the stream, want 3 (requested, accepted, and its end)", len(gone), how)
 	}
 	for _, e := range gone {
 		if !reg.IsSealed(e) {
 			t.Fatalf("%s is not sealed", e.Type())
 		}
 		if with := opens(e); len(with) > 0 {
-			t.Errorf("the revoked referral's %s still opens with %s", e.Type(), strings.Join(with, ", "))
+			t.Errorf("the %s referral's %s still opens with %s", how, e.Type(), strings.Join(with, ", "))
 		}
 	}
 	for _, e := range referralEvents(t, n, kept.ID) {
@@ -111,8 +146,20 @@ func TestRevokedReferralUnreadableButVerifiable(t *testing.T) {
 		t.Fatalf("verify: exit %d\n%s%s", code, out, errOut)
 	}
 	if !strings.Contains(out, ", 3 of them sealed, key destroyed") {
-		t.Errorf("verify does not report the revoked referral's 3 events as sealed, key destroyed:\n%s", out)
+		t.Errorf("verify does not report the %s referral's 3 events as sealed, key destroyed:\n%s", how, out)
 	}
+}
+
+// consentOf records at from a consent, for an hour, to share a summary
+// and the identity of the person with national id iin with to.
+func (n *network) consentOf(t *testing.T, from, to, iin string) uuid.UUID {
+	t.Helper()
+	c, err := n.app(from).RecordConsent(context.Background(), nodeapp.NewConsent{GivenBy: "mother", PersonID: iin, ToOrg: to, Purpose: "help",
+		DataCategories: []string{schemas.CategorySummary, schemas.CategoryIdentity}, ExpiresAt: time.Now().Add(time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c.ID
 }
 
 // dataKeys are the data keys a node's store holds.

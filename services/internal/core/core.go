@@ -170,7 +170,6 @@ func (n *Node) connect(ctx context.Context) error {
 	relayOpts.Logger = n.log
 	inboxOpts := n.cfg.Inbox
 	cons := h.Consumer
-	cases := h.Cases
 	inboxOpts.Logger = n.log
 	inboxOpts.BackOff = n.cfg.Consumer.BackOff
 	n.out = outbox.New(n.pool, n.cfg.Node, registry, n.log)
@@ -179,7 +178,7 @@ func (n *Node) connect(ctx context.Context) error {
 	n.app, err = app.New(ctx, app.Config{
 		Node: n.cfg.Node, Organizations: n.cfg.Organizations, SLAs: n.cfg.SLAs, Coordinator: n.cfg.Coordinator, SigningKey: n.cfg.signingKey(), SealingKey: n.cfg.SealingKey, Country: n.cfg.Country,
 		Now: n.cfg.Now, SLATick: n.cfg.SLATick, DirectoryTick: n.cfg.DirectoryTick, Logger: n.log,
-	}, app.Deps{Pool: n.pool, Kind: n.kind, Outbox: n.out, Registry: registry, Directory: n.dir, Cases: cases, Keyer: keyer, Hosts: hosts, TokenRevoked: revoked,
+	}, app.Deps{Pool: n.pool, Kind: n.kind, Outbox: n.out, Registry: registry, Directory: n.dir, Keyer: keyer, Hosts: hosts, TokenRevoked: revoked,
 		Idle: func(ctx context.Context) error {
 			info, err := cons.Info(ctx)
 			if err == nil && (info.NumPending != 0 || info.NumAckPending != 0) {

@@ -2,10 +2,12 @@ package core_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/refbus/refbus/pkg/bus"
@@ -16,8 +18,12 @@ import (
 	"github.com/refbus/refbus/services/internal/core/nodetest"
 )
 
-// A second referral for the same child joins the same open case, even when
-// another node starts it, and the national id goes nowhere.
+// A referral about a person joins the open case of the node that makes
+// it, if it serves the person already: a family referred to a node and
+// referred on from it stays one case. A node that was never party to the
+// person's case learns nothing of it: its referral starts a case of its
+// own; the node that receives it and already serves the person sees the
+// link. The national id goes nowhere.
 func TestSamePersonJoinsOpenCase(t *testing.T) {
 	t.Parallel()
 	const iin = "880101300123"
@@ -25,29 +31,48 @@ func TestSamePersonJoinsOpenCase(t *testing.T) {
 	n.Start("clinic", plain(healthCheck), nil)
 	n.Start("social", plain(familySupport), nil)
 	n.Start("legal_aid", plain(legalHelp), nil)
-	status, body, _ := n.Do("clinic", "POST", "/api/v1/referrals", n.Consented("clinic", `{"to_org":"legal_aid","service":"legal_help","note":"n","person_id":"`+iin+`"}`))
-	if status != 201 {
-		t.Fatalf("clinic: %d %s", status, body)
+	refer := func(from, to, service, id string) app.Referral {
+		t.Helper()
+		status, body, _ := n.Do(from, "POST", "/api/v1/referrals", n.Consented(from, `{"to_org":"`+to+`","service":"`+service+`","note":"n","person_id":"`+id+`"}`))
+		if status != 201 {
+			t.Fatalf("%s: %d %s", from, status, body)
+		}
+		return nodetest.Decode[app.Referral](t, body)
 	}
-	first := nodetest.Decode[app.Referral](t, body)
+	first := refer("clinic", "legal_aid", "legal_help", iin)
 	n.Both(first, "received")
 
-	status, body, _ = n.Do("social", "POST", "/api/v1/referrals", n.Consented("social", `{"to_org":"legal_aid","service":"legal_help","note":"n","person_id":" `+iin+` "}`))
-	if status != 201 {
-		t.Fatalf("social: %d %s", status, body)
+	// Social never served the person: no index tells it of the case.
+	second := refer("social", "legal_aid", "legal_help", " "+iin+" ")
+	if second.CaseID == first.CaseID {
+		t.Fatal("social, never party to the person's case, found it")
 	}
-	second := nodetest.Decode[app.Referral](t, body)
-	if second.CaseID != first.CaseID {
-		t.Fatalf("social's referral for the same person started case %s, want %s", second.CaseID, first.CaseID)
+	n.Both(second, "received")
+	// legal_aid serves the person in both: it sees the link.
+	for _, c := range []struct {
+		r    app.Referral
+		want uuid.UUID
+	}{{first, second.CaseID}, {second, first.CaseID}} {
+		got, err := n.Referral("legal_aid", c.r.ID)
+		if err != nil || len(got.SamePersonCases) != 1 || got.SamePersonCases[0] != c.want {
+			t.Errorf("legal_aid's referral %s links to cases %v, want [%s] (%v)", c.r.ID, got.SamePersonCases, c.want, err)
+		}
+	}
+	if got, _ := n.Referral("social", second.ID); len(got.SamePersonCases) != 0 {
+		t.Errorf("social sees other cases of the person: %v", got.SamePersonCases)
+	}
+	// legal_aid refers the person on: the referral joins the family's case.
+	onward := refer("legal_aid", "clinic", "child_health_check", iin)
+	if onward.CaseID != second.CaseID {
+		t.Errorf("legal_aid's onward referral started case %s, want the person's open case %s", onward.CaseID, second.CaseID)
 	}
 	// Someone else gets a case of their own.
-	_, body, _ = n.Do("social", "POST", "/api/v1/referrals", n.Consented("social", `{"to_org":"legal_aid","service":"legal_help","note":"n","person_id":"950715401237"}`))
-	other := nodetest.Decode[app.Referral](t, body)
+	other := refer("clinic", "legal_aid", "legal_help", "950715401237")
 	if other.CaseID == first.CaseID {
 		t.Fatal("a different person joined the case")
 	}
+	n.Both(onward, "received")
 	// Received at their senders: every request and receipt is on the bus.
-	n.Both(second, "received")
 	n.Both(other, "received")
 
 	// The id is in no answer and no event on the bus.
@@ -97,8 +122,8 @@ func TestSamePersonJoinsOpenCase(t *testing.T) {
 			events += len(parts) - 1
 		}
 	}
-	if seen != total || events < 6 {
-		t.Fatalf("read %d of %d messages, %d events, from the stream; want all, with 3 requests and their receipts", seen, total, events)
+	if seen != total || events < 8 {
+		t.Fatalf("read %d of %d messages, %d events, from the stream; want all, with 4 requests and their receipts", seen, total, events)
 	}
 }
 
@@ -139,5 +164,68 @@ func TestPersonIDFollowsTheNetwork(t *testing.T) {
 	status, body, _ := n.Do("bishkek_clinic", "POST", "/api/v1/referrals", n.Consented("bishkek_clinic", `{"to_org":"legal_aid","service":"legal_help","note":"n","person_id":"`+iin+`"}`))
 	if status != 422 || !strings.Contains(body, "14") || strings.Contains(body, iin) {
 		t.Fatalf("an IIN at a Kyrgyz node: %d %s; want 422 asking for a 14-digit PIN", status, body)
+	}
+}
+
+// Erasing a person on request: bad requests get a problem that says what
+// is wrong and change nothing; the erasure ends the open referral about
+// the person, empties what it said at both its nodes (the other person's
+// stays), takes the person out of the case index, and moves on it are
+// refused from then on.
+func TestErasePerson(t *testing.T) {
+	t.Parallel()
+	const iin, note = "880101300123", "Father drinks; the boy sleeps at the neighbours'"
+	n := nodetest.New(t)
+	n.Start("clinic", plain(healthCheck), nil)
+	n.Start("legal_aid", plain(legalHelp), nil)
+	status, body, _ := n.Do("clinic", "POST", "/api/v1/referrals", n.Consented("clinic", `{"to_org":"legal_aid","service":"legal_help","note":"`+note+`","person_id":"`+iin+`"}`))
+	if status != 201 {
+		t.Fatalf("refer: %d %s", status, body)
+	}
+	r := nodetest.Decode[app.Referral](t, body)
+	status, body, _ = n.Do("clinic", "POST", "/api/v1/referrals", n.Consented("clinic", `{"to_org":"legal_aid","service":"legal_help","note":"someone else","person_id":"950715401237"}`))
+	if status != 201 {
+		t.Fatalf("refer: %d %s", status, body)
+	}
+	other := nodetest.Decode[app.Referral](t, body)
+	n.Both(r, "received")
+	n.Both(other, "received")
+
+	n.Refused("clinic", "POST", "/api/v1/people/erase", `{"person_id":"`+iin+`"}`, 422, "reason")
+	n.Refused("clinic", "POST", "/api/v1/people/erase", `{"person_id":"880101300124","reason":"asked"}`, 422, "person_id")
+	n.Refused("clinic", "POST", "/api/v1/people/erase", `{"person_id":"010101500122","reason":"asked"}`, 404, "no referral about this person")
+	if got, _ := n.Referral("clinic", r.ID); got.Note != note || got.Status != "requested" && got.Status != "received" {
+		t.Fatalf("a refused erasure changed the referral: %+v", got)
+	}
+
+	status, body, _ = n.Do("clinic", "POST", "/api/v1/people/erase", `{"person_id":"`+iin+`","reason":"the mother asked, in writing"}`)
+	if status != 200 || !strings.Contains(body, r.ID.String()) || strings.Contains(body, other.ID.String()) {
+		t.Fatalf("erase: %d %s", status, body)
+	}
+	n.Both(r, "cancelled")
+	for _, node := range []string{"clinic", "legal_aid"} {
+		nodetest.Eventually(t, 30*time.Second, func() error {
+			got, err := n.Referral(node, r.ID)
+			if err != nil || got.Note != "" || got.Reason != "" {
+				return fmt.Errorf("%s still holds %+v, %v", node, got, err)
+			}
+			return nil
+		})
+		if got, _ := n.Referral(node, other.ID); got.Note != "someone else" {
+			t.Errorf("%s lost the other person's note: %q", node, got.Note)
+		}
+		if s := n.StoreText(node); strings.Contains(s, note) {
+			t.Errorf("%s's store still holds the note", node)
+		}
+	}
+	if _, err := n.App("clinic").Move(context.Background(), other.ID, "cancel", app.MoveInput{Reason: "done"}); err != nil {
+		t.Fatalf("the other referral cannot be moved: %v", err)
+	}
+	n.Refused("legal_aid", "POST", "/api/v1/referrals/"+r.ID.String()+"/accept", "", 409, "")
+	// The clinic no longer holds the person: a new referral about them
+	// starts a new case.
+	again := n.Refer("clinic", "legal_aid", "legal_help", "", `"person_id":"`+iin+`"`)
+	if again.CaseID == r.CaseID {
+		t.Errorf("after the erasure the clinic still joins the person to case %s", r.CaseID)
 	}
 }

@@ -757,25 +757,6 @@ var allowed = []use{
 			}
 		}
 	}},
-	{"health reads and writes the case index", func(t *testing.T, ctx context.Context, w *world) {
-		kv, err := w.healthJS.KeyValue(ctx, network.CasesBucket)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := kv.Create(ctx, "person-1", []byte("case-1")); err != nil {
-			t.Fatal(err)
-		}
-		ekv, err := w.educationJS.KeyValue(ctx, network.CasesBucket)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if e, err := ekv.Get(ctx, "person-1"); err != nil || string(e.Value()) != "case-1" {
-			t.Fatalf("education reads the case index: %v", err)
-		}
-		if _, err := ekv.Put(ctx, "person-1", []byte("case-2")); err != nil {
-			t.Fatal(err)
-		}
-	}},
 	{"the auditor replays REFERRALS_AUDIT with an ordered consumer", func(t *testing.T, ctx context.Context, w *world) {
 		s, err := w.adminJS.Stream(ctx, bus.Stream)
 		if err != nil {

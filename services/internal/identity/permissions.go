@@ -15,10 +15,11 @@ import (
 //   - the JetStream API of its own durable consumer on REFERRALS: consumer
 //     info, pull (MSG.NEXT), and acks; and the info of REFERRALS;
 //   - $KV.refbus_directory.<node>: its own directory entry;
-//   - $KV.refbus_cases.>: the case index, which every node reads and
-//     writes for now (a later issue takes it away);
-//   - what nats.go's KeyValue needs to read and watch refbus_directory,
-//     refbus_registry and refbus_cases (kvReadPermissions).
+//   - what nats.go's KeyValue needs to read and watch refbus_directory
+//     and refbus_registry (kvReadPermissions).
+//
+// There is no network-wide index of people: a node matches people only
+// among the referrals it is party to (schemas/SEALING.md).
 //
 // Subscribe: its inbox prefix (InboxPrefix), and the advisory JetStream
 // publishes when its durable gives up redelivering an event.
@@ -42,9 +43,8 @@ func NodePermissions(node string) jwt.Permissions {
 		"$JS.API.CONSUMER.MSG.NEXT."+bus.Stream+"."+node,
 		"$JS.ACK."+bus.Stream+"."+node+".>",
 		"$KV."+network.DirectoryBucket+"."+node,
-		"$KV."+network.CasesBucket+".>",
 	)
-	for _, b := range []string{network.DirectoryBucket, network.RegistryBucket, network.CasesBucket} {
+	for _, b := range []string{network.DirectoryBucket, network.RegistryBucket} {
 		p.Pub.Allow.Add(kvReadPermissions(b)...)
 	}
 	p.Sub.Allow.Add(

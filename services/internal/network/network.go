@@ -1,7 +1,7 @@
 // Package network owns what a country's network keeps on NATS besides the
 // events themselves: the stream and its auditors' mirror, each node's
-// durable consumer, the buckets of the directory, the registry and the
-// case index, and the registry of nodes signed by the network's key.
+// durable consumer, and the buckets of the directory and of the registry
+// of nodes signed by the network's key.
 //
 // The network's administrator makes all of them (Provision, AddConsumer;
 // refbus-admin); a node only checks at start that they are there as
@@ -29,10 +29,6 @@ const (
 	// RegistryBucket holds one entry per node, written by the
 	// administrator and signed with the network's key.
 	RegistryBucket = "refbus_registry"
-	// CasesBucket maps a person's keyed pseudonym to the open case of
-	// that person, so a referral about the same child joins the same case
-	// whichever node starts it. It holds no national ids.
-	CasesBucket = "refbus_cases"
 )
 
 // InboxPrefix is where node receives its replies: the one prefix its NATS
@@ -51,7 +47,6 @@ func Provision(ctx context.Context, js jetstream.JetStream, c bus.StreamConfig) 
 	for _, b := range []jetstream.KeyValueConfig{
 		{Bucket: DirectoryBucket, Description: "node -> its organizations and the services they offer, signed by the node", History: 1},
 		{Bucket: RegistryBucket, Description: "node -> kind, organizations, keys and status, signed by the network's key", History: 5},
-		{Bucket: CasesBucket, Description: "person key -> open case id", History: 5},
 	} {
 		b.Storage = jetstream.FileStorage
 		b.Replicas = max(c.Replicas, 1)
@@ -107,7 +102,6 @@ type Handles struct {
 	Consumer  jetstream.Consumer
 	Directory jetstream.KeyValue
 	Registry  jetstream.KeyValue
-	Cases     jetstream.KeyValue
 }
 
 // ErrNotProvisioned: the network lacks something a node needs, or has it
@@ -134,7 +128,7 @@ func Open(ctx context.Context, js jetstream.JetStream, node string) (*Handles, e
 	for _, b := range []struct {
 		name string
 		kv   *jetstream.KeyValue
-	}{{DirectoryBucket, &h.Directory}, {RegistryBucket, &h.Registry}, {CasesBucket, &h.Cases}} {
+	}{{DirectoryBucket, &h.Directory}, {RegistryBucket, &h.Registry}} {
 		if *b.kv, err = js.KeyValue(ctx, b.name); err != nil {
 			return nil, notProvisioned(err, "bucket "+b.name, "refbus-admin network create")
 		}

@@ -211,7 +211,7 @@ func (v *Verifier) apply(in *inspected) {
 		v.receipt(in)
 	case schemas.TypeRequested:
 		v.request(in)
-	case schemas.TypeConsentRevoked:
+	case schemas.TypeConsentRevoked, schemas.TypePersonErased:
 		// A notice: it moves nothing, but from it on the referral's data
 		// key is destroyed at both its nodes.
 		if r := v.known(in); r != nil {

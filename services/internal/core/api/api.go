@@ -257,6 +257,19 @@ func build(node string, s *handlers) (http.Handler, huma.API) {
 		http.StatusUnprocessableEntity:   "The id is not a UUID, or the body has no reason.",
 	}), s.revokeConsent)
 	register(api, huma.Operation{
+		OperationID: "erase-person",
+		Method:      http.MethodPost,
+		Path:        "/api/v1/people/erase",
+		Summary:     "Erase a person on their request: every referral about them here is ended, what it said goes here and at the other party, and its data key is destroyed (supervisors)",
+		Description: "The referrals' status and history stay as the audit trail; their events on the stream can no longer be opened by anyone once the nodes' retired sealing keys are destroyed. The national id is only used to find the referrals: it is not kept.",
+		Tags:        []string{tagConsents},
+	}, "What was erased.", writes(problems{
+		http.StatusBadRequest:            whyBadJSON,
+		http.StatusNotFound:              "This node holds no referral about this person.",
+		http.StatusRequestEntityTooLarge: "The body is over 1 MiB.",
+		http.StatusUnprocessableEntity:   "The national id is not valid, this node has no network key, or the body has no reason.",
+	}), s.erasePerson)
+	register(api, huma.Operation{
 		OperationID: "health",
 		Method:      http.MethodGet,
 		Path:        "/healthz",
@@ -656,6 +669,25 @@ func (s *handlers) revokeConsent(ctx context.Context, in *revokeConsentInput) (*
 		return nil, s.problem(err)
 	}
 	return &consentOutput{Body: c}, nil
+}
+
+type erasePersonInput struct {
+	Body struct {
+		PersonID string `json:"person_id" minLength:"1" maxLength:"20" doc:"The IIN or PIN of the person to erase."`
+		Reason   string `json:"reason" minLength:"1" maxLength:"4000" doc:"On whose request and why: the move that ends each open referral gives it (sealed to the other party, and erased with the rest), and the node logs it."`
+	}
+}
+
+type erasePersonOutput struct {
+	Body app.Erasure
+}
+
+func (s *handlers) erasePerson(ctx context.Context, in *erasePersonInput) (*erasePersonOutput, error) {
+	e, err := s.app.ErasePerson(ctx, in.Body.PersonID, in.Body.Reason)
+	if err != nil {
+		return nil, s.problem(err)
+	}
+	return &erasePersonOutput{Body: e}, nil
 }
 
 type directoryOutput struct {

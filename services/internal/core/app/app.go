@@ -14,7 +14,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/nats-io/nats.go/jetstream"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/refbus/refbus/pkg/event"
@@ -87,8 +86,6 @@ type Deps struct {
 	Outbox    *outbox.Outbox
 	Registry  *event.Registry
 	Directory *directory.Directory
-	// Cases is the network's case index (CaseIndex).
-	Cases jetstream.KeyValue
 	// Keyer turns national ids into person keys; nil refuses them.
 	Keyer *person.Keyer
 	// Hosts, if set, says whether the network's registry has node host
@@ -115,7 +112,6 @@ type App struct {
 	out      *outbox.Outbox
 	registry *event.Registry
 	dir      *directory.Directory
-	cases    jetstream.KeyValue
 	keyer    *person.Keyer
 	hosts    func(ctx context.Context, node, org string) error
 	revoked  func(id string) bool
@@ -152,7 +148,7 @@ func New(ctx context.Context, cfg Config, d Deps) (*App, error) {
 	}
 	a := &App{
 		cfg: cfg, self: cfg.Node, log: cfg.Logger, pool: d.Pool, kind: d.Kind, out: d.Outbox, registry: d.Registry,
-		dir: d.Directory, cases: d.Cases, keyer: d.Keyer, hosts: d.Hosts, revoked: d.TokenRevoked, idle: d.Idle, creations: make(chan *creation), stopped: make(chan struct{}),
+		dir: d.Directory, keyer: d.Keyer, hosts: d.Hosts, revoked: d.TokenRevoked, idle: d.Idle, creations: make(chan *creation), stopped: make(chan struct{}),
 	}
 	var err error
 	if a.seal, err = loadSealer(ctx, coredb.New(d.Pool), cfg.Node, cfg.SealingKey); err != nil {

@@ -43,7 +43,7 @@ func (h handler) Apply(ctx context.Context, tx *pgbatch.Tx, evs []*ce.Event) ([]
 		switch e.Type() {
 		case schemas.TypeRequested:
 			results[i] = a.checkRequested(ctx, e, &recv)
-		case schemas.TypeOverdue, schemas.TypeConsentRevoked:
+		case schemas.TypeOverdue, schemas.TypeConsentRevoked, schemas.TypePersonErased:
 			moves = append(moves, i)
 		default:
 			if _, ok := schemas.MoveOf(e.Type()); ok {
@@ -72,6 +72,8 @@ func (h handler) Apply(ctx context.Context, tx *pgbatch.Tx, evs []*ce.Event) ([]
 			results[i], err = a.applyOverdue(ctx, q, evs[i])
 		case schemas.TypeConsentRevoked:
 			results[i], err = a.applyRevoked(ctx, q, evs[i])
+		case schemas.TypePersonErased:
+			results[i], err = a.applyErased(ctx, q, evs[i])
 		default:
 			mv, _ := schemas.MoveOf(evs[i].Type())
 			results[i], err = a.applyMove(ctx, q, tx, evs[i], mv)

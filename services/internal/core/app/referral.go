@@ -12,7 +12,6 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/refbus/refbus/pkg/bus"
 	"github.com/refbus/refbus/pkg/event"
@@ -26,29 +25,32 @@ import (
 
 // Referral is one node's view of a referral.
 type Referral struct {
-	ID              uuid.UUID     `json:"id"`
-	CaseID          uuid.UUID     `json:"case_id"`
-	FromAgency      string        `json:"from_agency" doc:"The node that sent it."`
-	ToAgency        string        `json:"to_agency" doc:"The node it was sent to."`
-	FromOrg         string        `json:"from_org" doc:"The organization that sent it, hosted by from_agency."`
-	ToOrg           string        `json:"to_org" doc:"The organization it was sent to, hosted by to_agency."`
-	FromOrgName     string        `json:"from_org_name,omitempty" doc:"The sending organization's name, as the directory lists it."`
-	ToOrgName       string        `json:"to_org_name,omitempty" doc:"The receiving organization's name, as the directory lists it."`
-	Service         string        `json:"service"`
-	Note            string        `json:"note"`
-	Status          string        `json:"status" doc:"requested until the receiving node's receipt comes back, then received, accepted, declined, in_progress, on_hold, completed, failed, cancelled or forwarded"`
-	ReasonCode      string        `json:"reason_code,omitempty" doc:"why it was declined"`
-	Reason          string        `json:"reason,omitempty" doc:"why it was declined, held, failed or cancelled"`
-	Outcome         string        `json:"outcome,omitempty" doc:"what came of it, once completed"`
-	ParentID        *uuid.UUID    `json:"parent_id,omitempty" doc:"the referral this one was forwarded from"`
-	ForwardedTo     *uuid.UUID    `json:"forwarded_to,omitempty" doc:"the referral that carries the work on, once forwarded"`
-	ForwardedAgency string        `json:"forwarded_agency,omitempty" doc:"the node it was forwarded to"`
-	ForwardedOrg    string        `json:"forwarded_org,omitempty" doc:"the organization it was forwarded to"`
-	DeliveryError   string        `json:"delivery_error,omitempty" doc:"why the receiving node refused the referral at the bus, if it did"`
-	Overdue         bool          `json:"overdue,omitempty" doc:"a deadline of the referral passed (acceptance or completion, by its service)"`
-	ConsentID       *uuid.UUID    `json:"consent_id,omitempty" doc:"the family's consent the referral was made under"`
-	ConsentRevoked  bool          `json:"consent_revoked,omitempty" doc:"the family revoked that consent: the referral is cancelled, and its receiver redacted what was shared"`
-	Redacted        bool          `json:"redacted,omitempty" doc:"the shared data (note, person key, work) was erased when the consent was revoked"`
+	ID              uuid.UUID  `json:"id"`
+	CaseID          uuid.UUID  `json:"case_id"`
+	FromAgency      string     `json:"from_agency" doc:"The node that sent it."`
+	ToAgency        string     `json:"to_agency" doc:"The node it was sent to."`
+	FromOrg         string     `json:"from_org" doc:"The organization that sent it, hosted by from_agency."`
+	ToOrg           string     `json:"to_org" doc:"The organization it was sent to, hosted by to_agency."`
+	FromOrgName     string     `json:"from_org_name,omitempty" doc:"The sending organization's name, as the directory lists it."`
+	ToOrgName       string     `json:"to_org_name,omitempty" doc:"The receiving organization's name, as the directory lists it."`
+	Service         string     `json:"service"`
+	Note            string     `json:"note"`
+	Status          string     `json:"status" doc:"requested until the receiving node's receipt comes back, then received, accepted, declined, in_progress, on_hold, completed, failed, cancelled or forwarded"`
+	ReasonCode      string     `json:"reason_code,omitempty" doc:"why it was declined"`
+	Reason          string     `json:"reason,omitempty" doc:"why it was declined, held, failed or cancelled"`
+	Outcome         string     `json:"outcome,omitempty" doc:"what came of it, once completed"`
+	ParentID        *uuid.UUID `json:"parent_id,omitempty" doc:"the referral this one was forwarded from"`
+	ForwardedTo     *uuid.UUID `json:"forwarded_to,omitempty" doc:"the referral that carries the work on, once forwarded"`
+	ForwardedAgency string     `json:"forwarded_agency,omitempty" doc:"the node it was forwarded to"`
+	ForwardedOrg    string     `json:"forwarded_org,omitempty" doc:"the organization it was forwarded to"`
+	DeliveryError   string     `json:"delivery_error,omitempty" doc:"why the receiving node refused the referral at the bus, if it did"`
+	Overdue         bool       `json:"overdue,omitempty" doc:"a deadline of the referral passed (acceptance or completion, by its service)"`
+	ConsentID       *uuid.UUID `json:"consent_id,omitempty" doc:"the family's consent the referral was made under"`
+	ConsentRevoked  bool       `json:"consent_revoked,omitempty" doc:"the family revoked that consent: the referral is cancelled, and its receiver redacted what was shared"`
+	Redacted        bool       `json:"redacted,omitempty" doc:"the shared data (note, person key, work) was erased when the consent was revoked or the person erased"`
+	KeyDestroyed    bool       `json:"key_destroyed,omitempty" doc:"its data key was destroyed (consent revoked, person erased): its events on the stream can no longer be opened, and no move is made on it any more"`
+	// SamePersonCases is filled when one referral is read.
+	SamePersonCases []uuid.UUID   `json:"same_person_cases,omitempty" doc:"other cases this node holds about the same person (matched among this node's own referrals by person key): the family is already known here"`
 	Work            *schemas.Work `json:"work,omitempty" doc:"the work records the referral's events carried, either way: a screening, an assessment and learning plan, a benefit decision, a shelter placement"`
 	CreatedAt       time.Time     `json:"created_at"`
 	UpdatedAt       time.Time     `json:"updated_at"`
@@ -60,7 +62,7 @@ func referralFromDB(r coredb.Referral) Referral {
 		Service: r.Service, Note: r.Note, Status: r.Status, DeliveryError: r.DeliveryError,
 		ReasonCode: r.ReasonCode, Reason: r.Reason, Outcome: r.Outcome, ParentID: r.ParentID,
 		ForwardedTo: r.ForwardedTo, ForwardedAgency: r.ForwardedAgency, ForwardedOrg: r.ForwardedOrg, Overdue: r.OverdueAt != nil,
-		ConsentID: r.ConsentID, ConsentRevoked: r.ConsentRevokedAt != nil, Redacted: r.RedactedAt != nil, Work: workFromDB(r.Work),
+		ConsentID: r.ConsentID, ConsentRevoked: r.ConsentRevokedAt != nil, Redacted: r.RedactedAt != nil, KeyDestroyed: r.KeyDestroyedAt != nil, Work: workFromDB(r.Work),
 		CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt,
 	}
 }
@@ -313,37 +315,23 @@ func sharedCategories(key person.Key) []string {
 	return cats
 }
 
-// caseOfPerson finds the open case of the person with key: first among
-// this node's own referrals, then in the network's case index. Without
-// one, it starts a new case and records it in the index.
+// caseOfPerson finds the open case of the person with key among this
+// node's own referrals, either way: a family referred here, and referred
+// on from here, stays one case. Without one, it starts a new case. There
+// is no index of people across the network: a node that was never party
+// to a person's case learns nothing of it (schemas/SEALING.md).
 func (a *App) caseOfPerson(ctx context.Context, key person.Key) (uuid.UUID, error) {
 	if key == "" {
 		return uuid.Must(uuid.NewV7()), nil
 	}
 	id, err := coredb.New(a.pool).ReferralOpenCaseOfPerson(ctx, string(key))
-	if err == nil {
-		return id, nil
+	if errors.Is(err, pgx.ErrNoRows) {
+		return uuid.Must(uuid.NewV7()), nil
 	}
-	if !errors.Is(err, pgx.ErrNoRows) {
+	if err != nil {
 		return uuid.Nil, fmt.Errorf("find case of person: %w", err)
 	}
-	for range 3 {
-		e, err := a.cases.Get(ctx, string(key))
-		if err == nil {
-			return uuid.Parse(string(e.Value()))
-		}
-		if !errors.Is(err, jetstream.ErrKeyNotFound) {
-			return uuid.Nil, fmt.Errorf("read case index: %w", err)
-		}
-		id := uuid.Must(uuid.NewV7())
-		if _, err := a.cases.Create(ctx, string(key), []byte(id.String())); err == nil {
-			return id, nil
-		} else if !errors.Is(err, jetstream.ErrKeyExists) {
-			return uuid.Nil, fmt.Errorf("write case index: %w", err)
-		}
-		// Another node started the case at the same moment: read it.
-	}
-	return uuid.Nil, errors.New("case index: no stable answer after 3 tries")
+	return id, nil
 }
 
 // Referral returns one referral this node sent or received. Returns
@@ -356,7 +344,13 @@ func (a *App) Referral(ctx context.Context, id uuid.UUID) (Referral, error) {
 	if err != nil {
 		return Referral{}, fmt.Errorf("get referral: %w", err)
 	}
-	return a.named(referralFromDB(r)), nil
+	out := a.named(referralFromDB(r))
+	if r.PersonKey != "" {
+		if out.SamePersonCases, err = coredb.New(a.pool).ReferralCasesOfPerson(ctx, coredb.ReferralCasesOfPersonParams{PersonKey: r.PersonKey, CaseID: r.CaseID}); err != nil {
+			return Referral{}, fmt.Errorf("cases of the same person: %w", err)
+		}
+	}
+	return out, nil
 }
 
 // Inbox lists the referrals this node received for organization org (""

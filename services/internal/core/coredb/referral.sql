@@ -109,3 +109,9 @@ LIMIT 1;
 -- The receiver moved a referral whose receipt has not come back yet: the
 -- move proves it was received, no later than the move was made.
 UPDATE core.referral SET received_at = coalesce(received_at, sqlc.arg(at)::timestamptz) WHERE id = sqlc.arg(id);
+
+-- name: ReferralCasesOfPerson :many
+-- The other cases this node holds about the person with key.
+SELECT DISTINCT case_id FROM core.referral
+WHERE person_key = sqlc.arg(person_key)::text AND person_key <> '' AND case_id <> sqlc.arg(case_id)::uuid
+ORDER BY case_id;

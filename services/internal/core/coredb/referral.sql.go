@@ -78,6 +78,38 @@ func (q *Queries) HistoryInsert(ctx context.Context, arg HistoryInsertParams) er
 	return err
 }
 
+const referralCasesOfPerson = `-- name: ReferralCasesOfPerson :many
+SELECT DISTINCT case_id FROM core.referral
+WHERE person_key = $1::text AND person_key <> '' AND case_id <> $2::uuid
+ORDER BY case_id
+`
+
+type ReferralCasesOfPersonParams struct {
+	PersonKey string
+	CaseID    uuid.UUID
+}
+
+// The other cases this node holds about the person with key.
+func (q *Queries) ReferralCasesOfPerson(ctx context.Context, arg ReferralCasesOfPersonParams) ([]uuid.UUID, error) {
+	rows, err := q.db.Query(ctx, referralCasesOfPerson, arg.PersonKey, arg.CaseID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []uuid.UUID
+	for rows.Next() {
+		var case_id uuid.UUID
+		if err := rows.Scan(&case_id); err != nil {
+			return nil, err
+		}
+		items = append(items, case_id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const referralGet = `-- name: ReferralGet :one
 SELECT id, case_id, from_agency, to_agency, service, note, status, delivery_error, seq_out, seq_in, created_at, updated_at, parent_id, reason_code, reason, outcome, forwarded_to, forwarded_agency, traceparent, person_key, received_at, overdue_at, consent_id, consent_purpose, consent_categories, consent_expires_at, consent_revoked_at, redacted_at, work, from_org, to_org, forwarded_org, data_key, key_destroyed_at FROM core.referral WHERE id = $1
 `

@@ -333,7 +333,8 @@ func publicPath(path string) bool {
 }
 
 // mayDo reports whether role may make a request with method to path.
-// Auditors only read; re-driving dead letters is for supervisors.
+// Auditors only read; re-driving dead letters and erasing a person are
+// for supervisors.
 func mayDo(role, method, path string) bool {
 	if method == http.MethodGet || method == http.MethodHead || path == "/ui/logout" || path == "/ui/lang" {
 		return true
@@ -342,7 +343,7 @@ func mayDo(role, method, path string) bool {
 	case RoleAuditor:
 		return false
 	case RoleCaseworker:
-		return path != "/api/v1/dead-letters/redrive"
+		return path != "/api/v1/dead-letters/redrive" && path != "/api/v1/people/erase" && path != "/ui/erase"
 	}
 	return true
 }

@@ -174,6 +174,12 @@ func TestIsolation(t *testing.T) {
 	req.Header.Set("Authorization", tok(apiKey("ngo"), "ngo", web.RoleCaseworker, time.Minute))
 	res, _ = api.do(req)
 	wantStatus(t, res, http.StatusForbidden)
+	// Nor erase a person: that is a supervisor's.
+	req, _ = http.NewRequest(http.MethodPost, n.urls["ngo"]+"/api/v1/people/erase", strings.NewReader(`{"person_id":"880101300123","reason":"asked"}`))
+	req.Header.Set("Authorization", tok(apiKey("ngo"), "ngo", web.RoleCaseworker, time.Minute))
+	req.Header.Set("Content-Type", "application/json")
+	res, _ = api.do(req)
+	wantStatus(t, res, http.StatusForbidden)
 
 	// The auditor in the UI: reads the referral, sees no action, and a
 	// move posted by hand is refused.
