@@ -6,6 +6,8 @@ package deploy
 
 import (
 	"testing"
+
+	"github.com/nats-io/nats-server/v2/server"
 )
 
 // Every shipped config loads with nats-server's own parser (with TLS
@@ -13,6 +15,10 @@ import (
 func TestConfigsLoad(t *testing.T) {
 	confs := copyShipped(t)
 	for _, f := range []string{"single.conf", "cluster-1.conf", "cluster-2.conf", "cluster-3.conf"} {
-		confs.load(t, f)
+		opts := confs.load(t, f)
+		// The store is encrypted, with the key from its own file.
+		if opts.JetStreamCipher != server.ChaCha || opts.JetStreamKey != "0123456789abcdef0123456789abcdef" {
+			t.Errorf("%s: store cipher %v, key %q: want chacha with the key from nats-store-key.conf", f, opts.JetStreamCipher, opts.JetStreamKey)
+		}
 	}
 }

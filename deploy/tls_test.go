@@ -80,6 +80,10 @@ func copyShipped(t *testing.T) *shipped {
 	if err := os.WriteFile(filepath.Join(dir, "operator.conf"), operatorConf(t, filepath.Join(dir, "jwt")), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	// The store's key, as the guide has the operator make it.
+	if err := os.WriteFile(filepath.Join(dir, "nats-store-key.conf"), []byte(`key: "0123456789abcdef0123456789abcdef"`+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	ca, caKey := newCA(t, filepath.Join(certs, "ca.pem"))
 	for _, f := range named {
 		switch {

@@ -33,6 +33,11 @@ type Options struct {
 	Cluster     string
 	ClusterPort int
 	Routes      []string
+	// StoreKey, if set, encrypts the JetStream store with it (ChaCha20-
+	// Poly1305, nats-server's cipher): the files on disk are unreadable
+	// without it. A store written without it is encrypted when it is
+	// first opened with one.
+	StoreKey string
 	// ConfigFile, if set, is a nats-server configuration to start from,
 	// such as operator mode (its operator, system account and account
 	// resolver); the fields above set the address and the store over it.
@@ -62,6 +67,9 @@ func Start(o Options) (*server.Server, error) {
 	opts.ServerName, opts.Host, opts.Port = name, "127.0.0.1", port
 	opts.JetStream, opts.StoreDir, opts.SyncAlways = true, o.StoreDir, o.SyncAlways
 	opts.NoSigs, opts.MaxPayload, opts.JetStreamMaxMemory = true, 8<<20, 256<<20
+	if o.StoreKey != "" {
+		opts.JetStreamKey, opts.JetStreamCipher = o.StoreKey, server.ChaCha
+	}
 	if o.Cluster != "" {
 		opts.Cluster = server.ClusterOpts{Name: o.Cluster, Host: "127.0.0.1", Port: o.ClusterPort}
 		opts.Routes = server.RoutesFromStr(strings.Join(o.Routes, ","))

@@ -2,8 +2,9 @@
 // binaries installed on the machine. The dev stack keeps one in a fixed data
 // directory across runs; package pgtest starts throwaway ones for tests.
 //
-// The cluster trusts every connection and listens only on 127.0.0.1, so it is
-// for local development and tests, never for data that must be protected.
+// The cluster listens only on 127.0.0.1. Given a password (Options.Password)
+// it asks every connection for it (SCRAM-SHA-256), as the dev stack's does;
+// without one it trusts every connection, for tests.
 package pglocal
 
 import (
@@ -54,6 +55,11 @@ type Options struct {
 	// example fsync=off for tests). max_connections defaults to 300.
 	// listen port and socket directory are always set by the cluster.
 	Settings map[string]string
+	// Password, if set, is the superuser's: every connection must give
+	// it (SCRAM-SHA-256). A cluster that trusted connections before is
+	// switched over when it starts. Empty: every local connection is
+	// trusted (tests).
+	Password string
 	// Logger receives progress messages; nil discards them.
 	Logger *slog.Logger
 }
@@ -66,6 +72,7 @@ type Cluster struct {
 	logFile  string
 	port     int
 	settings map[string]string
+	password string
 	acct     *account
 	log      *slog.Logger
 
@@ -102,6 +109,7 @@ func Start(ctx context.Context, o Options) (*Cluster, error) {
 		binDir:   binDir,
 		logFile:  filepath.Join(dir, "server.log"),
 		settings: maps.Clone(o.Settings),
+		password: o.Password,
 		acct:     acct,
 		log:      log.With("pgdata", dir),
 	}
@@ -131,6 +139,10 @@ func Start(ctx context.Context, o Options) (*Cluster, error) {
 		}
 		err = c.start(ctx)
 		if err == nil {
+			if err := c.requirePassword(ctx); err != nil {
+				c.stopQuietly(ctx)
+				return nil, err
+			}
 			return c, nil
 		}
 		if o.Port != 0 || i == attempts || !errors.Is(err, errPortInUse) {
@@ -143,10 +155,55 @@ func Start(ctx context.Context, o Options) (*Cluster, error) {
 // Port returns the TCP port the server listens on.
 func (c *Cluster) Port() int { return c.port }
 
-// URL returns a connection URL for database db as the superuser postgres.
+// URL returns a connection URL for database db as the superuser postgres,
+// with its password if the cluster has one.
 func (c *Cluster) URL(db string) string {
-	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/%s?sslmode=disable", c.port, url.PathEscape(db))
+	user := "postgres"
+	if c.password != "" {
+		user = url.UserPassword("postgres", c.password).String()
+	}
+	return fmt.Sprintf("postgres://%s@127.0.0.1:%d/%s?sslmode=disable", user, c.port, url.PathEscape(db))
 }
+
+// hbaSCRAM is the pg_hba.conf of a cluster with a password.
+const hbaSCRAM = `# Written by refbus pglocal: every connection gives the password.
+local all all scram-sha-256
+host  all all 127.0.0.1/32 scram-sha-256
+host  all all ::1/128 scram-sha-256
+`
+
+// requirePassword sets the superuser's password and makes the server ask
+// every connection for it, unless it does already or the cluster has no
+// password.
+func (c *Cluster) requirePassword(ctx context.Context) error {
+	if c.password == "" {
+		return nil
+	}
+	hba := filepath.Join(c.dir, "pg_hba.conf")
+	if b, err := os.ReadFile(hba); err == nil && string(b) == hbaSCRAM {
+		return nil
+	}
+	conn, err := pgx.Connect(ctx, c.URL("postgres"))
+	if err != nil {
+		return fmt.Errorf("set the postgres password: %w", err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	// PostgreSQL 15 keeps it as a SCRAM-SHA-256 verifier.
+	if _, err := conn.Exec(ctx, "ALTER ROLE postgres PASSWORD "+quoteLiteral(c.password)); err != nil {
+		return fmt.Errorf("set the postgres password: %w", err)
+	}
+	if err := os.WriteFile(hba, []byte(hbaSCRAM), 0o600); err != nil {
+		return fmt.Errorf("require the password: %w", err)
+	}
+	if _, err := conn.Exec(ctx, "SELECT pg_reload_conf()"); err != nil {
+		return fmt.Errorf("require the password: %w", err)
+	}
+	c.log.Info("postgres asks every connection for its password (scram-sha-256)")
+	return nil
+}
+
+// quoteLiteral quotes s as an SQL string literal.
+func quoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
 
 // CreateDatabase creates database name as a copy of template ("" means the
 // server's default, template1). It does nothing if the database exists.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net/url"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -248,5 +249,46 @@ func TestKillThenRestartRecovers(t *testing.T) {
 	}
 	if !strings.Contains(string(log), "automatic recovery in progress") {
 		t.Fatalf("the server did not recover from a crash; its log:\n%s", log)
+	}
+}
+
+// A cluster that trusted every connection asks each for the password
+// once it is started with one, and keeps asking after a restart: a
+// connection without it, or with another, is refused.
+func TestPasswordRequired(t *testing.T) {
+	dir := tempDir(t)
+	c := start(t, dir)
+	if err := c.Stop(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	const password = "correct-horse-battery-staple"
+	c, err := pglocal.Start(t.Context(), pglocal.Options{Dir: dir, Password: password, Settings: map[string]string{"fsync": "off"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Stop(context.Background()) })
+	for round := range 2 {
+		if conn, err := pgx.Connect(t.Context(), c.URL("postgres")); err != nil {
+			t.Fatalf("round %d: with the password: %v", round, err)
+		} else {
+			conn.Close(context.Background())
+		}
+		for _, bad := range []string{
+			strings.Replace(c.URL("postgres"), url.UserPassword("postgres", password).String(), "postgres", 1),
+			strings.Replace(c.URL("postgres"), password, "wrong", 1),
+		} {
+			if bad == c.URL("postgres") {
+				t.Fatalf("the URL was not changed: %s", bad)
+			}
+			if conn, err := pgx.Connect(t.Context(), bad); err == nil {
+				conn.Close(context.Background())
+				t.Fatalf("round %d: connected without the password", round)
+			} else if !strings.Contains(err.Error(), "password") {
+				t.Fatalf("round %d: refused, but not for the password: %v", round, err)
+			}
+		}
+		if err := c.Restart(t.Context()); err != nil {
+			t.Fatal(err)
+		}
 	}
 }

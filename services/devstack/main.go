@@ -9,6 +9,8 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -66,6 +68,30 @@ func parseFlags(args []string) (config, error) {
 	return c, fs.Parse(args)
 }
 
+// secretFile reads the secret in file name of dir, made at random the
+// first time. The directory is the user's alone (0700), the file too
+// (0600); a file others may read is refused.
+func secretFile(dir, name string) (string, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", err
+	}
+	if err := os.Chmod(dir, 0o700); err != nil {
+		return "", err
+	}
+	path := filepath.Join(dir, name)
+	if fi, err := os.Stat(path); err == nil {
+		if fi.Mode().Perm()&0o077 != 0 {
+			return "", fmt.Errorf("%s may be read by others (mode %v): make it 0600", path, fi.Mode().Perm())
+		}
+		b, err := os.ReadFile(path)
+		return strings.TrimSpace(string(b)), err
+	}
+	b := make([]byte, 32)
+	_, _ = rand.Read(b)
+	secret := hex.EncodeToString(b)
+	return secret, os.WriteFile(path, []byte(secret+"\n"), 0o600)
+}
+
 func run(ctx context.Context, log *slog.Logger, args []string) error {
 	c, err := parseFlags(args)
 	if err != nil {
@@ -102,13 +128,24 @@ func run(ctx context.Context, log *slog.Logger, args []string) error {
 	if err := os.WriteFile(confPath, conf, 0o600); err != nil {
 		return err
 	}
-	fmt.Printf("refbus: starting NATS (store %s, operator mode) and Postgres (data %s)\n", filepath.Join(dataDir, "nats"), filepath.Join(dataDir, "pg"))
-	ns, err := natslocal.Start(natslocal.Options{StoreDir: filepath.Join(dataDir, "nats"), Port: c.natsPort, ConfigFile: confPath})
+	// The JetStream store is encrypted, and Postgres asks for a password,
+	// each kept in a file only this user reads.
+	secrets := filepath.Join(dataDir, "secrets")
+	storeKey, err := secretFile(secrets, "nats-store.key")
+	if err != nil {
+		return err
+	}
+	pgPassword, err := secretFile(secrets, "postgres.password")
+	if err != nil {
+		return err
+	}
+	fmt.Printf("refbus: starting NATS (store %s, encrypted, operator mode) and Postgres (data %s)\n", filepath.Join(dataDir, "nats"), filepath.Join(dataDir, "pg"))
+	ns, err := natslocal.Start(natslocal.Options{StoreDir: filepath.Join(dataDir, "nats"), Port: c.natsPort, ConfigFile: confPath, StoreKey: storeKey})
 	if err != nil {
 		return err
 	}
 	defer ns.Shutdown()
-	pg, err := pglocal.Start(ctx, pglocal.Options{Dir: filepath.Join(dataDir, "pg"), Port: c.pgPort, Logger: log})
+	pg, err := pglocal.Start(ctx, pglocal.Options{Dir: filepath.Join(dataDir, "pg"), Port: c.pgPort, Password: pgPassword, Logger: log})
 	if err != nil {
 		return err
 	}
@@ -182,7 +219,8 @@ func run(ctx context.Context, log *slog.Logger, args []string) error {
 	if err := printUsers(c.addrs, users, apiKeys); err != nil {
 		return err
 	}
-	fmt.Printf("  NATS       %s (operator mode; credentials in %s)\n  Postgres   %s (one database per node)\n", url, filepath.Join(dataDir, "admin"), pg.URL("kz_health"))
+	fmt.Printf("  NATS       %s (operator mode; credentials in %s; store key in %s)\n", url, filepath.Join(dataDir, "admin"), filepath.Join(secrets, "nats-store.key"))
+	fmt.Printf("  Postgres   postgres://postgres@127.0.0.1:%d/kz_health (one database per node; password in %s)\n", pg.Port(), filepath.Join(secrets, "postgres.password"))
 	fmt.Printf("  refbus-admin --dir %s --url %s network list kz\n", filepath.Join(dataDir, "admin"), url)
 	fmt.Println("Press Ctrl-C to stop.")
 	err = g.Wait()

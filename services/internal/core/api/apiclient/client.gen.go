@@ -555,7 +555,10 @@ type Referral struct {
 	// FromOrgName The sending organization's name, as the directory lists it.
 	FromOrgName *string            `json:"from_org_name,omitempty"`
 	Id          openapi_types.UUID `json:"id"`
-	Note        string             `json:"note"`
+
+	// KeyDestroyed its data key was destroyed (consent revoked, person erased): its events on the stream can no longer be opened, and no move is made on it any more
+	KeyDestroyed *bool  `json:"key_destroyed,omitempty"`
+	Note         string `json:"note"`
 
 	// Outcome what came of it, once completed
 	Outcome *string `json:"outcome,omitempty"`
@@ -572,9 +575,12 @@ type Referral struct {
 	// ReasonCode why it was declined
 	ReasonCode *string `json:"reason_code,omitempty"`
 
-	// Redacted the shared data (note, person key, work) was erased when the consent was revoked
-	Redacted *bool  `json:"redacted,omitempty"`
-	Service  string `json:"service"`
+	// Redacted the shared data (note, person key, work) was erased when the consent was revoked or the person erased
+	Redacted *bool `json:"redacted,omitempty"`
+
+	// SamePersonCases other cases this node holds about the same person (matched among this node's own referrals by person key): the family is already known here
+	SamePersonCases *[]openapi_types.UUID `json:"same_person_cases,omitempty"`
+	Service         string                `json:"service"`
 
 	// Status requested until the receiving node's receipt comes back, then received, accepted, declined, in_progress, on_hold, completed, failed, cancelled or forwarded
 	Status string `json:"status"`
