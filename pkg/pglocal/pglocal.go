@@ -165,6 +165,19 @@ func (c *Cluster) URL(db string) string {
 	return fmt.Sprintf("postgres://%s@127.0.0.1:%d/%s?sslmode=disable", user, c.port, url.PathEscape(db))
 }
 
+// Dump returns database db as pg_dump writes it in plain SQL: what a
+// backup of it holds.
+func (c *Cluster) Dump(ctx context.Context, db string) ([]byte, error) {
+	cmd := exec.CommandContext(ctx, filepath.Join(c.binDir, "pg_dump"), "--dbname", c.URL(db))
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return nil, fmt.Errorf("pg_dump %s: %w: %s", db, err, stderr.String())
+	}
+	return out, nil
+}
+
 // hbaSCRAM is the pg_hba.conf of a cluster with a password.
 const hbaSCRAM = `# Written by refbus pglocal: every connection gives the password.
 local all all scram-sha-256

@@ -82,7 +82,7 @@ func loadDemo(ctx context.Context, svcs map[string]*app.App) error {
 
 	// 3. Domestic violence (Kazakhstan): the school -> a family support
 	// centre, forwarded to Zhan-Saya, which has no free bed; then Nur.
-	r3, err := d.refer(ctx, "kz-school-12", "kz-fsc-almaly", "family_support", "The school noticed signs of violence at home; the mother asks for help.", uuid.Nil, nil)
+	r3, err := d.referPerson(ctx, "kz-school-12", "kz-fsc-almaly", "family_support", "The school noticed signs of violence at home; the mother asks for help.", DemoIIN)
 	if err != nil {
 		return err
 	}
@@ -103,8 +103,8 @@ func loadDemo(ctx context.Context, svcs map[string]*app.App) error {
 	if _, err := d.at("kz-zhan-saya").Move(ctx, *f.ForwardedTo, referral.Decline, app.MoveInput{ReasonCode: "no_capacity", Reason: "No free bed tonight."}); err != nil {
 		return err
 	}
-	// The address of the shelter that takes them in goes to the centre
-	// only, sealed.
+	// The address of the shelter that takes them in stays at the shelter:
+	// the centre learns that the family is placed, and until when.
 	nur, err := d.refer(ctx, "kz-fsc-almaly", "kz-nur", "crisis_shelter_nur", "Mother and two children need a safe place tonight; the first shelter is full.", r3.CaseID, nil)
 	if err != nil {
 		return err
@@ -150,18 +150,32 @@ func (d demo) consent(ctx context.Context, from, to, purpose string) (app.Consen
 	cats := map[string]string{"health": "health", "education": "education", "social": "social", "ngo": "shelter"}
 	return d.at(from).RecordConsent(app.WithOrg(ctx, from), app.NewConsent{
 		GivenBy: "the mother, for herself and her children", ToOrg: to, Purpose: purpose,
-		DataCategories: []string{schemas.CategorySummary, cats[kindOf(from)]}, ExpiresAt: time.Now().AddDate(0, 0, 90),
+		DataCategories: []string{schemas.CategorySummary, schemas.CategoryIdentity, cats[kindOf(from)]}, ExpiresAt: time.Now().AddDate(0, 0, 90),
 	})
 }
+
+// DemoIIN is the made-up national id of the mother of the demo's third
+// chain: only its keyed pseudonym is kept, and it travels sealed.
+const DemoIIN = "880101300123"
 
 // refer records the family's consent, sends a referral from organization
 // from under it and waits until the receiver has it.
 func (d demo) refer(ctx context.Context, from, to, service, note string, caseID uuid.UUID, work *schemas.Work) (app.Referral, error) {
+	return d.send(ctx, from, to, service, app.NewReferral{Note: note, CaseID: caseID, Work: work})
+}
+
+// referPerson is refer, naming the person by national id.
+func (d demo) referPerson(ctx context.Context, from, to, service, note, personID string) (app.Referral, error) {
+	return d.send(ctx, from, to, service, app.NewReferral{Note: note, PersonID: personID})
+}
+
+func (d demo) send(ctx context.Context, from, to, service string, in app.NewReferral) (app.Referral, error) {
 	c, err := d.consent(ctx, from, to, service)
 	if err != nil {
 		return app.Referral{}, err
 	}
-	r, err := d.at(from).CreateReferral(app.WithOrg(ctx, from), app.NewReferral{ToOrg: to, FromOrg: from, Service: service, Note: note, CaseID: caseID, ConsentID: c.ID, Work: work})
+	in.ToOrg, in.FromOrg, in.Service, in.ConsentID = to, from, service, c.ID
+	r, err := d.at(from).CreateReferral(app.WithOrg(ctx, from), in)
 	if err != nil {
 		return r, err
 	}

@@ -93,6 +93,19 @@ func secretFile(dir, name string) (string, error) {
 }
 
 func run(ctx context.Context, log *slog.Logger, args []string) error {
+	return runWith(ctx, log, args, nil)
+}
+
+// stack is what a running dev stack is made of, for its tests.
+type stack struct {
+	dataDir string
+	apps    map[string]*app.App
+	pg      *pglocal.Cluster
+}
+
+// runWith is run, calling ready (if not nil) once every node runs and the
+// demo is loaded.
+func runWith(ctx context.Context, log *slog.Logger, args []string, ready func(*stack)) error {
 	c, err := parseFlags(args)
 	if err != nil {
 		return err
@@ -223,6 +236,9 @@ func run(ctx context.Context, log *slog.Logger, args []string) error {
 	fmt.Printf("  Postgres   postgres://postgres@127.0.0.1:%d/kz_health (one database per node; password in %s)\n", pg.Port(), filepath.Join(secrets, "postgres.password"))
 	fmt.Printf("  refbus-admin --dir %s --url %s network list kz\n", filepath.Join(dataDir, "admin"), url)
 	fmt.Println("Press Ctrl-C to stop.")
+	if ready != nil {
+		ready(&stack{dataDir: dataDir, apps: apps, pg: pg})
+	}
 	err = g.Wait()
 	fmt.Println("refbus: stopping")
 	if err != nil && !errors.Is(err, context.Canceled) {
