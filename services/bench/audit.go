@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"fmt"
 	"os"
 	"os/exec"
@@ -156,6 +157,13 @@ func topUp(ctx context.Context, js jetstream.JetStream, n int, trustFile string)
 	req.SetExtension(event.ExtCaseID, csID)
 	req.SetExtension(event.ExtTraceparent, "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
 	event.SetSequence(req, 1)
+	// Sealed as a node seals it, with a wrapped key of the real size
+	// (key id, HPKE enc and ciphertext): the auditor reads the sealed form.
+	wrapped := make([]byte, 1+12+32+48)
+	_, _ = rand.Read(wrapped)
+	if err := reg.Seal(req, event.NewDataKey(), wrapped); err != nil {
+		return 0, 0, err
+	}
 	rcp, err := reg.New(bus.Source("education"), receipt.Type, refID, map[string]any{
 		"event_id": evID, "event_type": req.Type(), "outcome": "applied", "stream_seq": 0,
 	})

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -497,6 +498,39 @@ func moveProblem(err error) (int, string) {
 	default:
 		return http.StatusInternalServerError, "error.internal"
 	}
+}
+
+// --- erasing a person (supervisors) ---
+
+type eraseData struct {
+	Erased int // referrals erased by the form just sent
+}
+
+func (u *UI) erasePage(w http.ResponseWriter, r *http.Request) {
+	if p, _ := PrincipalFrom(r.Context()); p == nil || p.Role != RoleSupervisor {
+		u.errorPage(w, r, http.StatusForbidden, "error.forbidden")
+		return
+	}
+	n, _ := strconv.Atoi(r.URL.Query().Get("erased"))
+	u.render(w, r, http.StatusOK, "erase", "erase", eraseData{Erased: n}, "")
+}
+
+// erase erases a person (mayDo lets supervisors only post here), and
+// answers with a redirect, so a reload sends nothing twice.
+func (u *UI) erase(w http.ResponseWriter, r *http.Request) {
+	e, err := u.app.ErasePerson(r.Context(), strings.TrimSpace(r.PostFormValue("person_id")), r.PostFormValue("reason"))
+	if errors.Is(err, app.ErrNotFound) {
+		u.render(w, r, http.StatusNotFound, "erase", "erase", eraseData{}, "erase.none")
+		return
+	}
+	if status, key := moveProblem(err); status != 0 {
+		if status == http.StatusInternalServerError {
+			u.log.Error("erase person failed", "err", err)
+		}
+		u.render(w, r, status, "erase", "erase", eraseData{}, key)
+		return
+	}
+	http.Redirect(w, r, "/ui/erase?erased="+strconv.Itoa(len(e.Referrals)), http.StatusSeeOther)
 }
 
 // --- a new referral ---
