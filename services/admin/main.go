@@ -160,8 +160,8 @@ func nodeCommand(out io.Writer, dir, url *string) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(out, "node %s in %s, hosting %s\nbundle: %s (node.creds, node.env): copy it to the node's machine, mode 0600\nrun: set -a; . %s/node.env; refbus-%s\n",
-				spec.Name, n.Name, strings.Join(spec.Organizations, ", "), b.Dir, b.Dir, spec.Kind)
+			fmt.Fprintf(out, "node %s in %s, hosting %s\nbundle: %s (node.env, node.creds and a file per key, each mode 0600): copy the directory to the node's machine as /etc/refbus/%s\nrun: cd %s && set -a && . ./node.env && refbus-%s\n",
+				spec.Name, n.Name, strings.Join(spec.Organizations, ", "), b.Dir, spec.Name, b.Dir, spec.Kind)
 			return nil
 		},
 	}

@@ -111,8 +111,10 @@ func shredded(t *testing.T, how string) {
 				}
 			}
 			if w, _ := reg.WrappedKey(e); w != nil {
-				if _, err := n.app(name).UnwrapKey(ctx, uuid.MustParse(e.Subject()), w); err == nil {
-					with = append(with, name+"'s sealing key")
+				if key, err := n.app(name).DataKeyOf(ctx, uuid.MustParse(e.Subject()), w); err == nil {
+					if c := e.Clone(); reg.Open(&c, key) == nil {
+						with = append(with, name+"'s sealing key")
+					}
 				}
 			}
 		}

@@ -19,6 +19,7 @@ import (
 	"github.com/nats-io/nkeys"
 
 	"github.com/refbus/refbus/pkg/bus"
+	"github.com/refbus/refbus/services/internal/core"
 	"github.com/refbus/refbus/services/internal/identity"
 	"github.com/refbus/refbus/services/internal/network"
 )
@@ -176,11 +177,24 @@ type NodeSpec struct {
 }
 
 // Bundle is what a node needs to join, in files its operator copies to
-// the node's machine: node.creds (its NATS identity) and node.env (its
-// name, keys and the network's trust anchor, as environment variables).
+// the node's machine, in one directory (the node's working directory,
+// /etc/refbus/NODE): node.creds (its NATS identity), a file for each of
+// its secrets (bundleSecrets, mode 0600), and node.env (its name, the
+// network's trust anchor and settings, and the secrets' file names, as
+// environment variables). Env is node.env with those names made
+// absolute, under Dir.
 type Bundle struct {
 	Dir string
 	Env map[string]string
+}
+
+// bundleSecrets are the files of a bundle's secrets, by the variable
+// that names them (VAR_FILE).
+var bundleSecrets = map[string]string{
+	"REFBUS_SIGNING_SEED": "signing.seed",
+	"REFBUS_SEALING_KEY":  "sealing.key",
+	"REFBUS_API_KEY":      "api.key",
+	"REFBUS_NETWORK_KEY":  "network.key",
 }
 
 // Creds is the path of the node's NATS credentials.
@@ -252,32 +266,41 @@ func (n *Network) newBundle(b *Bundle, spec NodeSpec) (network.Entry, error) {
 	if err := os.WriteFile(b.Creds(), user.Creds, 0o600); err != nil {
 		return network.Entry{}, err
 	}
-	b.Env = map[string]string{
-		"REFBUS_NODE":         spec.Name,
-		"REFBUS_KIND":         spec.Kind,
-		"REFBUS_NETWORK":      n.Name,
-		"REFBUS_ANCHOR":       n.Anchor(),
+	secrets := map[string]string{
 		"REFBUS_SIGNING_SEED": string(seed),
 		"REFBUS_SEALING_KEY":  base64.StdEncoding.EncodeToString(sealing.Bytes()),
 		"REFBUS_API_KEY":      hex.EncodeToString(apiKey),
 		"REFBUS_NETWORK_KEY":  n.person,
-		"NATS_CREDS":          b.Creds(),
+	}
+	env := map[string]string{
+		"REFBUS_NODE":    spec.Name,
+		"REFBUS_KIND":    spec.Kind,
+		"REFBUS_NETWORK": n.Name,
+		"REFBUS_ANCHOR":  n.Anchor(),
+		"NATS_CREDS":     "node.creds",
+	}
+	for name, value := range secrets {
+		if err := os.WriteFile(filepath.Join(b.Dir, bundleSecrets[name]), []byte(value+"\n"), 0o600); err != nil {
+			return network.Entry{}, err
+		}
+		env[name+"_FILE"] = bundleSecrets[name]
 	}
 	if n.Settings.Language != "" {
-		b.Env["REFBUS_LANGUAGE"] = n.Settings.Language
+		env["REFBUS_LANGUAGE"] = n.Settings.Language
 	}
 	if n.Settings.TimeZone != "" {
-		b.Env["REFBUS_TIME_ZONE"] = n.Settings.TimeZone
+		env["REFBUS_TIME_ZONE"] = n.Settings.TimeZone
 	}
 	if n.Settings.Country != "" {
-		b.Env["REFBUS_COUNTRY"] = n.Settings.Country
+		env["REFBUS_COUNTRY"] = n.Settings.Country
 	}
 	if n.Settings.Coordinator != "" {
-		b.Env["REFBUS_COORDINATOR"] = n.Settings.Coordinator
+		env["REFBUS_COORDINATOR"] = n.Settings.Coordinator
 	}
-	if err := writeEnv(filepath.Join(b.Dir, "node.env"), b.Env); err != nil {
+	if err := writeEnv(filepath.Join(b.Dir, "node.env"), env); err != nil {
 		return network.Entry{}, err
 	}
+	b.Env = b.resolve(env)
 	return network.Entry{
 		Network: n.Name, Node: spec.Name, User: user.PublicKey, SigningKey: signPub,
 		SealingKey: base64.StdEncoding.EncodeToString(sealing.PublicKey().Bytes()),
@@ -292,8 +315,21 @@ func (n *Network) readBundle(b *Bundle) (network.Entry, error) {
 		return e, err
 	}
 	env, err := readEnv(filepath.Join(b.Dir, "node.env"))
-	b.Env = env
+	b.Env = b.resolve(env)
 	return e, err
+}
+
+// resolve is env with the files it names (the secrets' and the NATS
+// credentials'), relative to the node's working directory, under b.Dir.
+func (b Bundle) resolve(env map[string]string) map[string]string {
+	out := make(map[string]string, len(env))
+	for k, v := range env {
+		if (strings.HasSuffix(k, "_FILE") || k == "NATS_CREDS") && v != "" && !filepath.IsAbs(v) {
+			v = filepath.Join(b.Dir, v)
+		}
+		out[k] = v
+	}
+	return out
 }
 
 // Bundle is node's bundle, as AddNode wrote it.
@@ -428,7 +464,7 @@ func writeEnv(path string, env map[string]string) error {
 	}
 	slices.Sort(keys)
 	var b strings.Builder
-	b.WriteString("# A refbus node's settings from its bundle (refbus-admin node add): secrets, mode 0600.\n")
+	b.WriteString("# A refbus node's settings from its bundle (refbus-admin node add). The _FILE\n# names are relative to the node's working directory, where the bundle is\n# (/etc/refbus/NODE): each holds one secret, mode 0600.\n")
 	for _, k := range keys {
 		fmt.Fprintf(&b, "%s=%s\n", k, env[k])
 	}
@@ -452,7 +488,11 @@ func readEnv(path string) (map[string]string, error) {
 // APIKey is the node's API key from its bundle, that its bearer tokens
 // are signed with.
 func APIKey(b Bundle) ([]byte, error) {
-	key, err := hex.DecodeString(b.Env["REFBUS_API_KEY"])
+	s, err := core.Secret(func(k string) string { return b.Env[k] }, "REFBUS_API_KEY")
+	if err != nil {
+		return nil, err
+	}
+	key, err := hex.DecodeString(s)
 	if err != nil || len(key) < 32 {
 		return nil, fmt.Errorf("bundle %s has no usable REFBUS_API_KEY", b.Dir)
 	}

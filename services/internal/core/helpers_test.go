@@ -243,8 +243,7 @@ func requestedEvent(t *testing.T, n *nodetest.Network, from string, data map[str
 	// node it is for.
 	to, _ := data["to_agency"].(string)
 	id := uuid.MustParse(ev.Subject())
-	key := event.NewDataKey()
-	wrapped, err := n.App(to).WrapKey(context.Background(), to, id, key)
+	key, wrapped, err := n.App(to).NewDataKey(context.Background(), to, id)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -259,7 +259,7 @@ func TestForgedOrStaleListingIsIgnored(t *testing.T) {
 	n.Start("shelter", plain(legalHelp), nil)
 	ctx := context.Background()
 	nodetest.Eventually(t, 10*time.Second, func() error {
-		_, err := n.App("social").WrapKey(ctx, "shelter", uuid.New(), event.NewDataKey())
+		_, _, err := n.App("social").NewDataKey(ctx, "shelter", uuid.New())
 		return err
 	})
 	kv, err := n.JetStream().KeyValue(ctx, network.DirectoryBucket)
@@ -308,7 +308,7 @@ func TestForgedOrStaleListingIsIgnored(t *testing.T) {
 			t.Fatal(err)
 		}
 		nodetest.Eventually(t, 10*time.Second, func() error {
-			if _, err := n.App("social").WrapKey(ctx, "shelter", uuid.New(), event.NewDataKey()); !errors.Is(err, app.ErrInvalid) {
+			if _, _, err := n.App("social").NewDataKey(ctx, "shelter", uuid.New()); !errors.Is(err, app.ErrInvalid) {
 				return fmt.Errorf("%s: sealed to the listing: %v", c.name, err)
 			}
 			return nil
@@ -321,7 +321,7 @@ func TestForgedOrStaleListingIsIgnored(t *testing.T) {
 		t.Fatal(err)
 	}
 	nodetest.Eventually(t, 10*time.Second, func() error {
-		_, err := n.App("social").WrapKey(ctx, "shelter", uuid.New(), event.NewDataKey())
+		_, _, err := n.App("social").NewDataKey(ctx, "shelter", uuid.New())
 		return err
 	})
 }

@@ -1,6 +1,7 @@
 package core_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -18,42 +19,46 @@ import (
 	"github.com/refbus/refbus/services/internal/core/nodetest"
 )
 
-// A data key wrapped to one node about one referral opens only there:
-// not at another node, not for another referral, not altered; and
-// nothing is wrapped to a node the directory does not list.
-func TestDataKeyOpensOnlyForItsRecipient(t *testing.T) {
+// A referral's data key, derived towards one node, is derived again
+// there only: not at another node, not for another referral, not from an
+// altered encapsulation; and no key is derived towards a node the
+// directory does not list.
+func TestDataKeyOnlyForItsRecipient(t *testing.T) {
 	t.Parallel()
 	n := nodetest.New(t)
 	n.Start("shelter", plain(legalHelp), nil)
 	n.Start("social", plain(familySupport), nil)
 	n.Start("school", plain(schoolTransfer), nil)
 	ctx := context.Background()
-	id, key := uuid.New(), event.NewDataKey()
-	wrapped, err := n.App("shelter").WrapKey(ctx, "social", id, key)
+	id := uuid.New()
+	key, wrapped, err := n.App("shelter").NewDataKey(ctx, "social", id)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, err := n.App("social").UnwrapKey(ctx, id, wrapped); err != nil || string(got) != string(key) {
-		t.Fatalf("social unwraps %x, %v", got, err)
+	if got, err := n.App("social").DataKeyOf(ctx, id, wrapped); err != nil || !bytes.Equal(got, key) {
+		t.Fatalf("social derives %x, %v; want %x", got, err, key)
 	}
-	if _, err := n.App("school").UnwrapKey(ctx, id, wrapped); err == nil {
-		t.Error("the school unwrapped a key wrapped to social")
+	if other, _, err := n.App("shelter").NewDataKey(ctx, "social", uuid.New()); err != nil || bytes.Equal(other, key) {
+		t.Fatalf("another referral's key: %x, %v", other, err)
 	}
-	if _, err := n.App("social").UnwrapKey(ctx, uuid.New(), wrapped); err == nil {
-		t.Error("social unwrapped the key for another referral")
+	if _, err := n.App("school").DataKeyOf(ctx, id, wrapped); err == nil {
+		t.Error("the school derived a key meant for social")
+	}
+	if got, _ := n.App("social").DataKeyOf(ctx, uuid.New(), wrapped); bytes.Equal(got, key) {
+		t.Error("social derived the key for another referral")
 	}
 	altered := append([]byte(nil), wrapped...)
-	altered[len(altered)/2] ^= 1
-	if _, err := n.App("social").UnwrapKey(ctx, id, altered); err == nil {
-		t.Error("an altered wrapped key opened")
+	altered[len(altered)-1] ^= 1
+	if got, _ := n.App("social").DataKeyOf(ctx, id, altered); bytes.Equal(got, key) {
+		t.Error("an altered encapsulation gave the key")
 	}
-	if _, err := n.App("shelter").WrapKey(ctx, "police", id, key); err == nil || !strings.Contains(err.Error(), "not in the directory") {
-		t.Errorf("wrapped to a node the directory does not list: %v", err)
+	if _, _, err := n.App("shelter").NewDataKey(ctx, "police", id); err == nil || !strings.Contains(err.Error(), "not in the directory") {
+		t.Errorf("a key towards a node the directory does not list: %v", err)
 	}
-	// The node's sealing key outlives a restart.
+	// The node's keys outlive a restart.
 	n.Restart("social", nil)
-	if got, err := n.App("social").UnwrapKey(ctx, id, wrapped); err != nil || string(got) != string(key) {
-		t.Fatalf("after a restart social unwraps %x, %v", got, err)
+	if got, err := n.App("social").DataKeyOf(ctx, id, wrapped); err != nil || !bytes.Equal(got, key) {
+		t.Fatalf("after a restart social derives %x, %v", got, err)
 	}
 }
 
@@ -162,8 +167,7 @@ func TestUnopenableRequestRejected(t *testing.T) {
 	consent := map[string]any{"id": uuid.NewString(), "purpose": "p", "data_categories": []string{"summary"}, "expires_at": time.Now().Add(time.Hour).UTC().Format(time.RFC3339)}
 	good := map[string]any{"note": "n", "consent": consent}
 	sealTo := func(e *ce.Event, id uuid.UUID, to string) {
-		key := event.NewDataKey()
-		wrapped, err := n.App("clinic").WrapKey(ctx, to, id, key)
+		key, wrapped, err := n.App("clinic").NewDataKey(ctx, to, id)
 		if err != nil {
 			t.Fatal(err)
 		}

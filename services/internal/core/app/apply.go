@@ -124,20 +124,8 @@ func (a *App) checkRequested(ctx context.Context, e *ce.Event, recv *coredb.Refe
 	}
 	// What it says about the family comes sealed under the referral's
 	// data key, which comes wrapped to this node.
-	wrapped, err := a.registry.WrappedKey(e)
+	e, key, err := a.openRequest(ctx, e, id)
 	if err != nil {
-		return inbox.Reject("%v", err)
-	}
-	if wrapped == nil && a.registry.IsSealed(e) {
-		return inbox.Reject("referral %s comes sealed without its data key", id)
-	}
-	var key []byte
-	if wrapped != nil {
-		if key, err = a.seal.unwrapKey(ctx, id, wrapped); err != nil {
-			return inbox.Reject("referral %s: %v", id, err)
-		}
-	}
-	if e, err = a.openEvent(e, key); err != nil {
 		return err
 	}
 	var d schemas.Requested

@@ -209,8 +209,7 @@ func (a *App) prepareReferral(ctx context.Context, id uuid.UUID, in NewReferral,
 	ev.SetExtension(event.ExtCaseID, in.CaseID.String())
 	ev.SetExtension(event.ExtTraceparent, traceparent)
 	event.SetSequence(ev, 1)
-	dataKey := event.NewDataKey()
-	wrapped, err := a.WrapKey(ctx, in.toNode, id, dataKey)
+	dataKey, wrapped, err := a.NewDataKey(ctx, in.toNode, id)
 	if err != nil {
 		return newReferral{}, err
 	}

@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -23,30 +24,46 @@ import (
 )
 
 // What an event says about the family travels sealed (pkg/event's sealed
-// form) under a data key of its own per referral. The sender makes the
-// key, keeps it with the referral, and sends it with the request wrapped
-// with HPKE (RFC 9180: DHKEM X25519, HKDF-SHA256, ChaCha20-Poly1305) to
-// the receiving node's sealing key of the day: a key the node makes
-// every day (Config.KeyOfTheDay), gives in its listing (signed by the
-// node, whose signing key the registry vouches for, where the network
-// has one), and destroys once it has been retired for a while and
-// everything sent to it was taken in (destroyRetired). So the stream
-// never holds a data key that a key still in existence opens: once a
-// referral's data key is destroyed at its two nodes (a revoked consent,
-// an erased person), no one can read its events, on the stream or in a
-// copy of its files. A node that lists no key of the day (an older
-// version) is sent keys wrapped to its long-term sealing key, the one
-// the registry holds. The HPKE info names the receiving node, the key
-// and the referral, so a wrapped key cannot be moved to another.
-// schemas/SEALING.md tells the whole scheme.
+// form) under a data key of its own per referral. The sender derives the
+// key with HPKE's secret export (RFC 9180, section 5.3: DHKEM X25519,
+// HKDF-SHA256, export only) towards the receiving node's sealing key of
+// the day, with the referral's id as the exporter context, keeps it with
+// the referral, and sends the encapsulation in the request; the receiver
+// derives the same key with its private half. One encapsulation serves a
+// sender's referrals to a node for an hour at most (the context is then
+// dropped from memory), so the key agreement is paid once, not per
+// referral. A node makes a sealing key every day (Config.KeyOfTheDay),
+// gives it in its listing (signed by the node, whose signing key the
+// registry vouches for, where the network has one), and destroys it once
+// it has been retired for a while and everything sent to it was taken in
+// (destroyRetired). So the stream never holds a data key that a key still
+// in existence derives: once a referral's data key is destroyed at its
+// two nodes (a revoked consent, an erased person), no one can read its
+// events, on the stream or in a copy of its files. A node that lists no
+// key of the day (an older version) gets keys derived towards its
+// long-term sealing key, the one the registry holds. The HPKE info names
+// the receiving node and the key, and the exporter context the referral,
+// so a key belongs to one referral at one node. schemas/SEALING.md tells
+// the whole scheme.
 
-func sealInfo(to, kid string, referral uuid.UUID) []byte {
-	return []byte("refbus data key v1|" + to + "|" + kid + "|" + referral.String())
+// errNoKey: a request's data key cannot be derived here, for good.
+var errNoKey = errors.New("no key")
+
+// sealInfo is the HPKE info of the contexts towards node to's key kid.
+func sealInfo(to, kid string) []byte {
+	return []byte("refbus data keys v1|" + to + "|" + kid)
 }
+
+// keyContext is the exporter context of referral id's data key.
+func keyContext(id uuid.UUID) string { return "refbus data key|" + id.String() }
+
+// contextLife is how long a sender keeps one HPKE context towards a
+// node's key: what it could derive again is forgotten after it.
+const contextLife = time.Hour
 
 var (
 	sealKDF  = hpke.HKDFSHA256()
-	sealAEAD = hpke.ChaCha20Poly1305()
+	sealAEAD = hpke.ExportOnly()
 )
 
 // sealer holds this node's private keys: the long-term one and those of
@@ -60,12 +77,24 @@ type sealer struct {
 	// destroyed).
 	day  coredb.EpochKey
 	days map[string]*ecdh.PrivateKey
+	// senders are the contexts towards other nodes' keys, by node, key
+	// id and key; recipients those of this node's keys, by key id and
+	// encapsulation.
+	senders    map[string]*senderContext
+	recipients map[string]*hpke.Recipient
+}
+
+// senderContext is one HPKE context towards a node's key.
+type senderContext struct {
+	enc  []byte
+	s    *hpke.Sender
+	made time.Time
 }
 
 // loadSealer reads the node's long-term private key: the issued one, or
 // else the one in its store, made at first start.
 func loadSealer(ctx context.Context, q *coredb.Queries, self string, issued []byte) (*sealer, error) {
-	s := &sealer{self: self, q: q, days: map[string]*ecdh.PrivateKey{}}
+	s := &sealer{self: self, q: q, days: map[string]*ecdh.PrivateKey{}, senders: map[string]*senderContext{}, recipients: map[string]*hpke.Recipient{}}
 	if issued != nil {
 		key, err := ecdh.X25519().NewPrivateKey(issued)
 		if err != nil {
@@ -137,13 +166,13 @@ func (s *sealer) dayKey(ctx context.Context, id string) (*ecdh.PrivateKey, error
 	}
 	d, err := s.q.EpochKeyGet(ctx, id)
 	if isNoRows(err) {
-		return nil, fmt.Errorf("%s has no sealing key %s: it was wrapped for another node", s.self, id)
+		return nil, fmt.Errorf("%w: %s has no sealing key %s: it was wrapped for another node", errNoKey, s.self, id)
 	}
 	if err != nil {
 		return nil, err
 	}
 	if d.PrivateKey == nil {
-		return nil, fmt.Errorf("%s's sealing key %s, which it was wrapped to, was destroyed on %s: no one can open it any more", s.self, id, d.DestroyedAt.UTC().Format(time.RFC3339))
+		return nil, fmt.Errorf("%w: %s's sealing key %s, which it was wrapped to, was destroyed on %s: no one can open it any more", errNoKey, s.self, id, d.DestroyedAt.UTC().Format(time.RFC3339))
 	}
 	k, err := ecdh.X25519().NewPrivateKey(d.PrivateKey)
 	if err != nil {
@@ -175,79 +204,106 @@ func (s *sealer) destroyRetired(ctx context.Context, grace time.Duration, idle f
 	for _, id := range ids {
 		delete(s.days, id)
 	}
+	clear(s.recipients)
 	return len(ids), nil
 }
 
-// wrapKey wraps referral id's data key to the node of listing l: to its
-// key of the day, or to its long-term key if it lists none. The wrapped
-// key starts with the length and id of the key it is wrapped to.
-func wrapKey(l directory.Listing, id uuid.UUID, key []byte) ([]byte, error) {
+// newDataKey derives referral id's data key towards the node of listing
+// l: towards its key of the day, or its long-term key if it lists none.
+// wrapped, which the request carries, is the length and id of that key
+// and the HPKE encapsulation.
+func (s *sealer) newDataKey(l directory.Listing, id uuid.UUID) (key, wrapped []byte, err error) {
 	kid, b64 := l.DayKeyID, l.DayKey
 	if b64 == "" {
 		kid, b64 = "", l.PublicKey
 	}
-	raw, err := base64.StdEncoding.DecodeString(b64)
-	if err != nil || b64 == "" || len(kid) > 255 {
-		return nil, fmt.Errorf("%s publishes no usable sealing key in the directory: nothing can be sealed to it", l.Node)
-	}
-	pub, err := ecdh.X25519().NewPublicKey(raw)
-	if err != nil {
-		return nil, fmt.Errorf("sealing key of %s: %w", l.Node, err)
-	}
-	pk, err := hpke.NewDHKEMPublicKey(pub)
-	if err != nil {
-		return nil, err
-	}
-	ct, err := hpke.Seal(pk, sealKDF, sealAEAD, sealInfo(l.Node, kid, id), key)
-	if err != nil {
-		return nil, fmt.Errorf("wrap data key: %w", err)
-	}
-	return append(append([]byte{byte(len(kid))}, kid...), ct...), nil
-}
-
-// unwrapKey opens referral id's data key wrapped to this node.
-func (s *sealer) unwrapKey(ctx context.Context, id uuid.UUID, wrapped []byte) ([]byte, error) {
-	if len(wrapped) == 0 || len(wrapped) < 1+int(wrapped[0]) {
-		return nil, errors.New("its wrapped data key is too short")
-	}
-	kid, ct := string(wrapped[1:1+int(wrapped[0])]), wrapped[1+int(wrapped[0]):]
-	priv := s.key
-	if kid != "" {
-		var err error
-		if priv, err = s.dayKey(ctx, kid); err != nil {
-			return nil, fmt.Errorf("its data key cannot be opened: %w", err)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	name := l.Node + "|" + kid + "|" + b64
+	c := s.senders[name]
+	if c == nil || time.Since(c.made) > contextLife {
+		raw, err := base64.StdEncoding.DecodeString(b64)
+		if err != nil || b64 == "" || len(kid) > 255 {
+			return nil, nil, fmt.Errorf("%s publishes no usable sealing key in the directory: nothing can be sealed to it", l.Node)
 		}
+		pub, err := ecdh.X25519().NewPublicKey(raw)
+		if err != nil {
+			return nil, nil, fmt.Errorf("sealing key of %s: %w", l.Node, err)
+		}
+		pk, err := hpke.NewDHKEMPublicKey(pub)
+		if err != nil {
+			return nil, nil, err
+		}
+		enc, sender, err := hpke.NewSender(pk, sealKDF, sealAEAD, sealInfo(l.Node, kid))
+		if err != nil {
+			return nil, nil, fmt.Errorf("key agreement with %s: %w", l.Node, err)
+		}
+		for k, old := range s.senders {
+			if time.Since(old.made) > contextLife {
+				delete(s.senders, k)
+			}
+		}
+		c = &senderContext{enc: enc, s: sender, made: time.Now()}
+		s.senders[name] = c
 	}
-	k, err := hpke.NewDHKEMPrivateKey(priv)
-	if err != nil {
-		return nil, err
+	if key, err = c.s.Export(keyContext(id), event.DataKeySize); err != nil {
+		return nil, nil, err
 	}
-	key, err := hpke.Open(k, sealKDF, sealAEAD, sealInfo(s.self, kid, id), ct)
-	if err != nil {
-		return nil, fmt.Errorf("its data key was not wrapped to %s for referral %s (it does not open with %s's sealing key)", s.self, id, s.self)
-	}
-	if len(key) != event.DataKeySize {
-		return nil, fmt.Errorf("its data key is %d bytes, not %d", len(key), event.DataKeySize)
-	}
-	return key, nil
+	return key, append(append([]byte{byte(len(kid))}, kid...), c.enc...), nil
 }
 
-// WrapKey wraps referral id's data key to node to, as its listing gives
-// its sealing key.
-func (a *App) WrapKey(ctx context.Context, to string, id uuid.UUID, key []byte) ([]byte, error) {
+// dataKeyOf derives referral id's data key from the wrapped key of its
+// request, with this node's key it names.
+func (s *sealer) dataKeyOf(ctx context.Context, id uuid.UUID, wrapped []byte) ([]byte, error) {
+	if len(wrapped) == 0 || len(wrapped) < 1+int(wrapped[0]) {
+		return nil, fmt.Errorf("%w: its wrapped data key is too short", errNoKey)
+	}
+	kid, enc := string(wrapped[1:1+int(wrapped[0])]), wrapped[1+int(wrapped[0]):]
+	name := kid + "|" + string(enc)
+	s.mu.Lock()
+	r := s.recipients[name]
+	s.mu.Unlock()
+	if r == nil {
+		priv := s.key
+		if kid != "" {
+			var err error
+			if priv, err = s.dayKey(ctx, kid); err != nil {
+				return nil, fmt.Errorf("its data key cannot be derived: %w", err)
+			}
+		}
+		k, err := hpke.NewDHKEMPrivateKey(priv)
+		if err != nil {
+			return nil, err
+		}
+		if r, err = hpke.NewRecipient(enc, k, sealKDF, sealAEAD, sealInfo(s.self, kid)); err != nil {
+			return nil, fmt.Errorf("%w: its data key's encapsulation is not one: %v", errNoKey, err)
+		}
+		s.mu.Lock()
+		if len(s.recipients) >= 4096 {
+			clear(s.recipients)
+		}
+		s.recipients[name] = r
+		s.mu.Unlock()
+	}
+	return r.Export(keyContext(id), event.DataKeySize)
+}
+
+// NewDataKey derives referral id's data key towards node to, as its
+// listing gives its sealing key, and the wrapped key its request carries.
+func (a *App) NewDataKey(ctx context.Context, to string, id uuid.UUID) (key, wrapped []byte, err error) {
 	l, err := a.dir.Lookup(ctx, to)
 	if errors.Is(err, directory.ErrNotListed) {
-		return nil, fmt.Errorf("%w: %s is not in the directory: nothing can be sealed to it", ErrInvalid, to)
+		return nil, nil, fmt.Errorf("%w: %s is not in the directory: nothing can be sealed to it", ErrInvalid, to)
 	}
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return wrapKey(l, id, key)
+	return a.seal.newDataKey(l, id)
 }
 
-// UnwrapKey opens a data key wrapped to this node for referral id.
-func (a *App) UnwrapKey(ctx context.Context, id uuid.UUID, wrapped []byte) ([]byte, error) {
-	return a.seal.unwrapKey(ctx, id, wrapped)
+// DataKeyOf derives the data key of referral id, wrapped to this node.
+func (a *App) DataKeyOf(ctx context.Context, id uuid.UUID, wrapped []byte) ([]byte, error) {
+	return a.seal.dataKeyOf(ctx, id, wrapped)
 }
 
 // RotateSealingKey makes a new sealing key of the day now, and lists it;
@@ -279,13 +335,34 @@ func (a *App) openMove(e *ce.Event, r coredb.Referral) (*ce.Event, error) {
 	if r.DataKey == nil {
 		return nil, inbox.Reject("referral %s has no data key at %s: it was made before events were sealed, and a sealed event about it cannot be opened", r.ID, a.self)
 	}
-	return a.openEvent(e, r.DataKey)
+	return a.openEvent(e, func([]byte) ([]byte, error) { return r.DataKey, nil })
 }
 
-// openEvent returns a sealed event opened with key, its data checked
-// against the event's schema; the inbox's copy stays sealed. A reason for
-// the sender comes back when it cannot be opened or breaks its schema.
-func (a *App) openEvent(e *ce.Event, key []byte) (*ce.Event, error) {
+// openRequest opens a sealed request, with the data key it carries
+// wrapped to this node, and returns the key too.
+func (a *App) openRequest(ctx context.Context, e *ce.Event, id uuid.UUID) (opened *ce.Event, key []byte, err error) {
+	opened, err = a.openEvent(e, func(wrapped []byte) ([]byte, error) {
+		if wrapped == nil {
+			return nil, inbox.Reject("referral %s comes sealed without its data key", id)
+		}
+		k, err := a.seal.dataKeyOf(ctx, id, wrapped)
+		if errors.Is(err, errNoKey) {
+			return nil, inbox.Reject("referral %s: %s", id, strings.TrimPrefix(err.Error(), errNoKey.Error()+": "))
+		}
+		if err != nil {
+			return nil, inbox.Later(err)
+		}
+		key = k
+		return k, nil
+	})
+	return opened, key, err
+}
+
+// openEvent returns a sealed event opened with the key key gives, its
+// data checked against the event's schema; the inbox's copy stays
+// sealed. A reason for the sender comes back when it cannot be opened or
+// breaks its schema.
+func (a *App) openEvent(e *ce.Event, key func(wrapped []byte) ([]byte, error)) (*ce.Event, error) {
 	if !a.registry.IsSealed(e) {
 		if len(a.registry.SealedFields(e.Type())) > 0 {
 			return nil, inbox.Reject("a %s event travels sealed to its receiver: this one came in clear", e.Type())
@@ -293,7 +370,10 @@ func (a *App) openEvent(e *ce.Event, key []byte) (*ce.Event, error) {
 		return e, nil
 	}
 	opened := e.Clone()
-	if err := a.registry.Open(&opened, key); err != nil {
+	if err := a.registry.OpenWith(&opened, key); err != nil {
+		if !errors.Is(err, event.ErrNotOpened) {
+			return nil, err // the key's: a rejection, or later
+		}
 		return nil, inbox.Reject("%v", err)
 	}
 	if err := a.registry.Validate(&opened); err != nil {
