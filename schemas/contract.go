@@ -15,19 +15,20 @@ import (
 // The event types of the contract. Each has a schema in this directory
 // (its "x-cloudevents-type") and its data type below; Types lists them.
 const (
-	TypeRequested      = "org.refbus.referral.requested.v1"
-	TypeAccepted       = "org.refbus.referral.accepted.v1"
-	TypeDeclined       = "org.refbus.referral.declined.v1"
-	TypeStarted        = "org.refbus.referral.started.v1"
-	TypeHeld           = "org.refbus.referral.held.v1"
-	TypeResumed        = "org.refbus.referral.resumed.v1"
-	TypeCompleted      = "org.refbus.referral.completed.v1"
-	TypeFailed         = "org.refbus.referral.failed.v1"
-	TypeCancelled      = "org.refbus.referral.cancelled.v1"
-	TypeForwarded      = "org.refbus.referral.forwarded.v1"
-	TypeOverdue        = "org.refbus.referral.overdue.v1"
-	TypeConsentRevoked = "org.refbus.consent.revoked.v1"
-	TypePersonErased   = "org.refbus.person.erased.v1"
+	TypeRequested        = "org.refbus.referral.requested.v1"
+	TypeAccepted         = "org.refbus.referral.accepted.v1"
+	TypeDeclined         = "org.refbus.referral.declined.v1"
+	TypeStarted          = "org.refbus.referral.started.v1"
+	TypeHeld             = "org.refbus.referral.held.v1"
+	TypeResumed          = "org.refbus.referral.resumed.v1"
+	TypeCompleted        = "org.refbus.referral.completed.v1"
+	TypeFailed           = "org.refbus.referral.failed.v1"
+	TypeCancelled        = "org.refbus.referral.cancelled.v1"
+	TypeForwarded        = "org.refbus.referral.forwarded.v1"
+	TypeOverdue          = "org.refbus.referral.overdue.v1"
+	TypeConsentRevoked   = "org.refbus.consent.revoked.v1"
+	TypePersonErased     = "org.refbus.person.erased.v1"
+	TypeAddressDisclosed = "org.refbus.address.disclosed.v1"
 	// TypeReceipt is the bus's own receipt (package receipt).
 	TypeReceipt = receipt.Type
 )
@@ -36,20 +37,21 @@ const (
 // decodes events generically (and for the test that holds the Go types to
 // the schemas).
 var Types = map[string]any{
-	TypeRequested:      Requested{},
-	TypeAccepted:       Accepted{},
-	TypeDeclined:       Declined{},
-	TypeStarted:        Started{},
-	TypeHeld:           Held{},
-	TypeResumed:        Resumed{},
-	TypeCompleted:      Completed{},
-	TypeFailed:         Failed{},
-	TypeCancelled:      Cancelled{},
-	TypeForwarded:      Forwarded{},
-	TypeOverdue:        Overdue{},
-	TypeConsentRevoked: ConsentRevoked{},
-	TypePersonErased:   PersonErased{},
-	TypeReceipt:        receipt.Data{},
+	TypeRequested:        Requested{},
+	TypeAccepted:         Accepted{},
+	TypeDeclined:         Declined{},
+	TypeStarted:          Started{},
+	TypeHeld:             Held{},
+	TypeResumed:          Resumed{},
+	TypeCompleted:        Completed{},
+	TypeFailed:           Failed{},
+	TypeCancelled:        Cancelled{},
+	TypeForwarded:        Forwarded{},
+	TypeOverdue:          Overdue{},
+	TypeConsentRevoked:   ConsentRevoked{},
+	TypePersonErased:     PersonErased{},
+	TypeAddressDisclosed: AddressDisclosed{},
+	TypeReceipt:          receipt.Data{},
 }
 
 // Requested is the data of TypeRequested: an organization, through its
@@ -159,6 +161,15 @@ type ConsentRevoked struct {
 // PersonErased is the data of TypePersonErased.
 type PersonErased struct {
 	ErasedAt time.Time `json:"erased_at"`
+}
+
+// AddressDisclosed is the data of TypeAddressDisclosed.
+type AddressDisclosed struct {
+	FromOrg string    `json:"from_org"`
+	ToOrg   string    `json:"to_org"`
+	Until   time.Time `json:"until"`
+	Purpose string    `json:"purpose"`
+	Address string    `json:"address"`
 }
 
 // moveTypes are the event types that record each move; Receive has none

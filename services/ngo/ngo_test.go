@@ -1,6 +1,7 @@
 package ngo_test
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"testing"
@@ -250,6 +251,88 @@ func TestShelterAddressStaysAtTheShelter(t *testing.T) {
 	n.Both(check, "accepted")
 
 	n.WantSecretOnlyAt(nodetest.ShelterAddress, []string{"ngo"}, []string{"social", "polyclinic"}, r.CaseID)
+}
+
+// The shelter alone discloses where a family stays: to one named
+// organization of another node, for a purpose and until a time. Bad
+// requests are refused with the reason; the address then reaches that
+// organization's caseworkers only (not the node as a whole, not the
+// referring organization), and is forgotten at its time.
+func TestShelterDisclosesAddressToOneOrganization(t *testing.T) {
+	t.Parallel()
+	n := nodetest.New(t)
+	n.Start("social", social.New(), nil)
+	n.Start("ngo", ngo.New(), nil)
+	n.Start("polyclinic", health.New(), nil)
+	ctx := context.Background()
+	r := n.Refer("social", "ngo", "crisis_shelter", "", "")
+	n.Both(r, "received")
+	path := "/api/v1/referrals/" + r.ID.String() + "/disclose-address"
+	soon := func(d time.Duration) string { return time.Now().Add(d).UTC().Format(time.RFC3339Nano) }
+	body := func(to, purpose, until string) string {
+		return fmt.Sprintf(`{"to_org":%q,"purpose":%q,"until":%q}`, to, purpose, until)
+	}
+	n.Refused("ngo", "POST", path, body("polyclinic", "home visit", soon(time.Hour)), 409, "no placement")
+	n.Move("ngo", r.ID, "accept", nodetest.Placement("Z-12"))
+	n.Both(r, "accepted")
+	n.Refused("ngo", "POST", path, body("polyclinic", "home visit", "2020-01-01T00:00:00Z"), 422, "has passed")
+	n.Refused("ngo", "POST", path, body("polyclinic", "home visit", soon(200*24*time.Hour)), 422, "after the stay ends")
+	n.Refused("ngo", "POST", path, body("nowhere", "home visit", soon(time.Hour)), 422, "nowhere")
+	n.Refused("ngo", "POST", path, body("ngo", "home visit", soon(time.Hour)), 422, "of this node")
+	n.Refused("social", "POST", path, body("polyclinic", "home visit", soon(time.Hour)), 409, "no placement")
+	forOrg := func(node, org string) []app.Disclosure {
+		t.Helper()
+		ds, err := n.App(node).Disclosures(app.WithOrg(ctx, org))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ds
+	}
+
+	// A disclosure for two seconds is forgotten after them.
+	status, res, _ := n.Do("ngo", "POST", path, body("polyclinic", "a nurse's call", soon(2*time.Second)))
+	if status != 200 || strings.Contains(res, nodetest.ShelterAddress) {
+		t.Fatalf("disclose: %d %s", status, res)
+	}
+	nodetest.Eventually(t, 30*time.Second, func() error {
+		if ds := forOrg("polyclinic", "polyclinic"); len(ds) != 1 || ds[0].Address != nodetest.ShelterAddress {
+			return fmt.Errorf("the polyclinic's caseworkers see %+v", ds)
+		}
+		return nil
+	})
+	time.Sleep(2 * time.Second)
+	if ds := forOrg("polyclinic", "polyclinic"); len(ds) != 0 {
+		t.Fatalf("after its time the polyclinic still sees %+v", ds)
+	}
+	if k, err := n.App("polyclinic").DropExpiredDisclosures(ctx); err != nil || k != 1 {
+		t.Fatalf("forgot %d disclosures, %v", k, err)
+	}
+	if strings.Contains(n.StoreText("polyclinic"), nodetest.ShelterAddress) {
+		t.Fatal("the polyclinic's store still holds the address after its time")
+	}
+
+	// A disclosure for a home visit: the polyclinic's caseworkers see it,
+	// nobody else.
+	status, res, _ = n.Do("ngo", "POST", path, body("polyclinic", "patronage nurse's home visit", soon(time.Hour)))
+	if status != 200 {
+		t.Fatalf("disclose: %d %s", status, res)
+	}
+	nodetest.Eventually(t, 30*time.Second, func() error {
+		if ds := forOrg("polyclinic", "polyclinic"); len(ds) != 1 || ds[0].Address != nodetest.ShelterAddress || ds[0].Purpose != "patronage nurse's home visit" {
+			return fmt.Errorf("the polyclinic's caseworkers see %+v", ds)
+		}
+		return nil
+	})
+	if ds := forOrg("polyclinic", ""); len(ds) != 0 {
+		t.Errorf("the polyclinic's node as a whole sees %+v", ds)
+	}
+	if ds := forOrg("social", "social"); len(ds) != 0 {
+		t.Errorf("the referring organization sees %+v", ds)
+	}
+	if ds := forOrg("ngo", "ngo"); len(ds) != 1 || ds[0].Address != "" || ds[0].ToOrg != "polyclinic" {
+		t.Errorf("the shelter's record of what it disclosed: %+v", ds)
+	}
+	n.WantSecretOnlyAt(nodetest.ShelterAddress, []string{"ngo", "polyclinic"}, []string{"social"}, r.CaseID)
 }
 
 // An NGO node's store holds the bus's tables, the core's and the NGO's,

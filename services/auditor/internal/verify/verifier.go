@@ -217,9 +217,10 @@ func (v *Verifier) apply(in *inspected) {
 		if r := v.known(in); r != nil {
 			r.keyDestroyed = true
 		}
-	case schemas.TypeOverdue:
-		// A notice that a sender's deadline passed: it moves nothing, and
-		// its schema and source were checked above.
+	case schemas.TypeOverdue, schemas.TypeAddressDisclosed:
+		// A notice that a sender's deadline passed, or a shelter's address
+		// disclosed to one organization: it moves nothing, and its schema
+		// and source were checked above.
 	default:
 		v.move(in)
 	}

@@ -257,6 +257,27 @@ func build(node string, s *handlers) (http.Handler, huma.API) {
 		http.StatusUnprocessableEntity:   "The id is not a UUID, or the body has no reason.",
 	}), s.revokeConsent)
 	register(api, huma.Operation{
+		OperationID: "disclose-address",
+		Method:      http.MethodPost,
+		Path:        "/api/v1/referrals/{id}/disclose-address",
+		Summary:     "A shelter discloses where a family it placed stays to one organization of another node, for a purpose and until a time",
+		Description: "The address and the purpose travel sealed to that organization's node alone; it shows them to that organization's caseworkers only (GET /api/v1/disclosures), and forgets them at the time given. The referring organization is not told.",
+		Tags:        []string{tagReferrals},
+	}, "The disclosure, as the shelter keeps it (without the address).", writes(problems{
+		http.StatusBadRequest:            whyBadJSON,
+		http.StatusNotFound:              "This node has no referral with that id (for a caller of one organization: that organization does not).",
+		http.StatusConflict:              "The referral has no placement with an address at this node.",
+		http.StatusRequestEntityTooLarge: "The body is over 1 MiB.",
+		http.StatusUnprocessableEntity:   "No purpose, a time past or after the stay ends, or an organization the directory does not list or of this node.",
+	}), s.discloseAddress)
+	register(api, huma.Operation{
+		OperationID: "list-disclosures",
+		Method:      http.MethodGet,
+		Path:        "/api/v1/disclosures",
+		Summary:     "Addresses shelters disclosed to the caller's organization (with the address), and those this node's shelters disclosed (without it), until they expire",
+		Tags:        []string{tagReferrals},
+	}, "The disclosures, newest first.", reads(problems{}), s.listDisclosures)
+	register(api, huma.Operation{
 		OperationID: "erase-person",
 		Method:      http.MethodPost,
 		Path:        "/api/v1/people/erase",
@@ -669,6 +690,43 @@ func (s *handlers) revokeConsent(ctx context.Context, in *revokeConsentInput) (*
 		return nil, s.problem(err)
 	}
 	return &consentOutput{Body: c}, nil
+}
+
+type discloseInput struct {
+	ID   uuid.UUID `path:"id" doc:"The referral the family was placed under."`
+	Body struct {
+		ToOrg   string    `json:"to_org" minLength:"1" maxLength:"64" doc:"The one organization, of another node, that may see the address."`
+		Purpose string    `json:"purpose" minLength:"1" maxLength:"400" doc:"What it is disclosed for, such as a patronage nurse's home visit."`
+		Until   time.Time `json:"until" doc:"When that organization's node forgets it; at most the end of the stay."`
+	}
+}
+
+type disclosureOutput struct {
+	Body app.Disclosure
+}
+
+func (s *handlers) discloseAddress(ctx context.Context, in *discloseInput) (*disclosureOutput, error) {
+	d, err := s.app.DiscloseAddress(ctx, in.ID, app.NewDisclosure{ToOrg: in.Body.ToOrg, Purpose: in.Body.Purpose, Until: in.Body.Until})
+	if err != nil {
+		return nil, s.problem(err)
+	}
+	return &disclosureOutput{Body: d}, nil
+}
+
+type disclosuresOutput struct {
+	Body struct {
+		Disclosures []app.Disclosure `json:"disclosures"`
+	}
+}
+
+func (s *handlers) listDisclosures(ctx context.Context, _ *struct{}) (*disclosuresOutput, error) {
+	ds, err := s.app.Disclosures(ctx)
+	if err != nil {
+		return nil, s.problem(err)
+	}
+	out := &disclosuresOutput{}
+	out.Body.Disclosures = ds
+	return out, nil
 }
 
 type erasePersonInput struct {

@@ -196,6 +196,13 @@ func (a *App) Run(ctx context.Context) error {
 			return err
 		})
 	})
+	// Disclosed addresses are forgotten within a minute of their time.
+	g.Go(func() error {
+		return a.every(ctx, time.Minute, "disclosed addresses", func(ctx context.Context) error {
+			_, err := a.DropExpiredDisclosures(ctx)
+			return err
+		})
+	})
 	return g.Wait()
 }
 

@@ -43,7 +43,7 @@ func (h handler) Apply(ctx context.Context, tx *pgbatch.Tx, evs []*ce.Event) ([]
 		switch e.Type() {
 		case schemas.TypeRequested:
 			results[i] = a.checkRequested(ctx, e, &recv)
-		case schemas.TypeOverdue, schemas.TypeConsentRevoked, schemas.TypePersonErased:
+		case schemas.TypeOverdue, schemas.TypeConsentRevoked, schemas.TypePersonErased, schemas.TypeAddressDisclosed:
 			moves = append(moves, i)
 		default:
 			if _, ok := schemas.MoveOf(e.Type()); ok {
@@ -74,6 +74,8 @@ func (h handler) Apply(ctx context.Context, tx *pgbatch.Tx, evs []*ce.Event) ([]
 			results[i], err = a.applyRevoked(ctx, q, evs[i])
 		case schemas.TypePersonErased:
 			results[i], err = a.applyErased(ctx, q, evs[i])
+		case schemas.TypeAddressDisclosed:
+			results[i], err = a.applyDisclosed(ctx, q, evs[i])
 		default:
 			mv, _ := schemas.MoveOf(evs[i].Type())
 			results[i], err = a.applyMove(ctx, q, tx, evs[i], mv)

@@ -64,3 +64,20 @@ WHERE id = ANY(sqlc.arg(ids)::uuid[]);
 -- name: HistoryErase :exec
 -- The reasons and outcomes of erased referrals' moves go too.
 UPDATE core.referral_history SET reason = '', outcome = '' WHERE referral_id = ANY(sqlc.arg(ids)::uuid[]);
+
+-- name: DisclosureInsert :exec
+INSERT INTO core.address_disclosure (id, case_id, referral_id, from_node, from_org, to_node, to_org, purpose, address, until)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+ON CONFLICT (id) DO NOTHING;
+
+-- name: DisclosureList :many
+-- The disclosures made to, or by, this node's organization org ('' for
+-- all of the node's) that have not expired, newest first.
+SELECT * FROM core.address_disclosure
+WHERE until > sqlc.arg(now)::timestamptz
+  AND (sqlc.arg(org)::text = '' OR to_org = sqlc.arg(org)::text OR from_org = sqlc.arg(org)::text)
+ORDER BY created_at DESC
+LIMIT 100;
+
+-- name: DisclosureDeleteExpired :execrows
+DELETE FROM core.address_disclosure WHERE until <= sqlc.arg(now)::timestamptz;

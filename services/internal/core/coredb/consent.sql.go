@@ -186,6 +186,100 @@ func (q *Queries) ConsentRevoke(ctx context.Context, arg ConsentRevokeParams) (C
 	return i, err
 }
 
+const disclosureDeleteExpired = `-- name: DisclosureDeleteExpired :execrows
+DELETE FROM core.address_disclosure WHERE until <= $1::timestamptz
+`
+
+func (q *Queries) DisclosureDeleteExpired(ctx context.Context, now time.Time) (int64, error) {
+	result, err := q.db.Exec(ctx, disclosureDeleteExpired, now)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
+}
+
+const disclosureInsert = `-- name: DisclosureInsert :exec
+INSERT INTO core.address_disclosure (id, case_id, referral_id, from_node, from_org, to_node, to_org, purpose, address, until)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+ON CONFLICT (id) DO NOTHING
+`
+
+type DisclosureInsertParams struct {
+	ID         uuid.UUID
+	CaseID     uuid.UUID
+	ReferralID *uuid.UUID
+	FromNode   string
+	FromOrg    string
+	ToNode     string
+	ToOrg      string
+	Purpose    string
+	Address    string
+	Until      time.Time
+}
+
+func (q *Queries) DisclosureInsert(ctx context.Context, arg DisclosureInsertParams) error {
+	_, err := q.db.Exec(ctx, disclosureInsert,
+		arg.ID,
+		arg.CaseID,
+		arg.ReferralID,
+		arg.FromNode,
+		arg.FromOrg,
+		arg.ToNode,
+		arg.ToOrg,
+		arg.Purpose,
+		arg.Address,
+		arg.Until,
+	)
+	return err
+}
+
+const disclosureList = `-- name: DisclosureList :many
+SELECT id, case_id, referral_id, from_node, from_org, to_node, to_org, purpose, address, until, created_at FROM core.address_disclosure
+WHERE until > $1::timestamptz
+  AND ($2::text = '' OR to_org = $2::text OR from_org = $2::text)
+ORDER BY created_at DESC
+LIMIT 100
+`
+
+type DisclosureListParams struct {
+	Now time.Time
+	Org string
+}
+
+// The disclosures made to, or by, this node's organization org (” for
+// all of the node's) that have not expired, newest first.
+func (q *Queries) DisclosureList(ctx context.Context, arg DisclosureListParams) ([]CoreAddressDisclosure, error) {
+	rows, err := q.db.Query(ctx, disclosureList, arg.Now, arg.Org)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []CoreAddressDisclosure
+	for rows.Next() {
+		var i CoreAddressDisclosure
+		if err := rows.Scan(
+			&i.ID,
+			&i.CaseID,
+			&i.ReferralID,
+			&i.FromNode,
+			&i.FromOrg,
+			&i.ToNode,
+			&i.ToOrg,
+			&i.Purpose,
+			&i.Address,
+			&i.Until,
+			&i.CreatedAt,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const historyErase = `-- name: HistoryErase :exec
 UPDATE core.referral_history SET reason = '', outcome = '' WHERE referral_id = ANY($1::uuid[])
 `

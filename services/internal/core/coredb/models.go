@@ -24,6 +24,20 @@ type Consent struct {
 	ToOrg          string
 }
 
+type CoreAddressDisclosure struct {
+	ID         uuid.UUID
+	CaseID     uuid.UUID
+	ReferralID *uuid.UUID
+	FromNode   string
+	FromOrg    string
+	ToNode     string
+	ToOrg      string
+	Purpose    string
+	Address    string
+	Until      time.Time
+	CreatedAt  time.Time
+}
+
 type EpochKey struct {
 	ID          string
 	PrivateKey  []byte

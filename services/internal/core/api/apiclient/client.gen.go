@@ -209,6 +209,58 @@ type DirectoryOutputBody struct {
 	Nodes *[]Listing `json:"nodes"`
 }
 
+// DiscloseInputBody defines model for DiscloseInputBody.
+type DiscloseInputBody struct {
+	// Schema A URL to the JSON Schema for this object.
+	//
+	// Examples: https://example.com/schemas/DiscloseInputBody.json
+	Schema *string `json:"$schema,omitempty"`
+
+	// Purpose What it is disclosed for, such as a patronage nurse's home visit.
+	Purpose string `json:"purpose"`
+
+	// ToOrg The one organization, of another node, that may see the address.
+	ToOrg string `json:"to_org"`
+
+	// Until When that organization's node forgets it; at most the end of the stay.
+	Until time.Time `json:"until"`
+}
+
+// Disclosure defines model for Disclosure.
+type Disclosure struct {
+	// Schema A URL to the JSON Schema for this object.
+	//
+	// Examples: https://example.com/schemas/Disclosure.json
+	Schema *string `json:"$schema,omitempty"`
+
+	// Address Shown to the caseworkers of to_org only; the shelter's own record of what it disclosed leaves it out.
+	Address *string            `json:"address,omitempty"`
+	CaseId  openapi_types.UUID `json:"case_id"`
+
+	// FromOrg The shelter that disclosed it.
+	FromOrg string             `json:"from_org"`
+	Id      openapi_types.UUID `json:"id"`
+	Purpose string             `json:"purpose"`
+
+	// ReferralId The shelter's referral the family was placed under (at the shelter only).
+	ReferralId *openapi_types.UUID `json:"referral_id,omitempty"`
+
+	// ToOrg The one organization that may see it.
+	ToOrg string `json:"to_org"`
+
+	// Until When the organization's node forgets it.
+	Until time.Time `json:"until"`
+}
+
+// DisclosuresOutputBody defines model for DisclosuresOutputBody.
+type DisclosuresOutputBody struct {
+	// Schema A URL to the JSON Schema for this object.
+	//
+	// Examples: https://example.com/schemas/DisclosuresOutputBody.json
+	Schema      *string       `json:"$schema,omitempty"`
+	Disclosures *[]Disclosure `json:"disclosures"`
+}
+
 // ErasePersonInputBody defines model for ErasePersonInputBody.
 type ErasePersonInputBody struct {
 	// Schema A URL to the JSON Schema for this object.
@@ -745,6 +797,9 @@ type CompleteReferralJSONRequestBody = MoveBody
 // DeclineReferralJSONRequestBody defines body for DeclineReferral for application/json ContentType.
 type DeclineReferralJSONRequestBody = MoveBody
 
+// DiscloseAddressJSONRequestBody defines body for DiscloseAddress for application/json ContentType.
+type DiscloseAddressJSONRequestBody = DiscloseInputBody
+
 // FailReferralJSONRequestBody defines body for FailReferral for application/json ContentType.
 type FailReferralJSONRequestBody = MoveBody
 
@@ -892,6 +947,11 @@ type ClientInterface interface {
 	// Corresponds with GET /api/v1/directory (the `GetDirectory` operationId).
 	GetDirectory(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// ListDisclosures Addresses shelters disclosed to the caller's organization (with the address), and those this node's shelters disclosed (without it), until they expire
+	//
+	// Corresponds with GET /api/v1/disclosures (the `ListDisclosures` operationId).
+	ListDisclosures(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// ListEscalations Overdue referrals of other nodes, for the coordinator node (REFBUS_COORDINATOR)
 	//
 	// Corresponds with GET /api/v1/escalations (the `ListEscalations` operationId).
@@ -1015,6 +1075,24 @@ type ClientInterface interface {
 	//
 	// Corresponds with POST /api/v1/referrals/{id}/decline (the `DeclineReferral` operationId).
 	DeclineReferral(ctx context.Context, id openapi_types.UUID, body DeclineReferralJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// DiscloseAddressWithBody A shelter discloses where a family it placed stays to one organization of another node, for a purpose and until a time
+	//
+	// The address and the purpose travel sealed to that organization's node alone; it shows them to that organization's caseworkers only (GET /api/v1/disclosures), and forgets them at the time given. The referring organization is not told.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /api/v1/referrals/{id}/disclose-address (the `DiscloseAddress` operationId).
+	DiscloseAddressWithBody(ctx context.Context, id openapi_types.UUID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// DiscloseAddress A shelter discloses where a family it placed stays to one organization of another node, for a purpose and until a time
+	//
+	// The address and the purpose travel sealed to that organization's node alone; it shows them to that organization's caseworkers only (GET /api/v1/disclosures), and forgets them at the time given. The referring organization is not told.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /api/v1/referrals/{id}/disclose-address (the `DiscloseAddress` operationId).
+	DiscloseAddress(ctx context.Context, id openapi_types.UUID, body DiscloseAddressJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// FailReferralWithBody End the referral as failed, with a reason (receiver)
 	//
@@ -1265,6 +1343,21 @@ func (c *Client) RedriveDeadLetters(ctx context.Context, reqEditors ...RequestEd
 // Corresponds with GET /api/v1/directory (the `GetDirectory` operationId).
 func (c *Client) GetDirectory(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewGetDirectoryRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListDisclosures Addresses shelters disclosed to the caller's organization (with the address), and those this node's shelters disclosed (without it), until they expire
+//
+// Corresponds with GET /api/v1/disclosures (the `ListDisclosures` operationId).
+func (c *Client) ListDisclosures(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListDisclosuresRequest(c.Server)
 	if err != nil {
 		return nil, err
 	}
@@ -1549,6 +1642,44 @@ func (c *Client) DeclineReferralWithBody(ctx context.Context, id openapi_types.U
 // Corresponds with POST /api/v1/referrals/{id}/decline (the `DeclineReferral` operationId).
 func (c *Client) DeclineReferral(ctx context.Context, id openapi_types.UUID, body DeclineReferralJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewDeclineReferralRequest(c.Server, id, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// DiscloseAddressWithBody A shelter discloses where a family it placed stays to one organization of another node, for a purpose and until a time
+//
+// The address and the purpose travel sealed to that organization's node alone; it shows them to that organization's caseworkers only (GET /api/v1/disclosures), and forgets them at the time given. The referring organization is not told.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /api/v1/referrals/{id}/disclose-address (the `DiscloseAddress` operationId).
+func (c *Client) DiscloseAddressWithBody(ctx context.Context, id openapi_types.UUID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDiscloseAddressRequestWithBody(c.Server, id, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// DiscloseAddress A shelter discloses where a family it placed stays to one organization of another node, for a purpose and until a time
+//
+// The address and the purpose travel sealed to that organization's node alone; it shows them to that organization's caseworkers only (GET /api/v1/disclosures), and forgets them at the time given. The referring organization is not told.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /api/v1/referrals/{id}/disclose-address (the `DiscloseAddress` operationId).
+func (c *Client) DiscloseAddress(ctx context.Context, id openapi_types.UUID, body DiscloseAddressJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDiscloseAddressRequest(c.Server, id, body)
 	if err != nil {
 		return nil, err
 	}
@@ -2069,6 +2200,33 @@ func NewGetDirectoryRequest(server string) (*http.Request, error) {
 	return req, nil
 }
 
+// NewListDisclosuresRequest constructs an http.Request for the ListDisclosures method
+func NewListDisclosuresRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/disclosures")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewListEscalationsRequest constructs an http.Request for the ListEscalations method
 func NewListEscalationsRequest(server string, params *ListEscalationsParams) (*http.Request, error) {
 	var err error
@@ -2557,6 +2715,53 @@ func NewDeclineReferralRequestWithBody(server string, id openapi_types.UUID, con
 	return req, nil
 }
 
+// NewDiscloseAddressRequest calls the generic DiscloseAddress builder with application/json body
+func NewDiscloseAddressRequest(server string, id openapi_types.UUID, body DiscloseAddressJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewDiscloseAddressRequestWithBody(server, id, "application/json", bodyReader)
+}
+
+// NewDiscloseAddressRequestWithBody constructs an http.Request for the DiscloseAddress method, with any body, and a specified content type
+func NewDiscloseAddressRequestWithBody(server string, id openapi_types.UUID, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/referrals/%s/disclose-address", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
 // NewFailReferralRequest calls the generic FailReferral builder with application/json body
 func NewFailReferralRequest(server string, id openapi_types.UUID, body FailReferralJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
@@ -2987,6 +3192,13 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /api/v1/directory (the `GetDirectory` operationId).
 	GetDirectoryWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetDirectoryResponse, error)
 
+	// ListDisclosuresWithResponse Addresses shelters disclosed to the caller's organization (with the address), and those this node's shelters disclosed (without it), until they expire
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/v1/disclosures (the `ListDisclosures` operationId).
+	ListDisclosuresWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ListDisclosuresResponse, error)
+
 	// ListEscalationsWithResponse Overdue referrals of other nodes, for the coordinator node (REFBUS_COORDINATOR)
 	//
 	// Returns a wrapper object for the known response body format(s).
@@ -3118,6 +3330,24 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with POST /api/v1/referrals/{id}/decline (the `DeclineReferral` operationId).
 	DeclineReferralWithResponse(ctx context.Context, id openapi_types.UUID, body DeclineReferralJSONRequestBody, reqEditors ...RequestEditorFn) (*DeclineReferralResponse, error)
+
+	// DiscloseAddressWithBodyWithResponse A shelter discloses where a family it placed stays to one organization of another node, for a purpose and until a time
+	//
+	// The address and the purpose travel sealed to that organization's node alone; it shows them to that organization's caseworkers only (GET /api/v1/disclosures), and forgets them at the time given. The referring organization is not told.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/v1/referrals/{id}/disclose-address (the `DiscloseAddress` operationId).
+	DiscloseAddressWithBodyWithResponse(ctx context.Context, id openapi_types.UUID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*DiscloseAddressResponse, error)
+
+	// DiscloseAddressWithResponse A shelter discloses where a family it placed stays to one organization of another node, for a purpose and until a time
+	//
+	// The address and the purpose travel sealed to that organization's node alone; it shows them to that organization's caseworkers only (GET /api/v1/disclosures), and forgets them at the time given. The referring organization is not told.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/v1/referrals/{id}/disclose-address (the `DiscloseAddress` operationId).
+	DiscloseAddressWithResponse(ctx context.Context, id openapi_types.UUID, body DiscloseAddressJSONRequestBody, reqEditors ...RequestEditorFn) (*DiscloseAddressResponse, error)
 
 	// FailReferralWithBodyWithResponse End the referral as failed, with a reason (receiver)
 	//
@@ -3805,6 +4035,68 @@ func (r GetDirectoryResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r GetDirectoryResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type ListDisclosuresResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *DisclosuresOutputBody
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *ErrorModel
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *ErrorModel
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *ErrorModel
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListDisclosuresResponse) GetJSON200() *DisclosuresOutputBody {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ListDisclosuresResponse) GetApplicationproblemJSON401() *ErrorModel {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r ListDisclosuresResponse) GetApplicationproblemJSON403() *ErrorModel {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r ListDisclosuresResponse) GetApplicationproblemJSON500() *ErrorModel {
+	return r.ApplicationproblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r ListDisclosuresResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListDisclosuresResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListDisclosuresResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListDisclosuresResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -4662,6 +4954,103 @@ func (r DeclineReferralResponse) ContentType() string {
 	return ""
 }
 
+type DiscloseAddressResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Disclosure
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *ErrorModel
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *ErrorModel
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *ErrorModel
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *ErrorModel
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *ErrorModel
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *ErrorModel
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *ErrorModel
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *ErrorModel
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r DiscloseAddressResponse) GetJSON200() *Disclosure {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r DiscloseAddressResponse) GetApplicationproblemJSON400() *ErrorModel {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r DiscloseAddressResponse) GetApplicationproblemJSON401() *ErrorModel {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r DiscloseAddressResponse) GetApplicationproblemJSON403() *ErrorModel {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r DiscloseAddressResponse) GetApplicationproblemJSON404() *ErrorModel {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r DiscloseAddressResponse) GetApplicationproblemJSON409() *ErrorModel {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r DiscloseAddressResponse) GetApplicationproblemJSON413() *ErrorModel {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r DiscloseAddressResponse) GetApplicationproblemJSON422() *ErrorModel {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r DiscloseAddressResponse) GetApplicationproblemJSON500() *ErrorModel {
+	return r.ApplicationproblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r DiscloseAddressResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r DiscloseAddressResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r DiscloseAddressResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r DiscloseAddressResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 type FailReferralResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -5408,6 +5797,19 @@ func (c *ClientWithResponses) GetDirectoryWithResponse(ctx context.Context, reqE
 	return ParseGetDirectoryResponse(rsp)
 }
 
+// ListDisclosuresWithResponse Addresses shelters disclosed to the caller's organization (with the address), and those this node's shelters disclosed (without it), until they expire
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/v1/disclosures (the `ListDisclosures` operationId).
+func (c *ClientWithResponses) ListDisclosuresWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ListDisclosuresResponse, error) {
+	rsp, err := c.ListDisclosures(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListDisclosuresResponse(rsp)
+}
+
 // ListEscalationsWithResponse Overdue referrals of other nodes, for the coordinator node (REFBUS_COORDINATOR)
 //
 // Returns a wrapper object for the known response body format(s).
@@ -5634,6 +6036,36 @@ func (c *ClientWithResponses) DeclineReferralWithResponse(ctx context.Context, i
 		return nil, err
 	}
 	return ParseDeclineReferralResponse(rsp)
+}
+
+// DiscloseAddressWithBodyWithResponse A shelter discloses where a family it placed stays to one organization of another node, for a purpose and until a time
+//
+// The address and the purpose travel sealed to that organization's node alone; it shows them to that organization's caseworkers only (GET /api/v1/disclosures), and forgets them at the time given. The referring organization is not told.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/v1/referrals/{id}/disclose-address (the `DiscloseAddress` operationId).
+func (c *ClientWithResponses) DiscloseAddressWithBodyWithResponse(ctx context.Context, id openapi_types.UUID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*DiscloseAddressResponse, error) {
+	rsp, err := c.DiscloseAddressWithBody(ctx, id, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDiscloseAddressResponse(rsp)
+}
+
+// DiscloseAddressWithResponse A shelter discloses where a family it placed stays to one organization of another node, for a purpose and until a time
+//
+// The address and the purpose travel sealed to that organization's node alone; it shows them to that organization's caseworkers only (GET /api/v1/disclosures), and forgets them at the time given. The referring organization is not told.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/v1/referrals/{id}/disclose-address (the `DiscloseAddress` operationId).
+func (c *ClientWithResponses) DiscloseAddressWithResponse(ctx context.Context, id openapi_types.UUID, body DiscloseAddressJSONRequestBody, reqEditors ...RequestEditorFn) (*DiscloseAddressResponse, error) {
+	rsp, err := c.DiscloseAddress(ctx, id, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDiscloseAddressResponse(rsp)
 }
 
 // FailReferralWithBodyWithResponse End the referral as failed, with a reason (receiver)
@@ -6248,6 +6680,53 @@ func ParseGetDirectoryResponse(rsp *http.Response) (*GetDirectoryResponse, error
 	switch {
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
 		var dest DirectoryOutputBody
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseListDisclosuresResponse parses an HTTP response from a ListDisclosuresWithResponse call
+func ParseListDisclosuresResponse(rsp *http.Response) (*ListDisclosuresResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListDisclosuresResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest DisclosuresOutputBody
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
@@ -6914,6 +7393,88 @@ func ParseDeclineReferralResponse(rsp *http.Response) (*DeclineReferralResponse,
 	switch {
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
 		var dest Referral
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseDiscloseAddressResponse parses an HTTP response from a DiscloseAddressWithResponse call
+func ParseDiscloseAddressResponse(rsp *http.Response) (*DiscloseAddressResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &DiscloseAddressResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Disclosure
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}

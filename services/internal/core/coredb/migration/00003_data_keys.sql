@@ -25,6 +25,26 @@ CREATE TABLE core.epoch_key (
     destroyed_at timestamptz
 );
 
+-- Addresses a shelter disclosed (at the shelter: to whom, why, until
+-- when, without the address, which its placement holds) or was told
+-- (at the node of the organization it was disclosed to, with the
+-- address), until they expire.
+CREATE TABLE core.address_disclosure (
+    id          uuid PRIMARY KEY,
+    case_id     uuid NOT NULL,
+    referral_id uuid,          -- the shelter's referral, at the shelter
+    from_node   text NOT NULL,
+    from_org    text NOT NULL,
+    to_node     text NOT NULL,
+    to_org      text NOT NULL,
+    purpose     text NOT NULL,
+    address     text NOT NULL DEFAULT '',
+    until       timestamptz NOT NULL,
+    created_at  timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX address_disclosure_to ON core.address_disclosure (to_org, until);
+
 -- +goose Down
+DROP TABLE core.address_disclosure;
 DROP TABLE core.epoch_key;
 ALTER TABLE core.referral DROP COLUMN data_key, DROP COLUMN key_destroyed_at;
