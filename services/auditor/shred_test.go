@@ -11,8 +11,6 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
-	"github.com/refbus/refbus/pkg/bus"
-	"github.com/refbus/refbus/pkg/event"
 	"github.com/refbus/refbus/pkg/referral"
 	"github.com/refbus/refbus/schemas"
 	nodeapp "github.com/refbus/refbus/services/internal/core/app"
@@ -121,7 +119,7 @@ func shredded(t *testing.T, how string) {
 		return with
 	}
 	var gone []*ce.Event
-	for _, e := range referralEvents(t, n, r.ID) {
+	for _, e := range n.StreamEvents(r.ID.String()) {
 		if len(reg.SealedFields(e.Type())) > 0 {
 			gone = append(gone, e)
 		}
@@ -137,7 +135,7 @@ func shredded(t *testing.T, how string) {
 			t.Errorf("the %s referral's %s still opens with %s", how, e.Type(), strings.Join(with, ", "))
 		}
 	}
-	for _, e := range referralEvents(t, n, kept.ID) {
+	for _, e := range n.StreamEvents(kept.ID.String()) {
 		if with := opens(e); len(with) != 2 || !strings.Contains(with[0], "data key") || !strings.Contains(with[1], "data key") {
 			t.Errorf("the other referral's %s opens with %v, want both nodes' data keys only", e.Type(), with)
 		}
@@ -182,37 +180,4 @@ func dataKeys(t *testing.T, db string) [][]byte {
 		t.Fatal(err)
 	}
 	return keys
-}
-
-// referralEvents are the events of referral id on the stream, receipts
-// left out.
-func referralEvents(t *testing.T, n *network, id uuid.UUID) []*ce.Event {
-	t.Helper()
-	ctx := context.Background()
-	st, err := n.JetStream().Stream(ctx, bus.Stream)
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := st.Info(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []*ce.Event
-	for seq := info.State.FirstSeq; seq <= info.State.LastSeq && info.State.Msgs > 0; seq++ {
-		m, err := st.GetMsg(ctx, seq)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !strings.Contains(m.Subject, ".referral.") {
-			continue
-		}
-		e, err := event.Decode(m.Header, m.Data)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if e.Subject() == id.String() {
-			out = append(out, e)
-		}
-	}
-	return out
 }

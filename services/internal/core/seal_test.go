@@ -107,7 +107,7 @@ func TestReferralTravelsSealed(t *testing.T) {
 			t.Errorf("%q is in clear text on the stream", secret)
 		}
 	}
-	evs := streamEvents(t, n, r.ID.String())
+	evs := n.StreamEvents(r.ID.String())
 	if len(evs) != 6 {
 		t.Fatalf("%d events of the referral on the stream, want 6", len(evs))
 	}
@@ -234,37 +234,4 @@ func dataKey(t *testing.T, n *nodetest.Network, name string, id uuid.UUID) []byt
 		t.Fatal(err)
 	}
 	return key
-}
-
-// streamEvents are the events about subject on the stream, receipts
-// left out, in stream order.
-func streamEvents(t *testing.T, n *nodetest.Network, subject string) []*ce.Event {
-	t.Helper()
-	ctx := context.Background()
-	st, err := n.JetStream().Stream(ctx, bus.Stream)
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := st.Info(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []*ce.Event
-	for seq := info.State.FirstSeq; seq <= info.State.LastSeq && info.State.Msgs > 0; seq++ {
-		m, err := st.GetMsg(ctx, seq)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !strings.Contains(m.Subject, ".referral.") {
-			continue // receipts, which may come several to a message
-		}
-		e, err := event.Decode(m.Header, m.Data)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if e.Subject() == subject && e.Type() != schemas.TypeReceipt {
-			out = append(out, e)
-		}
-	}
-	return out
 }

@@ -22,6 +22,8 @@ import (
 	"testing"
 	"time"
 
+	ce "github.com/cloudevents/sdk-go/v2/event"
+
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/nats-io/nats.go"
@@ -30,6 +32,7 @@ import (
 
 	"github.com/refbus/refbus/pkg/bus"
 	"github.com/refbus/refbus/pkg/bustest"
+	"github.com/refbus/refbus/pkg/event"
 	"github.com/refbus/refbus/pkg/natstest"
 	"github.com/refbus/refbus/pkg/pgmigrate"
 	"github.com/refbus/refbus/pkg/pgtest"
@@ -495,6 +498,40 @@ func (n *Network) Tables(name string) []string {
 	out, err := pgx.CollectRows(rows, pgx.RowTo[string])
 	if err != nil {
 		n.T.Fatal(err)
+	}
+	return out
+}
+
+// StreamEvents are the events about subject (a referral's id) on the
+// stream, in stream order, receipts left out (they may come several to a
+// message).
+func (n *Network) StreamEvents(subject string) []*ce.Event {
+	n.T.Helper()
+	ctx := context.Background()
+	st, err := n.JetStream().Stream(ctx, bus.Stream)
+	if err != nil {
+		n.T.Fatal(err)
+	}
+	info, err := st.Info(ctx)
+	if err != nil {
+		n.T.Fatal(err)
+	}
+	var out []*ce.Event
+	for seq := info.State.FirstSeq; seq <= info.State.LastSeq && info.State.Msgs > 0; seq++ {
+		m, err := st.GetMsg(ctx, seq)
+		if err != nil {
+			n.T.Fatal(err)
+		}
+		if strings.HasSuffix(m.Subject, ".receipt") {
+			continue
+		}
+		e, err := event.Decode(m.Header, m.Data)
+		if err != nil {
+			n.T.Fatal(err)
+		}
+		if e.Subject() == subject {
+			out = append(out, e)
+		}
 	}
 	return out
 }
