@@ -86,3 +86,13 @@ func (*Kind) RecordWork(ctx context.Context, db kind.DB, r kind.Referral, w *sch
 	}
 	return nil
 }
+
+// Erase empties what the assessments and learning plans of referrals ids
+// say.
+func (*Kind) Erase(ctx context.Context, db kind.DB, ids []uuid.UUID) error {
+	q := educationdb.New(db)
+	if err := q.AssessmentErase(ctx, ids); err != nil {
+		return err
+	}
+	return q.LearningPlanErase(ctx, ids)
+}

@@ -48,3 +48,8 @@ func (*Kind) RecordWork(ctx context.Context, db kind.DB, r kind.Referral, w *sch
 	}
 	return nil
 }
+
+// Erase empties what the screenings of referrals ids found.
+func (*Kind) Erase(ctx context.Context, db kind.DB, ids []uuid.UUID) error {
+	return healthdb.New(db).ScreeningErase(ctx, ids)
+}

@@ -2,6 +2,7 @@ package health_test
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -82,4 +83,44 @@ func TestStoreAndRecordsAreHealths(t *testing.T) {
 
 	n.WantTables("polyclinic", "health.goose_db_version", "health.screening")
 	n.WantOwnWorkOnly("polyclinic", "health", []string{"screening"}, r.ID, "family_centre", "family_support")
+}
+
+// Erasing a person empties what the kinds' own records say of them, at
+// both nodes: the polyclinic's screening findings once the assessment
+// centre erases the child, and the centre's conclusion and plan; that
+// the records were made stays.
+func TestErasureEmptiesWorkRecords(t *testing.T) {
+	t.Parallel()
+	const findings, conclusion, goals = "no two-word phrases at two", "speech delay; autism to be ruled out", "joint attention and two-word phrases"
+	n := nodetest.New(t)
+	n.Start("polyclinic", health.New(), nil)
+	n.Start("pmpk", education.New(), nil)
+	r := n.Refer("polyclinic", "pmpk", "early_intervention_assessment", "",
+		`"person_id":"880101300123","work":{"screening":{"kind":"development_2y","result":"concern","findings":"`+findings+`"}}`)
+	n.Both(r, "received")
+	n.Move("pmpk", r.ID, "accept", ``)
+	n.Move("pmpk", r.ID, "start", ``)
+	n.Move("pmpk", r.ID, "complete", fmt.Sprintf(`{"outcome":"assessed","work":{"assessment":{"conclusion":%q,"needs_support":true},
+		"learning_plan":{"programme":"speech therapy","goals":%q,"starts_on":%q,"review_on":%q}}}`, conclusion, goals, nodetest.Date(0), nodetest.Date(3)))
+	n.Both(r, "completed")
+	n.WantRows("polyclinic", "health.screening", 1, findings)
+	n.WantRows("pmpk", "education.assessment", 1, conclusion)
+	n.WantRows("pmpk", "education.learning_plan", 1, goals)
+
+	if status, body, _ := n.Do("pmpk", "POST", "/api/v1/people/erase", `{"person_id":"880101300123","reason":"the parents asked"}`); status != 200 {
+		t.Fatalf("erase: %d %s", status, body)
+	}
+	nodetest.Eventually(t, 30*time.Second, func() error {
+		for node, secrets := range map[string][]string{"polyclinic": {findings, conclusion, goals}, "pmpk": {findings, conclusion, goals}} {
+			s := n.StoreText(node)
+			for _, secret := range secrets {
+				if strings.Contains(s, secret) {
+					return fmt.Errorf("%s's store still holds %q", node, secret)
+				}
+			}
+		}
+		return nil
+	})
+	n.WantRows("polyclinic", "health.screening", 1, "development_2y", "concern")
+	n.WantRows("pmpk", "education.assessment", 1, r.ID.String())
 }

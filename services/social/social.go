@@ -57,3 +57,8 @@ func (*Kind) RecordWork(ctx context.Context, db kind.DB, r kind.Referral, w *sch
 	}
 	return nil
 }
+
+// Erase empties why the benefit decisions of referrals ids were made.
+func (*Kind) Erase(ctx context.Context, db kind.DB, ids []uuid.UUID) error {
+	return socialdb.New(db).BenefitDecisionErase(ctx, ids)
+}

@@ -12,6 +12,16 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 )
 
+const assessmentErase = `-- name: AssessmentErase :exec
+UPDATE education.assessment SET conclusion = '' WHERE referral_id = ANY($1::uuid[])
+`
+
+// What the assessments and learning plans of these referrals say goes.
+func (q *Queries) AssessmentErase(ctx context.Context, ids []uuid.UUID) error {
+	_, err := q.db.Exec(ctx, assessmentErase, ids)
+	return err
+}
+
 const assessmentInsert = `-- name: AssessmentInsert :exec
 INSERT INTO education.assessment (id, referral_id, case_id, conclusion, needs_support) VALUES ($1, $2, $3, $4, $5)
 `
@@ -32,6 +42,15 @@ func (q *Queries) AssessmentInsert(ctx context.Context, arg AssessmentInsertPara
 		arg.Conclusion,
 		arg.NeedsSupport,
 	)
+	return err
+}
+
+const learningPlanErase = `-- name: LearningPlanErase :exec
+UPDATE education.learning_plan SET programme = '', goals = '' WHERE referral_id = ANY($1::uuid[])
+`
+
+func (q *Queries) LearningPlanErase(ctx context.Context, ids []uuid.UUID) error {
+	_, err := q.db.Exec(ctx, learningPlanErase, ids)
 	return err
 }
 

@@ -11,6 +11,16 @@ import (
 	"github.com/google/uuid"
 )
 
+const screeningErase = `-- name: ScreeningErase :exec
+UPDATE health.screening SET findings = '' WHERE referral_id = ANY($1::uuid[])
+`
+
+// What the screenings of these referrals found goes; that one was made stays.
+func (q *Queries) ScreeningErase(ctx context.Context, ids []uuid.UUID) error {
+	_, err := q.db.Exec(ctx, screeningErase, ids)
+	return err
+}
+
 const screeningInsert = `-- name: ScreeningInsert :exec
 INSERT INTO health.screening (id, referral_id, case_id, kind, result, findings) VALUES ($1, $2, $3, $4, $5, $6)
 `

@@ -73,7 +73,7 @@ func (h handler) Apply(ctx context.Context, tx *pgbatch.Tx, evs []*ce.Event) ([]
 		case schemas.TypeConsentRevoked:
 			results[i], err = a.applyRevoked(ctx, q, evs[i])
 		case schemas.TypePersonErased:
-			results[i], err = a.applyErased(ctx, q, evs[i])
+			results[i], err = a.applyErased(ctx, q, tx, evs[i])
 		case schemas.TypeAddressDisclosed:
 			results[i], err = a.applyDisclosed(ctx, q, evs[i])
 		default:

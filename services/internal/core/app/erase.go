@@ -18,6 +18,7 @@ import (
 	"github.com/refbus/refbus/pkg/referral"
 	"github.com/refbus/refbus/schemas"
 	"github.com/refbus/refbus/services/internal/core/coredb"
+	"github.com/refbus/refbus/services/internal/core/kind"
 )
 
 // Erasure is what erasing a person did at this node.
@@ -86,10 +87,7 @@ func (a *App) ErasePerson(ctx context.Context, personID, reason string) (Erasure
 		if err := a.enqueue(ctx, tx, msgs...); err != nil {
 			return err
 		}
-		if err := q.ReferralErase(ctx, out.Referrals); err != nil {
-			return fmt.Errorf("erase referrals: %w", err)
-		}
-		return q.HistoryErase(ctx, out.Referrals)
+		return a.erase(ctx, q, tx, out.Referrals)
 	})
 	if err != nil {
 		if known(err) {
@@ -128,7 +126,7 @@ func endOnErasure(r coredb.Referral, self, reason string) (referral.Move, MoveIn
 // applyErased erases what this node holds about a referral once its
 // other party says it erased the person: what the referral said goes,
 // with its data key; its status and history stay.
-func (a *App) applyErased(ctx context.Context, q *coredb.Queries, e *ce.Event) (error, error) {
+func (a *App) applyErased(ctx context.Context, q *coredb.Queries, db kind.DB, e *ce.Event) (error, error) {
 	var d schemas.PersonErased
 	if err := event.Data(e, &d); err != nil {
 		return inbox.Reject("%v", err), nil
@@ -147,12 +145,29 @@ func (a *App) applyErased(ctx context.Context, q *coredb.Queries, e *ce.Event) (
 	if from, _ := bus.NodeOf(e.Source()); from != r.FromAgency && from != r.ToAgency || from == a.self {
 		return inbox.Reject("%s is not the other party of referral %s (%s to %s)", from, id, r.FromAgency, r.ToAgency), nil
 	}
-	ids := []uuid.UUID{id}
+	return nil, a.erase(ctx, q, db, []uuid.UUID{id})
+}
+
+// erase empties what referrals ids said, at this node: their note,
+// person key, work, reasons and outcome, their history's reasons and
+// outcomes and the kind's records of them, and destroys their data keys.
+func (a *App) erase(ctx context.Context, q *coredb.Queries, db kind.DB, ids []uuid.UUID) error {
 	if err := q.ReferralErase(ctx, ids); err != nil {
-		return nil, fmt.Errorf("erase referral: %w", err)
+		return fmt.Errorf("erase referrals: %w", err)
 	}
 	if err := q.HistoryErase(ctx, ids); err != nil {
-		return nil, fmt.Errorf("erase history: %w", err)
+		return fmt.Errorf("erase history: %w", err)
 	}
-	return nil, nil
+	return a.eraseWork(ctx, db, ids)
+}
+
+// eraseWork empties what the kind's records of referrals ids say about
+// people, if they say anything (kind.Eraser).
+func (a *App) eraseWork(ctx context.Context, db kind.DB, ids []uuid.UUID) error {
+	if k, ok := a.kind.(kind.Eraser); ok {
+		if err := k.Erase(ctx, db, ids); err != nil {
+			return fmt.Errorf("%s erases its records: %w", a.kind.Name(), err)
+		}
+	}
+	return nil
 }

@@ -87,6 +87,15 @@ type Receiver interface {
 	Received(ctx context.Context, db DB, r Referral) (*Decline, error)
 }
 
+// Eraser is a kind whose records say something about the people of its
+// referrals (findings, conclusions, reasons). Erase empties that in the
+// records of referrals ids, in the caller's transaction, when the family
+// revokes its consent or a person is erased; what the kind counts by
+// (a bed taken, a decision made) stays.
+type Eraser interface {
+	Erase(ctx context.Context, db DB, ids []uuid.UUID) error
+}
+
 // Referral is what a kind sees of a referral: enough to file its records
 // and to act, nothing of the family.
 type Referral struct {

@@ -11,6 +11,16 @@ import (
 	"github.com/google/uuid"
 )
 
+const benefitDecisionErase = `-- name: BenefitDecisionErase :exec
+UPDATE social.benefit_decision SET reason = '' WHERE referral_id = ANY($1::uuid[])
+`
+
+// Why these referrals' decisions were made goes; the decisions stay.
+func (q *Queries) BenefitDecisionErase(ctx context.Context, ids []uuid.UUID) error {
+	_, err := q.db.Exec(ctx, benefitDecisionErase, ids)
+	return err
+}
+
 const benefitDecisionInsert = `-- name: BenefitDecisionInsert :exec
 INSERT INTO social.benefit_decision (id, referral_id, case_id, benefit, decision, monthly_kzt, reason)
 VALUES ($1, $2, $3, $4, $5, $6, $7)
