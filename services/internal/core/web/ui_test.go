@@ -14,6 +14,7 @@ import (
 
 	"github.com/refbus/refbus/pkg/poll"
 	"github.com/refbus/refbus/pkg/referral"
+	"github.com/refbus/refbus/schemas"
 	"github.com/refbus/refbus/services/internal/core"
 	"github.com/refbus/refbus/services/internal/core/app"
 )
@@ -201,5 +202,61 @@ func TestIncompleteFormExplained(t *testing.T) {
 	}
 	if sent, err := n.App("health").Sent(context.Background(), "", 10); err != nil || len(sent) != 0 {
 		t.Fatalf("sent: %v %v", sent, err)
+	}
+}
+
+// A supervisor erases a person from the UI; a caseworker may not. A bad
+// or unknown national id comes back as the page with the reason; the
+// erasure answers with a redirect to the page saying how many referrals
+// it erased, and the referral about the person ends.
+func TestEraseFromUI(t *testing.T) {
+	t.Parallel()
+	n := newNetwork(t, nil, "health", "ngo")
+	ctx := context.Background()
+	c, err := n.App("health").RecordConsent(ctx, app.NewConsent{GivenBy: "the mother", ToOrg: "ngo", Purpose: "a safe place",
+		DataCategories: []string{schemas.CategorySummary, schemas.CategoryIdentity}, ExpiresAt: time.Now().Add(time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := n.App("health").CreateReferral(ctx, app.NewReferral{ToOrg: "ngo", Service: "crisis_shelter", Note: "the mother needs a safe place", PersonID: "880101300123", ConsentID: c.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.Both(r, "received")
+
+	cw := n.signIn("health", "health-caseworker")
+	res, body := cw.get("/ui/erase")
+	wantStatus(t, res, http.StatusForbidden)
+	if strings.Contains(body, `action="/ui/erase"`) {
+		t.Fatal("a caseworker is shown the erase form")
+	}
+	res, _ = cw.form("/ui/erase", url.Values{"person_id": {"880101300123"}, "reason": {"asked"}})
+	wantStatus(t, res, http.StatusForbidden)
+	if got, _ := n.Referral("health", r.ID); got.Note == "" {
+		t.Fatal("a caseworker's refused erasure erased")
+	}
+
+	sup := n.signIn("health", "health-supervisor")
+	res, body = sup.get("/ui/inbox")
+	wantStatus(t, res, http.StatusOK)
+	wantContains(t, body, `href="/ui/erase"`)
+	res, body = sup.get("/ui/erase")
+	wantStatus(t, res, http.StatusOK)
+	wantContains(t, body, `action="/ui/erase"`, `name="person_id"`, `name="reason"`)
+	res, _ = sup.form("/ui/erase", url.Values{"person_id": {"880101300124"}, "reason": {"asked"}})
+	wantStatus(t, res, http.StatusUnprocessableEntity)
+	res, _ = sup.form("/ui/erase", url.Values{"person_id": {"010101500122"}, "reason": {"asked"}})
+	wantStatus(t, res, http.StatusNotFound)
+	res, _ = sup.form("/ui/erase", url.Values{"person_id": {"880101300123"}, "reason": {"the mother asked, in writing"}})
+	wantStatus(t, res, http.StatusSeeOther)
+	if loc := res.Header.Get("Location"); loc != "/ui/erase?erased=1" {
+		t.Fatalf("after the erasure: Location %q", loc)
+	}
+	res, body = sup.get("/ui/erase?erased=1")
+	wantStatus(t, res, http.StatusOK)
+	wantContains(t, body, `id="erased"`)
+	n.Both(r, "cancelled")
+	if got, _ := n.Referral("health", r.ID); got.Note != "" || !got.KeyDestroyed {
+		t.Fatalf("the referral after the erasure: note %q, key destroyed %v", got.Note, got.KeyDestroyed)
 	}
 }
