@@ -732,7 +732,7 @@ func (s *handlers) listDisclosures(ctx context.Context, _ *struct{}) (*disclosur
 type erasePersonInput struct {
 	Body struct {
 		PersonID string `json:"person_id" minLength:"1" maxLength:"20" doc:"The IIN or PIN of the person to erase."`
-		Reason   string `json:"reason" minLength:"1" maxLength:"4000" doc:"On whose request and why: the move that ends each open referral gives it (sealed to the other party, and erased with the rest), and the node logs it."`
+		Reason   string `json:"reason" minLength:"1" maxLength:"4000" doc:"On whose request and why: the move that ends each open referral gives it (sealed to the other party), and it is erased with the rest."`
 	}
 }
 

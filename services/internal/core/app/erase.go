@@ -95,7 +95,7 @@ func (a *App) ErasePerson(ctx context.Context, personID, reason string) (Erasure
 		}
 		return Erasure{}, fmt.Errorf("erase person: %w", err)
 	}
-	a.log.Info("person erased", "referrals", len(out.Referrals), "reason", reason)
+	a.log.Info("person erased", "referrals", len(out.Referrals))
 	return out, nil
 }
 

@@ -271,7 +271,7 @@ type ErasePersonInputBody struct {
 	// PersonId The IIN or PIN of the person to erase.
 	PersonId string `json:"person_id"`
 
-	// Reason On whose request and why: the move that ends each open referral gives it (sealed to the other party, and erased with the rest), and the node logs it.
+	// Reason On whose request and why: the move that ends each open referral gives it (sealed to the other party), and it is erased with the rest.
 	Reason string `json:"reason"`
 }
 
