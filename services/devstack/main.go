@@ -99,6 +99,7 @@ func run(ctx context.Context, log *slog.Logger, args []string) error {
 // stack is what a running dev stack is made of, for its tests.
 type stack struct {
 	dataDir string
+	natsURL string
 	apps    map[string]*app.App
 	pg      *pglocal.Cluster
 }
@@ -237,7 +238,7 @@ func runWith(ctx context.Context, log *slog.Logger, args []string, ready func(*s
 	fmt.Printf("  refbus-admin --dir %s --url %s network list kz\n", filepath.Join(dataDir, "admin"), url)
 	fmt.Println("Press Ctrl-C to stop.")
 	if ready != nil {
-		ready(&stack{dataDir: dataDir, apps: apps, pg: pg})
+		ready(&stack{dataDir: dataDir, natsURL: url, apps: apps, pg: pg})
 	}
 	err = g.Wait()
 	fmt.Println("refbus: stopping")

@@ -182,7 +182,15 @@ func (n *Node) connect(ctx context.Context) error {
 		Idle: func(ctx context.Context) error {
 			info, err := cons.Info(ctx)
 			if err == nil && (info.NumPending != 0 || info.NumAckPending != 0) {
-				err = fmt.Errorf("%d events wait for %s", info.NumPending+uint64(info.NumAckPending), n.cfg.Node)
+				return fmt.Errorf("%d events wait for %s", info.NumPending+uint64(info.NumAckPending), n.cfg.Node)
+			}
+			if err != nil {
+				return err
+			}
+			// A dead letter may be a request that a re-drive would open.
+			dl, err := n.DeadLetters(ctx)
+			if err == nil && len(dl) > 0 {
+				err = fmt.Errorf("%d dead letters wait for a re-drive at %s", len(dl), n.cfg.Node)
 			}
 			return err
 		}})

@@ -170,7 +170,7 @@ func TestPersonIDFollowsTheNetwork(t *testing.T) {
 // Erasing a person on request: bad requests get a problem that says what
 // is wrong and change nothing; the erasure ends the open referral about
 // the person, empties what it said at both its nodes (the other person's
-// stays), takes the person out of the case index, and moves on it are
+// stays), forgets the person for matching, and moves on it are
 // refused from then on.
 func TestErasePerson(t *testing.T) {
 	t.Parallel()

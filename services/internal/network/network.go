@@ -57,8 +57,17 @@ func Provision(ctx context.Context, js jetstream.JetStream, c bus.StreamConfig) 
 			return err
 		}
 	}
+	// Networks made before issue 16 kept an index of people (person key
+	// -> case) that every node read: it goes, with its history.
+	if err := js.DeleteKeyValue(ctx, oldCasesBucket); err != nil && !errors.Is(err, jetstream.ErrBucketNotFound) {
+		return fmt.Errorf("delete the old index of people %s: %w", oldCasesBucket, err)
+	}
 	return nil
 }
+
+// oldCasesBucket is the index of people that networks made before
+// sealing kept; Provision deletes it.
+const oldCasesBucket = "refbus_cases"
 
 // denyRollup takes from a bucket the roll-up a KV bucket allows by
 // default: a put with Nats-Rollup: all on a node's own key would wipe

@@ -261,7 +261,7 @@ func build(node string, s *handlers) (http.Handler, huma.API) {
 		Method:      http.MethodPost,
 		Path:        "/api/v1/referrals/{id}/disclose-address",
 		Summary:     "A shelter discloses where a family it placed stays to one organization of another node, for a purpose and until a time",
-		Description: "The address and the purpose travel sealed to that organization's node alone; it shows them to that organization's caseworkers only (GET /api/v1/disclosures), and forgets them at the time given. The referring organization is not told.",
+		Description: "The address and the purpose travel sealed to that organization's node alone; it shows them to that organization's users only (GET /api/v1/disclosures), and forgets them at the time given. The referring organization is not told.",
 		Tags:        []string{tagReferrals},
 	}, "The disclosure, as the shelter keeps it (without the address).", writes(problems{
 		http.StatusBadRequest:            whyBadJSON,

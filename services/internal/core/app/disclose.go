@@ -23,7 +23,7 @@ import (
 // shelter itself discloses it to one named organization, for a stated
 // purpose and until a time (a patronage nurse's home visit): the address
 // and the purpose travel sealed to that organization's node alone, which
-// shows them to that organization's caseworkers only and forgets them at
+// shows them to that organization's users only and forgets them at
 // the time given.
 
 // Disclosure is an address a shelter disclosed, as this node holds it.
@@ -34,7 +34,7 @@ type Disclosure struct {
 	FromOrg    string     `json:"from_org" doc:"The shelter that disclosed it."`
 	ToOrg      string     `json:"to_org" doc:"The one organization that may see it."`
 	Purpose    string     `json:"purpose"`
-	Address    string     `json:"address,omitempty" doc:"Shown to the caseworkers of to_org only; the shelter's own record of what it disclosed leaves it out."`
+	Address    string     `json:"address,omitempty" doc:"Shown to the users of to_org only; the shelter's own record of what it disclosed leaves it out."`
 	Until      time.Time  `json:"until" doc:"When the organization's node forgets it."`
 }
 

@@ -51,9 +51,16 @@ func (a *App) ErasePerson(ctx context.Context, personID, reason string) (Erasure
 	}
 	out := Erasure{ErasedAt: a.cfg.Now().UTC().Truncate(time.Microsecond)}
 	err = a.inTx(ctx, func(q *coredb.Queries, tx pgx.Tx) error {
-		rs, err := q.ReferralListByPerson(ctx, string(key))
+		all, err := q.ReferralListByPerson(ctx, string(key))
 		if err != nil {
 			return fmt.Errorf("list referrals about the person: %w", err)
+		}
+		// A supervisor of one organization erases its referrals only.
+		var rs []coredb.Referral
+		for _, r := range all {
+			if a.sees(ctx, r) {
+				rs = append(rs, r)
+			}
 		}
 		if len(rs) == 0 {
 			return fmt.Errorf("%w: %s holds no referral about this person", ErrNotFound, a.self)
@@ -86,6 +93,12 @@ func (a *App) ErasePerson(ctx context.Context, personID, reason string) (Erasure
 		// the keys go with what the referrals said.
 		if err := a.enqueue(ctx, tx, msgs...); err != nil {
 			return err
+		}
+		if err := q.ConsentErasePerson(ctx, string(key)); err != nil {
+			return fmt.Errorf("erase consents: %w", err)
+		}
+		if err := q.DisclosureDeleteByReferral(ctx, out.Referrals); err != nil {
+			return fmt.Errorf("erase disclosures: %w", err)
 		}
 		return a.erase(ctx, q, tx, out.Referrals)
 	})

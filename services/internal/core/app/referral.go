@@ -345,7 +345,7 @@ func (a *App) Referral(ctx context.Context, id uuid.UUID) (Referral, error) {
 	}
 	out := a.named(referralFromDB(r))
 	if r.PersonKey != "" {
-		if out.SamePersonCases, err = coredb.New(a.pool).ReferralCasesOfPerson(ctx, coredb.ReferralCasesOfPersonParams{PersonKey: r.PersonKey, CaseID: r.CaseID}); err != nil {
+		if out.SamePersonCases, err = coredb.New(a.pool).ReferralCasesOfPerson(ctx, coredb.ReferralCasesOfPersonParams{PersonKey: r.PersonKey, CaseID: r.CaseID, Org: OrgOf(ctx), Self: a.self}); err != nil {
 			return Referral{}, fmt.Errorf("cases of the same person: %w", err)
 		}
 	}

@@ -9,6 +9,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -39,9 +41,10 @@ import (
 // (destroyRetired). So the stream never holds a data key that a key still
 // in existence derives: once a referral's data key is destroyed at its
 // two nodes (a revoked consent, an erased person), no one can read its
-// events, on the stream or in a copy of its files. A node that lists no
-// key of the day (an older version) gets keys derived towards its
-// long-term sealing key, the one the registry holds. The HPKE info names
+// events, on the stream or in a copy of its files. Nothing is sent to a
+// node that lists no key of the day (an older version, which could not
+// open it): a key derived towards its long-term key, which is never
+// destroyed, could never be shredded. The HPKE info names
 // the receiving node and the key, and the exporter context the referral,
 // so a key belongs to one referral at one node. schemas/SEALING.md tells
 // the whole scheme.
@@ -82,6 +85,9 @@ type sealer struct {
 	// encapsulation.
 	senders    map[string]*senderContext
 	recipients map[string]*hpke.Recipient
+	// gen counts the destructions of keys of the day: a recipient
+	// context made across one is not cached.
+	gen uint64
 }
 
 // senderContext is one HPKE context towards a node's key.
@@ -182,40 +188,66 @@ func (s *sealer) dayKey(ctx context.Context, id string) (*ecdh.PrivateKey, error
 	return k, nil
 }
 
+// maxKeep bounds how long a retired key of the day waits for its node to
+// take in what was sent to it: after it, the key is destroyed whatever
+// waits (a request still waiting is then refused with that reason).
+const maxKeep = 7 * 24 * time.Hour
+
 // destroyRetired destroys the keys of the day retired longer than grace
-// ago, once idle says that everything sent to this node was taken in:
-// whatever was sent wrapped to them has been opened, and its data keys
-// are kept with their referrals. It returns how many it destroyed.
-func (s *sealer) destroyRetired(ctx context.Context, grace time.Duration, idle func(context.Context) error) (int, error) {
+// ago, once idle says that everything sent to this node was taken in
+// (nothing pending, nothing unacknowledged, no dead letter): whatever
+// was sent towards them has been opened, and its data keys are kept with
+// their referrals. A key retired longer than maxKeep is destroyed
+// regardless. It also forgets the sender contexts past their hour. It
+// returns how many keys it destroyed, and why it waits, if it does.
+func (s *sealer) destroyRetired(ctx context.Context, grace time.Duration, idle func(context.Context) error) (n int, waits error, err error) {
+	s.sweepSenders()
 	ids, err := s.q.EpochKeyRetiredBefore(ctx, time.Now().Add(-grace))
 	if err != nil || len(ids) == 0 {
-		return 0, err
+		return 0, nil, err
 	}
 	if idle != nil {
-		if err := idle(ctx); err != nil {
-			return 0, nil // not now: something sent to them may wait
+		if waits = idle(ctx); waits != nil {
+			if ids, err = s.q.EpochKeyRetiredBefore(ctx, time.Now().Add(-maxKeep)); err != nil || len(ids) == 0 {
+				return 0, waits, err
+			}
 		}
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err := s.q.EpochKeyDestroy(ctx, ids); err != nil {
-		return 0, fmt.Errorf("destroy retired sealing keys: %w", err)
+		return 0, waits, fmt.Errorf("destroy retired sealing keys: %w", err)
 	}
 	for _, id := range ids {
 		delete(s.days, id)
 	}
 	clear(s.recipients)
-	return len(ids), nil
+	s.gen++
+	return len(ids), waits, nil
+}
+
+// sweepSenders forgets the sender contexts past their hour: what they
+// could derive again is gone with them.
+func (s *sealer) sweepSenders() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for k, c := range s.senders {
+		if time.Since(c.made) > contextLife {
+			delete(s.senders, k)
+		}
+	}
 }
 
 // newDataKey derives referral id's data key towards the node of listing
-// l: towards its key of the day, or its long-term key if it lists none.
-// wrapped, which the request carries, is the length and id of that key
-// and the HPKE encapsulation.
+// l's key of the day. wrapped, which the request carries, is the length
+// and id of that key and the HPKE encapsulation. A node that lists no key
+// of the day (an older version, which could not open a sealed event
+// anyway) gets nothing: a key derived towards its long-term key could
+// never be shredded.
 func (s *sealer) newDataKey(l directory.Listing, id uuid.UUID) (key, wrapped []byte, err error) {
 	kid, b64 := l.DayKeyID, l.DayKey
-	if b64 == "" {
-		kid, b64 = "", l.PublicKey
+	if b64 == "" || kid == "" {
+		return nil, nil, fmt.Errorf("%w: %s lists no sealing key of the day: it runs a version that cannot receive sealed referrals, and must be upgraded", ErrInvalid, l.Node)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -238,11 +270,6 @@ func (s *sealer) newDataKey(l directory.Listing, id uuid.UUID) (key, wrapped []b
 		if err != nil {
 			return nil, nil, fmt.Errorf("key agreement with %s: %w", l.Node, err)
 		}
-		for k, old := range s.senders {
-			if time.Since(old.made) > contextLife {
-				delete(s.senders, k)
-			}
-		}
 		c = &senderContext{enc: enc, s: sender, made: time.Now()}
 		s.senders[name] = c
 	}
@@ -259,17 +286,17 @@ func (s *sealer) dataKeyOf(ctx context.Context, id uuid.UUID, wrapped []byte) ([
 		return nil, fmt.Errorf("%w: its wrapped data key is too short", errNoKey)
 	}
 	kid, enc := string(wrapped[1:1+int(wrapped[0])]), wrapped[1+int(wrapped[0]):]
+	if kid == "" {
+		return nil, fmt.Errorf("%w: its data key names no sealing key of the day", errNoKey)
+	}
 	name := kid + "|" + string(enc)
 	s.mu.Lock()
-	r := s.recipients[name]
+	r, gen := s.recipients[name], s.gen
 	s.mu.Unlock()
 	if r == nil {
-		priv := s.key
-		if kid != "" {
-			var err error
-			if priv, err = s.dayKey(ctx, kid); err != nil {
-				return nil, fmt.Errorf("its data key cannot be derived: %w", err)
-			}
+		priv, err := s.dayKey(ctx, kid)
+		if err != nil {
+			return nil, fmt.Errorf("its data key cannot be derived: %w", err)
 		}
 		k, err := hpke.NewDHKEMPrivateKey(priv)
 		if err != nil {
@@ -282,7 +309,9 @@ func (s *sealer) dataKeyOf(ctx context.Context, id uuid.UUID, wrapped []byte) ([
 		if len(s.recipients) >= 4096 {
 			clear(s.recipients)
 		}
-		s.recipients[name] = r
+		if s.gen == gen { // no key was destroyed meanwhile
+			s.recipients[name] = r
+		}
 		s.mu.Unlock()
 	}
 	return r.Export(keyContext(id), event.DataKeySize)
@@ -319,7 +348,11 @@ func (a *App) RotateSealingKey(ctx context.Context) error {
 // than grace ago, if everything sent to this node was taken in; it
 // returns how many it destroyed.
 func (a *App) DestroyRetiredKeys(ctx context.Context, grace time.Duration) (int, error) {
-	return a.seal.destroyRetired(ctx, grace, a.idle)
+	n, waits, err := a.seal.destroyRetired(ctx, grace, a.idle)
+	if waits != nil {
+		a.log.Info("retired sealing keys wait", "why", waits)
+	}
+	return n, err
 }
 
 // openMove opens a sealed event about referral r, which this node holds,
@@ -377,9 +410,28 @@ func (a *App) openEvent(e *ce.Event, key func(wrapped []byte) ([]byte, error)) (
 		return nil, inbox.Reject("%v", err)
 	}
 	if err := a.registry.Validate(&opened); err != nil {
-		return nil, inbox.Reject("what the sealed part holds breaks the schema: %v", err)
+		// Where, not what: the reason travels back in clear in the receipt.
+		return nil, inbox.Reject("what the sealed part holds breaks the schema of %s at %s", e.Type(), strings.Join(schemaPlaces(err), ", "))
 	}
 	return &opened, nil
+}
+
+// schemaPlace finds the places a schema error names ("at /note: ...").
+var schemaPlace = regexp.MustCompile(`at (/[^:;]*|\(root\)):`)
+
+// schemaPlaces are the places of the data a schema error names, without
+// the values it may quote.
+func schemaPlaces(err error) []string {
+	var out []string
+	for _, m := range schemaPlace.FindAllStringSubmatch(err.Error(), -1) {
+		if !slices.Contains(out, m[1]) {
+			out = append(out, m[1])
+		}
+	}
+	if len(out) == 0 {
+		out = append(out, "an unnamed place")
+	}
+	return out
 }
 
 // wireWork is w as it travels to the other party: without the shelter's

@@ -81,3 +81,13 @@ LIMIT 100;
 
 -- name: DisclosureDeleteExpired :execrows
 DELETE FROM core.address_disclosure WHERE until <= sqlc.arg(now)::timestamptz;
+
+-- name: ConsentErasePerson :exec
+-- The person of these consents was erased: who consented, for what and
+-- whom about go; the consents stay, so the referrals made under them
+-- still name one.
+UPDATE core.consent SET given_by = '', person_key = '', purpose = ''
+WHERE person_key = sqlc.arg(person_key)::text AND person_key <> '';
+
+-- name: DisclosureDeleteByReferral :exec
+DELETE FROM core.address_disclosure WHERE referral_id = ANY(sqlc.arg(ids)::uuid[]);

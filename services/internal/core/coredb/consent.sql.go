@@ -12,6 +12,19 @@ import (
 	"github.com/google/uuid"
 )
 
+const consentErasePerson = `-- name: ConsentErasePerson :exec
+UPDATE core.consent SET given_by = '', person_key = '', purpose = ''
+WHERE person_key = $1::text AND person_key <> ''
+`
+
+// The person of these consents was erased: who consented, for what and
+// whom about go; the consents stay, so the referrals made under them
+// still name one.
+func (q *Queries) ConsentErasePerson(ctx context.Context, personKey string) error {
+	_, err := q.db.Exec(ctx, consentErasePerson, personKey)
+	return err
+}
+
 const consentGet = `-- name: ConsentGet :one
 SELECT id, given_by, person_key, to_agency, purpose, data_categories, expires_at, recorded_at, revoked_at, revoke_reason, to_org FROM core.consent WHERE id = $1
 `
@@ -184,6 +197,15 @@ func (q *Queries) ConsentRevoke(ctx context.Context, arg ConsentRevokeParams) (C
 		&i.ToOrg,
 	)
 	return i, err
+}
+
+const disclosureDeleteByReferral = `-- name: DisclosureDeleteByReferral :exec
+DELETE FROM core.address_disclosure WHERE referral_id = ANY($1::uuid[])
+`
+
+func (q *Queries) DisclosureDeleteByReferral(ctx context.Context, ids []uuid.UUID) error {
+	_, err := q.db.Exec(ctx, disclosureDeleteByReferral, ids)
+	return err
 }
 
 const disclosureDeleteExpired = `-- name: DisclosureDeleteExpired :execrows

@@ -111,7 +111,11 @@ LIMIT 1;
 UPDATE core.referral SET received_at = coalesce(received_at, sqlc.arg(at)::timestamptz) WHERE id = sqlc.arg(id);
 
 -- name: ReferralCasesOfPerson :many
--- The other cases this node holds about the person with key.
+-- The other cases this node holds about the person with key, in the
+-- referrals organization org sent or received ('' for the node's).
 SELECT DISTINCT case_id FROM core.referral
 WHERE person_key = sqlc.arg(person_key)::text AND person_key <> '' AND case_id <> sqlc.arg(case_id)::uuid
+  AND (sqlc.arg(org)::text = ''
+       OR (to_agency = sqlc.arg(self)::text AND to_org = sqlc.arg(org)::text)
+       OR (from_agency = sqlc.arg(self)::text AND from_org = sqlc.arg(org)::text))
 ORDER BY case_id;

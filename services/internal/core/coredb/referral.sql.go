@@ -81,17 +81,28 @@ func (q *Queries) HistoryInsert(ctx context.Context, arg HistoryInsertParams) er
 const referralCasesOfPerson = `-- name: ReferralCasesOfPerson :many
 SELECT DISTINCT case_id FROM core.referral
 WHERE person_key = $1::text AND person_key <> '' AND case_id <> $2::uuid
+  AND ($3::text = ''
+       OR (to_agency = $4::text AND to_org = $3::text)
+       OR (from_agency = $4::text AND from_org = $3::text))
 ORDER BY case_id
 `
 
 type ReferralCasesOfPersonParams struct {
 	PersonKey string
 	CaseID    uuid.UUID
+	Org       string
+	Self      string
 }
 
-// The other cases this node holds about the person with key.
+// The other cases this node holds about the person with key, in the
+// referrals organization org sent or received (” for the node's).
 func (q *Queries) ReferralCasesOfPerson(ctx context.Context, arg ReferralCasesOfPersonParams) ([]uuid.UUID, error) {
-	rows, err := q.db.Query(ctx, referralCasesOfPerson, arg.PersonKey, arg.CaseID)
+	rows, err := q.db.Query(ctx, referralCasesOfPerson,
+		arg.PersonKey,
+		arg.CaseID,
+		arg.Org,
+		arg.Self,
+	)
 	if err != nil {
 		return nil, err
 	}

@@ -89,9 +89,10 @@ type Receiver interface {
 
 // Eraser is a kind whose records say something about the people of its
 // referrals (findings, conclusions, reasons). Erase empties that in the
-// records of referrals ids, in the caller's transaction, when the family
-// revokes its consent or a person is erased; what the kind counts by
-// (a bed taken, a decision made) stays.
+// records of referrals ids, in the caller's transaction, when a person is
+// erased (at the node that erases and at the other party); what the kind
+// counts by (a bed taken, a decision made) stays. A revoked consent
+// leaves a node's own records as they are.
 type Eraser interface {
 	Erase(ctx context.Context, db DB, ids []uuid.UUID) error
 }

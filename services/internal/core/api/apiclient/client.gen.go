@@ -233,7 +233,7 @@ type Disclosure struct {
 	// Examples: https://example.com/schemas/Disclosure.json
 	Schema *string `json:"$schema,omitempty"`
 
-	// Address Shown to the caseworkers of to_org only; the shelter's own record of what it disclosed leaves it out.
+	// Address Shown to the users of to_org only; the shelter's own record of what it disclosed leaves it out.
 	Address *string            `json:"address,omitempty"`
 	CaseId  openapi_types.UUID `json:"case_id"`
 
@@ -1078,7 +1078,7 @@ type ClientInterface interface {
 
 	// DiscloseAddressWithBody A shelter discloses where a family it placed stays to one organization of another node, for a purpose and until a time
 	//
-	// The address and the purpose travel sealed to that organization's node alone; it shows them to that organization's caseworkers only (GET /api/v1/disclosures), and forgets them at the time given. The referring organization is not told.
+	// The address and the purpose travel sealed to that organization's node alone; it shows them to that organization's users only (GET /api/v1/disclosures), and forgets them at the time given. The referring organization is not told.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -1087,7 +1087,7 @@ type ClientInterface interface {
 
 	// DiscloseAddress A shelter discloses where a family it placed stays to one organization of another node, for a purpose and until a time
 	//
-	// The address and the purpose travel sealed to that organization's node alone; it shows them to that organization's caseworkers only (GET /api/v1/disclosures), and forgets them at the time given. The referring organization is not told.
+	// The address and the purpose travel sealed to that organization's node alone; it shows them to that organization's users only (GET /api/v1/disclosures), and forgets them at the time given. The referring organization is not told.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -1654,7 +1654,7 @@ func (c *Client) DeclineReferral(ctx context.Context, id openapi_types.UUID, bod
 
 // DiscloseAddressWithBody A shelter discloses where a family it placed stays to one organization of another node, for a purpose and until a time
 //
-// The address and the purpose travel sealed to that organization's node alone; it shows them to that organization's caseworkers only (GET /api/v1/disclosures), and forgets them at the time given. The referring organization is not told.
+// The address and the purpose travel sealed to that organization's node alone; it shows them to that organization's users only (GET /api/v1/disclosures), and forgets them at the time given. The referring organization is not told.
 //
 // Takes any type of body and a specified content type.
 //
@@ -1673,7 +1673,7 @@ func (c *Client) DiscloseAddressWithBody(ctx context.Context, id openapi_types.U
 
 // DiscloseAddress A shelter discloses where a family it placed stays to one organization of another node, for a purpose and until a time
 //
-// The address and the purpose travel sealed to that organization's node alone; it shows them to that organization's caseworkers only (GET /api/v1/disclosures), and forgets them at the time given. The referring organization is not told.
+// The address and the purpose travel sealed to that organization's node alone; it shows them to that organization's users only (GET /api/v1/disclosures), and forgets them at the time given. The referring organization is not told.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -3333,7 +3333,7 @@ type ClientWithResponsesInterface interface {
 
 	// DiscloseAddressWithBodyWithResponse A shelter discloses where a family it placed stays to one organization of another node, for a purpose and until a time
 	//
-	// The address and the purpose travel sealed to that organization's node alone; it shows them to that organization's caseworkers only (GET /api/v1/disclosures), and forgets them at the time given. The referring organization is not told.
+	// The address and the purpose travel sealed to that organization's node alone; it shows them to that organization's users only (GET /api/v1/disclosures), and forgets them at the time given. The referring organization is not told.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -3342,7 +3342,7 @@ type ClientWithResponsesInterface interface {
 
 	// DiscloseAddressWithResponse A shelter discloses where a family it placed stays to one organization of another node, for a purpose and until a time
 	//
-	// The address and the purpose travel sealed to that organization's node alone; it shows them to that organization's caseworkers only (GET /api/v1/disclosures), and forgets them at the time given. The referring organization is not told.
+	// The address and the purpose travel sealed to that organization's node alone; it shows them to that organization's users only (GET /api/v1/disclosures), and forgets them at the time given. The referring organization is not told.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -6040,7 +6040,7 @@ func (c *ClientWithResponses) DeclineReferralWithResponse(ctx context.Context, i
 
 // DiscloseAddressWithBodyWithResponse A shelter discloses where a family it placed stays to one organization of another node, for a purpose and until a time
 //
-// The address and the purpose travel sealed to that organization's node alone; it shows them to that organization's caseworkers only (GET /api/v1/disclosures), and forgets them at the time given. The referring organization is not told.
+// The address and the purpose travel sealed to that organization's node alone; it shows them to that organization's users only (GET /api/v1/disclosures), and forgets them at the time given. The referring organization is not told.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -6055,7 +6055,7 @@ func (c *ClientWithResponses) DiscloseAddressWithBodyWithResponse(ctx context.Co
 
 // DiscloseAddressWithResponse A shelter discloses where a family it placed stays to one organization of another node, for a purpose and until a time
 //
-// The address and the purpose travel sealed to that organization's node alone; it shows them to that organization's caseworkers only (GET /api/v1/disclosures), and forgets them at the time given. The referring organization is not told.
+// The address and the purpose travel sealed to that organization's node alone; it shows them to that organization's users only (GET /api/v1/disclosures), and forgets them at the time given. The referring organization is not told.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
