@@ -152,6 +152,9 @@ func Start(ctx context.Context, o Options) (*Cluster, error) {
 	}
 }
 
+// Dir returns the cluster's data directory.
+func (c *Cluster) Dir() string { return c.dir }
+
 // Port returns the TCP port the server listens on.
 func (c *Cluster) Port() int { return c.port }
 

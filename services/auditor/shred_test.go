@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -80,6 +81,14 @@ func shredded(t *testing.T, how string) {
 			return nil
 		})
 	}
+	// Nor in old row versions on the receiver's disk: its store was
+	// rewritten after the erasure.
+	nodetest.Eventually(t, 30*time.Second, func() error {
+		if n.FilesHold("social", note) {
+			return errors.New("a file of social's database still holds the note")
+		}
+		return nil
+	})
 	nodetest.Eventually(t, 30*time.Second, func() error {
 		if k := dataKeys(t, n.dbs["health"]); len(k) != 1 {
 			return fmt.Errorf("health holds %d data keys, want 1 (the other referral's)", len(k))

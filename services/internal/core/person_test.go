@@ -198,6 +198,9 @@ func TestErasePerson(t *testing.T) {
 		t.Fatalf("a refused erasure changed the referral: %+v", got)
 	}
 
+	if !n.FilesHold("clinic", note) {
+		t.Fatal("the note is not in the clinic's database files: the check below would prove nothing")
+	}
 	status, body, _ = n.Do("clinic", "POST", "/api/v1/people/erase", `{"person_id":"`+iin+`","reason":"the mother asked, in writing"}`)
 	if status != 200 || !strings.Contains(body, r.ID.String()) || strings.Contains(body, other.ID.String()) {
 		t.Fatalf("erase: %d %s", status, body)
@@ -217,6 +220,13 @@ func TestErasePerson(t *testing.T) {
 		if s := n.StoreText(node); strings.Contains(s, note) {
 			t.Errorf("%s's store still holds the note", node)
 		}
+		// Not even in old row versions on disk: the store was rewritten.
+		nodetest.Eventually(t, 30*time.Second, func() error {
+			if n.FilesHold(node, note) {
+				return fmt.Errorf("a file of %s's database still holds the note", node)
+			}
+			return nil
+		})
 	}
 	if _, err := n.App("clinic").Move(context.Background(), other.ID, "cancel", app.MoveInput{Reason: "done"}); err != nil {
 		t.Fatalf("the other referral cannot be moved: %v", err)

@@ -123,6 +123,9 @@ type App struct {
 	// which nothing takes from it.
 	creations chan *creation
 	stopped   chan struct{}
+	// compactDue asks the compactor to rewrite the store's tables
+	// (compact.go).
+	compactDue chan struct{}
 }
 
 // New opens the application of a node: it loads (or makes) the node's
@@ -148,7 +151,7 @@ func New(ctx context.Context, cfg Config, d Deps) (*App, error) {
 	}
 	a := &App{
 		cfg: cfg, self: cfg.Node, log: cfg.Logger, pool: d.Pool, kind: d.Kind, out: d.Outbox, registry: d.Registry,
-		dir: d.Directory, keyer: d.Keyer, hosts: d.Hosts, revoked: d.TokenRevoked, idle: d.Idle, creations: make(chan *creation), stopped: make(chan struct{}),
+		dir: d.Directory, keyer: d.Keyer, hosts: d.Hosts, revoked: d.TokenRevoked, idle: d.Idle, creations: make(chan *creation), stopped: make(chan struct{}), compactDue: make(chan struct{}, 1),
 	}
 	var err error
 	if a.seal, err = loadSealer(ctx, coredb.New(d.Pool), cfg.Node, cfg.SealingKey); err != nil {
@@ -176,6 +179,7 @@ func (a *App) Run(ctx context.Context) error {
 	defer close(a.stopped)
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return a.commitGroups(ctx) })
+	g.Go(func() error { return a.compactor(ctx) })
 	// Deadlines that passed fire within a tick; places taken or freed by
 	// events from the bus show in the listing within one.
 	g.Go(func() error {

@@ -269,6 +269,7 @@ func (a *App) RevokeConsent(ctx context.Context, id uuid.UUID, reason string) (C
 		}
 		return Consent{}, fmt.Errorf("revoke consent: %w", err)
 	}
+	a.compactSoon() // the destroyed keys' old row versions go too
 	return consentFromDB(out), nil
 }
 
@@ -300,5 +301,6 @@ func (a *App) applyRevoked(ctx context.Context, q *coredb.Queries, e *ce.Event) 
 	if err := q.ReferralRedact(ctx, coredb.ReferralRedactParams{ID: id, At: &at}); err != nil {
 		return nil, fmt.Errorf("redact referral: %w", err)
 	}
+	a.compactSoon()
 	return nil, nil
 }

@@ -109,6 +109,10 @@ func (a *App) ErasePerson(ctx context.Context, personID, reason string) (Erasure
 		return Erasure{}, fmt.Errorf("erase person: %w", err)
 	}
 	a.log.Info("person erased", "referrals", len(out.Referrals))
+	if err := a.compact(ctx); err != nil {
+		a.log.Warn("compact", "err", err)
+		a.compactSoon()
+	}
 	return out, nil
 }
 
@@ -158,7 +162,11 @@ func (a *App) applyErased(ctx context.Context, q *coredb.Queries, db kind.DB, e 
 	if from, _ := bus.NodeOf(e.Source()); from != r.FromAgency && from != r.ToAgency || from == a.self {
 		return inbox.Reject("%s is not the other party of referral %s (%s to %s)", from, id, r.FromAgency, r.ToAgency), nil
 	}
-	return nil, a.erase(ctx, q, db, []uuid.UUID{id})
+	if err := a.erase(ctx, q, db, []uuid.UUID{id}); err != nil {
+		return nil, err
+	}
+	a.compactSoon()
+	return nil, nil
 }
 
 // erase empties what referrals ids said, at this node: their note,

@@ -352,6 +352,9 @@ func (a *App) DestroyRetiredKeys(ctx context.Context, grace time.Duration) (int,
 	if waits != nil {
 		a.log.Info("retired sealing keys wait", "why", waits)
 	}
+	if n > 0 {
+		a.compactSoon() // the keys' old row versions go too
+	}
 	return n, err
 }
 

@@ -6,10 +6,12 @@
 package nodetest
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -17,6 +19,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -500,6 +504,41 @@ func (n *Network) Tables(name string) []string {
 		n.T.Fatal(err)
 	}
 	return out
+}
+
+// FilesHold reports whether any file of node name's database, as it lies
+// on disk after a checkpoint, holds s: old row versions included, which
+// no query or dump shows.
+func (n *Network) FilesHold(name, s string) bool {
+	n.T.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, n.DB(name))
+	if err != nil {
+		n.T.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var oid uint32
+	if err := conn.QueryRow(ctx, "SELECT oid FROM pg_database WHERE datname = current_database()").Scan(&oid); err != nil {
+		n.T.Fatal(err)
+	}
+	if _, err := conn.Exec(ctx, "CHECKPOINT"); err != nil {
+		n.T.Fatal(err)
+	}
+	dir := filepath.Join(pgtest.Cluster(n.T).Dir(), "base", strconv.FormatUint(uint64(oid), 10))
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		n.T.Fatal(err)
+	}
+	for _, e := range entries {
+		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			n.T.Fatal(err)
+		}
+		if bytes.Contains(b, []byte(s)) {
+			return true
+		}
+	}
+	return false
 }
 
 // StreamEvents are the events about subject (a referral's id) on the
