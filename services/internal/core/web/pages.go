@@ -55,7 +55,7 @@ func (u *UI) tr(r *http.Request) T {
 func (u *UI) render(w http.ResponseWriter, r *http.Request, status int, name, nav string, data any, errKey string, errArgs ...any) {
 	p, _ := PrincipalFrom(r.Context())
 	t := u.tr(r)
-	pg := page{T: t, P: p, Agency: u.agency, Nav: nav, Langs: Langs, LangNames: langNames, Path: r.URL.RequestURI(), OIDC: u.oidc != nil, Data: data}
+	pg := page{T: t, P: p, Agency: u.agency, Nav: nav, Langs: Langs, LangNames: langNames, Path: backPath(r), OIDC: u.oidc != nil, Data: data}
 	if p != nil && p.Org != "" {
 		pg.OrgName = u.orgLabel(t, p.Org)
 	}
@@ -71,6 +71,19 @@ func (u *UI) render(w http.ResponseWriter, r *http.Request, status int, name, na
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.WriteHeader(status)
 	_, _ = w.Write(buf.Bytes())
+}
+
+// backPath is where switching the language returns to: the page itself,
+// or, for the answer to a form that failed (a POST, which cannot be
+// fetched again), the page the form was on.
+func backPath(r *http.Request) string {
+	if r.Method == http.MethodGet || r.Method == http.MethodHead {
+		return r.URL.RequestURI()
+	}
+	if ref, err := url.Parse(r.Referer()); err == nil && (ref.Host == "" || ref.Host == r.Host) && strings.HasPrefix(ref.Path, "/ui/") {
+		return ref.RequestURI()
+	}
+	return "/ui/inbox"
 }
 
 func (u *UI) errorPage(w http.ResponseWriter, r *http.Request, status int, key string) {
@@ -171,6 +184,13 @@ func (u *UI) login(w http.ResponseWriter, r *http.Request) {
 	if err := u.newSession(r.Context(), w, user.Username, user.Role); err != nil {
 		u.fail(w, r, err)
 		return
+	}
+	// The language chosen on the sign-in page becomes the user's.
+	if c, err := r.Cookie(langCookie); err == nil && slices.Contains(Langs, c.Value) {
+		if err := u.app.SetLanguage(r.Context(), user.Username, c.Value); err != nil {
+			u.fail(w, r, err)
+			return
+		}
 	}
 	http.Redirect(w, r, "/ui/inbox", http.StatusSeeOther)
 }

@@ -260,3 +260,32 @@ func TestEraseFromUI(t *testing.T) {
 		t.Fatalf("the referral after the erasure: note %q, key destroyed %v", got.Note, got.KeyDestroyed)
 	}
 }
+
+// The language chosen on the sign-in page is kept once signed in, even
+// by a user who had chosen another before; and switching the language on
+// the answer to a failed form returns to the form's page, not to the
+// address the form was posted to.
+func TestLanguageChosenBeforeSignInKept(t *testing.T) {
+	t.Parallel()
+	n := newNetwork(t, nil, "health", "ngo")
+	ctx := context.Background()
+	if err := n.App("health").SetLanguage(ctx, "health-caseworker", "en"); err != nil {
+		t.Fatal(err)
+	}
+	c := n.client("health")
+	res, _ := c.form("/ui/lang", url.Values{"lang": {"kk"}, "back": {"/ui/login"}})
+	wantStatus(t, res, http.StatusSeeOther)
+	res, _ = c.form("/ui/login", url.Values{"username": {"health-caseworker"}, "password": {password}})
+	wantStatus(t, res, http.StatusSeeOther)
+	res, body := c.get("/ui/inbox")
+	wantStatus(t, res, http.StatusOK)
+	wantContains(t, body, `<html lang="kk">`)
+
+	req, _ := http.NewRequest(http.MethodPost, c.base+"/ui/referrals", strings.NewReader(url.Values{"note": {"n"}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Referer", c.base+"/ui/new?case=x")
+	req.Header.Set("Origin", c.base)
+	res, body = c.do(req)
+	wantStatus(t, res, http.StatusUnprocessableEntity)
+	wantContains(t, body, `name="back" value="/ui/new?case=x"`)
+}
