@@ -561,6 +561,8 @@ type newData struct {
 	// user who works for none of them and may pick; empty otherwise.
 	From   []choice
 	CaseID string
+	// Form is what was typed, shown again after a failed form.
+	Form url.Values
 }
 
 func (u *UI) newData(r *http.Request, caseID string) newData {
@@ -585,10 +587,11 @@ func (u *UI) create(w http.ResponseWriter, r *http.Request) {
 	}
 	in.ToOrg, in.Service = offerOf(r, "offer")
 	d := u.newData(r, r.PostFormValue("case_id"))
+	d.Form = r.PostForm
 	if c := strings.TrimSpace(d.CaseID); c != "" {
 		id, err := uuid.Parse(c)
 		if err != nil {
-			u.render(w, r, http.StatusUnprocessableEntity, "new", "new", d, "error.invalid")
+			u.render(w, r, http.StatusUnprocessableEntity, "new", "new", d, "error.invalid_detail", "case_id: "+c+" is not a case number")
 			return
 		}
 		in.CaseID = id
@@ -611,10 +614,25 @@ func (u *UI) create(w http.ResponseWriter, r *http.Request) {
 		if status == http.StatusInternalServerError {
 			u.log.Error("create referral failed", "err", err)
 		}
-		u.render(w, r, status, "new", "new", d, key)
+		// The form comes back with what was typed, and the real reason.
+		var args []any
+		if status == http.StatusUnprocessableEntity || status == http.StatusConflict {
+			key, args = "error.invalid_detail", []any{reasonOf(err)}
+		}
+		u.render(w, r, status, "new", "new", d, key, args...)
 		return
 	}
 	http.Redirect(w, r, "/ui/referrals/"+ref.ID.String(), http.StatusSeeOther)
+}
+
+// reasonOf is what an application error says, without its kind.
+func reasonOf(err error) string {
+	for _, kind := range []error{app.ErrInvalid, app.ErrConflict} {
+		if errors.Is(err, kind) {
+			return strings.TrimPrefix(err.Error(), kind.Error()+": ")
+		}
+	}
+	return err.Error()
 }
 
 // consentFieldData is what the "consent" template needs: the page's
@@ -622,9 +640,17 @@ func (u *UI) create(w http.ResponseWriter, r *http.Request) {
 type consentFieldData struct {
 	T  T
 	ID string
+	// Form is what was typed, shown again after a failed form.
+	Form url.Values
 }
 
-func consentField(t T, id string) consentFieldData { return consentFieldData{T: t, ID: id} }
+func consentField(t T, id string, form ...url.Values) consentFieldData {
+	d := consentFieldData{T: t, ID: id}
+	if len(form) > 0 {
+		d.Form = form[0]
+	}
+	return d
+}
 
 // offerFieldData is what the "offer" template needs: the page's language,
 // the select's id and the organizations to choose from.
@@ -632,10 +658,16 @@ type offerFieldData struct {
 	T       T
 	ID      string
 	Choices []choice
+	// Selected is the offer chosen before a failed form.
+	Selected string
 }
 
-func offerField(t T, id string, cs []choice) offerFieldData {
-	return offerFieldData{T: t, ID: id, Choices: cs}
+func offerField(t T, id string, cs []choice, selected ...string) offerFieldData {
+	d := offerFieldData{T: t, ID: id, Choices: cs}
+	if len(selected) > 0 {
+		d.Selected = selected[0]
+	}
+	return d
 }
 
 // recordConsent records the family's consent from the form's consent

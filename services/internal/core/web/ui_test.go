@@ -289,3 +289,27 @@ func TestLanguageChosenBeforeSignInKept(t *testing.T) {
 	wantStatus(t, res, http.StatusUnprocessableEntity)
 	wantContains(t, body, `name="back" value="/ui/new?case=x"`)
 }
+
+// A new referral's form that fails comes back with everything typed and
+// the real reason (here a consent that ends before today), not only "the
+// form is not complete"; nothing is sent.
+func TestFailedFormKeepsInput(t *testing.T) {
+	t.Parallel()
+	n := newNetwork(t, nil, "health", "ngo")
+	cw := n.signIn("health", "health-caseworker")
+	const note = "Mother and two children need a safe place tonight"
+	yesterday := time.Now().AddDate(0, 0, -2).Format(time.DateOnly)
+	res, body := cw.form("/ui/referrals", url.Values{
+		"offer": {"ngo/crisis_shelter"}, "note": {note}, "person_id": {"880101300123"},
+		"consent_given_by": {"the mother"}, "consent_purpose": {"a safe place"}, "consent_until": {yesterday},
+	})
+	wantStatus(t, res, http.StatusUnprocessableEntity)
+	wantContains(t, body, `id="error"`, ">"+note+"</textarea>", `value="ngo/crisis_shelter" selected`, `value="880101300123"`,
+		`value="the mother"`, `value="a safe place"`, `value="`+yesterday+`"`)
+	if !strings.Contains(body, "expire") && !strings.Contains(body, "passed") && !strings.Contains(body, "past") {
+		t.Errorf("the error does not say the consent's date is the problem:\n%s", body[strings.Index(body, `id="error"`):][:300])
+	}
+	if sent, err := n.App("health").Sent(context.Background(), "", 10); err != nil || len(sent) != 0 {
+		t.Fatalf("a failed form sent %d referrals, %v", len(sent), err)
+	}
+}
