@@ -413,6 +413,9 @@ type referralData struct {
 	Timeline            []app.Step
 	Choices             []choice
 	Reasons             []string
+	// ParentSeen: this node holds the referral this one was forwarded
+	// from, so the page may link to it.
+	ParentSeen bool
 }
 
 func (u *UI) referralPage(w http.ResponseWriter, r *http.Request) {
@@ -444,6 +447,10 @@ func (u *UI) showReferral(w http.ResponseWriter, r *http.Request, status int, er
 	d := referralData{
 		R: ref, Incoming: ref.ToAgency == u.agency, Timeline: c.Timeline, Choices: u.choices(t), ReadOnly: p.Role == RoleAuditor,
 		From: u.orgAt(t, ref.FromOrg, ref.FromAgency), To: u.orgAt(t, ref.ToOrg, ref.ToAgency), Forwarded: u.orgAt(t, ref.ForwardedOrg, ref.ForwardedAgency),
+	}
+	if ref.ParentID != nil {
+		_, err := u.app.Referral(r.Context(), *ref.ParentID)
+		d.ParentSeen = err == nil
 	}
 	party := referral.Receiver
 	if !d.Incoming {

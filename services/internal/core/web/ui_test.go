@@ -17,6 +17,7 @@ import (
 	"github.com/refbus/refbus/schemas"
 	"github.com/refbus/refbus/services/internal/core"
 	"github.com/refbus/refbus/services/internal/core/app"
+	"github.com/refbus/refbus/services/internal/core/nodetest"
 )
 
 var rowRe = regexp.MustCompile(`data-referral="([0-9a-f-]{36})"`)
@@ -312,4 +313,46 @@ func TestFailedFormKeepsInput(t *testing.T) {
 	if sent, err := n.App("health").Sent(context.Background(), "", 10); err != nil || len(sent) != 0 {
 		t.Fatalf("a failed form sent %d referrals, %v", len(sent), err)
 	}
+}
+
+// A referral forwarded to a shelter names the referral it came from
+// without a link the shelter could not follow (it never held that one),
+// and its timeline calls a delivered request "sent", not "not yet
+// delivered".
+func TestForwardedReferralPage(t *testing.T) {
+	t.Parallel()
+	n := newNetwork(t, nil, "education", "social", "ngo")
+	r := n.refer("education", "social", "family_support", "signs of violence at home")
+	n.Both(r, "received")
+	ctx := context.Background()
+	c, err := n.App("social").RecordConsent(ctx, app.NewConsent{GivenBy: "the mother", ToOrg: "ngo", Purpose: "a safe place",
+		DataCategories: []string{schemas.CategorySummary}, ExpiresAt: time.Now().Add(time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fwd, err := n.App("social").Move(ctx, r.ID, "forward", app.MoveInput{ToOrg: "ngo", Service: "crisis_shelter", Note: "a safe place tonight", ConsentID: c.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nodetest.Eventually(t, 30*time.Second, n.WantStatus("ngo", *fwd.ForwardedTo, "received"))
+	if err := n.App("ngo").SetLanguage(ctx, "ngo-caseworker", "en"); err != nil {
+		t.Fatal(err)
+	}
+	sh := n.signIn("ngo", "ngo-caseworker")
+	res, body := sh.get("/ui/referrals/" + fwd.ForwardedTo.String())
+	wantStatus(t, res, http.StatusOK)
+	if strings.Contains(body, `href="/ui/referrals/`+r.ID.String()+`"`) {
+		t.Error("the shelter's page links to a referral it never held")
+	}
+	wantContains(t, body, "(not held here)", "<td>Sent</td>")
+	if strings.Contains(body, "Sent, not yet delivered") {
+		t.Error(`the timeline says "not yet delivered" of a delivered request`)
+	}
+	// The forwarding node holds both, and links.
+	if err := n.App("social").SetLanguage(ctx, "social-caseworker", "en"); err != nil {
+		t.Fatal(err)
+	}
+	so := n.signIn("social", "social-caseworker")
+	_, body = so.get("/ui/referrals/" + fwd.ForwardedTo.String())
+	wantContains(t, body, `href="/ui/referrals/`+r.ID.String()+`"`)
 }
