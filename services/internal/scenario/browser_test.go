@@ -338,6 +338,23 @@ func TestBrowserDomesticViolence(t *testing.T) {
 		}
 	}
 
+	// On a phone's screen (375 px) no page is wider than the screen: the
+	// tables turn into cards.
+	social.run("a phone's screen", chromedp.EmulateViewport(375, 800))
+	var pages []string
+	social.open("/ui/inbox")
+	social.run("list the referrals", chromedp.WaitVisible("#live", chromedp.ByQuery),
+		chromedp.Evaluate(`[...document.querySelectorAll("tr[data-referral] a")].map(a => a.getAttribute("href"))`, &pages))
+	for _, p := range append([]string{"/ui/inbox", "/ui/sent", "/ui/new"}, pages...) {
+		social.open(p)
+		var width int
+		social.run("width of "+p, chromedp.Evaluate(`document.documentElement.scrollWidth`, &width))
+		if width > 375 {
+			t.Errorf("at 375 px, %s is %d px wide", p, width)
+		}
+	}
+	social.run("back to a desktop's screen", chromedp.EmulateViewport(1280, 900))
+
 	// The language follows the user: the school switches to Kazakh.
 	school.run("switch to Kazakh",
 		chromedp.SetValue("#lang", "kk", chromedp.ByQuery),
