@@ -364,7 +364,12 @@ func TestBrowserDomesticViolence(t *testing.T) {
 	school.signIn("kz-almaty-school-12-caseworker")
 	school.run("Kazakh after signing in again", chromedp.WaitVisible(`html[lang="kk"]`, chromedp.ByQuery))
 	school.open("/ui/new")
-	school.run("new form", chromedp.WaitVisible("#note", chromedp.ByQuery))
+	var mark string
+	school.run("new form", chromedp.WaitVisible("#note", chromedp.ByQuery),
+		chromedp.Evaluate(`getComputedStyle(document.querySelector("label[for=note]"), "::after").content`, &mark))
+	if mark != `" *"` {
+		t.Errorf("the note, which must be filled in, is not marked: %q", mark)
+	}
 	school.a11y()
 	school.shot("new-kk")
 	school.open("/ui/login")
