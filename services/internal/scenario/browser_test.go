@@ -323,11 +323,19 @@ func TestBrowserDomesticViolence(t *testing.T) {
 		if len(pages) < 3 {
 			t.Fatalf("%s lists no referral", tb.base)
 		}
+		placed := false
 		for _, p := range pages {
 			tb.open(p)
-			if h := tb.html(); strings.Contains(h, "Zheltoksan") {
+			h := tb.html()
+			if strings.Contains(h, "Zheltoksan") {
 				t.Fatalf("the shelter's address shows on %s%s", tb.base, p)
 			}
+			placed = placed || strings.Contains(h, `id="work"`) && strings.Contains(h, "B-4")
+		}
+		// Social, which referred the family to the shelter, sees that it
+		// is placed (the bed, until when), not where.
+		if tb == social && !placed {
+			t.Error("social's pages do not show the shelter's placement")
 		}
 	}
 	if h := shelter.html(); !strings.Contains(h, "Zheltoksan") {
