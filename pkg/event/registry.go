@@ -44,6 +44,7 @@ type typeSchema struct {
 	// sealed is the schema of the sealed form (seal.go), nil for a type
 	// that seals nothing; sealedFields are the properties it seals.
 	sealed       *jsonschema.Schema
+	sealedID     string
 	sealedFields []string
 }
 
@@ -105,7 +106,8 @@ func NewRegistry(fsyss ...fs.FS) (*Registry, error) {
 		}
 		ts := &typeSchema{id: f.id, schema: sch, sealedFields: f.sealedFields}
 		if len(f.sealedFields) > 0 {
-			if ts.sealed, err = c.Compile(f.id + SealedForm); err != nil {
+			ts.sealedID = f.id + SealedForm
+			if ts.sealed, err = c.Compile(ts.sealedID); err != nil {
 				return nil, fmt.Errorf("compile the sealed form of schema %s: %w", f.path, err)
 			}
 		}
@@ -240,7 +242,7 @@ func (r *Registry) Validate(e *ce.Event) error {
 	switch ds := e.DataSchema(); {
 	case ds == "" || ds == s.id:
 		return s.validate(s.schema, s.id, e.Data())
-	case s.sealed != nil && ds == s.id+SealedForm:
+	case s.sealed != nil && ds == s.sealedID:
 		return s.validate(s.sealed, ds, e.Data())
 	default:
 		return fmt.Errorf("%w: dataschema %q does not match %s, the schema of %s", ErrInvalid, ds, s.id, e.Type())
@@ -323,17 +325,37 @@ func (s *typeSchema) validate(schema *jsonschema.Schema, id string, data []byte)
 	if !errors.As(err, &verr) {
 		return fmt.Errorf("%w: data does not match schema %s: %w", ErrInvalid, id, err)
 	}
-	return fmt.Errorf("%w: data does not match schema %s: %s", ErrInvalid, id, summarize(verr))
+	summary, places := summarize(verr)
+	return &DataError{Schema: id, Places: places, msg: fmt.Sprintf("%v: data does not match schema %s: %s", ErrInvalid, id, summary)}
 }
 
+// DataError is data that does not match its type's schema. Its message
+// names the places and what is wrong there, which may quote the data;
+// Places names the places only (JSON pointers), for a reason that must
+// not repeat what the data says. It unwraps to ErrInvalid.
+type DataError struct {
+	Schema string
+	Places []string
+	msg    string
+}
+
+func (e *DataError) Error() string { return e.msg }
+
+// Unwrap returns ErrInvalid.
+func (e *DataError) Unwrap() error { return ErrInvalid }
+
 // summarize flattens a schema validation error into "at <location>:
-// <message>" parts. Only leaves are kept: the intermediate nodes ($ref,
-// allOf, ...) just say "validation failed" and would drown the useful parts.
-func summarize(verr *jsonschema.ValidationError) string {
-	var parts []string
+// <message>" parts, and the locations. Only leaves are kept: the
+// intermediate nodes ($ref, allOf, ...) just say "validation failed" and
+// would drown the useful parts.
+func summarize(verr *jsonschema.ValidationError) (string, []string) {
+	var parts, places []string
 	total := 0
 	add := func(loc []string, msg string) {
 		total++
+		if p := pointer(loc); !slices.Contains(places, p) {
+			places = append(places, p)
+		}
 		if len(parts) < maxIssues {
 			parts = append(parts, Truncate("at "+pointer(loc)+": "+msg, maxIssueLen))
 		}
@@ -367,7 +389,7 @@ func summarize(verr *jsonschema.ValidationError) string {
 	if total > len(parts) {
 		parts = append(parts, fmt.Sprintf("and %d more", total-len(parts)))
 	}
-	return strings.Join(parts, "; ")
+	return strings.Join(parts, "; "), places
 }
 
 // kindMessage renders one error kind in English. The library only renders

@@ -122,7 +122,7 @@ func (r *Registry) SealedFields(eventType string) []string {
 // IsSealed reports whether e carries its data in the sealed form.
 func (r *Registry) IsSealed(e *ce.Event) bool {
 	s, ok := r.schemas[e.Type()]
-	return ok && s.sealed != nil && e.DataSchema() == s.id+SealedForm
+	return ok && s.sealed != nil && e.DataSchema() == s.sealedID
 }
 
 // Seal puts e's data in its sealed form under key, with wrapped (the key
@@ -163,7 +163,7 @@ func (r *Registry) Seal(e *ce.Event, key, wrapped []byte) error {
 		return err
 	}
 	e.DataEncoded = writeObject(data)
-	e.SetDataSchema(s.id + SealedForm)
+	e.SetDataSchema(s.sealedID)
 	return nil
 }
 

@@ -300,10 +300,12 @@ func TestShelterDisclosesAddressToOneOrganization(t *testing.T) {
 		}
 		return nil
 	})
-	time.Sleep(2 * time.Second)
-	if ds := forOrg("polyclinic", "polyclinic"); len(ds) != 0 {
-		t.Fatalf("after its time the polyclinic still sees %+v", ds)
-	}
+	nodetest.Eventually(t, 10*time.Second, func() error {
+		if ds := forOrg("polyclinic", "polyclinic"); len(ds) != 0 {
+			return fmt.Errorf("after its time the polyclinic still sees %+v", ds)
+		}
+		return nil
+	})
 	if k, err := n.App("polyclinic").DropExpiredDisclosures(ctx); err != nil || k != 1 {
 		t.Fatalf("forgot %d disclosures, %v", k, err)
 	}

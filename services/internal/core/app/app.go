@@ -12,10 +12,12 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/refbus/refbus/pkg/bus"
 	"github.com/refbus/refbus/pkg/event"
 	"github.com/refbus/refbus/pkg/outbox"
 	"github.com/refbus/refbus/pkg/person"
@@ -247,6 +249,21 @@ func (a *App) enqueue(ctx context.Context, db outbox.DB, msgs ...outbox.Message)
 		return fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
 	return err
+}
+
+// notice is an event of type typ about referral id of case caseID, for
+// node to: a notice, which carries no sequence (it applies whatever the
+// referral's state), in the referral's trace.
+func (a *App) notice(to, typ string, id, caseID uuid.UUID, traceparent string, data any) (outbox.Message, error) {
+	e, err := a.registry.New(bus.Source(a.self), typ, id.String(), data)
+	if err != nil {
+		return outbox.Message{}, err
+	}
+	e.SetExtension(event.ExtCaseID, caseID.String())
+	if traceparent != "" {
+		e.SetExtension(event.ExtTraceparent, traceparent)
+	}
+	return outbox.Message{To: to, Event: e}, nil
 }
 
 // known reports whether err is one of the errors meant for the caller.

@@ -248,15 +248,11 @@ func (a *App) RevokeConsent(ctx context.Context, id uuid.UUID, reason string) (C
 				}
 				msgs = append(msgs, m...)
 			}
-			e, err := a.registry.New(bus.Source(a.self), schemas.TypeConsentRevoked, r.ID.String(), schemas.ConsentRevoked{ConsentID: id, RevokedAt: now})
+			m, err := a.notice(r.ToAgency, schemas.TypeConsentRevoked, r.ID, r.CaseID, r.Traceparent, schemas.ConsentRevoked{ConsentID: id, RevokedAt: now})
 			if err != nil {
 				return err
 			}
-			e.SetExtension(event.ExtCaseID, r.CaseID.String())
-			if r.Traceparent != "" {
-				e.SetExtension(event.ExtTraceparent, r.Traceparent)
-			}
-			msgs = append(msgs, outbox.Message{To: r.ToAgency, Event: e})
+			msgs = append(msgs, m)
 			if err := q.ReferralMarkConsentRevoked(ctx, coredb.ReferralMarkConsentRevokedParams{ID: r.ID, At: &now}); err != nil {
 				return fmt.Errorf("mark referral: %w", err)
 			}

@@ -115,15 +115,11 @@ func (a *App) FireDueTimers(ctx context.Context) (int, error) {
 				if to == a.self {
 					continue
 				}
-				e, err := a.registry.New(bus.Source(a.self), schemas.TypeOverdue, t.ReferralID.String(), data)
+				m, err := a.notice(to, schemas.TypeOverdue, t.ReferralID, t.CaseID, t.Traceparent, data)
 				if err != nil {
 					return err
 				}
-				e.SetExtension(event.ExtCaseID, t.CaseID.String())
-				if t.Traceparent != "" {
-					e.SetExtension(event.ExtTraceparent, t.Traceparent)
-				}
-				msgs = append(msgs, outbox.Message{To: to, Event: e})
+				msgs = append(msgs, m)
 			}
 			if err := q.SLATimerFired(ctx, coredb.SLATimerFiredParams{ReferralID: t.ReferralID, Kind: t.Kind, Now: &now}); err != nil {
 				return err

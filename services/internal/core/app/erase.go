@@ -78,15 +78,11 @@ func (a *App) ErasePerson(ctx context.Context, personID, reason string) (Erasure
 			if other == a.self {
 				other = r.FromAgency
 			}
-			e, err := a.registry.New(bus.Source(a.self), schemas.TypePersonErased, r.ID.String(), schemas.PersonErased{ErasedAt: out.ErasedAt})
+			m, err := a.notice(other, schemas.TypePersonErased, r.ID, r.CaseID, r.Traceparent, schemas.PersonErased{ErasedAt: out.ErasedAt})
 			if err != nil {
 				return err
 			}
-			e.SetExtension(event.ExtCaseID, r.CaseID.String())
-			if r.Traceparent != "" {
-				e.SetExtension(event.ExtTraceparent, r.Traceparent)
-			}
-			msgs = append(msgs, outbox.Message{To: other, Event: e})
+			msgs = append(msgs, m)
 			out.Referrals = append(out.Referrals, r.ID)
 		}
 		// The moves above were sealed with the keys as they were read;

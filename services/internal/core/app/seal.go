@@ -9,8 +9,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"regexp"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -255,7 +253,7 @@ func (s *sealer) newDataKey(l directory.Listing, id uuid.UUID) (key, wrapped []b
 	c := s.senders[name]
 	if c == nil || time.Since(c.made) > contextLife {
 		raw, err := base64.StdEncoding.DecodeString(b64)
-		if err != nil || b64 == "" || len(kid) > 255 {
+		if err != nil || len(kid) > 255 {
 			return nil, nil, fmt.Errorf("%s publishes no usable sealing key in the directory: nothing can be sealed to it", l.Node)
 		}
 		pub, err := ecdh.X25519().NewPublicKey(raw)
@@ -414,27 +412,13 @@ func (a *App) openEvent(e *ce.Event, key func(wrapped []byte) ([]byte, error)) (
 	}
 	if err := a.registry.Validate(&opened); err != nil {
 		// Where, not what: the reason travels back in clear in the receipt.
-		return nil, inbox.Reject("what the sealed part holds breaks the schema of %s at %s", e.Type(), strings.Join(schemaPlaces(err), ", "))
+		var de *event.DataError
+		if errors.As(err, &de) {
+			return nil, inbox.Reject("what the sealed part holds breaks the schema of %s at %s", e.Type(), strings.Join(de.Places, ", "))
+		}
+		return nil, inbox.Reject("what the sealed part holds breaks the schema of %s", e.Type())
 	}
 	return &opened, nil
-}
-
-// schemaPlace finds the places a schema error names ("at /note: ...").
-var schemaPlace = regexp.MustCompile(`at (/[^:;]*|\(root\)):`)
-
-// schemaPlaces are the places of the data a schema error names, without
-// the values it may quote.
-func schemaPlaces(err error) []string {
-	var out []string
-	for _, m := range schemaPlace.FindAllStringSubmatch(err.Error(), -1) {
-		if !slices.Contains(out, m[1]) {
-			out = append(out, m[1])
-		}
-	}
-	if len(out) == 0 {
-		out = append(out, "an unnamed place")
-	}
-	return out
 }
 
 // wireWork is w as it travels to the other party: without the shelter's

@@ -546,21 +546,8 @@ func (n *Network) FilesHold(name, s string) bool {
 // message).
 func (n *Network) StreamEvents(subject string) []*ce.Event {
 	n.T.Helper()
-	ctx := context.Background()
-	st, err := n.JetStream().Stream(ctx, bus.Stream)
-	if err != nil {
-		n.T.Fatal(err)
-	}
-	info, err := st.Info(ctx)
-	if err != nil {
-		n.T.Fatal(err)
-	}
 	var out []*ce.Event
-	for seq := info.State.FirstSeq; seq <= info.State.LastSeq && info.State.Msgs > 0; seq++ {
-		m, err := st.GetMsg(ctx, seq)
-		if err != nil {
-			n.T.Fatal(err)
-		}
+	for _, m := range n.streamMessages() {
 		if strings.HasSuffix(m.Subject, ".receipt") {
 			continue
 		}
@@ -579,6 +566,17 @@ func (n *Network) StreamEvents(subject string) []*ce.Event {
 // (any node, if name is "") contains s.
 func (n *Network) EventsTo(name, s string) bool {
 	n.T.Helper()
+	for _, m := range n.streamMessages() {
+		if _, to, _ := bus.ParseSubject(m.Subject); (to == name || name == "") && strings.Contains(string(m.Data), s) {
+			return true
+		}
+	}
+	return false
+}
+
+// streamMessages are the messages on the stream, in order.
+func (n *Network) streamMessages() []*jetstream.RawStreamMsg {
+	n.T.Helper()
 	ctx := context.Background()
 	st, err := n.JetStream().Stream(ctx, bus.Stream)
 	if err != nil {
@@ -589,16 +587,15 @@ func (n *Network) EventsTo(name, s string) bool {
 		n.T.Fatal(err)
 	}
 	if info.State.Msgs == 0 {
-		return false // FirstSeq and LastSeq are 0: there is no message 0 to read
+		return nil // FirstSeq and LastSeq are 0: there is no message 0 to read
 	}
+	var out []*jetstream.RawStreamMsg
 	for seq := info.State.FirstSeq; seq <= info.State.LastSeq; seq++ {
 		m, err := st.GetMsg(ctx, seq)
 		if err != nil {
 			n.T.Fatalf("read stream message %d: %v", seq, err)
 		}
-		if _, to, _ := bus.ParseSubject(m.Subject); (to == name || name == "") && strings.Contains(string(m.Data), s) {
-			return true
-		}
+		out = append(out, m)
 	}
-	return false
+	return out
 }
