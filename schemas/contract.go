@@ -67,11 +67,19 @@ type Requested struct {
 	ToOrg     string     `json:"to_org,omitempty"`
 	Service   string     `json:"service"`
 	Note      string     `json:"note"`
+	Urgency   string     `json:"urgency,omitempty"`
+	AcceptBy  *time.Time `json:"accept_by,omitempty"`
 	ParentID  *uuid.UUID `json:"parent_id,omitempty"`
 	PersonKey string     `json:"person_key,omitempty"`
 	Consent   *Consent   `json:"consent,omitempty"`
 	Work      *Work      `json:"work,omitempty"`
 }
+
+// A referral's urgency, as the referrer sets it.
+const (
+	Routine = "routine"
+	Urgent  = "urgent"
+)
 
 // Consent is the family's consent as it travels with a referral: its
 // scope, not who gave it.

@@ -387,6 +387,7 @@ type postReferralInput struct {
 		FromOrg   string        `json:"from_org,omitempty" required:"false" maxLength:"64" doc:"The organization of this node that refers: the caller's own for a caller of one organization; otherwise the one named here, by default the node's first."`
 		Service   string        `json:"service" minLength:"1" maxLength:"100" doc:"The service asked for."`
 		Note      string        `json:"note" minLength:"1" maxLength:"4000" doc:"What the receiving caseworker needs to know."`
+		Urgency   string        `json:"urgency,omitempty" required:"false" enum:"routine,urgent" doc:"How soon the family needs the service: urgent comes first in the receiver's needs-action view. Omitted: urgent for a service that must be accepted within a day (a crisis service), else routine."`
 		CaseID    uuid.UUID     `json:"case_id,omitempty" required:"false" format:"uuid" doc:"The case this referral belongs to; omit to join the person's open case or start a new one."`
 		PersonID  string        `json:"person_id,omitempty" required:"false" maxLength:"20" doc:"The Kazakh IIN (12 digits) or Kyrgyz PIN (14 digits) of the person referred. Only its keyed pseudonym is stored and sent, so nodes match the person without the id leaving this node."`
 		Work      *schemas.Work `json:"work,omitempty" required:"false" doc:"This node's own work the receiver needs: health sends its screening."`
@@ -422,7 +423,7 @@ type orgListInput struct {
 }
 
 func (s *handlers) postReferral(ctx context.Context, in *postReferralInput) (*referralOutput, error) {
-	r, err := s.app.CreateReferral(ctx, app.NewReferral{ToOrg: in.Body.ToOrg, FromOrg: in.Body.FromOrg, Service: in.Body.Service, Note: in.Body.Note, CaseID: in.Body.CaseID, PersonID: in.Body.PersonID, ConsentID: in.Body.ConsentID, Work: in.Body.Work})
+	r, err := s.app.CreateReferral(ctx, app.NewReferral{ToOrg: in.Body.ToOrg, FromOrg: in.Body.FromOrg, Service: in.Body.Service, Note: in.Body.Note, Urgency: in.Body.Urgency, CaseID: in.Body.CaseID, PersonID: in.Body.PersonID, ConsentID: in.Body.ConsentID, Work: in.Body.Work})
 	if err != nil {
 		return nil, s.problem(err)
 	}

@@ -202,6 +202,8 @@ func (a *App) checkRequested(ctx context.Context, e *ce.Event, recv *coredb.Refe
 	}
 	recv.Works = append(recv.Works, work)
 	recv.DataKeys = append(recv.DataKeys, key)
+	recv.Urgencies = append(recv.Urgencies, cmp.Or(d.Urgency, schemas.Routine))
+	recv.ActionDues = append(recv.ActionDues, dueOr(d.AcceptBy))
 	return nil
 }
 

@@ -128,6 +128,9 @@ func (a *App) moveTx(ctx context.Context, q *coredb.Queries, db kind.DB, r cored
 			return nil, err
 		}
 		fwd := NewReferral{ToOrg: in.ToOrg, FromOrg: r.ToOrg, Service: in.Service, Note: in.Note, CaseID: r.CaseID, toNode: in.toNode}
+		if r.Urgency == schemas.Urgent { // an urgent need stays urgent on its way
+			fwd.Urgency = schemas.Urgent
+		}
 		// The forwarding node shares the case on: it needs the family's
 		// consent of its own, covering the person key the referral carries.
 		key := person.Key(r.PersonKey)
@@ -183,6 +186,7 @@ func (a *App) record(ctx context.Context, q *coredb.Queries, db kind.DB, r cored
 	if err := q.ReferralMove(ctx, coredb.ReferralMoveParams{
 		ID: r.ID, Status: string(next), SeqOut: seqOut, SeqIn: seqIn, ReasonCode: reasonCode, Reason: reason, Outcome: outcome,
 		ForwardedTo: r.ForwardedTo, ForwardedAgency: r.ForwardedAgency, ForwardedOrg: r.ForwardedOrg,
+		ActionDue: a.actionDue(ctx, r, next),
 	}); err != nil {
 		return fmt.Errorf("update referral: %w", err)
 	}

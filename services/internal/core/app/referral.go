@@ -1,6 +1,7 @@
 package app
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -52,6 +53,15 @@ type Referral struct {
 	// SamePersonCases is filled when one referral is read.
 	SamePersonCases []uuid.UUID   `json:"same_person_cases,omitempty" doc:"other cases this node holds about the same person (matched among this node's own referrals by person key): the family is already known here"`
 	Work            *schemas.Work `json:"work,omitempty" doc:"the work records the referral's events carried, either way: a screening, an assessment and learning plan, a benefit decision, a shelter placement"`
+	PersonKnown     bool          `json:"person_known,omitempty" doc:"it names its person, by the keyed pseudonym of a national id"`
+	CaseNumber      string        `json:"case_number" doc:"the case's number, as people say it: the same at every node of the case (the last 48 bits of case_id in Crockford's base32)"`
+	Urgency         string        `json:"urgency" doc:"routine or urgent, as the referrer set it"`
+	NeedsAction     bool          `json:"needs_action,omitempty" doc:"this node's organization has a move to make on it (a referral it received that has not ended)"`
+	ActionDue       *time.Time    `json:"action_due,omitempty" doc:"the deadline of that move, if it has one: accept by the sender's deadline, then complete by the service's"`
+	AssignedTo      string        `json:"assigned_to,omitempty" doc:"the user of the receiving organization it is assigned to"`
+	Opened          bool          `json:"opened,omitempty" doc:"someone of the receiving organization opened it"`
+	ConsentPurpose  string        `json:"consent_purpose,omitempty" doc:"what the family agreed to the sharing for"`
+	ConsentExpires  *time.Time    `json:"consent_expires_at,omitempty" doc:"until when the consent holds"`
 	CreatedAt       time.Time     `json:"created_at"`
 	UpdatedAt       time.Time     `json:"updated_at"`
 }
@@ -63,6 +73,8 @@ func referralFromDB(r coredb.Referral) Referral {
 		ReasonCode: r.ReasonCode, Reason: r.Reason, Outcome: r.Outcome, ParentID: r.ParentID,
 		ForwardedTo: r.ForwardedTo, ForwardedAgency: r.ForwardedAgency, ForwardedOrg: r.ForwardedOrg, Overdue: r.OverdueAt != nil,
 		ConsentID: r.ConsentID, ConsentRevoked: r.ConsentRevokedAt != nil, Redacted: r.RedactedAt != nil, KeyDestroyed: r.KeyDestroyedAt != nil, Work: workFromDB(r.Work),
+		PersonKnown: r.PersonKey != "", CaseNumber: CaseNumber(r.CaseID), Urgency: r.Urgency, NeedsAction: r.ActionDue != nil, ActionDue: deadline(r.ActionDue),
+		AssignedTo: r.AssignedTo, Opened: r.OpenedAt != nil, ConsentPurpose: r.ConsentPurpose, ConsentExpires: r.ConsentExpiresAt,
 		CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt,
 	}
 }
@@ -106,6 +118,10 @@ type NewReferral struct {
 	FromOrg string
 	Service string
 	Note    string
+	// Urgency is how soon the family needs the service: schemas.Urgent
+	// or schemas.Routine; empty picks by the service's deadline
+	// (DefaultUrgency).
+	Urgency string
 	// CaseID joins an existing case; zero joins the open case of the
 	// person, if any, or starts a new one.
 	CaseID uuid.UUID
@@ -180,6 +196,7 @@ func (a *App) CreateReferral(ctx context.Context, in NewReferral) (Referral, err
 	return a.named(Referral{
 		ID: id, CaseID: in.CaseID, FromAgency: a.self, ToAgency: in.toNode, FromOrg: in.FromOrg, ToOrg: in.ToOrg, Service: in.Service, Note: in.Note,
 		Status: string(referral.Requested), ConsentID: &consent.ID, Work: in.Work, CreatedAt: now, UpdatedAt: now,
+		CaseNumber: CaseNumber(in.CaseID), Urgency: r.row.Urgency, ConsentPurpose: consent.Purpose, ConsentExpires: &consent.ExpiresAt,
 	}), nil
 }
 
@@ -197,9 +214,15 @@ type newReferral struct {
 func (a *App) prepareReferral(ctx context.Context, id uuid.UUID, in NewReferral, parent *uuid.UUID, traceparent string, key person.Key, consent coredb.Consent, sla SLA, now time.Time) (newReferral, error) {
 	cd := &schemas.Consent{ID: consent.ID, Purpose: consent.Purpose, DataCategories: consent.DataCategories, ExpiresAt: consent.ExpiresAt.UTC()}
 	// Enqueue validates it, with the rest of its group (commit.go).
-	ev, err := a.registry.Build(bus.Source(a.self), schemas.TypeRequested, id.String(), schemas.Requested{
+	req := schemas.Requested{
 		ToAgency: in.toNode, FromOrg: in.FromOrg, ToOrg: in.ToOrg, Service: in.Service, Note: in.Note, ParentID: parent, PersonKey: string(key), Consent: cd, Work: in.Work,
-	})
+		Urgency: cmp.Or(in.Urgency, DefaultUrgency(sla)),
+	}
+	if sla.Accept > 0 {
+		by := now.Add(sla.Accept)
+		req.AcceptBy = &by
+	}
+	ev, err := a.registry.Build(bus.Source(a.self), schemas.TypeRequested, id.String(), req)
 	if err != nil {
 		if errors.Is(err, event.ErrInvalid) {
 			return newReferral{}, fmt.Errorf("%w: %v", ErrInvalid, err)
@@ -216,7 +239,7 @@ func (a *App) prepareReferral(ctx context.Context, id uuid.UUID, in NewReferral,
 	return newReferral{
 		row: coredb.Referral{
 			ID: id, CaseID: in.CaseID, FromAgency: a.self, ToAgency: in.toNode, FromOrg: in.FromOrg, ToOrg: in.ToOrg, Service: in.Service, Note: in.Note,
-			ParentID: parent, Traceparent: traceparent, PersonKey: string(key), CreatedAt: now, DataKey: dataKey,
+			ParentID: parent, Traceparent: traceparent, PersonKey: string(key), CreatedAt: now, DataKey: dataKey, Urgency: req.Urgency,
 		},
 		consent: consent,
 		work:    in.Work,
@@ -255,6 +278,7 @@ func (a *App) writeReferrals(ctx context.Context, q *coredb.Queries, db kind.DB,
 		p.ConsentExpiries = append(p.ConsentExpiries, r.consent.ExpiresAt.UTC())
 		p.CreatedAts = append(p.CreatedAts, r.row.CreatedAt)
 		p.DataKeys = append(p.DataKeys, r.row.DataKey)
+		p.Urgencies = append(p.Urgencies, r.row.Urgency)
 		hold.ConsentIds = append(hold.ConsentIds, r.consent.ID)
 		if r.sla.Accept > 0 {
 			timers.ReferralIds = append(timers.ReferralIds, r.row.ID)

@@ -330,7 +330,7 @@ func (q *Queries) ReferralErase(ctx context.Context, ids []uuid.UUID) error {
 }
 
 const referralListByConsent = `-- name: ReferralListByConsent :many
-SELECT id, case_id, from_agency, to_agency, service, note, status, delivery_error, seq_out, seq_in, created_at, updated_at, parent_id, reason_code, reason, outcome, forwarded_to, forwarded_agency, traceparent, person_key, received_at, overdue_at, consent_id, consent_purpose, consent_categories, consent_expires_at, consent_revoked_at, redacted_at, work, from_org, to_org, forwarded_org, data_key, key_destroyed_at FROM core.referral
+SELECT id, case_id, from_agency, to_agency, service, note, status, delivery_error, seq_out, seq_in, created_at, updated_at, parent_id, reason_code, reason, outcome, forwarded_to, forwarded_agency, traceparent, person_key, received_at, overdue_at, consent_id, consent_purpose, consent_categories, consent_expires_at, consent_revoked_at, redacted_at, work, from_org, to_org, forwarded_org, data_key, key_destroyed_at, urgency, action_due, assigned_to, opened_at FROM core.referral
 WHERE consent_id = $1 AND from_agency = $2
 ORDER BY created_at, id
 FOR UPDATE
@@ -387,6 +387,10 @@ func (q *Queries) ReferralListByConsent(ctx context.Context, arg ReferralListByC
 			&i.ForwardedOrg,
 			&i.DataKey,
 			&i.KeyDestroyedAt,
+			&i.Urgency,
+			&i.ActionDue,
+			&i.AssignedTo,
+			&i.OpenedAt,
 		); err != nil {
 			return nil, err
 		}
@@ -399,7 +403,7 @@ func (q *Queries) ReferralListByConsent(ctx context.Context, arg ReferralListByC
 }
 
 const referralListByPerson = `-- name: ReferralListByPerson :many
-SELECT id, case_id, from_agency, to_agency, service, note, status, delivery_error, seq_out, seq_in, created_at, updated_at, parent_id, reason_code, reason, outcome, forwarded_to, forwarded_agency, traceparent, person_key, received_at, overdue_at, consent_id, consent_purpose, consent_categories, consent_expires_at, consent_revoked_at, redacted_at, work, from_org, to_org, forwarded_org, data_key, key_destroyed_at FROM core.referral WHERE person_key = $1::text AND person_key <> '' ORDER BY created_at, id FOR UPDATE
+SELECT id, case_id, from_agency, to_agency, service, note, status, delivery_error, seq_out, seq_in, created_at, updated_at, parent_id, reason_code, reason, outcome, forwarded_to, forwarded_agency, traceparent, person_key, received_at, overdue_at, consent_id, consent_purpose, consent_categories, consent_expires_at, consent_revoked_at, redacted_at, work, from_org, to_org, forwarded_org, data_key, key_destroyed_at, urgency, action_due, assigned_to, opened_at FROM core.referral WHERE person_key = $1::text AND person_key <> '' ORDER BY created_at, id FOR UPDATE
 `
 
 // The referrals about a person, this node's either way, locked.
@@ -447,6 +451,10 @@ func (q *Queries) ReferralListByPerson(ctx context.Context, personKey string) ([
 			&i.ForwardedOrg,
 			&i.DataKey,
 			&i.KeyDestroyedAt,
+			&i.Urgency,
+			&i.ActionDue,
+			&i.AssignedTo,
+			&i.OpenedAt,
 		); err != nil {
 			return nil, err
 		}

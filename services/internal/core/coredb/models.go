@@ -95,6 +95,10 @@ type Referral struct {
 	ForwardedOrg      string
 	DataKey           []byte
 	KeyDestroyedAt    *time.Time
+	Urgency           string
+	ActionDue         *time.Time
+	AssignedTo        string
+	OpenedAt          *time.Time
 }
 
 type ReferralHistory struct {
@@ -108,6 +112,14 @@ type ReferralHistory struct {
 	Reason     string
 	Outcome    string
 	At         time.Time
+}
+
+type SLATimer struct {
+	ReferralID uuid.UUID
+	Kind       string
+	DueAt      time.Time
+	FiredAt    *time.Time
+	ClearedAt  *time.Time
 }
 
 type WebUser struct {

@@ -2,10 +2,10 @@
 -- Writes new outgoing referrals, a group at a time. A referral's consent
 -- categories come joined by commas (they are names from a fixed list).
 INSERT INTO core.referral (id, case_id, from_agency, to_agency, from_org, to_org, service, note, status, seq_out, parent_id, traceparent, person_key,
-                      consent_id, consent_purpose, consent_categories, consent_expires_at, created_at, updated_at, data_key)
+                      consent_id, consent_purpose, consent_categories, consent_expires_at, created_at, updated_at, data_key, urgency)
 SELECT u.id, u.case_id, u.from_agency, u.to_agency, u.from_org, u.to_org, u.service, u.note, 'requested', 1,
        NULLIF(u.parent_id, '00000000-0000-0000-0000-000000000000'), u.traceparent, u.person_key,
-       u.consent_id, u.consent_purpose, string_to_array(u.consent_categories, ','), u.consent_expires_at, u.created_at, u.created_at, u.data_key
+       u.consent_id, u.consent_purpose, string_to_array(u.consent_categories, ','), u.consent_expires_at, u.created_at, u.created_at, u.data_key, u.urgency
 FROM (SELECT unnest(sqlc.arg(ids)::uuid[]) AS id, unnest(sqlc.arg(case_ids)::uuid[]) AS case_id,
              unnest(sqlc.arg(from_agencies)::text[]) AS from_agency, unnest(sqlc.arg(to_agencies)::text[]) AS to_agency,
              unnest(sqlc.arg(from_orgs)::text[]) AS from_org, unnest(sqlc.arg(to_orgs)::text[]) AS to_org,
@@ -16,16 +16,18 @@ FROM (SELECT unnest(sqlc.arg(ids)::uuid[]) AS id, unnest(sqlc.arg(case_ids)::uui
              unnest(sqlc.arg(consent_categories)::text[]) AS consent_categories,
              unnest(sqlc.arg(consent_expiries)::timestamptz[]) AS consent_expires_at,
              unnest(sqlc.arg(created_ats)::timestamptz[]) AS created_at,
-             unnest(sqlc.arg(data_keys)::bytea[]) AS data_key) AS u;
+             unnest(sqlc.arg(data_keys)::bytea[]) AS data_key,
+             unnest(sqlc.arg(urgencies)::text[]) AS urgency) AS u;
 
 -- name: ReferralReceive :exec
 -- Records referrals that arrived from other nodes, with the work records
--- they carried (empty for none); a referral seen before is left as it is.
+-- they carried (empty for none), due to be accepted by action_due; a
+-- referral seen before is left as it is.
 INSERT INTO core.referral (id, case_id, from_agency, to_agency, from_org, to_org, service, note, status, seq_in, parent_id, traceparent, person_key,
-                      consent_id, consent_purpose, consent_expires_at, work, received_at, data_key)
+                      consent_id, consent_purpose, consent_expires_at, work, received_at, data_key, urgency, action_due)
 SELECT u.id, u.case_id, u.from_agency, u.to_agency, u.from_org, u.to_org, u.service, u.note, 'received', 1,
        NULLIF(u.parent_id, '00000000-0000-0000-0000-000000000000'), u.traceparent, u.person_key,
-       u.consent_id, u.consent_purpose, u.consent_expires_at, NULLIF(u.work, '')::jsonb, now(), NULLIF(u.data_key, '')
+       u.consent_id, u.consent_purpose, u.consent_expires_at, NULLIF(u.work, '')::jsonb, now(), NULLIF(u.data_key, ''), u.urgency, u.action_due
 FROM (SELECT unnest(sqlc.arg(ids)::uuid[]) AS id, unnest(sqlc.arg(case_ids)::uuid[]) AS case_id,
              unnest(sqlc.arg(from_agencies)::text[]) AS from_agency, unnest(sqlc.arg(to_agencies)::text[]) AS to_agency,
              unnest(sqlc.arg(from_orgs)::text[]) AS from_org, unnest(sqlc.arg(to_orgs)::text[]) AS to_org,
@@ -35,7 +37,9 @@ FROM (SELECT unnest(sqlc.arg(ids)::uuid[]) AS id, unnest(sqlc.arg(case_ids)::uui
              unnest(sqlc.arg(consent_purposes)::text[]) AS consent_purpose,
              unnest(sqlc.arg(consent_expiries)::timestamptz[]) AS consent_expires_at,
              unnest(sqlc.arg(works)::text[]) AS work,
-             unnest(sqlc.arg(data_keys)::bytea[]) AS data_key) AS u
+             unnest(sqlc.arg(data_keys)::bytea[]) AS data_key,
+             unnest(sqlc.arg(urgencies)::text[]) AS urgency,
+             unnest(sqlc.arg(action_dues)::timestamptz[]) AS action_due) AS u
 ON CONFLICT (id) DO NOTHING;
 
 -- name: ReferralReceivedNow :many
@@ -82,9 +86,10 @@ LIMIT sqlc.arg(max_rows);
 SELECT * FROM core.referral WHERE id = $1 FOR UPDATE;
 
 -- name: ReferralMove :exec
+-- action_due is the deadline of this node's next move (NULL: none).
 UPDATE core.referral
 SET status = $2, seq_out = $3, seq_in = $4, reason_code = $5, reason = $6, outcome = $7,
-    forwarded_to = $8, forwarded_agency = $9, forwarded_org = $10, updated_at = now()
+    forwarded_to = $8, forwarded_agency = $9, forwarded_org = $10, action_due = $11, updated_at = now()
 WHERE id = $1;
 
 -- name: ReferralListByCase :many

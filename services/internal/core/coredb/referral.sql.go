@@ -122,7 +122,7 @@ func (q *Queries) ReferralCasesOfPerson(ctx context.Context, arg ReferralCasesOf
 }
 
 const referralGet = `-- name: ReferralGet :one
-SELECT id, case_id, from_agency, to_agency, service, note, status, delivery_error, seq_out, seq_in, created_at, updated_at, parent_id, reason_code, reason, outcome, forwarded_to, forwarded_agency, traceparent, person_key, received_at, overdue_at, consent_id, consent_purpose, consent_categories, consent_expires_at, consent_revoked_at, redacted_at, work, from_org, to_org, forwarded_org, data_key, key_destroyed_at FROM core.referral WHERE id = $1
+SELECT id, case_id, from_agency, to_agency, service, note, status, delivery_error, seq_out, seq_in, created_at, updated_at, parent_id, reason_code, reason, outcome, forwarded_to, forwarded_agency, traceparent, person_key, received_at, overdue_at, consent_id, consent_purpose, consent_categories, consent_expires_at, consent_revoked_at, redacted_at, work, from_org, to_org, forwarded_org, data_key, key_destroyed_at, urgency, action_due, assigned_to, opened_at FROM core.referral WHERE id = $1
 `
 
 func (q *Queries) ReferralGet(ctx context.Context, id uuid.UUID) (Referral, error) {
@@ -163,12 +163,16 @@ func (q *Queries) ReferralGet(ctx context.Context, id uuid.UUID) (Referral, erro
 		&i.ForwardedOrg,
 		&i.DataKey,
 		&i.KeyDestroyedAt,
+		&i.Urgency,
+		&i.ActionDue,
+		&i.AssignedTo,
+		&i.OpenedAt,
 	)
 	return i, err
 }
 
 const referralGetForUpdate = `-- name: ReferralGetForUpdate :one
-SELECT id, case_id, from_agency, to_agency, service, note, status, delivery_error, seq_out, seq_in, created_at, updated_at, parent_id, reason_code, reason, outcome, forwarded_to, forwarded_agency, traceparent, person_key, received_at, overdue_at, consent_id, consent_purpose, consent_categories, consent_expires_at, consent_revoked_at, redacted_at, work, from_org, to_org, forwarded_org, data_key, key_destroyed_at FROM core.referral WHERE id = $1 FOR UPDATE
+SELECT id, case_id, from_agency, to_agency, service, note, status, delivery_error, seq_out, seq_in, created_at, updated_at, parent_id, reason_code, reason, outcome, forwarded_to, forwarded_agency, traceparent, person_key, received_at, overdue_at, consent_id, consent_purpose, consent_categories, consent_expires_at, consent_revoked_at, redacted_at, work, from_org, to_org, forwarded_org, data_key, key_destroyed_at, urgency, action_due, assigned_to, opened_at FROM core.referral WHERE id = $1 FOR UPDATE
 `
 
 func (q *Queries) ReferralGetForUpdate(ctx context.Context, id uuid.UUID) (Referral, error) {
@@ -209,16 +213,20 @@ func (q *Queries) ReferralGetForUpdate(ctx context.Context, id uuid.UUID) (Refer
 		&i.ForwardedOrg,
 		&i.DataKey,
 		&i.KeyDestroyedAt,
+		&i.Urgency,
+		&i.ActionDue,
+		&i.AssignedTo,
+		&i.OpenedAt,
 	)
 	return i, err
 }
 
 const referralInsert = `-- name: ReferralInsert :exec
 INSERT INTO core.referral (id, case_id, from_agency, to_agency, from_org, to_org, service, note, status, seq_out, parent_id, traceparent, person_key,
-                      consent_id, consent_purpose, consent_categories, consent_expires_at, created_at, updated_at, data_key)
+                      consent_id, consent_purpose, consent_categories, consent_expires_at, created_at, updated_at, data_key, urgency)
 SELECT u.id, u.case_id, u.from_agency, u.to_agency, u.from_org, u.to_org, u.service, u.note, 'requested', 1,
        NULLIF(u.parent_id, '00000000-0000-0000-0000-000000000000'), u.traceparent, u.person_key,
-       u.consent_id, u.consent_purpose, string_to_array(u.consent_categories, ','), u.consent_expires_at, u.created_at, u.created_at, u.data_key
+       u.consent_id, u.consent_purpose, string_to_array(u.consent_categories, ','), u.consent_expires_at, u.created_at, u.created_at, u.data_key, u.urgency
 FROM (SELECT unnest($1::uuid[]) AS id, unnest($2::uuid[]) AS case_id,
              unnest($3::text[]) AS from_agency, unnest($4::text[]) AS to_agency,
              unnest($5::text[]) AS from_org, unnest($6::text[]) AS to_org,
@@ -229,7 +237,8 @@ FROM (SELECT unnest($1::uuid[]) AS id, unnest($2::uuid[]) AS case_id,
              unnest($14::text[]) AS consent_categories,
              unnest($15::timestamptz[]) AS consent_expires_at,
              unnest($16::timestamptz[]) AS created_at,
-             unnest($17::bytea[]) AS data_key) AS u
+             unnest($17::bytea[]) AS data_key,
+             unnest($18::text[]) AS urgency) AS u
 `
 
 type ReferralInsertParams struct {
@@ -250,6 +259,7 @@ type ReferralInsertParams struct {
 	ConsentExpiries   []time.Time
 	CreatedAts        []time.Time
 	DataKeys          [][]byte
+	Urgencies         []string
 }
 
 // Writes new outgoing referrals, a group at a time. A referral's consent
@@ -273,12 +283,13 @@ func (q *Queries) ReferralInsert(ctx context.Context, arg ReferralInsertParams) 
 		arg.ConsentExpiries,
 		arg.CreatedAts,
 		arg.DataKeys,
+		arg.Urgencies,
 	)
 	return err
 }
 
 const referralListByCase = `-- name: ReferralListByCase :many
-SELECT id, case_id, from_agency, to_agency, service, note, status, delivery_error, seq_out, seq_in, created_at, updated_at, parent_id, reason_code, reason, outcome, forwarded_to, forwarded_agency, traceparent, person_key, received_at, overdue_at, consent_id, consent_purpose, consent_categories, consent_expires_at, consent_revoked_at, redacted_at, work, from_org, to_org, forwarded_org, data_key, key_destroyed_at FROM core.referral WHERE case_id = $1 ORDER BY created_at, id
+SELECT id, case_id, from_agency, to_agency, service, note, status, delivery_error, seq_out, seq_in, created_at, updated_at, parent_id, reason_code, reason, outcome, forwarded_to, forwarded_agency, traceparent, person_key, received_at, overdue_at, consent_id, consent_purpose, consent_categories, consent_expires_at, consent_revoked_at, redacted_at, work, from_org, to_org, forwarded_org, data_key, key_destroyed_at, urgency, action_due, assigned_to, opened_at FROM core.referral WHERE case_id = $1 ORDER BY created_at, id
 `
 
 func (q *Queries) ReferralListByCase(ctx context.Context, caseID uuid.UUID) ([]Referral, error) {
@@ -325,6 +336,10 @@ func (q *Queries) ReferralListByCase(ctx context.Context, caseID uuid.UUID) ([]R
 			&i.ForwardedOrg,
 			&i.DataKey,
 			&i.KeyDestroyedAt,
+			&i.Urgency,
+			&i.ActionDue,
+			&i.AssignedTo,
+			&i.OpenedAt,
 		); err != nil {
 			return nil, err
 		}
@@ -337,7 +352,7 @@ func (q *Queries) ReferralListByCase(ctx context.Context, caseID uuid.UUID) ([]R
 }
 
 const referralListIncoming = `-- name: ReferralListIncoming :many
-SELECT id, case_id, from_agency, to_agency, service, note, status, delivery_error, seq_out, seq_in, created_at, updated_at, parent_id, reason_code, reason, outcome, forwarded_to, forwarded_agency, traceparent, person_key, received_at, overdue_at, consent_id, consent_purpose, consent_categories, consent_expires_at, consent_revoked_at, redacted_at, work, from_org, to_org, forwarded_org, data_key, key_destroyed_at FROM core.referral
+SELECT id, case_id, from_agency, to_agency, service, note, status, delivery_error, seq_out, seq_in, created_at, updated_at, parent_id, reason_code, reason, outcome, forwarded_to, forwarded_agency, traceparent, person_key, received_at, overdue_at, consent_id, consent_purpose, consent_categories, consent_expires_at, consent_revoked_at, redacted_at, work, from_org, to_org, forwarded_org, data_key, key_destroyed_at, urgency, action_due, assigned_to, opened_at FROM core.referral
 WHERE to_agency = $1 AND ($2::text IS NULL OR to_org = $2)
 ORDER BY created_at DESC, id DESC
 LIMIT $3
@@ -395,6 +410,10 @@ func (q *Queries) ReferralListIncoming(ctx context.Context, arg ReferralListInco
 			&i.ForwardedOrg,
 			&i.DataKey,
 			&i.KeyDestroyedAt,
+			&i.Urgency,
+			&i.ActionDue,
+			&i.AssignedTo,
+			&i.OpenedAt,
 		); err != nil {
 			return nil, err
 		}
@@ -407,7 +426,7 @@ func (q *Queries) ReferralListIncoming(ctx context.Context, arg ReferralListInco
 }
 
 const referralListOutgoing = `-- name: ReferralListOutgoing :many
-SELECT id, case_id, from_agency, to_agency, service, note, status, delivery_error, seq_out, seq_in, created_at, updated_at, parent_id, reason_code, reason, outcome, forwarded_to, forwarded_agency, traceparent, person_key, received_at, overdue_at, consent_id, consent_purpose, consent_categories, consent_expires_at, consent_revoked_at, redacted_at, work, from_org, to_org, forwarded_org, data_key, key_destroyed_at FROM core.referral
+SELECT id, case_id, from_agency, to_agency, service, note, status, delivery_error, seq_out, seq_in, created_at, updated_at, parent_id, reason_code, reason, outcome, forwarded_to, forwarded_agency, traceparent, person_key, received_at, overdue_at, consent_id, consent_purpose, consent_categories, consent_expires_at, consent_revoked_at, redacted_at, work, from_org, to_org, forwarded_org, data_key, key_destroyed_at, urgency, action_due, assigned_to, opened_at FROM core.referral
 WHERE from_agency = $1 AND ($2::text IS NULL OR from_org = $2)
 ORDER BY created_at DESC, id DESC
 LIMIT $3
@@ -463,6 +482,10 @@ func (q *Queries) ReferralListOutgoing(ctx context.Context, arg ReferralListOutg
 			&i.ForwardedOrg,
 			&i.DataKey,
 			&i.KeyDestroyedAt,
+			&i.Urgency,
+			&i.ActionDue,
+			&i.AssignedTo,
+			&i.OpenedAt,
 		); err != nil {
 			return nil, err
 		}
@@ -533,7 +556,7 @@ func (q *Queries) ReferralMarkUndelivered(ctx context.Context, arg ReferralMarkU
 const referralMove = `-- name: ReferralMove :exec
 UPDATE core.referral
 SET status = $2, seq_out = $3, seq_in = $4, reason_code = $5, reason = $6, outcome = $7,
-    forwarded_to = $8, forwarded_agency = $9, forwarded_org = $10, updated_at = now()
+    forwarded_to = $8, forwarded_agency = $9, forwarded_org = $10, action_due = $11, updated_at = now()
 WHERE id = $1
 `
 
@@ -548,8 +571,10 @@ type ReferralMoveParams struct {
 	ForwardedTo     *uuid.UUID
 	ForwardedAgency string
 	ForwardedOrg    string
+	ActionDue       *time.Time
 }
 
+// action_due is the deadline of this node's next move (NULL: none).
 func (q *Queries) ReferralMove(ctx context.Context, arg ReferralMoveParams) error {
 	_, err := q.db.Exec(ctx, referralMove,
 		arg.ID,
@@ -562,6 +587,7 @@ func (q *Queries) ReferralMove(ctx context.Context, arg ReferralMoveParams) erro
 		arg.ForwardedTo,
 		arg.ForwardedAgency,
 		arg.ForwardedOrg,
+		arg.ActionDue,
 	)
 	return err
 }
@@ -584,10 +610,10 @@ func (q *Queries) ReferralOpenCaseOfPerson(ctx context.Context, personKey string
 
 const referralReceive = `-- name: ReferralReceive :exec
 INSERT INTO core.referral (id, case_id, from_agency, to_agency, from_org, to_org, service, note, status, seq_in, parent_id, traceparent, person_key,
-                      consent_id, consent_purpose, consent_expires_at, work, received_at, data_key)
+                      consent_id, consent_purpose, consent_expires_at, work, received_at, data_key, urgency, action_due)
 SELECT u.id, u.case_id, u.from_agency, u.to_agency, u.from_org, u.to_org, u.service, u.note, 'received', 1,
        NULLIF(u.parent_id, '00000000-0000-0000-0000-000000000000'), u.traceparent, u.person_key,
-       u.consent_id, u.consent_purpose, u.consent_expires_at, NULLIF(u.work, '')::jsonb, now(), NULLIF(u.data_key, '')
+       u.consent_id, u.consent_purpose, u.consent_expires_at, NULLIF(u.work, '')::jsonb, now(), NULLIF(u.data_key, ''), u.urgency, u.action_due
 FROM (SELECT unnest($1::uuid[]) AS id, unnest($2::uuid[]) AS case_id,
              unnest($3::text[]) AS from_agency, unnest($4::text[]) AS to_agency,
              unnest($5::text[]) AS from_org, unnest($6::text[]) AS to_org,
@@ -597,7 +623,9 @@ FROM (SELECT unnest($1::uuid[]) AS id, unnest($2::uuid[]) AS case_id,
              unnest($13::text[]) AS consent_purpose,
              unnest($14::timestamptz[]) AS consent_expires_at,
              unnest($15::text[]) AS work,
-             unnest($16::bytea[]) AS data_key) AS u
+             unnest($16::bytea[]) AS data_key,
+             unnest($17::text[]) AS urgency,
+             unnest($18::timestamptz[]) AS action_due) AS u
 ON CONFLICT (id) DO NOTHING
 `
 
@@ -618,10 +646,13 @@ type ReferralReceiveParams struct {
 	ConsentExpiries []time.Time
 	Works           []string
 	DataKeys        [][]byte
+	Urgencies       []string
+	ActionDues      []time.Time
 }
 
 // Records referrals that arrived from other nodes, with the work records
-// they carried (empty for none); a referral seen before is left as it is.
+// they carried (empty for none), due to be accepted by action_due; a
+// referral seen before is left as it is.
 func (q *Queries) ReferralReceive(ctx context.Context, arg ReferralReceiveParams) error {
 	_, err := q.db.Exec(ctx, referralReceive,
 		arg.Ids,
@@ -640,6 +671,8 @@ func (q *Queries) ReferralReceive(ctx context.Context, arg ReferralReceiveParams
 		arg.ConsentExpiries,
 		arg.Works,
 		arg.DataKeys,
+		arg.Urgencies,
+		arg.ActionDues,
 	)
 	return err
 }

@@ -50,7 +50,7 @@ func (q *Queries) WebHistoryByReferral(ctx context.Context, referralID uuid.UUID
 
 const webInbox = `-- name: WebInbox :many
 
-SELECT id, case_id, from_agency, to_agency, service, note, status, delivery_error, seq_out, seq_in, created_at, updated_at, parent_id, reason_code, reason, outcome, forwarded_to, forwarded_agency, traceparent, person_key, received_at, overdue_at, consent_id, consent_purpose, consent_categories, consent_expires_at, consent_revoked_at, redacted_at, work, from_org, to_org, forwarded_org, data_key, key_destroyed_at FROM core.referral
+SELECT id, case_id, from_agency, to_agency, service, note, status, delivery_error, seq_out, seq_in, created_at, updated_at, parent_id, reason_code, reason, outcome, forwarded_to, forwarded_agency, traceparent, person_key, received_at, overdue_at, consent_id, consent_purpose, consent_categories, consent_expires_at, consent_revoked_at, redacted_at, work, from_org, to_org, forwarded_org, data_key, key_destroyed_at, urgency, action_due, assigned_to, opened_at FROM core.referral
 WHERE to_agency = $1
   AND ($2::text IS NULL OR to_org = $2)
   AND ($3::text IS NULL OR status = $3)
@@ -134,6 +134,10 @@ func (q *Queries) WebInbox(ctx context.Context, arg WebInboxParams) ([]Referral,
 			&i.ForwardedOrg,
 			&i.DataKey,
 			&i.KeyDestroyedAt,
+			&i.Urgency,
+			&i.ActionDue,
+			&i.AssignedTo,
+			&i.OpenedAt,
 		); err != nil {
 			return nil, err
 		}
@@ -185,7 +189,7 @@ func (q *Queries) WebInboxCounts(ctx context.Context, arg WebInboxCountsParams) 
 }
 
 const webSent = `-- name: WebSent :many
-SELECT id, case_id, from_agency, to_agency, service, note, status, delivery_error, seq_out, seq_in, created_at, updated_at, parent_id, reason_code, reason, outcome, forwarded_to, forwarded_agency, traceparent, person_key, received_at, overdue_at, consent_id, consent_purpose, consent_categories, consent_expires_at, consent_revoked_at, redacted_at, work, from_org, to_org, forwarded_org, data_key, key_destroyed_at FROM core.referral
+SELECT id, case_id, from_agency, to_agency, service, note, status, delivery_error, seq_out, seq_in, created_at, updated_at, parent_id, reason_code, reason, outcome, forwarded_to, forwarded_agency, traceparent, person_key, received_at, overdue_at, consent_id, consent_purpose, consent_categories, consent_expires_at, consent_revoked_at, redacted_at, work, from_org, to_org, forwarded_org, data_key, key_destroyed_at, urgency, action_due, assigned_to, opened_at FROM core.referral
 WHERE from_agency = $1
   AND ($2::text IS NULL OR from_org = $2)
   AND ($3::text IS NULL OR status = $3)
@@ -267,6 +271,10 @@ func (q *Queries) WebSent(ctx context.Context, arg WebSentParams) ([]Referral, e
 			&i.ForwardedOrg,
 			&i.DataKey,
 			&i.KeyDestroyedAt,
+			&i.Urgency,
+			&i.ActionDue,
+			&i.AssignedTo,
+			&i.OpenedAt,
 		); err != nil {
 			return nil, err
 		}

@@ -15,6 +15,27 @@ import (
 //go:embed messages/*.json
 var messageFiles embed.FS
 
+// Left says how long is left until a deadline d from now, in words
+// ("1 h 40 min"); a passed one says how long ago.
+func (t T) Left(d time.Duration) string {
+	key := "left.in"
+	if d < 0 {
+		key, d = "left.ago", -d
+	}
+	d = d.Round(time.Minute)
+	days, hours, mins := int(d/(24*time.Hour)), int(d%(24*time.Hour)/time.Hour), int(d%time.Hour/time.Minute)
+	var s string
+	switch {
+	case days > 0:
+		s = t.Msg("left.dh", days, hours)
+	case hours > 0:
+		s = t.Msg("left.hm", hours, mins)
+	default:
+		s = t.Msg("left.m", mins)
+	}
+	return t.Msg(key, s)
+}
+
 // Langs are the languages of the UI, in the order the switcher offers them.
 // Russian comes first: it is the default.
 var Langs = []string{"ru", "kk", "ky", "en"}

@@ -2,6 +2,7 @@ package web
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"net/http"
@@ -124,7 +125,14 @@ func (u *UI) orgAt(t T, org, node string) string {
 type choice struct {
 	Label    string
 	ID       string
-	Services []string
+	Services []offerChoice
+}
+
+// offerChoice is a service an organization offers, with what the
+// directory says of it: who may be referred, where, in which languages,
+// and its free places.
+type offerChoice struct {
+	Name, Detail string
 }
 
 // choices are the organizations of the other nodes, by node, each
@@ -136,9 +144,36 @@ func (u *UI) choices(t T) []choice {
 		if h.Org.ID != h.Node {
 			label += " · " + t.Maybe("agency.", h.Kind)
 		}
-		out = append(out, choice{Label: label, ID: h.Org.ID, Services: h.Org.ServiceNames()})
+		c := choice{Label: label, ID: h.Org.ID}
+		for _, o := range h.Org.Services {
+			c.Services = append(c.Services, offerChoice{Name: o.Name, Detail: offerDetail(t, h.Org, o)})
+		}
+		out = append(out, c)
 	}
 	return out
+}
+
+// offerDetail is what the directory says of offer o of organization
+// org, in a line.
+func offerDetail(t T, org directory.Organization, o directory.Offer) string {
+	var parts []string
+	if o.Eligibility != "" {
+		parts = append(parts, o.Eligibility)
+	}
+	if area := cmp.Or(o.Area, org.Area); area != "" {
+		parts = append(parts, area)
+	}
+	langs := o.Languages
+	if len(langs) == 0 {
+		langs = org.Languages
+	}
+	if len(langs) > 0 {
+		parts = append(parts, strings.ToUpper(strings.Join(langs, ", ")))
+	}
+	if o.FreeBeds != nil {
+		parts = append(parts, t.Msg("directory.free_beds", *o.FreeBeds))
+	}
+	return strings.Join(parts, " · ")
 }
 
 // offerOf reads the org/service pair a form's choice posted in field.
@@ -292,6 +327,7 @@ const pageSize = 50
 // other end, Ours this node's.
 type row struct {
 	ID, Other, Ours, Service, Status string
+	CaseID, CaseNumber, Urgency      string
 	Overdue                          bool
 	Created, Updated                 time.Time
 }
@@ -374,7 +410,7 @@ func (u *UI) listData(r *http.Request, box string, f filter) (listData, error) {
 		if box == "sent" {
 			other, ours = u.orgAt(t, x.ToOrg, x.ToAgency), u.orgLabel(t, x.FromOrg)
 		}
-		d.Rows = append(d.Rows, row{ID: x.ID.String(), Other: other, Ours: ours, Service: x.Service, Status: x.Status, Overdue: x.Overdue, Created: x.CreatedAt, Updated: x.UpdatedAt})
+		d.Rows = append(d.Rows, row{ID: x.ID.String(), CaseID: x.CaseID.String(), CaseNumber: x.CaseNumber, Urgency: x.Urgency, Other: other, Ours: ours, Service: x.Service, Status: x.Status, Overdue: x.Overdue, Created: x.CreatedAt, Updated: x.UpdatedAt})
 	}
 	return d, nil
 }
@@ -416,9 +452,38 @@ type referralData struct {
 	// ParentSeen: this node holds the referral this one was forwarded
 	// from, so the page may link to it.
 	ParentSeen bool
+	// Colleagues are whom the referral may be assigned to, for a
+	// referral this node received.
+	Colleagues []app.Colleague
+	// Failed is the move whose form failed, and Form what was typed in
+	// it, shown again.
+	Failed string
+	Form   url.Values
+	// Changed: the actions were fetched again because the referral's
+	// status changed while the page was open.
+	Changed bool
+	// Due is the deadline of this node's next move on it, zero for none.
+	Due time.Time
 }
 
 func (u *UI) referralPage(w http.ResponseWriter, r *http.Request) {
+	u.showReferral(w, r, http.StatusOK, "")
+}
+
+// actionsPart answers the live refresh of a referral page's forms: no
+// content (204: the page keeps what is typed) while the referral is in
+// the status the page shows (?status=), else the forms of its new status.
+func (u *UI) actionsPart(w http.ResponseWriter, r *http.Request) {
+	id, err := uuid.Parse(r.PathValue("id"))
+	if err != nil {
+		u.errorPage(w, r, http.StatusNotFound, "error.not_found")
+		return
+	}
+	ref, err := u.app.Referral(r.Context(), id)
+	if err == nil && ref.Status == r.URL.Query().Get("status") {
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
 	u.showReferral(w, r, http.StatusOK, "")
 }
 
@@ -443,6 +508,12 @@ func (u *UI) showReferral(w http.ResponseWriter, r *http.Request, status int, er
 		return
 	}
 	p, _ := PrincipalFrom(r.Context())
+	if r.Method == http.MethodGet && p.Role != RoleAuditor && (p.Org == "" || p.Org == ref.ToOrg) {
+		if err := u.app.Opened(r.Context(), ref); err != nil {
+			u.fail(w, r, err)
+			return
+		}
+	}
 	t := u.tr(r)
 	d := referralData{
 		R: ref, Incoming: ref.ToAgency == u.agency, Timeline: c.Timeline, Choices: u.choices(t), ReadOnly: p.Role == RoleAuditor,
@@ -451,6 +522,19 @@ func (u *UI) showReferral(w http.ResponseWriter, r *http.Request, status int, er
 	if ref.ParentID != nil {
 		_, err := u.app.Referral(r.Context(), *ref.ParentID)
 		d.ParentSeen = err == nil
+	}
+	if ref.ActionDue != nil {
+		d.Due = *ref.ActionDue
+	}
+	d.Changed = r.URL.Query().Get("status") != ""
+	if r.Method == http.MethodPost {
+		d.Failed, d.Form = r.PathValue("move"), r.PostForm
+	}
+	if d.Incoming && ref.NeedsAction && !d.ReadOnly {
+		if d.Colleagues, err = u.app.Colleagues(r.Context(), ref.ToOrg); err != nil {
+			u.fail(w, r, err)
+			return
+		}
 	}
 	party := referral.Receiver
 	if !d.Incoming {
@@ -584,21 +668,44 @@ func (u *UI) newData(r *http.Request, caseID string) newData {
 }
 
 func (u *UI) newPage(w http.ResponseWriter, r *http.Request) {
-	u.render(w, r, http.StatusOK, "new", "new", u.newData(r, r.URL.Query().Get("case")), "")
+	c := r.URL.Query().Get("case")
+	if id, err := uuid.Parse(c); err == nil {
+		c = app.CaseNumber(id) // "refer this family elsewhere" names the case by its number
+	}
+	d := u.newData(r, c)
+	d.Form = url.Values{"offer": {r.URL.Query().Get("offer")}}
+	u.render(w, r, http.StatusOK, "new", "new", d, "")
+}
+
+// caseOf finds the case a new referral joins: by its number (one the
+// user sees) or its id. Returns a reason a person can act on.
+func (u *UI) caseOf(r *http.Request, s string) (uuid.UUID, string) {
+	if id, err := uuid.Parse(s); err == nil {
+		return id, ""
+	}
+	if _, ok := app.ParseCaseNumber(s); !ok {
+		return uuid.Nil, "case: " + s + " is not a case number (such as 3MZ4K-7QX2D)"
+	}
+	cases, err := u.app.FindCases(r.Context(), s)
+	if err != nil || len(cases) != 1 {
+		return uuid.Nil, "case: no case " + s + " of yours is known here"
+	}
+	return cases[0].ID, ""
 }
 
 func (u *UI) create(w http.ResponseWriter, r *http.Request) {
 	in := app.NewReferral{
 		FromOrg: r.PostFormValue("from_org"),
 		Note:    strings.TrimSpace(r.PostFormValue("note")), PersonID: strings.TrimSpace(r.PostFormValue("person_id")),
+		Urgency: r.PostFormValue("urgency"),
 	}
 	in.ToOrg, in.Service = offerOf(r, "offer")
 	d := u.newData(r, r.PostFormValue("case_id"))
 	d.Form = r.PostForm
 	if c := strings.TrimSpace(d.CaseID); c != "" {
-		id, err := uuid.Parse(c)
-		if err != nil {
-			u.render(w, r, http.StatusUnprocessableEntity, "new", "new", d, "error.invalid_detail", "case_id: "+c+" is not a case number")
+		id, why := u.caseOf(r, c)
+		if why != "" {
+			u.render(w, r, http.StatusUnprocessableEntity, "new", "new", d, "error.invalid_detail", why)
 			return
 		}
 		in.CaseID = id

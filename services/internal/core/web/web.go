@@ -154,7 +154,7 @@ func parsePages() (map[string]*template.Template, error) {
 		if name == "layout" {
 			continue
 		}
-		t, err := template.New(name).Funcs(template.FuncMap{"consentField": consentField, "offerField": offerField}).ParseFS(templateFiles, "templates/layout.html", n)
+		t, err := template.New(name).Funcs(template.FuncMap{"consentField": consentField, "offerField": offerField, "caseNumber": app.CaseNumber}).ParseFS(templateFiles, "templates/layout.html", n)
 		if err != nil {
 			return nil, fmt.Errorf("template %s: %w", name, err)
 		}
@@ -179,11 +179,18 @@ var routes = []route{
 	{"GET", "/ui/oidc/login", "ui-oidc-login", "Sign in through the agency's OIDC provider", "text/html", (*UI).oidcLogin},
 	{"GET", "/ui/oidc/callback", "ui-oidc-callback", "Where the OIDC provider returns after sign-in", "text/html", (*UI).oidcCallback},
 	{"POST", "/ui/lang", "ui-lang", "Choose the UI's language (form: lang = ru, kk, ky or en)", "text/html", (*UI).setLang},
+	{"GET", "/ui/action", "ui-action", "Needs-action view: referrals this agency received that wait for its move, the nearest deadline first (filters: mine, org, after)", "text/html", (*UI).actionPage},
 	{"GET", "/ui/inbox", "ui-inbox", "Inbox page: referrals to this agency (to the user's organization, for a user of one), with counts and filters (org, status, service, overdue, from, to, before)", "text/html", (*UI).inboxPage},
 	{"GET", "/ui/sent", "ui-sent", "Sent page: this agency's referrals with their live status (same filters)", "text/html", (*UI).sentPage},
 	{"GET", "/ui/new", "ui-new", "New referral form", "text/html", (*UI).newPage},
 	{"POST", "/ui/referrals", "ui-create", "Send a new referral (form: offer = to_org/service, from_org, note, case_id, person_id)", "text/html", (*UI).create},
 	{"GET", "/ui/referrals/{id}", "ui-referral", "Referral page with its case timeline and the forms of the moves open now", "text/html", (*UI).referralPage},
+	{"GET", "/ui/referrals/{id}/actions", "ui-referral-actions", "The forms of a referral's moves, for the page's live refresh: 204 while the referral is still in ?status=", "text/html", (*UI).actionsPart},
+	{"POST", "/ui/referrals/{id}/assign", "ui-assign", "Assign a referral this agency received (form: to = a user name, me, or empty for no one; back = the page to return to)", "text/html", (*UI).assign},
+	{"GET", "/ui/cases/{id}", "ui-case", "Case page: the family's chain of help as this organization may see it, with the case's number", "text/html", (*UI).casePage},
+	{"GET", "/ui/directory", "ui-directory", "Directory page: the organizations of the network to refer to, found by region and service, with each service's eligibility, area, languages and free places", "text/html", (*UI).directoryPage},
+	{"GET", "/ui/search", "ui-search", "Search page: find a case by its number or a national id", "text/html", (*UI).searchPage},
+	{"POST", "/ui/search", "ui-search-submit", "Find a case (form: q = a case number or a national id; one case redirects to its page)", "text/html", (*UI).search},
 	{"POST", "/ui/referrals/{id}/{move}", "ui-move", "Make a move on a referral (form: reason_code, reason, outcome, note, offer = to_org/service)", "text/html", (*UI).move},
 	{"GET", "/ui/erase", "ui-erase", "Erase-a-person page (supervisors)", "text/html", (*UI).erasePage},
 	{"POST", "/ui/erase", "ui-erase-submit", "Erase a person on their request (supervisors; form: person_id, reason)", "text/html", (*UI).erase},
