@@ -36,6 +36,17 @@ func (t T) Left(d time.Duration) string {
 	return t.Msg(key, s)
 }
 
+// Today is the date today where the UI's users are, as date inputs
+// write it; months later, that many months on: the limits the forms show
+// before anything is sent.
+func (t T) Today(months ...int) string {
+	d := time.Now().In(t.loc)
+	if len(months) > 0 {
+		d = d.AddDate(0, months[0], 0)
+	}
+	return d.Format(time.DateOnly)
+}
+
 // Langs are the languages of the UI, in the order the switcher offers them.
 // Russian comes first: it is the default.
 var Langs = []string{"ru", "kk", "ky", "en"}
