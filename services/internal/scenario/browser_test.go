@@ -42,8 +42,11 @@ func chromium(t *testing.T) string {
 	return ""
 }
 
-// browser starts a headless Chromium with a fresh profile for the test.
-func browser(t *testing.T) context.Context {
+// browser starts a headless Chromium with a fresh profile for the test;
+// with a language (ru, kk, ky, en), a browser of that language: it asks
+// pages for it (Accept-Language) and shows dates as its people write
+// them (a date field's dd.mm.yyyy, not mm/dd/yyyy).
+func browser(t *testing.T, lang ...string) context.Context {
 	t.Helper()
 	// Not t.TempDir: Chromium's helpers may still write to the profile as
 	// the test ends, which would fail the test's cleanup.
@@ -68,6 +71,9 @@ func browser(t *testing.T) context.Context {
 		chromedp.Flag("disable-features", "site-per-process,Translate,BlinkGenPropertyTrees,BackForwardCache,RenderDocument,ProactivelySwapBrowsingInstance"),
 		chromedp.Flag("disable-site-isolation-trials", true),
 	)
+	if len(lang) > 0 {
+		opts = append(opts, chromedp.Flag("lang", lang[0]), chromedp.Flag("accept-lang", lang[0]), chromedp.Env("LANGUAGE="+lang[0]))
+	}
 	if os.Getenv("REFBUS_TRACE_BROWSER") != "" {
 		opts = append(opts, chromedp.CombinedOutput(os.Stderr), chromedp.Flag("enable-logging", "stderr"), chromedp.Flag("v", "0"))
 	}
