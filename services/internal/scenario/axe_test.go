@@ -55,25 +55,27 @@ func (tb *tab) axe(what string) {
 // a11yPage is a page the accessibility test opens, as user ("": signed
 // out). In path, {received}, {accepted}, {sent}, {placed} and {case}
 // stand for the test's referrals and case (see TestBrowserAccessibility).
-type a11yPage struct{ user, path string }
+// With a shot, `make screenshots` saves the page, in English, as
+// docs/<shot>.png.
+type a11yPage struct{ user, path, shot string }
 
 // a11yPages are the pages TestBrowserAccessibility checks in every
 // language; a new page of the UI is one more line here.
 var a11yPages = []a11yPage{
-	{"", "/ui/login"},
-	{"social-supervisor", "/ui/inbox"},
-	{"social-supervisor", "/ui/inbox?overdue=1"},
-	{"social-supervisor", "/ui/sent"},
-	{"social-supervisor", "/ui/new"},
-	{"social-supervisor", "/ui/new?case={case}"},
-	{"social-supervisor", "/ui/erase"},
-	{"social-supervisor", "/ui/referrals/{accepted}"},
-	{"social-supervisor", "/ui/referrals/{sent}"},
-	{"social-supervisor", "/ui/referrals/{placed}"},
-	{"social-supervisor", "/ui/referrals/00000000-0000-4000-8000-000000000000"}, // the error page
-	{"kz-zhan-saya-caseworker", "/ui/inbox"},
-	{"kz-zhan-saya-caseworker", "/ui/referrals/{received}"},
-	{"ngo-auditor", "/ui/referrals/{placed}"},
+	{"", "/ui/login", ""},
+	{"social-supervisor", "/ui/inbox", ""},
+	{"social-supervisor", "/ui/inbox?overdue=1", ""},
+	{"social-supervisor", "/ui/sent", ""},
+	{"social-supervisor", "/ui/new", ""},
+	{"social-supervisor", "/ui/new?case={case}", ""},
+	{"social-supervisor", "/ui/erase", "erase"},
+	{"social-supervisor", "/ui/referrals/{accepted}", ""},
+	{"social-supervisor", "/ui/referrals/{sent}", ""},
+	{"social-supervisor", "/ui/referrals/{placed}", ""},
+	{"social-supervisor", "/ui/referrals/00000000-0000-4000-8000-000000000000", ""}, // the error page
+	{"kz-zhan-saya-caseworker", "/ui/inbox", ""},
+	{"kz-zhan-saya-caseworker", "/ui/referrals/{received}", ""},
+	{"ngo-auditor", "/ui/referrals/{placed}", ""},
 }
 
 // TestBrowserAccessibility runs axe-core on every page of the UI
@@ -148,6 +150,24 @@ func TestBrowserAccessibility(t *testing.T) {
 				// it; signed in, the page is in the user's language.
 				tb.run("the page is in "+lang, chromedp.WaitVisible(`html[lang="`+lang+`"]`, chromedp.ByQuery))
 				tb.axe(lang + " " + pg.user + " " + pg.path)
+				if pg.shot != "" && lang == "en" {
+					tb.shot(pg.shot)
+				}
+			}
+			// The browser is of the language, so its date fields show
+			// days as its people write them: the day first.
+			var day string
+			tab := tabs["social-supervisor"]
+			tab.run("the browser's days", chromedp.Evaluate(`new Date(2026, 11, 31).toLocaleDateString()`, &day))
+			if !strings.HasPrefix(day, "31") {
+				t.Errorf("the browser writes 31 December 2026 as %q: not day first", day)
+			}
+			// A work record's days are <time>s too.
+			tab.open(ids.Replace("/ui/referrals/{placed}"))
+			var days int
+			tab.run("the placement's days", chromedp.Evaluate(`document.querySelectorAll("#work time[datetime]").length`, &days))
+			if days != 2 {
+				t.Errorf("the placement shows %d <time> days, want 2 (from, until)", days)
 			}
 		})
 	}

@@ -17,7 +17,8 @@ import (
 )
 
 // screenshots, if set, is where TestBrowserDomesticViolence saves the main
-// pages as PNG (make screenshots).
+// pages as PNG, and TestBrowserAccessibility those of a11yPages with a shot
+// (make screenshots).
 var screenshots = flag.String("screenshots", "", "directory to save screenshots of the main pages in")
 
 // chromium finds the browser; without one the browser tests skip, unless
@@ -72,7 +73,13 @@ func browser(t *testing.T, lang ...string) context.Context {
 		chromedp.Flag("disable-site-isolation-trials", true),
 	)
 	if len(lang) > 0 {
-		opts = append(opts, chromedp.Flag("lang", lang[0]), chromedp.Flag("accept-lang", lang[0]), chromedp.Env("LANGUAGE="+lang[0]))
+		// Chromium has no Kazakh or Kyrgyz locale of its own: people there
+		// write days as Russian does (dd.mm.yyyy), and English as Britain.
+		locale := map[string]string{"kk": "ru", "ky": "ru", "en": "en-GB"}[lang[0]]
+		if locale == "" {
+			locale = lang[0]
+		}
+		opts = append(opts, chromedp.Flag("lang", locale), chromedp.Env("LANGUAGE="+locale), chromedp.Flag("accept-lang", lang[0]+","+locale))
 	}
 	if os.Getenv("REFBUS_TRACE_BROWSER") != "" {
 		opts = append(opts, chromedp.CombinedOutput(os.Stderr), chromedp.Flag("enable-logging", "stderr"), chromedp.Flag("v", "0"))
