@@ -62,18 +62,19 @@ postgres:
 	fi
 
 # chromium makes sure Debian's headless Chromium is here for the browser
-# tests of the caseworker UI (services/internal/scenario): installed with apt on
-# Debian; elsewhere set CHROMIUM to a Chromium or Chrome binary.
+# tests of the caseworker UI (services/internal/scenario), with its locales
+# (chromium-l10n: a Russian browser's date fields read dd.mm.yyyy): installed
+# with apt on Debian; elsewhere set CHROMIUM to a Chromium or Chrome binary.
 chromium:
-	@if [ -n "$$CHROMIUM" ] || command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ]; then exit 0; fi; \
+	@if [ -n "$$CHROMIUM" ] || { command -v chromium >/dev/null 2>&1 && { [ -e /usr/lib/chromium/locales/ru.pak ] || ! command -v apt-get >/dev/null 2>&1; }; }; then exit 0; fi; \
 	if command -v apt-get >/dev/null 2>&1; then \
 		echo "Installing Chromium with apt-get (for the UI's browser tests)"; \
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium chromium-l10n >/dev/null; \
 	else \
 		echo "The UI's browser tests need Chromium: install it, or set CHROMIUM to its binary."; exit 1; \
 	fi
 
 screenshots: postgres chromium ## save the caseworker UI's main pages as PNG into docs/
 	mkdir -p docs
-	$(GO) test -count=1 -run TestBrowserDomesticViolence ./services/internal/scenario -args -screenshots=$(CURDIR)/docs
+	$(GO) test -count=1 -run 'TestBrowserDomesticViolence|TestBrowserAccessibility' ./services/internal/scenario -args -screenshots=$(CURDIR)/docs

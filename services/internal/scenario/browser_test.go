@@ -17,7 +17,8 @@ import (
 )
 
 // screenshots, if set, is where TestBrowserDomesticViolence saves the main
-// pages as PNG (make screenshots).
+// pages as PNG, and TestBrowserAccessibility those of a11yPages with a shot
+// (make screenshots).
 var screenshots = flag.String("screenshots", "", "directory to save screenshots of the main pages in")
 
 // chromium finds the browser; without one the browser tests skip, unless
@@ -42,8 +43,11 @@ func chromium(t *testing.T) string {
 	return ""
 }
 
-// browser starts a headless Chromium with a fresh profile for the test.
-func browser(t *testing.T) context.Context {
+// browser starts a headless Chromium with a fresh profile for the test;
+// with a language (ru, kk, ky, en), a browser of that language: it asks
+// pages for it (Accept-Language) and shows dates as its people write
+// them (a date field's dd.mm.yyyy, not mm/dd/yyyy).
+func browser(t *testing.T, lang ...string) context.Context {
 	t.Helper()
 	// Not t.TempDir: Chromium's helpers may still write to the profile as
 	// the test ends, which would fail the test's cleanup.
@@ -68,6 +72,15 @@ func browser(t *testing.T) context.Context {
 		chromedp.Flag("disable-features", "site-per-process,Translate,BlinkGenPropertyTrees,BackForwardCache,RenderDocument,ProactivelySwapBrowsingInstance"),
 		chromedp.Flag("disable-site-isolation-trials", true),
 	)
+	if len(lang) > 0 {
+		// Chromium has no Kazakh or Kyrgyz locale of its own: people there
+		// write days as Russian does (dd.mm.yyyy), and English as Britain.
+		locale := map[string]string{"kk": "ru", "ky": "ru", "en": "en-GB"}[lang[0]]
+		if locale == "" {
+			locale = lang[0]
+		}
+		opts = append(opts, chromedp.Flag("lang", locale), chromedp.Env("LANGUAGE="+locale), chromedp.Flag("accept-lang", lang[0]+","+locale))
+	}
 	if os.Getenv("REFBUS_TRACE_BROWSER") != "" {
 		opts = append(opts, chromedp.CombinedOutput(os.Stderr), chromedp.Flag("enable-logging", "stderr"), chromedp.Flag("v", "0"))
 	}
