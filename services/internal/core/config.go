@@ -19,6 +19,7 @@ import (
 	"github.com/refbus/refbus/pkg/inbox"
 	"github.com/refbus/refbus/pkg/outbox"
 	"github.com/refbus/refbus/pkg/person"
+	"github.com/refbus/refbus/services/internal/core/api"
 	"github.com/refbus/refbus/services/internal/core/app"
 	"github.com/refbus/refbus/services/internal/core/directory"
 )
@@ -85,8 +86,9 @@ type Config struct {
 	// DirectoryTick is how often the listing is refreshed (default 1s).
 	DirectoryTick time.Duration
 	// Web, if set, wraps the HTTP API in the caseworker UI and its sign-in
-	// (package web's Mount); without it the API is open.
-	Web func(ctx context.Context, a *app.App, api huma.API, next http.Handler) (http.Handler, error)
+	// (package web's Mount); without it the API is open. ops are the
+	// node's operators' commands (its dead letters), for the UI too.
+	Web func(ctx context.Context, a *app.App, ops api.Ops, doc huma.API, next http.Handler) (http.Handler, error)
 
 	Stream   bus.StreamConfig
 	Consumer bus.ConsumerConfig

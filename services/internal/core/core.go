@@ -204,7 +204,7 @@ func (n *Node) connect(ctx context.Context) error {
 	handler, humaAPI := api.New(n.app, n, n.log)
 	n.handler = handler
 	if n.cfg.Web != nil {
-		if n.handler, err = n.cfg.Web(ctx, n.app, humaAPI, handler); err != nil {
+		if n.handler, err = n.cfg.Web(ctx, n.app, n, humaAPI, handler); err != nil {
 			return fmt.Errorf("web: %w", err)
 		}
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/danielgtaylor/huma/v2"
 
+	"github.com/refbus/refbus/services/internal/core/api"
 	"github.com/refbus/refbus/services/internal/core/app"
 	"github.com/refbus/refbus/services/internal/core/kind"
 	"github.com/refbus/refbus/services/internal/core/web"
@@ -126,7 +127,7 @@ func requireSigned(c Config, dev bool) error {
 // REFBUS_OIDC_REDIRECT_URL sign people in through the organization's
 // identity provider. Without either, nobody could sign in: it refuses to
 // start.
-func webFromEnv(log *slog.Logger) (func(context.Context, *app.App, huma.API, http.Handler) (http.Handler, error), error) {
+func webFromEnv(log *slog.Logger) (func(context.Context, *app.App, api.Ops, huma.API, http.Handler) (http.Handler, error), error) {
 	wc := web.Config{Logger: log, Lang: os.Getenv("REFBUS_LANGUAGE")}
 	if tz := os.Getenv("REFBUS_TIME_ZONE"); tz != "" {
 		loc, err := time.LoadLocation(tz)

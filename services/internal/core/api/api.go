@@ -191,6 +191,16 @@ func build(node string, s *handlers) (http.Handler, huma.API) {
 		Tags:        []string{tagReferrals},
 	}, "The overdue referrals, newest deadline first; none unless this node is the coordinator.", reads(problems{http.StatusUnprocessableEntity: whyLimit}), s.listEscalations)
 	register(api, huma.Operation{
+		OperationID: "list-case-access",
+		Method:      http.MethodGet,
+		Path:        "/api/v1/access-log",
+		Summary:     "Who opened which case and when (auditors and supervisors), newest first",
+		Tags:        []string{tagOperators},
+	}, "The openings of cases, newest first: each read of a referral or a case through the API and each referral page opened in the UI.", reads(problems{
+		http.StatusForbidden:           "The token or session is another agency's, or its role is caseworker: only auditors and supervisors read the access log.",
+		http.StatusUnprocessableEntity: "limit is not between 1 and 1000, or case_id is not a UUID.",
+	}), s.listCaseAccess)
+	register(api, huma.Operation{
 		OperationID: "list-dead-letters",
 		Method:      http.MethodGet,
 		Path:        "/api/v1/dead-letters",
@@ -435,6 +445,9 @@ func (s *handlers) getReferral(ctx context.Context, in *idInput) (*referralOutpu
 	if err != nil {
 		return nil, s.problem(err)
 	}
+	if err := s.app.LogCaseAccess(ctx, r.CaseID, r.ID, app.UserOf(ctx), app.ViaAPI); err != nil {
+		return nil, s.problem(err)
+	}
 	return &referralOutput{Body: r}, nil
 }
 
@@ -528,6 +541,9 @@ func (s *handlers) getCase(ctx context.Context, in *caseIDInput) (*caseOutput, e
 	if err != nil {
 		return nil, s.problem(err)
 	}
+	if err := s.app.LogCaseAccess(ctx, in.ID, uuid.Nil, app.UserOf(ctx), app.ViaAPI); err != nil {
+		return nil, s.problem(err)
+	}
 	return &caseOutput{Body: c}, nil
 }
 
@@ -544,6 +560,41 @@ func (s *handlers) listEscalations(ctx context.Context, in *listInput) (*escalat
 	}
 	out := &escalationsOutput{}
 	out.Body.Escalations = es
+	return out, nil
+}
+
+type caseAccessInput struct {
+	Limit    int       `query:"limit" minimum:"1" maximum:"1000" default:"100"`
+	CaseID   string    `query:"case_id" format:"uuid" doc:"Only the openings of this case."`
+	Username string    `query:"username" maxLength:"200" doc:"Only the openings by this user or token subject."`
+	BeforeID int64     `query:"before_id" minimum:"0" doc:"Only openings older than the one with this id (the last id of the page before), to page back."`
+	Before   time.Time `query:"before" required:"false" doc:"With before_id: the at of that opening."`
+}
+
+type caseAccessOutput struct {
+	Body struct {
+		Access []app.CaseAccess `json:"access"`
+	}
+}
+
+func (s *handlers) listCaseAccess(ctx context.Context, in *caseAccessInput) (*caseAccessOutput, error) {
+	f := app.AccessFilter{Username: in.Username, Limit: in.Limit}
+	if in.CaseID != "" {
+		id, err := uuid.Parse(in.CaseID)
+		if err != nil {
+			return nil, huma.Error422UnprocessableEntity("case_id is not a UUID")
+		}
+		f.CaseID = id
+	}
+	if in.BeforeID > 0 && !in.Before.IsZero() {
+		f.BeforeAt, f.BeforeID = &in.Before, in.BeforeID
+	}
+	rows, err := s.app.AccessLog(ctx, f)
+	if err != nil {
+		return nil, s.problem(err)
+	}
+	out := &caseAccessOutput{}
+	out.Body.Access = rows
 	return out, nil
 }
 

@@ -32,6 +32,8 @@ type User struct {
 	// PasswordHash is bcrypt; empty for people who sign in through OIDC.
 	PasswordHash string
 	Lang         string
+	// Disabled: a supervisor disabled the user, who may not sign in.
+	Disabled bool
 }
 
 // PutUser creates a user or changes its name, role, organization and
@@ -57,7 +59,7 @@ func (a *App) UserByName(ctx context.Context, username string) (User, error) {
 	if err != nil {
 		return User{}, fmt.Errorf("get user: %w", err)
 	}
-	return User{Username: u.Username, Name: u.DisplayName, Role: u.Role, Org: u.Org, PasswordHash: u.PasswordHash, Lang: u.Lang}, nil
+	return User{Username: u.Username, Name: u.DisplayName, Role: u.Role, Org: u.Org, PasswordHash: u.PasswordHash, Lang: u.Lang, Disabled: u.DisabledAt != nil}, nil
 }
 
 // SetLanguage keeps the language a user chose.

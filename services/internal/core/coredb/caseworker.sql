@@ -68,5 +68,5 @@ WHERE r.case_id = $1 AND t.cleared_at IS NULL;
 -- The users a referral to organization org may be assigned to: its
 -- caseworkers and supervisors, and the node's.
 SELECT username, display_name FROM core.web_user
-WHERE role <> 'auditor' AND (org = sqlc.arg(org) OR org = '')
+WHERE role <> 'auditor' AND disabled_at IS NULL AND (org = sqlc.arg(org) OR org = '')
 ORDER BY display_name, username;

@@ -289,7 +289,7 @@ func (q *Queries) ActionOrg(ctx context.Context, arg ActionOrgParams) ([]Referra
 
 const colleaguesOf = `-- name: ColleaguesOf :many
 SELECT username, display_name FROM core.web_user
-WHERE role <> 'auditor' AND (org = $1 OR org = '')
+WHERE role <> 'auditor' AND disabled_at IS NULL AND (org = $1 OR org = '')
 ORDER BY display_name, username
 `
 

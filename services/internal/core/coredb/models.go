@@ -10,6 +10,16 @@ import (
 	"github.com/google/uuid"
 )
 
+type CaseAccess struct {
+	ID         int64
+	CaseID     uuid.UUID
+	ReferralID *uuid.UUID
+	Username   string
+	Org        string
+	Via        string
+	At         time.Time
+}
+
 type Consent struct {
 	ID             uuid.UUID
 	GivenBy        string
@@ -130,4 +140,6 @@ type WebUser struct {
 	Lang         string
 	CreatedAt    time.Time
 	Org          string
+	DisabledAt   *time.Time
+	LastSignInAt *time.Time
 }

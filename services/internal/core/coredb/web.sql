@@ -62,10 +62,10 @@ UPDATE core.web_user SET lang = $2 WHERE username = $1;
 INSERT INTO core.web_session (token_hash, username, role, expires_at) VALUES ($1, $2, $3, $4);
 
 -- name: WebSessionGet :one
--- A live session with its user.
+-- A live session with its user; a disabled user's sessions are dead.
 SELECT s.username, s.role, s.expires_at, u.display_name, u.lang, u.org
 FROM core.web_session s JOIN core.web_user u ON u.username = s.username
-WHERE s.token_hash = $1 AND s.expires_at > now();
+WHERE s.token_hash = $1 AND s.expires_at > now() AND u.disabled_at IS NULL;
 
 -- name: WebSessionDelete :exec
 DELETE FROM core.web_session WHERE token_hash = $1;

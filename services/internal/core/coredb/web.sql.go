@@ -344,7 +344,7 @@ func (q *Queries) WebSessionDeleteExpired(ctx context.Context) error {
 const webSessionGet = `-- name: WebSessionGet :one
 SELECT s.username, s.role, s.expires_at, u.display_name, u.lang, u.org
 FROM core.web_session s JOIN core.web_user u ON u.username = s.username
-WHERE s.token_hash = $1 AND s.expires_at > now()
+WHERE s.token_hash = $1 AND s.expires_at > now() AND u.disabled_at IS NULL
 `
 
 type WebSessionGetRow struct {
@@ -356,7 +356,7 @@ type WebSessionGetRow struct {
 	Org         string
 }
 
-// A live session with its user.
+// A live session with its user; a disabled user's sessions are dead.
 func (q *Queries) WebSessionGet(ctx context.Context, tokenHash []byte) (WebSessionGetRow, error) {
 	row := q.db.QueryRow(ctx, webSessionGet, tokenHash)
 	var i WebSessionGetRow
@@ -393,7 +393,7 @@ func (q *Queries) WebSessionInsert(ctx context.Context, arg WebSessionInsertPara
 }
 
 const webUserGet = `-- name: WebUserGet :one
-SELECT username, display_name, role, password_hash, lang, created_at, org FROM core.web_user WHERE username = $1
+SELECT username, display_name, role, password_hash, lang, created_at, org, disabled_at, last_sign_in_at FROM core.web_user WHERE username = $1
 `
 
 func (q *Queries) WebUserGet(ctx context.Context, username string) (WebUser, error) {
@@ -407,6 +407,8 @@ func (q *Queries) WebUserGet(ctx context.Context, username string) (WebUser, err
 		&i.Lang,
 		&i.CreatedAt,
 		&i.Org,
+		&i.DisabledAt,
+		&i.LastSignInAt,
 	)
 	return i, err
 }

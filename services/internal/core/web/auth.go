@@ -1,6 +1,7 @@
 package web
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -185,9 +186,18 @@ const langCookie = "refbus_lang"
 
 func (u *UI) sessionCookie() string { return "refbus_" + u.agency + "_session" }
 
+// errDisabled: a supervisor disabled the user.
+var errDisabled = errors.New("the user is disabled")
+
 // newSession signs username in: it stores the hash of a fresh token and
-// sets the token as a cookie.
+// sets the token as a cookie. Returns errDisabled for a disabled user.
 func (u *UI) newSession(ctx context.Context, w http.ResponseWriter, username, role string) error {
+	if off, err := u.app.UserDisabled(ctx, username); err != nil || off {
+		return cmp.Or(err, errDisabled)
+	}
+	if err := u.app.SignedIn(ctx, username); err != nil {
+		return err
+	}
 	var tok [32]byte
 	_, _ = rand.Read(tok[:])
 	hash := sha256.Sum256(tok[:])
@@ -285,6 +295,9 @@ func TokenID(token string) (string, error) {
 // errOtherAgency: the caller proved who it is, for another agency.
 var errOtherAgency = errors.New("signed in for another agency")
 
+// errStore: the store did not answer whether the caller may come in.
+var errStore = errors.New("store")
+
 // bearerPrincipal checks the request's bearer token: nil without one, an
 // error for a bad one, errOtherAgency for another agency's.
 func (u *UI) bearerPrincipal(r *http.Request) (*Principal, error) {
@@ -318,6 +331,13 @@ func (u *UI) bearerPrincipal(r *http.Request) (*Principal, error) {
 	if c.Agency != u.agency {
 		return nil, errOtherAgency
 	}
+	// A token whose subject is a user of this node speaks for that user:
+	// disabling them stops it too. One lookup by primary key per request.
+	if off, err := u.app.UserDisabled(r.Context(), c.Subject); err != nil {
+		return nil, fmt.Errorf("%w: %w", errStore, err)
+	} else if off {
+		return nil, fmt.Errorf("bearer token: its subject %s is a disabled user of this node", c.Subject)
+	}
 	return &Principal{Username: c.Subject, Name: c.Subject, Agency: c.Agency, Org: c.Org, Role: c.Role}, nil
 }
 
@@ -332,10 +352,25 @@ func publicPath(path string) bool {
 		strings.HasPrefix(path, "/docs") || strings.HasPrefix(path, "/schemas")
 }
 
+// onlyFor are the paths (and those under them) only some roles may use,
+// even to read: managing users is for supervisors; the dead letters and
+// the access log are for supervisors and auditors.
+var onlyFor = map[string][]string{
+	"/ui/users":          {RoleSupervisor},
+	"/ui/dead-letters":   {RoleSupervisor, RoleAuditor},
+	"/ui/access-log":     {RoleSupervisor, RoleAuditor},
+	"/api/v1/access-log": {RoleSupervisor, RoleAuditor},
+}
+
 // mayDo reports whether role may make a request with method to path.
-// Auditors only read; re-driving dead letters and erasing a person are
-// for supervisors.
+// Auditors only read; re-driving dead letters, erasing a person and
+// managing users are for supervisors (onlyFor).
 func mayDo(role, method, path string) bool {
+	for p, roles := range onlyFor {
+		if (path == p || strings.HasPrefix(path, p+"/")) && !slices.Contains(roles, role) {
+			return false
+		}
+	}
 	if method == http.MethodGet || method == http.MethodHead || path == "/ui/logout" || path == "/ui/lang" || path == "/ui/search" {
 		return true
 	}
@@ -354,6 +389,11 @@ func mayDo(role, method, path string) bool {
 func (u *UI) guard(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p, err := u.bearerPrincipal(r)
+		if errors.Is(err, errStore) {
+			u.log.Error("check bearer token", "err", err)
+			http.Error(w, "internal error", http.StatusInternalServerError)
+			return
+		}
 		if errors.Is(err, errOtherAgency) {
 			u.deny(w, r, http.StatusForbidden)
 			return
@@ -375,7 +415,7 @@ func (u *UI) guard(next http.Handler) http.Handler {
 		}
 		if p != nil {
 			// The application keeps a principal of one organization to it.
-			r = r.WithContext(app.WithOrg(context.WithValue(r.Context(), principalKey{}, p), p.Org))
+			r = r.WithContext(app.WithUser(app.WithOrg(context.WithValue(r.Context(), principalKey{}, p), p.Org), p.Username))
 		}
 		switch {
 		case publicPath(r.URL.Path):

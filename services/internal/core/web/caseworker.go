@@ -177,6 +177,12 @@ func (u *UI) casePage(w http.ResponseWriter, r *http.Request) {
 		u.fail(w, r, err)
 		return
 	}
+	// The auditors' record of who opened the family's case.
+	p, _ := PrincipalFrom(r.Context())
+	if err := u.app.LogCaseAccess(r.Context(), id, uuid.Nil, p.Username, app.ViaUI); err != nil {
+		u.fail(w, r, err)
+		return
+	}
 	due, err := u.app.CaseDeadlines(r.Context(), id)
 	if err != nil {
 		u.fail(w, r, err)

@@ -125,7 +125,11 @@ func (u *UI) oidcCallback(w http.ResponseWriter, r *http.Request) {
 		u.fail(w, r, err)
 		return
 	}
-	if err := u.newSession(r.Context(), w, claims.username, claims.role); err != nil {
+	if err := u.newSession(r.Context(), w, claims.username, claims.role); errors.Is(err, errDisabled) {
+		u.log.Info("oidc sign-in of a disabled user refused")
+		u.render(w, r, http.StatusForbidden, "login", "", nil, "users.login_disabled")
+		return
+	} else if err != nil {
 		u.fail(w, r, err)
 		return
 	}

@@ -216,7 +216,11 @@ func (u *UI) login(w http.ResponseWriter, r *http.Request) {
 		u.render(w, r, http.StatusUnauthorized, "login", "", nil, "login.failed")
 		return
 	}
-	if err := u.newSession(r.Context(), w, user.Username, user.Role); err != nil {
+	if err := u.newSession(r.Context(), w, user.Username, user.Role); errors.Is(err, errDisabled) {
+		u.log.Info("sign-in of a disabled user refused")
+		u.render(w, r, http.StatusForbidden, "login", "", nil, "users.login_disabled")
+		return
+	} else if err != nil {
 		u.fail(w, r, err)
 		return
 	}
@@ -508,6 +512,13 @@ func (u *UI) showReferral(w http.ResponseWriter, r *http.Request, status int, er
 		return
 	}
 	p, _ := PrincipalFrom(r.Context())
+	if r.Method == http.MethodGet {
+		// The auditors' record of who opened the family's case.
+		if err := u.app.LogCaseAccess(r.Context(), ref.CaseID, ref.ID, p.Username, app.ViaUI); err != nil {
+			u.fail(w, r, err)
+			return
+		}
+	}
 	if r.Method == http.MethodGet && p.Role != RoleAuditor && (p.Org == "" || p.Org == ref.ToOrg) {
 		if err := u.app.Opened(r.Context(), ref); err != nil {
 			u.fail(w, r, err)

@@ -25,6 +25,7 @@ import (
 
 	"github.com/danielgtaylor/huma/v2"
 
+	"github.com/refbus/refbus/services/internal/core/api"
 	"github.com/refbus/refbus/services/internal/core/app"
 )
 
@@ -69,6 +70,8 @@ type UI struct {
 	oidc   *oidcClient
 	watch  *watcher
 	tries  throttle
+	// ops are the node's dead letters; nil shows none.
+	ops api.Ops
 	// stopped closes when the service stops, ending the event streams,
 	// which would otherwise hold the HTTP server's shutdown.
 	stopped <-chan struct{}
@@ -83,13 +86,14 @@ var staticFiles embed.FS
 // Mount returns the hook core.Config.Web takes: it builds the UI of the
 // service, documents its routes in the service's OpenAPI document, and
 // wraps the API so that only the agency's own people and systems reach it.
-func Mount(cfg Config) func(ctx context.Context, a *app.App, api huma.API, next http.Handler) (http.Handler, error) {
-	return func(ctx context.Context, s *app.App, api huma.API, next http.Handler) (http.Handler, error) {
+func Mount(cfg Config) func(ctx context.Context, a *app.App, ops api.Ops, doc huma.API, next http.Handler) (http.Handler, error) {
+	return func(ctx context.Context, s *app.App, ops api.Ops, doc huma.API, next http.Handler) (http.Handler, error) {
 		u, err := New(ctx, cfg, s)
 		if err != nil {
 			return nil, err
 		}
-		Document(api.OpenAPI())
+		u.ops = ops
+		Document(doc.OpenAPI())
 		return u.Handler(next), nil
 	}
 }
@@ -194,6 +198,16 @@ var routes = []route{
 	{"POST", "/ui/referrals/{id}/{move}", "ui-move", "Make a move on a referral (form: reason_code, reason, outcome, note, offer = to_org/service)", "text/html", (*UI).move},
 	{"GET", "/ui/erase", "ui-erase", "Erase-a-person page (supervisors)", "text/html", (*UI).erasePage},
 	{"POST", "/ui/erase", "ui-erase-submit", "Erase a person on their request (supervisors; form: person_id, reason)", "text/html", (*UI).erase},
+	{"GET", "/ui/users", "ui-users", "Users page (supervisors): the node's users (a supervisor of one organization: its users), with a form to make one", "text/html", (*UI).usersPage},
+	{"POST", "/ui/users", "ui-users-create", "Make a local user (supervisors; form: username, name, role, org, password of 12 characters or more)", "text/html", (*UI).createUser},
+	{"GET", "/ui/users/{name}", "ui-user", "One user's page (supervisors): role, organization, password, disabling", "text/html", (*UI).userPage},
+	{"POST", "/ui/users/{name}/role", "ui-user-role", "Change a local user's role and organization (supervisors; form: role, org); a changed role ends their sessions", "text/html", (*UI).setUserRole},
+	{"POST", "/ui/users/{name}/password", "ui-user-password", "Give a local user a new password (supervisors; form: password); ends their sessions", "text/html", (*UI).setUserPassword},
+	{"POST", "/ui/users/{name}/disable", "ui-user-disable", "Disable a user (supervisors, not themselves): no sign-in, sessions end, bearer tokens naming them refused", "text/html", (*UI).disableUser},
+	{"POST", "/ui/users/{name}/enable", "ui-user-enable", "Let a disabled user sign in again (supervisors)", "text/html", (*UI).enableUser},
+	{"GET", "/ui/dead-letters", "ui-dead-letters", "Dead letters page (supervisors; auditors read only): events the bus stopped redelivering, with the reason", "text/html", (*UI).deadLettersPage},
+	{"POST", "/ui/dead-letters/redrive", "ui-dead-letters-redrive", "Re-drive the dead letters (supervisors): apply each again, at most once", "text/html", (*UI).redrive},
+	{"GET", "/ui/access-log", "ui-access-log", "Case access log (auditors and supervisors): who opened which case and when, newest first (filters: case, user, before)", "text/html", (*UI).accessLogPage},
 	{"GET", "/ui/events", "ui-events", "Server-sent events: `changed` whenever a referral of this agency may have changed", "text/event-stream", (*UI).events},
 	{"GET", "/ui/static/{file...}", "ui-static", "The UI's scripts and style sheet, embedded in the binary", "application/octet-stream", (*UI).static},
 }
@@ -257,7 +271,7 @@ func Document(oapi *huma.OpenAPI) {
 		if rt.pattern == "/ui/static/{file...}" {
 			op.Path = "/ui/static/{file}"
 		}
-		for _, p := range []string{"id", "move", "file"} {
+		for _, p := range []string{"id", "move", "file", "name"} {
 			if strings.Contains(op.Path, "{"+p+"}") {
 				op.Parameters = append(op.Parameters, &huma.Param{Name: p, In: "path", Required: true, Schema: &huma.Schema{Type: "string"}})
 			}
