@@ -185,6 +185,8 @@ var routes = []route{
 	{"POST", "/ui/referrals", "ui-create", "Send a new referral (form: offer = to_org/service, from_org, note, case_id, person_id)", "text/html", (*UI).create},
 	{"GET", "/ui/referrals/{id}", "ui-referral", "Referral page with its case timeline and the forms of the moves open now", "text/html", (*UI).referralPage},
 	{"POST", "/ui/referrals/{id}/{move}", "ui-move", "Make a move on a referral (form: reason_code, reason, outcome, note, offer = to_org/service)", "text/html", (*UI).move},
+	{"GET", "/ui/dashboard", "ui-dashboard", "Supervisors' dashboard (supervisors and auditors): open and overdue referrals by organization, time to accept and to complete, outcomes by service, referrals by week, as charts and tables (filters: org, from, to)", "text/html", (*UI).dashboardPage},
+	{"GET", "/ui/dashboard.csv", "ui-dashboard-csv", "The dashboard's figures as CSV, one figure a row (same filters)", "text/csv", (*UI).dashboardCSV},
 	{"GET", "/ui/erase", "ui-erase", "Erase-a-person page (supervisors)", "text/html", (*UI).erasePage},
 	{"POST", "/ui/erase", "ui-erase-submit", "Erase a person on their request (supervisors; form: person_id, reason)", "text/html", (*UI).erase},
 	{"GET", "/ui/events", "ui-events", "Server-sent events: `changed` whenever a referral of this agency may have changed", "text/event-stream", (*UI).events},
