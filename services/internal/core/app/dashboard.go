@@ -113,9 +113,11 @@ func (a *App) Dashboard(ctx context.Context, f DashboardFilter) (Dashboard, erro
 	var counts []coredb.DashboardCountsRow
 	var times []coredb.DashboardTimesRow
 	// One snapshot, so that the figures agree; planned at Postgres's
-	// default page cost, as the lists are (ListPage).
+	// default page cost, as the lists are (ListPage), and not compiled:
+	// over a big period the aggregates cost enough for JIT, whose
+	// compiling took longer (seconds) than the queries themselves.
 	err = pgx.BeginTxFunc(ctx, a.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, "SET LOCAL random_page_cost = 4"); err != nil {
+		if _, err := tx.Exec(ctx, "SET LOCAL random_page_cost = 4; SET LOCAL jit = off"); err != nil {
 			return err
 		}
 		q := coredb.New(tx)
