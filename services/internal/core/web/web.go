@@ -196,6 +196,8 @@ var routes = []route{
 	{"GET", "/ui/search", "ui-search", "Search page: find a case by its number or a national id", "text/html", (*UI).searchPage},
 	{"POST", "/ui/search", "ui-search-submit", "Find a case (form: q = a case number or a national id; one case redirects to its page)", "text/html", (*UI).search},
 	{"POST", "/ui/referrals/{id}/{move}", "ui-move", "Make a move on a referral (form: reason_code, reason, outcome, note, offer = to_org/service)", "text/html", (*UI).move},
+	{"GET", "/ui/dashboard", "ui-dashboard", "Supervisors' dashboard (supervisors and auditors): open and overdue referrals by organization, time to accept and to complete, outcomes by service, referrals by week, as charts and tables (filters: org, from, to)", "text/html", (*UI).dashboardPage},
+	{"GET", "/ui/dashboard.csv", "ui-dashboard-csv", "The dashboard's figures as CSV, one figure a row (same filters)", "text/csv", (*UI).dashboardCSV},
 	{"GET", "/ui/erase", "ui-erase", "Erase-a-person page (supervisors)", "text/html", (*UI).erasePage},
 	{"POST", "/ui/erase", "ui-erase-submit", "Erase a person on their request (supervisors; form: person_id, reason)", "text/html", (*UI).erase},
 	{"GET", "/ui/users", "ui-users", "Users page (supervisors): the node's users (a supervisor of one organization: its users), with a form to make one", "text/html", (*UI).usersPage},
