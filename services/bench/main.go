@@ -122,7 +122,7 @@ func parseFlags(args []string) (config, error) {
 	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of the throughput run (this process: services, NATS, bench) to `file`")
 	fs.StringVar(&c.latProfile, "latency-cpuprofile", "", "write a CPU profile of the latency run to `file`")
 	fs.Var(c.pgSettings, "pgset", "extra Postgres `name=value` setting, for experiments (repeatable; the defaults are the real durability settings)")
-	fs.IntVar(&c.inboxN, "inbox-referrals", 100_000, "referrals in an agency's store for the caseworkers' inbox figures (0: skip)")
+	fs.IntVar(&c.inboxN, "inbox-referrals", 1_000_000, "referrals in an agency's store for the caseworkers' inbox figures (0: skip)")
 	fs.IntVar(&c.audit, "audit-events", 1_000_000, "events in the stream for the auditors' replay and verify figures (0: skip)")
 	fs.BoolVar(&c.net, "net", true, "run the network figures: -net-nodes nodes hosting -net-orgs organizations, the registry on, and onboarding one more node")
 	fs.IntVar(&c.netN, "net-referrals", 3000, "referrals between random organizations in the network run")
