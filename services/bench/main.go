@@ -46,8 +46,11 @@ func main() {
 	}
 	// Printed only after everything is stopped and removed, so this is the
 	// last line whatever cleanup has to say.
-	line := fmt.Sprintf("bench: e2e_per_s=%.0f p50_ms=%.1f p99_ms=%.1f raw_js_per_s=%.0f ratio=%.3f",
-		res.e2ePerSec, ms(res.p50), ms(res.p99), res.rawPerSec, res.e2ePerSec/res.rawPerSec)
+	line := "bench:"
+	if res.e2ePerSec > 0 {
+		line += fmt.Sprintf(" e2e_per_s=%.0f p50_ms=%.1f p99_ms=%.1f raw_js_per_s=%.0f ratio=%.3f",
+			res.e2ePerSec, ms(res.p50), ms(res.p99), res.rawPerSec, res.e2ePerSec/res.rawPerSec)
+	}
 	if res.cpu.host > 0 {
 		line += fmt.Sprintf(" cpu_us_per_ref=%.0f", us(res.cpu.host))
 	}
@@ -107,7 +110,7 @@ func (f settingsFlag) Set(v string) error {
 func parseFlags(args []string) (config, error) {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	c := config{pgSettings: settingsFlag{}}
-	fs.IntVar(&c.n, "n", 20000, "referrals in the throughput run")
+	fs.IntVar(&c.n, "n", 20000, "referrals in the throughput run (0: no pipeline, audit or network runs: the inbox run alone)")
 	fs.IntVar(&c.concurrent, "c", 256, "concurrent creators in the throughput run (callers of CreateReferral at once, as many caseworkers and agency systems)")
 	fs.IntVar(&c.rate, "rate", 1000, "offered load of the latency run, referrals per second")
 	fs.DurationVar(&c.duration, "duration", 5*time.Second, "length of the latency run")
@@ -119,7 +122,7 @@ func parseFlags(args []string) (config, error) {
 	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of the throughput run (this process: services, NATS, bench) to `file`")
 	fs.StringVar(&c.latProfile, "latency-cpuprofile", "", "write a CPU profile of the latency run to `file`")
 	fs.Var(c.pgSettings, "pgset", "extra Postgres `name=value` setting, for experiments (repeatable; the defaults are the real durability settings)")
-	fs.IntVar(&c.inboxN, "inbox-referrals", 100_000, "referrals in an agency's store for the caseworkers' inbox figures (0: skip)")
+	fs.IntVar(&c.inboxN, "inbox-referrals", 1_000_000, "referrals in an agency's store for the caseworkers' inbox figures (0: skip)")
 	fs.IntVar(&c.audit, "audit-events", 1_000_000, "events in the stream for the auditors' replay and verify figures (0: skip)")
 	fs.BoolVar(&c.net, "net", true, "run the network figures: -net-nodes nodes hosting -net-orgs organizations, the registry on, and onboarding one more node")
 	fs.IntVar(&c.netN, "net-referrals", 3000, "referrals between random organizations in the network run")
@@ -136,8 +139,10 @@ func parseFlags(args []string) (config, error) {
 		return c, fmt.Errorf("unexpected arguments %q", fs.Args())
 	case c.net && (c.netN < 1 || c.netNodes < 3 || c.netOrgs < c.netNodes):
 		return c, errors.New("-net-referrals must be positive, -net-nodes at least 3 and -net-orgs at least -net-nodes")
-	case c.n < 1 || c.concurrent < 1 || c.rate < 1 || c.duration <= 0 || c.warmup < 0 || c.rawN < 1 || c.rawRounds < 1 || c.timeout <= 0 || c.stall < 0:
-		return c, errors.New("-n, -c, -rate, -duration, -raw-n, -raw-rounds and -timeout must be positive, -warmup and -stall not negative")
+	case c.n == 0 && c.inboxN < 1:
+		return c, errors.New("-n 0 runs the inbox run alone: -inbox-referrals must be positive")
+	case c.n < 0 || c.concurrent < 1 || c.rate < 1 || c.duration <= 0 || c.warmup < 0 || c.rawN < 1 || c.rawRounds < 1 || c.timeout <= 0 || c.stall < 0:
+		return c, errors.New("-c, -rate, -duration, -raw-n, -raw-rounds and -timeout must be positive, -n, -warmup and -stall not negative")
 	}
 	return c, nil
 }
@@ -156,6 +161,10 @@ type result struct {
 func run(ctx context.Context, log *slog.Logger, args []string) (res result, err error) {
 	c, err := parseFlags(args)
 	if err != nil {
+		return res, err
+	}
+	if c.n == 0 {
+		err := runInbox(ctx, log, c.inboxN, &res)
 		return res, err
 	}
 	fmt.Printf("bench: %d cores, load average %s; starting Postgres (fsync on) and NATS in a temporary directory\n", runtime.NumCPU(), loadAverage())
@@ -267,11 +276,9 @@ func run(ctx context.Context, log *slog.Logger, args []string) (res result, err 
 
 	if c.inboxN > 0 {
 		// On a stack of its own, after this one's agencies stopped.
-		if res.inbox, err = benchInbox(ctx, log, c.inboxN, 200); err != nil {
-			return res, fmt.Errorf("inbox bench: %w", err)
+		if err := runInbox(ctx, log, c.inboxN, &res); err != nil {
+			return res, err
 		}
-		fmt.Printf("inbox:          %d referrals in the ngo's store: inbox page p95 %.1f ms, GET /api/v1/inbox p95 %.1f ms (goal: 100 ms)\n",
-			res.inbox.referrals, ms(res.inbox.page), ms(res.inbox.api))
 	}
 
 	if c.net {

@@ -191,6 +191,12 @@ func (a *App) Run(ctx context.Context) error {
 		})
 	})
 	g.Go(func() error { return a.every(ctx, a.cfg.DirectoryTick, "directory", a.publishListing) })
+	g.Go(func() error {
+		return a.every(ctx, countFoldEvery, "list counts", func(ctx context.Context) error {
+			_, err := a.FoldCounts(ctx)
+			return err
+		})
+	})
 	// The listing makes a new sealing key of the day when it is due;
 	// retired ones are destroyed once used up.
 	g.Go(func() error {

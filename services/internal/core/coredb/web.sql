@@ -29,18 +29,6 @@ WHERE from_agency = sqlc.arg(agency)
 ORDER BY created_at DESC, id DESC
 LIMIT sqlc.arg(max_rows);
 
--- name: WebInboxCounts :many
--- How many incoming referrals (of one organization, or of any for a NULL
--- org) are in each status, and how many of them are overdue.
-SELECT status, count(*) AS n, count(*) FILTER (WHERE overdue_at IS NOT NULL) AS overdue
-FROM core.referral WHERE to_agency = sqlc.arg(agency) AND (sqlc.narg(org)::text IS NULL OR to_org = sqlc.narg(org))
-GROUP BY status;
-
--- name: WebSentCounts :many
-SELECT status, count(*) AS n, count(*) FILTER (WHERE overdue_at IS NOT NULL) AS overdue
-FROM core.referral WHERE from_agency = sqlc.arg(agency) AND (sqlc.narg(org)::text IS NULL OR from_org = sqlc.narg(org))
-GROUP BY status;
-
 -- name: WebHistoryByReferral :many
 SELECT * FROM core.referral_history WHERE referral_id = $1 ORDER BY id;
 

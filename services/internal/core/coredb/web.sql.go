@@ -149,45 +149,6 @@ func (q *Queries) WebInbox(ctx context.Context, arg WebInboxParams) ([]Referral,
 	return items, nil
 }
 
-const webInboxCounts = `-- name: WebInboxCounts :many
-SELECT status, count(*) AS n, count(*) FILTER (WHERE overdue_at IS NOT NULL) AS overdue
-FROM core.referral WHERE to_agency = $1 AND ($2::text IS NULL OR to_org = $2)
-GROUP BY status
-`
-
-type WebInboxCountsParams struct {
-	Agency string
-	Org    pgtype.Text
-}
-
-type WebInboxCountsRow struct {
-	Status  string
-	N       int64
-	Overdue int64
-}
-
-// How many incoming referrals (of one organization, or of any for a NULL
-// org) are in each status, and how many of them are overdue.
-func (q *Queries) WebInboxCounts(ctx context.Context, arg WebInboxCountsParams) ([]WebInboxCountsRow, error) {
-	rows, err := q.db.Query(ctx, webInboxCounts, arg.Agency, arg.Org)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var items []WebInboxCountsRow
-	for rows.Next() {
-		var i WebInboxCountsRow
-		if err := rows.Scan(&i.Status, &i.N, &i.Overdue); err != nil {
-			return nil, err
-		}
-		items = append(items, i)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	return items, nil
-}
-
 const webSent = `-- name: WebSent :many
 SELECT id, case_id, from_agency, to_agency, service, note, status, delivery_error, seq_out, seq_in, created_at, updated_at, parent_id, reason_code, reason, outcome, forwarded_to, forwarded_agency, traceparent, person_key, received_at, overdue_at, consent_id, consent_purpose, consent_categories, consent_expires_at, consent_revoked_at, redacted_at, work, from_org, to_org, forwarded_org, data_key, key_destroyed_at, urgency, action_due, assigned_to, opened_at FROM core.referral
 WHERE from_agency = $1
@@ -276,43 +237,6 @@ func (q *Queries) WebSent(ctx context.Context, arg WebSentParams) ([]Referral, e
 			&i.AssignedTo,
 			&i.OpenedAt,
 		); err != nil {
-			return nil, err
-		}
-		items = append(items, i)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	return items, nil
-}
-
-const webSentCounts = `-- name: WebSentCounts :many
-SELECT status, count(*) AS n, count(*) FILTER (WHERE overdue_at IS NOT NULL) AS overdue
-FROM core.referral WHERE from_agency = $1 AND ($2::text IS NULL OR from_org = $2)
-GROUP BY status
-`
-
-type WebSentCountsParams struct {
-	Agency string
-	Org    pgtype.Text
-}
-
-type WebSentCountsRow struct {
-	Status  string
-	N       int64
-	Overdue int64
-}
-
-func (q *Queries) WebSentCounts(ctx context.Context, arg WebSentCountsParams) ([]WebSentCountsRow, error) {
-	rows, err := q.db.Query(ctx, webSentCounts, arg.Agency, arg.Org)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var items []WebSentCountsRow
-	for rows.Next() {
-		var i WebSentCountsRow
-		if err := rows.Scan(&i.Status, &i.N, &i.Overdue); err != nil {
 			return nil, err
 		}
 		items = append(items, i)
