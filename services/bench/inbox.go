@@ -73,6 +73,10 @@ var pageSets = []pageSet{
 	{name: "sent", paths: func(s seeded) []string {
 		return []string{"/ui/sent", "/ui/sent?status=in_progress", "/ui/sent?overdue=1", "/ui/sent?from=" + s.month}
 	}},
+	{name: "action", paths: func(seeded) []string {
+		return []string{"/ui/action", "/ui/action?mine=1"}
+	}},
+	{name: "case", paths: func(s seeded) []string { return []string{"/ui/cases/" + s.caseID} }},
 	{name: "inbox_api", api: true, paths: func(seeded) []string { return []string{"/api/v1/inbox?limit=100"} }},
 }
 

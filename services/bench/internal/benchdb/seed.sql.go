@@ -23,7 +23,7 @@ func (q *Queries) ReferralAnalyze(ctx context.Context) error {
 
 const referralSeed = `-- name: ReferralSeed :exec
 INSERT INTO core.referral (id, case_id, from_agency, to_agency, from_org, to_org, service, note, status, seq_in, seq_out,
-                           created_at, updated_at, received_at, overdue_at)
+                           created_at, updated_at, received_at, overdue_at, urgency, action_due)
 SELECT gen_random_uuid(),
        md5('case ' || (i / 9 * 3 + CASE WHEN i % 9 < 2 THEN 0 WHEN i % 9 < 5 THEN 1 ELSE 2 END))::uuid,
        CASE WHEN incoming THEN peer ELSE self END,
@@ -32,12 +32,17 @@ SELECT gen_random_uuid(),
        CASE WHEN incoming THEN org ELSE peer END,
        (ARRAY['family_support', 'crisis_shelter', 'psychological_help', 'disability_support', 'benefits_and_housing'])[1 + i % 5],
        'Seeded referral ' || i,
-       (ARRAY['completed', 'completed', 'completed', 'completed', 'completed', 'declined', 'declined', 'completed', 'cancelled', 'completed',
-              'completed', 'declined', 'completed', 'in_progress', 'completed', 'declined', 'completed', 'accepted', 'completed', 'on_hold'])[1 + i / 5 % 20],
+       st,
        CASE WHEN incoming THEN 1 ELSE 0 END, CASE WHEN incoming THEN 0 ELSE 1 END,
        at, at, at,
-       CASE WHEN i % 47 = 0 THEN at + interval '3 days' END
+       CASE WHEN i % 47 = 0 THEN at + interval '3 days' END,
+       CASE WHEN i % 5 = 1 THEN 'urgent' ELSE 'routine' END,
+       -- What the node has to do: its open incoming referrals, due to be
+       -- completed within 30 days of arriving (the needs-action view).
+       CASE WHEN incoming AND st IN ('accepted', 'in_progress', 'on_hold') THEN at + interval '30 days' END
 FROM (SELECT i, i % 5 <> 4 AS incoming,
+             (ARRAY['completed', 'completed', 'completed', 'completed', 'completed', 'declined', 'declined', 'completed', 'cancelled', 'completed',
+                    'completed', 'declined', 'completed', 'in_progress', 'completed', 'declined', 'completed', 'accepted', 'completed', 'on_hold'])[1 + i / 5 % 20] AS st,
              $1::text AS self,
              ($2::text[])[1 + i / 7 % cardinality($2::text[])] AS peer,
              (ARRAY[$1::text, $1::text, $1::text || '-north', $1::text || '-south', $1::text || '-east'])[1 + i / 3 % 5] AS org,

@@ -12,7 +12,6 @@ import (
 )
 
 const listCounts = `-- name: ListCounts :many
-
 SELECT status, service, sum(n)::bigint AS n, sum(overdue)::bigint AS overdue
 FROM (SELECT f.status, f.service, f.n, f.overdue FROM core.referral_count f
       WHERE f.agency = $1 AND f.side = $2 AND ($3::text IS NULL OR f.org = $3)
@@ -37,7 +36,6 @@ type ListCountsRow struct {
 	Overdue int64
 }
 
-// The counts of the inbox and sent pages (migration 00006).
 // How many referrals of this node's side ('in' or 'out') of one
 // organization (of any, for a NULL org) are in each status and service,
 // and how many of them are overdue: the folded counts plus the changes
