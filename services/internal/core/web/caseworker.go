@@ -2,9 +2,9 @@ package web
 
 import (
 	"errors"
-	"slices"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 

@@ -36,6 +36,24 @@ func (e BenefitDecisionDecision) Valid() bool {
 	}
 }
 
+// Defines values for CaseAccessVia.
+const (
+	CaseAccessViaApi CaseAccessVia = "api"
+	CaseAccessViaUi  CaseAccessVia = "ui"
+)
+
+// Valid indicates whether the value is a known member of the CaseAccessVia enum.
+func (e CaseAccessVia) Valid() bool {
+	switch e {
+	case CaseAccessViaApi:
+		return true
+	case CaseAccessViaUi:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for MoveBodyReasonCode.
 const (
 	MoveBodyReasonCodeDuplicate     MoveBodyReasonCode = "duplicate"
@@ -96,6 +114,24 @@ func (e PostConsentInputBodyDataCategories) Valid() bool {
 	}
 }
 
+// Defines values for PostReferralInputBodyUrgency.
+const (
+	PostReferralInputBodyUrgencyRoutine PostReferralInputBodyUrgency = "routine"
+	PostReferralInputBodyUrgencyUrgent  PostReferralInputBodyUrgency = "urgent"
+)
+
+// Valid indicates whether the value is a known member of the PostReferralInputBodyUrgency enum.
+func (e PostReferralInputBodyUrgency) Valid() bool {
+	switch e {
+	case PostReferralInputBodyUrgencyRoutine:
+		return true
+	case PostReferralInputBodyUrgencyUrgent:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for ScreeningResult.
 const (
 	ScreeningResultConcern ScreeningResult = "concern"
@@ -145,6 +181,37 @@ type Case struct {
 	Id        openapi_types.UUID `json:"id"`
 	Referrals *[]Referral        `json:"referrals"`
 	Timeline  *[]Step            `json:"timeline"`
+}
+
+// CaseAccess defines model for CaseAccess.
+type CaseAccess struct {
+	At     time.Time          `json:"at"`
+	CaseId openapi_types.UUID `json:"case_id"`
+
+	// Id The row's number, for paging (before_id).
+	Id int64 `json:"id"`
+
+	// Org The organization of this node they work for; absent for the node's own people.
+	Org *string `json:"org,omitempty"`
+
+	// ReferralId The referral opened; absent when the case as a whole was read.
+	ReferralId *openapi_types.UUID `json:"referral_id,omitempty"`
+
+	// Username The user, or the subject of the agency system's token.
+	Username string        `json:"username"`
+	Via      CaseAccessVia `json:"via"`
+}
+
+// CaseAccessVia defines model for CaseAccess.Via.
+type CaseAccessVia string
+
+// CaseAccessOutputBody defines model for CaseAccessOutputBody.
+type CaseAccessOutputBody struct {
+	// Schema A URL to the JSON Schema for this object.
+	//
+	// Examples: https://example.com/schemas/CaseAccessOutputBody.json
+	Schema *string       `json:"$schema,omitempty"`
+	Access *[]CaseAccess `json:"access"`
 }
 
 // Consent defines model for Consent.
@@ -556,9 +623,15 @@ type PostReferralInputBody struct {
 	// ToOrg The organization asked to help, of another node, as the directory lists it (GET /api/v1/directory); the referral goes to the node that hosts it.
 	ToOrg string `json:"to_org"`
 
+	// Urgency How soon the family needs the service: urgent comes first in the receiver's needs-action view. Omitted: urgent for a service that must be accepted within a day (a crisis service), else routine.
+	Urgency *PostReferralInputBodyUrgency `json:"urgency,omitempty"`
+
 	// Work This node's own work the receiver needs: health sends its screening.
 	Work *Work `json:"work,omitempty"`
 }
+
+// PostReferralInputBodyUrgency How soon the family needs the service: urgent comes first in the receiver's needs-action view. Omitted: urgent for a service that must be accepted within a day (a crisis service), else routine.
+type PostReferralInputBodyUrgency string
 
 // RedriveOutputBody defines model for RedriveOutputBody.
 type RedriveOutputBody struct {
@@ -576,11 +649,26 @@ type Referral struct {
 	// Schema A URL to the JSON Schema for this object.
 	//
 	// Examples: https://example.com/schemas/Referral.json
-	Schema *string            `json:"$schema,omitempty"`
-	CaseId openapi_types.UUID `json:"case_id"`
+	Schema *string `json:"$schema,omitempty"`
+
+	// ActionDue the deadline of that move, if it has one: accept by the sender's deadline, then complete by the service's
+	ActionDue *time.Time `json:"action_due,omitempty"`
+
+	// AssignedTo the user of the receiving organization it is assigned to
+	AssignedTo *string            `json:"assigned_to,omitempty"`
+	CaseId     openapi_types.UUID `json:"case_id"`
+
+	// CaseNumber the case's number, as people say it: the same at every node of the case (the last 48 bits of case_id in Crockford's base32)
+	CaseNumber string `json:"case_number"`
+
+	// ConsentExpiresAt until when the consent holds
+	ConsentExpiresAt *time.Time `json:"consent_expires_at,omitempty"`
 
 	// ConsentId the family's consent the referral was made under
 	ConsentId *openapi_types.UUID `json:"consent_id,omitempty"`
+
+	// ConsentPurpose what the family agreed to the sharing for
+	ConsentPurpose *string `json:"consent_purpose,omitempty"`
 
 	// ConsentRevoked the family revoked that consent: the referral is cancelled, and its receiver redacted what was shared
 	ConsentRevoked *bool     `json:"consent_revoked,omitempty"`
@@ -609,8 +697,14 @@ type Referral struct {
 	Id          openapi_types.UUID `json:"id"`
 
 	// KeyDestroyed its data key was destroyed (consent revoked, person erased): its events on the stream can no longer be opened, and no move is made on it any more
-	KeyDestroyed *bool  `json:"key_destroyed,omitempty"`
-	Note         string `json:"note"`
+	KeyDestroyed *bool `json:"key_destroyed,omitempty"`
+
+	// NeedsAction this node's organization has a move to make on it (a referral it received that has not ended)
+	NeedsAction *bool  `json:"needs_action,omitempty"`
+	Note        string `json:"note"`
+
+	// Opened someone of the receiving organization opened it
+	Opened *bool `json:"opened,omitempty"`
 
 	// Outcome what came of it, once completed
 	Outcome *string `json:"outcome,omitempty"`
@@ -620,6 +714,9 @@ type Referral struct {
 
 	// ParentId the referral this one was forwarded from
 	ParentId *openapi_types.UUID `json:"parent_id,omitempty"`
+
+	// PersonKnown it names its person, by the keyed pseudonym of a national id
+	PersonKnown *bool `json:"person_known,omitempty"`
 
 	// Reason why it was declined, held, failed or cancelled
 	Reason *string `json:"reason,omitempty"`
@@ -646,6 +743,9 @@ type Referral struct {
 	// ToOrgName The receiving organization's name, as the directory lists it.
 	ToOrgName *string   `json:"to_org_name,omitempty"`
 	UpdatedAt time.Time `json:"updated_at"`
+
+	// Urgency routine or urgent, as the referrer set it
+	Urgency string `json:"urgency"`
 
 	// Work the work records the referral's events carried, either way: a screening, an assessment and learning plan, a benefit decision, a shelter placement
 	Work *Work `json:"work,omitempty"`
@@ -740,6 +840,23 @@ type Work struct {
 
 	// Screening A health check (health).
 	Screening *Screening `json:"screening,omitempty"`
+}
+
+// ListCaseAccessParams defines parameters for ListCaseAccess.
+type ListCaseAccessParams struct {
+	Limit *int64 `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// CaseId Only the openings of this case.
+	CaseId *openapi_types.UUID `form:"case_id,omitempty" json:"case_id,omitempty"`
+
+	// Username Only the openings by this user or token subject.
+	Username *string `form:"username,omitempty" json:"username,omitempty"`
+
+	// BeforeId Only openings older than the one with this id (the last id of the page before), to page back.
+	BeforeId *int64 `form:"before_id,omitempty" json:"before_id,omitempty"`
+
+	// Before With before_id: the at of that opening.
+	Before *time.Time `form:"before,omitempty" json:"before,omitempty"`
 }
 
 // ListConsentsParams defines parameters for ListConsents.
@@ -888,6 +1005,11 @@ func WithRequestEditorFn(fn RequestEditorFn) ClientOption {
 
 // The interface specification for the client above.
 type ClientInterface interface {
+
+	// ListCaseAccess Who opened which case and when (auditors and supervisors), newest first
+	//
+	// Corresponds with GET /api/v1/access-log (the `ListCaseAccess` operationId).
+	ListCaseAccess(ctx context.Context, params *ListCaseAccessParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// GetCase A case as this node sees it: its referrals in and out, and their timeline
 	//
@@ -1193,6 +1315,21 @@ type ClientInterface interface {
 	//
 	// Corresponds with GET /healthz (the `Health` operationId).
 	Health(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+}
+
+// ListCaseAccess Who opened which case and when (auditors and supervisors), newest first
+//
+// Corresponds with GET /api/v1/access-log (the `ListCaseAccess` operationId).
+func (c *Client) ListCaseAccess(ctx context.Context, params *ListCaseAccessParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListCaseAccessRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
 }
 
 // GetCase A case as this node sees it: its referrals in and out, and their timeline
@@ -1908,6 +2045,108 @@ func (c *Client) Health(ctx context.Context, reqEditors ...RequestEditorFn) (*ht
 		return nil, err
 	}
 	return c.Client.Do(req)
+}
+
+// NewListCaseAccessRequest constructs an http.Request for the ListCaseAccess method
+func NewListCaseAccessRequest(server string, params *ListCaseAccessParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/access-log")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.CaseId != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "case_id", *params.CaseId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "uuid"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Username != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "username", *params.Username, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.BeforeId != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "before_id", *params.BeforeId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Before != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "before", *params.Before, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "date-time"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
 }
 
 // NewGetCaseRequest constructs an http.Request for the GetCase method
@@ -3122,6 +3361,13 @@ func WithBaseURL(baseURL string) ClientOption {
 // ClientWithResponsesInterface is the interface specification for the client with responses above.
 type ClientWithResponsesInterface interface {
 
+	// ListCaseAccessWithResponse Who opened which case and when (auditors and supervisors), newest first
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/v1/access-log (the `ListCaseAccess` operationId).
+	ListCaseAccessWithResponse(ctx context.Context, params *ListCaseAccessParams, reqEditors ...RequestEditorFn) (*ListCaseAccessResponse, error)
+
 	// GetCaseWithResponse A case as this node sees it: its referrals in and out, and their timeline
 	//
 	// Returns a wrapper object for the known response body format(s).
@@ -3452,6 +3698,75 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /healthz (the `Health` operationId).
 	HealthWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*HealthResponse, error)
+}
+
+type ListCaseAccessResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *CaseAccessOutputBody
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *ErrorModel
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *ErrorModel
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *ErrorModel
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *ErrorModel
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListCaseAccessResponse) GetJSON200() *CaseAccessOutputBody {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ListCaseAccessResponse) GetApplicationproblemJSON401() *ErrorModel {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r ListCaseAccessResponse) GetApplicationproblemJSON403() *ErrorModel {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r ListCaseAccessResponse) GetApplicationproblemJSON422() *ErrorModel {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r ListCaseAccessResponse) GetApplicationproblemJSON500() *ErrorModel {
+	return r.ApplicationproblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r ListCaseAccessResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListCaseAccessResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListCaseAccessResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListCaseAccessResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
 }
 
 type GetCaseResponse struct {
@@ -5667,6 +5982,19 @@ func (r HealthResponse) ContentType() string {
 	return ""
 }
 
+// ListCaseAccessWithResponse Who opened which case and when (auditors and supervisors), newest first
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/v1/access-log (the `ListCaseAccess` operationId).
+func (c *ClientWithResponses) ListCaseAccessWithResponse(ctx context.Context, params *ListCaseAccessParams, reqEditors ...RequestEditorFn) (*ListCaseAccessResponse, error) {
+	rsp, err := c.ListCaseAccess(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListCaseAccessResponse(rsp)
+}
+
 // GetCaseWithResponse A case as this node sees it: its referrals in and out, and their timeline
 //
 // Returns a wrapper object for the known response body format(s).
@@ -6242,6 +6570,60 @@ func (c *ClientWithResponses) HealthWithResponse(ctx context.Context, reqEditors
 		return nil, err
 	}
 	return ParseHealthResponse(rsp)
+}
+
+// ParseListCaseAccessResponse parses an HTTP response from a ListCaseAccessWithResponse call
+func ParseListCaseAccessResponse(rsp *http.Response) (*ListCaseAccessResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListCaseAccessResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest CaseAccessOutputBody
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	}
+
+	return response, nil
 }
 
 // ParseGetCaseResponse parses an HTTP response from a GetCaseWithResponse call
