@@ -82,8 +82,8 @@ func (n *Network) Refused(name, method, path, body string, want int, text ...str
 // the bus's (package pkg/busstore) and the core's (package coredb).
 var StoreTables = []string{
 	"bus.dead_letter", "bus.goose_db_version", "bus.inbox", "bus.outbox", "bus.outbox_awaiting", "bus.outbox_published", "bus.relay_cursor",
-	"core.address_disclosure", "core.agency_key", "core.consent", "core.epoch_key", "core.escalation", "core.goose_db_version", "core.referral",
-	"core.referral_history", "core.sla_timer", "core.web_session", "core.web_user",
+	"core.address_disclosure", "core.agency_key", "core.case_access", "core.consent", "core.epoch_key", "core.escalation", "core.goose_db_version",
+	"core.referral", "core.referral_count", "core.referral_count_delta", "core.referral_history", "core.sla_timer", "core.web_session", "core.web_user",
 }
 
 // WantTables fails the test unless node name's store holds exactly the
