@@ -281,7 +281,7 @@ func TestBrowserDomesticViolence(t *testing.T) {
 		chromedp.WaitVisible(`#status[data-status="in_progress"]`, chromedp.ByQuery),
 	)
 	var caseID, shelterURL string
-	shelter.run("read the case", chromedp.Text("dl.details code", &caseID, chromedp.ByQuery), chromedp.Location(&shelterURL))
+	shelter.run("read the case", chromedp.Text("#case-link", &caseID, chromedp.ByQuery), chromedp.Location(&shelterURL))
 	shelterPath := strings.TrimPrefix(shelterURL, shelter.base)
 	shelter.open("/ui/new?case=" + caseID)
 	shelter.run("the shelter refers the mother to the perinatal centre, with its address",
