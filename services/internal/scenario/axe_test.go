@@ -76,6 +76,14 @@ var a11yPages = []a11yPage{
 	{"kz-zhan-saya-caseworker", "/ui/inbox", ""},
 	{"kz-zhan-saya-caseworker", "/ui/referrals/{received}", ""},
 	{"ngo-auditor", "/ui/referrals/{placed}", ""},
+	{"kz-zhan-saya-caseworker", "/ui/action", "needs-action"},
+	{"social-supervisor", "/ui/cases/{case}", "case"},
+	{"social-supervisor", "/ui/search", ""},
+	{"social-supervisor", "/ui/directory", ""},
+	{"social-supervisor", "/ui/dashboard", "dashboard"},
+	{"social-supervisor", "/ui/users", ""},
+	{"social-supervisor", "/ui/dead-letters", ""},
+	{"social-supervisor", "/ui/access-log", ""},
 }
 
 // TestBrowserAccessibility runs axe-core on every page of the UI
