@@ -68,7 +68,7 @@ var a11yPages = []a11yPage{
 	{"social-supervisor", "/ui/sent", ""},
 	{"social-supervisor", "/ui/new", ""},
 	{"social-supervisor", "/ui/new?case={case}", ""},
-	{"social-supervisor", "/ui/erase", "erase"},
+	{"social-supervisor", "/ui/erase", ""},
 	{"social-supervisor", "/ui/referrals/{accepted}", ""},
 	{"social-supervisor", "/ui/referrals/{sent}", ""},
 	{"social-supervisor", "/ui/referrals/{placed}", ""},
