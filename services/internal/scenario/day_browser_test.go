@@ -71,10 +71,12 @@ func TestBrowserCaseworkersDay(t *testing.T) {
 	sh.open("/ui/referrals/" + legal.ID.String())
 	const typed = "No lawyer is free this week"
 	sh.run("type a reason", chromedp.WaitVisible("#decline-reason", chromedp.ByQuery), chromedp.SendKeys("#decline-reason", typed, chromedp.ByQuery))
-	// Another referral arrives meanwhile: the live refresh keeps the text.
-	other := refer("social", "kz-almaty-fsc-almaly", "kz-zhan-saya", "psychological_help")
-	nodetest.Eventually(t, 30*time.Second, n.WantStatus("ngo", other.ID, "received"))
-	time.Sleep(500 * time.Millisecond) // several of the UI's polls: a refresh, if any, has happened
+	// Another referral arrives meanwhile: the live refresh of the forms,
+	// once it has been answered, keeps the text.
+	sh.run("count the forms' refreshes", chromedp.Evaluate(`window.refreshed = 0;
+		document.body.addEventListener("htmx:afterRequest", e => { if (e.detail.elt.id === "actions") window.refreshed++ }); true`, nil))
+	refer("social", "kz-almaty-fsc-almaly", "kz-zhan-saya", "psychological_help")
+	sh.run("the forms are refreshed", chromedp.Poll("window.refreshed > 0", nil, chromedp.WithPollingTimeout(30*time.Second)))
 	var kept string
 	sh.run("the typed reason stays", chromedp.Value("#decline-reason", &kept, chromedp.ByQuery))
 	if kept != typed {

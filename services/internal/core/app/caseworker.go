@@ -38,6 +38,15 @@ func deadline(t *time.Time) *time.Time {
 	return t
 }
 
+// ActionKey is what the needs-action view sorts and pages r by
+// (ActionFilter.AfterDue): its deadline, or after every deadline for none.
+func (r Referral) ActionKey() time.Time {
+	if r.ActionDue != nil {
+		return *r.ActionDue
+	}
+	return noDeadline
+}
+
 // actionDue is the deadline of the move this node has to make on r once
 // it is in state next: none (NULL) on a referral it sent or that ended;
 // complete by the service's deadline once accepted; else as it was.

@@ -80,7 +80,7 @@ func (u *UI) actionPage(w http.ResponseWriter, r *http.Request) {
 				v.Set(k, s)
 			}
 		}
-		v.Set("after", dueOf(last).Format(time.RFC3339Nano)+"_"+last.ID.String())
+		v.Set("after", last.ActionKey().Format(time.RFC3339Nano)+"_"+last.ID.String())
 		d.Later = "/ui/action?" + v.Encode()
 		rs = rs[:pageSize]
 	}
@@ -98,15 +98,6 @@ func (u *UI) actionPage(w http.ResponseWriter, r *http.Request) {
 		d.Rows = append(d.Rows, row)
 	}
 	u.render(w, r, http.StatusOK, "action", "action", d, "")
-}
-
-// dueOf is the deadline a referral is sorted by in the needs-action
-// view, as app.ActionFilter pages by it.
-func dueOf(r app.Referral) time.Time {
-	if r.ActionDue != nil {
-		return *r.ActionDue
-	}
-	return time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC)
 }
 
 // assign assigns a referral (form: to = a user name, "me", or empty for
